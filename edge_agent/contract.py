@@ -1,0 +1,348 @@
+"""The MQTT wire contract between the edge agent and the dashboard plugin.
+
+Both sides import this module, and it imports nothing heavier than pydantic (no numpy, no numba),
+so the plugin can run on a home server without the analysis stack.
+
+Topics (``<base>`` defaults to ``footfall``)::
+
+    <base>/<device_id>/status    retained "online" / "offline" (last will)        agent → all
+    <base>/<device_id>/summary   WindowSummary, QoS 1, through the outbox          agent → plugin
+    <base>/<device_id>/run       RunSummary, QoS 1, through the outbox             agent → plugin
+    <base>/<device_id>/live      LiveUpdate, QoS 0, ~1 Hz, not stored              agent → plugin
+    <base>/<device_id>/ack       Ack (highest contiguous seq + gaps), QoS 1        plugin → agent
+    <base>/<device_id>/alert     Alert, QoS 1                                       plugin → all
+
+End-to-end delivery (DESIGN.md §6): every outbox message carries ``stream_id`` (random, fixed for
+the life of the agent's outbox database) and ``seq`` (1, 2, 3 … within that stream). The plugin
+stores each ``msg_id`` once and answers with an :class:`Ack` naming the highest contiguous
+``seq`` it holds for the stream and any missing ranges below the highest it has seen; the agent
+deletes acknowledged rows and re-sends the missing ones.
+
+Compatibility: ``schema_version`` is bumped on any incompatible change; a receiver rejects a
+version it does not know. Unknown extra fields are ignored so that additive changes do not
+require a lockstep upgrade. Numbers must be finite (NaN/inf rejected).
+
+Run ``python -m edge_agent.contract`` to regenerate ``docs/mqtt-schema.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+SCHEMA_VERSION = 1
+#: Payloads above this size are rejected before parsing (hostile or broken publishers).
+MAX_PAYLOAD_BYTES = 256 * 1024
+DEFAULT_BASE_TOPIC = "footfall"
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+_DEVICE_ID_RE = re.compile(DEVICE_ID_PATTERN)
+
+Side = Literal["left", "right"]
+StrikeZone = Literal["rearfoot", "midfoot", "forefoot"]
+LoadingRateMethod = Literal["impact_peak", "fallback"]
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+NonNeg = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=0)]
+Unit = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+
+
+class WireModel(BaseModel):
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False, populate_by_name=True)
+
+
+class Envelope(WireModel):
+    """Fields every stored message carries."""
+
+    schema_version: int = Field(default=SCHEMA_VERSION, title="Schema version")
+    msg_id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9:_-]+$", title="Unique id (dedupe)")
+    device_id: str = Field(pattern=DEVICE_ID_PATTERN, title="Device id")
+    stream_id: str = Field(min_length=4, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", title="Outbox stream id")
+    seq: int = Field(ge=1, title="Sequence number in the stream")
+    device_time: Finite = Field(title="Device clock when created (Unix s)")
+    runner: str | None = Field(default=None, max_length=64, title="Runner name (several per household)")
+
+
+class ZoneCounts(WireModel):
+    rearfoot: Count = 0
+    midfoot: Count = 0
+    forefoot: Count = 0
+
+    @property
+    def total(self) -> int:
+        return self.rearfoot + self.midfoot + self.forefoot
+
+
+class Stat(WireModel):
+    """Distribution of one measure over the steps of a window or a run (None when no steps)."""
+
+    n: Count = 0
+    mean: Finite | None = None
+    sd: Finite | None = None
+    p90: Finite | None = None
+    max: Finite | None = None
+
+
+class FootStats(WireModel):
+    """Per-foot aggregates."""
+
+    steps: Count = 0
+    zones: ZoneCounts = Field(default_factory=ZoneCounts)
+    zone_uncertain: Count = Field(default=0, title="Steps within ±0.07 SI of a zone boundary")
+    strike_index: Stat = Field(default_factory=Stat, title="Strike index (0 heel … 1 toe)")
+    valr_bw_s: Stat = Field(default_factory=Stat, title="Vertical average loading rate (BW/s)")
+    vilr_bw_s: Stat = Field(default_factory=Stat, title="Vertical instantaneous loading rate (BW/s)")
+    impact_peak_share: Unit | None = Field(default=None, title="Share of steps with an impact peak")
+    contact_ms: Stat = Field(default_factory=Stat, title="Ground contact time (ms)")
+    flight_ms: Stat = Field(default_factory=Stat, title="Flight time before this foot's contact (ms)")
+    peak_force_bw: Stat = Field(default_factory=Stat, title="Peak vertical force (BW)")
+    impulse_bw_s: Stat = Field(default_factory=Stat, title="Vertical impulse (BW·s)")
+    cop_ml_excursion: Stat = Field(default_factory=Stat, title="CoP medial–lateral excursion (insole widths)")
+
+
+class Asymmetry(WireModel):
+    """Left/right asymmetry: SI% = (R − L) / (0.5 (R + L)) × 100 (Herzog 1989) and the
+    symmetry angle (Zifchock 2008, in % of 90°), which stays stable near zero."""
+
+    contact_ms_pct: Finite | None = None
+    valr_pct: Finite | None = None
+    peak_force_pct: Finite | None = None
+    strike_index_pct: Finite | None = None
+    contact_ms_sa: Finite | None = None
+    valr_sa: Finite | None = None
+    peak_force_sa: Finite | None = None
+
+
+class Quality(WireModel):
+    frames: Count = Field(default=0, title="Frames processed")
+    dropped_frames: Count = Field(default=0, title="Frames missing (counter gaps)")
+    late_frames: Count = Field(default=0, title="Frames older than the last one (time going backwards)")
+    corrupt_frames: Count = Field(default=0, title="Frames rejected (length, checksum, NaN)")
+    saturated_samples: Count = Field(default=0, title="Samples at the sensor's maximum")
+    saturated_sensors: list[int] = Field(default_factory=list, max_length=2048, title="Sensors stuck at max")
+    silent_sensors: list[int] = Field(default_factory=list, max_length=2048, title="Sensors that never load")
+    calibration_age_s: NonNeg | None = Field(default=None, title="Seconds since the last zero/BW calibration")
+    loading_rate_low_confidence: bool = Field(default=False, title="Sample rate below 200 Hz")
+    sample_rate_hz: NonNeg | None = None
+
+
+class StepRecord(WireModel):
+    """One step, compact: lets the dashboard draw per-step scatter plots and CoP maps."""
+
+    side: Side
+    t: Finite = Field(title="Initial contact, device time (Unix s)")
+    contact_ms: NonNeg
+    strike_index: Unit | None = None
+    strike_zone: StrikeZone | None = None
+    valr_bw_s: Finite | None = None
+    vilr_bw_s: Finite | None = None
+    impact_peak: bool = False
+    peak_force_bw: NonNeg | None = None
+    cop_x: Unit | None = Field(default=None, title="CoP at initial contact, heel→toe")
+    cop_y: Unit | None = Field(default=None, title="CoP at initial contact, medial→lateral")
+
+
+class WindowSummary(Envelope):
+    """One summary window (default 10 s) of a run."""
+
+    kind: Literal["summary"] = "summary"
+    run_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9:_-]+$")
+    window_index: int = Field(ge=0)
+    t_start: Finite = Field(title="Window start, device time (Unix s)")
+    t_end: Finite = Field(title="Window end, device time (Unix s)")
+    activity: Literal["running", "walking", "standing", "unknown"] = "running"
+    steps: Count = 0
+    cadence_spm: NonNeg | None = Field(default=None, title="Steps per minute, both feet")
+    duty_factor: Unit | None = Field(default=None, title="Contact / stride time")
+    left: FootStats = Field(default_factory=FootStats)
+    right: FootStats = Field(default_factory=FootStats)
+    asymmetry: Asymmetry = Field(default_factory=Asymmetry)
+    quality: Quality = Field(default_factory=Quality)
+    body_mass_kg: NonNeg | None = None
+    step_records: list[StepRecord] = Field(default_factory=list, max_length=2000)
+
+
+class RunSummary(Envelope):
+    """The whole run, sent when the agent decides the run has ended."""
+
+    kind: Literal["run"] = "run"
+    run_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9:_-]+$")
+    started_at: Finite
+    ended_at: Finite
+    duration_s: NonNeg
+    windows: Count = 0
+    steps: Count = 0
+    cadence_spm: NonNeg | None = None
+    duty_factor: Unit | None = None
+    left: FootStats = Field(default_factory=FootStats)
+    right: FootStats = Field(default_factory=FootStats)
+    asymmetry: Asymmetry = Field(default_factory=Asymmetry)
+    quality: Quality = Field(default_factory=Quality)
+    body_mass_kg: NonNeg | None = None
+    profile: str | None = Field(default=None, max_length=64)
+
+
+class LiveUpdate(WireModel):
+    """~1 Hz, QoS 0, never stored: what is happening right now."""
+
+    schema_version: int = SCHEMA_VERSION
+    kind: Literal["live"] = "live"
+    device_id: str = Field(pattern=DEVICE_ID_PATTERN)
+    device_time: Finite
+    activity: Literal["running", "walking", "standing", "idle", "unknown"] = "unknown"
+    run_id: str | None = None
+    cadence_spm: NonNeg | None = None
+    last_side: Side | None = None
+    last_strike_index: Unit | None = None
+    last_strike_zone: StrikeZone | None = None
+    last_valr_bw_s: Finite | None = None
+    steps_in_run: Count = 0
+    outbox_backlog: Count = 0
+
+
+class Ack(WireModel):
+    """Plugin → agent: what the plugin has durably stored for one stream."""
+
+    schema_version: int = SCHEMA_VERSION
+    kind: Literal["ack"] = "ack"
+    device_id: str = Field(pattern=DEVICE_ID_PATTERN)
+    stream_id: str = Field(min_length=4, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    acked_seq: int = Field(ge=0, title="Highest contiguous seq stored (0 = none)")
+    missing: list[tuple[int, int]] = Field(
+        default_factory=list, max_length=256, title="Inclusive seq ranges to resend"
+    )
+    receiver: str = Field(default="plugin", max_length=64)
+
+
+Severity = Literal["info", "warning", "critical"]
+AlertKind = Literal[
+    "loading_spike",
+    "valr_absolute",
+    "strike_transition",
+    "fatigue_drift",
+    "asymmetry",
+    "training_load",
+]
+
+
+class Alert(WireModel):
+    """Plugin → everyone: a risk-engine finding, phrased for the runner."""
+
+    schema_version: int = SCHEMA_VERSION
+    kind: Literal["alert"] = "alert"
+    alert_id: str = Field(min_length=8, max_length=64)
+    rule: AlertKind
+    severity: Severity
+    confidence: Unit
+    title: str = Field(max_length=200)
+    message: str = Field(max_length=4000)
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    device_id: str | None = None
+    runner: str | None = None
+    run_id: str | None = None
+    created_at: Finite
+
+
+StoredMessage = Annotated[WindowSummary | RunSummary, Field(discriminator="kind")]
+_stored_adapter: TypeAdapter[WindowSummary | RunSummary] = TypeAdapter(StoredMessage)
+
+
+class PayloadError(ValueError):
+    """A payload was rejected; ``reason`` is a short machine-readable cause for counters."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def parse_stored_message(payload: bytes | str) -> WindowSummary | RunSummary:
+    """Validate an agent→plugin payload, rejecting oversized, non-JSON, unknown-version input."""
+    raw = payload.encode() if isinstance(payload, str) else payload
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        raise PayloadError("oversized", f"{len(raw)} bytes > {MAX_PAYLOAD_BYTES}")
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise PayloadError("not_json", str(err)[:200]) from None
+    if not isinstance(data, dict):
+        raise PayloadError("not_object", f"top level is {type(data).__name__}")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise PayloadError("unknown_version", f"schema_version {version!r} (supported: {SCHEMA_VERSION})")
+    try:
+        return _stored_adapter.validate_python(data)
+    except ValueError as err:
+        raise PayloadError("invalid", str(err)[:500]) from None
+
+
+def new_msg_id() -> str:
+    return uuid.uuid4().hex
+
+
+def new_stream_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def valid_device_id(device_id: str) -> bool:
+    return bool(_DEVICE_ID_RE.match(device_id))
+
+
+class Topics:
+    """Topic names for one device under a base topic."""
+
+    def __init__(self, device_id: str, base: str = DEFAULT_BASE_TOPIC) -> None:
+        if not valid_device_id(device_id):
+            raise ValueError(f"device_id {device_id!r} must match {DEVICE_ID_PATTERN}")
+        self.base = base.rstrip("/")
+        self.device_id = device_id
+        root = f"{self.base}/{device_id}"
+        self.status = f"{root}/status"
+        self.summary = f"{root}/summary"
+        self.run = f"{root}/run"
+        self.live = f"{root}/live"
+        self.ack = f"{root}/ack"
+        self.alert = f"{root}/alert"
+
+    @staticmethod
+    def wildcard(base: str = DEFAULT_BASE_TOPIC, leaf: str = "+") -> str:
+        return f"{base.rstrip('/')}/+/{leaf}"
+
+    @staticmethod
+    def split(topic: str, base: str = DEFAULT_BASE_TOPIC) -> tuple[str, str] | None:
+        """``footfall/dev1/summary`` → ``("dev1", "summary")``; None if not ours."""
+        prefix = base.rstrip("/") + "/"
+        if not topic.startswith(prefix):
+            return None
+        rest = topic[len(prefix) :].split("/")
+        if len(rest) != 2 or not valid_device_id(rest[0]):
+            return None
+        return rest[0], rest[1]
+
+
+def json_schema() -> dict[str, Any]:
+    """One JSON Schema document covering every message of the contract."""
+    models: list[type[BaseModel]] = [WindowSummary, RunSummary, LiveUpdate, Ack, Alert]
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "footfall MQTT contract",
+        "description": (__doc__ or "").strip().split("\n\n")[0],
+        "schema_version": SCHEMA_VERSION,
+        "messages": {m.__name__: m.model_json_schema() for m in models},
+    }
+
+
+def main() -> None:
+    out = Path(__file__).resolve().parent.parent / "docs" / "mqtt-schema.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(json_schema(), indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
