@@ -1,0 +1,63 @@
+"""The per-step measurement record shared by the analysis, the aggregator, the CLI and the pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+Side = Literal["left", "right"]
+StrikeZone = Literal["rearfoot", "midfoot", "forefoot"]
+
+#: Strike-index zone boundaries (Cavanagh & Lafortune 1980): rearfoot < 1/3 ≤ midfoot ≤ 2/3 < forefoot.
+REARFOOT_MAX = 1.0 / 3.0
+FOREFOOT_MIN = 2.0 / 3.0
+#: Moticon CoP error in running ≈ 18 mm (Morin 2022) ≈ ±0.07 of foot length: steps whose strike
+#: index lies this close to a zone boundary are flagged ``zone_uncertain``.
+ZONE_UNCERTAINTY = 0.07
+
+
+def strike_zone(si: float) -> StrikeZone:
+    if si < REARFOOT_MAX:
+        return "rearfoot"
+    if si > FOREFOOT_MIN:
+        return "forefoot"
+    return "midfoot"
+
+
+def zone_uncertain(si: float) -> bool:
+    return abs(si - REARFOOT_MAX) < ZONE_UNCERTAINTY or abs(si - FOREFOOT_MIN) < ZONE_UNCERTAINTY
+
+
+@dataclass(slots=True)
+class Step:
+    """One foot contact, from initial contact to toe-off.
+
+    Times are seconds on the recording's (or device's) clock. Forces are in body weights (BW).
+    ``strike_index`` is None for single-zone insoles (no centre of pressure).
+    ``lr_method`` says how VALR/VILR were measured: ``impact_peak`` (20–80 % of the vertical
+    impact peak) or ``fallback`` (no impact peak; see ``edge_agent/kernels`` for the definition).
+    """
+
+    side: Side
+    t_contact: float
+    t_toe_off: float
+    contact_ms: float
+    strike_index: float | None
+    strike_zone: StrikeZone | None
+    zone_uncertain: bool
+    impact_peak: bool
+    valr_bw_s: float | None
+    vilr_bw_s: float | None
+    lr_method: Literal["impact_peak", "fallback"]
+    lr_low_confidence: bool
+    peak_force_bw: float
+    impulse_bw_s: float
+    cop_x: float | None = None
+    cop_y: float | None = None
+    cop_path: float | None = None
+    cop_ml_excursion: float | None = None
+    flight_ms: float | None = None
+    impact_peak_bw: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
