@@ -1,0 +1,458 @@
+"""JSON API of the dashboard (documented in docs/dashboard.md).
+
+Handlers validate every query parameter (a bad one is a 400 naming the parameter and the value)
+and call the synchronous, thread-safe ``Store`` through ``asyncio.to_thread`` so one slow SQLite
+query never stalls the event loop (and with it the live SSE streams).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import math
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from plugin.web.context import DashboardContext, SettingSpec
+
+log = logging.getLogger(__name__)
+
+CTX_KEY: web.AppKey[DashboardContext] = web.AppKey("footfall_ctx", DashboardContext)
+_ID_RE = re.compile(r"^[A-Za-z0-9:_-]{1,64}$")
+_DEVICE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+PERIODS = ("run", "day", "week")
+EXPORT_FORMATS = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
+MASK = "••••••"
+
+
+class ApiError(Exception):
+    """An error answered as ``{"error": message}`` with ``status``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _json_default(obj: object) -> object:
+    if isinstance(obj, (bytes, bytearray)):
+        return obj.decode("utf-8", "replace")
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(mode="json")  # type: ignore[no-any-return, attr-defined]
+    return str(obj)
+
+
+def _clean(obj: Any) -> Any:
+    """Replace NaN/inf (not valid JSON) by None, recursively."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    body = json.dumps(_clean(data), default=_json_default, ensure_ascii=False, allow_nan=False)
+    return web.Response(text=body, status=status, content_type="application/json")
+
+
+# ---------------------------------------------------------------- query parsing
+
+
+def parse_time(name: str, raw: str | None) -> float | None:
+    """Unix seconds, or an ISO 8601 date / date-time (naive means UTC) → Unix seconds."""
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        try:
+            dt = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            raise ApiError(
+                400, f"query parameter {name!r}: expected ISO 8601 date/time or Unix seconds, got {raw[:40]!r}"
+            ) from None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        return dt.timestamp()
+    if not math.isfinite(value) or not 0 <= value < 1e11:
+        raise ApiError(400, f"query parameter {name!r}: {raw[:40]!r} is not a plausible Unix time")
+    return value
+
+
+def parse_int(name: str, raw: str | None, default: int, lo: int, hi: int) -> int:
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f"query parameter {name!r}: expected an integer, got {raw[:40]!r}") from None
+    if not lo <= value <= hi:
+        raise ApiError(400, f"query parameter {name!r}: {value} outside {lo}…{hi}")
+    return value
+
+
+def parse_bool(name: str, raw: str | None, default: bool) -> bool:
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes"):
+        return True
+    if raw.lower() in ("0", "false", "no"):
+        return False
+    raise ApiError(400, f"query parameter {name!r}: expected true/false, got {raw[:40]!r}")
+
+
+def parse_choice(name: str, raw: str | None, choices: tuple[str, ...] | list[str], default: str) -> str:
+    if raw is None or raw == "":
+        return default
+    if raw not in choices:
+        raise ApiError(400, f"query parameter {name!r}: {raw[:40]!r} is not one of {', '.join(choices)}")
+    return raw
+
+
+def parse_device(raw: str | None) -> str | None:
+    if raw is None or raw == "":
+        return None
+    if not _DEVICE_RE.match(raw):
+        raise ApiError(400, f"query parameter 'device_id': {raw[:40]!r} is not a valid device id")
+    return raw
+
+
+def parse_runner(raw: str | None) -> str | None:
+    if raw is None or raw == "":
+        return None
+    if len(raw) > 64:
+        raise ApiError(400, "query parameter 'runner': longer than 64 characters")
+    return raw
+
+
+def _check_unknown(request: web.Request, allowed: set[str]) -> None:
+    unknown = sorted(set(request.query) - allowed)
+    if unknown:
+        raise ApiError(400, f"unknown query parameter(s): {', '.join(unknown)[:200]} (allowed: "
+                            f"{', '.join(sorted(allowed)) or 'none'})")
+
+
+def _path_id(request: web.Request, name: str) -> str:
+    value = request.match_info[name]
+    if not _ID_RE.match(value):
+        raise ApiError(400, f"{name} {value[:64]!r} is not a valid id ([A-Za-z0-9:_-], ≤ 64 chars)")
+    return value
+
+
+def _ctx(request: web.Request) -> DashboardContext:
+    return request.app[CTX_KEY]
+
+
+async def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+# ---------------------------------------------------------------- handlers
+
+
+async def health(request: web.Request) -> web.Response:
+    ctx = _ctx(request)
+    data = dict(ctx.health())
+    data["web"] = {"live_clients": ctx.hub.subscriber_count, "auth": "token" if ctx.token else "loopback-open"}
+    return json_response(data)
+
+
+def _risk_level(ctx: DashboardContext) -> str:
+    if ctx.risk is not None:
+        return ctx.risk()
+    from plugin.risk import risk_level  # the backend's default; imported late so tests can inject
+
+    return str(risk_level(ctx.store))
+
+
+async def overview(request: web.Request) -> web.Response:
+    """Everything the overview page shows at load time, in one round trip."""
+    _check_unknown(request, {"device_id"})
+    ctx = _ctx(request)
+    device = parse_device(request.query.get("device_id"))
+
+    def gather() -> dict[str, Any]:
+        try:
+            level = _risk_level(ctx)
+        except Exception:  # the page still works without the risk engine; say why in the log
+            log.exception("risk level unavailable")
+            level = "unknown"
+        return {
+            "latest_run": ctx.store.latest_run(device),
+            "risk_level": level,
+            "alerts": ctx.store.list_alerts(limit=5, include_acked=False),
+            "devices": ctx.store.devices(),
+            "runners": ctx.store.runners(),
+        }
+
+    return json_response(await _call(gather))
+
+
+async def list_runs(request: web.Request) -> web.Response:
+    _check_unknown(request, {"device_id", "runner", "since", "until", "limit", "offset"})
+    q = request.query
+    limit = parse_int("limit", q.get("limit"), 100, 1, 1000)
+    offset = parse_int("offset", q.get("offset"), 0, 0, 10_000_000)
+    since, until = parse_time("since", q.get("since")), parse_time("until", q.get("until"))
+    if since is not None and until is not None and until < since:
+        raise ApiError(400, "query parameters: 'until' is before 'since'")
+    runs = await _call(
+        _ctx(request).store.list_runs,
+        device_id=parse_device(q.get("device_id")),
+        runner=parse_runner(q.get("runner")),
+        since=since,
+        until=until,
+        limit=limit,
+        offset=offset,
+    )
+    return json_response(
+        {"runs": runs, "limit": limit, "offset": offset, "next_offset": offset + limit if len(runs) == limit else None}
+    )
+
+
+async def get_run(request: web.Request) -> web.Response:
+    _check_unknown(request, set())
+    run_id = _path_id(request, "run_id")
+    run = await _call(_ctx(request).store.get_run, run_id)
+    if run is None:
+        raise ApiError(404, f"run {run_id!r} not found")
+    return json_response(run)
+
+
+async def trends(request: web.Request) -> web.Response:
+    _check_unknown(request, {"period", "since", "until", "runner", "device_id"})
+    from plugin.trends import trends as compute_trends
+
+    q = request.query
+    since, until = parse_time("since", q.get("since")), parse_time("until", q.get("until"))
+    if since is not None and until is not None and until < since:
+        raise ApiError(400, "query parameters: 'until' is before 'since'")
+    data = await _call(
+        compute_trends,
+        _ctx(request).store,
+        period=parse_choice("period", q.get("period"), PERIODS, "week"),
+        since=since,
+        until=until,
+        runner=parse_runner(q.get("runner")),
+        device_id=parse_device(q.get("device_id")),
+    )
+    return json_response(data)
+
+
+async def list_alerts(request: web.Request) -> web.Response:
+    _check_unknown(request, {"since", "limit", "include_acked"})
+    q = request.query
+    alerts = await _call(
+        _ctx(request).store.list_alerts,
+        since=parse_time("since", q.get("since")),
+        limit=parse_int("limit", q.get("limit"), 100, 1, 1000),
+        include_acked=parse_bool("include_acked", q.get("include_acked"), True),
+    )
+    return json_response({"alerts": alerts})
+
+
+async def _json_body(request: web.Request, *, optional: bool = False) -> dict[str, Any]:
+    if not request.can_read_body:
+        if optional:
+            return {}
+        raise ApiError(400, "request body: expected a JSON object")
+    if request.content_type != "application/json":
+        raise ApiError(415, f"request body: Content-Type must be application/json, not {request.content_type!r}")
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ApiError(400, f"request body: invalid JSON ({str(err)[:120]})") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, f"request body: expected a JSON object, got {type(body).__name__}")
+    return body
+
+
+async def ack_alert(request: web.Request) -> web.Response:
+    ctx = _ctx(request)
+    alert_id = _path_id(request, "alert_id")
+    body = await _json_body(request, optional=True)
+    by = body.get("by", "dashboard")
+    if not isinstance(by, str) or not 1 <= len(by) <= 64:
+        raise ApiError(400, "request body: 'by' must be a string of 1–64 characters")
+    if not await _call(ctx.store.ack_alert, alert_id, by):
+        raise ApiError(404, f"alert {alert_id!r} not found")
+    ctx.hub.publish("alert_ack", {"alert_id": alert_id, "by": by})
+    return json_response({"ok": True, "alert_id": alert_id, "by": by})
+
+
+# ---------------------------------------------------------------- settings
+
+
+def mask_url(url: str) -> str:
+    """``tgram://bot123:secret/chat`` → ``tgram://••••••#1a2b3c``: scheme kept, credentials never shown;
+    the hash suffix tells entries apart and lets a POST send the mask back to keep a value."""
+    scheme = url.split("://", 1)[0] if "://" in url else "url"
+    return f"{scheme[:16]}://{MASK}#{hashlib.sha256(url.encode()).hexdigest()[:6]}"
+
+
+def _masked(spec: SettingSpec, value: Any) -> Any:
+    if not spec.secret or value is None:
+        return value
+    if isinstance(value, list):
+        return [mask_url(str(v)) for v in value]
+    return MASK if value else value
+
+
+def _validate(spec: SettingSpec, value: Any, current: Any) -> Any:
+    where = f"setting {spec.key!r}"
+    if value is None:
+        return None
+    if spec.type in ("float", "int"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ApiError(400, f"{where}: expected a number, got {type(value).__name__}")
+        if not math.isfinite(value):
+            raise ApiError(400, f"{where}: must be finite")
+        if spec.type == "int" and value != int(value):
+            raise ApiError(400, f"{where}: expected an integer, got {value}")
+        if (spec.min is not None and value < spec.min) or (spec.max is not None and value > spec.max):
+            raise ApiError(400, f"{where}: {value} outside {spec.min}…{spec.max} {spec.unit}".rstrip())
+        return int(value) if spec.type == "int" else float(value)
+    if spec.type == "bool":
+        if not isinstance(value, bool):
+            raise ApiError(400, f"{where}: expected true/false")
+        return value
+    if spec.type == "str":
+        if not isinstance(value, str) or len(value) > spec.max_length:
+            raise ApiError(400, f"{where}: expected a string of at most {spec.max_length} characters")
+        if spec.secret and value == MASK:
+            return current
+        return value
+    # url_list
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ApiError(400, f"{where}: expected a list of strings")
+    if len(value) > spec.max_items:
+        raise ApiError(400, f"{where}: at most {spec.max_items} entries")
+    known = {mask_url(u): u for u in (current or []) if isinstance(u, str)}
+    out: list[str] = []
+    for i, item in enumerate(v.strip() for v in value):
+        if not item:
+            continue
+        if item in known:  # the browser sent the mask back: keep the stored secret
+            out.append(known[item])
+            continue
+        if MASK in item:
+            raise ApiError(400, f"{where}[{i}]: masked value does not match a stored URL; re-enter it")
+        if len(item) > spec.max_length or not re.match(r"^[a-z][a-z0-9+.-]{1,15}://\S+$", item):
+            raise ApiError(400, f"{where}[{i}]: expected an Apprise URL like 'ntfy://topic'")
+        out.append(item)
+    return out
+
+
+def _read_settings(ctx: DashboardContext) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for spec in ctx.settings_schema:
+        value = ctx.store.get_setting(spec.key)
+        out[spec.key] = spec.default if value is None else value
+    return out
+
+
+async def get_settings(request: web.Request) -> web.Response:
+    ctx = _ctx(request)
+    values = await _call(_read_settings, ctx)
+    return json_response(
+        {
+            "settings": {s.key: _masked(s, values[s.key]) for s in ctx.settings_schema},
+            "schema": [s.as_json() for s in ctx.settings_schema],
+            "notify_test": ctx.notify_test is not None,
+        }
+    )
+
+
+async def post_settings(request: web.Request) -> web.Response:
+    """Validate the whole body first, then write: a bad field changes nothing."""
+    ctx = _ctx(request)
+    body = await _json_body(request)
+    specs = {s.key: s for s in ctx.settings_schema}
+    unknown = sorted(set(body) - set(specs))
+    if unknown:
+        raise ApiError(400, f"unknown setting(s): {', '.join(unknown)[:200]}")
+    current = await _call(_read_settings, ctx)
+    validated = {k: _validate(specs[k], v, current.get(k)) for k, v in body.items()}
+
+    def write() -> None:
+        for k, v in validated.items():
+            ctx.store.set_setting(k, v)
+
+    await _call(write)
+    log.info("settings changed: %s", ", ".join(sorted(validated)))  # keys only, never values
+    return await get_settings(request)
+
+
+async def notify_test(request: web.Request) -> web.Response:
+    ctx = _ctx(request)
+    if ctx.notify_test is None:
+        raise ApiError(501, "no notifier configured in this dashboard")
+    delivered = await ctx.notify_test()
+    return json_response({"delivered": bool(delivered)}, status=200 if delivered else 502)
+
+
+async def export(request: web.Request) -> web.Response:
+    _check_unknown(request, {"format"})
+    fmt = parse_choice("format", request.query.get("format"), tuple(EXPORT_FORMATS), "json")
+    text = await _call(_ctx(request).store.export_runs, fmt)
+    stamp = datetime.now(UTC).strftime("%Y%m%d")
+    return web.Response(
+        text=text if isinstance(text, str) else json.dumps(text, default=_json_default),
+        content_type=EXPORT_FORMATS[fmt].split(";")[0],
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="footfall-runs-{stamp}.{fmt}"'},
+    )
+
+
+async def meta(request: web.Request) -> web.Response:
+    """Devices and runners, for filter menus."""
+    ctx = _ctx(request)
+    devices, runners = await asyncio.gather(_call(ctx.store.devices), _call(ctx.store.runners))
+    return json_response({"devices": devices, "runners": runners})
+
+
+@web.middleware
+async def api_errors(request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
+    """API failures are JSON ``{"error": ...}`` with a proper status; internal errors are logged, not leaked."""
+    if not request.path.startswith("/api/"):
+        return await handler(request)  # type: ignore[no-any-return]
+    try:
+        return await handler(request)  # type: ignore[no-any-return]
+    except ApiError as err:
+        return json_response({"error": err.message}, status=err.status)
+    except web.HTTPRequestEntityTooLarge:
+        return json_response({"error": "request body too large"}, status=413)
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            return json_response({"error": exc.reason}, status=exc.status)
+        raise
+    except Exception:
+        log.exception("API error on %s %s", request.method, request.path)
+        return json_response({"error": "internal error (see the dashboard log)"}, status=500)
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/api/health", health)
+    r.add_get("/api/overview", overview)
+    r.add_get("/api/meta", meta)
+    r.add_get("/api/runs", list_runs)
+    r.add_get("/api/runs/{run_id}", get_run)
+    r.add_get("/api/trends", trends)
+    r.add_get("/api/alerts", list_alerts)
+    r.add_post("/api/alerts/{alert_id}/ack", ack_alert)
+    r.add_get("/api/settings", get_settings)
+    r.add_post("/api/settings", post_settings)
+    r.add_post("/api/settings/notify-test", notify_test)
+    r.add_get("/api/export", export)

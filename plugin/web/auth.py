@@ -1,0 +1,183 @@
+"""Access control for the dashboard: bearer token or login cookie, same-origin writes, security headers.
+
+Rules (DESIGN.md §6 "secure by default"):
+
+* Bound to a loopback address with no token configured, the dashboard is open — but only to requests
+  whose ``Host`` is a loopback name, so a web page elsewhere cannot reach it through DNS rebinding.
+* Any other listen address needs a token; :func:`require_token_if_exposed` makes ``create_app`` refuse
+  to build without one.
+* The token arrives as ``Authorization: Bearer <token>`` (scripts, Home Assistant) or through the login
+  page, which sets an ``HttpOnly; SameSite=Strict`` cookie holding an HMAC of the token (the token
+  itself never sits in the browser). Both are compared in constant time (``hmac.compare_digest``).
+* State-changing requests authenticated by cookie (or by nothing, on loopback) must come from this
+  origin (``Origin``, else ``Referer``) — the classic CSRF defence (OWASP CSRF cheat sheet,
+  "Verifying origin with standard headers"). Bearer requests cannot be forged cross-site.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import logging
+from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+COOKIE_NAME = "footfall_session"
+MIN_TOKEN_LENGTH = 16
+_UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_PUBLIC_PREFIXES = ("/static/",)
+_PUBLIC_PATHS = frozenset({"/login", "/favicon.ico"})
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+#: Content-Security-Policy: scripts only from our own files (no inline script, no eval), nothing
+#: framed or framing. Plotly sets element styles at run time, so styles allow 'unsafe-inline'
+#: (style injection cannot run script).
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ConfigError(ValueError):
+    """The web app cannot start as configured (e.g. exposed without a token)."""
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost``; False for 0.0.0.0, LAN addresses and names."""
+    h = host.strip().strip("[]").lower()
+    if h == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(h).is_loopback
+    except ValueError:
+        return False
+
+
+def require_token_if_exposed(listen_host: str, token: str | None) -> None:
+    """Raise :class:`ConfigError` when the listen address is reachable from other machines without a token."""
+    if token is not None and len(token) < MIN_TOKEN_LENGTH:
+        raise ConfigError(f"dashboard token is too short ({len(token)} chars, need ≥ {MIN_TOKEN_LENGTH})")
+    if not is_loopback(listen_host) and not token:
+        raise ConfigError(
+            f"dashboard listen host {listen_host!r} is not loopback: set a token "
+            "(FOOTFALL_DASHBOARD_TOKEN or 'token:' in the config) or listen on 127.0.0.1"
+        )
+
+
+def session_value(token: str) -> str:
+    """Cookie value derived from the token, so the raw token is never stored in the browser."""
+    return hmac.new(token.encode(), b"footfall-dashboard-session-v1", hashlib.sha256).hexdigest()
+
+
+def token_matches(given: str, token: str) -> bool:
+    return hmac.compare_digest(given.encode(), token.encode())
+
+
+def _bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+def _host_name(host_header: str) -> str:
+    if host_header.startswith("["):
+        return host_header[: host_header.find("]") + 1]
+    return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
+
+
+def same_origin(request: web.Request) -> bool:
+    """The request's ``Origin`` (or, lacking it, ``Referer``) names this very host and scheme."""
+    source = request.headers.get("Origin") or request.headers.get("Referer")
+    if not source or source == "null":
+        return False
+    parts = urlsplit(source)
+    return parts.scheme == request.scheme and parts.netloc.lower() == request.host.lower()
+
+
+def safe_next(target: str | None) -> str:
+    """Only redirect to a local path after login (no open redirect to ``//evil`` or ``https://…``)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def _is_api(request: web.Request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def _deny(request: web.Request, status: int, message: str) -> web.StreamResponse:
+    if _is_api(request) or request.method != "GET":
+        resp = web.json_response({"error": message}, status=status)
+        if status == 401:
+            resp.headers["WWW-Authenticate"] = 'Bearer realm="footfall"'
+        return resp
+    if status == 401:
+        raise web.HTTPFound(f"/login?next={request.path_qs}" if request.path != "/" else "/login")
+    return web.Response(status=status, text=message)
+
+
+def auth_middleware(token: str | None) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """Authenticate every request except static files and the login page."""
+    cookie_ok = session_value(token) if token else None
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        request["auth"] = "none"
+        if token is None:
+            # Open on loopback only: refuse foreign Host names (DNS rebinding).
+            if _host_name(request.host).lower() not in _LOOPBACK_NAMES:
+                return _deny(request, 403, "this dashboard only answers to localhost (configure a token)")
+            request["auth"] = "loopback"
+        elif request.path not in _PUBLIC_PATHS and not request.path.startswith(_PUBLIC_PREFIXES):
+            bearer = _bearer(request)
+            cookie = request.cookies.get(COOKIE_NAME)
+            if bearer is not None and token_matches(bearer, token):
+                request["auth"] = "bearer"
+            elif cookie is not None and cookie_ok is not None and hmac.compare_digest(cookie, cookie_ok):
+                request["auth"] = "cookie"
+            else:
+                return _deny(request, 401, "authentication required")
+        if (
+            request.method in _UNSAFE_METHODS
+            and request["auth"] != "bearer"
+            and not same_origin(request)
+        ):
+            return _deny(request, 403, "cross-origin request refused (Origin must match this dashboard)")
+        return await handler(request)
+
+    return middleware
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Add CSP and friends to every response, including errors raised as HTTP exceptions."""
+    try:
+        resp = await handler(request)
+    except web.HTTPException as exc:
+        for k, v in SECURITY_HEADERS.items():
+            exc.headers.setdefault(k, v)
+        raise
+    if not resp.prepared:
+        for k, v in SECURITY_HEADERS.items():
+            resp.headers.setdefault(k, v)
+        if _is_api(request):
+            resp.headers.setdefault("Cache-Control", "no-store")
+    return resp
