@@ -216,6 +216,9 @@ class Ack(WireModel):
     missing: list[tuple[int, int]] = Field(
         default_factory=list, max_length=256, title="Inclusive seq ranges to resend"
     )
+    highest_seq: int | None = Field(
+        default=None, ge=0, title="Highest seq stored (optional; lets the agent release rows above a gap)"
+    )
     receiver: str = Field(default="plugin", max_length=64)
 
 
