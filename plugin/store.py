@@ -1,0 +1,733 @@
+"""SQLite store of the dashboard plugin: every summary once (deduped by ``msg_id``), runs, alerts, settings.
+
+Why this shape:
+- WAL mode, ONE writer connection behind a lock (SQLite allows one writer anyway) and one reader connection per
+  thread, so the web app's handlers (``asyncio.to_thread``) never block ingest and never see half a batch.
+- Each message is inserted inside its own SAVEPOINT of the batch transaction: a row SQLite cannot store (e.g. an
+  integer beyond 64 bits) is rejected alone and the rest of the batch — and everything already stored — stays.
+- Measures are flattened into indexed columns (step-weighted over both feet, see :func:`_measures`) so trends
+  are SQL aggregates; the message itself is kept as JSON for the run detail page.
+- Migrations are numbered ``.sql`` files in ``plugin/migrations`` applied in order, each in one transaction
+  with its ``schema_version`` row; a database newer than this code is refused instead of guessed at.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import json
+import logging
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from edge_agent.contract import Alert, FootStats, RunSummary, WindowSummary
+
+log = logging.getLogger(__name__)
+
+StoredMsg = WindowSummary | RunSummary
+
+#: Ack messages may name at most this many missing ranges (``Ack.missing`` max_length).
+MAX_MISSING_RANGES = 256
+
+_MEASURE_COLS = (
+    "steps", "cadence_spm", "duty_factor", "valr_mean", "valr_n", "valr_p90", "valr_max", "vilr_mean", "vilr_n",
+    "contact_ms", "contact_n", "peak_force_bw", "si_left", "si_left_n", "si_right", "si_right_n",
+    "rearfoot", "midfoot", "forefoot", "asym_contact_pct", "asym_valr_pct", "asym_si_pct",
+    "asym_peak_force_pct", "body_mass_kg",
+)  # fmt: skip
+RUN_COLS = (
+    "run_id", "device_id", "runner", "started_at", "ended_at", "duration_s", "windows", *_MEASURE_COLS,
+    "profile", "complete", "updated_at",
+)  # fmt: skip
+WINDOW_COLS = (
+    "msg_id", "run_id", "device_id", "runner", "window_index", "t_start", "t_end", "activity", *_MEASURE_COLS,
+)  # fmt: skip
+
+
+class StoreError(RuntimeError):
+    """The database cannot be used as asked (corrupt, newer schema, bad row); the message says where."""
+
+
+def _wmean(pairs: Iterable[tuple[float | None, int]]) -> tuple[float | None, int]:
+    """Mean of per-foot means weighted by their step counts; (None, 0) when nothing was measured."""
+    total = 0.0
+    n = 0
+    for value, count in pairs:
+        if value is not None and count > 0:
+            total += value * count
+            n += count
+    return (total / n if n else None), n
+
+
+def _measures(msg: StoredMsg) -> dict[str, Any]:
+    """Flatten a window or run into the indexed measure columns.
+
+    Both feet are pooled step-weighted (mean of L and R weighted by their step counts). The pooled p90 is the
+    step-weighted mean of the two feet's p90 — an approximation (exact pooled percentiles need the steps),
+    documented in docs/plugin.md; max is exact.
+    """
+    left: FootStats = msg.left
+    right: FootStats = msg.right
+    valr, valr_n = _wmean([(left.valr_bw_s.mean, left.valr_bw_s.n), (right.valr_bw_s.mean, right.valr_bw_s.n)])
+    p90, _ = _wmean([(left.valr_bw_s.p90, left.valr_bw_s.n), (right.valr_bw_s.p90, right.valr_bw_s.n)])
+    maxes = [m for m in (left.valr_bw_s.max, right.valr_bw_s.max) if m is not None]
+    vilr, vilr_n = _wmean([(left.vilr_bw_s.mean, left.vilr_bw_s.n), (right.vilr_bw_s.mean, right.vilr_bw_s.n)])
+    contact, contact_n = _wmean(
+        [(left.contact_ms.mean, left.contact_ms.n), (right.contact_ms.mean, right.contact_ms.n)]
+    )
+    peak, _ = _wmean(
+        [(left.peak_force_bw.mean, left.peak_force_bw.n), (right.peak_force_bw.mean, right.peak_force_bw.n)]
+    )
+    a = msg.asymmetry
+    return {
+        "steps": msg.steps,
+        "cadence_spm": msg.cadence_spm,
+        "duty_factor": msg.duty_factor,
+        "valr_mean": valr,
+        "valr_n": valr_n,
+        "valr_p90": p90,
+        "valr_max": max(maxes) if maxes else None,
+        "vilr_mean": vilr,
+        "vilr_n": vilr_n,
+        "contact_ms": contact,
+        "contact_n": contact_n,
+        "peak_force_bw": peak,
+        "si_left": left.strike_index.mean,
+        "si_left_n": left.strike_index.n if left.strike_index.mean is not None else 0,
+        "si_right": right.strike_index.mean,
+        "si_right_n": right.strike_index.n if right.strike_index.mean is not None else 0,
+        "rearfoot": left.zones.rearfoot + right.zones.rearfoot,
+        "midfoot": left.zones.midfoot + right.zones.midfoot,
+        "forefoot": left.zones.forefoot + right.zones.forefoot,
+        "asym_contact_pct": a.contact_ms_pct,
+        "asym_valr_pct": a.valr_pct,
+        "asym_si_pct": a.strike_index_pct,
+        "asym_peak_force_pct": a.peak_force_pct,
+        "body_mass_kg": msg.body_mass_kg,
+    }
+
+
+def window_measures(msg: WindowSummary) -> dict[str, Any]:
+    """The pooled measures of one window (what the risk engine compares), same definitions as the store."""
+    return _measures(msg)
+
+
+# Aggregates a run from its windows when the RunSummary has not arrived (yet): sums for counts, step-weighted
+# means for per-step measures, duration-weighted cadence.
+_RUN_FROM_WINDOWS_SQL = """
+SELECT MIN(t_start), MAX(t_end), COUNT(*), SUM(steps),
+  SUM(cadence_spm * (t_end - t_start)) / NULLIF(SUM(CASE WHEN cadence_spm IS NOT NULL THEN t_end - t_start END), 0),
+  SUM(duty_factor * steps) / NULLIF(SUM(CASE WHEN duty_factor IS NOT NULL THEN steps END), 0),
+  SUM(valr_mean * valr_n) / NULLIF(SUM(valr_n), 0), SUM(valr_n),
+  SUM(valr_p90 * valr_n) / NULLIF(SUM(CASE WHEN valr_p90 IS NOT NULL THEN valr_n END), 0), MAX(valr_max),
+  SUM(vilr_mean * vilr_n) / NULLIF(SUM(vilr_n), 0), SUM(vilr_n),
+  SUM(contact_ms * contact_n) / NULLIF(SUM(contact_n), 0), SUM(contact_n),
+  SUM(peak_force_bw * contact_n) / NULLIF(SUM(CASE WHEN peak_force_bw IS NOT NULL THEN contact_n END), 0),
+  SUM(si_left * si_left_n) / NULLIF(SUM(si_left_n), 0), SUM(si_left_n),
+  SUM(si_right * si_right_n) / NULLIF(SUM(si_right_n), 0), SUM(si_right_n),
+  SUM(rearfoot), SUM(midfoot), SUM(forefoot),
+  SUM(asym_contact_pct * steps) / NULLIF(SUM(CASE WHEN asym_contact_pct IS NOT NULL THEN steps END), 0),
+  SUM(asym_valr_pct * steps) / NULLIF(SUM(CASE WHEN asym_valr_pct IS NOT NULL THEN steps END), 0),
+  SUM(asym_si_pct * steps) / NULLIF(SUM(CASE WHEN asym_si_pct IS NOT NULL THEN steps END), 0),
+  SUM(asym_peak_force_pct * steps) / NULLIF(SUM(CASE WHEN asym_peak_force_pct IS NOT NULL THEN steps END), 0),
+  MAX(body_mass_kg), MAX(device_id), MAX(runner)
+FROM windows WHERE run_id = ?
+"""
+_AGG_COLS = (
+    "started_at", "ended_at", "windows", "steps", "cadence_spm", "duty_factor", "valr_mean", "valr_n",
+    "valr_p90", "valr_max", "vilr_mean", "vilr_n", "contact_ms", "contact_n", "peak_force_bw", "si_left",
+    "si_left_n", "si_right", "si_right_n", "rearfoot", "midfoot", "forefoot", "asym_contact_pct",
+    "asym_valr_pct", "asym_si_pct", "asym_peak_force_pct", "body_mass_kg", "device_id", "runner",
+)  # fmt: skip
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    """(version, name, sql) of every ``plugin/migrations/NNNN_name.sql``, in order."""
+    out = []
+    for entry in sorted((Path(__file__).resolve().parent / "migrations").iterdir()):
+        m = re.match(r"^(\d{4})_(\w+)\.sql$", entry.name)
+        if m:
+            out.append((int(m.group(1)), m.group(2), entry.read_text(encoding="utf-8")))
+    out.sort()
+    versions = [v for v, _, _ in out]
+    if versions != list(range(1, len(versions) + 1)):
+        raise StoreError(f"plugin/migrations: versions must be 1..N without gaps, found {versions}")
+    return out
+
+
+class Store:
+    """The plugin's SQLite database. Thread-safe: one writer behind a lock, one reader per thread."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._closed = False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._w = self._connect()
+            self._w.execute("PRAGMA journal_mode=WAL")
+            self._migrate()
+        except sqlite3.DatabaseError as err:
+            raise StoreError(f"{self.path}: not a usable footfall database ({err})") from None
+
+    # -- connections ------------------------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout=30000")
+        # NORMAL in WAL mode: a commit survives a process crash; power loss may lose the last transactions,
+        # which the agent then re-sends because they were never acknowledged (acks follow commits).
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    def _r(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreError(f"{self.path}: store is closed")
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._closed:
+                raise StoreError(f"{self.path}: store is closed")
+            self._w.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._w
+            except BaseException:
+                self._w.execute("ROLLBACK")
+                raise
+            else:
+                self._w.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            with self._readers_lock:
+                for c in self._readers:
+                    with contextlib.suppress(sqlite3.Error):
+                        c.close()
+                self._readers.clear()
+            self._w.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- migrations -------------------------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        migrations = _migrations()
+        with self._lock:
+            w = self._w
+            w.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at REAL)")
+            current = w.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
+            newest = migrations[-1][0] if migrations else 0
+            if current > newest:
+                raise StoreError(
+                    f"{self.path}: database schema version {current} is newer than this footfall ({newest}); "
+                    "upgrade footfall instead of opening it with an older version"
+                )
+            for version, name, sql in migrations:
+                if version <= current:
+                    continue
+                # executescript would commit on its own; wrap the whole file and its version row in one tx.
+                script = f"BEGIN;\n{sql}\nINSERT INTO schema_version VALUES ({version}, {time.time()});\nCOMMIT;"
+                try:
+                    w.executescript(script)
+                except sqlite3.Error as err:
+                    with contextlib.suppress(sqlite3.Error):
+                        w.execute("ROLLBACK")
+                    raise StoreError(f"{self.path}: migration {version:04d}_{name}.sql failed: {err}") from None
+                log.info("store %s: applied migration %04d_%s", self.path, version, name)
+
+    def schema_version(self) -> int:
+        return int(self._r().execute("SELECT MAX(version) FROM schema_version").fetchone()[0])
+
+    # -- writes -----------------------------------------------------------------------------------------------
+    def insert_message(self, msg: StoredMsg, received_at: float | None = None) -> bool:
+        """Store one summary; False when its ``msg_id`` is already stored (duplicate)."""
+        return self.store_batch([(msg, received_at if received_at is not None else time.time())])[0] is True
+
+    def insert_many(self, msgs: Iterable[StoredMsg | tuple[StoredMsg, float]]) -> int:
+        """Store many summaries in one transaction; returns how many were new."""
+        now = time.time()
+        items = [m if isinstance(m, tuple) else (m, now) for m in msgs]
+        return sum(1 for r in self.store_batch(items) if r is True)
+
+    def store_batch(self, items: Sequence[tuple[StoredMsg, float]]) -> list[bool | str]:
+        """Store a batch in one transaction. Per item: True = stored, False = duplicate, str = why it could not
+        be stored (that item alone is rolled back; the rest of the batch commits)."""
+        results: list[bool | str] = []
+        touched_runs: set[str] = set()
+        touched_streams: set[tuple[str, str]] = set()
+        with self._tx() as w:
+            for msg, received_at in items:
+                touched_streams.add((msg.device_id, msg.stream_id))
+                w.execute("SAVEPOINT m")
+                try:
+                    new = self._insert_one(w, msg, received_at)
+                except (sqlite3.Error, OverflowError, ValueError, TypeError) as err:
+                    w.execute("ROLLBACK TO m")
+                    w.execute("RELEASE m")
+                    results.append(f"unstorable: {type(err).__name__}: {str(err)[:200]}")
+                    continue
+                w.execute("RELEASE m")
+                results.append(new)
+                if new and isinstance(msg, WindowSummary):
+                    touched_runs.add(msg.run_id)
+            for run_id in touched_runs:
+                self._reaggregate_run(w, run_id)
+            for device_id, stream_id in touched_streams:
+                self._advance_stream(w, device_id, stream_id)
+        return results
+
+    def _insert_one(self, w: sqlite3.Connection, msg: StoredMsg, received_at: float) -> bool:
+        cur = w.execute(
+            "INSERT OR IGNORE INTO messages(msg_id, device_id, stream_id, seq, kind, run_id, received_at) "
+            "VALUES (?,?,?,?,?,?,?)",
+            (msg.msg_id, msg.device_id, msg.stream_id, msg.seq, msg.kind, msg.run_id, received_at),
+        )
+        if cur.rowcount == 0:
+            return False
+        w.execute(
+            "INSERT INTO streams(device_id, stream_id, contiguous_seq, max_seq, updated_at) VALUES (?,?,0,?,?) "
+            "ON CONFLICT(device_id, stream_id) DO UPDATE SET max_seq = MAX(max_seq, excluded.max_seq), "
+            "updated_at = excluded.updated_at",
+            (msg.device_id, msg.stream_id, msg.seq, received_at),
+        )
+        w.execute(
+            "INSERT INTO devices(device_id, first_seen, last_seen, last_runner) VALUES (?,?,?,?) "
+            "ON CONFLICT(device_id) DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen), "
+            "last_runner = COALESCE(excluded.last_runner, last_runner)",
+            (msg.device_id, received_at, received_at, msg.runner),
+        )
+        if msg.runner is not None:
+            w.execute(
+                "INSERT INTO runners(name, first_seen, last_seen, body_mass_kg) VALUES (?,?,?,?) "
+                "ON CONFLICT(name) DO UPDATE SET first_seen = MIN(first_seen, excluded.first_seen), "
+                "last_seen = MAX(last_seen, excluded.last_seen), "
+                "body_mass_kg = COALESCE(excluded.body_mass_kg, body_mass_kg)",
+                (msg.runner, msg.device_time, msg.device_time, msg.body_mass_kg),
+            )
+        m = _measures(msg)
+        if isinstance(msg, WindowSummary):
+            row = {
+                "msg_id": msg.msg_id, "run_id": msg.run_id, "device_id": msg.device_id, "runner": msg.runner,
+                "window_index": msg.window_index, "t_start": msg.t_start, "t_end": msg.t_end,
+                "activity": msg.activity, **m,
+            }  # fmt: skip
+            cols = [*WINDOW_COLS, "json"]
+            w.execute(
+                f"INSERT INTO windows({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
+                [*(row[c] for c in WINDOW_COLS), msg.model_dump_json()],
+            )
+        else:
+            row = {
+                "run_id": msg.run_id, "device_id": msg.device_id, "runner": msg.runner,
+                "started_at": msg.started_at, "ended_at": msg.ended_at, "duration_s": msg.duration_s,
+                "windows": msg.windows, **m, "profile": msg.profile, "complete": 1, "updated_at": received_at,
+            }  # fmt: skip
+            cols = [*RUN_COLS, "summary_json"]
+            w.execute(
+                f"INSERT INTO runs({','.join(cols)}) VALUES ({','.join('?' * len(cols))}) "
+                f"ON CONFLICT(run_id) DO UPDATE SET {','.join(f'{c}=excluded.{c}' for c in cols[1:])}",
+                [*(row[c] for c in RUN_COLS), msg.model_dump_json()],
+            )
+        return True
+
+    def _reaggregate_run(self, w: sqlite3.Connection, run_id: str) -> None:
+        """Keep an incomplete run's row current from its windows (the RunSummary, once here, wins)."""
+        done = w.execute("SELECT complete FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if done is not None and done[0]:
+            return
+        agg = dict(zip(_AGG_COLS, w.execute(_RUN_FROM_WINDOWS_SQL, (run_id,)).fetchone(), strict=True))
+        if agg["windows"] == 0:
+            return
+        row = {
+            "run_id": run_id, **agg, "duration_s": max(0.0, agg["ended_at"] - agg["started_at"]),
+            "profile": None, "complete": 0, "updated_at": time.time(),
+        }  # fmt: skip
+        for k in ("windows", "steps", "valr_n", "vilr_n", "contact_n", "si_left_n", "si_right_n",
+                  "rearfoot", "midfoot", "forefoot"):  # fmt: skip
+            row[k] = int(row[k] or 0)
+        w.execute(
+            f"INSERT INTO runs({','.join(RUN_COLS)}) VALUES ({','.join('?' * len(RUN_COLS))}) "
+            f"ON CONFLICT(run_id) DO UPDATE SET {','.join(f'{c}=excluded.{c}' for c in RUN_COLS[1:])}",
+            [row[c] for c in RUN_COLS],
+        )
+
+    def _advance_stream(self, w: sqlite3.Connection, device_id: str, stream_id: str) -> None:
+        row = w.execute(
+            "SELECT contiguous_seq FROM streams WHERE device_id = ? AND stream_id = ?", (device_id, stream_id)
+        ).fetchone()
+        if row is None:
+            return
+        contiguous = row[0]
+        for (seq,) in w.execute(
+            "SELECT DISTINCT seq FROM messages WHERE device_id = ? AND stream_id = ? AND seq > ? ORDER BY seq",
+            (device_id, stream_id, contiguous),
+        ):
+            if seq != contiguous + 1:
+                break
+            contiguous = seq
+        if contiguous != row[0]:
+            w.execute(
+                "UPDATE streams SET contiguous_seq = ? WHERE device_id = ? AND stream_id = ?",
+                (contiguous, device_id, stream_id),
+            )
+
+    def set_device_status(self, device_id: str, status: str, at: float | None = None) -> None:
+        """Record a device's retained ``online``/``offline`` status."""
+        at = time.time() if at is None else at
+        with self._tx() as w:
+            w.execute(
+                "INSERT INTO devices(device_id, first_seen, last_seen, status, status_at) VALUES (?,?,?,?,?) "
+                "ON CONFLICT(device_id) DO UPDATE SET status = excluded.status, status_at = excluded.status_at",
+                (device_id, at, at, status[:32], at),
+            )
+
+    # -- acks -------------------------------------------------------------------------------------------------
+    def stream_state(self, device_id: str, stream_id: str) -> tuple[int, list[tuple[int, int]]]:
+        """(highest contiguous seq stored, missing inclusive ranges below the highest seq seen) for one stream."""
+        conn = self._r()
+        row = conn.execute(
+            "SELECT contiguous_seq, max_seq FROM streams WHERE device_id = ? AND stream_id = ?",
+            (device_id, stream_id),
+        ).fetchone()
+        if row is None:
+            return 0, []
+        contiguous, max_seq = int(row[0]), int(row[1])
+        missing: list[tuple[int, int]] = []
+        expected = contiguous + 1
+        for (seq,) in conn.execute(
+            "SELECT DISTINCT seq FROM messages WHERE device_id = ? AND stream_id = ? AND seq > ? ORDER BY seq",
+            (device_id, stream_id, contiguous),
+        ):
+            if seq > expected:
+                missing.append((expected, seq - 1))
+                if len(missing) >= MAX_MISSING_RANGES:
+                    break
+            expected = seq + 1
+        if expected <= max_seq and len(missing) < MAX_MISSING_RANGES:  # only if the newest rows were pruned
+            missing.append((expected, max_seq))
+        return contiguous, missing
+
+    def streams(self, device_id: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM streams" + (" WHERE device_id = ?" if device_id else "") + " ORDER BY device_id"
+        return [dict(r) for r in self._r().execute(sql, (device_id,) if device_id else ())]
+
+    # -- runs -------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _filters(
+        device_id: str | None, runner: str | None, since: float | None, until: float | None, col: str
+    ) -> tuple[str, list[Any]]:
+        where, args = [], []
+        if device_id is not None:
+            where.append("device_id = ?")
+            args.append(device_id)
+        if runner is not None:
+            where.append("runner = ?")
+            args.append(runner)
+        if since is not None:
+            where.append(f"{col} >= ?")
+            args.append(float(since))
+        if until is not None:
+            where.append(f"{col} < ?")
+            args.append(float(until))
+        return (" WHERE " + " AND ".join(where)) if where else "", args
+
+    def list_runs(
+        self,
+        *,
+        device_id: str | None = None,
+        runner: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Runs, newest first, as flat dicts of the run columns (``complete`` = RunSummary received)."""
+        where, args = self._filters(device_id, runner, since, until, "started_at")
+        sql = f"SELECT {','.join(RUN_COLS)} FROM runs{where} ORDER BY started_at DESC, run_id LIMIT ? OFFSET ?"
+        return [self._run_dict(r) for r in self._r().execute(sql, [*args, int(limit), int(offset)])]
+
+    @staticmethod
+    def _run_dict(r: sqlite3.Row) -> dict[str, Any]:
+        d = dict(r)
+        d["complete"] = bool(d["complete"])
+        return d
+
+    def count_runs(self, **filters: Any) -> int:
+        where, args = self._filters(
+            filters.get("device_id"), filters.get("runner"), filters.get("since"), filters.get("until"),
+            "started_at",
+        )
+        return int(self._r().execute(f"SELECT COUNT(*) FROM runs{where}", args).fetchone()[0])
+
+    def get_run(self, run_id: str, *, include_steps: bool = True) -> dict[str, Any] | None:
+        """A run with its windows (oldest first) and, by default, every step record flattened.
+
+        ``summary`` is the RunSummary as received, or None while only windows have arrived (then the run
+        columns are assembled from the windows). Rows whose JSON cannot be read are listed in
+        ``corrupt_rows`` (and logged), never silently skipped.
+        """
+        conn = self._r()
+        row = conn.execute(
+            f"SELECT {','.join(RUN_COLS)}, summary_json FROM runs WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        run = self._run_dict(row)
+        corrupt: list[dict[str, str]] = []
+        summary_json = run.pop("summary_json")
+        run["summary"] = None
+        if summary_json:
+            try:
+                run["summary"] = json.loads(summary_json)
+            except ValueError as err:
+                corrupt.append({"table": "runs", "key": run_id, "error": str(err)[:200]})
+        windows: list[dict[str, Any]] = []
+        steps: list[dict[str, Any]] = []
+        for w in conn.execute(
+            f"SELECT {','.join(WINDOW_COLS)}, json FROM windows WHERE run_id = ? ORDER BY window_index, t_start",
+            (run_id,),
+        ):
+            wd = dict(w)
+            raw = wd.pop("json")
+            try:
+                records = json.loads(raw).get("step_records", [])
+            except (ValueError, AttributeError) as err:
+                corrupt.append({"table": "windows", "key": wd["msg_id"], "error": str(err)[:200]})
+                records = []
+            wd["step_records"] = len(records)
+            windows.append(wd)
+            if include_steps:
+                for rec in records:
+                    rec["window_index"] = wd["window_index"]
+                    steps.append(rec)
+        run["windows"] = windows
+        if include_steps:
+            run["steps"] = steps
+        run["corrupt_rows"] = corrupt
+        for c in corrupt:
+            log.error("store %s: unreadable JSON in %s row %s: %s", self.path, c["table"], c["key"], c["error"])
+        return run
+
+    def latest_run(self, device_id: str | None = None, runner: str | None = None) -> dict[str, Any] | None:
+        runs = self.list_runs(device_id=device_id, runner=runner, limit=1)
+        return self.get_run(runs[0]["run_id"]) if runs else None
+
+    def run_windows(self, run_id: str) -> list[dict[str, Any]]:
+        """Window measure columns of one run, oldest first (no JSON) — cheap, for the risk engine."""
+        sql = f"SELECT {','.join(WINDOW_COLS)} FROM windows WHERE run_id = ? ORDER BY window_index"
+        return [dict(r) for r in self._r().execute(sql, (run_id,))]
+
+    # -- alerts -----------------------------------------------------------------------------------------------
+    def insert_alert(self, alert: Alert) -> None:
+        with self._tx() as w:
+            w.execute(
+                "INSERT INTO alerts(alert_id, rule, severity, confidence, title, message, evidence, device_id, "
+                "runner, run_id, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    alert.alert_id, alert.rule, alert.severity, alert.confidence, alert.title, alert.message,
+                    json.dumps(alert.evidence, allow_nan=False), alert.device_id, alert.runner, alert.run_id,
+                    alert.created_at,
+                ),
+            )  # fmt: skip
+
+    def list_alerts(
+        self,
+        *,
+        since: float | None = None,
+        limit: int = 100,
+        include_acked: bool = True,
+        runner: str | None = None,
+        rule: str | None = None,
+        run_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Alerts newest first; ``evidence`` decoded; ``acked`` bool plus ``acked_at``/``acked_by``."""
+        where, args = [], []
+        if since is not None:
+            where.append("created_at >= ?")
+            args.append(float(since))
+        if not include_acked:
+            where.append("acked_at IS NULL")
+        for col, val in (("runner", runner), ("rule", rule), ("run_id", run_id)):
+            if val is not None:
+                where.append(f"{col} = ?")
+                args.append(val)
+        sql = "SELECT * FROM alerts" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY created_at DESC, alert_id LIMIT ?"
+        out = []
+        for r in self._r().execute(sql, [*args, int(limit)]):
+            d = dict(r)
+            try:
+                d["evidence"] = json.loads(d["evidence"])
+            except ValueError as err:
+                log.error("store %s: unreadable evidence JSON in alert %s: %s", self.path, d["alert_id"], err)
+                d["evidence"] = {"_unreadable": d["evidence"]}
+            d["acked"] = d["acked_at"] is not None
+            out.append(d)
+        return out
+
+    def get_alert(self, alert_id: str) -> dict[str, Any] | None:
+        row = self._r().execute("SELECT alert_id FROM alerts WHERE alert_id = ?", (alert_id,)).fetchone()
+        if row is None:
+            return None
+        r = self._r().execute("SELECT * FROM alerts WHERE alert_id = ?", (alert_id,)).fetchone()
+        d = dict(r)
+        d["evidence"] = json.loads(d["evidence"])
+        d["acked"] = d["acked_at"] is not None
+        return d
+
+    def ack_alert(self, alert_id: str, by: str = "user", at: float | None = None) -> bool:
+        """Acknowledge an alert; False if unknown or already acknowledged (the first ack is kept)."""
+        with self._tx() as w:
+            cur = w.execute(
+                "UPDATE alerts SET acked_at = ?, acked_by = ? WHERE alert_id = ? AND acked_at IS NULL",
+                (time.time() if at is None else at, by[:64], alert_id),
+            )
+            return cur.rowcount == 1
+
+    def last_alert_time(self, rule: str, runner: str | None) -> float | None:
+        row = self._r().execute(
+            "SELECT MAX(created_at) FROM alerts WHERE rule = ? AND runner IS ?", (rule, runner)
+        ).fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def has_alert(self, rule: str, run_id: str) -> bool:
+        row = self._r().execute("SELECT 1 FROM alerts WHERE rule = ? AND run_id = ? LIMIT 1", (rule, run_id))
+        return row.fetchone() is not None
+
+    # -- devices, runners, settings ---------------------------------------------------------------------------
+    def devices(self) -> list[dict[str, Any]]:
+        sql = (
+            "SELECT d.*, (SELECT COUNT(*) FROM runs r WHERE r.device_id = d.device_id) AS runs "
+            "FROM devices d ORDER BY d.device_id"
+        )
+        return [dict(r) for r in self._r().execute(sql)]
+
+    def runners(self) -> list[dict[str, Any]]:
+        sql = (
+            "SELECT n.*, (SELECT COUNT(*) FROM runs r WHERE r.runner = n.name) AS runs "
+            "FROM runners n ORDER BY n.name"
+        )
+        return [dict(r) for r in self._r().execute(sql)]
+
+    def get_setting(self, key: str, default: Any = None) -> Any:
+        row = self._r().execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return default
+        try:
+            return json.loads(row[0])
+        except ValueError as err:
+            raise StoreError(f"{self.path}: setting {key!r} holds unreadable JSON: {err}") from None
+
+    def set_setting(self, key: str, value: Any) -> None:
+        """Store a JSON-serialisable value (raises ValueError for NaN or non-JSON values)."""
+        text = json.dumps(value, allow_nan=False)
+        with self._tx() as w:
+            w.execute(
+                "INSERT INTO settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, text),
+            )
+
+    def settings(self) -> dict[str, Any]:
+        return {r[0]: json.loads(r[1]) for r in self._r().execute("SELECT key, value FROM settings ORDER BY key")}
+
+    def get_state(self, key: str) -> Any:
+        row = self._r().execute("SELECT value FROM risk_state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def set_state(self, key: str, value: Any) -> None:
+        with self._tx() as w:
+            w.execute(
+                "INSERT INTO risk_state(key, value, updated_at) VALUES (?,?,?) ON CONFLICT(key) DO UPDATE SET "
+                "value = excluded.value, updated_at = excluded.updated_at",
+                (key, json.dumps(value, allow_nan=False), time.time()),
+            )
+
+    # -- export, retention, integrity -------------------------------------------------------------------------
+    def export_runs(
+        self,
+        fmt: Literal["csv", "json"] = "csv",
+        *,
+        runner: str | None = None,
+        device_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> str:
+        """All matching runs (oldest first) as CSV (one row per run, run columns) or a JSON array."""
+        if fmt not in ("csv", "json"):
+            raise ValueError(f"export format must be 'csv' or 'json', not {fmt!r}")
+        where, args = self._filters(device_id, runner, since, until, "started_at")
+        rows = [
+            self._run_dict(r)
+            for r in self._r().execute(f"SELECT {','.join(RUN_COLS)} FROM runs{where} ORDER BY started_at", args)
+        ]
+        if fmt == "json":
+            return json.dumps(rows, indent=1, allow_nan=False)
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(RUN_COLS), lineterminator="\n")
+        writer.writeheader()
+        for r in rows:
+            # Neutralise spreadsheet formula injection in free-text fields (runner names come from devices).
+            for k in ("runner", "device_id", "run_id", "profile"):
+                if isinstance(r.get(k), str) and r[k][:1] in ("=", "+", "-", "@"):
+                    r[k] = "'" + r[k]
+            writer.writerow(r)
+        return buf.getvalue()
+
+    def apply_retention(self, window_days: float | None, now: float | None = None) -> int:
+        """Delete windows (with their step records) older than ``window_days``; runs, alerts and the dedupe
+        ledger are kept. Returns the number of windows deleted. None = keep everything."""
+        if window_days is None:
+            return 0
+        if window_days <= 0:
+            raise ValueError(f"retention window_days must be > 0, got {window_days}")
+        cutoff = (time.time() if now is None else now) - window_days * 86400.0
+        with self._tx() as w:
+            return int(w.execute("DELETE FROM windows WHERE t_end < ?", (cutoff,)).rowcount)
+
+    def counts(self) -> dict[str, int]:
+        """Row counts per table (tests, health)."""
+        tables = ("devices", "runners", "messages", "streams", "runs", "windows", "alerts", "settings")
+        conn = self._r()
+        return {t: int(conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in tables}
+
+    def fingerprint(self) -> str:
+        """SHA-256 over every stored message, window and run row in key order: equal before/after ⇔ intact."""
+        h = hashlib.sha256()
+        conn = self._r()
+        for sql in (
+            "SELECT msg_id, device_id, stream_id, seq, kind, run_id FROM messages ORDER BY msg_id",
+            "SELECT msg_id, json FROM windows ORDER BY msg_id",
+            f"SELECT {','.join(c for c in RUN_COLS if c != 'updated_at')}, summary_json FROM runs ORDER BY run_id",
+        ):
+            for row in conn.execute(sql):
+                h.update(repr(tuple(row)).encode())
+        return h.hexdigest()
+
+    def integrity_check(self) -> list[str]:
+        """SQLite's own ``PRAGMA integrity_check``; ['ok'] when healthy."""
+        return [r[0] for r in self._r().execute("PRAGMA integrity_check")]
