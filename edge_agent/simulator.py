@@ -1,0 +1,734 @@
+"""Insole simulator with exact ground truth: the kernels' test oracle, the demo's data and the benchmarks' load.
+
+What it generates, per foot, frame by frame:
+
+* **Vertical force** of a running step (body weights, BW) as the sum of two components, after the
+  two-mass model of running ground reaction forces (Clark, Ryan & Weyand 2017, J Exp Biol 220:247:
+  an impact bell from the lower limb's collision plus an active half-sine from the body):
+
+  - active hump ``A·sin(π·s(u))``, ``u = τ/T`` (``s(u) = u^γ``, γ = 1 except when a loading spike
+    has to steepen a step without impact peak);
+  - impact transient: a quarter-sine rise over ``impact_rise_ms`` (steep onset, as at a heel strike)
+    followed by a Gaussian fall (σ = ``rise/3``). Its amplitude is chosen so that the *total* force at
+    ``impact_rise_ms`` equals ``impact_peak_bw`` — the transient "rises to the impact peak" in the
+    measured curve, which is what a force plate shows (the literal "transient of height 1.6 BW plus
+    the active force" would put the impact peak at the active peak's height).
+
+  Walking steps (``walking_s``) use the classic double hump ``2.2·s·(1 − 0.6·s²)``, ``s = sin(πu)``
+  (two ≈1.1 BW peaks, ≈0.9 BW valley); quiet standing loads each foot with ≈½ BW and a slow sway.
+* **Centre of pressure** along the foot: from the strike index at contact to ≈0.85 at toe-off
+  (smoothstep); midfoot strikers (SI ≥ 1/3) first move ≈0.03 backwards over ≈20 ms, as reported for
+  midfoot strikes (DESIGN.md §4). Medial–lateral: lateral at contact, medial (hallux) at toe-off plus
+  a small seeded wander.
+* **Per-sensor pressure** whose centre of pressure equals the target *exactly*: a Gaussian blob
+  ``gᵢ`` around the target, exponentially tilted ``wᵢ ∝ gᵢ·exp(a·xᵢ + b·yᵢ)``; ``(a, b)`` solve
+  ``Σwᵢxᵢ = x*``, ``Σwᵢyᵢ = y*`` by damped Newton on the (convex) log-partition dual, with the target
+  clipped into the sensors' convex hull. ``fᵢ = F·wᵢ`` newtons, converted to raw units by inverting
+  the profile's calibration (linear gain, or the FSR divider model), clipped at ``raw_max``, plus
+  noise, a swing-phase offset (insoles read 10–20 N in the air), drift, and dropped frames.
+
+Ground truth (:class:`StepTruth`) is computed on the *generated* force curve on a 10 kHz grid:
+VALR = mean slope between the 20 % and 80 % crossings of the impact peak (crossing times interpolated),
+VILR = the largest slope between them. Without an impact peak the fallback is the 20–80 % rise to the
+force reached at 13 % of stance (``lr_method="fallback"``; the kernels document the same rule in
+``docs/measures.md``). Contact and toe-off are where the generated force leaves and returns to zero.
+
+Everything is generated in fixed blocks of frames with a random generator seeded by
+``(seed, side, block)``, and the step schedule is drawn sequentially from its own generator, so
+``simulate()`` and any chunking of :class:`SimulatorStream` give bit-identical frames.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from edge_agent.profiles import FsrDividerCalibration, HardwareProfile
+from edge_agent.step import Side, StrikeZone, strike_zone
+
+try:  # the recordings package is written by a colleague; same field names until it lands
+    from edge_agent.recordings import FootStream, Recording, Segment
+except ImportError:  # pragma: no cover - only before edge_agent.recordings exists
+
+    @dataclass
+    class FootStream:  # type: ignore[no-redef]
+        t: np.ndarray
+        raw: np.ndarray
+
+    @dataclass
+    class Segment:  # type: ignore[no-redef]
+        label: str
+        t_start: float
+        t_end: float
+
+    @dataclass
+    class Recording:  # type: ignore[no-redef]
+        profile: str
+        left: FootStream | None
+        right: FootStream | None
+        body_mass_kg: float | None = None
+        notes: str = ""
+        source: str = ""
+        segments: list[Segment] = field(default_factory=list)
+        reference: dict[str, np.ndarray] = field(default_factory=dict)
+        start_time: float | None = None
+        meta: dict[str, Any] = field(default_factory=dict)
+
+
+G = 9.80665
+#: Frames per generation block; part of the determinism contract (changing it changes the noise).
+BLOCK_FRAMES = 1024
+#: Ground-truth grid (Hz) on which loading rates and peaks are measured.
+TRUTH_HZ = 10_000.0
+#: Fallback loading-rate window: 20–80 % of the force reached at this fraction of stance.
+FALLBACK_STANCE_FRACTION = 0.13
+TOE_OFF_SI = 0.85
+SIDES: tuple[Side, Side] = ("left", "right")
+
+Gait = Literal["run", "walk"]
+
+
+class RunParams(BaseModel):
+    """What to simulate. Defaults: a 3 m/s rearfoot run at 170 spm by a 70 kg runner."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_assignment=True)
+
+    duration_s: float = Field(60.0, gt=0, title="Running duration (s)", description="Excludes standing/walking.")
+    seed: int = Field(0, title="Random seed", description="Same seed, same frames, bit for bit.")
+    speed_mps: float = Field(3.0, gt=0, title="Running speed (m/s)", description="Recorded in metadata.")
+    cadence_spm: float = Field(170.0, ge=100, le=240, title="Cadence (steps/min)", description="Both feet.")
+    body_mass_kg: float = Field(70.0, gt=0, le=300, title="Body mass (kg)")
+    strike_index_left: float = Field(0.15, ge=0, le=1, title="Strike index, left", description="0 heel, 1 toe.")
+    strike_index_right: float = Field(0.15, ge=0, le=1, title="Strike index, right")
+    strike_index_sd: float = Field(0.02, ge=0, le=0.2, title="Step-to-step SD of the strike index")
+    impact_peak_bw: float | None = Field(
+        1.6, ge=0, title="Impact peak (BW)", description="None or 0: no impact peak (forefoot-like)."
+    )
+    impact_rise_ms: float = Field(30.0, ge=3, le=120, title="Impact rise time (ms)")
+    active_peak_bw: float = Field(2.5, gt=0, le=6, title="Active peak (BW)")
+    contact_ms: float = Field(250.0, ge=80, le=1000, title="Contact time (ms)")
+    asymmetry_pct: float = Field(
+        0.0, ge=-50, le=50, title="Asymmetry (%)",
+        description="Right vs left contact time and peaks, as Herzog's SI%: R = (1+a/200)·x, L = (1−a/200)·x.",
+    )
+    jitter: float = Field(0.01, ge=0, le=0.1, title="Step-to-step variability (relative SD)")
+    noise_n: float = Field(2.0, ge=0, title="Noise (N)", description="SD of the foot's total force noise.")
+    swing_offset_n: float = Field(15.0, ge=0, title="Unloaded reading (N)", description="Baseline in the air.")
+    drift_n_per_min: float = Field(0.0, title="Baseline drift (N/min)")
+    dropout_prob: float = Field(0.0, ge=0, lt=1, title="Frame loss probability")
+    standing_s: float = Field(0.0, ge=0, title="Quiet standing at the start (s)", description="For BW calibration.")
+    walking_s: float = Field(0.0, ge=0, title="Walking before and after the run (s)")
+    fatigue: float = Field(
+        0.0, ge=0, le=1, title="Fatigue (0..1)",
+        description="Over the run cadence falls (−6 %·f), contact time (+8 %·f) and loading rate (+25 %·f) rise.",
+    )
+    spikes: list[tuple[float, float, float]] = Field(
+        default_factory=list, title="Loading spikes", description="(t0, t1, factor): VALR × factor in [t0, t1)."
+    )
+    sample_rate_hz: float | None = Field(
+        None, gt=0, le=10_000, title="Sample rate (Hz)", description="Default: the profile's."
+    )
+
+    @field_validator("spikes")
+    @classmethod
+    def _check_spikes(cls, v: list[tuple[float, float, float]]) -> list[tuple[float, float, float]]:
+        for i, (t0, t1, f) in enumerate(v):
+            if not (t1 > t0 and f > 0):
+                raise ValueError(f"spikes[{i}] = {(t0, t1, f)!r}: need t1 > t0 and factor > 0")
+        return v
+
+    @property
+    def total_s(self) -> float:
+        return self.standing_s + 2 * self.walking_s + self.duration_s
+
+
+@dataclass(slots=True)
+class StepTruth:
+    """What the simulator put into one step, measured on its own 10 kHz force curve."""
+
+    side: Side
+    t_contact: float
+    t_toe_off: float
+    contact_ms: float
+    strike_index: float
+    strike_zone: StrikeZone
+    impact_peak: bool
+    valr_bw_s: float
+    vilr_bw_s: float
+    peak_force_bw: float
+    lr_method: Literal["impact_peak", "fallback"] = "impact_peak"
+    impact_peak_bw: float | None = None
+    impulse_bw_s: float = 0.0
+    gait: Gait = "run"
+    spike_factor: float = 1.0
+
+
+# --------------------------------------------------------------------------------------------
+# Force shapes (pure functions of time since contact, in seconds; BW)
+# --------------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class _StepShape:
+    side: Side
+    t0: float
+    T: float
+    gait: Gait
+    active_bw: float
+    impact_amp: float  # impact transient amplitude (BW), 0 = none
+    rise_s: float
+    gamma: float  # active-hump time warp exponent
+    si: float
+    y0: float  # ML position at contact
+    wander_phase: float
+    spike_factor: float = 1.0
+
+
+def _force(shape: _StepShape, tau: np.ndarray) -> np.ndarray:
+    """Vertical force (BW) at times ``tau`` since contact; 0 outside [0, T]."""
+    T = shape.T
+    u = np.clip(tau / T, 0.0, 1.0)
+    inside = (tau >= 0.0) & (tau <= T)
+    if shape.gait == "walk":
+        s = np.sin(np.pi * u)
+        f = shape.active_bw * 2.2 * s * (1.0 - 0.6 * s * s)
+        return np.where(inside, f, 0.0)
+    su = u if shape.gamma == 1.0 else u**shape.gamma
+    f = shape.active_bw * np.sin(np.pi * su)
+    if shape.impact_amp > 0.0:
+        tr = shape.rise_s
+        sig = tr / 3.0
+        rise = np.sin(0.5 * np.pi * np.clip(tau / tr, 0.0, 1.0))
+        fall = np.exp(-0.5 * ((tau - tr) / sig) ** 2)
+        imp = np.where(tau <= tr, rise, fall)
+        # taper to exactly zero at toe-off so the contact ends where the active hump does
+        f = f + shape.impact_amp * imp * np.sin(0.5 * np.pi * np.clip((T - tau) / (0.5 * T), 0.0, 1.0))
+    return np.where(inside, f, 0.0)
+
+
+def _cop(shape: _StepShape, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Target CoP (x heel→toe, y medial→lateral) at times since contact."""
+    u = np.clip(tau / shape.T, 0.0, 1.0)
+    sm = u * u * (3.0 - 2.0 * u)
+    x = shape.si + (TOE_OFF_SI - shape.si) * sm
+    if shape.si >= 1.0 / 3.0 and shape.gait == "run":
+        # midfoot/forefoot strikes: the CoP first moves ~0.03 backwards, deepest at 20 ms, then recovers
+        v = np.maximum(tau, 0.0) / 0.020
+        x = x - 0.03 * v * np.exp(1.0 - v)
+    y = shape.y0 + (0.35 - shape.y0) * sm + 0.03 * np.sin(2 * np.pi * (2.0 * u + shape.wander_phase))
+    return x, y
+
+
+def _crossing(t: np.ndarray, f: np.ndarray, level: float, i0: int, i1: int) -> float:
+    """First time in f[i0:i1+1] where f rises through level (linear interpolation)."""
+    seg = f[i0 : i1 + 1]
+    k = int(np.argmax(seg >= level))
+    j = i0 + k
+    if j == i0:
+        return float(t[j])
+    fa, fb = f[j - 1], f[j]
+    return float(t[j - 1] + (level - fa) / (fb - fa) * (t[j] - t[j - 1]))
+
+
+def _truth_lr(shape: _StepShape) -> tuple[float, float, bool, str, float | None, float, float]:
+    """(valr, vilr, impact_peak, lr_method, impact_peak_bw, peak_bw, impulse) on the 10 kHz grid."""
+    n = max(round(shape.T * TRUTH_HZ), 20)
+    tau = np.linspace(0.0, shape.T, n + 1)
+    f = _force(shape, tau)
+    g = int(np.argmax(f))
+    peak = float(f[g])
+    impulse = float(np.sum(0.5 * (f[1:] + f[:-1])) * (tau[1] - tau[0]))
+    ip: int | None = None
+    if shape.gait == "run" and shape.impact_amp > 0.0 and g > 2:
+        d = np.diff(f[: g + 1])
+        idx = np.nonzero((d[:-1] > 0) & (d[1:] <= 0))[0]
+        if idx.size:
+            ip = int(idx[0] + 1)
+    if ip is not None:
+        level, end, method = float(f[ip]), ip, "impact_peak"
+    else:
+        k13 = round(FALLBACK_STANCE_FRACTION * n)
+        level, end, method = float(f[k13]), k13, "fallback"
+    t20 = _crossing(tau, f, 0.2 * level, 0, end)
+    t80 = _crossing(tau, f, 0.8 * level, 0, end)
+    valr = 0.6 * level / (t80 - t20)
+    i20 = int(np.searchsorted(tau, t20))
+    i80 = int(np.searchsorted(tau, t80))
+    slope = np.diff(f) / (tau[1] - tau[0])
+    lo, hi = max(i20 - 1, 0), max(i80, i20)
+    vilr = float(np.max(slope[lo:hi])) if hi > lo else valr
+    return valr, max(vilr, valr), ip is not None, method, (level if ip is not None else None), peak, impulse
+
+
+# --------------------------------------------------------------------------------------------
+# Step schedule
+# --------------------------------------------------------------------------------------------
+class _Schedule:
+    """Steps drawn sequentially from their own generator (so lazily extending it is deterministic)."""
+
+    def __init__(self, p: RunParams, endless: bool = False) -> None:
+        self.p = p
+        self.endless = endless
+        self.rng = np.random.default_rng([p.seed, 7919])
+        self.shapes: list[_StepShape] = []
+        self.truths: list[StepTruth] = []
+        self.t_run0 = p.standing_s + p.walking_s
+        self.t_run1 = math.inf if endless else self.t_run0 + p.duration_s
+        self.t_end = math.inf if endless else p.total_s
+        self.next_t = p.standing_s + 0.05
+        self.next_side = 0
+        self.done = False
+
+    def phase(self, t: float) -> Gait:
+        return "run" if self.t_run0 <= t < self.t_run1 else "walk"
+
+    def extend_to(self, t_until: float) -> None:
+        """Generate steps until one starts after ``t_until`` (or the recording ends)."""
+        p = self.p
+        while not self.done and (not self.shapes or self.shapes[-1].t0 <= t_until):
+            t0 = self.next_t
+            side = SIDES[self.next_side]
+            gait = self.phase(t0)
+            if p.walking_s == 0 and t0 < self.t_run0:
+                t0 = self.next_t = self.t_run0 + 0.05
+                gait = "run"
+            r = self.rng.standard_normal(6)
+            sgn = -1.0 if side == "left" else 1.0
+            asym = 1.0 + sgn * p.asymmetry_pct / 200.0
+            if gait == "run":
+                prog = 0.0 if self.endless else min(max((t0 - self.t_run0) / p.duration_s, 0.0), 1.0)
+                fat = p.fatigue * prog
+                cadence = p.cadence_spm * (1.0 - 0.06 * fat)
+                T = p.contact_ms / 1000.0 * (1.0 + 0.08 * fat) * asym * (1.0 + p.jitter * r[1])
+                period = 60.0 / cadence * (1.0 + p.jitter * r[0])
+                si_mean = p.strike_index_left if side == "left" else p.strike_index_right
+                si = float(np.clip(si_mean + p.strike_index_sd * r[2], 0.0, 0.97))
+                rise = p.impact_rise_ms / 1000.0 / (1.0 + 0.25 * fat) * (1.0 + p.jitter * r[3])
+                active = p.active_peak_bw * asym * (1.0 + p.jitter * r[4])
+                imp_target = (p.impact_peak_bw or 0.0) * asym
+            else:
+                period = 60.0 / 110.0 * (1.0 + p.jitter * r[0])
+                T = 0.62 * (1.0 + p.jitter * r[1])
+                si = float(np.clip(0.05 + 0.01 * r[2], 0.0, 0.2))
+                rise, active, imp_target = 0.03, 1.0 + 0.02 * r[4], 0.0
+            if t0 + T > self.t_end:
+                self.done = True
+                break
+            shape = _StepShape(
+                side=side, t0=t0, T=T, gait=gait, active_bw=active, impact_amp=0.0, rise_s=rise,
+                gamma=1.0, si=si, y0=0.62 + 0.03 * r[5], wander_phase=float(self.rng.random()),
+            )
+            if gait == "run" and imp_target > 0.0:
+                rise = min(rise, 0.45 * T)
+                shape.rise_s = rise
+                amp = imp_target - active * math.sin(math.pi * rise / T)
+                shape.impact_amp = amp if amp > 0.05 else 0.0
+            factor = 1.0
+            for s0, s1, fac in p.spikes:
+                if s0 <= t0 < s1:
+                    factor *= fac
+            truth = self._truth(shape)
+            if gait == "run" and factor != 1.0:
+                truth = self._apply_spike(shape, truth, factor)
+            self.shapes.append(shape)
+            self.truths.append(truth)
+            self.next_t = t0 + period
+            self.next_side ^= 1
+
+    def _truth(self, shape: _StepShape) -> StepTruth:
+        valr, vilr, has_ip, method, ipbw, peak, impulse = _truth_lr(shape)
+        return StepTruth(
+            side=shape.side, t_contact=float(shape.t0), t_toe_off=float(shape.t0 + shape.T),
+            contact_ms=float(shape.T * 1000.0),
+            strike_index=shape.si, strike_zone=strike_zone(shape.si), impact_peak=has_ip, valr_bw_s=valr,
+            vilr_bw_s=vilr, peak_force_bw=peak, lr_method=method,  # type: ignore[arg-type]
+            impact_peak_bw=ipbw, impulse_bw_s=impulse, gait=shape.gait, spike_factor=shape.spike_factor,
+        )
+
+    def _apply_spike(self, shape: _StepShape, base: StepTruth, factor: float) -> StepTruth:
+        """Steepen the loading (shorter impact rise, or a warped early active hump) so VALR × factor.
+
+        Solved by bisection on the generated curve's own VALR, so the truth ratio is exact to <0.1 %.
+        """
+        target = base.valr_bw_s * factor
+        shape.spike_factor = factor
+        if base.impact_peak:
+            tr0 = shape.rise_s
+            imp_total = shape.impact_amp + shape.active_bw * math.sin(math.pi * tr0 / shape.T)
+
+            def set_param(x: float) -> None:  # x = log rise time; keep the impact peak's height
+                shape.rise_s = math.exp(x)
+                shape.impact_amp = max(imp_total - shape.active_bw * math.sin(math.pi * shape.rise_s / shape.T), 0.06)
+
+            lo, hi = (math.log(0.002), math.log(tr0)) if factor > 1 else (math.log(tr0), math.log(0.45 * shape.T))
+        else:
+
+            def set_param(x: float) -> None:  # x = warp exponent γ of the active hump
+                shape.gamma = x
+
+            lo, hi = (0.15, 1.0) if factor > 1 else (1.0, 3.0)
+        def valr_at(x: float) -> float:
+            set_param(x)
+            return _truth_lr(shape)[0]
+
+        # VALR decreases with both log(rise) and γ: bisect for valr == target
+        for _ in range(40):
+            mid = 0.5 * (lo + hi)
+            if valr_at(mid) > target:
+                lo = mid
+            else:
+                hi = mid
+        set_param(0.5 * (lo + hi))
+        return self._truth(shape)
+
+
+# --------------------------------------------------------------------------------------------
+# Exact-CoP pressure distribution
+# --------------------------------------------------------------------------------------------
+def _convex_hull(pts: np.ndarray) -> np.ndarray:
+    """Monotone chain; returns hull vertices counter-clockwise (may be 1 or 2 points)."""
+    P = sorted({(float(a), float(b)) for a, b in pts})
+    if len(P) <= 2:
+        return np.asarray(P)
+
+    def cross(o: tuple[float, float], a: tuple[float, float], b: tuple[float, float]) -> float:
+        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+    lower: list[tuple[float, float]] = []
+    for q in P:
+        while len(lower) >= 2 and cross(lower[-2], lower[-1], q) <= 1e-15:
+            lower.pop()
+        lower.append(q)
+    upper: list[tuple[float, float]] = []
+    for q in reversed(P):
+        while len(upper) >= 2 and cross(upper[-2], upper[-1], q) <= 1e-15:
+            upper.pop()
+        upper.append(q)
+    return np.asarray(lower[:-1] + upper[:-1])
+
+
+class _Distributor:
+    """Spreads a force over the sensors so that their centre of pressure is exactly the target."""
+
+    SIGMA_X = 0.08
+    SIGMA_Y = 0.20
+
+    def __init__(self, profile: HardwareProfile) -> None:
+        self.x = profile.sensor_x()
+        self.y = profile.sensor_y()
+        self.S = profile.n_sensors
+        pts = np.column_stack([self.x, self.y])
+        hull = _convex_hull(pts) if self.S > 1 else pts[:1]
+        self.mode = "point" if len(hull) == 1 else ("line" if len(hull) == 2 else "area")
+        if self.mode == "area":
+            # shrink the hull towards its centroid by 1 % so the tilt stays finite
+            c = hull.mean(axis=0)
+            self.hull = c + 0.99 * (hull - c)
+            self.edges_n, self.edges_c = self._halfplanes(self.hull)
+        elif self.mode == "line":
+            a, b = hull[0], hull[1]
+            self.a = a + 0.01 * (b - a)
+            self.b = b - 0.01 * (b - a)
+            self.dir = (b - a) / np.linalg.norm(b - a)
+
+    @staticmethod
+    def _halfplanes(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        nxt = np.roll(h, -1, axis=0)
+        e = nxt - h
+        normals = np.column_stack([e[:, 1], -e[:, 0]])  # outward for a CCW polygon
+        normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+        return normals, np.einsum("ij,ij->i", normals, h)
+
+    def clip(self, tx: np.ndarray, ty: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Project targets outside the (shrunk) hull onto it; inside points are unchanged."""
+        if self.mode == "point":
+            return np.full_like(tx, self.x[0]), np.full_like(ty, self.y[0])
+        if self.mode == "line":
+            p = np.column_stack([tx, ty]) - self.a
+            L = float(np.dot(self.b - self.a, self.dir))
+            s = np.clip(p @ self.dir, 0.0, L)
+            q = self.a + s[:, None] * self.dir
+            return q[:, 0].copy(), q[:, 1].copy()
+        pts = np.column_stack([tx, ty])
+        for _ in range(8):  # alternating projections onto violated half-planes (converges for convex sets)
+            viol = pts @ self.edges_n.T - self.edges_c
+            if not np.any(viol > 1e-12):
+                break
+            k = np.argmax(viol, axis=1)
+            v = viol[np.arange(len(pts)), k]
+            m = v > 1e-12
+            pts[m] -= v[m, None] * self.edges_n[k[m]]
+        # a last safety: pull the rest towards the centroid until inside
+        c = self.hull.mean(axis=0)
+        for _ in range(30):
+            viol = np.max(pts @ self.edges_n.T - self.edges_c, axis=1)
+            m = viol > 1e-12
+            if not m.any():
+                break
+            pts[m] = c + 0.98 * (pts[m] - c)
+        return pts[:, 0].copy(), pts[:, 1].copy()
+
+    def weights(self, tx: np.ndarray, ty: np.ndarray) -> np.ndarray:
+        """(n, S) weights summing to 1 per row with Σw·x = tx, Σw·y = ty (targets already clipped)."""
+        n = tx.shape[0]
+        if self.S == 1:
+            return np.ones((n, 1))
+        x, y = self.x[None, :], self.y[None, :]
+        base = -0.5 * ((x - tx[:, None]) / self.SIGMA_X) ** 2 - 0.5 * ((y - ty[:, None]) / self.SIGMA_Y) ** 2
+        a = np.zeros(n)
+        b = np.zeros(n)
+        line = self.mode == "line"
+
+        def evaluate(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            lw = base + a[:, None] * x + b[:, None] * y
+            lmax = lw.max(axis=1, keepdims=True)
+            w = np.exp(lw - lmax)
+            z = w.sum(axis=1, keepdims=True)
+            return w / z, (np.log(z[:, 0]) + lmax[:, 0]) - a * tx - b * ty
+
+        w, obj = evaluate(a, b)
+        for _ in range(60):
+            mx, my = w @ self.x, w @ self.y
+            rx, ry = tx - mx, ty - my
+            if max(float(np.max(np.abs(rx), initial=0)), float(np.max(np.abs(ry), initial=0))) < 1e-13:
+                break
+            dx, dy = x - mx[:, None], y - my[:, None]
+            cxx = np.einsum("ij,ij->i", w, dx * dx) + 1e-300
+            cyy = np.einsum("ij,ij->i", w, dy * dy) + 1e-300
+            cxy = np.einsum("ij,ij->i", w, dx * dy)
+            if line:  # collinear sensors: 1-D Newton along the line's direction d
+                ux, uy = self.dir
+                var = cxx * ux * ux + 2 * cxy * ux * uy + cyy * uy * uy + 1e-300
+                sd = (rx * ux + ry * uy) / var
+                da, db = sd * ux, sd * uy
+            else:
+                det = cxx * cyy - cxy * cxy
+                det = np.where(np.abs(det) < 1e-300, 1e-300, det)
+                da = (cyy * rx - cxy * ry) / det
+                db = (cxx * ry - cxy * rx) / det
+            step = np.ones(n)
+            for _ in range(30):  # backtracking on the convex dual objective, per frame
+                w_new, obj_new = evaluate(a + step * da, b + step * db)
+                bad = obj_new > obj + 1e-12 * (1.0 + np.abs(obj))
+                if not bad.any():
+                    break
+                step = np.where(bad, step * 0.5, step)
+            else:
+                w_new, obj_new = evaluate(a + step * da, b + step * db)
+            a, b, w, obj = a + step * da, b + step * db, w_new, obj_new
+        return w
+
+
+# --------------------------------------------------------------------------------------------
+# Raw units
+# --------------------------------------------------------------------------------------------
+def newtons_to_raw(profile: HardwareProfile, f_n: np.ndarray) -> np.ndarray:
+    """Invert the profile's calibration: per-sensor newtons (n, S) → raw units (before noise/clipping)."""
+    cal = profile.calibration
+    if isinstance(cal, FsrDividerCalibration):
+        g_us = np.power(np.maximum(f_n, 0.0) / cal.k, 1.0 / cal.n)  # F = k·G^n, G in µS
+        g_r = g_us * 1e-6 * cal.r_measure_ohm
+        v = cal.vcc * g_r / (1.0 + g_r)
+        return v / cal.vcc * cal.adc_max
+    return f_n / profile.linear_gain()[None, :] + cal.offset
+
+
+def raw_to_newtons(profile: HardwareProfile, raw: np.ndarray) -> np.ndarray:
+    """The profile's forward calibration (used by tests and the sources' self-checks)."""
+    cal = profile.calibration
+    raw = np.asarray(raw, dtype=np.float64)
+    if isinstance(cal, FsrDividerCalibration):
+        v = np.clip(raw, 0.0, cal.adc_max - 1e-6) / cal.adc_max * cal.vcc
+        g_us = v / (cal.r_measure_ohm * (cal.vcc - v)) * 1e6
+        f = cal.k * np.power(g_us, cal.n)
+        return np.where(raw <= cal.threshold_counts, 0.0, f)
+    return (raw - cal.offset) * profile.linear_gain()[None, :]
+
+
+# --------------------------------------------------------------------------------------------
+# Frame generation
+# --------------------------------------------------------------------------------------------
+class _Generator:
+    def __init__(self, profile: HardwareProfile, params: RunParams, endless: bool = False) -> None:
+        self.profile = profile
+        self.p = params
+        self.fs = float(params.sample_rate_hz or profile.sample_rate_hz)
+        self.endless = endless
+        self.n_total = None if endless else math.floor(params.total_s * self.fs + 1e-9)
+        self.sched = _Schedule(params, endless)
+        self.dist = _Distributor(profile)
+        self.bw_n = params.body_mass_kg * G
+        area = profile.sensor_area_cm2()
+        self.offset_share = area / area.sum()
+        self.S = profile.n_sensors
+        self.counts = profile.raw_unit == "counts"
+        self.raw_max = profile.raw_max
+        if self.raw_max is None and isinstance(profile.calibration, FsrDividerCalibration):
+            self.raw_max = float(profile.calibration.adc_max)
+
+    def block(self, k: int, side_i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frames of block k for one side after dropouts: (t float64[m], raw float32[m, S])."""
+        i0 = k * BLOCK_FRAMES
+        i1 = i0 + BLOCK_FRAMES if self.n_total is None else min(i0 + BLOCK_FRAMES, self.n_total)
+        idx = np.arange(i0, i1)
+        t = idx / self.fs
+        side = SIDES[side_i]
+        p = self.p
+        self.sched.extend_to(float(t[-1]) + 2.0)
+        force_bw = np.zeros(t.size)
+        tx = np.zeros(t.size)
+        ty = np.zeros(t.size)
+        for sh in self.sched.shapes:
+            if sh.side != side or sh.t0 > t[-1] or sh.t0 + sh.T < t[0]:
+                continue
+            a = int(np.searchsorted(t, sh.t0, "left"))
+            b = int(np.searchsorted(t, sh.t0 + sh.T, "right"))
+            tau = t[a:b] - sh.t0
+            force_bw[a:b] += _force(sh, tau)
+            cx, cy = _cop(sh, tau)
+            tx[a:b], ty[a:b] = cx, cy
+        if p.standing_s > 0:
+            m = t < p.standing_s
+            if m.any():
+                ts = t[m]
+                phase = 0.0 if side == "left" else math.pi
+                ramp = np.clip((p.standing_s - ts) / 0.05, 0.0, 1.0)
+                force_bw[m] += (0.5 + 0.02 * np.sin(2 * np.pi * 0.25 * ts + phase)) * ramp
+                tx[m] = 0.42 + 0.015 * np.sin(2 * np.pi * 0.31 * ts + phase)
+                ty[m] = 0.5 + 0.01 * np.sin(2 * np.pi * 0.17 * ts)
+        rng = np.random.default_rng([p.seed, side_i, k])
+        f_n = np.zeros((t.size, self.S))
+        loaded = force_bw > 0
+        if loaded.any():
+            cx, cy = self.dist.clip(tx[loaded], ty[loaded])
+            w = self.dist.weights(cx, cy)
+            f_n[loaded] = (force_bw[loaded] * self.bw_n)[:, None] * w
+        base = p.swing_offset_n + p.drift_n_per_min * (t / 60.0)
+        f_n += base[:, None] * self.offset_share[None, :]
+        if p.noise_n > 0:
+            f_n += rng.standard_normal(f_n.shape) * (p.noise_n / math.sqrt(self.S))
+        raw = newtons_to_raw(self.profile, f_n)
+        if self.counts:
+            raw = np.rint(raw)
+        raw = np.maximum(raw, 0.0)
+        if self.raw_max is not None:
+            raw = np.minimum(raw, self.raw_max)
+        keep = rng.random(t.size) >= p.dropout_prob if p.dropout_prob > 0 else slice(None)
+        return np.ascontiguousarray(t[keep]), np.ascontiguousarray(raw[keep], dtype=np.float32)
+
+    @property
+    def n_blocks(self) -> int | None:
+        return None if self.n_total is None else -(-self.n_total // BLOCK_FRAMES)
+
+
+def _meta(profile: HardwareProfile, params: RunParams, fs: float) -> dict[str, Any]:
+    return {
+        "simulator": {"params": params.model_dump(mode="json"), "sample_rate_hz": fs},
+        "generator": "edge_agent.simulator",
+    }
+
+
+def _segments(p: RunParams) -> list[Segment]:
+    segs: list[Segment] = []
+    t = 0.0
+    for label, dur in (("standing", p.standing_s), ("walking", p.walking_s), ("running", p.duration_s),
+                       ("walking", p.walking_s)):
+        if dur > 0:
+            segs.append(Segment(label, t, t + dur))
+            t += dur
+    return segs
+
+
+def simulate(profile: HardwareProfile, params: RunParams | None = None) -> tuple[Recording, list[StepTruth]]:
+    """A whole simulated recording and the truth of every step in it (sorted by contact time)."""
+    params = params or RunParams()
+    gen = _Generator(profile, params)
+    nb = gen.n_blocks or 0
+    feet: dict[str, FootStream] = {}
+    for si, side in enumerate(SIDES):
+        parts = [gen.block(k, si) for k in range(nb)]
+        t = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0)
+        raw = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, profile.n_sensors), np.float32)
+        feet[side] = FootStream(t=np.ascontiguousarray(t, dtype=np.float64), raw=np.ascontiguousarray(raw))
+    gen.sched.extend_to(math.inf)
+    rec = Recording(
+        profile=profile.name, left=feet["left"], right=feet["right"], body_mass_kg=params.body_mass_kg,
+        notes=f"simulated run, seed {params.seed}", source="simulator", segments=_segments(params),
+        meta=_meta(profile, params, gen.fs),
+    )
+    return rec, list(gen.sched.truths)
+
+
+class SimulatorStream:
+    """Incremental simulation: frames on demand, bit-identical to :func:`simulate` however it is chunked.
+
+    ``next_chunk(n)`` advances the clock by ``n`` frame slots and returns the frames of both feet in
+    them (fewer when frames were dropped). ``endless=True`` runs forever (the running phase never ends).
+    """
+
+    def __init__(self, profile: HardwareProfile, params: RunParams | None = None, endless: bool = False) -> None:
+        self.params = params or RunParams()
+        self.profile = profile
+        self._gen = _Generator(profile, self.params, endless)
+        self.sample_rate_hz = self._gen.fs
+        self._pos = 0  # next frame slot
+        self._buf: dict[int, tuple[int, list[tuple[np.ndarray, np.ndarray]]]] = {}
+
+    @property
+    def frames_total(self) -> int | None:
+        return self._gen.n_total
+
+    @property
+    def exhausted(self) -> bool:
+        return self._gen.n_total is not None and self._pos >= self._gen.n_total
+
+    @property
+    def time(self) -> float:
+        """Simulated time reached (s)."""
+        return self._pos / self.sample_rate_hz
+
+    @property
+    def truths(self) -> list[StepTruth]:
+        """Truths of the steps completed so far."""
+        now = self.time
+        return [tr for tr in self._gen.sched.truths if tr.t_toe_off <= now]
+
+    def _block(self, k: int, si: int) -> tuple[np.ndarray, np.ndarray]:
+        key = k * 2 + si
+        hit = self._buf.get(key)
+        if hit is None:
+            blk = self._gen.block(k, si)
+            self._buf[key] = (k, [blk])
+            # keep only the current and next blocks
+            for old in [kk for kk in self._buf if kk // 2 < k - 1]:
+                del self._buf[old]
+            return blk
+        return hit[1][0]
+
+    def next_chunk(self, n_frames: int) -> tuple[FootStream, FootStream]:
+        if n_frames <= 0:
+            raise ValueError(f"n_frames must be positive, got {n_frames}")
+        start = self._pos
+        stop = start + n_frames
+        if self._gen.n_total is not None:
+            stop = min(stop, self._gen.n_total)
+        t0, t1 = start / self.sample_rate_hz, stop / self.sample_rate_hz
+        out: list[FootStream] = []
+        for si in range(2):
+            ts: list[np.ndarray] = []
+            raws: list[np.ndarray] = []
+            for k in range(start // BLOCK_FRAMES, -(-stop // BLOCK_FRAMES) if stop > start else start // BLOCK_FRAMES):
+                bt, br = self._block(k, si)
+                # select by frame slot; t = idx / fs exactly, so compare indices via rounding
+                idx = np.rint(bt * self.sample_rate_hz).astype(np.int64)
+                m = (idx >= start) & (idx < stop)
+                ts.append(bt[m])
+                raws.append(br[m])
+            t = np.concatenate(ts) if ts else np.zeros(0)
+            raw = np.concatenate(raws) if raws else np.zeros((0, self.profile.n_sensors), np.float32)
+            out.append(FootStream(t=np.ascontiguousarray(t), raw=np.ascontiguousarray(raw, dtype=np.float32)))
+        self._pos = stop
+        del t0, t1
+        return out[0], out[1]
