@@ -79,9 +79,15 @@ def fit(data: Path) -> dict:
                 raise SystemExit(f"{name} {side}: negative area fitted {area}")
             err = np.abs(p @ area - tot) / tot * 100
             result["sessions"].append(
-                {"session": name, "size": size, "side": side, "samples": len(tot),
-                 "areas": area, "force_err_pct_mean": float(err.mean()),
-                 "force_err_pct_p99": float(np.percentile(err, 99))}
+                {
+                    "session": name,
+                    "size": size,
+                    "side": side,
+                    "samples": len(tot),
+                    "areas": area,
+                    "force_err_pct_mean": float(err.mean()),
+                    "force_err_pct_p99": float(np.percentile(err, 99)),
+                }
             )
             w = p * area
             wx.append(w)
@@ -96,9 +102,14 @@ def fit(data: Path) -> dict:
         ex = np.abs(w_all @ bx / force - cop_x)
         ey = np.abs(w_all @ by / force - cop_y)
         result["sides"][side] = {
-            "x": bx, "y": by, "samples": len(force), "n_parts": len(parts),
-            "cop_x_err_mean": float(ex.mean()), "cop_x_err_p99": float(np.percentile(ex, 99)),
-            "cop_y_err_mean": float(ey.mean()), "cop_y_err_p99": float(np.percentile(ey, 99)),
+            "x": bx,
+            "y": by,
+            "samples": len(force),
+            "n_parts": len(parts),
+            "cop_x_err_mean": float(ex.mean()),
+            "cop_x_err_p99": float(np.percentile(ex, 99)),
+            "cop_y_err_mean": float(ey.mean()),
+            "cop_y_err_p99": float(np.percentile(ey, 99)),
         }
     return result
 
@@ -115,8 +126,15 @@ def profile_dict(res: dict) -> dict:
     sensors = []
     for i in range(16):
         region = README_REGION.get(i + 1, region_of(float(x[i])))
-        sensors.append({"x": round(float(x[i]), 4), "y": round(float(y[i]), 4),
-                        "area_cm2": round(float(areas[i]), 3), "region": region, "label": f"cell {i + 1}"})
+        sensors.append(
+            {
+                "x": round(float(x[i]), 4),
+                "y": round(float(y[i]), 4),
+                "area_cm2": round(float(areas[i]), 3),
+                "region": region,
+                "label": f"cell {i + 1}",
+            }
+        )
     fx = left["cop_x_err_mean"]
     f_err = max(s["force_err_pct_mean"] for s in res["sessions"])
     return {
@@ -149,12 +167,16 @@ def main(argv: list[str] | None = None) -> int:
     ref = np.mean([s["areas"] for s in res["sessions"] if s["size"] == "7"], axis=0)
     for s in res["sessions"]:
         scale = float(np.median(s["areas"] / ref))
-        print(f"{s['session']:58} {s['side']:5} {s['size']:7} {s['samples']:6d} "
-              f"{s['force_err_pct_mean']:8.3f} {s['force_err_pct_p99']:6.2f}  {scale:.3f}")
+        print(
+            f"{s['session']:58} {s['side']:5} {s['size']:7} {s['samples']:6d} "
+            f"{s['force_err_pct_mean']:8.3f} {s['force_err_pct_p99']:6.2f}  {scale:.3f}"
+        )
     for side, r in res["sides"].items():
-        print(f"{side}: CoP x error mean {r['cop_x_err_mean']:.2e} (p99 {r['cop_x_err_p99']:.2e}) insole units "
-              f"= {r['cop_x_err_mean'] * INSOLE_MM:.4f} mm; CoP y mean {r['cop_y_err_mean']:.2e} "
-              f"(p99 {r['cop_y_err_p99']:.2e}); {r['samples']} samples")
+        print(
+            f"{side}: CoP x error mean {r['cop_x_err_mean']:.2e} (p99 {r['cop_x_err_p99']:.2e}) insole units "
+            f"= {r['cop_x_err_mean'] * INSOLE_MM:.4f} mm; CoP y mean {r['cop_y_err_mean']:.2e} "
+            f"(p99 {r['cop_y_err_p99']:.2e}); {r['samples']} samples"
+        )
     dx = np.abs(res["sides"]["left"]["x"] - res["sides"]["right"]["x"]).max()
     dy = np.abs(res["sides"]["left"]["y"] - res["sides"]["right"]["y"]).max()
     print(f"mirror consistency: max |x_L − x_R| = {dx:.4f}, max |y_L − y_R| = {dy:.4f} (vendor units)")

@@ -46,8 +46,15 @@ def pedar_99() -> dict:
             for c in range(n):
                 y = 0.5 - w / 2 + (c + 0.5) * w / n
                 area = (row_len * length_mm) * (w * max_width_mm / n) / 100.0 * 0.9  # 90 % fill
-                sensors.append({"x": round(x, 4), "y": round(y, 4), "area_cm2": round(area, 3),
-                                "region": region, "label": f"S{len(sensors) + 1}"})
+                sensors.append(
+                    {
+                        "x": round(x, 4),
+                        "y": round(y, 4),
+                        "area_cm2": round(area, 3),
+                        "region": region,
+                        "label": f"S{len(sensors) + 1}",
+                    }
+                )
     assert len(sensors) == 99, len(sensors)
     return {
         "name": "pedar-99",
@@ -78,13 +85,15 @@ def ultraflex_8() -> dict:
     regions = ["heel", "midfoot", "midfoot", "midfoot", "midfoot", "forefoot", "forefoot", "toes"]
     sensors = []
     for i, ((x_ml, y_ap), region) in enumerate(zip(coords, regions, strict=True)):
-        sensors.append({
-            "x": round((y_ap + 800) / 1600, 4),
-            "y": round(0.2 + 0.6 * (abs(x_ml) - 300) / 400, 4),
-            "area_cm2": 5.0,
-            "region": region,
-            "label": f"L{i + 1}/R{i + 1}",
-        })
+        sensors.append(
+            {
+                "x": round((y_ap + 800) / 1600, 4),
+                "y": round(0.2 + 0.6 * (abs(x_ml) - 300) / 400, 4),
+                "area_cm2": 5.0,
+                "region": region,
+                "label": f"L{i + 1}/R{i + 1}",
+            }
+        )
     return {
         "name": "ultraflex-8",
         "description": "PhysioNet gaitpdb force insoles (Ultraflex): 8 sensors per foot reporting newtons.",
@@ -127,13 +136,24 @@ FSR8 = [  # DIY 8-FSR layout: heel ×2, lateral midfoot, MT1, MT3, MT5, hallux, 
 
 
 def diy_esp32(ble: bool) -> dict:
-    frame = {"sync": "A55A", "side_byte": True, "counter": "u16le", "timestamp": "none",
-             "value_type": "u16le", "checksum": "xor8"}
+    frame = {
+        "sync": "A55A",
+        "side_byte": True,
+        "counter": "u16le",
+        "timestamp": "none",
+        "value_type": "u16le",
+        "checksum": "xor8",
+    }
     if ble:
-        transport = {"type": "ble", "service_uuid": ESP32_SERVICE,
-                     "left_characteristic_uuid": "6e400003-b5a3-f393-e0a9-e50e24dcca9e",
-                     "right_characteristic_uuid": "6e400003-b5a3-f393-e0a9-e50e24dcca9e",
-                     "left_name": "footfall-L", "right_name": "footfall-R", "frame": frame}
+        transport = {
+            "type": "ble",
+            "service_uuid": ESP32_SERVICE,
+            "left_characteristic_uuid": "6e400003-b5a3-f393-e0a9-e50e24dcca9e",
+            "right_characteristic_uuid": "6e400003-b5a3-f393-e0a9-e50e24dcca9e",
+            "left_name": "footfall-L",
+            "right_name": "footfall-R",
+            "frame": frame,
+        }
     else:
         transport = {"type": "serial", "baudrate": 921600, "frame": frame}
     return {
@@ -154,8 +174,12 @@ def diy_esp32(ble: bool) -> dict:
 
 
 def diy_mcp3008() -> dict:
-    pts = [(0.10, 0.50, "heel", "heel"), (0.70, 0.20, "forefoot", "1st metatarsal head"),
-           (0.66, 0.82, "forefoot", "5th metatarsal head"), (0.90, 0.25, "toes", "hallux")]
+    pts = [
+        (0.10, 0.50, "heel", "heel"),
+        (0.70, 0.20, "forefoot", "1st metatarsal head"),
+        (0.66, 0.82, "forefoot", "5th metatarsal head"),
+        (0.90, 0.25, "toes", "hallux"),
+    ]
     return {
         "name": "diy-mcp3008-fsr4",
         "description": "Home-built insole: 4 FSRs (heel, 1st MT, 5th MT, hallux) on an MCP3008 10-bit SPI ADC "
@@ -166,8 +190,14 @@ def diy_mcp3008() -> dict:
         "raw_max": 1023.0,
         "insole_length_mm": 270.0,
         "calibration": {"type": "fsr_divider", "adc_max": 1023, "vcc": 3.3, "r_measure_ohm": 10000.0},
-        "transport": {"type": "adc", "chip": "mcp3008", "spi_bus": 0, "spi_devices": {"left": 0, "right": 1},
-                      "channels": [0, 1, 2, 3], "spi_speed_hz": 1350000},
+        "transport": {
+            "type": "adc",
+            "chip": "mcp3008",
+            "spi_bus": 0,
+            "spi_devices": {"left": 0, "right": 1},
+            "channels": [0, 1, 2, 3],
+            "spi_speed_hz": 1350000,
+        },
         "source": "Minimal 4-point layout used by many FSR gait insoles (heel, MT1, MT5, hallux); FSR 402.",
         "sensors": [{"x": x, "y": y, "area_cm2": FSR402_AREA_CM2, "region": r, "label": lbl} for x, y, r, lbl in pts],
     }
@@ -197,12 +227,14 @@ def all_profiles() -> list[dict]:
         pedar_99(),
         ultraflex_8(),
         single_zone(
-            "single-zone-force", 100.0,
+            "single-zone-force",
+            100.0,
             "One force channel per foot (e.g. loadsol, or a split-belt force plate resampled to 100 Hz).",
             "Single zone: force only, no centre of pressure, so no strike index.",
         ),
         single_zone(
-            "force-plate-300", 300.0,
+            "force-plate-300",
+            300.0,
             "Vertical ground reaction force from an instrumented treadmill at 300 Hz (Fukuchi RBDS, one plate "
             "under both feet; the importer splits alternate contacts into left/right).",
             "Fukuchi et al. 2017, PeerJ 5:e3298 (CC-BY-4.0): Fy is vertical, 300 Hz. Single zone: no strike index.",

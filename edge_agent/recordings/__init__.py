@@ -1,0 +1,128 @@
+"""Recordings: the in-memory model, the native ``.ffrec`` format, and importers for real datasets.
+
+``load_recording`` auto-detects the format (native, Moticon OpenGo text export, Moticon
+``;``-CSV, PhysioNet gaitpdb, Fukuchi ``*forces.txt``, plain CSV) and checks the recording
+against its hardware profile. See ``docs/recordings.md`` for the formats.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+from edge_agent.profiles import ProfileError, load_profile
+from edge_agent.recordings import importers as _imp
+from edge_agent.recordings.model import FootStream, Recording, RecordingError, Segment, Side, check_stream
+from edge_agent.recordings.native import (
+    SUFFIX,
+    RecordingWarning,
+    RecordingWriter,
+    is_native,
+    load_native,
+    save_recording_native,
+)
+
+__all__ = [
+    "FORMATS",
+    "SUFFIX",
+    "FootStream",
+    "Recording",
+    "RecordingError",
+    "RecordingWarning",
+    "RecordingWriter",
+    "Segment",
+    "Side",
+    "detect_format",
+    "load_recording",
+    "save_recording",
+]
+
+FORMATS = tuple(_imp.format_names())
+
+
+def detect_format(path: Path) -> str:
+    """The format of ``path`` from its content (not its name); RecordingError when unknown."""
+    if path.is_dir():
+        if (path / "insoles.csv.gz").is_file() or (path / "insoles.csv").is_file():
+            return "moticon-csv"
+        raise RecordingError(f"{path}: is a folder without insoles.csv(.gz); give a recording file")
+    try:
+        with open(path, "rb") as f:
+            head_b = f.read(8192)
+    except OSError as err:
+        raise RecordingError(f"{path}: cannot read ({err.strerror})") from None
+    if is_native(head_b):
+        return "native"
+    if head_b[:2] == b"\x1f\x8b":
+        try:
+            with gzip.open(path, "rb") as g:
+                head_b = g.read(8192)
+        except (OSError, EOFError) as err:
+            raise RecordingError(f"{path}: broken gzip stream ({err})") from None
+    head = head_b.decode("utf-8-sig", "replace")
+    fmt = _imp.sniff(path, head)
+    if fmt is None:
+        raise RecordingError(
+            f"{path}: unknown recording format (first line {head.splitlines()[:1]!r}); known: {', '.join(FORMATS)}"
+        )
+    return fmt
+
+
+def load_recording(path: str | os.PathLike[str], profile: str | None = None, fmt: str | None = None) -> Recording:
+    """Load any supported recording; ``profile`` overrides the format's default and is checked to fit.
+
+    Raises RecordingError (a ValueError) naming the file and, where it can, the line and column.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise RecordingError(f"{path}: no such file")
+    fmt = fmt or detect_format(path)
+    if fmt not in FORMATS:
+        raise RecordingError(f"{path}: unknown format {fmt!r}; known: {', '.join(FORMATS)}")
+    if path.is_dir():
+        path = path / "insoles.csv.gz" if (path / "insoles.csv.gz").is_file() else path / "insoles.csv"
+    n_profile = None
+    if profile is not None:
+        try:
+            n_profile = load_profile(profile).n_sensors
+        except ProfileError as err:
+            raise RecordingError(f"{path}: {err}") from None
+    if fmt == "native":
+        rec = load_native(path)
+    elif fmt == "moticon-txt":
+        rec = _imp.load_moticon_txt(path)
+    elif fmt == "moticon-csv":
+        rec = _imp.load_moticon_csv(path)
+    elif fmt == "gaitpdb":
+        rec = _imp.load_gaitpdb(path)
+    elif fmt == "fukuchi":
+        rec = _imp.load_fukuchi(path)
+    else:
+        rec = _imp.load_plain_csv(path, profile, n_profile)
+    if profile is not None:
+        rec.profile = profile
+    check_fits_profile(rec, path)
+    return rec
+
+
+def check_fits_profile(rec: Recording, where: object = "<recording>") -> None:
+    """RecordingError unless the profile exists and has as many sensors as each foot stream."""
+    try:
+        prof = load_profile(rec.profile)
+    except ProfileError as err:
+        raise RecordingError(f"{where}: {err}") from None
+    for side, fs in rec.streams():
+        if fs.n_sensors != prof.n_sensors:
+            raise RecordingError(
+                f"{where}: profile {rec.profile!r} has {prof.n_sensors} sensors but the {side} foot "
+                f"of this recording has {fs.n_sensors}"
+            )
+
+
+def save_recording(rec: Recording, path: str | os.PathLike[str]) -> None:
+    """Write ``rec`` in the native format (atomically; see docs/recordings.md)."""
+    path = Path(path)
+    for side, fs in rec.streams():
+        check_stream(fs, f"{path}: {side}")
+    save_recording_native(rec, path)

@@ -1,0 +1,421 @@
+"""Importers for the vendor and lab formats footfall validates against, plus plain CSV.
+
+Each importer returns a :class:`Recording` in the profile's raw unit, one :class:`FootStream`
+per foot on that foot's own clock (a Moticon side that is not streaming yet simply has no rows),
+and keeps the vendor's own numbers in ``reference`` so the validation can compare against them.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import math
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from edge_agent.recordings.model import SIDES, FootStream, Recording, RecordingError, Segment, check_stream
+
+_PRESSURE = re.compile(r"^(left|right) pressure (\d+)\[")
+
+
+def open_text(path: Path) -> str:
+    """File content as text, gunzipping ``.gz`` transparently."""
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as err:
+            raise RecordingError(f"{path}: broken gzip stream ({err})") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise RecordingError(f"{path}: not UTF-8 text (byte {err.start})") from None
+
+
+def _parse_rows(
+    path: Path, lines: list[str], first_line: int, sep: str | None, n_cols: int, skip: frozenset[int] = frozenset()
+) -> np.ndarray:
+    """Numbers of a delimited table; blank cells → NaN; ``skip`` columns (text labels) stay NaN.
+
+    Errors name file:line:column and the offending cell.
+    """
+    out = np.full((len(lines), n_cols), np.nan)
+    for i, line in enumerate(lines):
+        cells = line.split(sep)
+        if len(cells) > n_cols and not any(c.strip() for c in cells[n_cols:]):
+            cells = cells[:n_cols]
+        if len(cells) != n_cols:
+            raise RecordingError(f"{path}:{first_line + i}: expected {n_cols} columns, found {len(cells)}")
+        for j, c in enumerate(cells):
+            c = c.strip()
+            if not c or j in skip:
+                continue
+            try:
+                v = float(c)
+            except ValueError:
+                raise RecordingError(f"{path}:{first_line + i}: column {j + 1}: {c[:40]!r} is not a number") from None
+            if not math.isfinite(v):
+                raise RecordingError(f"{path}:{first_line + i}: column {j + 1}: {c!r} is not a finite number")
+            out[i, j] = v
+    return out
+
+
+def _fast_table(path: Path, lines: list[str], first_line: int, sep: str | None, n_cols: int) -> np.ndarray:
+    """numpy's parser when the table is clean; the careful parser (blank cells, error positions) otherwise."""
+    try:
+        arr = np.loadtxt(io.StringIO("\n".join(lines)), delimiter=sep, ndmin=2)
+        if arr.shape == (len(lines), n_cols) and np.isfinite(arr).all():
+            return arr
+    except ValueError:
+        pass
+    return _parse_rows(path, lines, first_line, sep, n_cols)
+
+
+def _data_lines(text: str, start: int) -> tuple[list[str], int]:
+    lines = text.splitlines()[start:]
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return lines, start + 1
+
+
+def _stream_from(t: np.ndarray, block: np.ndarray, where: str) -> tuple[FootStream | None, np.ndarray]:
+    """Rows where every sensor of the foot has a value; a side that never streams gives None."""
+    ok = ~np.isnan(block).any(axis=1)
+    if not ok.any():
+        return None, ok
+    partial = ~ok & ~np.isnan(block).all(axis=1)
+    if partial.any():
+        i = int(np.argmax(partial))
+        raise RecordingError(f"{where}: sample at t={t[i]:.3f} s has some sensors blank and others not")
+    fs = FootStream(t[ok], block[ok])
+    check_stream(fs, where)
+    return fs, ok
+
+
+# -- Moticon (OpenGo text export, plantar-activity CSV) -----------------------------------------
+def _moticon_table(path: Path, names: list[str], data: np.ndarray, fmt: str) -> Recording:
+    cols = {n.strip(): i for i, n in enumerate(names)}
+    rec = Recording(profile="moticon-opengo", left=None, right=None, source=str(path), meta={"format": fmt})
+    t = data[:, 0]
+    for side in SIDES:
+        idx = []
+        for i, n in enumerate(names):
+            m = _PRESSURE.match(n.strip())
+            if m and m.group(1) == side:
+                idx.append((int(m.group(2)), i))
+        if not idx:
+            continue
+        idx.sort()
+        if [k for k, _ in idx] != list(range(1, len(idx) + 1)):
+            raise RecordingError(f"{path}: {side} pressure columns are not numbered 1…N")
+        block = data[:, [i for _, i in idx]]
+        fs, ok = _stream_from(t, block, f"{path}: {side}")
+        setattr(rec, side, fs)
+        if fs is None:
+            continue
+        for col, key in (
+            ("total force[N]", "total_force_n"),
+            ("center of pressure X[-0.5...+0.5]", "cop_x"),
+            ("center of pressure Y[-0.5...+0.5]", "cop_y"),
+        ):
+            j = cols.get(f"{side} {col}")
+            if j is not None:
+                rec.reference[f"{side}_{key}"] = np.nan_to_num(data[ok, j], nan=0.0)
+    _moticon_events(rec, names, data)
+    return rec
+
+
+def _moticon_events(rec: Recording, names: list[str], data: np.ndarray) -> None:
+    """Vendor step events → ``{side}_initial_contact_s`` / ``{side}_toe_off_s`` (or ``{side}_event<code>_s``).
+
+    Two vendor layouts exist: ``left steps[]`` with codes 11/15 (left initial contact / toe-off) and
+    21/25 (right), checked against the gait reports' step tables; and ``Left Events[]`` with codes
+    1 (initial contact: the foot's force starts rising) and 2 (a mid-stance event we do not interpret;
+    kept as ``{side}_event2_s``).
+    """
+    t = data[:, 0]
+    for j, n in enumerate(names):
+        low = n.strip().lower()
+        m = re.match(r"^(left|right) (steps|events)\[", low)
+        if not m:
+            continue
+        side, kind = m.group(1), m.group(2)
+        col = data[:, j]
+        have = ~np.isnan(col)
+        for code in np.unique(col[have]).astype(int):
+            times = t[have & (col == code)].astype(np.float64)
+            if kind == "steps" and code % 10 == 1:
+                key = f"{side}_initial_contact_s"
+            elif kind == "steps" and code % 10 == 5:
+                key = f"{side}_toe_off_s"
+            elif kind == "events" and code == 1:
+                key = f"{side}_initial_contact_s"
+            else:
+                key = f"{side}_event{code}_s"
+            rec.reference[key] = times
+
+
+def load_moticon_txt(path: Path) -> Recording:
+    text = open_text(path)
+    lines = text.splitlines()
+    header: dict[str, str] = {}
+    names: list[str] | None = None
+    start = 0
+    for i, line in enumerate(lines):
+        if not line.startswith("#"):
+            start = i
+            break
+        body = line[1:].strip()
+        if body.startswith("time\t"):
+            names = body.split("\t")
+        elif ":" in body:
+            k, v = body.split(":", 1)
+            header[k.strip()] = v.strip()
+    else:
+        start = len(lines)
+    if names is None:
+        raise RecordingError(f"{path}: Moticon export without a '# time<TAB>…' column header line")
+    body, first = _data_lines(text, start)
+    labels = frozenset(j for j, n in enumerate(names) if "label" in n.lower())  # e.g. 'Right Events label[]'
+    data = _parse_rows(path, body, first, "\t", len(names), labels)
+    rec = _moticon_table(path, names, data, "moticon-txt")
+    rec.notes = header.get("Notes", "")
+    rec.meta.update(
+        {
+            k: v
+            for k, v in header.items()
+            if k in ("Sensor insoles", "Size", "Name", "Tag", "Recording type", "Duration")
+        }
+    )
+    if "Size" in header:
+        rec.meta["insole_size"] = header["Size"]
+    if header.get("Start timestamp", "").isdigit():
+        rec.start_time = int(header["Start timestamp"]) / 1000.0
+    elif "Start time" in header:
+        try:
+            dt = datetime.strptime(header["Start time"], "%d.%m.%Y %H:%M:%S.%f").replace(tzinfo=UTC)
+            rec.start_time = dt.timestamp()
+            rec.meta["start_time_note"] = "export states local time without zone; read as UTC"
+        except ValueError:
+            pass
+    return rec
+
+
+def load_moticon_csv(path: Path) -> Recording:
+    text = open_text(path)
+    first_nl = text.find("\n")
+    names = text[:first_nl].rstrip("\r").split(";")
+    body, first = _data_lines(text, 1)
+    data = _fast_table(path, body, first, ";", len(names))
+    rec = _moticon_table(path, names, data, "moticon-csv")
+    classif = path.parent / "classif.csv"
+    if classif.is_file():
+        rec.segments = _read_classif(classif)
+    return rec
+
+
+def _read_classif(path: Path) -> list[Segment]:
+    segs = []
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        for i, row in enumerate(csv.DictReader(f, delimiter=";"), start=2):
+            try:
+                segs.append(Segment(row["Name"].strip(), float(row["Timestamp Start"]), float(row["Timestamp End"])))
+            except (KeyError, TypeError, ValueError) as err:
+                raise RecordingError(f"{path}:{i}: bad segment row ({err})") from None
+    return segs
+
+
+# -- PhysioNet gaitpdb --------------------------------------------------------------------------
+def load_gaitpdb(path: Path) -> Recording:
+    """19 columns: time, 8 left sensors (N), 8 right sensors (N), left total, right total."""
+    text = open_text(path)
+    body, first = _data_lines(text, 0)
+    data = _fast_table(path, body, first, None, 19)
+    t = data[:, 0]
+    rec = Recording(profile="ultraflex-8", left=None, right=None, source=str(path), meta={"format": "gaitpdb"})
+    for side, lo in (("left", 1), ("right", 9)):
+        fs, _ = _stream_from(t, data[:, lo : lo + 8], f"{path}: {side}")
+        setattr(rec, side, fs)
+    rec.reference["left_total_force_n"] = data[:, 17].copy()
+    rec.reference["right_total_force_n"] = data[:, 18].copy()
+    subject = path.name.split("_")[0]
+    rec.meta["subject"] = subject
+    demo = path.parent / "demographics.csv"
+    if demo.is_file():
+        with open(demo, encoding="utf-8-sig", newline="") as f:
+            for row in csv.DictReader(f):
+                if row.get("ID", "").strip() == subject:
+                    w = (row.get("Weight (kg)") or "").strip()
+                    try:
+                        mass = float(w)
+                    except ValueError:
+                        mass = math.nan
+                    if math.isfinite(mass) and mass > 0:
+                        rec.body_mass_kg = mass
+                    rec.meta["demographics"] = {k: v for k, v in row.items() if k}
+    return rec
+
+
+# -- Fukuchi running biomechanics dataset (force plate) -----------------------------------------
+FUKUCHI_RATE_HZ = 300.0
+CONTACT_ON_N = 50.0  # a foot is on the plate above this (Fukuchi plate zeroes its noise floor)
+CONTACT_EDGE_N = 5.0  # extend each contact outwards while the force stays above this
+MIN_CONTACT_S = 0.08
+MERGE_GAP_S = 0.02
+
+
+def _contacts(f: np.ndarray, rate: float) -> list[tuple[int, int]]:
+    on = f > CONTACT_ON_N
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], on.astype(np.int8), [0]))))
+    spans = [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+    merged: list[tuple[int, int]] = []
+    for a, b in spans:
+        if merged and (a - merged[-1][1]) / rate < MERGE_GAP_S:
+            merged[-1] = (merged[-1][0], b)
+        else:
+            merged.append((a, b))
+    out = []
+    for a, b in merged:
+        while a > 0 and f[a - 1] > CONTACT_EDGE_N:
+            a -= 1
+        while b < f.size and f[b] > CONTACT_EDGE_N:
+            b += 1
+        if (b - a) / rate >= MIN_CONTACT_S:
+            out.append((a, b))
+    return out
+
+
+def load_fukuchi(path: Path) -> Recording:
+    """``*forces.txt``: Time (1-based sample index at 300 Hz), Fx, Fy (vertical, N), Fz, COP, Ty.
+
+    One treadmill plate under both feet, no side in the file. In running the feet never share the
+    plate (there is a flight phase), so contacts are found on Fy (on > 50 N, edges extended to 5 N,
+    gaps < 20 ms merged, contacts < 80 ms dropped) and assigned alternately to left and right, the
+    first contact arbitrarily to ``left`` (``meta['side_assignment']`` says so). Each foot's stream
+    carries the plate force outside the other foot's contacts and 0 during them.
+    """
+    text = open_text(path)
+    lines = text.splitlines()
+    names = lines[0].split("\t") if lines else []
+    if [n.strip() for n in names[:3]] != ["Time", "Fx", "Fy"]:
+        raise RecordingError(f"{path}:1: expected a Fukuchi forces header 'Time, Fx, Fy, …', got {lines[:1]}")
+    body, first = _data_lines(text, 1)
+    data = _fast_table(path, body, first, "\t", len(names))
+    idx = data[:, 0]
+    if (np.diff(idx) <= 0).any():
+        i = int(np.argmax(np.diff(idx) <= 0)) + 1
+        raise RecordingError(f"{path}:{first + i}: sample index goes backwards ({idx[i - 1]:g} → {idx[i]:g})")
+    t = (idx - 1.0) / FUKUCHI_RATE_HZ
+    fy = data[:, 2]
+    contacts = _contacts(fy, FUKUCHI_RATE_HZ)
+    owner = np.full(fy.size, -1, dtype=np.int8)
+    for k, (a, b) in enumerate(contacts):
+        owner[a:b] = k % 2
+    rec = Recording(
+        profile="force-plate-300",
+        left=None,
+        right=None,
+        source=str(path),
+        meta={
+            "format": "fukuchi",
+            "side_assignment": "alternating contacts, first one called left (arbitrary: the force file has no side)",
+            "contacts": len(contacts),
+        },
+    )
+    for k, side in enumerate(SIDES):
+        f = np.where(owner == 1 - k, 0.0, fy)
+        setattr(rec, side, FootStream(t, f.reshape(-1, 1)))
+        rec.reference[f"{side}_contact_start_s"] = np.asarray([t[a] for i, (a, _) in enumerate(contacts) if i % 2 == k])
+    rec.reference["plate_fy_n"] = fy.copy()
+    m = re.match(r"^(RBDS(\d+))run(T(\d)(\d))forces", path.name)
+    info = path.parent / "RBDSinfo.txt"
+    if m:
+        rec.meta["subject"] = int(m.group(2))
+        rec.meta["speed_m_s"] = float(f"{m.group(4)}.{m.group(5)}")
+        if info.is_file():
+            _fukuchi_info(rec, info, path.name, f"{m.group(4)}{m.group(5)}")
+    return rec
+
+
+def _fukuchi_info(rec: Recording, info: Path, file_name: str, speed_code: str) -> None:
+    with open(info, encoding="utf-8-sig", newline="") as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            if (row.get("FileName") or "").strip() != file_name:
+                continue
+            try:
+                rec.body_mass_kg = float(row["Mass"])
+            except (KeyError, TypeError, ValueError):
+                pass
+            rec.meta["strike_label"] = {
+                "right": (row.get(f"RFSI{speed_code}") or "").strip(),
+                "left": (row.get(f"LFSI{speed_code}") or "").strip(),
+            }
+            for k in ("Age", "Height", "Gender", "Level"):
+                if row.get(k):
+                    rec.meta[k.lower()] = row[k].strip()
+            return
+
+
+# -- plain CSV -----------------------------------------------------------------------------------
+_CSV_COL = re.compile(r"^(left|right)_(\d+)$")
+
+
+def load_plain_csv(path: Path, profile: str | None, n_profile: int | None) -> Recording:
+    """Header ``time,left_1…left_N,right_1…right_N`` (either side may be absent; blank = not sampled)."""
+    if profile is None or n_profile is None:
+        raise RecordingError(f"{path}: a plain CSV recording needs --profile (its raw unit and sensor layout)")
+    text = open_text(path)
+    first_nl = text.find("\n")
+    names = [n.strip() for n in (text if first_nl < 0 else text[:first_nl]).rstrip("\r").split(",")]
+    if not names or names[0].lower() != "time":
+        raise RecordingError(f"{path}:1: first column must be 'time' (seconds), found {names[:1]}")
+    sides: dict[str, list[tuple[int, int]]] = {"left": [], "right": []}
+    for j, n in enumerate(names[1:], start=1):
+        m = _CSV_COL.match(n)
+        if not m:
+            raise RecordingError(f"{path}:1: column {j + 1}: {n!r} is not left_<i> or right_<i>")
+        sides[m.group(1)].append((int(m.group(2)), j))
+    body, first = _data_lines(text, 1)
+    data = _fast_table(path, body, first, ",", len(names))
+    rec = Recording(profile=profile, left=None, right=None, source=str(path), meta={"format": "csv"})
+    for side, cols in sides.items():
+        if not cols:
+            continue
+        cols.sort()
+        if [k for k, _ in cols] != list(range(1, len(cols) + 1)):
+            raise RecordingError(f"{path}:1: {side}_<i> columns must be numbered 1…N without gaps")
+        if len(cols) != n_profile:
+            raise RecordingError(f"{path}: has {len(cols)} {side} sensors but profile {profile!r} has {n_profile}")
+        fs, _ = _stream_from(data[:, 0], data[:, [j for _, j in cols]], f"{path}: {side}")
+        setattr(rec, side, fs)
+    return rec
+
+
+def sniff(path: Path, head: str) -> str | None:
+    """Format name from the first lines, or None."""
+    first = head.splitlines()[0] if head else ""
+    if first.startswith("#") and "pressure" in head and "\t" in head:
+        return "moticon-txt"
+    if first.startswith("Time;") and "pressure 1" in first:
+        return "moticon-csv"
+    if first.startswith("Time\tFx\tFy"):
+        return "fukuchi"
+    if first.lower().startswith("time,"):
+        return "csv"
+    cells = first.split()
+    if len(cells) == 19:
+        try:
+            [float(c) for c in cells]
+            return "gaitpdb"
+        except ValueError:
+            return None
+    return None
+
+
+def format_names() -> Iterable[str]:
+    return ("native", "moticon-txt", "moticon-csv", "gaitpdb", "fukuchi", "csv")
