@@ -7,6 +7,7 @@ and keeps the vendor's own numbers in ``reference`` so the validation can compar
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
@@ -347,10 +348,8 @@ def _fukuchi_info(rec: Recording, info: Path, file_name: str, speed_code: str) -
         for row in csv.DictReader(f, delimiter="\t"):
             if (row.get("FileName") or "").strip() != file_name:
                 continue
-            try:
+            with contextlib.suppress(KeyError, TypeError, ValueError):
                 rec.body_mass_kg = float(row["Mass"])
-            except (KeyError, TypeError, ValueError):
-                pass
             rec.meta["strike_label"] = {
                 "right": (row.get(f"RFSI{speed_code}") or "").strip(),
                 "left": (row.get(f"LFSI{speed_code}") or "").strip(),
