@@ -188,8 +188,10 @@ async def overview(request: web.Request) -> web.Response:
         except Exception:  # the page still works without the risk engine; say why in the log
             log.exception("risk level unavailable")
             level = "unknown"
+        newest = ctx.store.list_runs(device_id=device, limit=1)
         return {
-            "latest_run": ctx.store.latest_run(device),
+            # Without per-step records: the overview needs the run's measures, not its 4,000 steps.
+            "latest_run": ctx.store.get_run(newest[0]["run_id"], include_steps=False) if newest else None,
             "risk_level": level,
             "alerts": ctx.store.list_alerts(limit=5, include_acked=False),
             "devices": ctx.store.devices(),
@@ -286,9 +288,14 @@ async def ack_alert(request: web.Request) -> web.Response:
     if not isinstance(by, str) or not 1 <= len(by) <= 64:
         raise ApiError(400, "request body: 'by' must be a string of 1–64 characters")
     if not await _call(ctx.store.ack_alert, alert_id, by):
-        raise ApiError(404, f"alert {alert_id!r} not found")
+        existing = await _call(ctx.store.get_alert, alert_id)
+        if existing is None:
+            raise ApiError(404, f"alert {alert_id!r} not found")
+        # Idempotent: the first acknowledgement is kept and reported.
+        return json_response({"ok": True, "alert_id": alert_id, "already_acked": True,
+                              "by": existing.get("acked_by"), "acked_at": existing.get("acked_at")})
     ctx.hub.publish("alert_ack", {"alert_id": alert_id, "by": by})
-    return json_response({"ok": True, "alert_id": alert_id, "by": by})
+    return json_response({"ok": True, "alert_id": alert_id, "already_acked": False, "by": by})
 
 
 # ---------------------------------------------------------------- settings

@@ -86,7 +86,9 @@ async def overview(request: web.Request) -> web.Response:
         + _card("latest-run", "Latest run", "The most recent finished run recorded by your insoles.", "wide")
         + '<div class="grid">'
         + _card("recent-alerts", "Recent alerts", "Unacknowledged findings of the risk engine.")
-        + _card("week-glance", "Last 8 weeks", "Weekly distance in steps and mean loading rate (VALR).")
+        + '<section class="card" id="week-glance"><h2>Last 8 weeks <span class="tip" tabindex="0" data-tip="'
+        'Steps per week (bars) and mean vertical loading rate (line, BW/s).">?</span></h2>'
+        '<div class="chart" id="chart-glance"></div></section>'
         + "</div>"
     )
     return _page("overview", "Overview", body)
