@@ -1,0 +1,302 @@
+"""Dashboard plugin configuration: strict pydantic-settings from a YAML file and ``FOOTFALL_DASHBOARD_…`` env.
+
+Precedence (highest first): command-line overrides > environment (``FOOTFALL_DASHBOARD_MQTT__URL`` …, nested
+with ``__``) > YAML file > defaults. Unknown keys are errors (``extra="forbid"``, Frigate-style) and
+``validate-config`` names the offending key AND its line in the YAML file. Secrets (MQTT password, token,
+notification URLs) are ``SecretStr``: they never appear in reprs or logs; the broker URL is shown redacted.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import ipaddress
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "FOOTFALL_DASHBOARD_"
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with the file, key and line when known."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class MqttConfig(_Strict):
+    url: str = Field("mqtt://127.0.0.1:1883", title="Broker URL", description="mqtt:// or mqtts://host:port")
+    username: str | None = Field(None, title="Broker username")
+    password: SecretStr | None = Field(None, title="Broker password (prefer password_file or env)")
+    password_file: Path | None = Field(None, title="File holding the broker password")
+    tls_ca: Path | None = Field(None, title="CA bundle for mqtts://")
+    client_id: str = Field("footfall-dashboard", max_length=64, title="MQTT client id")
+    base_topic: str = Field("footfall", pattern=r"^[A-Za-z0-9_/-]+$", title="Base topic of the agents")
+    ha_discovery: bool = Field(True, title="Announce the plugin's entities to Home Assistant")
+    ha_prefix: str = Field("homeassistant", pattern=r"^[A-Za-z0-9_/-]+$", title="HA discovery prefix")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
+            raise ValueError(f"broker URL must look like mqtt://host:1883 or mqtts://host:8883, got {redact_url(v)}")
+        return v
+
+    def secret_password(self) -> str | None:
+        """Password from ``password``, else ``password_file``, else the URL's userinfo."""
+        if self.password is not None:
+            return self.password.get_secret_value()
+        if self.password_file is not None:
+            try:
+                return self.password_file.read_text(encoding="utf-8").strip()
+            except OSError as err:
+                raise ConfigError(f"mqtt.password_file {self.password_file}: {err.strerror}") from None
+        return urlsplit(self.url).password
+
+    def user(self) -> str | None:
+        return self.username if self.username is not None else urlsplit(self.url).username
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (8883 if parts.scheme in ("mqtts", "ssl") else 1883)
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.url).scheme in ("mqtts", "ssl")
+
+    @property
+    def redacted_url(self) -> str:
+        return redact_url(self.url)
+
+
+class RiskConfig(_Strict):
+    """Risk-engine thresholds; every default is argued in docs/alerts.md."""
+
+    min_baseline_runs: int = Field(3, ge=1, le=100, title="Runs needed in the baseline window")
+    baseline_days: float = Field(28.0, gt=0, le=365, title="Baseline window (days)")
+    spike_pct: float = Field(25.0, gt=0, le=500, title="Loading spike: window VALR above baseline by this %")
+    spike_z: float = Field(3.0, gt=0, le=20, title="…and by this many baseline SDs (window level)")
+    spike_rearm_pct: float = Field(10.0, ge=0, title="Spike re-arms once VALR is back below baseline + this %")
+    spike_min_steps: int = Field(10, ge=1, title="Ignore windows with fewer steps")
+    valr_absolute_bw_s: float = Field(66.0, gt=0, title="Absolute VALR (BW/s), informational (Davis 2016)")
+    valr_absolute_enabled: bool = Field(True, title="Enable the absolute-VALR information")
+    transition_pp_per_week: float = Field(10.0, gt=0, title="Forefoot share rising faster (points/week)")
+    transition_min_days: float = Field(10.0, gt=0, title="Days of runs needed to measure the trend")
+    fatigue_cadence_drop_pct: float = Field(4.0, gt=0, title="Fatigue: cadence fall vs the run's start (%)")
+    fatigue_contact_rise_pct: float = Field(4.0, gt=0, title="Fatigue: contact-time rise (%)")
+    fatigue_valr_rise_pct: float = Field(10.0, gt=0, title="Fatigue: VALR rise (%)")
+    fatigue_windows: int = Field(3, ge=1, title="Windows averaged (and needed in a row) to call drift")
+    asymmetry_points: float = Field(5.0, gt=0, title="Asymmetry: |SI%| above baseline by at least this")
+    asymmetry_sd: float = Field(3.0, gt=0, title="…and by this many baseline SDs")
+    asymmetry_runs: int = Field(3, ge=1, title="…in this many runs in a row (persistent)")
+    acwr_threshold: float = Field(1.5, gt=1.0, title="Training-load ACWR (Gabbett 2016 heuristic)")
+    acwr_rearm: float = Field(1.3, gt=0, title="ACWR re-arms below this")
+    cooldown_days: dict[str, float] = Field(
+        default_factory=lambda: {
+            "loading_spike": 1.0, "valr_absolute": 28.0, "strike_transition": 14.0, "fatigue_drift": 1.0,
+            "asymmetry": 14.0, "training_load": 7.0,
+        },
+        title="Per-rule cooldown (days) after an alert",
+    )
+
+    def cooldown_s(self, rule: str) -> float:
+        return float(self.cooldown_days.get(rule, 7.0)) * 86400.0
+
+
+class RetentionConfig(_Strict):
+    window_days: float | None = Field(365.0, gt=0, title="Delete summary windows older than this; runs are kept")
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Feeds the YAML document loaded by :func:`load_config` (below env in precedence)."""
+
+    data: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("footfall_yaml", default=None)
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return (self.data.get() or {}).get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self.data.get() or {})
+
+
+class DashboardConfig(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    db_path: Path = Field(Path("footfall-dashboard.db"), title="SQLite database file")
+    listen: str = Field("127.0.0.1:8765", title="host:port of the web dashboard")
+    token: SecretStr | None = Field(None, title="API/dashboard token (required unless listening on loopback)")
+    notify_urls: list[SecretStr] = Field(default_factory=list, title="Apprise URLs for push notifications")
+    risk: RiskConfig = Field(default_factory=RiskConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _YamlSource(settings_cls), file_secret_settings
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        host, port = split_listen(v)
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    @model_validator(mode="after")
+    def _token_when_exposed(self) -> DashboardConfig:
+        host, _ = split_listen(self.listen)
+        if not is_loopback(host) and (self.token is None or len(self.token.get_secret_value()) < 16):
+            raise ValueError(
+                f"listen {self.listen} is not loopback: set a token of at least 16 characters "
+                f"(token: in the file or {ENV_PREFIX}TOKEN) or listen on 127.0.0.1"
+            )
+        return self
+
+    @property
+    def listen_host(self) -> str:
+        return split_listen(self.listen)[0]
+
+    @property
+    def listen_port(self) -> int:
+        return split_listen(self.listen)[1]
+
+    def safe_dict(self) -> dict[str, Any]:
+        """For logs and the settings page: secrets masked, broker URL redacted."""
+        d = self.model_dump(mode="json")
+        d["mqtt"]["url"] = self.mqtt.redacted_url
+        d["notify_urls"] = [mask_url(u.get_secret_value()) for u in self.notify_urls]
+        return d
+
+
+def split_listen(v: str) -> tuple[str, int]:
+    """``host:port`` / ``[v6]:port`` → (host, port) with a clear error."""
+    v = v.strip()
+    if v.startswith("["):
+        host, _, rest = v[1:].partition("]")
+        port_s = rest.lstrip(":")
+    else:
+        host, _, port_s = v.rpartition(":")
+    if not host or not port_s.isdigit() or not 0 < int(port_s) < 65536:
+        raise ValueError(f"listen must be host:port (e.g. 127.0.0.1:8765), got {v!r}")
+    return host, int(port_s)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def redact_url(url: str) -> str:
+    """Drop any password from a URL (``mqtt://user:***@host:1883``)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def mask_url(url: str) -> str:
+    """Show only an Apprise URL's scheme (``tgram://***``): tokens live in every other part of it."""
+    scheme = url.split("://", 1)[0] if "://" in url else "?"
+    return f"{scheme}://***"
+
+
+# -- YAML with line numbers -----------------------------------------------------------------------------------
+def _yaml_lines(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
+    out = {path: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            key = k.value
+            out[(*path, key)] = k.start_mark.line + 1
+            for p, line in _yaml_lines(v, (*path, key)).items():
+                if p != (*path, key):
+                    out[p] = line
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            out.update(_yaml_lines(v, (*path, i)))
+    return out
+
+
+def _line_for(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int | None:
+    for n in range(len(loc), -1, -1):
+        if loc[:n] in lines:
+            return lines[loc[:n]]
+    return None
+
+
+def format_errors(err: ValidationError, source: str = "", lines: dict[tuple[Any, ...], int] | None = None) -> str:
+    out = []
+    for e in err.errors():
+        loc = tuple(e.get("loc", ()))
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        where = source
+        line = _line_for(loc, lines or {}) if loc else None
+        if line is not None:
+            where = f"{source}:{line}" if source else f"line {line}"
+        msg = e.get("msg", "invalid")
+        # Never echo secret inputs back.
+        shown = "" if any(s in key for s in ("password", "token", "notify")) else f" (got {e.get('input')!r:.80})"
+        if e.get("type") == "missing" or e.get("type") == "extra_forbidden":
+            shown = ""
+        out.append(f"{where}: {key}: {msg}{shown}")
+    return "\n".join(out)
+
+
+def load_config(path: Path | str | None = None, **overrides: Any) -> DashboardConfig:
+    """Read YAML (optional) + env + overrides; raise :class:`ConfigError` naming file, key and line."""
+    data: dict[str, Any] = {}
+    lines: dict[tuple[Any, ...], int] = {}
+    source = ""
+    if path is not None:
+        source = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as err:
+            raise ConfigError(f"{source}: cannot read config: {err.strerror}") from None
+        try:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f"{source}:{mark.line + 1}" if mark else source
+            raise ConfigError(f"{where}: not valid YAML: {getattr(err, 'problem', err)}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{source}:1: the config must be a mapping of keys, not {type(loaded).__name__}")
+        data = loaded
+        lines = _yaml_lines(node) if node is not None else {}
+    token = _YamlSource.data.set(data)
+    try:
+        return DashboardConfig(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as err:
+        raise ConfigError(format_errors(err, source, lines)) from None
+    finally:
+        _YamlSource.data.reset(token)
