@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from plugin.trends import trends as compute_trends
 from plugin.web.context import DashboardContext, SettingSpec
 
 log = logging.getLogger(__name__)
@@ -234,21 +235,22 @@ async def get_run(request: web.Request) -> web.Response:
 
 async def trends(request: web.Request) -> web.Response:
     _check_unknown(request, {"period", "since", "until", "runner", "device_id"})
-    from plugin.trends import trends as compute_trends
-
     q = request.query
     since, until = parse_time("since", q.get("since")), parse_time("until", q.get("until"))
-    if since is not None and until is not None and until < since:
-        raise ApiError(400, "query parameters: 'until' is before 'since'")
-    data = await _call(
-        compute_trends,
-        _ctx(request).store,
-        period=parse_choice("period", q.get("period"), PERIODS, "week"),
-        since=since,
-        until=until,
-        runner=parse_runner(q.get("runner")),
-        device_id=parse_device(q.get("device_id")),
-    )
+    if since is not None and until is not None and until <= since:
+        raise ApiError(400, "query parameters: 'until' must be after 'since'")
+    try:
+        data = await _call(
+            compute_trends,
+            _ctx(request).store,
+            period=parse_choice("period", q.get("period"), PERIODS, "week"),
+            since=since,
+            until=until,
+            runner=parse_runner(q.get("runner")),
+            device_id=parse_device(q.get("device_id")),
+        )
+    except ValueError as err:  # the trend engine names the offending argument
+        raise ApiError(400, str(err)) from None
     return json_response(data)
 
 

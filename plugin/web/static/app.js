@@ -366,7 +366,7 @@
       valrTraces.push({ type: "scatter", mode: "lines", name: "Your baseline", x, y: lo, fill: "tonexty", fillcolor: "rgba(127,127,127,0.18)", line: { width: 0 }, hoverinfo: "skip" });
     } else {
       const b = tr.baseline || {};
-      const mean = get(b, "valr_mean", "valr.mean"), sd = get(b, "valr_sd", "valr.sd");
+      const mean = get(b, "measures.valr_mean.mean", "valr_mean"), sd = get(b, "measures.valr_mean.sd", "valr_sd");
       if (isNum(mean) && isNum(sd) && x.length) {
         valrTraces.push({ type: "scatter", mode: "lines", x: [x[0], x[x.length - 1]], y: [mean + sd, mean + sd], line: { width: 0 }, hoverinfo: "skip", showlegend: false });
         valrTraces.push({ type: "scatter", mode: "lines", name: "Your baseline", x: [x[0], x[x.length - 1]], y: [mean - sd, mean - sd], fill: "tonexty", fillcolor: "rgba(127,127,127,0.18)", line: { width: 0 }, hoverinfo: "skip" });
@@ -375,6 +375,18 @@
     valrTraces.push(line("VALR mean", col("valr_mean"), c.accent, { hovertemplate: "%{y:.0f} BW/s" }));
     valrTraces.push(line("VALR p90", col("valr_p90"), c.crit, { line: { color: c.crit, width: 1.5, dash: "dot" }, hovertemplate: "%{y:.0f} BW/s" }));
     plot("chart-valr", valrTraces, { yaxis: { title: { text: "BW/s" } } });
+    const note = (id, text) => {
+      const card = document.getElementById(id);
+      if (!card) return;
+      card.querySelectorAll(".chart-note").forEach((n) => n.remove());
+      if (text) card.append(h("p", { class: "muted chart-note", text }));
+    };
+    const bl = tr.baseline || {};
+    note("card-valr", bl.status === "ok"
+      ? `Band: your baseline, mean ± 1 SD of ${bl.runs} runs in the ${bl.window_days} days before the latest run.`
+      : bl.message || "No baseline yet.");
+    const tlNote = tr.training_load || {};
+    note("card-load", tlNote.status === "ok" ? tlNote.note : tlNote.message || tlNote.note || "");
 
     plot("chart-cadence", [line("Cadence", col("cadence_spm"), c.accent, { hovertemplate: "%{y:.0f} spm" })], { yaxis: { title: { text: "steps/min" } }, showlegend: false });
     plot("chart-contact", [line("Contact time", col("contact_ms"), c.left, { hovertemplate: "%{y:.0f} ms" })], { yaxis: { title: { text: "ms" } }, showlegend: false });
@@ -394,7 +406,7 @@
       { type: "scatter", mode: "lines", name: "Chronic (28 d)", x: tx, y: tg("chronic", "load_chronic", "training_load.chronic"), line: { color: c.left, width: 2 } },
       { type: "scatter", mode: "lines", name: "ACWR", yaxis: "y2", x: tx, y: tg("acwr", "training_load.acwr"), line: { color: c.muted, width: 1.5, dash: "dot" }, hovertemplate: "%{y:.2f}" },
     ], {
-      yaxis: { title: { text: tl.unit || "load" } },
+      yaxis: { title: { text: tl.unit ? `load (${tl.unit}/day)` : "load" } },
       yaxis2: { title: { text: "ACWR" }, overlaying: "y", side: "right", showgrid: false, rangemode: "tozero", tickfont: { color: c.muted } },
       margin: { l: 56, r: 52, t: 8, b: 40 },
     });
