@@ -346,7 +346,7 @@ def load_fukuchi(path: Path) -> Recording:
 def _fukuchi_info(rec: Recording, info: Path, file_name: str, speed_code: str) -> None:
     with open(info, encoding="utf-8-sig", newline="") as f:
         for row in csv.DictReader(f, delimiter="\t"):
-            if (row.get("FileName") or "").strip() != file_name:
+            if (row.get("FileName") or "").strip() != file_name.removesuffix(".gz"):
                 continue
             with contextlib.suppress(KeyError, TypeError, ValueError):
                 rec.body_mass_kg = float(row["Mass"])

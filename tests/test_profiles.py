@@ -1,0 +1,129 @@
+"""Every bundled hardware profile validates; broken profiles fail with file, field and value named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from edge_agent.profiles import ProfileError, list_profiles, load_profile, load_profile_file, profiles_dir
+
+EXPECTED = {
+    "moticon-opengo": 16,
+    "pedar-99": 99,
+    "ultraflex-8": 8,
+    "single-zone-force": 1,
+    "force-plate-300": 1,
+    "diy-esp32-fsr8": 8,
+    "diy-esp32-fsr8-ble": 8,
+    "diy-mcp3008-fsr4": 4,
+}
+
+
+@pytest.mark.parametrize("name", list_profiles())
+def test_bundled_profile_validates(name: str) -> None:
+    p = load_profile(name)
+    assert p.name == name
+    assert p.source, f"{name}: every profile says where its geometry comes from"
+    assert np.all(p.linear_gain() > 0) if p.calibration.type == "linear" and p.raw_unit != "counts" else True
+
+
+def test_expected_profiles_present_with_sensor_counts() -> None:
+    names = set(list_profiles())
+    for name, n in EXPECTED.items():
+        assert name in names
+        assert load_profile(name).n_sensors == n
+    grid = load_profile("grid-60x21")
+    assert 900 <= grid.n_sensors <= 1100  # ~1000 sensels at 5.08 mm pitch
+
+
+def test_moticon_geometry_is_anatomical() -> None:
+    """The fitted cells: 1–2 at the heel, 9–13 metatarsal heads ahead of midfoot, 15–16 at the toes;
+    the metatarsal row steps back from medial (1st MT head) to lateral (5th)."""
+    p = load_profile("moticon-opengo")
+    x, y = p.sensor_x(), p.sensor_y()
+    assert x[0] < 0.15 and x[1] < 0.15
+    assert all(0.6 < x[i] < 0.8 for i in range(8, 13))
+    assert x[14] > 0.85 and x[15] > 0.8
+    mt = range(8, 13)
+    assert list(np.argsort(y[list(mt)])) == [0, 1, 2, 3, 4]  # cell 9 most medial … 13 most lateral
+    assert x[8] > x[12]  # 1st MT head further forward than the 5th
+    assert p.region_index()[0] == 0 and p.region_index()[15] == 3
+
+
+def test_pedar_regions_follow_numbering() -> None:
+    p = load_profile("pedar-99")
+    regions = [s.region for s in p.sensors]
+    assert regions[:26] == ["heel"] * 26
+    assert regions[26:54] == ["midfoot"] * 28
+    assert regions[54:82] == ["forefoot"] * 28
+    assert regions[82:] == ["toes"] * 17
+    assert np.all(np.diff(p.sensor_x()) >= 0)
+
+
+def test_ultraflex_positions_from_physionet() -> None:
+    p = load_profile("ultraflex-8")
+    x, y = p.sensor_x(), p.sensor_y()
+    assert x[0] == 0.0 and x[7] == 1.0  # L1 heel (-800), L8 toe (+800)
+    assert y[2] < y[1]  # L3 (X = -300, nearer the midline) is medial of L2 (X = -700)
+
+
+def test_transports() -> None:
+    assert load_profile("diy-esp32-fsr8").transport.type == "serial"
+    assert load_profile("diy-esp32-fsr8-ble").transport.type == "ble"
+    adc = load_profile("diy-mcp3008-fsr4").transport
+    assert adc.type == "adc" and adc.chip == "mcp3008" and len(adc.channels) == 4
+    fr = load_profile("diy-esp32-fsr8").transport.frame
+    assert fr.sync_bytes == b"\xa5\x5a" and fr.side_byte and fr.checksum == "xor8"
+
+
+def _copy(tmp_path: Path, name: str, edit) -> Path:  # noqa: ANN001 - a small test helper
+    data = yaml.safe_load((profiles_dir() / f"{name}.yaml").read_text(encoding="utf-8"))
+    edit(data)
+    out = tmp_path / f"{data.get('name', name)}.yaml"
+    out.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return out
+
+
+def test_wrong_type_names_file_field_value(tmp_path: Path) -> None:
+    path = _copy(tmp_path, "diy-mcp3008-fsr4", lambda d: d.__setitem__("sample_rate_hz", "fast"))
+    with pytest.raises(ProfileError) as e:
+        load_profile_file(path)
+    msg = str(e.value)
+    assert str(path) in msg and "sample_rate_hz" in msg and "'fast'" in msg
+
+
+def test_unknown_field_rejected(tmp_path: Path) -> None:
+    path = _copy(tmp_path, "diy-mcp3008-fsr4", lambda d: d.__setitem__("colour", "blue"))
+    with pytest.raises(ProfileError, match=r"colour.*blue"):
+        load_profile_file(path)
+
+
+def test_bad_region_rejected(tmp_path: Path) -> None:
+    path = _copy(tmp_path, "diy-mcp3008-fsr4", lambda d: d["sensors"][2].__setitem__("region", "ankle"))
+    with pytest.raises(ProfileError) as e:
+        load_profile_file(path)
+    assert "sensors.2.region" in str(e.value) and "'ankle'" in str(e.value)
+
+
+def test_name_must_match_file(tmp_path: Path) -> None:
+    src = yaml.safe_load((profiles_dir() / "diy-mcp3008-fsr4.yaml").read_text(encoding="utf-8"))
+    path = tmp_path / "my-insole.yaml"
+    path.write_text(yaml.safe_dump(src), encoding="utf-8")
+    with pytest.raises(ProfileError, match=r"my-insole.*'name'.*diy-mcp3008-fsr4"):
+        load_profile_file(path)
+
+
+def test_bad_yaml_names_line(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: broken\nsensors: [\n  - x: 1\n", encoding="utf-8")
+    with pytest.raises(ProfileError, match=r"broken\.yaml.*line \d+.*not valid YAML"):
+        load_profile_file(path)
+
+
+def test_adc_channel_count_must_match(tmp_path: Path) -> None:
+    path = _copy(tmp_path, "diy-mcp3008-fsr4", lambda d: d["transport"].__setitem__("channels", [0, 1]))
+    with pytest.raises(ProfileError, match="2 channels for 4 sensors"):
+        load_profile_file(path)
