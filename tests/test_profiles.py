@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -79,7 +80,7 @@ def test_transports() -> None:
     assert fr.sync_bytes == b"\xa5\x5a" and fr.side_byte and fr.checksum == "xor8"
 
 
-def _copy(tmp_path: Path, name: str, edit) -> Path:  # noqa: ANN001 - a small test helper
+def _copy(tmp_path: Path, name: str, edit: Callable[[dict], object]) -> Path:
     data = yaml.safe_load((profiles_dir() / f"{name}.yaml").read_text(encoding="utf-8"))
     edit(data)
     out = tmp_path / f"{data.get('name', name)}.yaml"
