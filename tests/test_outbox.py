@@ -1,0 +1,226 @@
+"""Outbox on real SQLite files: order, ids, acks, resends, bounds, crash recovery, bad files."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from edge_agent.contract import Ack, Topics, WindowSummary, parse_stored_message
+from edge_agent.outbox import Outbox, OutboxError
+
+REPO = Path(__file__).resolve().parent.parent
+T = Topics("dev1")
+
+
+class Clock:
+    def __init__(self, t: float = 1_000_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def window(i: int) -> WindowSummary:
+    """A real contract message; the outbox overwrites its envelope placeholders."""
+    return WindowSummary(
+        msg_id="placeholder", device_id="dev1", stream_id="none", seq=1, device_time=1e9 + i,
+        run_id="dev1-20260101T000000", window_index=i, t_start=1e9 + 10 * i, t_end=1e9 + 10 * i + 10,
+        steps=28, cadence_spm=168.0,
+    )
+
+
+def test_order_ids_and_envelope(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "o.db", "dev1")
+    seqs = [ob.put(T.summary, window(i)) for i in range(30)]
+    seqs.append(ob.put(T.run, lambda s, m: json.dumps({"seq": s, "msg_id": m}).encode(), kind="run"))
+    seqs.append(ob.put(T.summary, {"kind": "summary", "hello": 1}))
+    assert seqs == list(range(1, 33))
+    rows = ob.pending(100)
+    assert [r.seq for r in rows] == seqs
+    assert len({r.msg_id for r in rows}) == len(rows)
+    for r in rows[:30]:
+        msg = parse_stored_message(r.payload)  # what the plugin does
+        assert (msg.seq, msg.msg_id, msg.stream_id, msg.device_id) == (r.seq, r.msg_id, ob.stream_id, "dev1")
+    assert json.loads(rows[30].payload) == {"seq": 31, "msg_id": rows[30].msg_id}
+    assert json.loads(rows[31].payload)["stream_id"] == ob.stream_id
+    assert [r.seq for r in ob.pending(5, exclude=[1, 2])] == [3, 4, 5, 6, 7]
+    with pytest.raises(ValueError, match="qos"):
+        ob.put(T.summary, window(0), qos=5)
+    with pytest.raises(ValueError, match="kind is required"):
+        ob.put(T.summary, lambda s, m: b"{}")
+    assert ob.last_seq() == 32  # failed puts consumed nothing
+
+
+def test_ack_deletes_and_missing_ranges_resend(tmp_path: Path) -> None:
+    clock = Clock()
+    ob = Outbox(tmp_path / "o.db", "dev1", resend_after_s=30, clock=clock)
+    for i in range(20):
+        ob.put(T.summary, window(i))
+    ob.mark_sent(list(range(1, 21)))
+    assert ob.pending(100) == []  # all in flight, not yet due
+    deleted = ob.ack(10, [(13, 14), (17, 17)])
+    assert deleted == 10
+    assert ob.backlog == 10
+    assert [r.seq for r in ob.pending(100)] == [13, 14, 17]
+    ob.mark_sent([13, 14, 17])
+    clock.t += 31  # resend timer: rows not acked within resend_after_s go again
+    assert [r.seq for r in ob.pending(100)] == [11, 12, 15, 16, 18, 19, 20]
+    clock.t += 100
+    ob.mark_sent([11, 12, 15, 16, 18, 19, 20])
+    stats = ob.stats()
+    assert stats["sent"] == 30 and stats["resent"] == 10 and stats["acked"] == 10
+    # plugin stored everything: contiguous up to 20
+    assert ob.apply_ack(Ack(device_id="dev1", stream_id=ob.stream_id, acked_seq=20)) == 10
+    assert ob.backlog == 0
+
+
+def test_ack_guards(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    ob = Outbox(tmp_path / "o.db", "dev1")
+    for i in range(5):
+        ob.put(T.summary, window(i))
+    assert ob.apply_ack(Ack(device_id="dev1", stream_id="otherstream", acked_seq=5)) == 0
+    assert ob.apply_ack(Ack(device_id="dev2", stream_id=ob.stream_id, acked_seq=5)) == 0
+    assert ob.backlog == 5
+    with caplog.at_level(logging.WARNING):
+        assert ob.ack(99) == 5
+    assert "beyond the last assigned seq" in caplog.text
+    ob.put(T.summary, window(6))
+    assert ob.last_seq() == 6 and ob.backlog == 1
+
+
+def test_highest_seq_releases_rows_above_a_gap(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "o.db", "dev1")
+    for i in range(10):
+        ob.put(T.summary, window(i))
+    # plugin: has 1-3, 6-8 (4-5 missing), highest 8
+    assert ob.ack(3, [(4, 5)], highest_seq=8) == 6
+    assert [r.seq for r in ob.pending(100)] == [4, 5, 9, 10]
+    # a possibly truncated missing list (256 ranges) is not trusted beyond acked_seq
+    many = [(100 + 2 * k, 100 + 2 * k) for k in range(256)]
+    assert ob.ack(3, many, highest_seq=10) == 0
+
+
+def test_bound_warns_first_then_drops_window_summaries_before_runs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ob = Outbox(tmp_path / "o.db", "dev1", max_rows=10)
+    with caplog.at_level(logging.WARNING, logger="edge_agent.outbox"):
+        ob.put(T.run, window(0).model_dump() | {"kind": "run"}, kind="run")  # seq 1: a run summary
+        for i in range(6):
+            ob.put(T.summary, window(i))  # seq 2..7
+        assert "NEARLY FULL" not in caplog.text
+        ob.put(T.summary, window(7))  # seq 8 → 80 %
+        warned = [r for r in caplog.records if "NEARLY FULL" in r.message]
+        assert len(warned) == 1 and warned[0].levelno == logging.WARNING
+        assert ob.stats()["dropped"] == 0  # warned BEFORE anything was dropped
+        ob.put(T.run, lambda s, m: b"{}", kind="run")  # seq 9
+        ob.put(T.summary, window(9))  # seq 10: full
+        ob.put(T.summary, window(10))  # seq 11: must drop one
+        ob.put(T.summary, window(11))  # seq 12
+    dropped = [r for r in caplog.records if "DROPPED" in r.message]
+    assert len(dropped) == 2 and all(r.levelno == logging.ERROR for r in dropped)
+    kept = [r.seq for r in ob.pending(100)]
+    assert kept == [1, 4, 5, 6, 7, 8, 9, 10, 11, 12]  # oldest summaries 2, 3 went; runs 1 and 9 stayed
+    st = ob.stats()
+    assert st["dropped"] == 2 and st["dropped_run"] == 0 and st["rows"] == 10
+    # only runs left to drop → runs go too, oldest first, and that is counted separately
+    ob2 = Outbox(tmp_path / "o2.db", "dev1", max_rows=2)
+    for _ in range(3):
+        ob2.put(T.run, lambda s, m: b"{}", kind="run")
+    assert [r.seq for r in ob2.pending(10)] == [2, 3] and ob2.stats()["dropped_run"] == 1
+
+
+def test_age_bound_and_no_plugin_retention(tmp_path: Path) -> None:
+    clock = Clock()
+    ob = Outbox(tmp_path / "o.db", "dev1", max_age_s=100, retention_without_plugin_s=50,
+                require_plugin_ack=False, clock=clock)
+    ob.put(T.summary, window(0))
+    clock.t += 60
+    for i in range(1, 4):
+        ob.put(T.summary, window(i))
+    ob.mark_sent([2, 3])
+    ob.mark_puback([2, 3])
+    assert [r.seq for r in ob.pending(10)] == [1, 4]  # no-plugin mode: PUBACKed rows are done
+    assert ob.undelivered() == 2
+    clock.t += 45  # seq 1 is 105 s old; PUBACK of 2, 3 is 45 s old
+    assert ob.expire() == {"summary": 1}
+    assert ob.backlog == 3
+    clock.t += 10  # retention (50 s) after PUBACK passed
+    assert ob.expire() == {}
+    assert ob.backlog == 1 and ob.stats()["expired_retained"] == 2
+
+
+def test_reschedule_after_reconnect(tmp_path: Path) -> None:
+    for plugin in (True, False):
+        ob = Outbox(tmp_path / f"o{plugin}.db", "dev1", require_plugin_ack=plugin)
+        for i in range(4):
+            ob.put(T.summary, window(i))
+        ob.mark_sent([1, 2, 3, 4])
+        ob.mark_puback([1, 2])
+        assert ob.pending(10) == []
+        ob.reschedule_unacked()
+        expect = [1, 2, 3, 4] if plugin else [3, 4]
+        assert [r.seq for r in ob.pending(10)] == expect
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys
+    from edge_agent.outbox import Outbox
+    ob = Outbox(sys.argv[1], "dev1")
+    print("stream", ob.stream_id, flush=True)
+    i = 0
+    while True:
+        seq = ob.put("footfall/dev1/summary", lambda s, m: b'{"x":1}' * 50, kind="summary")
+        print(seq, flush=True)  # put() returned: the row must survive anything now
+        i += 1
+    """
+)
+
+
+def test_rows_survive_kill_9_and_reopen(tmp_path: Path) -> None:
+    db = tmp_path / "o.db"
+    for round_ in range(2):
+        proc = subprocess.Popen([sys.executable, "-c", CHILD, str(db)], stdout=subprocess.PIPE, text=True,
+                                cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert proc.stdout is not None
+        stream = proc.stdout.readline().split()[1]
+        confirmed = []
+        while len(confirmed) < 150:
+            confirmed.append(int(proc.stdout.readline()))
+        proc.send_signal(signal.SIGKILL)  # mid-run, no cleanup
+        proc.wait(10)
+        ob = Outbox(db, "dev1")
+        assert ob.stream_id == stream  # the stream survives restarts
+        held = [r.seq for r in ob.pending(10_000)]
+        assert set(confirmed) <= set(held)  # nothing confirmed was lost
+        assert held == list(range(1, len(held) + 1))  # and no holes
+        print(f"round {round_}: confirmed {len(confirmed)}, held {len(held)} after kill -9")
+        nxt = ob.put(T.summary, window(0))
+        assert nxt == held[-1] + 1  # seq continues, never reused
+        ob.close()
+
+
+def test_bad_files_are_refused_and_left_untouched(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not sqlite" * 100)
+    before = junk.read_bytes()
+    with pytest.raises(OutboxError, match=r"junk\.db.*cannot open"):
+        Outbox(junk, "dev1")
+    assert junk.read_bytes() == before
+    ob = Outbox(tmp_path / "o.db", "dev1")
+    ob.put(T.summary, window(0))
+    ob.close()
+    with pytest.raises(OutboxError, match="belongs to device 'dev1'"):
+        Outbox(tmp_path / "o.db", "dev2")
+    assert Outbox(tmp_path / "o.db", "dev1").backlog == 1
+    with pytest.raises(ValueError, match="device_id"):
+        Outbox(tmp_path / "x.db", "bad id!")
