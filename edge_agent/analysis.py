@@ -1,0 +1,616 @@
+"""Per-step analysis: the validating public wrapper around the streaming numba kernels.
+
+``FootAnalyzer`` streams one insole, ``GaitAnalyzer`` both (and fills flight time, which needs the
+other foot), ``analyze_recording`` runs a whole ``Recording`` in chunks. The kernels themselves are
+private (``edge_agent.kernels.steps``); this module checks shapes, dtypes and values, makes arrays
+contiguous, and turns event rows into :class:`edge_agent.step.Step` records. Measure definitions,
+the variants chosen and their sources: ``docs/measures.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from edge_agent.kernels import steps as K
+from edge_agent.profiles import FsrDividerCalibration, HardwareProfile, load_profile
+from edge_agent.step import Side, Step, strike_zone, zone_uncertain
+
+if TYPE_CHECKING:  # the recordings package is optional at import time
+    from edge_agent.recordings import Recording
+
+log = logging.getLogger(__name__)
+
+G0 = 9.80665  # standard gravity, N/kg
+DEFAULT_BODY_MASS_KG = 70.0
+#: Loading rates below this sample rate are reported as low-confidence (DESIGN.md §4).
+LR_CONFIDENT_HZ = 200.0
+
+
+class AnalysisError(ValueError):
+    """Input the analysis cannot use; the message names what and where."""
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """Tunable analysis settings; defaults and their sources are documented in docs/measures.md.
+
+    Contact thresholds are fractions of body weight: on 0.05 BW / off 0.03 BW bracket the 40 N
+    force-plate convention (0.058 BW at 70 kg) used as the reference by Blades et al. 2023.
+    """
+
+    body_mass_kg: float | None = None
+    lowpass_hz: float | None = None
+    contact_on_bw: float = 0.05
+    contact_off_bw: float = 0.03
+    min_contact_ms: float = 120.0
+    min_swing_ms: float = 80.0
+    # --- additions (documented in docs/measures.md) ---
+    max_contact_ms: float = 2000.0  # longer "contacts" are standing, not steps
+    baseline_tau_s: float = 0.2  # swing-floor rise time constant
+    si_window_ms: float = 20.0  # strike-index window: at most this long after initial contact …
+    si_force_bw: float = 0.10  # … and ending at the first sample with at least this force
+    impact_min_bw: float = 0.5  # an impact peak is at least this high
+    impact_prominence_bw: float = 0.05  # and the force drops by at least this before the active peak
+    impact_max_stance_frac: float = 0.5  # and it lies in the first half of stance
+    fallback_stance_frac: float = 0.13  # no impact peak: 20–80 % of the force at 13 % of stance
+    cop_min_bw: float = 0.10  # CoP path/excursion only where the CoP is well defined
+    gap_periods: float = 3.0  # a time step > 3 sample periods is a gap
+    sample_rate_hz: float | None = None  # None: the profile's rate
+
+    def __post_init__(self) -> None:
+        def bad(name: str, why: str) -> AnalysisError:
+            return AnalysisError(f"AnalysisConfig.{name} = {getattr(self, name)!r}: {why}")
+
+        for name in ("contact_on_bw", "contact_off_bw", "min_contact_ms", "min_swing_ms", "max_contact_ms",
+                     "baseline_tau_s", "si_window_ms", "si_force_bw", "impact_min_bw",
+                     "impact_prominence_bw", "impact_max_stance_frac", "fallback_stance_frac",
+                     "cop_min_bw", "gap_periods"):
+            v = getattr(self, name)
+            if not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
+                raise bad(name, "must be a positive finite number")
+        if self.contact_off_bw > self.contact_on_bw:
+            raise bad("contact_off_bw", f"must not exceed contact_on_bw ({self.contact_on_bw})")
+        if self.max_contact_ms <= self.min_contact_ms:
+            raise bad("max_contact_ms", "must exceed min_contact_ms")
+        if self.impact_max_stance_frac > 1 or self.fallback_stance_frac >= 1:
+            raise bad("fallback_stance_frac", "stance fractions must be below 1")
+        if self.gap_periods < 1.5:
+            raise bad("gap_periods", "must be at least 1.5 sample periods")
+        for name in ("body_mass_kg", "lowpass_hz", "sample_rate_hz"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int | float) or not math.isfinite(v) or v <= 0):
+                raise bad(name, "must be None or a positive finite number")
+
+
+# --------------------------------------------------------------------------------------------------
+# calibration helpers
+
+
+def fsr_lut(cal: FsrDividerCalibration) -> np.ndarray:
+    """Newtons for every ADC count 0..adc_max (the profile's FSR power-law model).
+
+    Full scale (V = vcc) means infinite conductance; it reads as the force one count below
+    (and is counted as saturated when the profile's raw_max says so).
+    """
+    c = np.arange(cal.adc_max + 1, dtype=np.float64)
+    v = c / cal.adc_max * cal.vcc
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g_us = v / (cal.r_measure_ohm * (cal.vcc - v)) * 1e6
+        f = cal.k * np.power(g_us, cal.n)
+    f[c <= cal.threshold_counts] = 0.0
+    if cal.adc_max >= 1:
+        f[-1] = f[-2]
+    f[~np.isfinite(f)] = 0.0
+    return np.ascontiguousarray(f)
+
+
+def sensor_forces(profile: HardwareProfile, raw: np.ndarray) -> np.ndarray:
+    """Calibrated per-sensor forces (N), NaN read as no load; shape (n, S)."""
+    raw = _as_raw(profile, raw, "raw")
+    v = raw.astype(np.float64)
+    cal = profile.calibration
+    if isinstance(cal, FsrDividerCalibration):
+        lut = fsr_lut(cal)
+        v = np.where(np.isnan(v), 0.0, v)
+        idx = np.clip(np.floor(np.maximum(v, 0.0) + 0.5), 0, cal.adc_max).astype(np.int64)
+        idx[v <= 0.0] = 0
+        return lut[idx]
+    off = cal.offset
+    v = np.where(np.isnan(v), off, v)
+    return (v - off) * profile.linear_gain()
+
+
+def total_force(profile: HardwareProfile, raw: np.ndarray) -> np.ndarray:
+    """Calibrated total force per frame (N), before the swing-phase re-zero."""
+    return sensor_forces(profile, raw).sum(axis=1)
+
+
+def estimate_body_weight(
+    t: np.ndarray,
+    total_force_n: np.ndarray,
+    window_s: float = 2.0,
+    max_cv: float = 0.05,
+    min_n: float = 150.0,
+    max_n: float = 3000.0,
+) -> float | None:
+    """Body weight (N) from the quietest standing window: median total of both feet.
+
+    Windows of ``window_s`` (half-overlapping) whose mean lies in [min_n, max_n] and whose
+    coefficient of variation is at most ``max_cv`` qualify; the quietest one wins. None when the
+    stream has no quiet standing (then the caller falls back to a configured body mass).
+    """
+    t = np.asarray(t, dtype=np.float64)
+    f = np.asarray(total_force_n, dtype=np.float64)
+    if t.ndim != 1 or f.shape != t.shape:
+        raise AnalysisError(f"estimate_body_weight: t {t.shape} and total_force_n {f.shape} must be equal 1-D")
+    ok = np.isfinite(t) & np.isfinite(f)
+    t, f = t[ok], f[ok]
+    if t.size < 10:
+        return None
+    best: tuple[float, float] | None = None
+    start = t[0]
+    while start + window_s <= t[-1] + 1e-9:
+        i0, i1 = np.searchsorted(t, [start, start + window_s])
+        seg = f[i0:i1]
+        if seg.size >= 10:
+            mean = float(seg.mean())
+            if min_n <= mean <= max_n:
+                cv = float(seg.std()) / mean
+                if cv <= max_cv and (best is None or cv < best[0]):
+                    best = (cv, float(np.median(seg)))
+        start += window_s / 2
+    return None if best is None else best[1]
+
+
+# --------------------------------------------------------------------------------------------------
+# validation
+
+
+def _as_raw(profile: HardwareProfile, raw: Any, where: str) -> np.ndarray:
+    a = np.asarray(raw)
+    if a.dtype.kind not in "fiub":
+        raise AnalysisError(f"{where}: raw samples must be numeric, got dtype {a.dtype}")
+    if a.ndim == 1 and profile.n_sensors == 1:
+        a = a.reshape(-1, 1)
+    if a.ndim != 2 or a.shape[1] != profile.n_sensors:
+        raise AnalysisError(
+            f"{where}: raw must have shape (frames, {profile.n_sensors}) for profile "
+            f"{profile.name!r}, got {a.shape}"
+        )
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def _biquad_lowpass(fc: float, fs: float) -> tuple[float, float, float, float, float]:
+    """2nd-order Butterworth low-pass (bilinear transform, RBJ cookbook form, Q = 1/√2)."""
+    if fc >= 0.45 * fs:
+        raise AnalysisError(f"AnalysisConfig.lowpass_hz = {fc}: must be below 0.45 × the sample rate ({fs} Hz)")
+    w0 = 2.0 * math.pi * fc / fs
+    alpha = math.sin(w0) / (2.0 * (1.0 / math.sqrt(2.0)))
+    cw = math.cos(w0)
+    a0 = 1.0 + alpha
+    b0 = (1.0 - cw) / 2.0 / a0
+    return b0, 2.0 * b0, b0, -2.0 * cw / a0, (1.0 - alpha) / a0
+
+
+@dataclass
+class KernelSetup:
+    """Everything the kernel needs besides the frames: parameters and sensor weights."""
+
+    params: np.ndarray
+    wf: np.ndarray
+    wx: np.ndarray
+    wy: np.ndarray
+    off: np.ndarray
+    lut: np.ndarray
+    fs: float
+    buf_len: int
+
+
+def kernel_setup(profile: HardwareProfile, body_weight_n: float, config: AnalysisConfig) -> KernelSetup:
+    """Translate profile + body weight + config into the kernel's parameter vector and weights."""
+    if not isinstance(body_weight_n, int | float) or not math.isfinite(body_weight_n) or body_weight_n <= 0:
+        raise AnalysisError(f"body_weight_n = {body_weight_n!r}: must be a positive finite number of newtons")
+    fs = float(config.sample_rate_hz or profile.sample_rate_hz)
+    p = np.zeros(K.N_PARAMS, dtype=np.float64)
+    p[K.P_ON] = config.contact_on_bw
+    p[K.P_OFF] = config.contact_off_bw
+    p[K.P_BW] = body_weight_n
+    p[K.P_DT] = 1.0 / fs
+    p[K.P_GAP] = config.gap_periods / fs
+    p[K.P_MIN_CONTACT] = config.min_contact_ms / 1000.0
+    p[K.P_MIN_SWING] = config.min_swing_ms / 1000.0
+    p[K.P_MAX_CONTACT] = config.max_contact_ms / 1000.0
+    p[K.P_ALPHA] = min(1.0, 1.0 / (fs * config.baseline_tau_s))
+    p[K.P_RAW_MAX] = profile.raw_max if profile.raw_max is not None else math.inf
+    p[K.P_SI_BW] = config.si_force_bw
+    p[K.P_SI_S] = config.si_window_ms / 1000.0
+    if config.lowpass_hz:
+        p[K.P_LOWPASS] = 1.0
+        p[K.P_B0], p[K.P_B1], p[K.P_B2], p[K.P_A1], p[K.P_A2] = _biquad_lowpass(config.lowpass_hz, fs)
+    p[K.P_HAS_COP] = 0.0 if profile.is_single_zone else 1.0
+    p[K.P_PROM_BW] = config.impact_prominence_bw
+    p[K.P_IMPACT_MIN_BW] = config.impact_min_bw
+    p[K.P_IMPACT_FRAC] = config.impact_max_stance_frac
+    p[K.P_FALLBACK_FRAC] = config.fallback_stance_frac
+    p[K.P_COP_MIN_BW] = config.cop_min_bw
+    x = profile.sensor_x()
+    y = profile.sensor_y()
+    cal = profile.calibration
+    if isinstance(cal, FsrDividerCalibration):
+        p[K.P_USE_LUT] = 1.0
+        lut = fsr_lut(cal)
+        wf = np.ones(profile.n_sensors)
+        wx, wy = x, y
+        off = np.zeros(profile.n_sensors)
+    else:
+        g = profile.linear_gain()
+        wf, wx, wy = g, g * x, g * y
+        off = np.full(profile.n_sensors, cal.offset, dtype=np.float64)
+        lut = np.zeros(1, dtype=np.float64)
+        p[K.P_C0] = float(wf @ off)
+        p[K.P_C1] = float(wx @ off)
+        p[K.P_C2] = float(wy @ off)
+    buf_len = math.ceil(1.25 * fs * (config.max_contact_ms + config.min_swing_ms) / 1000.0) + 16
+    return KernelSetup(
+        params=p,
+        wf=np.ascontiguousarray(wf, dtype=np.float64),
+        wx=np.ascontiguousarray(wx, dtype=np.float64),
+        wy=np.ascontiguousarray(wy, dtype=np.float64),
+        off=np.ascontiguousarray(off, dtype=np.float64),
+        lut=lut,
+        fs=fs,
+        buf_len=buf_len,
+    )
+
+
+def _nan_none(v: float) -> float | None:
+    return None if math.isnan(v) else float(v)
+
+
+def events_to_steps(events: np.ndarray, side: Side, low_confidence: bool) -> list[Step]:
+    """Event rows (kernel or reference) → Step records."""
+    out: list[Step] = []
+    for row in events:
+        si = _nan_none(row[K.E_SI])
+        out.append(
+            Step(
+                side=side,
+                t_contact=float(row[K.E_T_IC]),
+                t_toe_off=float(row[K.E_T_TO]),
+                contact_ms=float((row[K.E_T_TO] - row[K.E_T_IC]) * 1000.0),
+                strike_index=si,
+                strike_zone=strike_zone(si) if si is not None else None,
+                zone_uncertain=zone_uncertain(si) if si is not None else False,
+                impact_peak=bool(row[K.E_IMPACT] > 0),
+                valr_bw_s=_nan_none(row[K.E_VALR]),
+                vilr_bw_s=_nan_none(row[K.E_VILR]),
+                lr_method="impact_peak" if row[K.E_LR_IMPACT] > 0 else "fallback",
+                lr_low_confidence=low_confidence,
+                peak_force_bw=float(row[K.E_PEAK]),
+                impulse_bw_s=float(row[K.E_IMPULSE]),
+                cop_x=si,
+                cop_y=_nan_none(row[K.E_SI_Y]),
+                cop_path=_nan_none(row[K.E_COP_PATH]),
+                cop_ml_excursion=_nan_none(row[K.E_COP_ML]),
+                impact_peak_bw=_nan_none(row[K.E_IMPACT_BW]),
+            )
+        )
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# streaming analyzers
+
+
+class FootAnalyzer:
+    """One insole, streaming: ``feed`` chunks of frames, get finished steps.
+
+    Steps are emitted once their toe-off is confirmed by ``min_swing_ms`` of swing, so a step
+    appears at most ``min_swing_ms`` + one chunk after it ends. Results do not depend on how the
+    stream is cut into chunks.
+    """
+
+    def __init__(
+        self,
+        profile: HardwareProfile,
+        side: Literal["left", "right"],
+        body_weight_n: float,
+        config: AnalysisConfig | None = None,
+    ) -> None:
+        if side not in ("left", "right"):
+            raise AnalysisError(f"side = {side!r}: must be 'left' or 'right'")
+        self.profile = profile
+        self.side: Side = side
+        self.config = config or AnalysisConfig()
+        self._setup = kernel_setup(profile, body_weight_n, self.config)
+        s = profile.n_sensors
+        self._state = K.new_state()
+        self._nan = np.zeros(s, dtype=np.int64)
+        self._sat = np.zeros(s, dtype=np.int64)
+        self._rmin = np.full(s, np.inf)
+        self._rmax = np.full(s, -np.inf)
+        self._buf = np.zeros((K.BUF_ROWS, self._setup.buf_len), dtype=np.float64)
+        self._events = np.zeros((64, K.N_EVENT_COLS), dtype=np.float64)
+        self.low_confidence = self._setup.fs < LR_CONFIDENT_HZ
+
+    @property
+    def body_weight_n(self) -> float:
+        return float(self._setup.params[K.P_BW])
+
+    def set_body_weight(self, body_weight_n: float) -> None:
+        """Use a new body weight (N) for the frames fed from now on."""
+        self._setup = kernel_setup(self.profile, body_weight_n, self.config)
+
+    @property
+    def t_last(self) -> float | None:
+        """Time of the last frame processed (None before the first)."""
+        return float(self._state[K.S_TLAST]) if self._state[K.S_HAVE_PREV] > 0 else None
+
+    @property
+    def open_contact_start(self) -> float | None:
+        """Initial-contact time of a contact not yet emitted (in contact or toe-off pending)."""
+        return float(self._state[K.S_T_ON]) if self._state[K.S_MODE] != 0 else None
+
+    def feed(self, t: np.ndarray, raw: np.ndarray) -> list[Step]:
+        """Process frames ``t`` (s, float64[n]) and ``raw`` (raw units, [n, S]); return finished steps."""
+        where = f"FootAnalyzer({self.profile.name}, {self.side}).feed"
+        ta = np.asarray(t)
+        if ta.dtype.kind not in "fiu":
+            raise AnalysisError(f"{where}: t must be numeric seconds, got dtype {ta.dtype}")
+        ta = np.ascontiguousarray(ta, dtype=np.float64).reshape(-1) if ta.ndim <= 1 else ta
+        if ta.ndim != 1:
+            raise AnalysisError(f"{where}: t must be 1-D, got shape {np.shape(t)}")
+        ra = _as_raw(self.profile, raw, where)
+        if ra.shape[0] != ta.shape[0]:
+            raise AnalysisError(f"{where}: t has {ta.shape[0]} frames but raw has {ra.shape[0]}")
+        su = self._setup
+        out: list[Step] = []
+        pos = 0
+        n = ta.shape[0]
+        while pos < n:
+            ne, used = K.run_chunk(
+                ta[pos:], ra[pos:], su.params, su.wf, su.wx, su.wy, su.off, su.lut, self._state,
+                self._nan, self._sat, self._rmin, self._rmax, self._buf, self._events,
+            )
+            if ne:
+                out.extend(events_to_steps(self._events[:ne], self.side, self.low_confidence))
+            pos += used
+        return out
+
+    def flush(self) -> list[Step]:
+        """End of stream: a contact whose toe-off was seen is emitted; an unfinished one is dropped
+        (its toe-off, and so every per-step measure, is unknown) and counted as ``cut_contacts``."""
+        ne = K.flush_state(self._state, self._buf, self._setup.params, self._events)
+        return events_to_steps(self._events[:ne], self.side, self.low_confidence)
+
+    @property
+    def quality(self) -> dict[str, int | list[int]]:
+        st = self._state
+        silent = [int(i) for i in np.flatnonzero(~(self._rmax > self._rmin))]
+        return {
+            "frames": int(st[K.S_FRAMES]),
+            "late_frames": int(st[K.S_LATE]),
+            "bad_time_frames": int(st[K.S_BADTIME]),
+            "dropped_frames": int(st[K.S_DROPPED]),
+            "gaps": int(st[K.S_GAPS]),
+            "nan_samples": int(self._nan.sum()),
+            "saturated_samples": int(self._sat.sum()),
+            "saturated_sensors": [int(i) for i in np.flatnonzero(self._sat)],
+            "silent_sensors": silent if st[K.S_FRAMES] > 0 else [],
+            "steps": int(st[K.S_STEPS]),
+            "short_contacts": int(st[K.S_SHORT]),
+            "long_contacts": int(st[K.S_LONGCNT]),
+            "cut_contacts": int(st[K.S_GAP_CUT]),
+        }
+
+
+@dataclass
+class _Held:
+    step: Step
+    other: Side
+
+
+class GaitAnalyzer:
+    """Both feet. Fills ``Step.flight_ms`` and returns steps time-ordered within each call.
+
+    Flight before a contact = its initial contact − the other foot's last toe-off, kept when
+    0 < flight < 1 s; None when the other foot was still on the ground (walking) or unknown. A
+    step is held until the other foot's stream has passed its contact time by ``min_swing_ms``
+    (so that foot's earlier toe-off is confirmed), at most ``HOLD_S`` of this foot's own time.
+    """
+
+    HOLD_S = 2.0
+
+    def __init__(self, profile: HardwareProfile, body_weight_n: float, config: AnalysisConfig | None = None):
+        self.config = config or AnalysisConfig()
+        self.feet: dict[Side, FootAnalyzer] = {
+            "left": FootAnalyzer(profile, "left", body_weight_n, self.config),
+            "right": FootAnalyzer(profile, "right", body_weight_n, self.config),
+        }
+        self._held: list[Step] = []
+        self._recent: dict[Side, list[tuple[float, float]]] = {"left": [], "right": []}
+        self._margin = self.config.min_swing_ms / 1000.0 + 2.0 / self.feet["left"]._setup.fs
+
+    def set_body_weight(self, body_weight_n: float) -> None:
+        for foot in self.feet.values():
+            foot.set_body_weight(body_weight_n)
+
+    def feed(self, side: Literal["left", "right"], t: np.ndarray, raw: np.ndarray) -> list[Step]:
+        if side not in self.feet:
+            raise AnalysisError(f"GaitAnalyzer.feed: side = {side!r} must be 'left' or 'right'")
+        new = self.feet[side].feed(t, raw)
+        for s in new:
+            self._recent[s.side].append((s.t_contact, s.t_toe_off))
+            del self._recent[s.side][:-32]
+        self._held.extend(new)
+        return self._release(final=False)
+
+    def flush(self) -> list[Step]:
+        for side in ("left", "right"):
+            new = self.feet[side].flush()  # type: ignore[index]
+            for s in new:
+                self._recent[s.side].append((s.t_contact, s.t_toe_off))
+            self._held.extend(new)
+        return self._release(final=True)
+
+    def _flight(self, step: Step) -> float | None:
+        other: Side = "right" if step.side == "left" else "left"
+        open_start = self.feet[other].open_contact_start
+        if open_start is not None and open_start < step.t_contact:
+            return None  # the other foot is still on the ground: double support
+        prev = [r for r in self._recent[other] if r[0] < step.t_contact]
+        if not prev:
+            return None
+        _t_ic, t_to = max(prev)
+        if t_to > step.t_contact:
+            return None
+        flight = step.t_contact - t_to
+        return flight * 1000.0 if 0.0 < flight < 1.0 else None
+
+    def _release(self, final: bool) -> list[Step]:
+        out: list[Step] = []
+        keep: list[Step] = []
+        for s in self._held:
+            other: Side = "right" if s.side == "left" else "left"
+            o_last = self.feet[other].t_last
+            own_last = self.feet[s.side].t_last or s.t_toe_off
+            if final or (o_last is not None and o_last >= s.t_contact + self._margin):
+                s.flight_ms = self._flight(s)
+                out.append(s)
+            elif own_last - s.t_contact > self.HOLD_S:
+                s.flight_ms = None  # the other foot is absent or lagging: flight unknown
+                out.append(s)
+            else:
+                keep.append(s)
+        self._held = keep
+        out.sort(key=lambda s: (s.t_contact, s.side))
+        return out
+
+    @property
+    def quality(self) -> dict[str, dict]:
+        return {side: foot.quality for side, foot in self.feet.items()}
+
+
+# --------------------------------------------------------------------------------------------------
+# whole recordings
+
+
+@dataclass
+class AnalysisResult:
+    steps: list[Step]
+    body_weight_n: float
+    body_weight_source: str  # "argument", "config", "recording", "standing", "default"
+    quality: dict
+    duration_s: float
+    warnings: list[str] = field(default_factory=list)
+
+
+def _standing_weight(rec: Recording, profile: HardwareProfile) -> float | None:
+    """Body weight from the recording's standing segments, else from any quiet window."""
+    streams = [s for s in (rec.left, rec.right) if s is not None and len(s.t)]
+    if len(streams) != 2:
+        return None
+    tl, fl = streams[0].t, total_force(profile, streams[0].raw)
+    tr, fr = streams[1].t, total_force(profile, streams[1].raw)
+    okl = np.isfinite(tl)
+    okr = np.isfinite(tr)
+    tl, fl, tr, fr = tl[okl], fl[okl], tr[okr], fr[okr]
+    if tl.size < 10 or tr.size < 10:
+        return None
+    total = fl + np.interp(tl, tr, fr)
+    segs = [g for g in getattr(rec, "segments", []) or [] if "stand" in str(g.label).lower()]
+    for g in segs:
+        m = (tl >= g.t_start) & (tl <= g.t_end)
+        est = estimate_body_weight(tl[m], total[m], window_s=min(2.0, max(0.5, (g.t_end - g.t_start) / 2)))
+        if est is not None:
+            return est
+    return estimate_body_weight(tl, total)
+
+
+def analyze_recording(
+    rec: Recording,
+    profile: HardwareProfile | None = None,
+    body_mass_kg: float | None = None,
+    config: AnalysisConfig | None = None,
+    chunk_frames: int = 4096,
+    progress: Callable[[int, int], None] | None = None,
+) -> AnalysisResult:
+    """Analyse a whole recording in chunks (the same streaming path the live agent uses).
+
+    Body weight, first found: ``body_mass_kg`` argument, ``config.body_mass_kg``, the recording's
+    body mass, a quiet standing window (labelled standing segments first), else 70 kg (warned).
+    """
+    config = config or AnalysisConfig()
+    if profile is None:
+        profile = load_profile(rec.profile)
+    if not isinstance(chunk_frames, int) or chunk_frames < 1:
+        raise AnalysisError(f"analyze_recording: chunk_frames = {chunk_frames!r} must be a positive integer")
+    warnings: list[str] = []
+    for side in ("left", "right"):
+        st = getattr(rec, side)
+        if st is not None:
+            _as_raw(profile, st.raw, f"recording {getattr(rec, 'source', '?')} {side} stream")
+            if len(st.t) != len(st.raw):
+                raise AnalysisError(
+                    f"recording {getattr(rec, 'source', '?')} {side} stream: {len(st.t)} times for "
+                    f"{len(st.raw)} frames"
+                )
+    if body_mass_kg is not None:
+        bw, src = body_mass_kg * G0, "argument"
+    elif config.body_mass_kg is not None:
+        bw, src = config.body_mass_kg * G0, "config"
+    elif getattr(rec, "body_mass_kg", None):
+        bw, src = float(rec.body_mass_kg) * G0, "recording"
+    else:
+        est = _standing_weight(rec, profile)
+        if est is not None:
+            bw, src = est, "standing"
+        else:
+            bw, src = DEFAULT_BODY_MASS_KG * G0, "default"
+            warnings.append(f"no body mass and no quiet standing: assuming {DEFAULT_BODY_MASS_KG} kg")
+            log.warning("%s: %s", getattr(rec, "source", "recording"), warnings[-1])
+    if not math.isfinite(bw) or bw <= 0:
+        raise AnalysisError(f"analyze_recording: body weight {bw!r} N (from {src}) is not positive")
+    gait = GaitAnalyzer(profile, bw, config)
+    streams = {s: getattr(rec, s) for s in ("left", "right") if getattr(rec, s) is not None}
+    total = sum(len(st.t) for st in streams.values())
+    steps: list[Step] = []
+    # cut both feet at the same instants so neither runs far ahead of the other
+    lead = max(streams.values(), key=lambda st: len(st.t)) if streams else None
+    done = 0
+    tmin, tmax = math.inf, -math.inf
+    for st in streams.values():
+        ft = np.asarray(st.t, dtype=np.float64)
+        fin = ft[np.isfinite(ft)]
+        if fin.size:
+            tmin, tmax = min(tmin, float(fin.min())), max(tmax, float(fin.max()))
+    if lead is not None:
+        # running maximum of each foot's clock (NaN times count as -inf): monotone, so searchsorted works
+        cum = {s: np.maximum.accumulate(np.nan_to_num(np.asarray(st.t, dtype=np.float64), nan=-np.inf))
+               for s, st in streams.items()}
+        lead_cum = cum[next(s for s, st in streams.items() if st is lead)]
+        cuts = list(range(chunk_frames, len(lead_cum), chunk_frames))
+        pos = {s: 0 for s in streams}
+        for k in range(len(cuts) + 1):
+            for side, st in streams.items():
+                if k < len(cuts):
+                    end = max(pos[side], int(np.searchsorted(cum[side], lead_cum[cuts[k]], side="left")))
+                else:
+                    end = len(st.t)
+                if end > pos[side]:
+                    steps.extend(gait.feed(side, st.t[pos[side]:end], st.raw[pos[side]:end]))  # type: ignore[arg-type]
+                    done += end - pos[side]
+                    pos[side] = end
+            if progress is not None:
+                progress(done, total)
+    steps.extend(gait.flush())
+    steps.sort(key=lambda s: (s.t_contact, s.side))
+    duration = tmax - tmin if math.isfinite(tmin) else 0.0
+    return AnalysisResult(steps=steps, body_weight_n=bw, body_weight_source=src, quality=gait.quality,
+                          duration_s=duration, warnings=warnings)

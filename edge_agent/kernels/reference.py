@@ -1,0 +1,285 @@
+"""The plain Python/numpy twin of ``steps.py``: same definitions, written for reading, not speed.
+
+It works on a whole stream at once (no chunks, no carried state) and calibrates with the profile's
+formulas directly (the FSR power law instead of the kernel's lookup table, scipy's ``lfilter``
+instead of the hand-written biquad), so that tests comparing it with the kernel check the kernel's
+streaming bookkeeping, its fused arithmetic and its lookup table against independent code.
+``pure_python=True`` does the per-frame sensor arithmetic in Python loops too (the benchmark's
+"pure Python" baseline). Returns the kernel's event-row layout plus the quality counters.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+from scipy.signal import lfilter
+
+from edge_agent.kernels import steps as K
+from edge_agent.profiles import FsrDividerCalibration, HardwareProfile
+
+
+def _fsr_force(cal: FsrDividerCalibration, counts: float) -> float:
+    c = min(max(math.floor(counts + 0.5), 0), cal.adc_max) if counts > 0 else 0
+    if c <= cal.threshold_counts:
+        return 0.0
+    if c >= cal.adc_max:
+        c = cal.adc_max - 1
+        if c <= cal.threshold_counts:
+            return 0.0
+    v = c / cal.adc_max * cal.vcc
+    g_us = v / (cal.r_measure_ohm * (cal.vcc - v)) * 1e6
+    return cal.k * g_us**cal.n
+
+
+def _reduce(profile: HardwareProfile, raw: np.ndarray, raw_max: float, pure_python: bool):
+    """Per-frame total force and moments (N, N·x, N·y) plus per-sensor counters."""
+    n, s = raw.shape
+    x = profile.sensor_x()
+    y = profile.sensor_y()
+    cal = profile.calibration
+    fsr = isinstance(cal, FsrDividerCalibration)
+    if pure_python:
+        gain = [1.0] * s if fsr else list(profile.linear_gain())
+        off = 0.0 if fsr else cal.offset
+        xs, ys = list(x), list(y)
+        F = [0.0] * n
+        MX = [0.0] * n
+        MY = [0.0] * n
+        nan_cnt = [0] * s
+        sat_cnt = [0] * s
+        rmin = [math.inf] * s
+        rmax = [-math.inf] * s
+        rows = raw.tolist()
+        for i in range(n):
+            row = rows[i]
+            f = mx = my = 0.0
+            for j in range(s):
+                v = row[j]
+                if v != v:
+                    nan_cnt[j] += 1
+                    v = off
+                if v >= raw_max:
+                    sat_cnt[j] += 1
+                rmin[j] = min(rmin[j], v)
+                rmax[j] = max(rmax[j], v)
+                fj = _fsr_force(cal, v) if fsr else (v - off) * gain[j]
+                f += fj
+                mx += fj * xs[j]
+                my += fj * ys[j]
+            F[i], MX[i], MY[i] = f, mx, my
+        return (np.array(F), np.array(MX), np.array(MY), np.array(nan_cnt), np.array(sat_cnt),
+                np.array(rmin), np.array(rmax))
+    v = raw.astype(np.float64)
+    isn = np.isnan(v)
+    if fsr:
+        v = np.where(isn, 0.0, v)
+        forces = np.vectorize(lambda c: _fsr_force(cal, c))(v) if v.size else v
+    else:
+        v = np.where(isn, cal.offset, v)
+        forces = (v - cal.offset) * profile.linear_gain()
+    F = forces.sum(axis=1)
+    return (F, forces @ x, forces @ y, isn.sum(axis=0), (v >= raw_max).sum(axis=0),
+            v.min(axis=0, initial=math.inf), v.max(axis=0, initial=-math.inf))
+
+
+def _crossing(t0: float, v0: float, t1: float, v1: float, level: float) -> float:
+    if v1 == v0:
+        return t1
+    a = min(max((level - v0) / (v1 - v0), 0.0), 1.0)
+    return t0 + a * (t1 - t0)
+
+
+def _rise_rates(bt: np.ndarray, bf: np.ndarray, peak: float, kmax: int) -> tuple[float, float]:
+    """VALR/VILR over the 20–80 % rise to ``peak`` within samples 0..kmax (see steps._loading_rate)."""
+    if not peak > 0:
+        return math.nan, math.nan
+    l20, l80 = 0.2 * peak, 0.8 * peak
+    seg = bf[: kmax + 1]
+    above20 = np.flatnonzero(seg >= l20)
+    if above20.size == 0:
+        return math.nan, math.nan
+    k20 = int(above20[0])
+    above80 = np.flatnonzero(seg[k20:] >= l80)
+    if above80.size == 0:
+        return math.nan, math.nan
+    k80 = k20 + int(above80[0])
+    t20 = bt[0] if k20 == 0 else _crossing(bt[k20 - 1], bf[k20 - 1], bt[k20], bf[k20], l20)
+    t80 = bt[0] if k80 == 0 else _crossing(bt[k80 - 1], bf[k80 - 1], bt[k80], bf[k80], l80)
+    if not t80 > t20:
+        return math.nan, math.nan
+    valr = (l80 - l20) / (t80 - t20)
+    ks = np.arange(max(k20 - 1, 0), k80)
+    dts = bt[ks + 1] - bt[ks]
+    ok = (dts > 0) & (bt[ks] < t80) & (bt[ks + 1] > t20)
+    vilr = float(np.max((bf[ks + 1] - bf[ks])[ok] / dts[ok])) if ok.any() else valr
+    return valr, vilr
+
+
+def measure_step(bt, bf, bx, by, t_ic, t_to, p) -> np.ndarray:
+    """One event row from a stance slice (index 0: last swing sample, -1: first sample after toe-off)."""
+    ev = np.full(K.N_EVENT_COLS, math.nan)
+    off = p[K.P_OFF]
+    contact = t_to - t_ic
+    last = len(bt) - 2
+    ev[K.E_T_IC], ev[K.E_T_TO], ev[K.E_NSAMP] = t_ic, t_to, last
+    stance = bf[1 : last + 1]
+    ipk = 1 + int(np.argmax(stance))
+    ev[K.E_PEAK] = bf[ipk]
+    lvl_ic = off if bf[0] < off else bf[0]
+    ev[K.E_IMPULSE] = (0.5 * (lvl_ic + bf[1]) * (bt[1] - t_ic)
+                       + float(np.sum(0.5 * (stance[1:] + stance[:-1]) * np.diff(bt[1 : last + 1])))
+                       + 0.5 * (bf[last] + off) * (t_to - bt[last]))
+    iimp = -1
+    for k in range(1, ipk):
+        if bt[k] > t_ic + p[K.P_IMPACT_FRAC] * contact:
+            break
+        if (bf[k] >= bf[k - 1] and bf[k] > bf[k + 1] and bf[k] >= p[K.P_IMPACT_MIN_BW]
+                and bf[k] - bf[k : ipk + 1].min() >= p[K.P_PROM_BW]):
+            iimp = k
+            break
+    if iimp > 0:
+        ev[K.E_IMPACT], ev[K.E_IMPACT_BW], ev[K.E_LR_IMPACT] = 1.0, bf[iimp], 1.0
+        ev[K.E_VALR], ev[K.E_VILR] = _rise_rates(bt, bf, bf[iimp], iimp)
+    else:
+        ev[K.E_IMPACT], ev[K.E_LR_IMPACT] = 0.0, 0.0
+        tq = t_ic + p[K.P_FALLBACK_FRAC] * contact
+        kq = 1
+        while kq < last and bt[kq] < tq:
+            kq += 1
+        ev[K.E_VALR], ev[K.E_VILR] = _rise_rates(bt, bf, float(np.interp(tq, bt, bf)), kq)
+    if p[K.P_HAS_COP] > 0:
+        idx = []
+        for k in range(1, last + 1):
+            if k > 1 and bt[k] - bt[1] > p[K.P_SI_S]:
+                break
+            idx.append(k)
+            if bf[k] >= p[K.P_SI_BW]:
+                break
+        idx = [k for k in idx if bf[k] > 0]
+        w = bf[idx]
+        if idx:
+            ev[K.E_SI] = min(max(float(np.sum(w * bx[idx]) / w.sum()), 0.0), 1.0)
+            ev[K.E_SI_Y] = min(max(float(np.sum(w * by[idx]) / w.sum()), 0.0), 1.0)
+        sel = np.flatnonzero(stance >= p[K.P_COP_MIN_BW]) + 1
+        if sel.size:
+            ev[K.E_COP_PATH] = float(np.sum(np.hypot(np.diff(bx[sel]), np.diff(by[sel]))))
+            ev[K.E_COP_ML] = float(by[sel].max() - by[sel].min())
+    return ev
+
+
+def analyze_reference(t: np.ndarray, raw: np.ndarray, profile: HardwareProfile, p: np.ndarray,
+                      pure_python: bool = False, flush: bool = True) -> tuple[np.ndarray, dict]:
+    """Events (kernel row layout) and quality counters for a whole stream of one foot."""
+    t = np.asarray(t, dtype=np.float64)
+    raw = np.asarray(raw, dtype=np.float32).reshape(len(t), profile.n_sensors)
+    q = dict(frames=0, late=0, badtime=0, dropped=0, gaps=0, gap_cut=0, short=0, long=0, steps=0)
+    # 1. which frames are kept (time must be finite and increasing)
+    keep = np.zeros(len(t), dtype=bool)
+    last = -math.inf
+    have = False
+    for i, ti in enumerate(t.tolist()):
+        if not math.isfinite(ti):
+            q["badtime"] += 1
+        elif have and ti <= last:
+            q["late"] += 1
+        else:
+            keep[i], last, have = True, ti, True
+    t = t[keep]
+    n = len(t)
+    q["frames"] = n
+    raw_max = p[K.P_RAW_MAX]
+    F, MX, MY, nan_cnt, sat_cnt, rmin, rmax = _reduce(profile, raw[keep], raw_max, pure_python)
+    gap = np.zeros(n, dtype=bool)
+    gap[1:] = np.diff(t) > p[K.P_GAP]
+    # 2. optional low-pass, restarted (at steady state) after each gap
+    if p[K.P_LOWPASS] > 0 and n:
+        b = [p[K.P_B0], p[K.P_B1], p[K.P_B2]]
+        a = [1.0, p[K.P_A1], p[K.P_A2]]
+        starts = [0, *np.flatnonzero(gap).tolist(), n]
+        for sig in (F, MX, MY):
+            for s0, s1 in itertools.pairwise(starts):
+                zi = np.array([(b[1] - a[1] + b[2] - a[2]), (b[2] - a[2])]) * sig[s0]
+                sig[s0:s1] = lfilter(b, a, sig[s0:s1], zi=zi)[0]
+    # 3. state machine, one frame at a time
+    bw, on, off = p[K.P_BW], p[K.P_ON], p[K.P_OFF]
+    events: list[np.ndarray] = []
+    mode = "swing"
+    bF = bMx = bMy = 0.0
+    tt, ff, xx, yy = [], [], [], []
+    t_on = t_off = 0.0
+    i_off = 0
+    long_flag = False
+    prev = (0.0, 0.0, math.nan, math.nan)
+
+    def finish() -> None:
+        dur = t_off - t_on
+        if long_flag or dur > p[K.P_MAX_CONTACT]:
+            q["long"] += 1
+        elif dur < p[K.P_MIN_CONTACT] or i_off + 1 < 3:
+            q["short"] += 1
+        else:
+            sl = slice(0, i_off + 1)
+            events.append(measure_step(np.array(tt[sl]), np.array(ff[sl]), np.array(xx[sl]),
+                                       np.array(yy[sl]), t_on, t_off, p))
+            q["steps"] += 1
+
+    for i in range(n):
+        ti, f, mx, my = t[i], F[i], MX[i], MY[i]
+        if gap[i]:
+            q["gaps"] += 1
+            missing = math.floor((ti - t[i - 1]) / p[K.P_DT] + 0.5) - 1
+            q["dropped"] += max(missing, 0)
+            if mode == "pending":
+                finish()
+            elif mode == "contact":
+                q["gap_cut"] += 1
+            mode = "swing"
+        if i == 0:
+            bF, bMx, bMy = f, mx, my
+        fzn = f - bF
+        fz = fzn / bw
+        cx, cy = ((mx - bMx) / fzn, (my - bMy) / fzn) if fzn > 0 else (math.nan, math.nan)
+        if mode == "swing":
+            if fz >= on and i > 0 and not gap[i]:
+                t_on = _crossing(prev[0], prev[1], ti, fz, off) if prev[1] < off else prev[0]
+                tt, ff, xx, yy = [prev[0], ti], [prev[1], fz], [prev[2], cx], [prev[3], cy]
+                long_flag = False
+                mode = "contact"
+        else:
+            tt.append(ti)
+            ff.append(fz)
+            xx.append(cx)
+            yy.append(cy)
+            if mode == "contact":
+                if ti - t_on > p[K.P_MAX_CONTACT]:
+                    long_flag = True
+                if fz < off:
+                    t_off = _crossing(prev[0], prev[1], ti, fz, off)
+                    i_off = len(tt) - 1
+                    mode = "pending"
+            elif fz >= on:
+                mode = "contact"
+            elif ti - t_off >= p[K.P_MIN_SWING]:
+                finish()
+                mode = "swing"
+        if mode != "contact":
+            if f < bF:
+                bF, bMx, bMy = f, mx, my
+            elif fz < 0.5 * off:
+                bF += p[K.P_ALPHA] * (f - bF)
+                bMx += p[K.P_ALPHA] * (mx - bMx)
+                bMy += p[K.P_ALPHA] * (my - bMy)
+        prev = (ti, fz, cx, cy)
+    if flush:
+        if mode == "pending":
+            finish()
+        elif mode == "contact":
+            q["gap_cut"] += 1
+    q["nan_samples"] = int(np.sum(nan_cnt))
+    q["saturated_samples"] = int(np.sum(sat_cnt))
+    q["saturated_sensors"] = [int(i) for i in np.flatnonzero(np.asarray(sat_cnt))]
+    q["silent_sensors"] = [int(i) for i in np.flatnonzero(~(np.asarray(rmax) > np.asarray(rmin)))] if n else []
+    ev = np.array(events) if events else np.zeros((0, K.N_EVENT_COLS))
+    return ev, q

@@ -1,0 +1,533 @@
+"""Streaming numba step kernels: frames in, finished steps out, state carried explicitly.
+
+Everything the compiled code calls lives in THIS module on purpose: numba's on-disk cache
+(``cache=True``) keys a kernel on its own source only, so a helper changed in another module would
+silently keep the stale machine code. The public, validating wrapper is ``edge_agent.analysis``;
+``edge_agent.kernels.reference`` is the plain Python/numpy twin the tests compare against.
+
+One call of :func:`run_chunk` makes one pass over a chunk, per frame:
+
+1. fused calibration + reduction: ``F = Σ wF·v − C0``, ``Mx = Σ wX·v − C1``, ``My = Σ wY·v − C2``
+   (``wF = gain``, ``wX = gain·x``, ``wY = gain·y`` precomputed; NaN → the sensor's zero, counted;
+   ``v ≥ raw_max`` counted as saturated; per-sensor min/max for silent-sensor detection). Non-linear
+   (FSR divider) calibrations use a lookup table over integer ADC counts instead.
+2. optional 2nd-order Butterworth low-pass on (F, Mx, My) (transposed direct form II, state carried).
+3. swing-phase re-zero: the baseline triple (F, Mx, My) follows the force down at once and up with
+   time constant ``tau`` while the foot is quietly in the air; ``Fz = (F − bF)/BW``.
+4. hysteresis state machine swing → contact → pending toe-off → swing, with minimum contact and
+   swing durations and a maximum contact duration; stance samples go to a fixed buffer and a step is
+   measured from that buffer once its toe-off is confirmed (``min_swing`` later).
+
+The definitions and their sources are in ``docs/measures.md``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+# --- parameter vector (float64) -----------------------------------------------------------------
+P_ON = 0  # contact-on threshold (BW)
+P_OFF = 1  # contact-off threshold (BW); also the timing level for initial contact and toe-off
+P_BW = 2  # body weight (N)
+P_DT = 3  # nominal sample period (s)
+P_GAP = 4  # a time step larger than this (s) is a gap
+P_MIN_CONTACT = 5  # s
+P_MIN_SWING = 6  # s
+P_MAX_CONTACT = 7  # s
+P_ALPHA = 8  # baseline rise per frame (dt / tau)
+P_RAW_MAX = 9  # saturation level in raw units (inf = none)
+P_SI_BW = 10  # strike-index window ends at the first sample with Fz ≥ this (BW) …
+P_SI_S = 11  # … or this long after the first contact sample (s)
+P_LOWPASS = 12  # 1 = biquad on
+P_B0 = 13
+P_B1 = 14
+P_B2 = 15
+P_A1 = 16
+P_A2 = 17
+P_HAS_COP = 18  # 0 for single-zone insoles
+P_PROM_BW = 19  # impact peak: minimum drop after it before the active peak (BW)
+P_IMPACT_MIN_BW = 20  # impact peak: minimum height (BW)
+P_IMPACT_FRAC = 21  # impact peak: must occur in the first fraction of stance
+P_FALLBACK_FRAC = 22  # no impact peak: 20–80 % of the force at this fraction of stance
+P_COP_MIN_BW = 23  # CoP path/excursion use samples with Fz ≥ this (BW)
+P_C0 = 24  # Σ wF·offset
+P_C1 = 25
+P_C2 = 26
+P_USE_LUT = 27  # 1 = non-linear calibration through the lookup table
+N_PARAMS = 28
+
+# --- state vector (float64) ---------------------------------------------------------------------
+S_MODE = 0  # 0 swing, 1 contact, 2 pending toe-off
+S_HAVE_PREV = 1
+S_TPREV = 2
+S_FZPREV = 3  # re-zeroed force of the previous kept frame (BW)
+S_CXPREV = 4
+S_CYPREV = 5
+S_BF = 6  # baseline triple (raw N, N·x, N·y)
+S_BMX = 7
+S_BMY = 8
+S_Z = 9  # 6 biquad states: (z1, z2) for F, Mx, My → 9..14
+S_T_ON = 15  # interpolated initial-contact time
+S_T_OFF = 16  # interpolated toe-off time (pending)
+S_I_OFF = 17  # buffer index of the first sample below the off level
+S_NBUF = 18
+S_LONG = 19  # the current contact overflowed (too long / buffer full)
+S_FRAMES = 20  # kept frames
+S_LATE = 21  # frames whose time did not increase (dropped)
+S_BADTIME = 22  # frames with a NaN/inf time (dropped)
+S_DROPPED = 23  # estimated frames missing in gaps
+S_GAPS = 24  # number of gaps
+S_GAP_CUT = 25  # contacts abandoned because of a gap
+S_SHORT = 26  # contacts shorter than min_contact (not steps)
+S_LONGCNT = 27  # contacts longer than max_contact (standing; not steps)
+S_STEPS = 28  # steps emitted
+S_TLAST = 29  # time of the last kept frame
+N_STATE = 30
+
+# --- event columns (float64) --------------------------------------------------------------------
+E_T_IC = 0
+E_T_TO = 1
+E_SI = 2  # strike index (CoP x at initial contact), NaN without CoP
+E_SI_Y = 3  # CoP y at initial contact
+E_IMPACT = 4  # 1 = impact peak present
+E_IMPACT_BW = 5
+E_VALR = 6  # BW/s, NaN if not measurable
+E_VILR = 7
+E_LR_IMPACT = 8  # 1 = loading rate from the impact peak, 0 = fallback
+E_PEAK = 9  # BW
+E_IMPULSE = 10  # BW·s
+E_COP_PATH = 11  # insole-normalised units
+E_COP_ML = 12  # fraction of insole width
+E_NSAMP = 13  # stance samples
+N_EVENT_COLS = 14
+
+BUF_ROWS = 4  # t, Fz (BW), CoP x, CoP y
+
+
+def new_state() -> np.ndarray:
+    """A fresh stream state (start in swing, no previous frame)."""
+    return np.zeros(N_STATE, dtype=np.float64)
+
+
+@njit(cache=True, nogil=True)
+def _cross(t0: float, v0: float, t1: float, v1: float, level: float) -> float:
+    """Time where the straight line through (t0, v0), (t1, v1) reaches ``level`` (clamped to [t0, t1])."""
+    dv = v1 - v0
+    if dv == 0.0:
+        return t1
+    a = (level - v0) / dv
+    if a < 0.0:
+        a = 0.0
+    elif a > 1.0:
+        a = 1.0
+    return t0 + a * (t1 - t0)
+
+
+@njit(cache=True, nogil=True)
+def _value_at(bt: np.ndarray, bf: np.ndarray, n: int, tq: float) -> float:
+    """Linear interpolation of the buffered force at time ``tq``."""
+    if tq <= bt[0]:
+        return bf[0]
+    for k in range(1, n):
+        if bt[k] >= tq:
+            return bf[k - 1] + (bf[k] - bf[k - 1]) * (tq - bt[k - 1]) / (bt[k] - bt[k - 1])
+    return bf[n - 1]
+
+
+@njit(cache=True, nogil=True)
+def _loading_rate(bt: np.ndarray, bf: np.ndarray, n: int, level_peak: float, kmax: int) -> tuple:
+    """VALR and VILR (BW/s) over the 20 %→80 % rise to ``level_peak`` in samples ``0..kmax``.
+
+    Crossing times are interpolated linearly between samples. VILR is the steepest slope of the
+    piecewise-linear force over the sample intervals that overlap [t20, t80] (forward differences).
+    """
+    nan = math.nan
+    if not level_peak > 0.0:
+        return nan, nan
+    l20 = 0.2 * level_peak
+    l80 = 0.8 * level_peak
+    k20 = -1
+    for k in range(0, kmax + 1):
+        if bf[k] >= l20:
+            k20 = k
+            break
+    if k20 < 0:
+        return nan, nan
+    t20 = bt[0] if k20 == 0 else _cross(bt[k20 - 1], bf[k20 - 1], bt[k20], bf[k20], l20)
+    k80 = -1
+    for k in range(k20, kmax + 1):
+        if bf[k] >= l80:
+            k80 = k
+            break
+    if k80 < 0:
+        return nan, nan
+    t80 = bt[0] if k80 == 0 else _cross(bt[k80 - 1], bf[k80 - 1], bt[k80], bf[k80], l80)
+    if not t80 > t20:
+        return nan, nan
+    valr = (l80 - l20) / (t80 - t20)
+    vilr = -math.inf
+    k0 = k20 - 1 if k20 > 0 else 0
+    for k in range(k0, k80):
+        dt = bt[k + 1] - bt[k]
+        if dt > 0.0 and bt[k] < t80 and bt[k + 1] > t20:
+            s = (bf[k + 1] - bf[k]) / dt
+            if s > vilr:
+                vilr = s
+    if vilr == -math.inf:
+        vilr = valr
+    return valr, vilr
+
+
+@njit(cache=True, nogil=True)
+def _measure_step(buf: np.ndarray, n: int, t_ic: float, t_to: float, p: np.ndarray, ev: np.ndarray) -> None:
+    """Fill one event row from the stance buffer.
+
+    Buffer rows 0..n-1: index 0 is the last swing frame before contact, index n-1 the first frame
+    below the off level after toe-off; everything between is stance.
+    """
+    bt = buf[0]
+    bf = buf[1]
+    bx = buf[2]
+    by = buf[3]
+    nan = math.nan
+    off = p[P_OFF]
+    contact = t_to - t_ic
+    ev[E_T_IC] = t_ic
+    ev[E_T_TO] = t_to
+    ev[E_NSAMP] = n - 2
+    last = n - 2  # last stance sample
+    # active (global) peak
+    ipk = 1
+    for k in range(1, last + 1):
+        if bf[k] > bf[ipk]:
+            ipk = k
+    ev[E_PEAK] = bf[ipk]
+    # impulse: trapezoid of the piecewise-linear force from t_ic to t_to
+    lvl_ic = off if bf[0] < off else bf[0]
+    imp = 0.5 * (lvl_ic + bf[1]) * (bt[1] - t_ic)
+    for k in range(1, last):
+        imp += 0.5 * (bf[k] + bf[k + 1]) * (bt[k + 1] - bt[k])
+    imp += 0.5 * (bf[last] + off) * (t_to - bt[last])
+    ev[E_IMPULSE] = imp
+    # impact peak: first local maximum before the active peak, early in stance, high and prominent
+    iimp = -1
+    t_lim = t_ic + p[P_IMPACT_FRAC] * contact
+    for k in range(1, ipk):
+        if bt[k] > t_lim:
+            break
+        if bf[k] >= bf[k - 1] and bf[k] > bf[k + 1] and bf[k] >= p[P_IMPACT_MIN_BW]:
+            lo = bf[k]
+            for j in range(k + 1, ipk + 1):
+                if bf[j] < lo:
+                    lo = bf[j]
+            if bf[k] - lo >= p[P_PROM_BW]:
+                iimp = k
+                break
+    if iimp > 0:
+        ev[E_IMPACT] = 1.0
+        ev[E_IMPACT_BW] = bf[iimp]
+        ev[E_LR_IMPACT] = 1.0
+        valr, vilr = _loading_rate(bt, bf, n, bf[iimp], iimp)
+    else:
+        ev[E_IMPACT] = 0.0
+        ev[E_IMPACT_BW] = nan
+        ev[E_LR_IMPACT] = 0.0
+        tq = t_ic + p[P_FALLBACK_FRAC] * contact
+        kq = 1
+        while kq < last and bt[kq] < tq:
+            kq += 1
+        valr, vilr = _loading_rate(bt, bf, n, _value_at(bt, bf, n, tq), kq)
+    ev[E_VALR] = valr
+    ev[E_VILR] = vilr
+    # strike index and CoP measures
+    if p[P_HAS_COP] > 0.0:
+        sw = 0.0
+        sx = 0.0
+        sy = 0.0
+        t_first = bt[1]
+        for k in range(1, last + 1):
+            if k > 1 and bt[k] - t_first > p[P_SI_S]:
+                break
+            w = bf[k]
+            if w > 0.0:
+                sw += w
+                sx += w * bx[k]
+                sy += w * by[k]
+            if bf[k] >= p[P_SI_BW]:
+                break
+        if sw > 0.0:
+            ev[E_SI] = min(max(sx / sw, 0.0), 1.0)
+            ev[E_SI_Y] = min(max(sy / sw, 0.0), 1.0)
+        else:
+            ev[E_SI] = nan
+            ev[E_SI_Y] = nan
+        path = 0.0
+        ymin = math.inf
+        ymax = -math.inf
+        have = False
+        px = 0.0
+        py = 0.0
+        for k in range(1, last + 1):
+            if bf[k] >= p[P_COP_MIN_BW]:
+                if have:
+                    path += math.sqrt((bx[k] - px) ** 2 + (by[k] - py) ** 2)
+                px = bx[k]
+                py = by[k]
+                have = True
+                ymin = min(ymin, by[k])
+                ymax = max(ymax, by[k])
+        ev[E_COP_PATH] = path if have else nan
+        ev[E_COP_ML] = ymax - ymin if have else nan
+    else:
+        ev[E_SI] = nan
+        ev[E_SI_Y] = nan
+        ev[E_COP_PATH] = nan
+        ev[E_COP_ML] = nan
+
+
+@njit(cache=True, nogil=True)
+def _finish_contact(st: np.ndarray, buf: np.ndarray, p: np.ndarray, ev: np.ndarray) -> int:
+    """Close the pending contact: 1 if a step was written to ``ev``, 0 if it was not a step."""
+    t_ic = st[S_T_ON]
+    t_to = st[S_T_OFF]
+    n = int(st[S_I_OFF]) + 1
+    dur = t_to - t_ic
+    st[S_MODE] = 0.0
+    if st[S_LONG] > 0.0 or dur > p[P_MAX_CONTACT]:
+        st[S_LONGCNT] += 1.0
+        return 0
+    if dur < p[P_MIN_CONTACT] or n < 3:
+        st[S_SHORT] += 1.0
+        return 0
+    _measure_step(buf, n, t_ic, t_to, p, ev)
+    st[S_STEPS] += 1.0
+    return 1
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _reduce_linear(row: np.ndarray, wf: np.ndarray, wx: np.ndarray, wy: np.ndarray, off: np.ndarray,
+                   raw_max: float, nan_cnt: np.ndarray, sat_cnt: np.ndarray, rmin: np.ndarray,
+                   rmax: np.ndarray) -> tuple:
+    """Σ wF·v, Σ wX·v, Σ wY·v over one frame, counting NaN/saturated samples per sensor."""
+    f = 0.0
+    mx = 0.0
+    my = 0.0
+    for s in range(row.shape[0]):
+        v = np.float64(row[s])
+        isn = v != v
+        v = off[s] if isn else v
+        nan_cnt[s] += isn
+        sat_cnt[s] += v >= raw_max
+        rmin[s] = min(rmin[s], v)
+        rmax[s] = max(rmax[s], v)
+        f += wf[s] * v
+        mx += wx[s] * v
+        my += wy[s] * v
+    return f, mx, my
+
+
+@njit(cache=True, nogil=True)
+def _reduce_lut(row: np.ndarray, lut: np.ndarray, sx: np.ndarray, sy: np.ndarray, raw_max: float,
+                nan_cnt: np.ndarray, sat_cnt: np.ndarray, rmin: np.ndarray, rmax: np.ndarray) -> tuple:
+    """Lookup-table calibration (integer ADC counts → N) for non-linear sensors such as FSRs."""
+    f = 0.0
+    mx = 0.0
+    my = 0.0
+    top = lut.shape[0] - 1
+    for s in range(row.shape[0]):
+        v = np.float64(row[s])
+        if v != v:
+            nan_cnt[s] += 1
+            v = 0.0
+        if v >= raw_max:
+            sat_cnt[s] += 1
+        rmin[s] = min(rmin[s], v)
+        rmax[s] = max(rmax[s], v)
+        c = int(v + 0.5) if v > 0.0 else 0
+        if c > top:
+            c = top
+        fs = lut[c]
+        f += fs
+        mx += fs * sx[s]
+        my += fs * sy[s]
+    return f, mx, my
+
+
+@njit(cache=True, nogil=True)
+def run_chunk(t: np.ndarray, raw: np.ndarray, p: np.ndarray, wf: np.ndarray, wx: np.ndarray,
+              wy: np.ndarray, off: np.ndarray, lut: np.ndarray, st: np.ndarray, nan_cnt: np.ndarray,
+              sat_cnt: np.ndarray, rmin: np.ndarray, rmax: np.ndarray, buf: np.ndarray,
+              events: np.ndarray) -> tuple:
+    """Process frames until the chunk ends or the event buffer is full.
+
+    Returns ``(n_events, n_frames_consumed)``; the caller calls again with the rest.
+    ``t`` float64[n]; ``raw`` float32[n, S] C-contiguous; in lookup mode ``wx``/``wy`` hold the
+    sensor x/y positions. ``st``, the counters, ``rmin``/``rmax`` and ``buf`` are updated in place.
+    """
+    n = t.shape[0]
+    cap = events.shape[0]
+    nb_cap = buf.shape[1]
+    bw = p[P_BW]
+    inv_bw = 1.0 / bw
+    on = p[P_ON]
+    offl = p[P_OFF]
+    quiet = 0.5 * offl
+    alpha = p[P_ALPHA]
+    gap = p[P_GAP]
+    dtn = p[P_DT]
+    raw_max = p[P_RAW_MAX]
+    use_lut = p[P_USE_LUT] > 0.0
+    lowpass = p[P_LOWPASS] > 0.0
+    b0 = p[P_B0]
+    b1 = p[P_B1]
+    b2 = p[P_B2]
+    a1 = p[P_A1]
+    a2 = p[P_A2]
+    c0 = p[P_C0]
+    c1 = p[P_C1]
+    c2 = p[P_C2]
+    min_swing = p[P_MIN_SWING]
+    max_contact = p[P_MAX_CONTACT]
+    ne = 0
+    i = 0
+    while i < n:
+        if ne >= cap:
+            break
+        ti = t[i]
+        have_prev = st[S_HAVE_PREV] > 0.0
+        if not math.isfinite(ti):
+            st[S_BADTIME] += 1.0
+            i += 1
+            continue
+        tprev = st[S_TPREV]
+        if have_prev and ti <= tprev:
+            st[S_LATE] += 1.0
+            i += 1
+            continue
+        if use_lut:
+            f, mx, my = _reduce_lut(raw[i], lut, wx, wy, raw_max, nan_cnt, sat_cnt, rmin, rmax)
+        else:
+            f, mx, my = _reduce_linear(raw[i], wf, wx, wy, off, raw_max, nan_cnt, sat_cnt, rmin, rmax)
+            f -= c0
+            mx -= c1
+            my -= c2
+        st[S_FRAMES] += 1.0
+        is_gap = have_prev and ti - tprev > gap
+        if is_gap:
+            st[S_GAPS] += 1.0
+            missing = math.floor((ti - tprev) / dtn + 0.5) - 1.0
+            if missing > 0.0:
+                st[S_DROPPED] += missing
+            mode = st[S_MODE]
+            if mode == 2.0:
+                # the toe-off was seen before the gap: the step is complete
+                ne += _finish_contact(st, buf, p, events[ne])
+            elif mode == 1.0:
+                st[S_GAP_CUT] += 1.0
+            st[S_MODE] = 0.0
+        # low-pass (state re-initialised to steady state at the start and after a gap)
+        if lowpass:
+            if (not have_prev) or is_gap:
+                for k in range(3):
+                    x = f if k == 0 else (mx if k == 1 else my)
+                    st[S_Z + 2 * k + 1] = (b2 - a2) * x
+                    st[S_Z + 2 * k] = (b1 - a1) * x + (b2 - a2) * x
+            x = f
+            y = b0 * x + st[S_Z]
+            st[S_Z] = b1 * x - a1 * y + st[S_Z + 1]
+            st[S_Z + 1] = b2 * x - a2 * y
+            f = y
+            x = mx
+            y = b0 * x + st[S_Z + 2]
+            st[S_Z + 2] = b1 * x - a1 * y + st[S_Z + 3]
+            st[S_Z + 3] = b2 * x - a2 * y
+            mx = y
+            x = my
+            y = b0 * x + st[S_Z + 4]
+            st[S_Z + 4] = b1 * x - a1 * y + st[S_Z + 5]
+            st[S_Z + 5] = b2 * x - a2 * y
+            my = y
+        if not have_prev:
+            st[S_BF] = f
+            st[S_BMX] = mx
+            st[S_BMY] = my
+        fzn = f - st[S_BF]
+        fz = fzn * inv_bw
+        if fzn > 0.0:
+            cx = (mx - st[S_BMX]) / fzn
+            cy = (my - st[S_BMY]) / fzn
+        else:
+            cx = math.nan
+            cy = math.nan
+        mode = st[S_MODE]
+        if mode == 0.0:
+            if fz >= on and have_prev and not is_gap:
+                # initial contact: interpolate the off-level crossing (same level as toe-off)
+                fzp = st[S_FZPREV]
+                st[S_T_ON] = _cross(tprev, fzp, ti, fz, offl) if fzp < offl else tprev
+                buf[0, 0] = tprev
+                buf[1, 0] = fzp
+                buf[2, 0] = st[S_CXPREV]
+                buf[3, 0] = st[S_CYPREV]
+                buf[0, 1] = ti
+                buf[1, 1] = fz
+                buf[2, 1] = cx
+                buf[3, 1] = cy
+                st[S_NBUF] = 2.0
+                st[S_LONG] = 0.0
+                st[S_MODE] = 1.0
+        else:
+            nbuf = int(st[S_NBUF])
+            if nbuf < nb_cap:
+                buf[0, nbuf] = ti
+                buf[1, nbuf] = fz
+                buf[2, nbuf] = cx
+                buf[3, nbuf] = cy
+                st[S_NBUF] = nbuf + 1.0
+            elif mode == 1.0:
+                st[S_LONG] = 1.0
+            if mode == 1.0:
+                if ti - st[S_T_ON] > max_contact:
+                    st[S_LONG] = 1.0
+                if fz < offl:
+                    st[S_T_OFF] = _cross(tprev, st[S_FZPREV], ti, fz, offl)
+                    st[S_I_OFF] = nbuf if nbuf < nb_cap else nb_cap - 1
+                    st[S_MODE] = 2.0
+            else:  # pending toe-off
+                if fz >= on:
+                    st[S_MODE] = 1.0  # a dip shorter than min_swing: same contact
+                elif ti - st[S_T_OFF] >= min_swing:
+                    ne += _finish_contact(st, buf, p, events[ne])
+        # re-zero: follow the floor down at once, up slowly while quietly in the air
+        if st[S_MODE] != 1.0:
+            if f < st[S_BF]:
+                st[S_BF] = f
+                st[S_BMX] = mx
+                st[S_BMY] = my
+            elif fz < quiet:
+                st[S_BF] += alpha * (f - st[S_BF])
+                st[S_BMX] += alpha * (mx - st[S_BMX])
+                st[S_BMY] += alpha * (my - st[S_BMY])
+        st[S_HAVE_PREV] = 1.0
+        st[S_TPREV] = ti
+        st[S_TLAST] = ti
+        st[S_FZPREV] = fz
+        st[S_CXPREV] = cx
+        st[S_CYPREV] = cy
+        i += 1
+    return ne, i
+
+
+@njit(cache=True, nogil=True)
+def flush_state(st: np.ndarray, buf: np.ndarray, p: np.ndarray, events: np.ndarray) -> int:
+    """End of stream: a contact whose toe-off was seen becomes a step; an open contact is dropped."""
+    ne = 0
+    if st[S_MODE] == 2.0:
+        ne = _finish_contact(st, buf, p, events[0])
+    elif st[S_MODE] == 1.0:
+        st[S_GAP_CUT] += 1.0
+    st[S_MODE] = 0.0
+    return ne
