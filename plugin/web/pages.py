@@ -34,7 +34,7 @@ def e(text: object) -> str:
 
 
 def render(page: str, title: str, body: str, *, data: dict[str, str] | None = None, nav: bool = True) -> str:
-    attrs = "".join(f' data-{e(k)}="{e(v)}"' for k, v in (data or {}).items())
+    attrs = "".join(f' data-{e(k.replace("_", "-"))}="{e(v)}"' for k, v in (data or {}).items())
     scripts = '<script src="/static/plotly.min.js" defer></script>' if page in CHART_PAGES else ""
     links = "".join(
         f'<a href="{href}"{" aria-current=page" if key == page or (page == "run" and key == "runs") else ""}>'
@@ -251,6 +251,10 @@ async def plotly_js(request: web.Request) -> web.FileResponse:
     return web.FileResponse(PLOTLY_JS, headers={"Cache-Control": "public, max-age=86400"})
 
 
+async def favicon(request: web.Request) -> web.Response:
+    raise web.HTTPMovedPermanently("/static/favicon.svg")
+
+
 def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/", overview)
@@ -263,4 +267,5 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/login", login_post)
     r.add_post("/logout", logout)
     r.add_get("/static/plotly.min.js", plotly_js)
+    r.add_get("/favicon.ico", favicon)
     r.add_static("/static", STATIC_DIR, append_version=False)

@@ -40,8 +40,8 @@
   const fmtDateTime = (t) => { const d = toDate(t); return d ? d.toLocaleString(undefined, { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" }) : "–"; };
   const fmtDuration = (s) => {
     if (!isNum(s)) return "–";
-    const m = Math.floor(s / 60), sec = Math.round(s % 60);
-    return m >= 60 ? `${Math.floor(m / 60)} h ${m % 60} min` : `${m} min ${String(sec).padStart(2, "0")} s`;
+    const m = Math.round(s / 60);
+    return m >= 120 ? `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, "0")}` : `${m} min`;
   };
   const ago = (t) => {
     const d = toDate(t); if (!d) return "";
@@ -121,8 +121,8 @@
     const layout = {
       paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
       font: { family: getComputedStyle(document.body).fontFamily, color: fg, size: 12 },
-      margin: { l: 52, r: 16, t: 8, b: 40 },
-      legend: { orientation: "h", y: -0.2, font: { color: muted, size: 11 } },
+      margin: { l: 52, r: 16, t: 30, b: 40 },
+      legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom", traceorder: "normal", font: { color: muted, size: 11 } },
       hoverlabel: { font: { size: 12 } },
       hovermode: "x unified",
       xaxis: { ...axis }, yaxis: { ...axis },
@@ -285,7 +285,7 @@
 
     const ra = $("#recent-alerts .card-body");
     const renderAlerts = (alerts) => {
-      if (!alerts.length) fill(ra, h("p", { class: "empty", id: "no-alerts", text: "No open alerts. 👍" }));
+      if (!alerts.length) fill(ra, h("p", { class: "empty", id: "no-alerts", text: "No open alerts." }));
       else fill(ra, h("ul", { class: "alert-list", id: "overview-alerts" }, alerts.map((a) => alertItem(a, { compact: true }))));
     };
     renderAlerts(data.alerts || []);
@@ -303,7 +303,7 @@
       plot("chart-glance", [
         { type: "bar", name: "Steps", x: pts.map((p) => toDate(p.t)), y: pts.map((p) => p.steps), marker: { color: c.accent, opacity: 0.55 }, hovertemplate: "%{y:,.0f} steps<extra></extra>" },
         { type: "scatter", mode: "lines+markers", name: "VALR (BW/s)", yaxis: "y2", x: pts.map((p) => toDate(p.t)), y: pts.map((p) => p.valr_mean), line: { color: c.crit, width: 2 }, hovertemplate: "%{y:.0f} BW/s<extra></extra>" },
-      ], { yaxis: { title: { text: "steps / week" } }, yaxis2: { title: { text: "VALR (BW/s)" }, overlaying: "y", side: "right", showgrid: false, tickfont: { color: css("--muted") } }, margin: { l: 56, r: 52, t: 8, b: 40 } });
+      ], { yaxis: { title: { text: "steps / week" } }, yaxis2: { title: { text: "VALR (BW/s)" }, overlaying: "y", side: "right", showgrid: false, rangemode: "tozero", tickformat: ".0f", tickfont: { color: css("--muted") } }, margin: { l: 56, r: 52, t: 30, b: 40 } });
     } catch (err) { showError($("#week-glance .card-body"), err); }
   }
 
@@ -394,7 +394,7 @@
       line("Contact time", col("asymmetry_contact_pct", "asym_contact_pct"), c.left, { hovertemplate: "%{y:.1f} %" }),
       line("VALR", col("asymmetry_valr_pct", "asym_valr_pct"), c.crit, { hovertemplate: "%{y:.1f} %" }),
       line("Strike index", col("asymmetry_si_pct", "asym_si_pct"), c.mid, { hovertemplate: "%{y:.1f} %" }),
-    ], { yaxis: { title: { text: "symmetry index (%)" }, zeroline: true } });
+    ], { yaxis: { title: { text: "symmetry index (%)" }, zeroline: true, zerolinecolor: c.muted } });
 
     // Training load: a series of {t, acute, chronic, acwr}, or the same fields on each point.
     const tl = tr.training_load || {};
@@ -407,8 +407,9 @@
       { type: "scatter", mode: "lines", name: "ACWR", yaxis: "y2", x: tx, y: tg("acwr", "training_load.acwr"), line: { color: c.muted, width: 1.5, dash: "dot" }, hovertemplate: "%{y:.2f}" },
     ], {
       yaxis: { title: { text: tl.unit ? `load (${tl.unit}/day)` : "load" } },
-      yaxis2: { title: { text: "ACWR" }, overlaying: "y", side: "right", showgrid: false, rangemode: "tozero", tickfont: { color: c.muted } },
-      margin: { l: 56, r: 52, t: 8, b: 40 },
+      yaxis2: { title: { text: "ACWR" }, overlaying: "y", side: "right", showgrid: false, range: [0, 2.5], tickformat: ".1f", tickfont: { color: c.muted } },
+      shapes: [{ type: "line", xref: "paper", yref: "y2", x0: 0, x1: 1, y0: 1.5, y1: 1.5, line: { color: c.crit, dash: "dot", width: 1 } }],
+      margin: { l: 56, r: 52, t: 30, b: 40 },
     });
   }
 
@@ -496,20 +497,24 @@
     $("#run-title").textContent = `${fmtDate(run.started_at)}${run.runner ? " · " + run.runner : ""}`;
     const s = run.summary || {};
     const foot = (side) => s[side] || {};
+    const win = run.windows || [];
+    // get_run() returns the step records under "steps"; the count comes from the summary or the windows.
+    const stepCount = isNum(run.steps) ? run.steps : isNum(s.steps) ? s.steps : win.reduce((a, w) => a + (w.steps || 0), 0);
+    const siBoth = [run.si_left, run.si_right].filter(isNum);
     fill($("#run-summary .card-body"),
       h("div", { class: "stats" },
         stat("Duration", fmtDuration(run.duration_s), null, "duration"),
-        stat("Steps", num(run.steps), null, "steps"),
+        stat("Steps", num(stepCount), null, "steps"),
         stat("Cadence", num(run.cadence_spm), "spm", "cadence"),
         stat("VALR", num(run.valr_mean), "BW/s", "valr", `p90 ${num(run.valr_p90)} · max ${num(run.valr_max)}`),
         stat("VILR", num(run.vilr_mean), "BW/s", "vilr"),
         stat("Contact", num(run.contact_ms), "ms", "contact"),
         stat("Duty factor", num(run.duty_factor, 2), null, "duty"),
         stat("Peak force", num(run.peak_force_bw, 2), "BW", "peak"),
-        stat("Strike index", `${num(run.si_left, 2)} / ${num(run.si_right, 2)}`, null, "si", "left / right"),
+        stat("Strike index", num(siBoth.length ? siBoth.reduce((a, b) => a + b, 0) / siBoth.length : null, 2), null, "si", `L ${num(run.si_left, 2)} · R ${num(run.si_right, 2)}`),
         stat("Asymmetry", num(run.asym_contact_pct, 1), "%", "asym", `contact time · VALR ${num(run.asym_valr_pct, 1)} %`)),
       zoneBar(run.rearfoot, run.midfoot, run.forefoot),
-      h("p", { class: "muted", text: `${run.device_id}${run.profile ? " · " + run.profile : ""} · ${run.windows ? run.windows.length : 0} windows${run.complete ? "" : " · run still in progress or its summary is missing"}` }));
+      h("p", { class: "muted", text: `${run.device_id}${run.profile ? " · " + run.profile : ""} · ${win.length} windows${run.complete ? "" : " · run still in progress or its summary is missing"}` }));
 
     const steps = run.steps || [];
     const bySide = (side) => steps.filter((st) => st.side === side);
@@ -542,14 +547,13 @@
     fill($("#cop-map .card-body"),
       h("div", { class: "insoles" }, insoleSvg("left", bySide("left"), c.left), insoleSvg("right", bySide("right"), c.right)));
 
-    const win = run.windows || [];
     const wx = win.map((w) => (isNum(w.t_start) && isNum(run.started_at) ? (w.t_start - run.started_at) / 60 : w.window_index));
     const wl = (name, key, color, axis, unit) => ({ type: "scatter", mode: "lines", name: `${name} (${unit})`, x: wx, y: win.map((w) => w[key]), yaxis: axis, line: { color, width: 2 }, hovertemplate: `%{y:.0f} ${unit}` });
     plot("chart-windows", [wl("Cadence", "cadence_spm", c.accent, "y", "spm"), wl("VALR", "valr_mean", c.crit, "y2", "BW/s"), wl("Contact", "contact_ms", c.left, "y3", "ms")], {
       grid: { rows: 3, columns: 1, shared_xaxes: true, roworder: "top to bottom" },
       xaxis: { title: { text: "minutes into the run" } },
       yaxis: { title: { text: "spm" }, domain: [0.7, 1] }, yaxis2: { title: { text: "BW/s" }, domain: [0.36, 0.64] }, yaxis3: { title: { text: "ms" }, domain: [0, 0.3] },
-      margin: { l: 56, r: 16, t: 8, b: 40 },
+      margin: { l: 56, r: 16, t: 30, b: 40 },
     });
   }
 
