@@ -542,6 +542,41 @@ class Store:
         sql = f"SELECT {','.join(WINDOW_COLS)} FROM windows WHERE run_id = ? ORDER BY window_index"
         return [dict(r) for r in self._r().execute(sql, (run_id,))]
 
+    def window_stats(
+        self,
+        *,
+        runner: str | None,
+        device_id: str | None,
+        since: float,
+        until: float,
+        exclude_run: str | None = None,
+        min_steps: int = 1,
+    ) -> dict[str, Any]:
+        """Window-level VALR distribution (mean, SD) of a runner's windows ending in [since, until) — the
+        baseline the in-run spike rule compares one window against. ``runner`` None = that device's windows
+        without a runner name."""
+        where = ["t_end >= ?", "t_end < ?", "valr_mean IS NOT NULL", "steps >= ?"]
+        args: list[Any] = [since, until, min_steps]
+        if runner is not None:
+            where.append("runner = ?")
+            args.append(runner)
+        else:
+            where.append("runner IS NULL AND device_id = ?")
+            args.append(device_id)
+        if exclude_run is not None:
+            where.append("run_id != ?")
+            args.append(exclude_run)
+        row = self._r().execute(
+            "SELECT COUNT(*), COUNT(DISTINCT run_id), AVG(valr_mean), AVG(valr_mean * valr_mean) FROM windows "
+            "WHERE " + " AND ".join(where),
+            args,
+        ).fetchone()
+        n, runs, mean, mean_sq = int(row[0]), int(row[1]), row[2], row[3]
+        sd = None
+        if n > 1 and mean is not None:
+            sd = max(0.0, (mean_sq - mean * mean) * n / (n - 1)) ** 0.5
+        return {"windows": n, "runs": runs, "mean": mean, "sd": sd}
+
     # -- alerts -----------------------------------------------------------------------------------------------
     def insert_alert(self, alert: Alert) -> None:
         with self._tx() as w:

@@ -1,0 +1,508 @@
+"""Risk engine: turns stored summaries into few, timely, actionable alerts (DESIGN.md §5, docs/alerts.md).
+
+Rules (kinds from ``edge_agent.contract.AlertKind``):
+
+- ``loading_spike`` (in-run, per window): window VALR above the runner's own window-level baseline by
+  ``spike_pct`` % AND ``spike_z`` SDs → alert on the very window that crosses (near real time).
+- ``valr_absolute`` (per run): run VALR above ``valr_absolute_bw_s`` (66 BW/s, Davis et al. 2016, BJSM 50:887);
+  informational only — Napier et al. 2018 found no link and insoles under-read loading rate (Peebles 2018).
+- ``strike_transition`` (per run): forefoot share rising faster than ``transition_pp_per_week`` percentage
+  points per week (least-squares slope over 21 days) — Ridge et al. 2013 (MSSE 45:1363): 10/19 runners
+  developed bone-marrow oedema even on a gradual 10-week transition.
+- ``fatigue_drift`` (in-run): cadence falling and contact time or VALR rising against the run's own start.
+- ``asymmetry`` (per run): |SI%| beyond the runner's own baseline in ``asymmetry_runs`` runs in a row
+  (10 % is a convention, not evidence — Malisoux 2024 — so we compare with the runner, not a cut-off).
+- ``training_load`` (per run): EWMA ACWR ≥ ``acwr_threshold`` (Gabbett 2016 heuristic; Williams 2017 EWMA;
+  criticised by Impellizzeri 2020 → low confidence, context only).
+
+One event → one alert: in-run rules alert at most once per (rule, run) — checked against the alerts table,
+so a restart or re-delivered windows do not re-alert; run-level rules have hysteresis (disarmed after an
+alert until the measure is back below a re-arm level; the armed flag is persisted in ``risk_state``); every
+rule also has a per-runner cooldown measured on the device clock of the summaries. No baseline → no alert
+and ``risk_level`` says ``unknown``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from edge_agent.contract import Alert, RunSummary, WindowSummary
+from plugin.config import RiskConfig
+from plugin.store import Store, window_measures
+from plugin.trends import DAY, baseline, latest_end, training_load
+
+log = logging.getLogger(__name__)
+
+RiskLevel = Literal["low", "elevated", "high", "unknown"]
+
+CADENCE_ADVICE = (
+    "What to try: shorten your stride and raise your cadence by 5–10 % ({lo:.0f}–{hi:.0f} steps/min for you). "
+    "Runners who did so lowered knee load and loading rate (Heiderscheit 2011; Willy 2016: +8.6 % cadence, "
+    "VALR −19 %)."
+)
+INSOLE_CAVEAT = (
+    "Insoles read loading rate less exactly than force plates (Peebles 2018): these numbers are compared "
+    "with your own baseline, not with other runners."
+)
+
+
+@dataclass
+class _RunState:
+    run_id: str
+    windows: dict[int, dict[str, float | None]] = field(default_factory=dict)
+    spike_active: bool = False
+    baseline: dict[str, Any] | None = None
+
+
+def _who(msg: WindowSummary | RunSummary) -> dict[str, str | None]:
+    """Filters naming the runner (or, without a runner name, the device)."""
+    return {"runner": msg.runner} if msg.runner else {"runner": None, "device_id": msg.device_id}
+
+
+def _fmt_pct(x: float) -> str:
+    return f"{x:+.0f} %"
+
+
+class RiskEngine:
+    """Evaluates the rules on each new summary; persists and returns the alerts it raises."""
+
+    def __init__(self, store: Store, config: RiskConfig | None = None) -> None:
+        self.store = store
+        self.config = config or RiskConfig()
+        self._runs: dict[str, _RunState] = {}
+        self.last_status: dict[str, str] = {}
+
+    # -- plumbing ---------------------------------------------------------------------------------------------
+    def _cooling(self, rule: str, runner: str | None, now: float) -> bool:
+        last = self.store.last_alert_time(rule, runner)
+        return last is not None and now - last < self.config.cooldown_s(rule)
+
+    def _armed(self, rule: str, key: str) -> bool:
+        state = self.store.get_state(f"{rule}:{key}")
+        return True if state is None else bool(state.get("armed", True))
+
+    def _set_armed(self, rule: str, key: str, armed: bool, at: float) -> None:
+        if self._armed(rule, key) != armed:
+            self.store.set_state(f"{rule}:{key}", {"armed": armed, "at": at})
+
+    def _emit(
+        self,
+        msg: WindowSummary | RunSummary,
+        rule: str,
+        severity: str,
+        confidence: float,
+        title: str,
+        message: str,
+        evidence: dict[str, Any],
+        at: float,
+    ) -> Alert:
+        alert = Alert(
+            alert_id=uuid.uuid4().hex,
+            rule=rule,  # type: ignore[arg-type]
+            severity=severity,  # type: ignore[arg-type]
+            confidence=round(max(0.0, min(1.0, confidence)), 2),
+            title=title[:200],
+            message=message[:4000],
+            evidence=evidence,
+            device_id=msg.device_id,
+            runner=msg.runner,
+            run_id=msg.run_id,
+            created_at=at,
+        )
+        self.store.insert_alert(alert)
+        log.info("alert %s (%s) for runner %r run %s", rule, severity, msg.runner, msg.run_id)
+        return alert
+
+    def _state(self, msg: WindowSummary) -> _RunState:
+        st = self._runs.get(msg.run_id)
+        if st is None:
+            # First window seen by this process (new run, or a restart mid-run): rebuild from the store.
+            st = _RunState(msg.run_id)
+            for w in self.store.run_windows(msg.run_id):
+                st.windows[w["window_index"]] = {k: w[k] for k in ("cadence_spm", "contact_ms", "valr_mean")}
+            self._runs[msg.run_id] = st
+            if len(self._runs) > 64:  # forget the oldest runs (ended long ago)
+                for old in list(self._runs)[:-32]:
+                    del self._runs[old]
+        return st
+
+    # -- in-run rules -----------------------------------------------------------------------------------------
+    def on_summary(self, msg: WindowSummary) -> list[Alert]:
+        """Evaluate one newly stored window (call in arrival order; duplicates are harmless)."""
+        if msg.activity != "running":
+            return []
+        st = self._state(msg)
+        m = window_measures(msg)
+        st.windows[msg.window_index] = {k: m[k] for k in ("cadence_spm", "contact_ms", "valr_mean")}
+        alerts: list[Alert] = []
+        spike = self._spike(msg, st, m)
+        if spike:
+            alerts.append(spike)
+        drift = self._fatigue(msg, st)
+        if drift:
+            alerts.append(drift)
+        return alerts
+
+    def _window_baseline(self, msg: WindowSummary, st: _RunState) -> dict[str, Any]:
+        if st.baseline is None:
+            who = _who(msg)
+            t0 = min(msg.t_start, self._run_start(msg) or msg.t_start)
+            st.baseline = self.store.window_stats(
+                runner=who["runner"], device_id=msg.device_id, since=t0 - self.config.baseline_days * DAY,
+                until=t0, exclude_run=msg.run_id, min_steps=self.config.spike_min_steps,
+            )  # fmt: skip
+        return st.baseline
+
+    def _run_start(self, msg: WindowSummary) -> float | None:
+        row = self.store.list_runs(**{k: v for k, v in _who(msg).items() if v}, limit=1)  # type: ignore[arg-type]
+        if row and row[0]["run_id"] == msg.run_id:
+            return float(row[0]["started_at"])
+        return None
+
+    def _spike(self, msg: WindowSummary, st: _RunState, m: dict[str, Any]) -> Alert | None:
+        c = self.config
+        valr = m["valr_mean"]
+        if valr is None or msg.steps < c.spike_min_steps:
+            return None
+        b = self._window_baseline(msg, st)
+        if b["runs"] < c.min_baseline_runs or b["mean"] is None or b["sd"] is None:
+            self.last_status[msg.runner or msg.device_id] = (
+                f"no baseline yet: {b['runs']} earlier run(s) in {c.baseline_days:g} days, "
+                f"{c.min_baseline_runs} needed"
+            )
+            return None
+        mean, sd = float(b["mean"]), float(b["sd"])
+        rise_pct = 100.0 * (valr - mean) / mean
+        z = (valr - mean) / sd if sd > 0 else float("inf")
+        over = rise_pct >= c.spike_pct and z >= c.spike_z
+        if st.spike_active:
+            if rise_pct < c.spike_rearm_pct:
+                st.spike_active = False  # hysteresis: back near baseline re-arms (cooldown still applies)
+            return None
+        if not over:
+            return None
+        st.spike_active = True
+        now = msg.t_end
+        if self.store.has_alert("loading_spike", msg.run_id) or self._cooling("loading_spike", msg.runner, now):
+            return None
+        low_conf = msg.quality.loading_rate_low_confidence
+        confidence = min(0.95, 0.55 + 0.05 * (z - c.spike_z) + 0.1 * min(rise_pct / c.spike_pct - 1, 1))
+        if low_conf:
+            confidence -= 0.15
+        cad = m["cadence_spm"]
+        minute = (msg.t_start - (self._run_start(msg) or msg.t_start)) / 60.0
+        advice = CADENCE_ADVICE.format(lo=cad * 1.05, hi=cad * 1.10) if cad else ""
+        message = (
+            f"About {minute:.0f} min into this run (window {msg.window_index}), your average vertical loading "
+            f"rate was {valr:.0f} BW/s against your usual {mean:.0f} ± {sd:.0f} BW/s "
+            f"({b['windows']} windows from {b['runs']} runs in the last {c.baseline_days:g} days): "
+            f"{_fmt_pct(rise_pct)}. Common causes: downhill running, fatigue, new shoes or a harder surface "
+            f"— or a loose insole. {advice} If anything hurts, ease off. {INSOLE_CAVEAT}"
+        )
+        return self._emit(
+            msg, "loading_spike", "critical" if rise_pct >= 2 * c.spike_pct else "warning", confidence,
+            f"Loading-rate spike: {valr:.0f} BW/s ({_fmt_pct(rise_pct)} vs your baseline)", message,
+            {
+                "window_index": msg.window_index, "valr_bw_s": valr, "baseline_mean": mean, "baseline_sd": sd,
+                "baseline_windows": b["windows"], "baseline_runs": b["runs"], "rise_pct": rise_pct, "z": z,
+                "steps": msg.steps, "cadence_spm": cad, "loading_rate_low_confidence": low_conf,
+                "threshold_pct": c.spike_pct, "threshold_z": c.spike_z,
+            },
+            now,
+        )  # fmt: skip
+
+    def _fatigue(self, msg: WindowSummary, st: _RunState) -> Alert | None:
+        c = self.config
+        k = c.fatigue_windows
+        idx = sorted(st.windows)
+        if len(idx) < 1 + 2 * k or msg.window_index != idx[-1]:
+            return None
+        ref_w = [st.windows[i] for i in idx[1 : 1 + k]]  # skip window 0 (warm-up / run detection)
+        cur_w = [st.windows[i] for i in idx[-k:]]
+
+        def mean(ws: list[dict[str, float | None]], key: str) -> float | None:
+            vals = [w[key] for w in ws if w[key] is not None]
+            return sum(vals) / len(vals) if len(vals) == len(ws) else None  # type: ignore[arg-type]
+
+        vals = {key: (mean(ref_w, key), mean(cur_w, key)) for key in ("cadence_spm", "contact_ms", "valr_mean")}
+        if any(a is None or b is None or a == 0 for a, b in vals.values()):
+            return None
+        change = {key: 100.0 * (b - a) / a for key, (a, b) in vals.items()}  # type: ignore[operator]
+        cad_drop = -change["cadence_spm"]
+        contact_up = change["contact_ms"] >= c.fatigue_contact_rise_pct
+        valr_up = change["valr_mean"] >= c.fatigue_valr_rise_pct
+        if cad_drop < c.fatigue_cadence_drop_pct or not (contact_up or valr_up):
+            return None
+        now = msg.t_end
+        if self.store.has_alert("fatigue_drift", msg.run_id) or self._cooling("fatigue_drift", msg.runner, now):
+            return None
+        ref_cad = vals["cadence_spm"][0] or 0.0
+        parts = [f"cadence {vals['cadence_spm'][0]:.0f} → {vals['cadence_spm'][1]:.0f} steps/min "
+                 f"({_fmt_pct(change['cadence_spm'])})"]  # fmt: skip
+        if contact_up:
+            parts.append(
+                f"contact time {vals['contact_ms'][0]:.0f} → {vals['contact_ms'][1]:.0f} ms "
+                f"({_fmt_pct(change['contact_ms'])})"
+            )
+        if valr_up:
+            parts.append(
+                f"loading rate {vals['valr_mean'][0]:.0f} → {vals['valr_mean'][1]:.0f} BW/s "
+                f"({_fmt_pct(change['valr_mean'])})"
+            )
+        message = (
+            f"Your form is drifting the way it does when tired: {'; '.join(parts)} — the last {k} windows "
+            f"against the start of this run. What to try: shorten the run or walk a minute, then focus on quick, "
+            f"light steps at your starting cadence (~{ref_cad:.0f} steps/min). Tired form with rising loading "
+            f"is when retraining cues (+5–10 % cadence; Heiderscheit 2011, Willy 2016) matter most."
+        )
+        return self._emit(
+            msg, "fatigue_drift", "warning", 0.55 + (0.15 if contact_up and valr_up else 0.0),
+            f"Fatigue: cadence {_fmt_pct(change['cadence_spm'])}, form drifting", message,
+            {
+                "window_index": msg.window_index, "reference_windows": idx[1 : 1 + k], "current_windows": idx[-k:],
+                "reference": {key: a for key, (a, _) in vals.items()},
+                "current": {key: b for key, (_, b) in vals.items()}, "change_pct": change,
+                "thresholds_pct": {"cadence_drop": c.fatigue_cadence_drop_pct,
+                                   "contact_rise": c.fatigue_contact_rise_pct, "valr_rise": c.fatigue_valr_rise_pct},
+            },
+            now,
+        )  # fmt: skip
+
+    # -- run-level rules --------------------------------------------------------------------------------------
+    def on_run(self, msg: RunSummary) -> list[Alert]:
+        """Evaluate a newly stored RunSummary (the run's end)."""
+        self._runs.pop(msg.run_id, None)
+        who = {k: v for k, v in _who(msg).items() if v}
+        base = baseline(
+            self.store, ref=msg.started_at, days=self.config.baseline_days, min_runs=self.config.min_baseline_runs,
+            exclude_run=msg.run_id, **who,
+        )  # fmt: skip
+        key = msg.runner or f"device:{msg.device_id}"
+        if base["status"] != "ok":
+            self.last_status[key] = base["message"]
+        else:
+            self.last_status[key] = "ok"
+        alerts = []
+        for rule in (self._valr_absolute, self._transition, self._asymmetry, self._training_load):
+            try:
+                a = rule(msg, base, key, who)
+            except Exception:  # one broken rule must not stop the others (or ingest)
+                log.exception("risk rule %s failed on run %s", rule.__name__, msg.run_id)
+                continue
+            if a:
+                alerts.append(a)
+        return alerts
+
+    def _run_valr(self, msg: RunSummary) -> float | None:
+        return window_measures(msg)["valr_mean"]  # type: ignore[arg-type]
+
+    def _valr_absolute(self, msg: RunSummary, base: dict[str, Any], key: str, who: dict[str, Any]) -> Alert | None:
+        c = self.config
+        valr = self._run_valr(msg)
+        if not c.valr_absolute_enabled or valr is None:
+            return None
+        if valr < c.valr_absolute_bw_s * 0.95:
+            self._set_armed("valr_absolute", key, True, msg.ended_at)
+            return None
+        if valr < c.valr_absolute_bw_s or not self._armed("valr_absolute", key):
+            return None
+        self._set_armed("valr_absolute", key, False, msg.ended_at)
+        if self._cooling("valr_absolute", msg.runner, msg.ended_at):
+            return None
+        cad = msg.cadence_spm
+        bm = (base.get("measures") or {}).get("valr_mean")
+        base_txt = f" Your own 28-day baseline is {bm['mean']:.0f} BW/s." if bm else ""
+        message = (
+            f"This run's average vertical loading rate was {valr:.0f} BW/s, above {c.valr_absolute_bw_s:.0f} BW/s."
+            f"{base_txt} For information only: in one study women above 66 BW/s had more medically diagnosed "
+            f"injuries (Davis 2016), another found no link (Napier 2018), and insoles under-read loading rate "
+            f"(Peebles 2018). "
+            + (CADENCE_ADVICE.format(lo=cad * 1.05, hi=cad * 1.10) if cad else "")
+        )
+        return self._emit(
+            msg, "valr_absolute", "info", 0.3, f"Loading rate {valr:.0f} BW/s (above {c.valr_absolute_bw_s:.0f})",
+            message,
+            {"valr_bw_s": valr, "threshold_bw_s": c.valr_absolute_bw_s, "baseline": bm,
+             "sources": ["Davis 2016 BJSM 50:887", "Napier 2018", "Peebles 2018"]},
+            msg.ended_at,
+        )  # fmt: skip
+
+    def _transition(self, msg: RunSummary, base: dict[str, Any], key: str, who: dict[str, Any]) -> Alert | None:
+        c = self.config
+        runs = self.store.list_runs(**who, since=msg.started_at - 21 * DAY, until=msg.started_at + 1, limit=200)
+        pts = []
+        for r in runs:
+            total = r["rearfoot"] + r["midfoot"] + r["forefoot"]
+            if total > 0:
+                pts.append(((r["started_at"] - msg.started_at) / DAY, 100.0 * r["forefoot"] / total))
+        if len(pts) < 4 or max(p[0] for p in pts) - min(p[0] for p in pts) < c.transition_min_days:
+            return None
+        n = len(pts)
+        mx = sum(p[0] for p in pts) / n
+        my = sum(p[1] for p in pts) / n
+        sxx = sum((p[0] - mx) ** 2 for p in pts)
+        sxy = sum((p[0] - mx) * (p[1] - my) for p in pts)
+        syy = sum((p[1] - my) ** 2 for p in pts)
+        slope_week = 7.0 * sxy / sxx
+        r2 = (sxy * sxy) / (sxx * syy) if syy > 0 else 0.0
+        if slope_week < c.transition_pp_per_week / 2:
+            self._set_armed("strike_transition", key, True, msg.ended_at)
+        if slope_week < c.transition_pp_per_week or not self._armed("strike_transition", key):
+            return None
+        self._set_armed("strike_transition", key, False, msg.ended_at)
+        if self._cooling("strike_transition", msg.runner, msg.ended_at):
+            return None
+        first = min(pts)[1]
+        last = max(pts)[1]
+        message = (
+            f"Your forefoot-strike share has been rising by about {slope_week:.0f} percentage points per week "
+            f"over the last 3 weeks ({first:.0f} % → {last:.0f} % of steps, {n} runs); the limit you set is "
+            f"{c.transition_pp_per_week:g} points/week. Forefoot striking moves load to the calf and Achilles "
+            f"tendon, and even a gradual 10-week transition gave 10 of 19 runners bone-marrow oedema in the foot "
+            f"(Ridge 2013). What to try: hold your current mix for a couple of weeks, add forefoot running in "
+            f"short blocks, build calf and foot strength, and first get lighter within your current strike "
+            f"(higher cadence, lower loading rate)."
+        )
+        return self._emit(
+            msg, "strike_transition", "warning", min(0.9, 0.4 + 0.5 * r2),
+            f"Strike transition too fast: forefoot share +{slope_week:.0f} points/week", message,
+            {"slope_pp_per_week": slope_week, "r2": r2, "runs": n, "first_share_pct": first,
+             "last_share_pct": last, "threshold_pp_per_week": c.transition_pp_per_week, "window_days": 21},
+            msg.ended_at,
+        )  # fmt: skip
+
+    def _asymmetry(self, msg: RunSummary, base: dict[str, Any], key: str, who: dict[str, Any]) -> Alert | None:
+        c = self.config
+        n = c.asymmetry_runs
+        recent = self.store.list_runs(**who, until=msg.started_at + 1, limit=n)
+        if len(recent) < n or recent[0]["run_id"] != msg.run_id:
+            return None
+        ref = recent[-1]["started_at"]  # baseline: the 28 days before the first of the recent runs
+        b = baseline(self.store, ref=ref - 1.0, days=c.baseline_days, min_runs=c.min_baseline_runs, **who)
+        if b["status"] != "ok":
+            return None
+        hits = {}
+        for measure, col in (("asymmetry_contact_pct", "asym_contact_pct"), ("asymmetry_valr_pct", "asym_valr_pct")):
+            bm = b["measures"].get(measure)
+            if not bm:
+                continue
+            margin = max(c.asymmetry_points, c.asymmetry_sd * bm["sd"])
+            vals = [r[col] for r in recent]
+            if all(v is not None and abs(v - bm["mean"]) > margin for v in vals) and (
+                all(v > bm["mean"] for v in vals) or all(v < bm["mean"] for v in vals)  # type: ignore[operator]
+            ):
+                hits[measure] = {"values": vals, "baseline_mean": bm["mean"], "baseline_sd": bm["sd"], "margin": margin}
+        if not hits:
+            current = msg.asymmetry.contact_ms_pct
+            bm = b["measures"].get("asymmetry_contact_pct")
+            if current is not None and bm and abs(current - bm["mean"]) <= max(c.asymmetry_points, 0.0):
+                self._set_armed("asymmetry", key, True, msg.ended_at)
+            return None
+        if not self._armed("asymmetry", key):
+            return None
+        self._set_armed("asymmetry", key, False, msg.ended_at)
+        if self._cooling("asymmetry", msg.runner, msg.ended_at):
+            return None
+        names = {"asymmetry_contact_pct": "contact time", "asymmetry_valr_pct": "loading rate"}
+        parts = []
+        for measure, h in hits.items():
+            side = "right" if h["values"][0] > 0 else "left"
+            parts.append(
+                f"{names[measure]} asymmetry {', '.join(f'{v:+.0f} %' for v in h['values'])} (newest first; "
+                f"your baseline {h['baseline_mean']:+.0f} ± {h['baseline_sd']:.0f} %, {side} side higher)"
+            )
+        message = (
+            f"Over your last {n} runs your left/right balance has shifted away from your usual: {'; '.join(parts)}. "
+            "SI% = (R − L) / mean × 100 (Herzog 1989). A fixed 10 % rule is convention, not evidence (Malisoux "
+            "2024), so this compares you with yourself. A new persistent shift can follow a niggle, new shoes or "
+            "a change in routine. What to try: check shoes and insole fit, notice whether one side hurts or "
+            "feels tight; if it persists or hurts, see a physiotherapist."
+        )
+        return self._emit(
+            msg, "asymmetry", "warning", 0.5, f"Persistent left/right asymmetry over {n} runs", message,
+            {"runs": [r["run_id"] for r in recent], "measures": hits, "baseline_runs": b["runs"]},
+            msg.ended_at,
+        )  # fmt: skip
+
+    def _training_load(self, msg: RunSummary, base: dict[str, Any], key: str, who: dict[str, Any]) -> Alert | None:
+        c = self.config
+        tl = training_load(self.store, ref=msg.ended_at + 1.0, with_series=False, **who)
+        if tl["status"] != "ok" or tl["acwr"] is None:
+            return None
+        acwr = float(tl["acwr"])
+        if acwr < c.acwr_rearm:
+            self._set_armed("training_load", key, True, msg.ended_at)
+        if acwr < c.acwr_threshold or not self._armed("training_load", key):
+            return None
+        self._set_armed("training_load", key, False, msg.ended_at)
+        if self._cooling("training_load", msg.runner, msg.ended_at):
+            return None
+        message = (
+            f"Your recent running load jumped: the 7-day average is {tl['acute']:.0f} min/day against a 28-day "
+            f"average of {tl['chronic']:.0f} min/day (acute:chronic ratio {acwr:.2f}; EWMA, Williams 2017). "
+            f"Ratios above {c.acwr_threshold:g} were linked to injuries in team sports (Gabbett 2016), but the "
+            "measure is disputed (Impellizzeri 2020) — treat this as a nudge, not a diagnosis. What to try: "
+            "keep the next days easy and raise weekly volume gradually."
+        )
+        return self._emit(
+            msg, "training_load", "warning" if acwr >= 2.0 else "info", 0.35,
+            f"Training load up: acute:chronic {acwr:.2f}", message,
+            {"acute_min_per_day": tl["acute"], "chronic_min_per_day": tl["chronic"], "acwr": acwr,
+             "threshold": c.acwr_threshold, "rearm_below": c.acwr_rearm, "lambda_acute": tl["lambda_acute"],
+             "lambda_chronic": tl["lambda_chronic"]},
+            msg.ended_at,
+        )  # fmt: skip
+
+
+def risk_summary(
+    store: Store,
+    *,
+    runner: str | None = None,
+    device_id: str | None = None,
+    now: float | None = None,
+    config: RiskConfig | None = None,
+) -> dict[str, Any]:
+    """The risk level with its reasons: ``unknown`` without a baseline, else from unacknowledged alerts of the
+    last 7 days (critical or ≥ 2 warnings → high; a warning or ACWR over the threshold → elevated)."""
+    cfg = config or RiskConfig()
+    ref = latest_end(store, runner=runner, device_id=device_id)
+    if ref is None:
+        return {"level": "unknown", "reasons": ["no runs yet"], "baseline": "no_baseline"}
+    now = ref if now is None else now  # "as of the latest run" by default
+    b = baseline(store, ref=ref, runner=runner, device_id=device_id, days=cfg.baseline_days,
+                 min_runs=cfg.min_baseline_runs)  # fmt: skip
+    if b["status"] != "ok":
+        return {"level": "unknown", "reasons": [b["message"]], "baseline": "no_baseline"}
+    alerts = store.list_alerts(since=now - 7 * DAY, include_acked=False, runner=runner, limit=200)
+    if device_id is not None:
+        alerts = [a for a in alerts if a["device_id"] == device_id]
+    crit = [a for a in alerts if a["severity"] == "critical"]
+    warn = [a for a in alerts if a["severity"] == "warning"]
+    reasons = [a["title"] for a in alerts if a["severity"] != "info"]
+    tl = training_load(store, ref=ref + 1.0, runner=runner, device_id=device_id, with_series=False)
+    acwr_high = tl["status"] == "ok" and tl["acwr"] is not None and tl["acwr"] >= cfg.acwr_threshold
+    if acwr_high:
+        reasons.append(f"training load acute:chronic {tl['acwr']:.2f}")
+    level: RiskLevel
+    if crit or len(warn) >= 2:
+        level = "high"
+    elif warn or acwr_high:
+        level = "elevated"
+    else:
+        level = "low"
+    return {"level": level, "reasons": reasons, "baseline": "ok", "acwr": tl.get("acwr"), "open_alerts": len(alerts)}
+
+
+def risk_level(
+    store: Store,
+    *,
+    runner: str | None = None,
+    device_id: str | None = None,
+    now: float | None = None,
+    config: RiskConfig | None = None,
+) -> RiskLevel:
+    """``low`` / ``elevated`` / ``high`` / ``unknown`` (no baseline yet) — see :func:`risk_summary`."""
+    return risk_summary(store, runner=runner, device_id=device_id, now=now, config=config)["level"]  # type: ignore[no-any-return]
