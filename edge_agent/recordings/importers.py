@@ -329,7 +329,7 @@ def load_fukuchi(path: Path) -> Recording:
         },
     )
     for k, side in enumerate(SIDES):
-        f = np.where(owner == 1 - k, 0.0, fy)
+        f = np.where(owner == 1 - k, 0.0, np.maximum(fy, 0.0))
         setattr(rec, side, FootStream(t, f.reshape(-1, 1)))
         rec.reference[f"{side}_contact_start_s"] = np.asarray([t[a] for i, (a, _) in enumerate(contacts) if i % 2 == k])
     rec.reference["plate_fy_n"] = fy.copy()
