@@ -21,8 +21,16 @@ from edge_agent.contract import WindowSummary
 from edge_agent.step import Step, strike_zone, zone_uncertain
 
 
-def mk(side: str, t: float, contact_ms: float = 250.0, si: float | None = 0.2, valr: float | None = 60.0,
-       peak: float = 2.5, flight: float | None = None, impact: bool = True) -> Step:
+def mk(
+    side: str,
+    t: float,
+    contact_ms: float = 250.0,
+    si: float | None = 0.2,
+    valr: float | None = 60.0,
+    peak: float = 2.5,
+    flight: float | None = None,
+    impact: bool = True,
+) -> Step:
     return Step(
         side=side,  # type: ignore[arg-type]
         t_contact=t,
@@ -62,8 +70,12 @@ def test_stat_ignores_none_and_nonfinite_and_empty() -> None:
 
 
 def test_foot_stats_zones_and_shares() -> None:
-    steps = [mk("left", 0.0, si=0.1), mk("left", 0.7, si=0.5, impact=False), mk("left", 1.4, si=0.9),
-             mk("left", 2.1, si=0.35)]
+    steps = [
+        mk("left", 0.0, si=0.1),
+        mk("left", 0.7, si=0.5, impact=False),
+        mk("left", 1.4, si=0.9),
+        mk("left", 2.1, si=0.35),
+    ]
     fs = foot_stats(steps)
     assert fs.steps == 4
     assert (fs.zones.rearfoot, fs.zones.midfoot, fs.zones.forefoot) == (1, 2, 1)
@@ -124,9 +136,19 @@ def test_summarize_and_wire_roundtrip() -> None:
     assert rs.asymmetry.contact_ms_pct == pytest.approx(40.0)
     assert rs.duration_s == 10.0
     assert [s.t_contact for s in rs.step_list] == [0.0, 0.35, 0.70, 1.05]
-    ws = WindowSummary(msg_id="abcdefgh12", device_id="pi", stream_id="abcd", seq=1, device_time=1.0,
-                       run_id="pi-20260101T000000", window_index=0, t_start=0.0, t_end=10.0,
-                       step_records=step_records(steps, 1_700_000_000.0), **rs.wire_fields())
+    ws = WindowSummary(
+        msg_id="abcdefgh12",
+        device_id="pi",
+        stream_id="abcd",
+        seq=1,
+        device_time=1.0,
+        run_id="pi-20260101T000000",
+        window_index=0,
+        t_start=0.0,
+        t_end=10.0,
+        step_records=step_records(steps, 1_700_000_000.0),
+        **rs.wire_fields(),
+    )
     again = WindowSummary.model_validate_json(ws.model_dump_json())
     assert again.left.contact_ms.mean == pytest.approx(200.0)
     assert again.step_records[0].t == pytest.approx(1_700_000_000.0)

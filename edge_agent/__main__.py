@@ -1,0 +1,7 @@
+"""``python -m edge_agent`` = ``footfall-agent``."""
+
+import sys
+
+from edge_agent.cli import main
+
+sys.exit(main())

@@ -1,0 +1,332 @@
+"""Composition root of the edge agent: source → pipeline → outbox → MQTT publisher, plus signals.
+
+``run_agent`` owns the process lifetime (DESIGN.md §1, §6): it opens the outbox before anything is
+measured, connects to the broker in the background (the agent measures and stores without a
+broker), announces the Home Assistant device, runs the pipeline until the source ends, the
+duration is reached or SIGTERM/SIGINT arrives, and then stops *cleanly*: the pipeline is flushed,
+the run summary written to the outbox, and the publisher given ``outbox.drain_timeout_s`` to
+deliver. Whatever is not delivered stays on disk for the next start.
+
+It also hosts the two other commands that read the insoles: ``calibrate`` (zero offsets with no
+load, body weight from quiet standing → ``<state_dir>/calibration.json``, used by ``run``) and
+``record`` (raw capture into the native recording format).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_agent.config import AgentConfig
+from edge_agent.contract import LiveUpdate, Topics
+from edge_agent.pipeline import Calibration, OutboxSink, Pipeline
+from edge_agent.profiles import HardwareProfile, load_profile
+
+log = logging.getLogger(__name__)
+
+CALIBRATION_FILE = "calibration.json"
+HEARTBEAT_FILE = "heartbeat.json"
+HEARTBEAT_EVERY_S = 5.0
+#: Sources that read files or generate data: the pipeline may wait for them (no frame is dropped).
+LOSSLESS_SOURCES = ("replay", "simulator")
+
+
+def calibration_path(cfg: AgentConfig) -> Path:
+    return cfg.state_dir / CALIBRATION_FILE
+
+
+def load_calibration(cfg: AgentConfig) -> Calibration | None:
+    path = calibration_path(cfg)
+    if not path.is_file():
+        return None
+    try:
+        return Calibration.load(path)
+    except ValueError as err:
+        log.warning("%s; running without it", err)
+        return None
+
+
+def _write_heartbeat(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(path)
+
+
+def check_health(state_dir: Path, max_age_s: float) -> tuple[bool, str]:
+    """For ``footfall-agent health`` (Docker HEALTHCHECK): is the running agent's heartbeat fresh?"""
+    path = state_dir / HEARTBEAT_FILE
+    try:
+        data = json.loads(path.read_text())
+        age = time.time() - float(data["time"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return False, f"no heartbeat at {path}: {err}"
+    if age > max_age_s:
+        return False, f"heartbeat {age:.0f} s old (> {max_age_s:.0f} s) at {path}"
+    return True, f"ok: heartbeat {age:.1f} s old, activity {data.get('activity')}, backlog {data.get('backlog')}"
+
+
+class _Signals:
+    """SIGTERM/SIGINT → a callback (once), restored on exit."""
+
+    def __init__(self, callback: Any) -> None:
+        self.callback = callback
+        self.received: str | None = None
+        self._installed: list[int] = []
+
+    def __enter__(self) -> _Signals:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self._fire, sig.name)
+                self._installed.append(sig)
+            except (NotImplementedError, RuntimeError):  # not the main thread (tests run in-process)
+                pass
+        return self
+
+    def _fire(self, name: str) -> None:
+        if self.received is None:
+            log.info("%s received: flushing the pipeline and stopping", name)
+        self.received = name
+        self.callback()
+
+    def __exit__(self, *exc: object) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self._installed:
+            loop.remove_signal_handler(sig)
+
+
+async def run_agent(cfg: AgentConfig, *, duration_s: float | None = None) -> dict[str, Any]:
+    """Run until the source ends, ``duration_s`` (source seconds) passed, or a signal; returns stats."""
+    from edge_agent.ha_discovery import HaDiscovery
+    from edge_agent.mqtt import BrokerSettings, MqttConnection, OutboxPublisher
+    from edge_agent.outbox import Outbox
+    from edge_agent.sources import create_source
+
+    profile = load_profile(cfg.profile)
+    cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    topics = Topics(cfg.device_id, cfg.mqtt.base_topic)
+    outbox = Outbox(
+        cfg.outbox_path,
+        cfg.device_id,
+        max_rows=cfg.outbox.max_rows,
+        max_age_s=cfg.outbox.max_age_s,
+        retention_without_plugin_s=cfg.outbox.retention_without_plugin_s,
+        require_plugin_ack=cfg.outbox.require_plugin_ack,
+    )
+    settings = BrokerSettings(
+        url=cfg.mqtt.url,
+        client_id=cfg.client_id,
+        keepalive=cfg.mqtt.keepalive_s,
+        username=cfg.mqtt.username,
+        password=cfg.mqtt.password,
+        tls_ca=cfg.mqtt.tls_ca,
+        tls_insecure=cfg.mqtt.tls_insecure,
+    )
+    log.info(
+        "footfall agent %s: profile %s, source %s, broker %s, outbox %s (%d rows carried over)",
+        cfg.device_id,
+        profile.name,
+        cfg.source.type,
+        settings.redacted_url(),
+        cfg.outbox_path,
+        outbox.backlog(),
+    )
+    t_start = time.monotonic()
+    first_publish: dict[str, float] = {}
+    stats: dict[str, Any] = {}
+    try:
+        async with MqttConnection(settings, will=(topics.status, b"offline", True)) as conn:
+            publisher = OutboxPublisher(conn, outbox, topics)
+            pub_task = asyncio.create_task(publisher.run(), name="footfall-outbox-publisher")
+            discovery = None
+            if cfg.mqtt.ha_discovery.enabled:
+                discovery = HaDiscovery(conn, topics, prefix=cfg.mqtt.ha_discovery.prefix, model=profile.name)
+                discovery.start()
+
+            def live(msg: LiveUpdate) -> None:
+                if conn.connected.is_set():
+                    conn.publish_nowait(topics.live, msg.model_dump_json(exclude_none=True), qos=0)
+                    first_publish.setdefault("live", time.monotonic() - t_start)
+
+            pipeline = Pipeline(
+                profile,
+                device_id=cfg.device_id,
+                runner=cfg.runner,
+                sink=OutboxSink(outbox, topics),
+                settings=cfg.pipeline,
+                live=live,
+                body_mass_kg=cfg.body_mass_kg,
+                analysis_overrides=cfg.analysis.overrides(),
+                calibration=load_calibration(cfg),
+                backlog=outbox.backlog,
+            )
+            hb_path = cfg.state_dir / HEARTBEAT_FILE
+
+            async def heartbeat() -> None:
+                while True:
+                    with contextlib.suppress(OSError):
+                        _write_heartbeat(
+                            hb_path,
+                            {
+                                "time": time.time(),
+                                "pid": os.getpid(),
+                                "activity": pipeline.tracker.activity,
+                                "run_id": pipeline.run_id,
+                                "backlog": outbox.backlog(),
+                                "connected": conn.connected.is_set(),
+                            },
+                        )
+                    await asyncio.sleep(HEARTBEAT_EVERY_S)
+
+            hb_task = asyncio.create_task(heartbeat(), name="footfall-heartbeat")
+            source = create_source(cfg.source, profile)
+            with _Signals(pipeline.request_stop) as sigs:
+                async with source:
+                    await pipeline.run(source, duration_s=duration_s, lossless=cfg.source.type in LOSSLESS_SOURCES)
+                # Deliver what we can; the rest stays in the outbox for the next start.
+                drained = True
+                if outbox.undelivered():
+                    log.info("draining the outbox (up to %.0f s)", cfg.outbox.drain_timeout_s)
+                    if await conn.wait_connected(min(cfg.outbox.drain_timeout_s, 5.0)):
+                        drained = await publisher.drain(cfg.outbox.drain_timeout_s)
+                    else:
+                        drained = False
+                        log.warning("broker unreachable: %d messages kept in the outbox", outbox.undelivered())
+            hb_task.cancel()
+            pub_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pub_task
+            if discovery is not None:
+                discovery.stop()
+            stats = {
+                "pipeline": pipeline.stats,
+                "source": source.stats,
+                "outbox": outbox.stats(),
+                "publisher": dict(publisher.stats),
+                "drained": drained,
+                "signal": sigs.received,
+                "first_live_s": first_publish.get("live"),
+            }
+    finally:
+        outbox.close()
+    log.info("agent stopped: %s", json.dumps(stats.get("pipeline", {}), default=str))
+    return stats
+
+
+# -- calibrate -------------------------------------------------------------------------------------
+
+
+async def _collect(
+    cfg: AgentConfig, profile: HardwareProfile, seconds: float
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``seconds`` of frames per foot from the configured source (for calibration)."""
+    from edge_agent.sources import create_source
+
+    parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"left": [], "right": []}
+    t0: float | None = None
+    source = create_source(cfg.source, profile)
+    async with source:
+        async for b in source.batches():
+            if len(b.t) == 0:
+                continue
+            t0 = float(b.t[0]) if t0 is None else t0
+            parts[b.side].append((b.t, b.raw))
+            if float(b.t[-1]) - t0 >= seconds:
+                break
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for side, p in parts.items():
+        if p:
+            t = np.concatenate([x[0] for x in p])
+            raw = np.concatenate([x[1] for x in p])
+            keep = np.isfinite(t) & np.isfinite(raw).all(axis=1) & (t < (t0 or 0.0) + seconds)
+            out[side] = (t[keep], raw[keep])
+    return out
+
+
+def _wait_for_user(prompt: str, interactive: bool) -> None:
+    print(prompt, flush=True)
+    if interactive:
+        input("  press Enter when ready… ")
+
+
+async def calibrate(
+    cfg: AgentConfig, *, zero_s: float = 3.0, stand_s: float = 5.0, skip_zero: bool = False, interactive: bool = False
+) -> Calibration:
+    """Zero offsets (median raw per sensor with no load) and body weight (quiet standing, both feet)."""
+    from edge_agent.analysis import estimate_body_weight, total_force
+
+    profile = load_profile(cfg.profile)
+    offsets: dict[str, list[float]] = {}
+    if not skip_zero:
+        _wait_for_user(f"1/2 zero: take the insoles off (no load) for {zero_s:.0f} s", interactive)
+        data = await _collect(cfg, profile, zero_s)
+        for side, (_t, raw) in data.items():
+            if len(raw) < 5:
+                raise RuntimeError(f"calibrate: only {len(raw)} frames from the {side} insole in {zero_s} s")
+            offsets[side] = [float(x) for x in np.median(raw, axis=0)]
+        if set(offsets) != {"left", "right"}:
+            raise RuntimeError(f"calibrate: no frames from the {({'left', 'right'} - set(offsets)).pop()} insole")
+    _wait_for_user(f"2/2 body weight: stand still on both feet for {stand_s:.0f} s", interactive)
+    data = await _collect(cfg, profile, stand_s)
+    if set(data) != {"left", "right"}:
+        raise RuntimeError("calibrate: body weight needs frames from both insoles")
+    totals = {}
+    for side, (t, raw) in data.items():
+        off = np.asarray(offsets.get(side, np.zeros(profile.n_sensors)), dtype=np.float32)
+        totals[side] = (t, np.asarray(total_force(profile, raw - off), dtype=np.float64))
+    tl, fl = totals["left"]
+    tr, fr = totals["right"]
+    total = fl + np.interp(tl, tr, fr)
+    bw = estimate_body_weight(tl, total)
+    if bw is None:
+        raise RuntimeError(
+            f"calibrate: no quiet standing found in {stand_s:.0f} s (mean total {float(np.mean(total)):.0f} N); "
+            "stand still on both feet and try again"
+        )
+    cal = Calibration(profile=profile.name, created_at=time.time(), offsets=offsets, body_weight_n=float(bw))
+    cal.save(calibration_path(cfg))
+    return cal
+
+
+# -- record ----------------------------------------------------------------------------------------
+
+
+async def record(cfg: AgentConfig, out: Path, *, duration_s: float | None = None, notes: str = "") -> dict[str, int]:
+    """Raw capture of the configured source into a native recording (until duration or a signal)."""
+    from edge_agent.recordings import RecordingWriter
+    from edge_agent.sources import create_source
+
+    profile = load_profile(cfg.profile)
+    writer = RecordingWriter(
+        out, profile.name, profile.n_sensors, body_mass_kg=cfg.body_mass_kg, notes=notes, start_time=time.time()
+    )
+    counts = {"frames": 0, "rejected": 0}
+    stop = asyncio.Event()
+    source = create_source(cfg.source, profile)
+    t0: float | None = None
+    try:
+        with _Signals(stop.set):
+            async with source:
+                async for b in source.batches():
+                    if len(b.t):
+                        t0 = float(b.t[0]) if t0 is None else t0
+                        try:
+                            writer.append(b.side, b.t - t0, b.raw)
+                            counts["frames"] += len(b.t)
+                        except ValueError as err:  # RecordingError: bad frames are skipped, not fatal
+                            counts["rejected"] += len(b.t)
+                            log.warning("record: batch skipped: %s", err)
+                    if stop.is_set() or (duration_s is not None and t0 is not None and b.t[-1] - t0 >= duration_s):
+                        break
+    finally:
+        writer.close()
+    return counts

@@ -1,0 +1,352 @@
+"""``footfall-agent``: the edge agent's command line (argparse).
+
+Commands: ``run``, ``calibrate``, ``record``, ``simulate``, ``profiles list|show``, ``validate-config``,
+``analyze`` (→ :mod:`edge_agent.report`), ``validate`` (→ :mod:`edge_agent.validate`), ``health``.
+
+``NUMBA_CACHE_DIR`` must be set before numba is imported (numba reads it once), so this module
+imports nothing numba-related at the top: the configuration is loaded first, the cache directory
+exported, and only then the pipeline (and the kernels) imported. A read-only installation works
+as long as the cache directory is writable (DESIGN.md §6).
+
+Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from edge_agent.config import AgentConfig, ConfigError, describe, load_config
+
+log = logging.getLogger("footfall")
+
+
+# -- shared options ----------------------------------------------------------------------------------
+
+
+def _add_config_options(p: argparse.ArgumentParser, *, source: bool = True) -> None:
+    p.add_argument("--config", "-c", type=Path, help="YAML configuration file (see docs/raspberry-pi.md)")
+    p.add_argument("--device-id", help="device id (overrides the config)")
+    p.add_argument("--state-dir", type=Path, help="state directory (outbox, calibration, heartbeat)")
+    p.add_argument("--profile", help="hardware profile name or YAML path")
+    p.add_argument("--body-mass", type=float, metavar="KG", help="body mass in kg")
+    p.add_argument("--numba-cache-dir", type=Path, help="writable numba cache directory")
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper)
+    if source:
+        p.add_argument(
+            "--source",
+            metavar="simulator|replay:PATH",
+            help="insole source: the simulator, or replay of a recording (overrides the config's source)",
+        )
+        p.add_argument("--speed", type=float, help="replay/simulator speed (1 = real time, 0 = as fast as possible)")
+        p.add_argument("--seed", type=int, help="simulator random seed")
+
+
+def _source_override(spec: str) -> dict[str, Any]:
+    if spec == "simulator":
+        return {"type": "simulator"}
+    if spec.startswith("replay:") and len(spec) > len("replay:"):
+        return {"type": "replay", "path": spec[len("replay:") :]}
+    raise ConfigError(f"--source {spec!r}: expected 'simulator' or 'replay:PATH'")
+
+
+def config_from_args(args: argparse.Namespace) -> AgentConfig:
+    """The config file + environment + command-line overrides."""
+    overrides: dict[str, Any] = {
+        "device_id": getattr(args, "device_id", None),
+        "state_dir": getattr(args, "state_dir", None),
+        "profile": getattr(args, "profile", None),
+        "body_mass_kg": getattr(args, "body_mass", None),
+        "numba_cache_dir": getattr(args, "numba_cache_dir", None),
+        "log_level": getattr(args, "log_level", None),
+    }
+    if getattr(args, "broker", None):
+        overrides["mqtt"] = {"url": args.broker}
+    source: dict[str, Any] | None = None
+    if getattr(args, "source", None):
+        source = _source_override(args.source)
+    extra: dict[str, Any] = {}
+    if getattr(args, "speed", None) is not None:
+        extra["speed"] = args.speed
+    if getattr(args, "seed", None) is not None:
+        extra["params"] = {"seed": args.seed}
+    return load_config(args.config, source_override=source, source_extra=extra, **overrides)
+
+
+def _setup(cfg: AgentConfig) -> None:
+    """Logging and the numba cache, before anything imports numba."""
+    logging.basicConfig(
+        level=getattr(logging, cfg.log_level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if cfg.numba_cache_dir is not None:
+        cfg.numba_cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.environ["NUMBA_CACHE_DIR"] = str(cfg.numba_cache_dir)
+
+
+# -- commands ----------------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    _setup(cfg)
+    from edge_agent.agent import run_agent
+
+    stats = asyncio.run(run_agent(cfg, duration_s=args.duration))
+    if args.stats:
+        print(json.dumps(stats, default=str, indent=2))
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    _setup(cfg)
+    from edge_agent.agent import calibrate, calibration_path
+
+    interactive = not args.yes and sys.stdin.isatty()
+    try:
+        cal = asyncio.run(
+            calibrate(
+                cfg,
+                zero_s=args.zero_seconds,
+                stand_s=args.stand_seconds,
+                skip_zero=args.skip_zero,
+                interactive=interactive,
+            )
+        )
+    except RuntimeError as err:
+        print(f"footfall-agent calibrate: {err}", file=sys.stderr)
+        return 1
+    bw = cal.body_weight_n or 0.0
+    print(
+        f"calibration written to {calibration_path(cfg)}: body weight {bw:.0f} N ({bw / 9.80665:.1f} kg), "
+        f"zero offsets for {', '.join(sorted(cal.offsets)) or 'no'} insole(s)"
+    )
+    return 0
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    _setup(cfg)
+    from edge_agent.agent import record
+
+    counts = asyncio.run(record(cfg, args.out, duration_s=args.duration, notes=args.notes))
+    print(f"recorded {counts['frames']} frames to {args.out} ({counts['rejected']} rejected)")
+    return 0
+
+
+def _add_runparams_flags(p: argparse.ArgumentParser) -> list[str]:
+    """One ``--flag`` per scalar field of :class:`edge_agent.simulator.RunParams` (help = its title)."""
+    from edge_agent.simulator import RunParams
+
+    names = []
+    for name, f in RunParams.model_fields.items():
+        if name == "spikes":
+            continue
+        ann = str(f.annotation)
+        typ = int if ann in ("int", "<class 'int'>") else float
+        p.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=f"rp_{name}",
+            type=typ,
+            default=None,
+            help=f"{f.title or name} (default {f.default})",
+        )
+        names.append(name)
+    p.add_argument(
+        "--spike",
+        action="append",
+        default=[],
+        metavar="T0,T1,FACTOR",
+        help="loading spike: VALR × FACTOR between T0 and T1 s (repeatable)",
+    )
+    return names
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from edge_agent.profiles import load_profile
+    from edge_agent.recordings import save_recording
+    from edge_agent.simulator import RunParams, simulate
+
+    values = {k[3:]: v for k, v in vars(args).items() if k.startswith("rp_") and v is not None}
+    try:
+        spikes = [tuple(float(x) for x in s.split(",")) for s in args.spike]
+        if any(len(s) != 3 for s in spikes):
+            raise ValueError("each --spike needs T0,T1,FACTOR")
+        params = RunParams(**values, spikes=spikes)
+    except ValueError as err:
+        print(f"footfall-agent simulate: {err}", file=sys.stderr)
+        return 2
+    if args.out.exists():
+        print(f"footfall-agent simulate: {args.out} exists; refusing to overwrite", file=sys.stderr)
+        return 2
+    profile = load_profile(args.profile)
+    rec, truths = simulate(profile, params)
+    save_recording(rec, args.out)
+    print(f"simulated {rec.duration_s:.1f} s of {profile.name} ({len(truths)} steps) → {args.out}")
+    return 0
+
+
+def cmd_profiles(args: argparse.Namespace) -> int:
+    from edge_agent.profiles import list_profiles, load_profile
+
+    if args.action == "list":
+        for name in list_profiles():
+            p = load_profile(name)
+            print(
+                f"{name:24s} {p.n_sensors:5d} sensors  {p.sample_rate_hz:7.1f} Hz  "
+                f"{p.transport.type:7s} {p.description}"
+            )
+        return 0
+    if not args.name:
+        print("footfall-agent profiles show: NAME is required", file=sys.stderr)
+        return 2
+    prof = load_profile(args.name)
+    print(json.dumps(prof.model_dump(mode="json"), indent=2))
+    return 0
+
+
+def cmd_validate_config(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.file)
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        return 2
+    print(f"{args.file}: OK")
+    if args.show:
+        print(describe(cfg), end="")
+    return 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from edge_agent.agent import check_health
+
+    state_dir = args.state_dir
+    if state_dir is None:
+        try:
+            state_dir = load_config(args.config).state_dir
+        except ConfigError as err:
+            print(err, file=sys.stderr)
+            return 2
+    ok, msg = check_health(state_dir, args.max_age)
+    print(msg)
+    return 0 if ok else 1
+
+
+# -- parser ------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="footfall-agent", description="footfall edge agent: insoles → steps → MQTT summaries."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="measure and publish (the service)")
+    _add_config_options(p)
+    p.add_argument("--broker", metavar="mqtt[s]://user:pass@host:port", help="broker URL (overrides the config)")
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds of source time, then drain")
+    p.add_argument("--stats", action="store_true", help="print the final counters as JSON")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("calibrate", help="zero offsets (no load) and body weight (standing) → state_dir")
+    _add_config_options(p)
+    p.add_argument("--zero-seconds", type=float, default=3.0, help="no-load phase length (default 3)")
+    p.add_argument("--stand-seconds", type=float, default=5.0, help="standing phase length (default 5)")
+    p.add_argument("--skip-zero", action="store_true", help="keep zero offsets at 0 (only body weight)")
+    p.add_argument("--yes", "-y", action="store_true", help="don't wait for Enter between phases")
+    p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("record", help="raw capture into a native recording (.ffrec)")
+    p.add_argument("out", type=Path, help="output file (.ffrec); never overwritten")
+    _add_config_options(p)
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("--notes", default="", help="free text stored in the recording")
+    p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser("simulate", help="write a simulated recording (RunParams flags)")
+    p.add_argument("out", type=Path, help="output file (.ffrec)")
+    p.add_argument("--profile", default="moticon-opengo", help="hardware profile (default moticon-opengo)")
+    _add_runparams_flags(p)
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("profiles", help="list or show hardware profiles")
+    p.add_argument("action", choices=["list", "show"])
+    p.add_argument("name", nargs="?")
+    p.set_defaults(func=cmd_profiles)
+
+    p = sub.add_parser("validate-config", help="check a configuration file (errors name key, value and line)")
+    p.add_argument("file", type=Path)
+    p.add_argument("--show", action="store_true", help="print the effective configuration (secrets redacted)")
+    p.set_defaults(func=cmd_validate_config)
+
+    p = sub.add_parser("health", help="exit 0 if the running agent's heartbeat is fresh (Docker HEALTHCHECK)")
+    p.add_argument("--config", "-c", type=Path)
+    p.add_argument("--state-dir", type=Path)
+    p.add_argument("--max-age", type=float, default=60.0, help="seconds (default 60)")
+    p.set_defaults(func=cmd_health)
+
+    p = sub.add_parser("analyze", help="per-step table and summary of a recording")
+    try:
+        from edge_agent import report
+
+        report.add_analyze_arguments(p)
+        p.set_defaults(func=report.run_analyze)
+    except ImportError as err:
+        p.set_defaults(func=lambda _a, e=err: _unavailable("analyze", e))
+
+    p = sub.add_parser("validate", help="validate the analysis against the real recordings")
+    p.add_argument("data_dir", type=Path, nargs="?", default=None)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_validate)
+    return parser
+
+
+def _unavailable(what: str, err: BaseException) -> int:
+    print(f"footfall-agent {what}: not available in this installation ({err})", file=sys.stderr)
+    return 1
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    try:
+        from edge_agent import validate
+    except ImportError as err:
+        return _unavailable("validate", err)
+    argv = ([str(args.data_dir)] if args.data_dir else []) + list(args.rest)
+    main = getattr(validate, "main", None)
+    if main is None:
+        return _unavailable("validate", AttributeError("edge_agent.validate.main"))
+    rc = main(argv)
+    return int(rc or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BaseException as err:
+        from edge_agent.profiles import ProfileError
+
+        if isinstance(err, ProfileError | FileExistsError):
+            print(f"footfall-agent: {err}", file=sys.stderr)
+            return 2
+        if isinstance(err, SystemExit):
+            raise
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

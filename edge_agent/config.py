@@ -1,0 +1,466 @@
+"""The agent's configuration: one YAML file plus ``FOOTFALL_…`` environment variables (Frigate style).
+
+Strict on purpose: every model forbids unknown keys (a typo must not silently fall back to a default),
+every field has a title and a description (``footfall-agent validate-config --schema`` prints them), and
+errors name the file, the key path, the offending value and the YAML line (from PyYAML's node marks).
+
+Precedence, highest first: command-line overrides > environment (``FOOTFALL_MQTT__URL``, nested with
+``__``) > the YAML file > defaults. Secrets (MQTT password, also from ``password_file``) are
+``SecretStr``: redacted in every repr, log line and error message.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from edge_agent.contract import DEFAULT_BASE_TOPIC, DEVICE_ID_PATTERN
+from edge_agent.sources import SourceConfig
+
+ENV_PREFIX = "FOOTFALL_"
+_SECRET_WORDS = ("password", "secret", "token")
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names file, key path, value and line."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+def default_state_dir() -> Path:
+    """systemd's ``$STATE_DIRECTORY`` when run as a service, else ``~/.local/state/footfall``."""
+    env = os.environ.get("STATE_DIRECTORY")
+    if env:
+        return Path(env.split(":")[0])
+    return Path.home() / ".local" / "state" / "footfall"
+
+
+def redact_url(url: str) -> str:
+    """``mqtt://user:secret@host`` → ``mqtt://user:***@host`` (for logs and errors)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+class HaDiscoveryConfig(_Strict):
+    enabled: bool = Field(
+        default=True, title="Home Assistant discovery", description="Announce the insoles as an HA device."
+    )
+    prefix: str = Field(
+        default="homeassistant", min_length=1, title="Discovery prefix", description="HA's MQTT discovery prefix."
+    )
+
+
+class MqttConfig(_Strict):
+    url: str = Field(
+        default="mqtt://127.0.0.1:1883",
+        title="Broker URL",
+        description="mqtt://host:port or mqtts://host:port (TLS); user (and password) may be in the URL.",
+    )
+    username: str | None = Field(default=None, title="Username", description="Overrides a user in the URL.")
+    password: SecretStr | None = Field(
+        default=None, title="Password", description="Better: FOOTFALL_MQTT__PASSWORD or password_file."
+    )
+    password_file: Path | None = Field(
+        default=None,
+        title="Password file",
+        description="File whose first line is the password (e.g. a systemd credential).",
+    )
+    tls_ca: Path | None = Field(default=None, title="TLS CA file", description="CA bundle for mqtts:// brokers.")
+    tls_insecure: bool = Field(
+        default=False, title="Skip TLS host check", description="Only for self-signed test brokers."
+    )
+    client_id: str | None = Field(
+        default=None, max_length=128, title="Client id", description="Default: footfall-agent-<device_id>."
+    )
+    base_topic: str = Field(
+        default=DEFAULT_BASE_TOPIC,
+        min_length=1,
+        pattern=r"^[^#+]+$",
+        title="Base topic",
+        description="Topics are <base>/<device_id>/summary etc.",
+    )
+    keepalive_s: int = Field(default=30, ge=5, le=3600, title="Keepalive (s)", description="MQTT keepalive.")
+    ha_discovery: HaDiscoveryConfig = Field(
+        default_factory=HaDiscoveryConfig, title="Home Assistant discovery", description="MQTT discovery."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+            raise ValueError(f"scheme must be mqtt:// or mqtts://, got {parts.scheme or 'none'!r}")
+        if not parts.hostname:
+            raise ValueError("the URL has no host")
+        try:
+            _ = parts.port
+        except ValueError as err:
+            raise ValueError(f"bad port: {err}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _credentials(self) -> MqttConfig:
+        parts = urlsplit(self.url)
+        if parts.username and self.username is None:
+            self.username = unquote(parts.username)
+        if parts.password is not None:
+            if self.password is None:
+                self.password = SecretStr(unquote(parts.password))
+            netloc = (parts.username or "") + "@" + parts.netloc.rsplit("@", 1)[1]
+            self.url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+        if self.password_file is not None:
+            if self.password is not None:
+                raise ValueError("give either password or password_file, not both")
+            try:
+                first = self.password_file.read_text(encoding="utf-8").splitlines()
+            except OSError as err:
+                raise ValueError(f"password_file {str(self.password_file)!r}: {err.strerror}") from None
+            if not first or not first[0]:
+                raise ValueError(f"password_file {str(self.password_file)!r} is empty")
+            self.password = SecretStr(first[0])
+        if self.tls_ca is not None and not self.tls_ca.is_file():
+            raise ValueError(f"tls_ca {str(self.tls_ca)!r} is not a file")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.url).scheme in ("mqtts", "ssl")
+
+
+class OutboxConfig(_Strict):
+    path: Path | None = Field(
+        default=None, title="Outbox database", description="SQLite file; default <state_dir>/outbox.sqlite."
+    )
+    max_rows: int = Field(default=200_000, ge=100, title="Row bound", description="Warns at 80 %, then drops.")
+    max_age_s: float = Field(
+        default=30 * 86400, gt=0, title="Maximum age (s)", description="Older undelivered rows are dropped."
+    )
+    require_plugin_ack: bool = Field(
+        default=True,
+        title="Wait for the plugin's ack",
+        description="Keep rows until the dashboard plugin acknowledged them (end-to-end delivery).",
+    )
+    retention_without_plugin_s: float = Field(
+        default=7 * 86400,
+        ge=0,
+        title="Retention without plugin (s)",
+        description="With require_plugin_ack off: keep rows this long after the broker's PUBACK.",
+    )
+    drain_timeout_s: float = Field(
+        default=10.0, ge=0, title="Drain timeout on stop (s)", description="How long a clean stop waits to deliver."
+    )
+
+
+class RunDetectionConfig(_Strict):
+    """Thresholds of :mod:`edge_agent.activity` (see there for the sources)."""
+
+    run_cadence_spm: float = Field(default=140.0, gt=0, title="Running cadence (spm)", description="At least this.")
+    run_duty_factor_max: float = Field(
+        default=0.5, gt=0, lt=1, title="Running duty factor", description="Below this = flight phases."
+    )
+    run_contact_ms_max: float = Field(
+        default=350.0, gt=0, title="Running contact (ms)", description="Or median contact shorter than this."
+    )
+    classify_window_s: float = Field(
+        default=5.0, gt=0, title="Classification window (s)", description="Steps looked at."
+    )
+    step_gap_s: float = Field(
+        default=2.0, gt=0, title="Step gap (s)", description="No step for this long = not moving."
+    )
+    standing_load_bw: float = Field(
+        default=0.5, ge=0, title="Standing load (BW)", description="Load that counts as standing (both feet)."
+    )
+    run_start_s: float = Field(default=4.0, ge=0, title="Run start (s)", description="Running this long starts a run.")
+    run_stop_s: float = Field(
+        default=30.0, gt=0, title="Run stop (s)", description="No running for this long ends the run."
+    )
+
+
+class PipelineConfig(_Strict):
+    window_s: float = Field(default=10.0, ge=1.0, le=600.0, title="Window (s)", description="Summary window length.")
+    window_steps: int | None = Field(
+        default=None, ge=4, le=2000, title="Window (steps)", description="Close a window after N steps (optional)."
+    )
+    window_grace_s: float = Field(
+        default=1.5,
+        ge=0,
+        le=10,
+        title="Window grace (s)",
+        description="Wait this long after a window's end for steps still in contact.",
+    )
+    live_hz: float = Field(default=1.0, ge=0, le=10, title="Live rate (Hz)", description="0 = no live updates.")
+    queue_batches: int = Field(
+        default=256, ge=4, title="Source queue (batches)", description="Bounded; overflow counts as dropped frames."
+    )
+    step_records: bool = Field(default=True, title="Per-step records", description="Include every step in windows.")
+    standing_calibration: bool = Field(
+        default=True,
+        title="Body weight from standing",
+        description="Estimate body weight on quiet standing; else the configured body mass.",
+    )
+    run_detection: RunDetectionConfig = Field(
+        default_factory=RunDetectionConfig, title="Run detection", description="Start/stop thresholds."
+    )
+
+
+class AnalysisSettings(_Strict):
+    """Overrides of :class:`edge_agent.analysis.AnalysisConfig`; empty = the kernels' documented defaults."""
+
+    lowpass_hz: float | None = Field(default=None, gt=0, title="Low-pass (Hz)", description="Off when empty.")
+    contact_on_bw: float | None = Field(default=None, gt=0, lt=1, title="Contact on (BW)", description="Threshold.")
+    contact_off_bw: float | None = Field(default=None, gt=0, lt=1, title="Contact off (BW)", description="Threshold.")
+    min_contact_ms: float | None = Field(
+        default=None, gt=0, title="Minimum contact (ms)", description="Shorter = noise."
+    )
+    min_swing_ms: float | None = Field(default=None, gt=0, title="Minimum swing (ms)", description="Shorter = noise.")
+
+    def overrides(self) -> dict[str, float]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+_yaml_data: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("_yaml_data", default={})  # noqa: B039
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """The already-parsed YAML mapping (parsed by :func:`load_config`, which keeps its line marks)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return _yaml_data.get().get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_yaml_data.get())
+
+
+class AgentConfig(BaseSettings):
+    """Everything ``footfall-agent run`` needs."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+        case_sensitive=False,
+    )
+
+    device_id: str = Field(
+        default="insoles", pattern=DEVICE_ID_PATTERN, title="Device id", description="In topics and run ids."
+    )
+    runner: str | None = Field(default=None, max_length=64, title="Runner", description="Whose runs these are.")
+    profile: str = Field(
+        default="moticon-opengo", title="Hardware profile", description="Bundled name or path to a profile YAML."
+    )
+    body_mass_kg: float | None = Field(
+        default=None,
+        gt=15,
+        lt=300,
+        title="Body mass (kg)",
+        description="Used until a standing calibration exists (default 70 kg when empty).",
+    )
+    source: SourceConfig = Field(
+        default_factory=lambda: {"type": "simulator"},  # type: ignore[arg-type,return-value]
+        title="Insole source",
+        description="simulator | replay | serial | ble | adc (discriminated by type).",
+    )
+    mqtt: MqttConfig = Field(default_factory=MqttConfig, title="MQTT", description="Broker connection.")
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig, title="Outbox", description="Durable queue.")
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig, title="Pipeline", description="Windows, runs.")
+    analysis: AnalysisSettings = Field(default_factory=AnalysisSettings, title="Analysis", description="Kernels.")
+    state_dir: Path = Field(
+        default_factory=default_state_dir,
+        title="State directory",
+        description="Outbox, calibration, heartbeat ($STATE_DIRECTORY under systemd).",
+    )
+    numba_cache_dir: Path | None = Field(
+        default=None,
+        title="Numba cache directory",
+        description="Writable, private (cache files are pickles); needed on a read-only root.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", title="Log level", description="DEBUG, INFO, WARNING or ERROR."
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, v: object) -> object:
+        return v.upper() if isinstance(v, str) else v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls))
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.outbox.path or self.state_dir / "outbox.sqlite"
+
+    @property
+    def client_id(self) -> str:
+        return self.mqtt.client_id or f"footfall-agent-{self.device_id}"
+
+
+# -- loading, with errors that point at the YAML line --------------------------------------------
+
+
+def _node_for(root: yaml.Node | None, loc: tuple[Any, ...]) -> tuple[yaml.Node | None, bool]:
+    """The YAML node at ``loc`` (pydantic's error location), or the deepest ancestor found (exact=False)."""
+    node = root
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.value == str(part):
+                    node = v
+                    break
+            else:
+                # Discriminated unions insert the tag ('replay') into loc; skip parts not in the file.
+                continue
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+            node = node.value[part]
+        else:
+            return node, False
+    return node, node is not root or not loc
+
+
+def _key_node(root: yaml.Node | None, loc: tuple[Any, ...]) -> yaml.Node | None:
+    """The key node of the last element of ``loc`` (for 'extra keys not permitted')."""
+    parent, _ = _node_for(root, loc[:-1])
+    if isinstance(parent, yaml.MappingNode):
+        for k, _v in parent.value:
+            if isinstance(k, yaml.ScalarNode) and k.value == str(loc[-1]):
+                return k
+    return None
+
+
+def _is_secret(loc: tuple[Any, ...]) -> bool:
+    return any(any(w in str(p).lower() for w in _SECRET_WORDS) for p in loc)
+
+
+def _show(value: Any, loc: tuple[Any, ...]) -> str:
+    if _is_secret(loc):
+        return "'***'"
+    if isinstance(value, str) and "://" in value:
+        value = redact_url(value)
+    if isinstance(value, dict | list):
+        shown = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
+    else:
+        shown = repr(value)
+    return shown if len(shown) <= 80 else shown[:77] + "..."
+
+
+def format_validation_error(err: ValidationError, origin: str, root: yaml.Node | None) -> str:
+    lines = [f"{origin}: invalid configuration ({err.error_count()} problem(s))"]
+    for e in err.errors():
+        loc = tuple(e["loc"])
+        path = ".".join(str(p) for p in loc) or "<top level>"
+        node = _key_node(root, loc) if e["type"] == "extra_forbidden" else None
+        if node is None:
+            node, exact = _node_for(root, loc)
+        else:
+            exact = True
+        if node is not None and root is not None and (exact or e["type"] == "missing"):
+            where = f"{origin}:{node.start_mark.line + 1}"
+        else:
+            env = ENV_PREFIX + "__".join(str(p).upper() for p in loc if not isinstance(p, int))
+            where = f"{origin} (not set in the file; environment {env} or a default)"
+        msg = e["msg"]
+        if _is_secret(loc):
+            msg = msg.split(":", 1)[0]
+        lines.append(f"  {where}: key '{path}': {msg} (value: {_show(e.get('input'), loc)})")
+    return "\n".join(lines)
+
+
+def load_config(
+    path: Path | str | None = None,
+    *,
+    source_override: dict[str, Any] | None = None,
+    source_extra: dict[str, Any] | None = None,
+    **overrides: Any,
+) -> AgentConfig:
+    """Load and validate; raises :class:`ConfigError` with file, key path, value and line.
+
+    ``overrides`` (command line) win over the environment and the file; ``source_override``
+    replaces the file's ``source`` block (``--source``), ``source_extra`` is merged into it
+    (``--speed``, ``--seed``).
+    """
+    origin = str(path) if path is not None else "<no config file>"
+    root: yaml.Node | None = None
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as err:
+            raise ConfigError(f"{origin}: cannot read the configuration: {err.strerror}") from None
+        try:
+            root = yaml.compose(text, Loader=yaml.SafeLoader)
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+            raise ConfigError(f"{origin}{where}: not valid YAML: {getattr(err, 'problem', None) or err}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{origin}:1: the configuration must be a mapping, got {type(loaded).__name__}")
+        data = loaded
+    if source_override is not None or source_extra:
+        src = dict(source_override) if source_override is not None else dict(data.get("source") or {})
+        src.setdefault("type", "simulator")
+        for key, value in (source_extra or {}).items():
+            if key == "params" and src["type"] != "simulator":
+                raise ConfigError(f"{origin}: --seed only applies to the simulator source, not {src['type']!r}")
+            if isinstance(value, dict):
+                src[key] = {**(src.get(key) or {}), **value}
+            else:
+                src[key] = value
+        data = {**data, "source": src}
+        overrides["source"] = src
+    token = _yaml_data.set(data)
+    try:
+        return AgentConfig(**_drop_none(overrides))
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, origin, root)) from None
+    finally:
+        _yaml_data.reset(token)
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            v = _drop_none(v)
+            if not v:
+                continue
+        if v is not None:
+            out[k] = v
+    return out
+
+
+def describe(cfg: AgentConfig) -> str:
+    """A redacted YAML dump of the effective configuration (for ``validate-config``)."""
+    data = cfg.model_dump(mode="json")
+    mqtt = data.get("mqtt", {})
+    if mqtt.get("password") is not None:
+        mqtt["password"] = "***"
+    mqtt["url"] = redact_url(mqtt.get("url", ""))
+    return yaml.safe_dump(data, sort_keys=False)

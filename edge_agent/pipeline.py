@@ -1,0 +1,694 @@
+"""The agent's real-time pipeline: frames → steps → windows → runs, on one asyncio loop.
+
+Flow (DESIGN.md §2)::
+
+    source.batches() ──bounded queue──▶ validate ─▶ GaitAnalyzer.feed ─▶ steps ─▶ ActivityTracker
+                                                                             └──▶ windows ─▶ RunSummary
+                                                                                   │            │
+                                                                              sink (outbox)  sink (outbox)
+                                                   live (≈1 Hz, QoS 0, not stored) ◀┘
+
+Why it is shaped like this:
+
+- **Bounded queue, batched kernels.** A reader task moves batches from the source into a bounded
+  queue; the processor wakes up, takes *everything* queued and feeds each foot's frames to the
+  kernels in one call, so the Python overhead is per wakeup, not per frame (the budget is < 1 % of a
+  core for 2×16 @ 100 Hz). Live sources (BLE, serial, ADC) cannot be slowed down, so an overflow
+  drops the batch and counts its frames as ``dropped_frames``; file and simulator sources are
+  ``lossless`` (the reader waits instead). Large batches (replay at full speed) go to a worker
+  thread (the numba kernels release the GIL), so the loop keeps serving MQTT.
+- **Bad input is counted, logged once, and skipped**: batches of the wrong shape and frames with
+  NaN/inf are rejected (``corrupt_frames``); time going backwards (``late_frames``), gaps
+  (``dropped_frames``) and saturated or silent sensors are counted by the kernels. Nothing stops.
+- **Windows only inside runs.** Steps feed the :class:`~edge_agent.activity.ActivityTracker`;
+  windows (``window_s``, default 10 s, or ``window_steps``, whichever closes first) start at the
+  run's first step. A window whose steps are classified *running* is published when it closes
+  (``window_grace_s`` after its end, so steps still in contact land in it); other windows (a
+  walking break) are held and published only if running resumes, or if they started before the
+  run's last running step when the run ends. Steps outside runs are not published: they are not
+  running, and the outbox is for runs.
+- **Body weight**: a calibration file (``footfall-agent calibrate``), else quiet standing
+  (``estimate_body_weight`` on both feet's total force while the tracker says *standing*), else the
+  configured body mass, else 70 kg (flagged in the log).
+- **Clock**: the source's monotonic ``t`` is mapped to Unix time once, at the first batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edge_agent.activity import ActivityThresholds, ActivityTracker, classify_steps
+from edge_agent.aggregator import RunStats, cadence_spm, step_records, summarize
+from edge_agent.contract import LiveUpdate, Quality, RunSummary, Topics, WindowSummary
+from edge_agent.profiles import HardwareProfile
+from edge_agent.step import Step
+
+if TYPE_CHECKING:
+    from edge_agent.config import PipelineConfig
+    from edge_agent.outbox import Outbox
+    from edge_agent.sources.base import FrameBatch, InsoleSource
+
+log = logging.getLogger(__name__)
+
+G = 9.80665
+DEFAULT_MASS_KG = 70.0
+#: Batches with more samples than this are analysed in a worker thread (replay at full speed).
+THREAD_SAMPLES = 50_000
+#: Quiet standing needed before a body-weight estimate (s), and the pause between estimates.
+STANDING_CAL_S = 3.0
+STANDING_CAL_EVERY_S = 120.0
+#: Placeholders the outbox replaces with the real envelope inside its transaction.
+_PENDING = {"msg_id": "pending-envelope", "stream_id": "pending", "seq": 1}
+
+Message = WindowSummary | RunSummary
+Sink = Callable[[Message], Awaitable[None]]
+LiveSink = Callable[[LiveUpdate], Awaitable[None] | None]
+
+
+@dataclass
+class Calibration:
+    """What ``footfall-agent calibrate`` measured: per-sensor zero offsets and the standing body weight."""
+
+    profile: str
+    created_at: float
+    offsets: dict[str, list[float]] = field(default_factory=dict)
+    body_weight_n: float | None = None
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.__dict__, indent=2))
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> Calibration:
+        try:
+            data = json.loads(path.read_text())
+            return cls(
+                profile=str(data["profile"]),
+                created_at=float(data["created_at"]),
+                offsets={k: [float(x) for x in v] for k, v in data.get("offsets", {}).items()},
+                body_weight_n=None if data.get("body_weight_n") is None else float(data["body_weight_n"]),
+            )
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"calibration file {path}: unreadable ({err})") from None
+
+
+class OutboxSink:
+    """Puts window and run summaries into the durable outbox (off the loop: the commit fsyncs)."""
+
+    def __init__(self, outbox: Outbox, topics: Topics) -> None:
+        self.outbox = outbox
+        self.topics = topics
+
+    async def __call__(self, message: Message) -> None:
+        topic = self.topics.summary if message.kind == "summary" else self.topics.run
+        await asyncio.to_thread(self.outbox.put, topic, message)
+
+
+@dataclass
+class _Window:
+    index: int
+    t_start: float
+    t_end: float
+    quality0: dict[str, int]
+    steps: list[Step] = field(default_factory=list)
+
+
+class _OnceLog:
+    """Log each kind of input problem once (then only count it), so a broken sensor can't flood the log."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def warn(self, key: str, msg: str, *args: object) -> None:
+        if key not in self.seen:
+            self.seen.add(key)
+            log.warning(msg + " (counted in Quality; logged once)", *args)
+
+
+class Pipeline:
+    """Steps, windows and runs for one pair of insoles; see the module docstring."""
+
+    def __init__(
+        self,
+        profile: HardwareProfile,
+        *,
+        device_id: str,
+        sink: Sink,
+        settings: PipelineConfig | None = None,
+        live: LiveSink | None = None,
+        runner: str | None = None,
+        body_mass_kg: float | None = None,
+        analysis_overrides: dict[str, Any] | None = None,
+        calibration: Calibration | None = None,
+        backlog: Callable[[], int] | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        from edge_agent import analysis  # numba: imported after NUMBA_CACHE_DIR is set by the CLI
+        from edge_agent.config import PipelineConfig
+
+        self._analysis = analysis
+        self.profile = profile
+        self.device_id = device_id
+        self.runner = runner
+        self.settings = settings or PipelineConfig()
+        self.sink = sink
+        self.live = live
+        self.backlog = backlog
+        self._wall = wall_clock
+        rd = self.settings.run_detection
+        self.thresholds = ActivityThresholds(**rd.model_dump())
+        self.tracker = ActivityTracker(self.thresholds)
+        self.n_sensors = profile.n_sensors
+
+        self.calibrated_at: float | None = None
+        self.offsets: dict[str, np.ndarray] = {}
+        bw: float | None = None
+        if calibration is not None:
+            if calibration.profile != profile.name:
+                log.warning("calibration is for profile %r, not %r: ignored", calibration.profile, profile.name)
+            else:
+                for side, off in calibration.offsets.items():
+                    if len(off) == self.n_sensors:
+                        self.offsets[side] = np.asarray(off, dtype=np.float32)
+                bw = calibration.body_weight_n
+                self.calibrated_at = calibration.created_at
+        if bw is not None:
+            self.bw_source = "calibration file"
+        elif body_mass_kg is not None:
+            bw, self.bw_source = body_mass_kg * G, "configured body mass"
+        else:
+            bw, self.bw_source = DEFAULT_MASS_KG * G, "default 70 kg"
+            log.warning("no body mass configured and no calibration yet: assuming 70 kg until quiet standing")
+        self.body_weight_n = float(bw)
+        cfg = analysis.AnalysisConfig(body_mass_kg=self.body_weight_n / G, **(analysis_overrides or {}))
+        self.analyzer = analysis.GaitAnalyzer(profile, self.body_weight_n, cfg)
+
+        self._queue: asyncio.Queue[list[FrameBatch] | FrameBatch | None] = asyncio.Queue(
+            maxsize=self.settings.queue_batches
+        )
+        self._stopping = False
+        self._once = _OnceLog()
+        # cumulative counters of the pipeline itself (the kernels count the rest)
+        self.counters = {"frames_in": 0, "corrupt": 0, "dropped": 0, "queue_dropped": 0, "batches": 0, "wakeups": 0}
+        self.t_first: float | None = None
+        self.now: float | None = None
+        self.unix_offset: float | None = None
+        self.duration_s: float | None = None
+        self._sample_rate: float | None = None
+        self._recent_steps: deque[Step] = deque()
+        self._last_step: Step | None = None
+        self._force: dict[str, deque[tuple[np.ndarray, np.ndarray]]] = {"left": deque(), "right": deque()}
+        self._load_n: dict[str, float] = {}
+        self._last_cal_try: float | None = None
+        self._next_classify = -math.inf
+        self._next_live = 0.0
+        # run state
+        self.run_id: str | None = None
+        self.run_started: float | None = None
+        self._window: _Window | None = None
+        self._held: list[tuple[_Window, WindowSummary]] = []
+        self._run_steps: list[Step] = []
+        self._run_windows = 0
+        self._run_quality0: dict[str, int] = {}
+        self.published: dict[str, int] = {"summary": 0, "run": 0, "live": 0}
+        self.runs: list[str] = []
+
+    # ------------------------------------------------------------------ clock
+    def unix(self, t: float) -> float:
+        return t + (self.unix_offset or 0.0)
+
+    def _map_clock(self, t0: float) -> None:
+        mono = time.monotonic()
+        # A source on the agent's monotonic clock maps exactly; recordings and simulations start near 0.
+        self.unix_offset = (self._wall() - mono) if abs(t0 - mono) < 3600.0 else self._wall() - t0
+
+    # ------------------------------------------------------------------ run loop
+    async def run(
+        self,
+        source: InsoleSource,
+        *,
+        duration_s: float | None = None,
+        lossless: bool = False,
+    ) -> None:
+        """Consume ``source`` until it ends, ``duration_s`` of source time passed, or :meth:`request_stop`."""
+        self.duration_s = duration_s
+        reader = asyncio.create_task(self._read(source, lossless), name="footfall-source-reader")
+        try:
+            while True:
+                item = await self._queue.get()
+                items = [item]
+                while not self._queue.empty():
+                    items.append(self._queue.get_nowait())
+                batches: list[FrameBatch] = []
+                done = False
+                for it in items:
+                    if it is None:
+                        done = True
+                    elif isinstance(it, list):
+                        batches.extend(it)
+                    else:
+                        batches.append(it)
+                if batches:
+                    await self.process(batches)
+                if done or self._stopping or self._duration_reached():
+                    break
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+            await self.finish()
+
+    async def _read(self, source: InsoleSource, lossless: bool) -> None:
+        try:
+            async for batch in source.batches():
+                if lossless:
+                    await self._queue.put(batch)
+                else:
+                    try:
+                        self._queue.put_nowait(batch)
+                    except asyncio.QueueFull:
+                        n = len(batch.t)
+                        self.counters["queue_dropped"] += n
+                        self._once.warn("queue", "pipeline queue full: dropping %d frames from %s", n, batch.side)
+                if self._stopping or self._duration_reached():
+                    break
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("source %s failed; stopping the pipeline", getattr(source, "name", "?"))
+        finally:
+            self._stopping = True
+            # A full queue means the processor is busy and will see _stopping.
+            with contextlib.suppress(asyncio.QueueFull):
+                self._queue.put_nowait(None)
+
+    def request_stop(self) -> None:
+        """Stop soon (signal handler): queued frames are processed, then :meth:`finish` runs."""
+        self._stopping = True
+        if self._queue.empty():
+            self._queue.put_nowait(None)
+
+    def _duration_reached(self) -> bool:
+        return (
+            self.duration_s is not None
+            and self.t_first is not None
+            and self.now is not None
+            and self.now - self.t_first >= self.duration_s
+        )
+
+    # ------------------------------------------------------------------ processing
+    def _validate(self, b: FrameBatch) -> tuple[np.ndarray, np.ndarray] | None:
+        side = getattr(b, "side", None)
+        t = np.asarray(b.t)
+        raw = np.asarray(b.raw)
+        self.counters["dropped"] += int(getattr(b, "dropped", 0) or 0)
+        self.counters["corrupt"] += int(getattr(b, "corrupt", 0) or 0)
+        n = int(t.shape[0]) if t.ndim == 1 else int(raw.shape[0]) if raw.ndim >= 1 else 1
+        if side not in ("left", "right"):
+            self.counters["corrupt"] += n
+            self._once.warn("side", "batch with side %r rejected (%d frames)", side, n)
+            return None
+        if t.ndim != 1 or raw.ndim != 2 or raw.shape[0] != t.shape[0] or raw.shape[1] != self.n_sensors:
+            self.counters["corrupt"] += n
+            self._once.warn(
+                f"shape-{side}",
+                "%s batch rejected: t %s, raw %s, expected (n,) and (n, %d)",
+                side,
+                t.shape,
+                raw.shape,
+                self.n_sensors,
+            )
+            return None
+        if not np.issubdtype(raw.dtype, np.number) or not np.issubdtype(t.dtype, np.number):
+            self.counters["corrupt"] += n
+            self._once.warn(f"dtype-{side}", "%s batch rejected: dtypes %s/%s", side, t.dtype, raw.dtype)
+            return None
+        t = np.ascontiguousarray(t, dtype=np.float64)
+        raw = np.ascontiguousarray(raw, dtype=np.float32)
+        good = np.isfinite(t) & np.isfinite(raw).all(axis=1)
+        if not good.all():
+            bad = int((~good).sum())
+            self.counters["corrupt"] += bad
+            self._once.warn(f"nan-{side}", "%s: %d frame(s) with NaN/inf rejected", side, bad)
+            t = np.ascontiguousarray(t[good])
+            raw = np.ascontiguousarray(raw[good])
+        if side in self.offsets and len(t):
+            raw = raw - self.offsets[side]
+        return t, raw
+
+    async def process(self, batches: list[FrameBatch]) -> None:
+        """Analyse one wakeup's batches (both feet), then update activity, windows and live."""
+        self.counters["wakeups"] += 1
+        self.counters["batches"] += len(batches)
+        per_side: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"left": [], "right": []}
+        for b in batches:
+            ok = self._validate(b)
+            if ok is not None and len(ok[0]):
+                per_side[b.side].append(ok)
+        steps: list[Step] = []
+        for side, parts in per_side.items():
+            if not parts:
+                continue
+            t = parts[0][0] if len(parts) == 1 else np.concatenate([p[0] for p in parts])
+            raw = parts[0][1] if len(parts) == 1 else np.concatenate([p[1] for p in parts])
+            if self.t_first is None:
+                self.t_first = float(t[0])
+                self._map_clock(self.t_first)
+            if self.duration_s is not None:
+                keep = t < self.t_first + self.duration_s
+                if not keep.all():
+                    t, raw = np.ascontiguousarray(t[keep]), np.ascontiguousarray(raw[keep])
+                if not len(t):
+                    continue
+            self.counters["frames_in"] += len(t)
+            if len(t) >= 2 and t[-1] > t[0]:
+                rate = (len(t) - 1) / (t[-1] - t[0])
+                self._sample_rate = rate if self._sample_rate is None else 0.9 * self._sample_rate + 0.1 * rate
+            if raw.size >= THREAD_SAMPLES:
+                got = await asyncio.to_thread(self._feed, side, t, raw)
+            else:
+                got = self._feed(side, t, raw)
+            steps.extend(got)
+            tmax = float(t.max())
+            self.now = tmax if self.now is None else max(self.now, tmax)
+        if self.now is None:
+            return
+        await self._after_steps(steps)
+
+    def _feed(self, side: str, t: np.ndarray, raw: np.ndarray) -> list[Step]:
+        steps = self.analyzer.feed(side, t, raw)
+        force = np.asarray(self._analysis.total_force(self.profile, raw), dtype=np.float64)
+        buf = self._force[side]
+        buf.append((t, force))
+        while buf and buf[0][0][-1] < t[-1] - 2 * STANDING_CAL_S:
+            buf.popleft()
+        self._load_n[side] = float(force[-min(len(force), 10) :].mean())
+        return steps
+
+    async def _after_steps(self, steps: list[Step]) -> None:
+        assert self.now is not None
+        now = self.now
+        steps.sort(key=lambda s: s.t_contact)
+        if steps:
+            self._last_step = steps[-1]
+            self.tracker.add_steps(steps)
+            self._recent_steps.extend(steps)
+            keep_s = self.thresholds.run_start_s + self.thresholds.classify_window_s + self.settings.window_s + 5.0
+            while self._recent_steps and self._recent_steps[0].t_contact < now - keep_s:
+                self._recent_steps.popleft()
+            if self._window is not None:
+                self._window.steps.extend(steps)
+        if now >= self._next_classify:
+            self._next_classify = now + 0.25
+            load = sum(self._load_n.values()) / self.body_weight_n if self._load_n else None
+            for ev in self.tracker.update(now, load):
+                if ev.kind == "start":
+                    await self._start_run(ev.t)
+                else:
+                    await self._end_run(ev.t)
+            if self.settings.standing_calibration and not self.tracker.in_run:
+                self._maybe_calibrate(now)
+        await self._close_windows(now)
+        await self._maybe_live()
+
+    # ------------------------------------------------------------------ body weight
+    def _maybe_calibrate(self, now: float) -> None:
+        since = self.tracker.activity_since
+        if self.tracker.activity != "standing" or since is None or now - since < STANDING_CAL_S:
+            return
+        if self._last_cal_try is not None and now - self._last_cal_try < STANDING_CAL_EVERY_S:
+            return
+        self._last_cal_try = now
+        if not self._force["left"] or not self._force["right"]:
+            return
+        tl = np.concatenate([c[0] for c in self._force["left"]])
+        fl = np.concatenate([c[1] for c in self._force["left"]])
+        tr = np.concatenate([c[0] for c in self._force["right"]])
+        fr = np.concatenate([c[1] for c in self._force["right"]])
+        sel = tl >= now - STANDING_CAL_S
+        if sel.sum() < 10 or len(tr) < 2 or not np.all(np.diff(tr) > 0):
+            return
+        total = fl[sel] + np.interp(tl[sel], tr, fr)
+        bw = self._analysis.estimate_body_weight(tl[sel], total)
+        if bw is None or not (20 * G <= bw <= 300 * G):
+            return
+        self.set_body_weight(float(bw), "quiet standing")
+        self.calibrated_at = self.unix(now)
+
+    def set_body_weight(self, bw_n: float, source: str) -> None:
+        self.body_weight_n = bw_n
+        self.bw_source = source
+        self.analyzer.set_body_weight(bw_n)
+        log.info("body weight %.0f N (%.1f kg) from %s", bw_n, bw_n / G, source)
+
+    # ------------------------------------------------------------------ quality
+    def _quality_totals(self) -> dict[str, int]:
+        q = self.analyzer.quality
+        tot = {
+            "frames": 0,
+            "dropped": self.counters["dropped"] + self.counters["queue_dropped"],
+            "late": 0,
+            "corrupt": self.counters["corrupt"],
+            "saturated": 0,
+        }
+        for side_q in q.values():
+            tot["frames"] += int(side_q.get("frames", 0))
+            tot["dropped"] += int(side_q.get("dropped_frames", 0))
+            tot["late"] += int(side_q.get("late_frames", 0))
+            tot["corrupt"] += int(side_q.get("bad_time_frames", 0))
+            tot["saturated"] += int(side_q.get("saturated_samples", 0))
+        return tot
+
+    def _sensor_lists(self) -> tuple[list[int], list[int]]:
+        """Saturated and silent sensors: left 0…S−1, right S…2S−1 (frame order)."""
+        sat: list[int] = []
+        silent: list[int] = []
+        for k, side in enumerate(("left", "right")):
+            side_q = self.analyzer.quality.get(side, {})
+            sat += [int(i) + k * self.n_sensors for i in side_q.get("saturated_sensors", [])]
+            silent += [int(i) + k * self.n_sensors for i in side_q.get("silent_sensors", [])]
+        return sat, silent
+
+    def _quality(self, since: dict[str, int]) -> Quality:
+        now = self._quality_totals()
+        d = {k: max(0, now[k] - since.get(k, 0)) for k in now}
+        sat, silent = self._sensor_lists()
+        for key, what in (
+            ("saturated", "saturated samples (sensors %s)"),
+            ("late", "frames with time going backwards"),
+        ):
+            if d[key]:
+                self._once.warn(key, "input problem: " + what, sat if key == "saturated" else "")
+        if silent:
+            self._once.warn("silent", "silent sensors (never loaded): %s", silent)
+        rate = self._sample_rate or self.profile.sample_rate_hz
+        return Quality(
+            frames=d["frames"],
+            dropped_frames=d["dropped"],
+            late_frames=d["late"],
+            corrupt_frames=d["corrupt"],
+            saturated_samples=d["saturated"],
+            saturated_sensors=sat,
+            silent_sensors=silent,
+            calibration_age_s=(
+                max(0.0, self.unix(self.now or 0.0) - self.calibrated_at) if self.calibrated_at is not None else None
+            ),
+            loading_rate_low_confidence=rate < 200.0,
+            sample_rate_hz=round(float(rate), 3),
+        )
+
+    # ------------------------------------------------------------------ runs and windows
+    async def _start_run(self, t: float) -> None:
+        started = self.unix(t)
+        self.run_id = f"{self.device_id}-{datetime.fromtimestamp(started, UTC):%Y%m%dT%H%M%S}"
+        self.run_started = t
+        self._run_steps = []
+        self._run_windows = 0
+        self._held = []
+        self._run_quality0 = self._quality_totals()
+        self._window = self._new_window(0, t)
+        self._window.steps = [s for s in self._recent_steps if s.t_contact >= t]
+        self.runs.append(self.run_id)
+        log.info("run %s started (source t=%.1f s)", self.run_id, t)
+
+    def _new_window(self, index: int, t_start: float) -> _Window:
+        return _Window(index, t_start, t_start + self.settings.window_s, self._quality_totals())
+
+    async def _close_windows(self, now: float) -> None:
+        w = self._window
+        grace = self.settings.window_grace_s
+        n_max = self.settings.window_steps
+        while w is not None and (now >= w.t_end + grace or (n_max is not None and len(w.steps) >= n_max)):
+            if n_max is not None and len(w.steps) >= n_max and now < w.t_end + grace:
+                w.steps.sort(key=lambda s: s.t_contact)
+                rest = w.steps[n_max:]
+                w.steps = w.steps[:n_max]
+                w.t_end = max(w.steps[-1].t_toe_off, w.t_start)
+            else:
+                inside = [s for s in w.steps if s.t_contact < w.t_end]
+                rest = [s for s in w.steps if s.t_contact >= w.t_end]
+                w.steps = inside
+            await self._window_closed(w)
+            w = self._new_window(w.index + 1, w.t_end)
+            w.steps = rest
+            self._window = w
+
+    def _summary(self, w: _Window) -> WindowSummary:
+        stats = summarize(w.steps, w.t_start, w.t_end)
+        activity = classify_steps(w.steps, self.thresholds)
+        if activity == "unknown" and len(w.steps) < self.thresholds.min_steps:
+            activity = "standing" if self.tracker.activity == "standing" else "unknown"
+        assert self.run_id is not None
+        return WindowSummary(
+            **_PENDING,
+            device_id=self.device_id,
+            device_time=self._wall(),
+            runner=self.runner,
+            run_id=self.run_id,
+            window_index=w.index,
+            t_start=self.unix(w.t_start),
+            t_end=self.unix(w.t_end),
+            activity=activity,  # type: ignore[arg-type]
+            quality=self._quality(w.quality0),
+            body_mass_kg=round(self.body_weight_n / G, 2),
+            step_records=step_records(w.steps, self.unix_offset or 0.0)[:2000] if self.settings.step_records else [],
+            **stats.wire_fields(),  # type: ignore[arg-type]
+        )
+
+    async def _window_closed(self, w: _Window) -> None:
+        msg = self._summary(w)
+        if msg.activity == "running":
+            for hw, hmsg in self._held:
+                await self._emit_window(hw, hmsg)
+            self._held = []
+            await self._emit_window(w, msg)
+        else:
+            self._held.append((w, msg))
+
+    async def _emit_window(self, w: _Window, msg: WindowSummary) -> None:
+        msg.window_index = self._run_windows
+        self._run_windows += 1
+        self._run_steps.extend(w.steps)
+        await self._emit(msg)
+
+    async def _emit(self, msg: Message) -> None:
+        try:
+            await self.sink(msg)
+            self.published[msg.kind] += 1
+        except Exception:
+            # The outbox refused (disk full, …): say so loudly; the pipeline keeps measuring.
+            log.exception("could not store %s for run %s", msg.kind, self.run_id)
+
+    async def _end_run(self, t_end: float) -> None:
+        """Publish what belongs to the run (held windows that began before its end), then the RunSummary."""
+        if self.run_id is None or self.run_started is None:
+            return
+        w = self._window
+        if w is not None and w.t_start < t_end and w.steps:
+            w.t_end = max(w.t_start, min(w.t_end, self.now or w.t_end))
+            w.steps = [s for s in w.steps if s.t_contact < w.t_end]
+            msg = self._summary(w)
+            self._held.append((w, msg))
+        for hw, hmsg in self._held:
+            if hw.t_start < t_end:
+                await self._emit_window(hw, hmsg)
+        self._held = []
+        self._window = None
+        run_steps = [s for s in self._run_steps if s.t_contact <= t_end]
+        stats: RunStats = summarize(run_steps, self.run_started, t_end)
+        msg = RunSummary(
+            **_PENDING,
+            device_id=self.device_id,
+            device_time=self._wall(),
+            runner=self.runner,
+            run_id=self.run_id,
+            started_at=self.unix(self.run_started),
+            ended_at=self.unix(max(t_end, self.run_started)),
+            duration_s=max(0.0, t_end - self.run_started),
+            windows=self._run_windows,
+            quality=self._quality(self._run_quality0),
+            body_mass_kg=round(self.body_weight_n / G, 2),
+            profile=self.profile.name,
+            **stats.wire_fields(),  # type: ignore[arg-type]
+        )
+        await self._emit(msg)
+        log.info("run %s ended: %.0f s, %d steps, %d windows", self.run_id, msg.duration_s, msg.steps, msg.windows)
+        self.run_id = None
+        self.run_started = None
+
+    async def finish(self) -> None:
+        """End of stream or shutdown: flush the kernels, close the window, end the run."""
+        try:
+            steps = self.analyzer.flush()
+        except Exception:
+            log.exception("analyzer flush failed")
+            steps = []
+        if self.now is not None:
+            await self._after_steps(list(steps))
+        if self.tracker.in_run:
+            ev = self.tracker.stop()
+            await self._end_run(ev.t)
+
+    # ------------------------------------------------------------------ live
+    async def _maybe_live(self) -> None:
+        if self.live is None or self.settings.live_hz <= 0:
+            return
+        mono = time.monotonic()
+        if mono < self._next_live:
+            return
+        self._next_live = mono + 1.0 / self.settings.live_hz
+        msg = self.live_update()
+        try:
+            res = self.live(msg)
+            if inspect.isawaitable(res):
+                await res
+            self.published["live"] += 1
+        except Exception as err:
+            self._once.warn("live", "live update not sent: %s", err)
+
+    def live_update(self) -> LiveUpdate:
+        now = self.now or 0.0
+        recent = self.tracker.recent_steps(now)
+        last = self._last_step
+        si = last.strike_index if last is not None else None
+        valr = last.valr_bw_s if last is not None else None
+        return LiveUpdate(
+            device_id=self.device_id,
+            device_time=self.unix(now),
+            activity=self.tracker.activity,
+            run_id=self.run_id,
+            cadence_spm=cadence_spm(recent) if len(recent) >= 2 else None,
+            last_side=last.side if last is not None else None,
+            last_strike_index=min(1.0, max(0.0, si)) if si is not None and math.isfinite(si) else None,
+            last_strike_zone=last.strike_zone if last is not None else None,
+            last_valr_bw_s=valr if valr is not None and math.isfinite(valr) else None,
+            steps_in_run=len(self._run_steps) + (len(self._window.steps) if self._window else 0),
+            outbox_backlog=self.backlog() if self.backlog else 0,
+        )
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        return {
+            **self.counters,
+            "published": dict(self.published),
+            "runs": list(self.runs),
+            "body_weight_n": self.body_weight_n,
+            "body_weight_source": self.bw_source,
+            "activity": self.tracker.activity,
+        }
