@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -62,6 +62,7 @@ class AnalysisConfig:
     cop_min_bw: float = 0.10  # CoP path/excursion only where the CoP is well defined
     gap_periods: float = 3.0  # a time step > 3 sample periods is a gap
     sample_rate_hz: float | None = None  # None: the profile's rate
+    min_peak_bw: float = 0.3  # a contact never carrying 30 % BW is not a step (shuffle, resting foot)
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> AnalysisError:
@@ -70,7 +71,7 @@ class AnalysisConfig:
         for name in ("contact_on_bw", "contact_off_bw", "min_contact_ms", "min_swing_ms", "max_contact_ms",
                      "baseline_tau_s", "si_window_ms", "si_force_bw", "impact_min_bw",
                      "impact_prominence_bw", "impact_max_stance_frac", "fallback_stance_frac",
-                     "cop_min_bw", "gap_periods"):
+                     "cop_min_bw", "gap_periods", "min_peak_bw"):
             v = getattr(self, name)
             if not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
                 raise bad(name, "must be a positive finite number")
@@ -239,6 +240,7 @@ def kernel_setup(profile: HardwareProfile, body_weight_n: float, config: Analysi
     p[K.P_IMPACT_FRAC] = config.impact_max_stance_frac
     p[K.P_FALLBACK_FRAC] = config.fallback_stance_frac
     p[K.P_COP_MIN_BW] = config.cop_min_bw
+    p[K.P_MIN_PEAK] = config.min_peak_bw
     x = profile.sensor_x()
     y = profile.sensor_y()
     cal = profile.calibration
@@ -406,6 +408,7 @@ class FootAnalyzer:
             "steps": int(st[K.S_STEPS]),
             "short_contacts": int(st[K.S_SHORT]),
             "long_contacts": int(st[K.S_LONGCNT]),
+            "weak_contacts": int(st[K.S_WEAK]),
             "cut_contacts": int(st[K.S_GAP_CUT]),
         }
 
@@ -533,6 +536,19 @@ def _standing_weight(rec: Recording, profile: HardwareProfile) -> float | None:
     return estimate_body_weight(tl, total)
 
 
+def _measured_rate(rec: Recording) -> float | None:
+    """Median frame rate of the recording's streams (None if too short to tell)."""
+    dts = []
+    for side in ("left", "right"):
+        st = getattr(rec, side)
+        if st is not None and len(st.t) > 10:
+            d = np.diff(np.asarray(st.t, dtype=np.float64))
+            d = d[np.isfinite(d) & (d > 0)]
+            if d.size:
+                dts.append(float(np.median(d)))
+    return 1.0 / min(dts) if dts else None
+
+
 def analyze_recording(
     rec: Recording,
     profile: HardwareProfile | None = None,
@@ -577,6 +593,15 @@ def analyze_recording(
             log.warning("%s: %s", getattr(rec, "source", "recording"), warnings[-1])
     if not math.isfinite(bw) or bw <= 0:
         raise AnalysisError(f"analyze_recording: body weight {bw!r} N (from {src}) is not positive")
+    if config.sample_rate_hz is None:
+        measured = _measured_rate(rec)
+        if measured is not None and abs(measured / profile.sample_rate_hz - 1.0) > 0.05:
+            warnings.append(
+                f"frames arrive at {measured:.1f} Hz, profile {profile.name!r} says "
+                f"{profile.sample_rate_hz:g} Hz: using the measured rate"
+            )
+            log.warning("%s: %s", getattr(rec, "source", "recording"), warnings[-1])
+            config = replace(config, sample_rate_hz=measured)
     gait = GaitAnalyzer(profile, bw, config)
     streams = {s: getattr(rec, s) for s in ("left", "right") if getattr(rec, s) is not None}
     total = sum(len(st.t) for st in streams.values())

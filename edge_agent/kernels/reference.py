@@ -174,7 +174,7 @@ def analyze_reference(t: np.ndarray, raw: np.ndarray, profile: HardwareProfile, 
     """Events (kernel row layout) and quality counters for a whole stream of one foot."""
     t = np.asarray(t, dtype=np.float64)
     raw = np.asarray(raw, dtype=np.float32).reshape(len(t), profile.n_sensors)
-    q = dict(frames=0, late=0, badtime=0, dropped=0, gaps=0, gap_cut=0, short=0, long=0, steps=0)
+    q = dict(frames=0, late=0, badtime=0, dropped=0, gaps=0, gap_cut=0, short=0, long=0, weak=0, steps=0)
     # 1. which frames are kept (time must be finite and increasing)
     keep = np.zeros(len(t), dtype=bool)
     last = -math.inf
@@ -221,9 +221,13 @@ def analyze_reference(t: np.ndarray, raw: np.ndarray, profile: HardwareProfile, 
             q["short"] += 1
         else:
             sl = slice(0, i_off + 1)
-            events.append(measure_step(np.array(tt[sl]), np.array(ff[sl]), np.array(xx[sl]),
-                                       np.array(yy[sl]), t_on, t_off, p))
-            q["steps"] += 1
+            ev = measure_step(np.array(tt[sl]), np.array(ff[sl]), np.array(xx[sl]), np.array(yy[sl]),
+                              t_on, t_off, p)
+            if ev[K.E_PEAK] < p[K.P_MIN_PEAK]:
+                q["weak"] += 1
+            else:
+                events.append(ev)
+                q["steps"] += 1
 
     for i in range(n):
         ti, f, mx, my = t[i], F[i], MX[i], MY[i]

@@ -57,7 +57,8 @@ P_C0 = 24  # Σ wF·offset
 P_C1 = 25
 P_C2 = 26
 P_USE_LUT = 27  # 1 = non-linear calibration through the lookup table
-N_PARAMS = 28
+P_MIN_PEAK = 28  # a contact whose force never reaches this (BW) is not a step
+N_PARAMS = 29
 
 # --- state vector (float64) ---------------------------------------------------------------------
 S_MODE = 0  # 0 swing, 1 contact, 2 pending toe-off
@@ -85,7 +86,8 @@ S_SHORT = 26  # contacts shorter than min_contact (not steps)
 S_LONGCNT = 27  # contacts longer than max_contact (standing; not steps)
 S_STEPS = 28  # steps emitted
 S_TLAST = 29  # time of the last kept frame
-N_STATE = 30
+S_WEAK = 30  # contacts never reaching min_peak (shuffles, a resting foot; not steps)
+N_STATE = 31
 
 # --- event columns (float64) --------------------------------------------------------------------
 E_T_IC = 0
@@ -303,6 +305,9 @@ def _finish_contact(st: np.ndarray, buf: np.ndarray, p: np.ndarray, ev: np.ndarr
         st[S_SHORT] += 1.0
         return 0
     _measure_step(buf, n, t_ic, t_to, p, ev)
+    if ev[E_PEAK] < p[P_MIN_PEAK]:
+        st[S_WEAK] += 1.0
+        return 0
     st[S_STEPS] += 1.0
     return 1
 
