@@ -262,11 +262,11 @@ class Outbox:
             return
         now = self._clock()
         with self._lock, self._tx():
-            cur = self._db.execute(
+            self._db.execute(
                 f"UPDATE outbox SET puback_at = ? WHERE puback_at IS NULL AND seq IN ({_marks(seqs)})",
                 [now, *seqs],
             )
-            self._bump("pubacked", cur.rowcount)
+            self._bump("pubacked", len(seqs))  # PUBACKs received (rows may already be plugin-acked)
 
     def reschedule_unacked(self) -> int:
         """After a reconnect everything the plugin has not acknowledged is due again.
