@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from plugin.risk import risk_summary
 from plugin.trends import trends as compute_trends
 from plugin.web.context import DashboardContext, SettingSpec
 
@@ -169,12 +170,12 @@ async def health(request: web.Request) -> web.Response:
     return json_response(data)
 
 
-def _risk_level(ctx: DashboardContext) -> str:
+def _risk(ctx: DashboardContext) -> dict[str, Any]:
+    """``{"level", "reasons", ...}`` from the injected callable, else the risk engine's summary."""
     if ctx.risk is not None:
-        return ctx.risk()
-    from plugin.risk import risk_level  # the backend's default; imported late so tests can inject
-
-    return str(risk_level(ctx.store))
+        r = ctx.risk()
+        return r if isinstance(r, dict) else {"level": str(r), "reasons": []}
+    return risk_summary(ctx.store)
 
 
 async def overview(request: web.Request) -> web.Response:
@@ -185,15 +186,16 @@ async def overview(request: web.Request) -> web.Response:
 
     def gather() -> dict[str, Any]:
         try:
-            level = _risk_level(ctx)
+            risk = _risk(ctx)
         except Exception:  # the page still works without the risk engine; say why in the log
             log.exception("risk level unavailable")
-            level = "unknown"
+            risk = {"level": "unknown", "reasons": ["risk engine error (see the dashboard log)"]}
         newest = ctx.store.list_runs(device_id=device, limit=1)
         return {
             # Without per-step records: the overview needs the run's measures, not its 4,000 steps.
             "latest_run": ctx.store.get_run(newest[0]["run_id"], include_steps=False) if newest else None,
-            "risk_level": level,
+            "risk_level": risk.get("level", "unknown"),
+            "risk": risk,
             "alerts": ctx.store.list_alerts(limit=5, include_acked=False),
             "devices": ctx.store.devices(),
             "runners": ctx.store.runners(),
@@ -356,9 +358,9 @@ def _validate(spec: SettingSpec, value: Any, current: Any) -> Any:
             out.append(known[item])
             continue
         if MASK in item:
-            raise ApiError(400, f"{where}[{i}]: masked value does not match a stored URL; re-enter it")
+            raise ApiError(400, f"setting '{spec.key}[{i}]': masked value does not match a stored URL; re-enter it")
         if len(item) > spec.max_length or not re.match(r"^[a-z][a-z0-9+.-]{1,15}://\S+$", item):
-            raise ApiError(400, f"{where}[{i}]: expected an Apprise URL like 'ntfy://topic'")
+            raise ApiError(400, f"setting '{spec.key}[{i}]': expected an Apprise URL like 'ntfy://topic'")
         out.append(item)
     return out
 

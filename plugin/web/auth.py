@@ -51,6 +51,7 @@ SECURITY_HEADERS = {
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
 
+AUTH_KEY = web.RequestKey("footfall_auth", str)  # how this request was authenticated
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -140,24 +141,24 @@ def auth_middleware(token: str | None) -> Callable[[web.Request, Handler], Await
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        request["auth"] = "none"
+        request[AUTH_KEY] = "none"
         if token is None:
             # Open on loopback only: refuse foreign Host names (DNS rebinding).
             if _host_name(request.host).lower() not in _LOOPBACK_NAMES:
                 return _deny(request, 403, "this dashboard only answers to localhost (configure a token)")
-            request["auth"] = "loopback"
+            request[AUTH_KEY] = "loopback"
         elif request.path not in _PUBLIC_PATHS and not request.path.startswith(_PUBLIC_PREFIXES):
             bearer = _bearer(request)
             cookie = request.cookies.get(COOKIE_NAME)
             if bearer is not None and token_matches(bearer, token):
-                request["auth"] = "bearer"
+                request[AUTH_KEY] = "bearer"
             elif cookie is not None and cookie_ok is not None and hmac.compare_digest(cookie, cookie_ok):
-                request["auth"] = "cookie"
+                request[AUTH_KEY] = "cookie"
             else:
                 return _deny(request, 401, "authentication required")
         if (
             request.method in _UNSAFE_METHODS
-            and request["auth"] != "bearer"
+            and request[AUTH_KEY] != "bearer"
             and not same_origin(request)
         ):
             return _deny(request, 403, "cross-origin request refused (Origin must match this dashboard)")

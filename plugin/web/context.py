@@ -127,7 +127,8 @@ class DashboardContext:
 
     ``token``: required whenever ``listen_host`` is not loopback (``create_app`` refuses otherwise).
     ``notify_test``: sends a test notification through the configured notifiers; True if delivered.
-    ``risk``: returns the current risk level; defaults to ``plugin.risk.risk_level(store)``.
+    ``risk``: returns the risk summary ``{"level", "reasons"}`` (or just the level); defaults to
+    ``plugin.risk.risk_summary(store)``.
     ``sse_heartbeat_s``: SSE comment heartbeat so proxies and browsers keep idle streams open.
     """
 
@@ -138,7 +139,7 @@ class DashboardContext:
     listen_host: str = "127.0.0.1"
     notify_test: Callable[[], Awaitable[bool]] | None = None
     settings_schema: tuple[SettingSpec, ...] = DEFAULT_SETTINGS_SCHEMA
-    risk: Callable[[], str] | None = None
+    risk: Callable[[], dict[str, Any] | str] | None = None
     sse_heartbeat_s: float = 15.0
     title: str = "footfall"
     extra: dict[str, Any] = field(default_factory=dict)

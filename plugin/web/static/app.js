@@ -260,7 +260,9 @@
       high: "Several warning signs at once. Ease off and read the alerts.",
       unknown: "Not enough history for a personal baseline yet — keep running with the insoles.",
     }[level] || "";
-    fill($("#risk-card .card-body"), h("div", { class: `risk risk-${level}`, id: "risk-level", text: level }), h("p", { class: "muted", text: riskText }));
+    const reasons = ((data.risk && data.risk.reasons) || []).slice(0, 5);
+    fill($("#risk-card .card-body"), h("div", { class: `risk risk-${level}`, id: "risk-level", text: level }), h("p", { class: "muted", text: riskText }),
+      reasons.length ? h("ul", { class: "reasons" }, reasons.map((r) => h("li", { text: r }))) : null);
 
     const run = data.latest_run;
     const lr = $("#latest-run .card-body");
