@@ -1,0 +1,327 @@
+"""Streaming step kernels on analytic signals: exact answers, chunk invariance, counted problems, clear errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from edge_agent.analysis import (
+    G0,
+    AnalysisConfig,
+    AnalysisError,
+    FootAnalyzer,
+    GaitAnalyzer,
+    estimate_body_weight,
+    total_force,
+)
+from edge_agent.profiles import HardwareProfile, load_profile, parse_profile
+from edge_agent.step import Step
+
+BW = 70.0 * G0
+
+
+def two_cell_profile(rate: float = 1000.0, raw_max: float | None = None) -> HardwareProfile:
+    """A heel cell at x=0.1 and a toe cell at x=0.9 reporting newtons: CoP is easy to place."""
+    data = {
+        "name": "two-cell",
+        "sample_rate_hz": rate,
+        "raw_unit": "N",
+        "sensors": [
+            {"x": 0.1, "y": 0.4, "area_cm2": 10.0, "region": "heel"},
+            {"x": 0.9, "y": 0.6, "area_cm2": 10.0, "region": "toes"},
+        ],
+    }
+    if raw_max is not None:
+        data["raw_max"] = raw_max
+    return parse_profile(data, "<test>")
+
+
+def frames_from_force(force_bw: np.ndarray, cop_x: float | np.ndarray, floor_n: float = 15.0) -> np.ndarray:
+    """Split a force (BW) between the two cells so that the CoP sits at ``cop_x``; add a swing floor
+    of ``floor_n`` newtons read entirely by the toe cell (so a missing re-zero would bias the CoP)."""
+    f = force_bw * BW
+    w_toe = (np.asarray(cop_x) - 0.1) / 0.8
+    raw = np.empty((len(f), 2), dtype=np.float32)
+    raw[:, 0] = f * (1 - w_toe)
+    raw[:, 1] = f * w_toe + floor_n
+    return raw
+
+
+def impact_step(tau: np.ndarray, slope: float = 50.0, peak: float = 1.5, contact: float = 0.25) -> np.ndarray:
+    """Piecewise-linear running step: a ramp of ``slope`` BW/s to a flat impact peak (5 ms), a dip
+    to 1.2 BW, the active peak 2.5 BW at 45 % of stance, and a linear fall to zero at toe-off."""
+    t1 = peak / slope
+    xs = [0.0, t1, t1 + 0.005, t1 + 0.020, 0.45 * contact, contact]
+    ys = [0.0, peak, peak, 1.2, 2.5, 0.0]
+    return np.where((tau >= 0) & (tau <= contact), np.interp(tau, xs, ys), 0.0)
+
+
+def run_steps(profile: HardwareProfile, t: np.ndarray, raw: np.ndarray, config: AnalysisConfig | None = None,
+              chunk: int | None = None) -> tuple[list[Step], FootAnalyzer]:
+    fa = FootAnalyzer(profile, "left", BW, config or AnalysisConfig())
+    steps: list[Step] = []
+    n = len(t)
+    chunk = chunk or n
+    for i in range(0, n, chunk):
+        steps += fa.feed(t[i : i + chunk], raw[i : i + chunk])
+    return steps + fa.flush(), fa
+
+
+def periodic(profile: HardwareProfile, shape, n_steps: int = 5, period: float = 0.7, phase: float = 0.00037,
+             cop_x: float = 0.25) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    fs = profile.sample_rate_hz
+    t = np.arange(0.0, n_steps * period + 0.5, 1.0 / fs)
+    starts = [0.2 + k * period + phase for k in range(n_steps)]
+    f = np.zeros_like(t)
+    for s0 in starts:
+        f += shape(t - s0)
+    return t, frames_from_force(f, cop_x), starts
+
+
+@pytest.mark.parametrize("rate", [200.0, 1000.0])
+def test_ramp_of_known_slope_gives_that_valr(rate: float) -> None:
+    prof = two_cell_profile(rate)
+    t, raw, starts = periodic(prof, lambda tau: impact_step(tau, slope=50.0))
+    steps, _ = run_steps(prof, t, raw)
+    assert len(steps) == len(starts)
+    for s in steps:
+        assert s.impact_peak and s.lr_method == "impact_peak"
+        assert s.impact_peak_bw == pytest.approx(1.5, rel=1e-3)
+        assert s.valr_bw_s == pytest.approx(50.0, rel=0.01)
+        assert s.vilr_bw_s == pytest.approx(50.0, rel=0.01)  # a straight ramp: max slope = mean slope
+        assert s.peak_force_bw == pytest.approx(2.5, abs=21.0 / rate)  # the apex may fall between samples
+        assert s.lr_low_confidence is (rate < 200)
+
+
+def test_no_impact_peak_uses_the_13_percent_fallback() -> None:
+    """A straight rise to the active peak: the force at 13 % of stance lies on the ramp, so VALR = slope."""
+    prof = two_cell_profile(500.0)
+    contact = 0.25
+
+    def shape(tau: np.ndarray) -> np.ndarray:
+        xs = [0.0, 0.4 * contact, contact]
+        return np.where((tau >= 0) & (tau <= contact), np.interp(tau, xs, [0.0, 2.4, 0.0]), 0.0)
+
+    t, raw, starts = periodic(prof, shape, cop_x=0.8)
+    steps, _ = run_steps(prof, t, raw)
+    assert len(steps) == len(starts)
+    for s in steps:
+        assert not s.impact_peak and s.lr_method == "fallback" and s.impact_peak_bw is None
+        assert s.valr_bw_s == pytest.approx(2.4 / (0.4 * contact), rel=0.01)
+        assert s.strike_zone == "forefoot"
+
+
+@pytest.mark.parametrize("rate", [100.0, 1000.0])
+def test_trapezoid_contact_time_within_one_sample(rate: float) -> None:
+    prof = two_cell_profile(rate)
+    contact = 0.240
+    edge = 0.004
+
+    def trapezoid(tau: np.ndarray) -> np.ndarray:
+        return np.interp(tau, [0, edge, contact - edge, contact], [0, 1.0, 1.0, 0], left=0, right=0)
+
+    t, raw, starts = periodic(prof, trapezoid, phase=0.3 / rate)
+    steps, _ = run_steps(prof, t, raw)
+    assert [round(s.t_contact, 2) for s in steps] == [round(s0, 2) for s0 in starts]
+    for s, s0 in zip(steps, starts, strict=True):
+        assert abs(s.contact_ms - contact * 1000) <= 1000.0 / rate
+        assert abs(s.t_contact - s0) <= 1.0 / rate
+        # impulse of the trapezoid minus the two threshold corners
+        assert s.impulse_bw_s == pytest.approx(contact - edge, rel=0.02)
+
+
+@pytest.mark.parametrize("si", [0.12, 0.25, 0.5, 0.85])
+def test_cop_at_known_x_gives_that_strike_index(si: float) -> None:
+    prof = two_cell_profile(500.0)
+    t, raw, starts = periodic(prof, lambda tau: impact_step(tau), cop_x=si)
+    steps, _ = run_steps(prof, t, raw)
+    assert len(steps) == len(starts)
+    for s in steps:
+        assert s.strike_index == pytest.approx(si, abs=1e-4)
+        assert s.cop_x == s.strike_index
+        assert s.cop_y == pytest.approx(0.4 + 0.2 * (si - 0.1) / 0.8, abs=1e-4)
+        assert s.cop_path == pytest.approx(0.0, abs=1e-6)  # the CoP never moves
+        assert s.zone_uncertain is (abs(si - 1 / 3) < 0.07 or abs(si - 2 / 3) < 0.07)
+
+
+def test_swing_floor_is_re_zeroed_and_drift_followed() -> None:
+    """A floor drifting from 15 N to 45 N (above the contact-on level at t=0) still gives every step."""
+    prof = two_cell_profile(500.0)
+    t, raw, starts = periodic(prof, lambda tau: impact_step(tau), n_steps=8, cop_x=0.25)
+    raw[:, 1] += np.float32(30.0) * (t / t[-1]).astype(np.float32)
+    steps, _fa = run_steps(prof, t, raw)
+    assert len(steps) == len(starts)
+    for s in steps:
+        assert s.strike_index == pytest.approx(0.25, abs=0.01)
+        assert s.valr_bw_s == pytest.approx(50.0, rel=0.02)
+
+
+def test_streaming_is_chunk_invariant() -> None:
+    prof = two_cell_profile(500.0)
+    rng = np.random.default_rng(3)
+    t, raw, _ = periodic(prof, lambda tau: impact_step(tau), n_steps=6)
+    raw += rng.normal(0, 3.0, raw.shape).astype(np.float32)
+    whole, _ = run_steps(prof, t, raw, AnalysisConfig(lowpass_hz=60.0))
+    assert len(whole) == 6
+    for chunk in (1, 7, 100):
+        got, _ = run_steps(prof, t, raw, AnalysisConfig(lowpass_hz=60.0), chunk=chunk)
+        assert [s.to_dict() for s in got] == [s.to_dict() for s in whole], chunk
+
+
+def test_min_durations_hysteresis_and_standing() -> None:
+    prof = two_cell_profile(1000.0)
+    t = np.arange(0, 6.0, 0.001)
+    f = np.zeros_like(t)
+    f += np.interp(t, [0.5, 0.505, 0.555, 0.56], [0, 1, 1, 0], left=0, right=0)  # 60 ms tap: too short
+    # a 400 ms contact with a 30 ms dip below the off level: one step, not two
+    f += np.interp(t, [1.0, 1.005, 1.2, 1.201, 1.23, 1.231, 1.4, 1.405], [0, 1, 1, 0, 0, 1, 1, 0],
+                   left=0, right=0)
+    f += np.interp(t, [2.0, 2.01, 4.5, 4.51], [0, 1, 1, 0], left=0, right=0)  # 2.5 s standing on it
+    f += np.interp(t, [5.0, 5.005, 5.2, 5.205], [0, 0.2, 0.2, 0], left=0, right=0)  # never 0.3 BW
+    steps, fa = run_steps(prof, t, frames_from_force(f, 0.3))
+    assert len(steps) == 1
+    assert steps[0].contact_ms == pytest.approx(405, abs=2)
+    q = fa.quality
+    assert q["short_contacts"] == 1 and q["long_contacts"] == 1 and q["weak_contacts"] == 1
+
+
+def test_data_problems_are_counted_not_fatal() -> None:
+    prof = two_cell_profile(500.0, raw_max=1200.0)
+    t, raw, starts = periodic(prof, lambda tau: impact_step(tau), n_steps=8)
+    raw = raw.copy()
+    t = t.copy()
+    raw[50:53, 0] = np.nan  # 3 NaN samples in swing
+    raw[raw[:, 0] > 1200.0, 0] = 1200.0  # saturate the heel cell at its active peak
+    n_sat = int(np.sum(raw[:, 0] >= 1200.0))
+    assert n_sat > 0
+    # a 0.1 s gap in the middle of the 4th step: that step is lost, nothing else
+    mid = starts[3] + 0.1
+    gap = (t > mid) & (t < mid + 0.1)
+    n_gap = int(gap.sum())
+    # a frame from the past and a NaN time
+    t_bad = np.insert(t, 400, t[390])
+    raw_bad = np.insert(raw, 400, raw[390], axis=0)
+    t_bad = np.insert(t_bad, 900, np.nan)
+    raw_bad = np.insert(raw_bad, 900, raw_bad[899], axis=0)
+    keep = ~np.insert(np.insert(gap, 400, False), 900, False)
+    steps, fa = run_steps(prof, t_bad[keep], raw_bad[keep])
+    q = fa.quality
+    assert q["nan_samples"] == 3
+    assert q["saturated_samples"] == int(np.sum(raw[~gap, 0] >= 1200.0)) and q["saturated_sensors"] == [0]
+    assert q["late_frames"] == 1 and q["bad_time_frames"] == 1
+    assert q["gaps"] == 1 and q["dropped_frames"] == n_gap and q["cut_contacts"] == 1
+    assert q["silent_sensors"] == []
+    assert len(steps) == len(starts) - 1
+    assert all(abs(s.t_contact - starts[3]) > 0.05 for s in steps)
+
+
+def test_silent_sensor_reported() -> None:
+    prof = load_profile("moticon-opengo")
+    raw = np.zeros((300, 16), dtype=np.float32)
+    raw[:, :15] = np.random.default_rng(0).uniform(0, 5, (300, 15))
+    raw[:, 3] = np.nan
+    fa = FootAnalyzer(prof, "right", BW)
+    fa.feed(np.arange(300) / 100.0, raw)
+    assert fa.quality["silent_sensors"] == [3, 15]
+    assert fa.quality["nan_samples"] == 300
+
+
+def test_bad_input_is_rejected_clearly_and_changes_nothing() -> None:
+    prof = two_cell_profile(500.0)
+    t, raw, _starts = periodic(prof, lambda tau: impact_step(tau), n_steps=4)
+    ref, _ = run_steps(prof, t, raw)
+    fa = FootAnalyzer(prof, "left", BW)
+    got = fa.feed(t[:700], raw[:700])
+    with pytest.raises(AnalysisError, match=r"shape \(frames, 2\).*\(10, 3\)"):
+        fa.feed(t[700:710], np.zeros((10, 3)))
+    with pytest.raises(AnalysisError, match="t has 10 frames but raw has 9"):
+        fa.feed(t[700:710], raw[700:709])
+    with pytest.raises(AnalysisError, match="numeric"):
+        fa.feed(t[700:710], np.array([["a", "b"]] * 10))
+    with pytest.raises(AnalysisError, match="t must be numeric"):
+        fa.feed(np.array(["x"] * 10), raw[700:710])
+    got += fa.feed(t[700:], raw[700:]) + fa.flush()
+    assert [s.to_dict() for s in got] == [s.to_dict() for s in ref]
+    with pytest.raises(AnalysisError, match="contact_off_bw"):
+        AnalysisConfig(contact_on_bw=0.03, contact_off_bw=0.05)
+    with pytest.raises(AnalysisError, match="min_swing_ms"):
+        AnalysisConfig(min_swing_ms=-1)
+    with pytest.raises(AnalysisError, match="body_weight_n"):
+        FootAnalyzer(prof, "left", float("nan"))
+    with pytest.raises(AnalysisError, match="side"):
+        FootAnalyzer(prof, "middle", BW)  # type: ignore[arg-type]
+    with pytest.raises(AnalysisError, match="lowpass_hz"):
+        FootAnalyzer(prof, "left", BW, AnalysisConfig(lowpass_hz=400.0))
+
+
+def test_single_zone_has_no_strike_index() -> None:
+    prof = parse_profile({"name": "one", "sample_rate_hz": 500, "raw_unit": "N",
+                          "sensors": [{"x": 0.5, "y": 0.5, "area_cm2": 100, "region": "midfoot"}]})
+    t = np.arange(0, 3, 1 / 500)
+    f = sum(impact_step(t - s0) for s0 in (0.3, 1.0, 1.7))
+    steps, _ = run_steps(prof, t, (f * BW + 12.0).astype(np.float32))
+    assert len(steps) == 3
+    assert all(s.strike_index is None and s.strike_zone is None and s.cop_path is None for s in steps)
+    assert all(s.valr_bw_s == pytest.approx(50.0, rel=0.01) for s in steps)
+
+
+def test_fsr_lookup_matches_the_profile_model() -> None:
+    from edge_agent.analysis import fsr_lut
+    from edge_agent.kernels.reference import _fsr_force
+
+    prof = load_profile("diy-esp32-fsr8")
+    lut = fsr_lut(prof.calibration)  # type: ignore[arg-type]
+    for c in (0, 2, 3, 100, 2048, 4000, 4094, 4095):
+        assert lut[c] == pytest.approx(_fsr_force(prof.calibration, float(c)), rel=1e-12)  # type: ignore[arg-type]
+    assert np.all(np.diff(lut[3:]) >= 0)  # more counts, more force
+
+
+def test_gait_fills_flight_time_and_orders_steps() -> None:
+    prof = two_cell_profile(500.0)
+    t = np.arange(0, 4.0, 1 / 500)
+    contact, period = 0.25, 0.7  # each foot; feet alternate every 0.35 s → 100 ms flight
+    left = sum(impact_step(t - (0.2 + k * period), contact=contact) for k in range(5))
+    right = sum(impact_step(t - (0.55 + k * period), contact=contact) for k in range(5))
+    gait = GaitAnalyzer(prof, BW)
+    out: list[Step] = []
+    rl, rr = frames_from_force(left, 0.2), frames_from_force(right, 0.2)
+    for i in range(0, len(t), 137):  # interleaved chunks, as the live agent sees them
+        out += gait.feed("left", t[i : i + 137], rl[i : i + 137])
+        out += gait.feed("right", t[i : i + 137], rr[i : i + 137])
+    out += gait.flush()
+    assert len(out) == 10
+    assert [s.side for s in out] == ["left", "right"] * 5
+    assert out == sorted(out, key=lambda s: s.t_contact)
+    assert out[0].flight_ms is None  # nothing before the first contact
+    for s in out[1:]:
+        assert s.flight_ms == pytest.approx(100.0, abs=2.5)
+    assert gait.quality["left"]["steps"] == 5
+
+
+def test_walking_double_support_has_no_flight() -> None:
+    prof = two_cell_profile(200.0)
+    t = np.arange(0, 5.0, 1 / 200)
+    left = sum(impact_step(t - (0.2 + k * 1.1), contact=0.65) for k in range(4))
+    right = sum(impact_step(t - (0.75 + k * 1.1), contact=0.65) for k in range(4))
+    gait = GaitAnalyzer(prof, BW)
+    out = gait.feed("left", t, frames_from_force(left, 0.2))
+    out += gait.feed("right", t, frames_from_force(right, 0.2)) + gait.flush()
+    assert len(out) == 8
+    assert all(s.flight_ms is None for s in out)
+
+
+def test_body_weight_from_quiet_standing() -> None:
+    rng = np.random.default_rng(1)
+    t = np.arange(0, 12, 0.01)
+    f = np.where(t < 5, BW + rng.normal(0, 5, t.size), 2.5 * BW * np.abs(np.sin(3 * t)))
+    assert estimate_body_weight(t, f) == pytest.approx(BW, rel=0.01)
+    assert estimate_body_weight(t[t > 6], f[t > 6]) is None  # running only: no quiet window
+    prof = load_profile("moticon-opengo")
+    raw = np.full((5, 16), 2.0, dtype=np.float32)
+    raw[0, 0] = np.nan
+    tf = total_force(prof, raw)
+    assert tf[1] == pytest.approx(2.0 * prof.sensor_area_cm2().sum())
+    assert tf[0] == pytest.approx(tf[1] - 2.0 * prof.sensor_area_cm2()[0])
+    assert math.isfinite(tf.sum())
