@@ -1,0 +1,94 @@
+"""The analysis against real recordings with independent labels (skips loudly without ../shared/data)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge_agent import validate
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def results(shared_data: Path) -> dict[str, Any]:
+    return validate.run_validation(shared_data)
+
+
+def test_moticon_steps_match_the_vendor_gait_reports(results: dict[str, Any]) -> None:
+    reports = results["moticon_gait_reports"]
+    assert len(reports) == 2
+    for g in reports:
+        assert g["matched"] >= 0.9 * g["vendor_steps"], g
+        assert abs(g["ic_ms"]["mean"]) < 40 and g["ic_ms"]["max_abs"] < 80, g["ic_ms"]  # 100 Hz: 10 ms/sample
+        assert abs(g["to_ms"]["mean"]) < 100, g["to_ms"]
+        # CoP at initial contact (the vendor's gait-line start) within ~0.03 of foot length on average
+        assert abs(g["start_x"]["mean"]) < 0.03 and abs(g["start_y"]["mean"]) < 0.05, g
+        assert g["first_peak_pct"]["n"] >= 0.5 * g["matched"]
+        assert abs(g["first_peak_pct"]["mean"]) < 15, g["first_peak_pct"]
+
+
+def _pooled(rows: list[dict[str, Any]], label: str, zone: str) -> float:
+    n = sum(r[label]["steps"] for r in rows if label in r)
+    k = sum(r[label][zone] * r[label]["steps"] for r in rows if label in r and r[label]["steps"])
+    return k / n
+
+
+def test_walking_is_rearfoot_and_tiptoes_forefoot(results: dict[str, Any]) -> None:
+    rows = results["plantar_activity"]
+    assert len(rows) >= 5
+    assert _pooled(rows, "Walking", "rearfoot") > 0.7
+    assert _pooled(rows, "Walking on tiptoes", "forefoot") > 0.75
+    for r in rows:
+        assert r["Walking on tiptoes"]["si_mean"] > r["Walking"]["si_mean"] + 0.2, r["sequence"]
+
+
+def test_standing_body_weight_from_the_insoles(results: dict[str, Any]) -> None:
+    """Ours uses the size-7 cell areas; these insoles are another size, whose areas are 0.914× (fit)."""
+    for r in results["plantar_activity"]:
+        assert 300 < r["standing_bw_n"] < 1500
+        assert r["standing_bw_n"] / r["standing_bw_vendor_n"] == pytest.approx(1 / 0.914, rel=0.02)
+
+
+def test_fukuchi_rearfoot_has_impact_peaks_forefoot_mostly_not(results: dict[str, Any]) -> None:
+    by_subject = {f["subject"]: f for f in results["fukuchi"]}
+    s1, s8 = by_subject[1], by_subject[8]
+    assert s1["label"]["right"] == "Forefoot" and s8["label"]["right"] == "Rearfoot"
+    for f in (s1, s8):
+        assert abs(f["steps"] - f["plate_contacts"]) <= 3, f
+        assert 140 < f["cadence_spm"] < 200
+        assert 200 < f["contact_ms"]["mean"] < 350
+    assert s8["impact_peak_share"] > 0.8
+    assert s1["impact_peak_share"] < 0.7 and s1["impact_peak_share"] < s8["impact_peak_share"] - 0.25
+    assert s8["valr_bw_s"]["mean"] > s1["valr_bw_s"]["mean"]
+    assert 40 < s8["valr_bw_s"]["mean"] < 120  # typical rearfoot VALR range (DESIGN.md §4)
+
+
+def test_gaitpdb_walks(results: dict[str, Any]) -> None:
+    for g in results["gaitpdb"]:
+        assert 80 < g["cadence_spm"] < 130 and g["rearfoot"] > 0.8
+
+
+def test_command_prints_tables(shared_data: Path) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "edge_agent.validate", str(shared_data)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    for heading in ("1. Moticon gait reports", "2. Plantar-activity", "3. Fukuchi", "Walking on tiptoes"):
+        assert heading in r.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "edge_agent.validate", str(shared_data / "nope")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and "no such folder" in bad.stderr
