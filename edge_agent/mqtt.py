@@ -246,7 +246,8 @@ class MqttConnection:
                 self.state = "disconnected"
                 if outage_since is None:
                     outage_since = time.monotonic()
-                    log.warning("MQTT broker %s unreachable (%s); retrying with back-off", url, _short(err))
+                    what = "refused the connection" if isinstance(err, MqttConnectRefused) else "unreachable"
+                    log.warning("MQTT broker %s %s (%s); retrying with back-off", url, what, _short(err))
                 else:
                     log.debug("MQTT connect attempt %d to %s failed: %s", attempt, url, _short(err))
                 await asyncio.sleep(self._backoff(attempt))
@@ -469,7 +470,8 @@ class OutboxPublisher:
         self.poll_s = poll_s
         self.puback_flush_s = puback_flush_s
         self.expire_every_s = expire_every_s
-        self.stats = {"published": 0, "pubacks": 0, "acks": 0, "acked_rows": 0, "bad_acks": 0, "send_errors": 0}
+        self.stats = {"published": 0, "pubacks": 0, "acks": 0, "acked_rows": 0, "bad_acks": 0, "send_errors": 0,
+                      "max_inflight": 0}
         self._inflight: dict[int, asyncio.Future[None]] = {}
         self._pubacked: list[int] = []
         self._wake = asyncio.Event()
@@ -533,6 +535,7 @@ class OutboxPublisher:
                     sent.append(row.seq)
                 if sent:
                     self.stats["published"] += len(sent)
+                    self.stats["max_inflight"] = max(self.stats["max_inflight"], len(self._inflight))
                     await asyncio.to_thread(self.outbox.mark_sent, sent)
                 if len(sent) == free and free > 0:
                     await asyncio.sleep(0)  # window filled from the backlog: go again at once

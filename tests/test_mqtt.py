@@ -1,0 +1,265 @@
+"""MqttConnection and OutboxPublisher against real Mosquitto: availability, PUBACK, subscriptions,
+reconnects, credentials (never logged), TLS, publish window and order, malformed acks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge_agent.contract import Topics
+from edge_agent.mqtt import (
+    BrokerSettings,
+    Message,
+    MqttConnection,
+    MqttNotConnected,
+    OutboxPublisher,
+)
+from edge_agent.outbox import Outbox
+
+REPO = Path(__file__).resolve().parent.parent
+T = Topics("dev1")
+SECRET = "s3cr3t-P@ss"
+
+
+class Sniffer:
+    """A raw paho subscriber recording (topic, payload, retain) in arrival order."""
+
+    def __init__(self, port: int, topic: str = "#") -> None:
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self.ready = threading.Event()
+        self.c = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"sniffer-{time.monotonic_ns()}")
+        self.c.on_connect = lambda c, *_: (c.subscribe(topic, 1), self.ready.set())
+        self.c.on_message = lambda _c, _u, m: self.messages.append((m.topic, bytes(m.payload), bool(m.retain)))
+        self.c.connect("127.0.0.1", port)
+        self.c.loop_start()
+        assert self.ready.wait(5)
+        time.sleep(0.1)
+
+    def payloads(self, topic: str) -> list[bytes]:
+        return [p for t, p, _ in self.messages if t == topic]
+
+    def close(self) -> None:
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+async def until(pred: Any, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        await asyncio.sleep(0.02)
+    return bool(pred())
+
+
+def settings(url: str, **kw: Any) -> BrokerSettings:
+    kw.setdefault("backoff_min_s", 0.05)
+    kw.setdefault("backoff_max_s", 0.3)
+    return BrokerSettings(url=url, client_id=kw.pop("client_id", "dev1-agent"), **kw)
+
+
+# --------------------------------------------------------------------------- settings
+def test_settings_parse_and_redact() -> None:
+    s = BrokerSettings(url=f"mqtts://alice:{SECRET.replace('@', '%40')}@broker.lan", client_id="x")
+    assert (s.host, s.port, s.tls) == ("broker.lan", 8883, True)
+    assert s.credentials() == ("alice", SECRET)
+    assert s.redacted_url() == "mqtts://alice:***@broker.lan"
+    assert SECRET not in repr(s) and "%40" not in repr(s)
+    plain = BrokerSettings(url="mqtt://10.0.0.2", client_id="x", username="bob", password="pw")
+    assert (plain.port, plain.tls, plain.credentials()) == (1883, False, ("bob", "pw"))
+    with pytest.raises(ValueError, match="scheme") as err:
+        BrokerSettings(url=f"http://u:{SECRET}@h", client_id="x")
+    assert SECRET not in str(err.value)
+    with pytest.raises(ValueError, match="keepalive"):
+        BrokerSettings(url="mqtt://h", client_id="x", keepalive=1)
+
+
+# --------------------------------------------------------------------------- lifecycle
+async def test_birth_puback_subscribe_and_clean_offline(broker: Any) -> None:
+    sniff = Sniffer(broker.port)
+    got: list[Message] = []
+
+    async def on_async(msg: Message) -> None:
+        got.append(msg)
+
+    async with MqttConnection(settings(broker.url), will=(T.status, b"offline", True)) as conn:
+        assert await conn.wait_connected(5)
+        conn.subscribe("footfall/dev1/ack", got.append)
+        conn.subscribe("homeassistant/status", on_async)
+        await asyncio.sleep(0.2)
+        await conn.publish(T.summary, b'{"n":1}', qos=1)  # returns at PUBACK
+        await conn.publish(T.live, b'{"n":2}', qos=0)
+        sniff.c.publish("footfall/dev1/ack", b"A", qos=1)
+        sniff.c.publish("homeassistant/status", b"online", qos=1)
+        assert await until(lambda: len(got) == 2)
+        assert {(m.topic, m.payload) for m in got} == {("footfall/dev1/ack", b"A"),
+                                                      ("homeassistant/status", b"online")}
+        assert await until(lambda: sniff.payloads(T.summary) == [b'{"n":1}'])
+        assert sniff.payloads(T.status) == [b"online"]
+        assert conn.state == "connected"
+    assert conn.state == "closed"
+    assert await until(lambda: sniff.payloads(T.status)[-1:] == [b"offline"])
+    with pytest.raises(MqttNotConnected):
+        conn.publish_nowait(T.summary, b"x")
+    sniff.close()
+    late = Sniffer(broker.port, T.status)  # retained: a newcomer sees offline
+    assert await until(lambda: late.messages == [(T.status, b"offline", True)])
+    late.close()
+
+
+WILL_CHILD = textwrap.dedent(
+    """
+    import asyncio, sys
+    from edge_agent.mqtt import BrokerSettings, MqttConnection
+    async def main():
+        s = BrokerSettings(url=sys.argv[1], client_id="dev1-agent", keepalive=5)
+        async with MqttConnection(s, will=("footfall/dev1/status", b"offline", True)) as c:
+            await c.wait_connected(5)
+            print("up", flush=True)
+            await asyncio.sleep(60)
+    asyncio.run(main())
+    """
+)
+
+
+async def test_last_will_offline_after_kill_9(broker: Any) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", WILL_CHILD, broker.url], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "up"
+    sniff = Sniffer(broker.port, T.status)
+    assert await until(lambda: sniff.payloads(T.status) == [b"online"])
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(5)
+    assert await until(lambda: sniff.payloads(T.status) == [b"online", b"offline"], 10)
+    sniff.close()
+
+
+async def test_reconnect_resubscribes_and_logs_once(broker: Any, caplog: pytest.LogCaptureFixture) -> None:
+    got: list[bytes] = []
+    with caplog.at_level(logging.INFO, logger="edge_agent.mqtt"):
+        async with MqttConnection(settings(broker.url), will=(T.status, b"offline", True)) as conn:
+            assert await conn.wait_connected(5)
+            conn.subscribe(T.ack, lambda m: got.append(m.payload))
+            await asyncio.to_thread(broker.kill)
+            assert await until(lambda: not conn.connected.is_set())
+            with pytest.raises(MqttNotConnected):
+                conn.publish_nowait(T.summary, b"x")
+            await asyncio.sleep(1.0)  # several failed attempts while the broker is down
+            await asyncio.to_thread(broker.start)
+            assert await conn.wait_connected(10)
+            sniff = Sniffer(broker.port)
+            sniff.c.publish(T.ack, b"after-restart", qos=1)
+            assert await until(lambda: got == [b"after-restart"])
+            sniff.close()
+            assert conn.stats["connects"] == 2 and conn.stats["failed_attempts"] >= 2
+    assert sum("lost" in r.message for r in caplog.records) == 1
+    assert sum("is back after" in r.message for r in caplog.records) == 1
+    assert sum(r.levelno >= logging.WARNING for r in caplog.records) == 1  # retries are DEBUG
+
+
+# --------------------------------------------------------------------------- credentials + TLS
+def _readable_files(b: Any) -> None:
+    """Started as root, Mosquitto drops to user ``mosquitto``, which cannot read pytest's private
+    tmp dir (password file, TLS key); stay root for these private test brokers."""
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        b.conf.write_text(b.conf.read_text() + "user root\n")
+
+
+def _auth_broker(mosquitto_factory: Any, tmp_path: Path) -> Any:
+    b = mosquitto_factory()
+    _readable_files(b)
+    pw = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(pw), "alice", SECRET], check=True, capture_output=True)
+    pw.chmod(0o600)
+    b.conf.write_text(b.conf.read_text().replace("allow_anonymous true", f"allow_anonymous false\npassword_file {pw}"))
+    b.start()
+    return b
+
+
+async def test_credentials_are_used_and_never_logged(
+    mosquitto_factory: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    b = _auth_broker(mosquitto_factory, tmp_path)
+    quoted = SECRET.replace("@", "%40")
+    with caplog.at_level(logging.DEBUG):
+        async with MqttConnection(settings(f"mqtt://alice:{quoted}@127.0.0.1:{b.port}")) as good:
+            assert await good.wait_connected(5)
+            await good.publish("t/x", b"1")
+        async with MqttConnection(settings(f"mqtt://alice:wrong-{quoted}@127.0.0.1:{b.port}")) as bad:
+            assert not await bad.wait_connected(1.0)
+            assert bad.stats["failed_attempts"] >= 1 and bad.stats["connects"] == 0
+            assert SECRET not in repr(bad)
+    assert "refused the connection" in caplog.text and "Not authorized" in caplog.text
+    assert SECRET not in caplog.text and quoted not in caplog.text and "wrong-" not in caplog.text
+
+
+def _make_certs(d: Path) -> tuple[Path, Path, Path]:
+    """A private CA and a server certificate for 127.0.0.1/localhost (openssl)."""
+    ca_key, ca, key, csr, crt = (d / n for n in ("ca.key", "ca.crt", "srv.key", "srv.csr", "srv.crt"))
+    run = lambda *a: subprocess.run(["openssl", *a], check=True, capture_output=True)  # noqa: E731
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca), "-days", "2",
+        "-subj", "/CN=footfall test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", "/CN=localhost")
+    ext = d / "ext.cnf"
+    ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-out", str(crt),
+        "-days", "2", "-extfile", str(ext))
+    return ca, crt, key
+
+
+async def test_tls_with_ca_file(mosquitto_factory: Any, tmp_path: Path) -> None:
+    ca, crt, key = _make_certs(tmp_path)
+    b = mosquitto_factory()
+    lines = b.conf.read_text().splitlines()
+    lines.insert(1, f"cafile {ca}\ncertfile {crt}\nkeyfile {key}")
+    b.conf.write_text("\n".join(lines) + "\n")
+    _readable_files(b)
+    b.start()
+    async with MqttConnection(settings(f"mqtts://localhost:{b.port}", tls_ca=ca)) as conn:
+        assert await conn.wait_connected(5)
+        await conn.publish("t/tls", b"over tls")
+    # without our CA the server certificate is rejected (no silent plaintext / unverified fallback)
+    async with MqttConnection(settings(f"mqtts://localhost:{b.port}")) as untrusted:
+        assert not await untrusted.wait_connected(1.0)
+        assert untrusted.stats["failed_attempts"] >= 1
+
+
+# --------------------------------------------------------------------------- publisher
+async def test_publisher_window_order_and_bad_acks(
+    broker: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sniff = Sniffer(broker.port, T.summary)
+    ob = Outbox(tmp_path / "o.db", "dev1", require_plugin_ack=False)
+    for _ in range(300):
+        ob.put(T.summary, lambda s, m: f'{{"seq":{s}}}'.encode(), kind="summary")
+    async with MqttConnection(settings(broker.url)) as conn:
+        pub = OutboxPublisher(conn, ob, T, window=10, poll_s=0.05)
+        task = asyncio.create_task(pub.run())
+        assert await pub.drain(20)
+        with caplog.at_level(logging.WARNING, logger="edge_agent.mqtt"):
+            for _ in range(3):
+                await conn.publish(T.ack, b"{not json")
+            await conn.publish(T.ack, b'{"device_id":"dev1","stream_id":"' + ob.stream_id.encode() + b'"}')
+            assert await until(lambda: pub.stats["bad_acks"] == 4)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert pub.stats["max_inflight"] <= 10 and pub.stats["pubacks"] == 300
+    assert await until(lambda: len(sniff.messages) == 300)
+    seqs = [int(p[7:-1]) for _, p, _ in sniff.messages]
+    assert seqs == list(range(1, 301))  # in seq order on the wire
+    assert ob.backlog == 300  # no-plugin mode: kept for the retention window, nothing deleted by garbage
+    assert sum("malformed ack" in r.message for r in caplog.records) <= 2  # once per kind of error
+    sniff.close()
