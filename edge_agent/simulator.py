@@ -212,7 +212,11 @@ def _cop(shape: _StepShape, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Target CoP (x heel→toe, y medial→lateral) at times since contact."""
     u = np.clip(tau / shape.T, 0.0, 1.0)
     sm = u * u * (3.0 - 2.0 * u)
-    x = shape.si + (TOE_OFF_SI - shape.si) * sm
+    # fast roll-over to the forefoot by ~55 % of stance, then on to the toe-off position
+    a = np.clip(u / 0.55, 0.0, 1.0)
+    b = np.clip((u - 0.55) / 0.45, 0.0, 1.0)
+    mid = max(shape.si, TOE_OFF_SI - 0.07)
+    x = shape.si + (mid - shape.si) * a * a * (3.0 - 2.0 * a) + (TOE_OFF_SI - mid) * b * b * (3.0 - 2.0 * b)
     if shape.si >= 1.0 / 3.0 and shape.gait == "run":
         # midfoot/forefoot strikes: the CoP first moves ~0.03 backwards, deepest at 20 ms, then recovers
         v = np.maximum(tau, 0.0) / 0.020
@@ -318,7 +322,7 @@ class _Schedule:
                 break
             shape = _StepShape(
                 side=side, t0=t0, T=T, gait=gait, active_bw=active, impact_amp=0.0, rise_s=rise,
-                gamma=1.0, si=si, y0=0.62 + 0.03 * r[5], wander_phase=float(self.rng.random()),
+                gamma=1.0, si=si, y0=0.55 + 0.02 * r[5], wander_phase=float(self.rng.random()),
             )
             if gait == "run" and imp_target > 0.0:
                 rise = min(rise, 0.45 * T)
@@ -412,8 +416,8 @@ def _convex_hull(pts: np.ndarray) -> np.ndarray:
 class _Distributor:
     """Spreads a force over the sensors so that their centre of pressure is exactly the target."""
 
-    SIGMA_X = 0.08
-    SIGMA_Y = 0.20
+    SIGMA_X = 0.15
+    SIGMA_Y = 0.40
 
     def __init__(self, profile: HardwareProfile) -> None:
         self.x = profile.sensor_x()
@@ -574,30 +578,8 @@ class _Generator:
         i1 = i0 + BLOCK_FRAMES if self.n_total is None else min(i0 + BLOCK_FRAMES, self.n_total)
         idx = np.arange(i0, i1)
         t = idx / self.fs
-        side = SIDES[side_i]
         p = self.p
-        self.sched.extend_to(float(t[-1]) + 2.0)
-        force_bw = np.zeros(t.size)
-        tx = np.zeros(t.size)
-        ty = np.zeros(t.size)
-        for sh in self.sched.shapes:
-            if sh.side != side or sh.t0 > t[-1] or sh.t0 + sh.T < t[0]:
-                continue
-            a = int(np.searchsorted(t, sh.t0, "left"))
-            b = int(np.searchsorted(t, sh.t0 + sh.T, "right"))
-            tau = t[a:b] - sh.t0
-            force_bw[a:b] += _force(sh, tau)
-            cx, cy = _cop(sh, tau)
-            tx[a:b], ty[a:b] = cx, cy
-        if p.standing_s > 0:
-            m = t < p.standing_s
-            if m.any():
-                ts = t[m]
-                phase = 0.0 if side == "left" else math.pi
-                ramp = np.clip((p.standing_s - ts) / 0.05, 0.0, 1.0)
-                force_bw[m] += (0.5 + 0.02 * np.sin(2 * np.pi * 0.25 * ts + phase)) * ramp
-                tx[m] = 0.42 + 0.015 * np.sin(2 * np.pi * 0.31 * ts + phase)
-                ty[m] = 0.5 + 0.01 * np.sin(2 * np.pi * 0.17 * ts)
+        force_bw, tx, ty = self.targets(t, SIDES[side_i])
         rng = np.random.default_rng([p.seed, side_i, k])
         f_n = np.zeros((t.size, self.S))
         loaded = force_bw > 0
@@ -617,6 +599,36 @@ class _Generator:
             raw = np.minimum(raw, self.raw_max)
         keep = rng.random(t.size) >= p.dropout_prob if p.dropout_prob > 0 else slice(None)
         return np.ascontiguousarray(t[keep]), np.ascontiguousarray(raw[keep], dtype=np.float32)
+
+    def targets(self, t: np.ndarray, side: Side) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Noise-free force (BW) and target CoP (before clipping into the hull) at times ``t``."""
+        p = self.p
+        if t.size:
+            self.sched.extend_to(float(t[-1]) + 2.0)
+        force_bw = np.zeros(t.size)
+        tx = np.zeros(t.size)
+        ty = np.zeros(t.size)
+        if t.size == 0:
+            return force_bw, tx, ty
+        for sh in self.sched.shapes:
+            if sh.side != side or sh.t0 > t[-1] or sh.t0 + sh.T < t[0]:
+                continue
+            a = int(np.searchsorted(t, sh.t0, "left"))
+            b = int(np.searchsorted(t, sh.t0 + sh.T, "right"))
+            tau = t[a:b] - sh.t0
+            force_bw[a:b] += _force(sh, tau)
+            cx, cy = _cop(sh, tau)
+            tx[a:b], ty[a:b] = cx, cy
+        if p.standing_s > 0:
+            m = t < p.standing_s
+            if m.any():
+                ts = t[m]
+                phase = 0.0 if side == "left" else math.pi
+                ramp = np.clip((p.standing_s - ts) / 0.05, 0.0, 1.0)
+                force_bw[m] += (0.5 + 0.02 * np.sin(2 * np.pi * 0.25 * ts + phase)) * ramp
+                tx[m] = 0.42 + 0.015 * np.sin(2 * np.pi * 0.31 * ts + phase)
+                ty[m] = 0.5 + 0.01 * np.sin(2 * np.pi * 0.17 * ts)
+        return force_bw, tx, ty
 
     @property
     def n_blocks(self) -> int | None:
@@ -659,6 +671,25 @@ def simulate(profile: HardwareProfile, params: RunParams | None = None) -> tuple
         meta=_meta(profile, params, gen.fs),
     )
     return rec, list(gen.sched.truths)
+
+
+def ground_truth_signals(
+    profile: HardwareProfile, params: RunParams, side: Side, t: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Noise-free vertical force (N) and the centre of pressure the sensors carry (x, y) at times ``t``.
+
+    The CoP is the target after clipping into the sensors' hull, i.e. exactly what the generated
+    frames' CoP is (before noise, offset and saturation); NaN where the foot is unloaded.
+    """
+    gen = _Generator(profile, params)
+    t = np.asarray(t, dtype=np.float64)
+    f_bw, tx, ty = gen.targets(t, side)
+    x = np.full(t.size, np.nan)
+    y = np.full(t.size, np.nan)
+    m = f_bw > 0
+    if m.any():
+        x[m], y[m] = gen.dist.clip(tx[m], ty[m])
+    return f_bw * gen.bw_n, x, y
 
 
 class SimulatorStream:
