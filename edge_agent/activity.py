@@ -134,9 +134,12 @@ class ActivityTracker:
 
         events: list[RunEvent] = []
         if act == "running":
+            # Start and end at running-like steps (short contact), not at the walking steps that
+            # share the classification window at a transition.
+            runlike = [s for s in recent if s.contact_ms < th.run_contact_ms_max] or recent
             if self._streak_start is None:
-                self._streak_start = min(s.t_contact for s in recent)
-            self._last_running_t = max(s.t_toe_off for s in recent)
+                self._streak_start = min(s.t_contact for s in runlike)
+            self._last_running_t = max(s.t_toe_off for s in runlike)
             if not self.in_run and now - self._streak_start >= th.run_start_s:
                 self.in_run = True
                 self.run_started_at = self._streak_start

@@ -71,6 +71,9 @@ THREAD_SAMPLES = 50_000
 #: Quiet standing needed before a body-weight estimate (s), and the pause between estimates.
 STANDING_CAL_S = 3.0
 STANDING_CAL_EVERY_S = 120.0
+#: A sensor at its maximum this long (s) is stuck: a running stance lasts < 0.35 s, a walking one
+#: < 0.8 s, so a loaded sensor comes off its maximum during every swing.
+STUCK_S = 2.0
 #: Placeholders the outbox replaces with the real envelope inside its transaction.
 _PENDING = {"msg_id": "pending-envelope", "stream_id": "pending", "seq": 1}
 
@@ -199,13 +202,21 @@ class Pipeline:
         cfg = analysis.AnalysisConfig(body_mass_kg=self.body_weight_n / G, **(analysis_overrides or {}))
         self.analyzer = analysis.GaitAnalyzer(profile, self.body_weight_n, cfg)
 
+        self._raw_max = profile.raw_max
+        cal = profile.calibration
+        self._raw_zero = float(getattr(cal, "offset", 0.0)) if cal.type == "linear" else 0.0
+        self._sat_since = {side: np.full(self.n_sensors, np.nan) for side in ("left", "right")}
+        self._stuck: dict[str, set[int]] = {"left": set(), "right": set()}
         self._queue: asyncio.Queue[list[FrameBatch] | FrameBatch | None] = asyncio.Queue(
             maxsize=self.settings.queue_batches
         )
         self._stopping = False
         self._once = _OnceLog()
         # cumulative counters of the pipeline itself (the kernels count the rest)
-        self.counters = {"frames_in": 0, "corrupt": 0, "dropped": 0, "queue_dropped": 0, "batches": 0, "wakeups": 0}
+        self.counters = {
+            "frames_in": 0, "corrupt": 0, "dropped": 0, "queue_dropped": 0, "stuck_samples": 0,
+            "batches": 0, "wakeups": 0,
+        }
         self.t_first: float | None = None
         self.now: float | None = None
         self.unix_offset: float | None = None
@@ -348,9 +359,35 @@ class Pipeline:
             self._once.warn(f"nan-{side}", "%s: %d frame(s) with NaN/inf rejected", side, bad)
             t = np.ascontiguousarray(t[good])
             raw = np.ascontiguousarray(raw[good])
+        if self._raw_max is not None and len(t):
+            raw = self._mask_stuck(side, t, raw)
         if side in self.offsets and len(t):
             raw = raw - self.offsets[side]
         return t, raw
+
+    def _mask_stuck(self, side: str, t: np.ndarray, raw: np.ndarray) -> np.ndarray:
+        """Replace a sensor that has read its maximum for ``STUCK_S`` (through swing phases, so it is
+        stuck, not loaded) by its zero reading, so the foot's contacts can still be detected from
+        the other sensors. Counted as saturated samples and listed in ``saturated_sensors``."""
+        assert self._raw_max is not None
+        sat = raw >= self._raw_max
+        since = self._sat_since[side]
+        all_sat = sat.all(axis=0)
+        since[~all_sat] = np.nan
+        since[all_sat & np.isnan(since)] = t[0]
+        stuck = all_sat & (t[-1] - since >= STUCK_S)
+        if stuck.any():
+            idx = np.flatnonzero(stuck)
+            if not self._stuck[side].issuperset(idx.tolist()):
+                self._once.warn(
+                    f"stuck-{side}", "%s sensor(s) %s stuck at the maximum for ≥ %.0f s: masked",
+                    side, idx.tolist(), STUCK_S,
+                )
+            self._stuck[side].update(idx.tolist())
+            raw = raw.copy()
+            raw[:, idx] = self._raw_zero
+            self.counters["stuck_samples"] += int(len(t) * len(idx))
+        return raw
 
     async def process(self, batches: list[FrameBatch]) -> None:
         """Analyse one wakeup's batches (both feet), then update activity, windows and live."""
@@ -465,7 +502,7 @@ class Pipeline:
             "dropped": self.counters["dropped"] + self.counters["queue_dropped"],
             "late": 0,
             "corrupt": self.counters["corrupt"],
-            "saturated": 0,
+            "saturated": self.counters["stuck_samples"],
         }
         for side_q in q.values():
             tot["frames"] += int(side_q.get("frames", 0))
@@ -481,7 +518,10 @@ class Pipeline:
         silent: list[int] = []
         for k, side in enumerate(("left", "right")):
             side_q = self.analyzer.quality.get(side, {})
-            sat += [int(i) + k * self.n_sensors for i in side_q.get("saturated_sensors", [])]
+            sat += [
+                int(i) + k * self.n_sensors
+                for i in sorted(set(side_q.get("saturated_sensors", [])) | self._stuck[side])
+            ]
             silent += [int(i) + k * self.n_sensors for i in side_q.get("silent_sensors", [])]
         return sat, silent
 
@@ -489,12 +529,10 @@ class Pipeline:
         now = self._quality_totals()
         d = {k: max(0, now[k] - since.get(k, 0)) for k in now}
         sat, silent = self._sensor_lists()
-        for key, what in (
-            ("saturated", "saturated samples (sensors %s)"),
-            ("late", "frames with time going backwards"),
-        ):
-            if d[key]:
-                self._once.warn(key, "input problem: " + what, sat if key == "saturated" else "")
+        if d["saturated"]:
+            self._once.warn("saturated", "input problem: saturated samples (sensors %s)", sat)
+        if d["late"]:
+            self._once.warn("late", "input problem: %d frame(s) with time going backwards dropped", d["late"])
         if silent:
             self._once.warn("silent", "silent sensors (never loaded): %s", silent)
         rate = self._sample_rate or self.profile.sample_rate_hz
@@ -610,7 +648,11 @@ class Pipeline:
                 await self._emit_window(hw, hmsg)
         self._held = []
         self._window = None
-        run_steps = [s for s in self._run_steps if s.t_contact <= t_end]
+        # The run is the sum of its published windows (a window that holds the last running step
+        # may also hold the first walking steps after it).
+        run_steps = self._run_steps
+        if run_steps:
+            t_end = max(t_end, max(s.t_toe_off for s in run_steps))
         stats: RunStats = summarize(run_steps, self.run_started, t_end)
         msg = RunSummary(
             **_PENDING,
