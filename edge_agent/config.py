@@ -46,15 +46,14 @@ def default_state_dir() -> Path:
 
 
 def redact_url(url: str) -> str:
-    """``mqtt://user:secret@host`` → ``mqtt://user:***@host`` (for logs and errors)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    if parts.password is None:
+    """``mqtt://user:secret@host`` → ``mqtt://user:***@host`` (for logs and errors; never raises)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
         return url
-    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    userinfo, hostpart = rest.rsplit("@", 1)
+    if ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{hostpart}"
 
 
 class HaDiscoveryConfig(_Strict):
