@@ -1,0 +1,175 @@
+"""Home Assistant MQTT discovery for the plugin's own entities (device-based discovery, DESIGN.md §3).
+
+One retained QoS 1 message on ``<prefix>/device/footfall_dashboard/config`` declares the "footfall dashboard"
+device with its components (entities described as data, Home Assistant style): the risk level (enum sensor),
+the latest alert (an MQTT ``event`` entity whose ``event_types`` are the rule kinds), and 7-day trend sensors.
+State is one retained JSON document on ``<base>/_dashboard/state`` read by ``value_template``s; alerts are
+published (not retained) on ``<base>/_dashboard/event`` with ``event_type`` = the rule. Availability follows
+the plugin's retained status topic (last will ``offline``). Discovery is re-sent when ``homeassistant/status``
+turns ``online``; components from an older version are removed by re-announcing them with only ``p``
+(Home Assistant's documented way to drop a component from a device config).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, get_args
+
+from edge_agent.contract import Alert, AlertKind
+from plugin import __version__
+from plugin.config import RiskConfig
+from plugin.ingest import PLUGIN_NODE
+from plugin.risk import risk_summary
+from plugin.store import Store
+from plugin.trends import DAY, training_load, week_over_week
+
+log = logging.getLogger(__name__)
+
+DEVICE_ID = "footfall_dashboard"
+RISK_LEVELS = ["low", "elevated", "high", "unknown"]
+
+
+@dataclass(frozen=True)
+class Entity:
+    """One discovered component, as data."""
+
+    key: str
+    name: str
+    platform: str = "sensor"
+    unit: str | None = None
+    device_class: str | None = None
+    state_class: str | None = "measurement"
+    icon: str | None = None
+    precision: int | None = None
+    extra: tuple[tuple[str, Any], ...] = ()
+
+
+ENTITIES: tuple[Entity, ...] = (
+    Entity("risk_level", "Injury-risk level", device_class="enum", state_class=None, icon="mdi:shield-alert",
+           extra=(("options", RISK_LEVELS),)),
+    Entity("valr_7d", "Loading rate (7 days)", unit="BW/s", icon="mdi:chart-bell-curve", precision=1),
+    Entity("valr_p90_7d", "Loading rate p90 (7 days)", unit="BW/s", icon="mdi:chart-bell-curve", precision=1),
+    Entity("cadence_7d", "Cadence (7 days)", unit="spm", icon="mdi:run-fast", precision=0),
+    Entity("contact_7d", "Contact time (7 days)", unit="ms", device_class="duration", precision=0),
+    Entity("forefoot_share_7d", "Forefoot strikes (7 days)", unit="%", icon="mdi:shoe-print", precision=1),
+    Entity("asymmetry_contact_7d", "Contact-time asymmetry (7 days)", unit="%", icon="mdi:scale-unbalanced",
+           precision=1),
+    Entity("steps_7d", "Steps (7 days)", unit="steps", state_class="total", icon="mdi:shoe-print"),
+    Entity("runs_7d", "Runs (7 days)", state_class="total", icon="mdi:run"),
+    Entity("load_7d", "Running time (7 days)", unit="min", device_class="duration", state_class="total"),
+    Entity("acwr", "Acute:chronic load ratio", icon="mdi:scale-balance", precision=2),
+)  # fmt: skip
+ALERT_EVENT = "latest_alert"
+
+
+class HaPublisher:
+    """Builds and publishes discovery, state and alert events through ``publish(topic, payload, qos, retain)``."""
+
+    def __init__(
+        self,
+        publish: Callable[[str, str, int, bool], None],
+        *,
+        store: Store,
+        prefix: str = "homeassistant",
+        base_topic: str = "footfall",
+        risk_config: RiskConfig | None = None,
+    ) -> None:
+        self.publish = publish
+        self.store = store
+        self.prefix = prefix.rstrip("/")
+        base = base_topic.rstrip("/")
+        self.config_topic = f"{self.prefix}/device/{DEVICE_ID}/config"
+        self.status_topic = f"{base}/{PLUGIN_NODE}/status"
+        self.state_topic = f"{base}/{PLUGIN_NODE}/state"
+        self.event_topic = f"{base}/{PLUGIN_NODE}/event"
+        self.risk_config = risk_config
+        self.announcements = 0
+
+    def components(self) -> dict[str, dict[str, Any]]:
+        cmps: dict[str, dict[str, Any]] = {}
+        for e in ENTITIES:
+            c: dict[str, Any] = {
+                "p": e.platform, "name": e.name, "unique_id": f"{DEVICE_ID}_{e.key}",
+                "object_id": f"footfall_{e.key}", "state_topic": self.state_topic,
+                # null renders as "None", which Home Assistant's MQTT sensor treats as unknown.
+                "value_template": f"{{{{ value_json.{e.key} }}}}",
+            }  # fmt: skip
+            if e.unit:
+                c["unit_of_measurement"] = e.unit
+            if e.device_class:
+                c["device_class"] = e.device_class
+            if e.state_class:
+                c["state_class"] = e.state_class
+            if e.icon:
+                c["icon"] = e.icon
+            if e.precision is not None:
+                c["suggested_display_precision"] = e.precision
+            c.update(dict(e.extra))
+            cmps[e.key] = c
+        cmps[ALERT_EVENT] = {
+            "p": "event", "name": "Running alert", "unique_id": f"{DEVICE_ID}_{ALERT_EVENT}",
+            "object_id": f"footfall_{ALERT_EVENT}", "state_topic": self.event_topic,
+            "event_types": list(get_args(AlertKind)), "icon": "mdi:alert-decagram",
+        }  # fmt: skip
+        return cmps
+
+    def discovery_payload(self, removed: list[str] | None = None) -> dict[str, Any]:
+        cmps = self.components()
+        for key in removed or []:
+            if key not in cmps:
+                cmps[key] = {"p": "sensor"}  # only "p": Home Assistant removes the component
+        return {
+            "dev": {"ids": [DEVICE_ID], "name": "footfall dashboard", "mf": "footfall", "mdl": "dashboard plugin",
+                    "sw": __version__},
+            "o": {"name": "footfall", "sw": __version__, "url": "https://github.com/footfall/footfall"},
+            "avty_t": self.status_topic, "pl_avail": "online", "pl_not_avail": "offline",
+            "cmps": cmps, "qos": 1,
+        }  # fmt: skip
+
+    def announce(self) -> None:
+        """(Re)publish discovery; components announced by an older version are removed once."""
+        current = sorted(self.components())
+        try:
+            previous = self.store.get_setting("ha.components", []) or []
+        except Exception:
+            previous = []
+        removed = [k for k in previous if k not in current]
+        self.publish(self.config_topic, json.dumps(self.discovery_payload(removed)), 1, True)
+        if previous != current:
+            self.store.set_setting("ha.components", current)
+        self.announcements += 1
+        self.publish_state()
+
+    def state(self, now: float | None = None) -> dict[str, Any]:
+        now = time.time() if now is None else now
+        wow = week_over_week(self.store, ref=now)["measures"]
+        this = {k: v["this_week"] for k, v in wow.items()}
+        risk = risk_summary(self.store, config=self.risk_config)
+        tl = training_load(self.store, ref=now, with_series=False)
+        return {
+            "risk_level": risk["level"], "risk_reasons": risk["reasons"][:5],
+            "valr_7d": this["valr_mean"], "valr_p90_7d": this["valr_p90"], "cadence_7d": this["cadence_spm"],
+            "contact_7d": this["contact_ms"], "forefoot_share_7d": this["forefoot_share_pct"],
+            "asymmetry_contact_7d": this["asymmetry_contact_pct"], "steps_7d": this["steps"],
+            "runs_7d": this["runs"], "load_7d": this["load_min"], "acwr": tl.get("acwr"),
+            "updated_at": now, "window_days": 7, "since": now - 7 * DAY,
+        }  # fmt: skip
+
+    def publish_state(self) -> None:
+        try:
+            self.publish(self.state_topic, json.dumps(self.state(), allow_nan=False), 1, True)
+        except Exception:
+            log.exception("could not publish the Home Assistant state")
+
+    def publish_alert(self, alert: Alert) -> None:
+        payload = {
+            "event_type": alert.rule, "title": alert.title, "severity": alert.severity,
+            "confidence": alert.confidence, "runner": alert.runner, "run_id": alert.run_id,
+            "alert_id": alert.alert_id, "message": alert.message[:1000],
+        }  # fmt: skip
+        self.publish(self.event_topic, json.dumps(payload), 1, False)
+        self.publish_state()

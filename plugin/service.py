@@ -1,0 +1,228 @@
+"""Composition root of the dashboard plugin: MQTT ingest → store → risk engine → notifications + hub → web app.
+
+Threads: paho's network thread and the ingest writer thread (store, risk engine, alert fan-out) run beside the
+asyncio loop that serves the web app and delivers Apprise notifications. Threads reach the loop only through
+``EventHub.publish_threadsafe`` and ``run_coroutine_threadsafe``.
+
+Settings the user changes on the dashboard (stored in the ``settings`` table by the web app) override the
+config file: notification URLs and the risk thresholds are re-read every few seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from aiohttp import web
+
+from edge_agent.contract import LiveUpdate, RunSummary, WindowSummary
+from plugin import __version__
+from plugin.config import DashboardConfig, RiskConfig
+from plugin.events import EventHub
+from plugin.ha import HaPublisher
+from plugin.ingest import Ingest
+from plugin.notify import AlertDispatcher, Notifier
+from plugin.risk import RiskEngine, risk_summary
+from plugin.store import Store
+
+log = logging.getLogger(__name__)
+
+#: Web settings keys (plugin/web/context.py DEFAULT_SETTINGS_SCHEMA) → RiskConfig fields.
+SETTING_TO_RISK = {
+    "valr_threshold_bw_s": "valr_absolute_bw_s",
+    "loading_spike_pct": "spike_pct",
+    "forefoot_shift_pct_per_week": "transition_pp_per_week",
+    "acwr_threshold": "acwr_threshold",
+}
+RETENTION_EVERY_S = 6 * 3600.0
+
+
+class DashboardService:
+    """Owns every long-lived part; ``await start()`` … ``await stop()``, or ``await run()`` until cancelled."""
+
+    def __init__(self, config: DashboardConfig, *, serve_web: bool = True) -> None:
+        self.config = config
+        self.serve_web = serve_web
+        self.store: Store | None = None
+        self.hub = EventHub()
+        self.engine: RiskEngine | None = None
+        self.ingest: Ingest | None = None
+        self.notifier = Notifier(config.notify_urls)
+        self.ha: HaPublisher | None = None
+        self.dispatcher: AlertDispatcher | None = None
+        self.runner: web.AppRunner | None = None
+        self.url: str | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._settings_seen: dict[str, Any] = {}
+        self.alerts_raised = 0
+
+    # -- lifecycle --------------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        self.hub.bind(loop)
+        self.store = store = await asyncio.to_thread(Store, cfg.db_path)
+        self.engine = RiskEngine(store, cfg.risk)
+        self.ingest = Ingest(
+            store, cfg.mqtt, on_stored=self._on_stored, on_live=self._on_live, on_status=self._on_status,
+            on_connect=self._on_connect, on_ha_online=self._on_ha_online,
+        )  # fmt: skip
+        if cfg.mqtt.ha_discovery:
+            self.ha = HaPublisher(
+                self.ingest.publish, store=store, prefix=cfg.mqtt.ha_prefix, base_topic=cfg.mqtt.base_topic,
+                risk_config=cfg.risk,
+            )  # fmt: skip
+        self.dispatcher = AlertDispatcher(
+            publish=self.ingest.publish, base_topic=cfg.mqtt.base_topic, hub=self.hub, notifier=self.notifier,
+            loop=loop, ha=self.ha,
+        )  # fmt: skip
+        self._apply_settings()
+        await asyncio.to_thread(self.ingest.start, 0)
+        if self.serve_web:
+            await self._start_web()
+        self._tasks.append(asyncio.create_task(self._housekeeping(), name="footfall-housekeeping"))
+        log.info("footfall dashboard %s: db %s, broker %s%s", __version__, cfg.db_path, cfg.mqtt.redacted_url,
+                 f", web {self.url}" if self.url else "")  # fmt: skip
+
+    async def _start_web(self) -> None:
+        from plugin.web.app import create_app
+        from plugin.web.context import DashboardContext
+
+        assert self.store is not None
+        ctx = DashboardContext(
+            store=self.store, hub=self.hub, health=self.health,
+            token=self.config.token.get_secret_value() if self.config.token else None,
+            listen_host=self.config.listen_host, notify_test=self.notify_test,
+            risk=lambda: risk_summary(self.store, config=self.engine.config if self.engine else None),  # type: ignore[arg-type]
+        )  # fmt: skip
+        app = create_app(ctx)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.config.listen_host, self.config.listen_port)
+        await site.start()
+        host = self.config.listen_host
+        self.url = f"http://{f'[{host}]' if ':' in host else host}:{self.config.listen_port}/"
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        if self.runner is not None:
+            await self.runner.cleanup()
+        if self.ingest is not None:
+            await asyncio.to_thread(self.ingest.stop)
+        if self.dispatcher is not None and self.dispatcher.pending:
+            await asyncio.sleep(0)  # let finished notification futures settle
+        if self.store is not None:
+            self.store.close()
+
+    async def run(self) -> None:
+        await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()
+
+    # -- callbacks (ingest writer / paho threads) -------------------------------------------------------------
+    def _on_stored(self, msgs: list[WindowSummary | RunSummary]) -> None:
+        assert self.engine is not None and self.dispatcher is not None
+        for msg in msgs:
+            alerts = self.engine.on_summary(msg) if isinstance(msg, WindowSummary) else self.engine.on_run(msg)
+            for alert in alerts:
+                self.alerts_raised += 1
+                self.dispatcher.dispatch(alert)
+        # Live view: a compact event per message for small batches; the newest per run for a backlog drain.
+        shown = msgs if len(msgs) <= 50 else list({m.run_id: m for m in msgs}.values())
+        for msg in shown:
+            self.hub.publish_threadsafe(msg.kind, _compact(msg))
+        if self.ha is not None and any(isinstance(m, RunSummary) for m in msgs):
+            self.ha.publish_state()
+
+    def _on_live(self, live: LiveUpdate) -> None:
+        self.hub.publish_threadsafe("live", live.model_dump(mode="json"))
+
+    def _on_status(self, device_id: str, status: str) -> None:
+        self.hub.publish_threadsafe("health", {"device_id": device_id, "status": status})
+
+    def _on_connect(self) -> None:
+        if self.ha is not None:
+            self.ha.announce()
+
+    def _on_ha_online(self) -> None:
+        if self.ha is not None:
+            log.info("Home Assistant came online: re-announcing discovery")
+            self.ha.announce()
+
+    # -- settings, housekeeping -------------------------------------------------------------------------------
+    def _apply_settings(self) -> None:
+        """Dashboard settings override the config file (thresholds, notification URLs)."""
+        assert self.store is not None and self.engine is not None
+        values = {k: self.store.get_setting(k) for k in ("notify_urls", *SETTING_TO_RISK)}
+        if values == self._settings_seen:
+            return
+        self._settings_seen = values
+        risk = self.config.risk.model_dump()
+        for key, field_name in SETTING_TO_RISK.items():
+            if values.get(key) is not None:
+                risk[field_name] = values[key]
+        try:
+            self.engine.config = RiskConfig(**risk)
+        except ValueError as err:
+            log.error("ignoring invalid risk settings from the dashboard: %s", err)
+        if values.get("notify_urls") is not None:
+            self.notifier.set_urls(values["notify_urls"])
+        else:
+            self.notifier.set_urls(self.config.notify_urls)
+
+    async def _housekeeping(self) -> None:
+        last_retention = 0.0
+        while True:
+            try:
+                await asyncio.to_thread(self._apply_settings)
+                if time.monotonic() - last_retention > RETENTION_EVERY_S or last_retention == 0.0:
+                    last_retention = time.monotonic()
+                    assert self.store is not None
+                    n = await asyncio.to_thread(self.store.apply_retention, self.config.retention.window_days)
+                    if n:
+                        log.info("retention: deleted %d summary windows older than %s days", n,
+                                 self.config.retention.window_days)  # fmt: skip
+            except Exception:
+                log.exception("housekeeping failed (will retry)")
+            await asyncio.sleep(5.0)
+
+    async def notify_test(self) -> bool:
+        await asyncio.to_thread(self._apply_settings)
+        return await self.notifier.send_test()
+
+    def health(self) -> dict[str, Any]:
+        ing = self.ingest.health() if self.ingest else {"ingest": {}, "broker": {"connected": False, "url": None}}
+        return {
+            **ing,
+            "devices": len(self.store.devices()) if self.store else 0,
+            "version": __version__,
+            "alerts_raised": self.alerts_raised,
+            "notify": {"configured": self.notifier.configured, "services": self.notifier.masked_urls,
+                       "sent": self.notifier.sent, "failed": self.notifier.failed},
+            "risk_engine": dict(self.engine.last_status) if self.engine else {},
+        }  # fmt: skip
+
+
+def _compact(msg: WindowSummary | RunSummary) -> dict[str, Any]:
+    from plugin.store import window_measures
+
+    m = window_measures(msg)  # type: ignore[arg-type]
+    d: dict[str, Any] = {
+        "device_id": msg.device_id, "runner": msg.runner, "run_id": msg.run_id, "steps": msg.steps,
+        "cadence_spm": msg.cadence_spm, "valr_mean": m["valr_mean"], "contact_ms": m["contact_ms"],
+        "zones": {k: m[k] for k in ("rearfoot", "midfoot", "forefoot")},
+    }  # fmt: skip
+    if isinstance(msg, WindowSummary):
+        d.update(window_index=msg.window_index, t_start=msg.t_start, t_end=msg.t_end)
+    else:
+        d.update(started_at=msg.started_at, ended_at=msg.ended_at, duration_s=msg.duration_s)
+    return d
