@@ -157,10 +157,8 @@ class RiskEngine:
         return st.baseline
 
     def _run_start(self, msg: WindowSummary) -> float | None:
-        row = self.store.list_runs(**{k: v for k, v in _who(msg).items() if v}, limit=1)  # type: ignore[arg-type]
-        if row and row[0]["run_id"] == msg.run_id:
-            return float(row[0]["started_at"])
-        return None
+        row = self.store.run_row(msg.run_id)
+        return None if row is None else float(row["started_at"])
 
     def _spike(self, msg: WindowSummary, st: _RunState, m: dict[str, Any]) -> Alert | None:
         c = self.config

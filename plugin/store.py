@@ -533,6 +533,11 @@ class Store:
             log.error("store %s: unreadable JSON in %s row %s: %s", self.path, c["table"], c["key"], c["error"])
         return run
 
+    def run_row(self, run_id: str) -> dict[str, Any] | None:
+        """The run's columns only (no windows, no JSON)."""
+        row = self._r().execute(f"SELECT {','.join(RUN_COLS)} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else self._run_dict(row)
+
     def latest_run(self, device_id: str | None = None, runner: str | None = None) -> dict[str, Any] | None:
         runs = self.list_runs(device_id=device_id, runner=runner, limit=1)
         return self.get_run(runs[0]["run_id"]) if runs else None
