@@ -189,8 +189,9 @@ def _as_raw(profile: HardwareProfile, raw: Any, where: str) -> np.ndarray:
 
 def _biquad_lowpass(fc: float, fs: float) -> tuple[float, float, float, float, float]:
     """2nd-order Butterworth low-pass (bilinear transform, RBJ cookbook form, Q = 1/√2)."""
-    if fc >= 0.45 * fs:
-        raise AnalysisError(f"AnalysisConfig.lowpass_hz = {fc}: must be below 0.45 × the sample rate ({fs} Hz)")
+    if fc > 0.25 * fs:
+        # near Nyquist the bilinear transform warps the response and contact edges ring
+        raise AnalysisError(f"AnalysisConfig.lowpass_hz = {fc}: must be at most 0.25 × the sample rate ({fs} Hz)")
     w0 = 2.0 * math.pi * fc / fs
     alpha = math.sin(w0) / (2.0 * (1.0 / math.sqrt(2.0)))
     cw = math.cos(w0)
@@ -425,13 +426,15 @@ class GaitAnalyzer:
     Flight before a contact = its initial contact − the other foot's last toe-off, kept when
     0 < flight < 1 s; None when the other foot was still on the ground (walking) or unknown. A
     step is held until the other foot's stream has passed its contact time by ``min_swing_ms``
-    (so that foot's earlier toe-off is confirmed), at most ``HOLD_S`` of this foot's own time.
+    (so that foot's earlier toe-off is confirmed), at most ``hold_s`` of this foot's own time.
     """
 
-    HOLD_S = 2.0
-
-    def __init__(self, profile: HardwareProfile, body_weight_n: float, config: AnalysisConfig | None = None):
+    def __init__(self, profile: HardwareProfile, body_weight_n: float, config: AnalysisConfig | None = None,
+                 hold_s: float | None = 2.0):
+        """``hold_s``: longest wait (this foot's stream time) for a lagging or absent other foot;
+        None waits until ``flush`` (whole recordings fed one foot after the other)."""
         self.config = config or AnalysisConfig()
+        self.hold_s = hold_s
         self.feet: dict[Side, FootAnalyzer] = {
             "left": FootAnalyzer(profile, "left", body_weight_n, self.config),
             "right": FootAnalyzer(profile, "right", body_weight_n, self.config),
@@ -486,7 +489,7 @@ class GaitAnalyzer:
             if final or (o_last is not None and o_last >= s.t_contact + self._margin):
                 s.flight_ms = self._flight(s)
                 out.append(s)
-            elif own_last - s.t_contact > self.HOLD_S:
+            elif self.hold_s is not None and own_last - s.t_contact > self.hold_s:
                 s.flight_ms = None  # the other foot is absent or lagging: flight unknown
                 out.append(s)
             else:
@@ -602,7 +605,7 @@ def analyze_recording(
             )
             log.warning("%s: %s", getattr(rec, "source", "recording"), warnings[-1])
             config = replace(config, sample_rate_hz=measured)
-    gait = GaitAnalyzer(profile, bw, config)
+    gait = GaitAnalyzer(profile, bw, config, hold_s=None)
     streams = {s: getattr(rec, s) for s in ("left", "right") if getattr(rec, s) is not None}
     total = sum(len(st.t) for st in streams.values())
     steps: list[Step] = []

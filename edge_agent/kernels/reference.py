@@ -231,10 +231,10 @@ def analyze_reference(t: np.ndarray, raw: np.ndarray, profile: HardwareProfile, 
 
     for i in range(n):
         ti, f, mx, my = t[i], F[i], MX[i], MY[i]
+        if i > 0 and ti - t[i - 1] > 1.5 * p[K.P_DT]:
+            q["dropped"] += math.floor((ti - t[i - 1]) / p[K.P_DT] + 0.5) - 1
         if gap[i]:
             q["gaps"] += 1
-            missing = math.floor((ti - t[i - 1]) / p[K.P_DT] + 0.5) - 1
-            q["dropped"] += max(missing, 0)
             if mode == "pending":
                 finish()
             elif mode == "contact":

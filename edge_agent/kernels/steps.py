@@ -420,12 +420,12 @@ def run_chunk(t: np.ndarray, raw: np.ndarray, p: np.ndarray, wf: np.ndarray, wx:
             mx -= c1
             my -= c2
         st[S_FRAMES] += 1.0
+        if have_prev and ti - tprev > 1.5 * dtn:
+            # frames lost in transport (counted even when too few to be a gap)
+            st[S_DROPPED] += math.floor((ti - tprev) / dtn + 0.5) - 1.0
         is_gap = have_prev and ti - tprev > gap
         if is_gap:
             st[S_GAPS] += 1.0
-            missing = math.floor((ti - tprev) / dtn + 0.5) - 1.0
-            if missing > 0.0:
-                st[S_DROPPED] += missing
             mode = st[S_MODE]
             if mode == 2.0:
                 # the toe-off was seen before the gap: the step is complete

@@ -1,0 +1,216 @@
+"""The analysis against ground truth: the simulator's exact steps, the plain reference twin, real recordings."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_agent.analysis import (
+    G0,
+    AnalysisConfig,
+    FootAnalyzer,
+    analyze_recording,
+    events_to_steps,
+    kernel_setup,
+)
+from edge_agent.kernels.reference import analyze_reference
+from edge_agent.profiles import HardwareProfile, load_profile
+from edge_agent.simulator import RunParams, StepTruth, simulate
+from edge_agent.step import Step
+
+PROFILES = ["moticon-opengo", "pedar-99", "grid-60x21"]
+
+
+def unclipped(name: str) -> HardwareProfile:
+    """The bundled profile without its saturation level: the simulator clips sensors at raw_max, which
+    changes the force curve no algorithm can see past (saturation is tested separately)."""
+    return load_profile(name).model_copy(update={"raw_max": None})
+
+
+def pair(steps: list[Step], truths: list[StepTruth], fs: float) -> list[tuple[StepTruth, Step]]:
+    out = []
+    for tr in truths:
+        hit = [s for s in steps if s.side == tr.side and abs(s.t_contact - tr.t_contact) <= 1.0 / fs]
+        assert len(hit) == 1, f"truth step {tr.side} at {tr.t_contact:.3f}s matched {len(hit)} steps"
+        out.append((tr, hit[0]))
+    return out
+
+
+STRIKES = {
+    "rearfoot": dict(strike_index_left=0.12, strike_index_right=0.16, impact_peak_bw=1.6),
+    "midfoot": dict(strike_index_left=0.5, strike_index_right=0.45, impact_peak_bw=None),
+    "forefoot": dict(strike_index_left=0.82, strike_index_right=0.78, impact_peak_bw=None),
+}
+
+
+@pytest.mark.parametrize("name", PROFILES)
+@pytest.mark.parametrize("strike", list(STRIKES))
+def test_simulator_ground_truth_200hz(name: str, strike: str) -> None:
+    prof = unclipped(name)
+    fs = 200.0
+    rec, truths = simulate(prof, RunParams(duration_s=12, seed=7, sample_rate_hz=fs, noise_n=2.0,
+                                           **STRIKES[strike]))
+    res = analyze_recording(rec, prof, config=AnalysisConfig(sample_rate_hz=fs))
+    assert len(res.steps) == len(truths) >= 30
+    pairs = pair(res.steps, truths, fs)
+    zone_ok = np.mean([s.strike_zone == tr.strike_zone for tr, s in pairs])
+    assert zone_ok >= 0.98
+    for tr, s in pairs:
+        assert abs(s.contact_ms - tr.contact_ms) <= 1000.0 / fs
+        assert abs(s.strike_index - tr.strike_index) < 0.05  # type: ignore[operator]
+        assert s.impact_peak == tr.impact_peak and s.lr_method == tr.lr_method
+        assert s.valr_bw_s == pytest.approx(tr.valr_bw_s, rel=0.05)
+        assert s.vilr_bw_s >= s.valr_bw_s  # type: ignore[operator]
+        assert s.peak_force_bw == pytest.approx(tr.peak_force_bw, rel=0.05)
+        assert s.impulse_bw_s == pytest.approx(tr.impulse_bw_s, rel=0.05)
+        assert not s.lr_low_confidence
+    # flight time: contact − the other foot's previous toe-off, from the truth itself
+    by_side = {side: [tr for tr in truths if tr.side == side] for side in ("left", "right")}
+    for tr, s in pairs:
+        other = [o for o in by_side["right" if tr.side == "left" else "left"] if o.t_contact < tr.t_contact]
+        if other and 0 < tr.t_contact - other[-1].t_toe_off < 1:
+            assert s.flight_ms == pytest.approx((tr.t_contact - other[-1].t_toe_off) * 1000, abs=2000.0 / fs)
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_simulator_ground_truth_100hz(name: str) -> None:
+    prof = unclipped(name)
+    rec, truths = simulate(prof, RunParams(duration_s=12, seed=11, sample_rate_hz=100.0))
+    res = analyze_recording(rec, prof)
+    pairs = pair(res.steps, truths, 100.0)
+    assert len(res.steps) == len(truths)
+    assert np.mean([s.strike_zone == tr.strike_zone for tr, s in pairs]) >= 0.98
+    for tr, s in pairs:
+        assert abs(s.contact_ms - tr.contact_ms) <= 10.0
+        assert s.lr_low_confidence  # only 1–2 samples in the 20–80 % window at 100 Hz
+    err = np.array([s.valr_bw_s / tr.valr_bw_s - 1 for tr, s in pairs])
+    assert abs(float(np.median(err))) < 0.15
+
+
+def test_saturation_is_counted_and_timing_survives_it() -> None:
+    prof = load_profile("pedar-99").model_copy(update={"raw_max": 250.0})  # cells clip at the active peak
+    rec, truths = simulate(prof, RunParams(duration_s=6, seed=3, sample_rate_hz=200.0))
+    res = analyze_recording(rec, prof)
+    q = res.quality["left"]
+    assert q["saturated_samples"] > 0 and len(q["saturated_sensors"]) > 0
+    for tr, s in pair(res.steps, truths, 200.0):
+        assert abs(s.contact_ms - tr.contact_ms) <= 5.0
+
+
+def test_body_weight_from_simulated_standing() -> None:
+    prof = unclipped("moticon-opengo")
+    rec, _ = simulate(prof, RunParams(duration_s=5, standing_s=4, seed=2, body_mass_kg=82.0))
+    rec.body_mass_kg = None
+    res = analyze_recording(rec, prof)
+    assert res.body_weight_source == "standing"
+    assert res.body_weight_n == pytest.approx(82.0 * G0, rel=0.05)
+
+
+def test_progress_and_chunking_of_whole_recordings() -> None:
+    prof = unclipped("moticon-opengo")
+    rec, _ = simulate(prof, RunParams(duration_s=8, seed=5, dropout_prob=0.01))
+    calls: list[tuple[int, int]] = []
+    a = analyze_recording(rec, prof, chunk_frames=37, progress=lambda d, n: calls.append((d, n)))
+    b = analyze_recording(rec, prof, chunk_frames=100_000)
+    assert [s.to_dict() for s in a.steps] == [s.to_dict() for s in b.steps]
+    assert calls[-1][0] == calls[-1][1] == len(rec.left.t) + len(rec.right.t)
+    assert a.quality == b.quality and a.quality["left"]["dropped_frames"] > 0
+
+
+# --- kernel vs the plain reference ------------------------------------------------------------------
+
+
+def compare_with_reference(prof: HardwareProfile, t: np.ndarray, raw: np.ndarray, config: AnalysisConfig,
+                           pure_python: bool = False) -> int:
+    bw = 70.0 * G0
+    fa = FootAnalyzer(prof, "left", bw, config)
+    steps = fa.feed(t, raw) + fa.flush()
+    setup = kernel_setup(prof, bw, config)
+    ev, q = analyze_reference(t, raw, prof, setup.params, pure_python=pure_python)
+    ref = events_to_steps(ev, "left", fa.low_confidence)
+    assert len(steps) == len(ref)
+    for a, b in zip(steps, ref, strict=True):
+        for k, va in a.to_dict().items():
+            vb = getattr(b, k)
+            if isinstance(va, float) and isinstance(vb, float):
+                assert math.isclose(va, vb, rel_tol=1e-6, abs_tol=1e-9), (k, va, vb)
+            else:
+                assert va == vb, (k, va, vb)
+    fq = fa.quality
+    for mine, theirs in [("frames", "frames"), ("late_frames", "late"), ("bad_time_frames", "badtime"),
+                         ("dropped_frames", "dropped"), ("gaps", "gaps"), ("cut_contacts", "gap_cut"),
+                         ("short_contacts", "short"), ("long_contacts", "long"), ("weak_contacts", "weak"),
+                         ("nan_samples", "nan_samples"), ("saturated_samples", "saturated_samples"),
+                         ("saturated_sensors", "saturated_sensors"), ("silent_sensors", "silent_sensors")]:
+        assert fq[mine] == q[theirs], mine
+    return len(steps)
+
+
+@pytest.mark.parametrize("name", ["moticon-opengo", "diy-esp32-fsr8", "single-zone-force"])
+@pytest.mark.parametrize("lowpass", [None, 20.0])
+def test_kernel_agrees_with_reference(name: str, lowpass: float | None) -> None:
+    prof = load_profile(name)
+    rec, truths = simulate(prof, RunParams(duration_s=6, seed=9, dropout_prob=0.005, walking_s=2.0,
+                                           strike_index_left=0.4, impact_peak_bw=None))
+    t = rec.left.t.copy()
+    raw = rec.left.raw.copy()
+    rng = np.random.default_rng(0)
+    raw[rng.integers(0, len(t), 20), rng.integers(0, prof.n_sensors, 20)] = np.nan
+    t[rng.integers(0, len(t), 3)] = np.nan
+    t[500] = t[400]  # time going backwards
+    n = compare_with_reference(prof, t, raw, AnalysisConfig(lowpass_hz=lowpass))
+    assert n >= len([tr for tr in truths if tr.side == "left"]) - 4
+
+
+def test_pure_python_reference_agrees_too() -> None:
+    prof = load_profile("ultraflex-8")
+    rec, _ = simulate(prof, RunParams(duration_s=3, seed=4))
+    assert compare_with_reference(prof, rec.left.t, rec.left.raw, AnalysisConfig(), pure_python=True) >= 3
+
+
+# --- real recordings ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["230927_102114.txt", "230927_102137.txt"])
+def test_moticon_exports_give_the_vendors_steps(shared_data: Path, name: str) -> None:
+    from edge_agent.recordings import load_recording
+
+    rec = load_recording(shared_data / "moticon-opengo" / name)
+    res = analyze_recording(rec)
+    for side in ("left", "right"):
+        ours = [s for s in res.steps if s.side == side]
+        vendor_ic = rec.reference[f"{side}_initial_contact_s"]
+        vendor_to = rec.reference[f"{side}_toe_off_s"]
+        assert len(vendor_ic) >= 6
+        for ic, to in zip(vendor_ic, vendor_to, strict=True):
+            hit = [s for s in ours if abs(s.t_contact - ic) <= 0.05]
+            assert len(hit) == 1, f"{name} {side}: vendor step at {ic:.2f}s"
+            s = hit[0]
+            assert abs(s.t_toe_off - to) <= 0.1  # our off level sits lower on the slow walking toe-off
+            assert 500 <= s.contact_ms <= 1600
+            assert s.strike_zone == "rearfoot"  # heel-first walking
+            assert 0.8 <= s.peak_force_bw <= 2.0
+            assert s.lr_low_confidence
+
+
+@pytest.mark.parametrize("seq", ["S04/Sequence_01", "S05/Sequence_02"])
+def test_plantar_activity_walking_is_rearfoot_and_tiptoe_is_forefoot(shared_data: Path, seq: str) -> None:
+    from edge_agent.recordings import load_recording
+
+    rec = load_recording(shared_data / "plantar-activity-moticon" / seq)
+    res = analyze_recording(rec)
+    assert res.body_weight_source == "standing" and 400 < res.body_weight_n < 1300
+
+    def within(label: str) -> list[Step]:
+        segs = [g for g in rec.segments if g.label == label]
+        assert segs, label
+        return [s for g in segs for s in res.steps if g.t_start + 0.3 <= s.t_contact <= g.t_end - 0.3]
+
+    walk, tiptoe = within("Walking"), within("Walking on tiptoes")
+    assert len(walk) >= 4 and len(tiptoe) >= 3
+    assert np.mean([s.strike_zone == "rearfoot" for s in walk]) >= 0.8
+    assert np.mean([s.strike_zone == "forefoot" for s in tiptoe]) >= 0.9
+    assert all(s.strike_index is not None and s.strike_index > 0.6 for s in tiptoe)
