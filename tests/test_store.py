@@ -1,0 +1,184 @@
+"""Store: migrations, dedupe, runs from windows, acks state, bad rows, export, retention — on real SQLite files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from edge_agent.contract import Alert, RunSummary, WindowSummary
+from plugin.history import generate_history
+from plugin.store import Store, StoreError
+
+
+def one_run(seed: int = 0, step_records: int = 1) -> tuple[list[WindowSummary], RunSummary]:
+    msgs = list(generate_history(weeks=1, seed=seed, step_records_last_runs=step_records))
+    runs = [i for i, m in enumerate(msgs) if isinstance(m, RunSummary)]
+    last = runs[-1]
+    first = runs[-2] + 1 if len(runs) > 1 else 0
+    windows = [m for m in msgs[first:last] if isinstance(m, WindowSummary)]
+    return windows, msgs[last]  # type: ignore[return-value]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "dash.db")
+    yield s
+    s.close()
+
+
+def test_migrations_apply_once_and_reopen_keeps_data(tmp_path: Path) -> None:
+    windows, run = one_run()
+    with Store(tmp_path / "a.db") as s:
+        assert s.schema_version() == 2
+        assert s.insert_many([*windows, run]) == len(windows) + 1
+    with Store(tmp_path / "a.db") as s:  # reopening does not re-run migrations or lose rows
+        assert s.schema_version() == 2
+        assert s.counts()["windows"] == len(windows)
+        assert s.counts()["runs"] == 1
+
+
+def test_newer_schema_and_corrupt_file_are_refused_with_the_path(tmp_path: Path) -> None:
+    db = tmp_path / "new.db"
+    Store(db).close()
+    with sqlite3.connect(db) as c:
+        c.execute("INSERT INTO schema_version VALUES (99, 0)")
+    with pytest.raises(StoreError, match=r"new\.db.*schema version 99 is newer"):
+        Store(db)
+    bad = tmp_path / "garbage.db"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match=r"garbage\.db: not a usable footfall database"):
+        Store(bad)
+    assert bad.read_bytes() == b"this is not sqlite" * 100  # nothing overwritten
+
+
+def test_dedupe_by_msg_id_and_run_assembled_from_windows_then_replaced(store: Store) -> None:
+    windows, run = one_run()
+    assert store.insert_message(windows[0], 1.0) is True
+    assert store.insert_message(windows[0], 2.0) is False  # same msg_id
+    assert store.insert_many(windows) == len(windows) - 1
+    partial = store.get_run(run.run_id)
+    assert partial is not None and partial["complete"] is False and partial["summary"] is None
+    assert len(partial["windows"]) == len(windows)
+    records = sum(len(w.step_records) for w in windows)
+    assert records > 0 and len(partial["steps"]) == records  # step records flattened across windows
+    assert partial["steps"][0]["side"] in ("left", "right") and partial["steps"][0]["window_index"] == 0
+    total_steps = sum(w.steps for w in windows)
+    assert store.list_runs()[0]["steps"] == total_steps
+    # step-weighted VALR over windows equals the hand computation
+    num = sum((w.left.valr_bw_s.mean * w.left.valr_bw_s.n + w.right.valr_bw_s.mean * w.right.valr_bw_s.n)
+              for w in windows)  # fmt: skip
+    den = sum(w.left.valr_bw_s.n + w.right.valr_bw_s.n for w in windows)
+    assert store.list_runs()[0]["valr_mean"] == pytest.approx(num / den)
+    assert store.insert_message(run, 3.0) is True
+    full = store.get_run(run.run_id)
+    assert full["complete"] is True and full["summary"]["msg_id"] == run.msg_id
+    assert full["duration_s"] == pytest.approx(run.duration_s)
+    assert store.latest_run()["run_id"] == run.run_id
+    assert store.devices()[0]["device_id"] == run.device_id and store.runners()[0]["name"] == "alex"
+
+
+def test_stream_state_reports_contiguous_seq_and_gaps(store: Store) -> None:
+    windows, _ = one_run()
+    base = windows[0]
+    for seq in (1, 2, 3, 5, 6, 9):
+        store.insert_message(base.model_copy(update={"msg_id": f"m{seq:08d}", "seq": seq}), 0.0)
+    assert store.stream_state(base.device_id, base.stream_id) == (3, [(4, 4), (7, 8)])
+    for seq in (4, 7, 8):
+        store.insert_message(base.model_copy(update={"msg_id": f"m{seq:08d}", "seq": seq}), 0.0)
+    assert store.stream_state(base.device_id, base.stream_id) == (9, [])
+    assert store.stream_state("nobody", "nostream") == (0, [])
+
+
+def test_unstorable_message_is_rejected_alone_and_nothing_else_changes(store: Store) -> None:
+    windows, run = one_run()
+    store.insert_many(windows[:5])
+    before = (store.counts(), store.fingerprint())
+    huge = windows[5].model_copy(update={"seq": 2**70})  # does not fit SQLite's 64-bit INTEGER
+    results = store.store_batch([(huge, 0.0), (windows[6], 0.0)])
+    assert isinstance(results[0], str) and "OverflowError" in results[0]
+    assert results[1] is True
+    assert store.counts()["windows"] == before[0]["windows"] + 1
+    assert store.counts()["messages"] == before[0]["messages"] + 1
+
+
+def test_unreadable_json_row_is_reported_not_dropped(store: Store) -> None:
+    windows, run = one_run()
+    store.insert_many(windows)
+    with sqlite3.connect(store.path) as c:
+        c.execute("UPDATE windows SET json = '{broken' WHERE msg_id = ?", (windows[2].msg_id,))
+    got = store.get_run(run.run_id)
+    assert len(got["windows"]) == len(windows)  # the row is still listed
+    assert got["corrupt_rows"] == [
+        {"table": "windows", "key": windows[2].msg_id, "error": got["corrupt_rows"][0]["error"]}
+    ]
+
+
+def test_alerts_settings_and_acknowledgement(store: Store) -> None:
+    a = Alert(alert_id="a" * 16, rule="loading_spike", severity="warning", confidence=0.7, title="t",
+              message="m", evidence={"valr": 80.0}, runner="alex", run_id="r1", created_at=100.0)  # fmt: skip
+    store.insert_alert(a)
+    assert store.list_alerts()[0]["evidence"] == {"valr": 80.0}
+    assert store.ack_alert(a.alert_id, by="coach") is True
+    assert store.ack_alert(a.alert_id, by="someone-else") is False  # first ack kept
+    assert store.get_alert(a.alert_id)["acked_by"] == "coach"
+    assert store.list_alerts(include_acked=False) == []
+    assert store.ack_alert("unknown-id") is False
+    store.set_setting("notify_urls", ["json://127.0.0.1:1/"])
+    assert store.get_setting("notify_urls") == ["json://127.0.0.1:1/"]
+    with pytest.raises(ValueError):
+        store.set_setting("x", float("nan"))
+    assert store.get_setting("x", "default") == "default"
+
+
+def test_export_csv_json_and_formula_injection(store: Store) -> None:
+    windows, run = one_run()
+    store.insert_many([*windows, run.model_copy(update={"runner": "=HYPERLINK(\"x\")"})])
+    rows = list(csv.DictReader(io.StringIO(store.export_runs("csv"))))
+    assert len(rows) == 1 and rows[0]["runner"].startswith("'=")
+    data = json.loads(store.export_runs("json"))
+    assert data[0]["run_id"] == run.run_id and data[0]["complete"] is True
+    with pytest.raises(ValueError, match="csv"):
+        store.export_runs("xml")  # type: ignore[arg-type]
+
+
+def test_retention_deletes_old_windows_keeps_runs(store: Store) -> None:
+    windows, run = one_run()
+    store.insert_many([*windows, run])
+    assert store.apply_retention(None) == 0
+    assert store.apply_retention(1.0, now=run.ended_at + 0.5 * 86400) == 0
+    assert store.apply_retention(1.0, now=run.ended_at + 2 * 86400) == len(windows)
+    assert store.counts()["runs"] == 1 and store.get_run(run.run_id)["windows"] == []
+    with pytest.raises(ValueError):
+        store.apply_retention(0)
+
+
+def test_readers_in_threads_while_writing(store: Store) -> None:
+    msgs = list(generate_history(weeks=2, seed=4, step_records_last_runs=0))
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                for r in store.list_runs(limit=5):
+                    assert r["steps"] >= 0
+        except BaseException as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=reader) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for i in range(0, len(msgs), 100):
+        store.insert_many(msgs[i : i + 100])
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert store.counts()["messages"] == len(msgs)
+    assert store.integrity_check() == ["ok"]
