@@ -96,7 +96,7 @@ def test_stream_state_reports_contiguous_seq_and_gaps(store: Store) -> None:
 
 
 def test_unstorable_message_is_rejected_alone_and_nothing_else_changes(store: Store) -> None:
-    windows, run = one_run()
+    windows, _ = one_run()
     store.insert_many(windows[:5])
     before = (store.counts(), store.fingerprint())
     huge = windows[5].model_copy(update={"seq": 2**70})  # does not fit SQLite's 64-bit INTEGER
