@@ -187,7 +187,7 @@
     for (const [k, v] of Object.entries(ev).slice(0, 14)) {
       const [label, unit] = EVIDENCE_LABELS[k] || [k.replaceAll("_", " "), ""];
       let text;
-      if (isNum(v)) text = `${num(v, Math.abs(v) < 10 ? 2 : 1)}${unit ? " " + unit : ""}`;
+      if (isNum(v)) text = `${num(v, Number.isInteger(v) ? 0 : Math.abs(v) < 10 ? 2 : 1)}${unit ? " " + unit : ""}`;
       else if (v && typeof v === "object") text = JSON.stringify(v).slice(0, 160);
       else text = String(v);
       dl.append(h("dt", { text: label }), h("dd", { text }));
@@ -208,7 +208,7 @@
         } catch (err) { ev.target.disabled = false; ev.target.replaceWith(h("span", { class: "error", text: err.message })); }
       },
     });
-    li.append(
+    li.append(...[
       h("div", { class: "alert-head" },
         h("span", { class: `badge sev-${sev}`, text: sev }),
         h("span", { class: "alert-title", text: a.title || a.rule }),
@@ -219,7 +219,7 @@
         h("span", { class: "conf", title: "How sure the risk engine is, from the amount and consistency of the data", text: `Confidence ${pct(a.confidence)}` }),
         a.run_id ? h("a", { class: "conf", href: `/runs/${encodeURIComponent(a.run_id)}`, text: "View run" }) : null,
         h("span", { class: "alert-meta ack-state", text: a.acked ? `Acknowledged${a.acked_by ? " by " + a.acked_by : ""}` : "" }),
-        ackBtn));
+        ackBtn)].filter(Boolean));
     return li;
   }
 
