@@ -18,7 +18,6 @@ from aiohttp import web
 
 from edge_agent.contract import Alert
 from plugin.events import EventHub
-from plugin.store import Store
 from plugin.web import DashboardContext, create_app
 from tests.test_web_api import TOKEN, XSS_RUNNER, health, seed_store
 
@@ -39,7 +38,8 @@ TREND_CHARTS = ("zones", "si", "valr", "cadence", "contact", "asym", "load")
 POINTS_JS = """(id) => {
   const el = document.getElementById(id);
   if (!el || !el.data) return null;
-  return el.data.map((t) => ((t.orientation === 'h' ? t.x : t.y) || []).filter((v) => v !== null && v !== undefined).length);
+  return el.data.map((t) => ((t.orientation === 'h' ? t.x : t.y) || [])
+    .filter((v) => v !== null && v !== undefined).length);
 }"""
 
 
