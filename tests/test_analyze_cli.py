@@ -144,3 +144,28 @@ def test_unknown_file_format_exits_2(tmp_path: Path) -> None:
     p.write_bytes(b"\xff\xd8\xff\xe0 not a recording")
     r = run(str(p))
     assert r.returncode == 2 and "unknown recording format" in r.stderr
+
+
+def test_progress_bar_for_long_recordings() -> None:
+    """tqdm draws to the given stream for a long recording even when it is not a TTY; never when disabled."""
+    from edge_agent.report import LONG_RECORDING_S, _progress
+
+    stream = io.StringIO()
+    update, bar = _progress(LONG_RECORDING_S, True, stream)
+    assert update is not None
+    update(500, 1000)
+    update(1000, 1000)
+    bar.close()
+    assert "1.00k/1.00k" in stream.getvalue()
+    assert _progress(10.0, True, io.StringIO()) == (None, None)  # short file, not a TTY
+    assert _progress(LONG_RECORDING_S, False, io.StringIO()) == (None, None)
+
+
+def test_segment_option_on_plantar_activity(shared_data: Path) -> None:
+    seq = shared_data / "plantar-activity-moticon" / "S04" / "Sequence_01"
+    r = run(str(seq), "--segment", "Walking on tiptoes", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["summary"]["zone_share"]["forefoot"] > 0.6
+    r = run(str(seq), "--segment", "Skydiving")
+    assert r.returncode == 2 and "no segment 'Skydiving'" in r.stderr and "Walking" in r.stderr

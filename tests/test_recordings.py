@@ -279,3 +279,14 @@ def test_plantar_activity_segments(shared_data: Path) -> None:
     part = rec.slice(walk.t_start, walk.t_end)
     assert part.left.t[0] >= walk.t_start and part.left.t[-1] < walk.t_end
     assert part.reference["left_cop_x"].shape == part.left.t.shape
+
+
+def test_slice_keeps_reference_aligned() -> None:
+    rec = load_recording(FUKUCHI)
+    part = rec.slice(1.0, 3.0)
+    assert part.left.t[0] >= 1.0 and part.left.t[-1] < 3.0
+    assert part.reference["plate_fy_n"].shape == part.left.t.shape  # per-sample, no side prefix
+    assert np.all((part.reference["left_contact_start_s"] >= 1.0) & (part.reference["left_contact_start_s"] < 3.0))
+    m = load_recording(MOTICON).slice(3.5, 6.0)
+    assert m.reference["right_cop_x"].shape == m.right.t.shape
+    assert list(m.reference["left_initial_contact_s"]) == pytest.approx([4.52, 5.82], abs=0.006)

@@ -102,6 +102,18 @@ class Recording:
     def segment(self, label: str) -> list[Segment]:
         return [s for s in self.segments if s.label.strip().lower() == label.strip().lower()]
 
+    def _slice_reference(
+        self, key: str, v: np.ndarray, masks: dict[str, np.ndarray], t_start: float, t_end: float
+    ) -> np.ndarray:
+        """Event-time arrays (``*_s``) keep the times inside the window; per-sample arrays follow their
+        foot's mask (``left_*``/``right_*`` first, else any foot of that length); anything else is copied."""
+        if key.endswith("_s") and v.ndim == 1:
+            return v[(v >= t_start) & (v < t_end)]
+        for side in sorted(masks, key=lambda side: not key.startswith(side + "_")):
+            if v.ndim >= 1 and v.shape[0] == masks[side].shape[0]:
+                return v[masks[side]]
+        return v.copy()
+
     def slice(self, t_start: float, t_end: float) -> Recording:
         """A copy restricted to ``t_start ≤ t < t_end`` (reference arrays aligned to a side are cut too)."""
         out = Recording(
@@ -115,17 +127,12 @@ class Recording:
             meta=dict(self.meta),
             segments=[s for s in self.segments if s.t_end > t_start and s.t_start < t_end],
         )
+        masks: dict[str, np.ndarray] = {}
         for side, fs in self.streams():
-            m = (fs.t >= t_start) & (fs.t < t_end)
-            setattr(out, side, FootStream(fs.t[m], fs.raw[m]))
-            for k, v in self.reference.items():
-                if k.startswith(side + "_") and v.shape[:1] == fs.t.shape:
-                    out.reference[k] = v[m]
+            masks[side] = (fs.t >= t_start) & (fs.t < t_end)
+            setattr(out, side, FootStream(fs.t[masks[side]], fs.raw[masks[side]]))
         for k, v in self.reference.items():
-            if k not in out.reference and not any(
-                k.startswith(s + "_") and v.shape[:1] == fs.t.shape for s, fs in self.streams()
-            ):
-                out.reference[k] = v[(v >= t_start) & (v < t_end)] if k.endswith("_s") else v
+            out.reference[k] = self._slice_reference(k, v, masks, t_start, t_end)
         return out
 
 
