@@ -15,7 +15,7 @@ touches the lowest bin minimum, so it is a lower envelope: ``host = d + o_ref + 
 Until 5 s of data exist the drift is 0 and the offset is the running minimum.
 
 Guarantees: the mapped time is never later than the arrival time (+1 µs), and never goes backwards
-(it is clamped to the previous output). A device clock that jumps backwards by more than 1 s (a reset)
+(each output is at least 1 µs after the previous one). A device clock that jumps backwards by more than 1 s (a reset)
 or forward by more than ``window_s`` restarts the estimate (counted in ``resets``).
 """
 
@@ -58,7 +58,9 @@ class ClockAligner:
         self._update(d, h)
         out = d + self.offset_at(d)
         out = np.minimum(out, h + 1e-6)
-        out = np.maximum.accumulate(np.maximum(out, self._last_out))
+        # strictly increasing: each time at least 1 µs after the previous one
+        step = 1e-6 * np.arange(1, out.size + 1)
+        out = np.maximum.accumulate(np.maximum(out - step, self._last_out)) + step
         self._last_out = float(out[-1])
         self._last_d = float(d[-1])
         return out

@@ -10,7 +10,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from edge_agent.profiles import HardwareProfile
+from edge_agent.profiles import HardwareProfile, list_profiles
 from edge_agent.sources.base import FrameBatch, InsoleSource, Pacer, SourceConfigBase, SourceError, monotonic
 
 
@@ -42,7 +42,13 @@ class ReplaySource(InsoleSource):
 
             if not self.cfg.path.exists():
                 raise SourceError(f"replay source: recording {str(self.cfg.path)!r} does not exist")
-            self.recording = load_recording(self.cfg.path, profile=self.profile.name, fmt=self.cfg.format)
+            # a bundled profile lets the importers that need one (plain CSV) read the file; a custom
+            # profile (a YAML path) is checked below by sensor count instead
+            name = self.profile.name if self.profile.name in list_profiles() else None
+            try:
+                self.recording = load_recording(self.cfg.path, profile=name, fmt=self.cfg.format)
+            except ValueError as err:  # RecordingError names the file (and line) already
+                raise SourceError(f"replay source: {err}") from err
         rec = self.recording
         streams = [(s, fs) for s, fs in (("left", rec.left), ("right", rec.right)) if fs is not None]  # type: ignore[attr-defined]
         if not streams:
