@@ -1,0 +1,241 @@
+"""Ingest against a real Mosquitto: a raw paho publisher, dedupe, end-to-end acks, hostile payloads."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge_agent.contract import MAX_PAYLOAD_BYTES, RunSummary, WindowSummary
+from plugin.config import MqttConfig
+from plugin.history import generate_history
+from plugin.ingest import Ingest
+from plugin.store import Store
+
+
+class RawClient:
+    """A plain paho client (not footfall's publisher) that records what it receives."""
+
+    def __init__(self, port: int) -> None:
+        self.received: list[tuple[str, bytes]] = []
+        self.cond = threading.Condition()
+        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"raw-{uuid.uuid4().hex[:8]}")
+        self.c.on_message = self._on_message
+        self.c.connect("127.0.0.1", port)
+        self.c.loop_start()
+
+    def _on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        with self.cond:
+            self.received.append((msg.topic, msg.payload))
+            self.cond.notify_all()
+
+    def subscribe(self, topic: str) -> None:
+        self.c.subscribe(topic, 1)[0]
+        time.sleep(0.2)
+
+    def publish(self, topic: str, payload: bytes | str, qos: int = 1) -> None:
+        self.c.publish(topic, payload, qos=qos).wait_for_publish(10)
+
+    def wait_for(self, pred: Any, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while not pred(self.received):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.cond.wait(left)
+        return True
+
+    def close(self) -> None:
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+def wait_until(pred: Any, timeout: float = 20.0) -> bool:
+    """Broker delivery is asynchronous: poll the observable effect instead of sleeping."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def handled(ingest: Ingest) -> int:
+    s = ingest.stats
+    return s.stored + s.duplicates + s.rejected
+
+
+def topic_for(m: WindowSummary | RunSummary) -> str:
+    return f"footfall/{m.device_id}/{'summary' if isinstance(m, WindowSummary) else 'run'}"
+
+
+@pytest.fixture
+def setup(broker: Any, tmp_path: Path) -> Iterator[tuple[Store, Ingest, RawClient]]:
+    store = Store(tmp_path / "dash.db")
+    ingest = Ingest(store, MqttConfig(url=broker.url, client_id=f"dash-{uuid.uuid4().hex[:8]}"), ack_interval=0.2)
+    ingest.start()
+    raw = RawClient(broker.port)
+    yield store, ingest, raw
+    raw.close()
+    ingest.stop()
+    store.close()
+
+
+def acks(raw: RawClient) -> list[dict[str, Any]]:
+    return [json.loads(p) for t, p in raw.received if t.endswith("/ack")]
+
+
+def test_raw_summaries_stored_once_and_acked(setup: tuple[Store, Ingest, RawClient]) -> None:
+    store, ingest, raw = setup
+    raw.subscribe("footfall/+/ack")
+    msgs = list(generate_history(weeks=1, seed=11, step_records_last_runs=1))
+    for m in msgs:
+        raw.publish(topic_for(m), m.model_dump_json())
+    for m in msgs[:50]:  # the agent re-sends (e.g. it missed our ack): stored once, acked again
+        raw.publish(topic_for(m), m.model_dump_json())
+    assert wait_until(lambda: handled(ingest) == len(msgs) + 50)
+    assert ingest.wait_idle(20)
+    assert ingest.stats.stored == len(msgs)
+    assert ingest.stats.duplicates == 50
+    assert store.counts()["messages"] == len(msgs)
+    assert store.counts()["runs"] == sum(isinstance(m, RunSummary) for m in msgs)
+    top = len(msgs)
+    assert raw.wait_for(lambda r: any(json.loads(p).get("acked_seq") == top for t, p in r if t.endswith("/ack")))
+    last = acks(raw)[-1]
+    assert last == {**last, "device_id": "sim-1", "stream_id": msgs[0].stream_id, "acked_seq": top,
+                    "missing": [], "highest_seq": top}  # fmt: skip
+    # the run detail is complete: windows with their step records
+    run = store.get_run(msgs[-1].run_id)
+    assert run["complete"] and len(run["steps"]) == sum(len(getattr(m, "step_records", [])) for m in msgs
+                                                        if getattr(m, "run_id", None) == msgs[-1].run_id)
+
+
+def test_ack_names_gaps_below_the_highest_seq(setup: tuple[Store, Ingest, RawClient]) -> None:
+    _, ingest, raw = setup
+    raw.subscribe("footfall/+/ack")
+    base = next(m for m in generate_history(weeks=1, seed=12) if isinstance(m, WindowSummary))
+    for seq in (1, 2, 3, 5, 6, 9):
+        m = base.model_copy(update={"seq": seq, "msg_id": f"gap{seq:08d}", "window_index": seq})
+        raw.publish(topic_for(m), m.model_dump_json())
+    assert wait_until(lambda: handled(ingest) == 6)
+    assert raw.wait_for(lambda r: any(json.loads(p)["highest_seq"] == 9 for t, p in r if t.endswith("/ack")))
+    last = acks(raw)[-1]
+    assert (last["acked_seq"], last["missing"], last["highest_seq"]) == (3, [[4, 4], [7, 8]], 9)
+    for seq in (4, 7, 8):  # the agent fills the gaps
+        m = base.model_copy(update={"seq": seq, "msg_id": f"gap{seq:08d}", "window_index": seq})
+        raw.publish(topic_for(m), m.model_dump_json())
+    assert raw.wait_for(lambda r: any(json.loads(p)["acked_seq"] == 9 for t, p in r if t.endswith("/ack")))
+    assert acks(raw)[-1]["missing"] == []
+
+
+def _nested(depth: int) -> bytes:
+    return b'{"schema_version": 1, "kind": "summary", "x": ' + b"[" * depth + b"]" * depth + b"}"
+
+
+def test_hostile_payloads_rejected_counted_and_history_intact(
+    setup: tuple[Store, Ingest, RawClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    store, ingest, raw = setup
+    msgs = list(generate_history(weeks=1, seed=13, step_records_last_runs=0))
+    for m in msgs:
+        raw.publish(topic_for(m), m.model_dump_json())
+    assert wait_until(lambda: handled(ingest) == len(msgs))
+    assert ingest.wait_idle(20)
+    before = (store.counts(), store.fingerprint())
+    good = json.loads(msgs[0].model_dump_json())
+
+    def variant(**changes: Any) -> bytes:
+        d = json.loads(json.dumps(good))
+        d["msg_id"] = uuid.uuid4().hex
+        d.update(changes)
+        return json.dumps(d).encode()
+
+    nan_payload = variant().replace(b'"cadence_spm": ', b'"cadence_spm": NaN, "_x": ', 1)
+    hostile: list[tuple[str, bytes, str]] = [
+        ("footfall/sim-1/summary", b"not json at all", "not_json"),
+        ("footfall/sim-1/summary", b"\xff\xfe\x00garbage", "not_json"),
+        ("footfall/sim-1/summary", b"[1, 2, 3]", "not_object"),
+        ("footfall/sim-1/summary", b"x" * (MAX_PAYLOAD_BYTES + 1), "oversized"),
+        ("footfall/sim-1/summary", variant(schema_version=2), "unknown_version"),
+        ("footfall/sim-1/summary", variant(schema_version="1"), "unknown_version"),
+        ("footfall/sim-1/summary", _nested(100_000), "too_deep"),
+        ("footfall/sim-1/summary", variant(cadence_spm=1e999), "invalid"),  # json → inf
+        ("footfall/sim-1/summary", nan_payload, "invalid"),
+        ("footfall/sim-1/summary", variant(steps="many"), "invalid"),
+        ("footfall/sim-1/summary", variant(cadence_spm="fast"), "invalid"),
+        ("footfall/sim-1/summary", variant(run_id="<script>alert(1)</script>"), "invalid"),
+        ("footfall/sim-1/summary", variant(msg_id="<img src=x onerror=alert(1)>"), "invalid"),
+        ("footfall/sim-1/summary", variant(seq=0), "invalid"),
+        ("footfall/sim-1/summary", variant(steps=10**30), "out_of_range"),
+        ("footfall/sim-1/summary", b'{"schema_version": 1, "kind": "summary", "steps": 1' + b"0" * 5000 + b"}",
+         "invalid"),  # an integer literal beyond Python's 4300-digit limit
+        ("footfall/sim-1/summary", variant(device_id="other-device"), "device_mismatch"),
+        ("footfall/sim-1/run", variant(), "wrong_topic"),
+    ]  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="plugin.ingest"):
+        for topic, payload, _ in hostile:
+            raw.publish(topic, payload)
+        for topic, payload, _ in hostile[:3]:  # the same reasons again: counted, not logged again
+            raw.publish(topic, payload)
+        assert wait_until(lambda: handled(ingest) == len(msgs) + len(hostile) + 3)
+        assert ingest.wait_idle(20)
+    expected: dict[str, int] = {}
+    for _, _, reason in [*hostile, *hostile[:3]]:
+        expected[reason] = expected.get(reason, 0) + 1
+    assert dict(ingest.stats.rejected_by_reason) == expected
+    assert ingest.stats.rejected == len(hostile) + 3
+    assert (store.counts(), store.fingerprint()) == before  # nothing stored changed
+    lines = [r for r in caplog.records if "rejected payload" in r.getMessage()]
+    assert len(lines) == len(expected)  # one line per reason
+    assert not any("<script>" in r.getMessage() for r in lines)  # payload content never logged raw
+    # ingest still works afterwards
+    new = msgs[0].model_copy(update={"msg_id": uuid.uuid4().hex, "seq": len(msgs) + 1})
+    raw.publish(topic_for(new), new.model_dump_json())
+    assert wait_until(lambda: store.counts()["messages"] == before[0]["messages"] + 1)
+    assert store.integrity_check() == ["ok"]
+
+
+def test_live_status_and_restart_keeps_dedupe(broker: Any, tmp_path: Path) -> None:
+    store = Store(tmp_path / "dash.db")
+    seen_live: list[Any] = []
+    seen_status: list[tuple[str, str]] = []
+    cfg = MqttConfig(url=broker.url, client_id="dash-restart")
+    ingest = Ingest(store, cfg, on_live=seen_live.append, on_status=lambda d, s: seen_status.append((d, s)))
+    ingest.start()
+    raw = RawClient(broker.port)
+    msgs = list(generate_history(weeks=1, seed=14, step_records_last_runs=0))[:40]
+    for m in msgs[:20]:
+        raw.publish(topic_for(m), m.model_dump_json())
+    live = {"schema_version": 1, "kind": "live", "device_id": "sim-1", "device_time": 1.0, "cadence_spm": 170}
+    raw.publish("footfall/sim-1/live", json.dumps(live), qos=0)
+    raw.publish("footfall/sim-1/status", "online")
+    raw.publish("footfall/sim-1/status", "<b>pwned</b>")
+    assert wait_until(lambda: seen_live and seen_status and handled(ingest) == 21)
+    ingest.stop()
+    assert seen_live[0].cadence_spm == 170 and seen_status == [("sim-1", "online")]
+    assert ingest.stats.rejected_by_reason["bad_status"] == 1
+    assert store.devices()[0]["status"] == "online"
+    store.close()
+    # restart on the same database: re-sent messages are duplicates, new ones stored, acks continue
+    store = Store(tmp_path / "dash.db")
+    ingest = Ingest(store, cfg, ack_interval=0.1)
+    ingest.start()
+    raw.subscribe("footfall/+/ack")
+    for m in msgs:
+        raw.publish(topic_for(m), m.model_dump_json())
+    assert wait_until(lambda: handled(ingest) == 40)
+    assert (ingest.stats.duplicates, ingest.stats.stored) == (20, 20)
+    assert raw.wait_for(lambda r: any(json.loads(p)["acked_seq"] == 40 for t, p in r if t.endswith("/ack")))
+    raw.close()
+    ingest.stop()
+    store.close()
