@@ -112,9 +112,10 @@ def fsr_lut(cal: FsrDividerCalibration) -> np.ndarray:
 
 
 def sensor_forces(profile: HardwareProfile, raw: np.ndarray) -> np.ndarray:
-    """Calibrated per-sensor forces (N), NaN read as no load; shape (n, S)."""
+    """Calibrated per-sensor forces (N), NaN/±inf read as no load; shape (n, S)."""
     raw = _as_raw(profile, raw, "raw")
     v = raw.astype(np.float64)
+    v[~np.isfinite(v)] = np.nan
     cal = profile.calibration
     if isinstance(cal, FsrDividerCalibration):
         lut = fsr_lut(cal)

@@ -57,7 +57,7 @@ def _reduce(profile: HardwareProfile, raw: np.ndarray, raw_max: float, pure_pyth
             f = mx = my = 0.0
             for j in range(s):
                 v = row[j]
-                if v != v:
+                if not math.isfinite(v):
                     nan_cnt[j] += 1
                     v = off
                 if v >= raw_max:
@@ -72,7 +72,7 @@ def _reduce(profile: HardwareProfile, raw: np.ndarray, raw_max: float, pure_pyth
         return (np.array(F), np.array(MX), np.array(MY), np.array(nan_cnt), np.array(sat_cnt),
                 np.array(rmin), np.array(rmax))
     v = raw.astype(np.float64)
-    isn = np.isnan(v)
+    isn = ~np.isfinite(v)
     if fsr:
         v = np.where(isn, 0.0, v)
         forces = np.vectorize(lambda c: _fsr_force(cal, c))(v) if v.size else v

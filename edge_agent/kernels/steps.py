@@ -8,7 +8,7 @@ silently keep the stale machine code. The public, validating wrapper is ``edge_a
 One call of :func:`run_chunk` makes one pass over a chunk, per frame:
 
 1. fused calibration + reduction: ``F = Σ wF·v − C0``, ``Mx = Σ wX·v − C1``, ``My = Σ wY·v − C2``
-   (``wF = gain``, ``wX = gain·x``, ``wY = gain·y`` precomputed; NaN → the sensor's zero, counted;
+   (``wF = gain``, ``wX = gain·x``, ``wY = gain·y`` precomputed; NaN/±inf → the sensor's zero, counted;
    ``v ≥ raw_max`` counted as saturated; per-sensor min/max for silent-sensor detection). Non-linear
    (FSR divider) calibrations use a lookup table over integer ADC counts instead.
 2. optional 2nd-order Butterworth low-pass on (F, Mx, My) (transposed direct form II, state carried).
@@ -322,7 +322,7 @@ def _reduce_linear(row: np.ndarray, wf: np.ndarray, wx: np.ndarray, wy: np.ndarr
     my = 0.0
     for s in range(row.shape[0]):
         v = np.float64(row[s])
-        isn = v != v
+        isn = not abs(v) < math.inf  # NaN or ±inf: an invalid sample, read as no load
         v = off[s] if isn else v
         nan_cnt[s] += isn
         sat_cnt[s] += v >= raw_max
@@ -344,7 +344,7 @@ def _reduce_lut(row: np.ndarray, lut: np.ndarray, sx: np.ndarray, sy: np.ndarray
     top = lut.shape[0] - 1
     for s in range(row.shape[0]):
         v = np.float64(row[s])
-        if v != v:
+        if not abs(v) < math.inf:  # NaN or ±inf
             nan_cnt[s] += 1
             v = 0.0
         if v >= raw_max:
