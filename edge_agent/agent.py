@@ -28,7 +28,7 @@ import numpy as np
 
 from edge_agent.config import AgentConfig
 from edge_agent.contract import LiveUpdate, Topics
-from edge_agent.pipeline import Calibration, OutboxSink, Pipeline
+from edge_agent.pipeline import Calibration, OutboxSink, Pipeline, warm_up
 from edge_agent.profiles import HardwareProfile, load_profile
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ async def run_agent(cfg: AgentConfig, *, duration_s: float | None = None) -> dic
         cfg.source.type,
         settings.redacted_url(),
         cfg.outbox_path,
-        outbox.backlog(),
+        outbox.backlog,
     )
     t_start = time.monotonic()
     first_publish: dict[str, float] = {}
@@ -151,6 +151,10 @@ async def run_agent(cfg: AgentConfig, *, duration_s: float | None = None) -> dic
             if cfg.mqtt.ha_discovery.enabled:
                 discovery = HaDiscovery(conn, topics, prefix=cfg.mqtt.ha_discovery.prefix, model=profile.name)
                 discovery.start()
+
+            warm_s = await asyncio.to_thread(warm_up, profile)
+            cache = os.environ.get("NUMBA_CACHE_DIR", "default")
+            log.info("kernels ready in %.2f s (NUMBA_CACHE_DIR=%s)", warm_s, cache)
 
             def live(msg: LiveUpdate) -> None:
                 if conn.connected.is_set():
@@ -167,7 +171,7 @@ async def run_agent(cfg: AgentConfig, *, duration_s: float | None = None) -> dic
                 body_mass_kg=cfg.body_mass_kg,
                 analysis_overrides=cfg.analysis.overrides(),
                 calibration=load_calibration(cfg),
-                backlog=outbox.backlog,
+                backlog=lambda: outbox.backlog,
             )
             hb_path = cfg.state_dir / HEARTBEAT_FILE
 
@@ -181,7 +185,7 @@ async def run_agent(cfg: AgentConfig, *, duration_s: float | None = None) -> dic
                                 "pid": os.getpid(),
                                 "activity": pipeline.tracker.activity,
                                 "run_id": pipeline.run_id,
-                                "backlog": outbox.backlog(),
+                                "backlog": outbox.backlog,
                                 "connected": conn.connected.is_set(),
                             },
                         )
@@ -215,6 +219,7 @@ async def run_agent(cfg: AgentConfig, *, duration_s: float | None = None) -> dic
                 "drained": drained,
                 "signal": sigs.received,
                 "first_live_s": first_publish.get("live"),
+                "warm_up_s": warm_s,
             }
     finally:
         outbox.close()

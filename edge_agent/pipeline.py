@@ -111,6 +111,26 @@ class Calibration:
             raise ValueError(f"calibration file {path}: unreadable ({err})") from None
 
 
+def warm_up(profile: HardwareProfile) -> float:
+    """Import the kernels and run them once on a second of unloaded frames; returns seconds taken.
+
+    The first call JIT-compiles the numba kernels (or loads them from ``NUMBA_CACHE_DIR``): seconds
+    on a Pi. The agent calls this in a worker thread so the event loop keeps connecting to MQTT.
+    """
+    t0 = time.perf_counter()
+    from edge_agent import analysis
+
+    n = max(2, int(profile.sample_rate_hz))
+    t = np.arange(n, dtype=np.float64) / profile.sample_rate_hz
+    raw = np.zeros((n, profile.n_sensors), dtype=np.float32)
+    ga = analysis.GaitAnalyzer(profile, DEFAULT_MASS_KG * G)
+    for side in ("left", "right"):
+        ga.feed(side, t, raw)  # type: ignore[arg-type]
+    ga.flush()
+    analysis.total_force(profile, raw)
+    return time.perf_counter() - t0
+
+
 class OutboxSink:
     """Puts window and run summaries into the durable outbox (off the loop: the commit fsyncs)."""
 

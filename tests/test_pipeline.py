@@ -171,7 +171,7 @@ async def test_windows_by_step_count_and_outbox_and_live(profile, tmp_path: Path
     lives: list[LiveUpdate] = []
     pipe = Pipeline(
         profile, device_id="pi-test", runner="ana", sink=OutboxSink(outbox, topics),
-        settings=PipelineConfig(window_steps=20, live_hz=10.0), live=lives.append, backlog=outbox.backlog,
+        settings=PipelineConfig(window_steps=20, live_hz=10.0), live=lives.append, backlog=lambda: outbox.backlog,
         body_mass_kg=70.0,
     )
     src = SimulatorSource(SimulatorSourceConfig(params=RunParams(duration_s=30, seed=4), speed=0), profile)

@@ -1,0 +1,186 @@
+"""The agent end to end: `footfall-agent` in a subprocess → real broker → a raw paho subscriber."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import paho.mqtt.client as paho
+import pytest
+import yaml
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge_agent.contract import LiveUpdate, RunSummary, WindowSummary, parse_stored_message
+from edge_agent.profiles import load_profile
+from edge_agent.recordings import FootStream, Recording, save_recording
+from edge_agent.simulator import RunParams, simulate
+from tests.ackers import Acker
+
+REPO = Path(__file__).resolve().parent.parent
+DEVICE = "pi-e2e"
+
+
+class Subscriber:
+    """A raw paho client collecting everything under footfall/<device>/#."""
+
+    def __init__(self, port: int) -> None:
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self.lock = threading.Lock()
+        self.ready = threading.Event()
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="e2e-sub")
+        self.client.on_connect = lambda c, *_: (c.subscribe(f"footfall/{DEVICE}/#", qos=1), self.ready.set())
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert self.ready.wait(10)
+        time.sleep(0.2)  # let the SUBACK land
+
+    def _on_message(self, _c: object, _u: object, msg: paho.MQTTMessage) -> None:
+        with self.lock:
+            self.messages.append((msg.topic, msg.payload, bool(msg.retain)))
+
+    def on(self, suffix: str) -> list[bytes]:
+        with self.lock:
+            return [p for t, p, _ in self.messages if t.endswith("/" + suffix)]
+
+    def stop(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def agent_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+    env["NUMBA_CACHE_DIR"] = str(tmp_path.parent / "numba-cache-e2e")  # shared by the tests of one session
+    env["PYTHONPATH"] = str(REPO)
+    return env
+
+
+def write_config(tmp_path: Path, url: str, **extra: object) -> Path:
+    cfg: dict[str, object] = {
+        "device_id": DEVICE,
+        "runner": "ana",
+        "state_dir": str(tmp_path / "state"),
+        "mqtt": {"url": url, "ha_discovery": {"enabled": False}},
+        "outbox": {"drain_timeout_s": 20},
+        "pipeline": {"run_detection": {"run_stop_s": 10}},
+    }
+    cfg.update(extra)
+    path = tmp_path / "agent.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def session_recording(path: Path) -> dict[str, float]:
+    """standing 6 s → walking 10 s → running 40 s → walking 10 s → standing ~15 s, as one recording."""
+    profile = load_profile("moticon-opengo")
+    a, _ = simulate(profile, RunParams(standing_s=6, walking_s=10, duration_s=40, seed=11, body_mass_kg=66))
+    b, _ = simulate(profile, RunParams(standing_s=15, duration_s=0.3, seed=12, body_mass_kg=66))
+    shift = float(a.left.t[-1]) + 0.01
+    feet = {}
+    for side in ("left", "right"):
+        fa, fb = getattr(a, side), getattr(b, side)
+        feet[side] = FootStream(np.concatenate([fa.t, fb.t + shift]), np.concatenate([fa.raw, fb.raw]))
+    rec = Recording(profile=profile.name, left=feet["left"], right=feet["right"], body_mass_kg=66.0,
+                    notes="e2e session", source="simulator")
+    save_recording(rec, path)
+    return {"run_start": 16.0, "run_end": 56.0, "total": float(feet["left"].t[-1])}
+
+
+@pytest.mark.timeout(180)
+def test_replay_session_delivers_valid_summaries_end_to_end(broker, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    rec_path = tmp_path / "session.ffrec"
+    truth = session_recording(rec_path)
+    sub = Subscriber(broker.port)
+    acker = Acker("127.0.0.1", broker.port, client_id="e2e-acker").start()  # the plugin's side of delivery
+    try:
+        cfg = write_config(tmp_path, broker.url)
+        proc = subprocess.run(
+            [sys.executable, "-m", "edge_agent", "run", "--config", str(cfg), "--source", f"replay:{rec_path}",
+             "--speed", "0", "--duration", "200", "--stats"],
+            capture_output=True, text=True, timeout=150, env=agent_env(tmp_path), cwd=tmp_path,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        stats = json.loads(proc.stdout)
+        time.sleep(0.5)
+    finally:
+        sub.stop()
+        acker.stop()
+    msgs = [parse_stored_message(p) for p in sub.on("summary") + sub.on("run")]
+    runs = [m for m in msgs if isinstance(m, RunSummary)]
+    wins = sorted((m for m in msgs if isinstance(m, WindowSummary)), key=lambda w: w.window_index)
+    assert len(runs) == 1, [m.kind for m in msgs]
+    run = runs[0]
+    assert run.device_id == DEVICE and run.runner == "ana" and run.run_id.startswith(f"{DEVICE}-")
+    assert len(wins) == run.windows and [w.window_index for w in wins] == list(range(run.windows))
+    assert sum(w.steps for w in wins) == run.steps
+    # the run was found where the runner ran: 16 s … 56 s of the session
+    t0 = run.started_at - truth["run_start"]
+    assert run.duration_s == pytest.approx(truth["run_end"] - truth["run_start"], abs=4.0)
+    assert all(t0 + 12.0 <= r.t <= t0 + 60.0 for w in wins for r in w.step_records)
+    assert run.cadence_spm == pytest.approx(170.0, rel=0.03)
+    assert run.body_mass_kg == pytest.approx((66 * 9.80665 + 30.0) / 9.80665, rel=0.02)  # standing + 2×15 N
+    # sequence numbers 1..n in one stream, all stored once by the acking "plugin"
+    assert sorted(m.seq for m in msgs) == list(range(1, len(msgs) + 1))
+    assert stats["drained"] is True and stats["outbox"]["rows"] == 0
+    assert acker.stored() == len(msgs) and acker.invalid == 0
+    status = sub.on("status")
+    assert status[0] == b"online" and status[-1] == b"offline"
+
+
+@pytest.mark.timeout(120)
+def test_sigterm_flushes_the_run_summary(broker, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    sub = Subscriber(broker.port)
+    cfg = write_config(
+        tmp_path, broker.url,
+        source={"type": "simulator", "speed": 1.0, "params": {"duration_s": 600, "seed": 3}},
+        outbox={"require_plugin_ack": False, "drain_timeout_s": 10},
+        pipeline={"run_detection": {"run_start_s": 2}, "live_hz": 2},
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge_agent", "run", "--config", str(cfg), "--body-mass", "70", "--stats"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=agent_env(tmp_path), cwd=tmp_path,
+    )
+    try:
+        run_id = None
+        deadline = time.monotonic() + 60
+        while run_id is None and time.monotonic() < deadline and proc.poll() is None:
+            for p in sub.on("live"):
+                live = LiveUpdate.model_validate_json(p)
+                run_id = run_id or live.run_id
+            time.sleep(0.2)
+        assert run_id is not None, "no run started"
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=40)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sub.stop()
+    assert proc.returncode == 0, err[-3000:]
+    assert "SIGTERM received" in err
+    stats = json.loads(out)
+    assert stats["signal"] == "SIGTERM" and stats["drained"] is True
+    runs = [parse_stored_message(p) for p in sub.on("run")]
+    assert len(runs) == 1 and runs[0].run_id == run_id
+    assert runs[0].steps > 0 and runs[0].windows >= 1
+    # nothing left behind: the outbox of the stopped agent holds no undelivered summary
+    assert stats["outbox"]["pubacked"] == stats["outbox"]["put"]
+
+
+def test_bad_config_is_a_clear_error_with_a_line_number(tmp_path: Path) -> None:
+    cfg = tmp_path / "agent.yaml"
+    cfg.write_text("device_id: pi\nsource:\n  type: replay\n  path: x.ffrec\n  speed: fast\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge_agent", "run", "--config", str(cfg)],
+        capture_output=True, text=True, timeout=60, env=agent_env(tmp_path),
+    )
+    assert proc.returncode == 2
+    assert f"{cfg}:5: key 'source.replay.speed'" in proc.stderr and "'fast'" in proc.stderr
+    assert "Traceback" not in proc.stderr
