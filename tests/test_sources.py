@@ -108,7 +108,7 @@ def test_parser_counter_wrap_timestamp_wrap_and_no_side_byte():
     fmt = FrameFormat(sync="AA", side_byte=False, counter="u8", timestamp="u32le_us", value_type="i16le",
                       checksum="crc16_ccitt")
     t0 = (1 << 32) * 1e-6 - 0.02  # 20 ms before the µs counter wraps
-    counters = [253, 254, 255, 0, 2, 3]  # one lost across the wrap... no: 0 → 2 loses one
+    counters = [253, 254, 255, 0, 2, 3]  # wraps 255 → 0 (no loss), then 0 → 2 loses one frame
     data = b"".join(encode_frame(fmt, [-5, 7, 300], counter=c, device_t_s=t0 + 0.01 * k)
                     for k, c in enumerate(counters))
     p = FrameParser(fmt, 3, default_side=1)

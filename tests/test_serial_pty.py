@@ -1,0 +1,136 @@
+"""The serial source through a REAL pseudo-terminal pair: a writer thread plays the insole firmware."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+import tty
+
+import numpy as np
+import pytest
+
+from edge_agent.profiles import load_profile, parse_profile
+from edge_agent.sources import FrameBatch, SerialSourceConfig, create_source
+from edge_agent.sources.frames import encode_frame
+
+pytest.importorskip("serial_asyncio")
+
+
+def _pty() -> tuple[int, int, str]:
+    master, slave = os.openpty()
+    tty.setraw(slave)  # no echo or line editing before pyserial configures the port
+    return master, slave, os.ttyname(slave)
+
+
+def _writer(master: int, chunks: list[bytes], pause_every: int = 7) -> threading.Thread:
+    def run() -> None:
+        for i, c in enumerate(chunks):
+            os.write(master, c)
+            if i % pause_every == 0:
+                time.sleep(0.002)  # arrive in many reads, like a real UART
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    return th
+
+
+async def _collect(src, want: dict[str, int], timeout: float = 20.0) -> dict[str, list[FrameBatch]]:
+    got: dict[str, list[FrameBatch]] = {"left": [], "right": []}
+
+    async def run() -> None:
+        async for b in src.batches():
+            got[b.side].append(b)
+            if all(sum(len(x) for x in got[s]) >= n for s, n in want.items()):
+                return
+
+    await asyncio.wait_for(run(), timeout)
+    return got
+
+
+def _values(i: int, s: int) -> np.ndarray:
+    return (np.arange(s) * 37 + i * 11) % 4000
+
+
+async def test_serial_frames_decoded_exactly_corrupt_counted():
+    profile = load_profile("diy-esp32-fsr8")  # sync A55A | side | u16 counter | 8×u16 | xor8
+    fmt, S = profile.transport.frame, profile.n_sensors
+    n = 400
+    chunks, expected = [], {"left": [], "right": []}
+    corrupted = {"left": 0, "right": 0}
+    for i in range(n):
+        side = ("left", "right")[i % 2]
+        frame = bytearray(encode_frame(fmt, _values(i, S), side=side, counter=i // 2))
+        if i % 37 == 5:
+            frame[8] ^= 0x10  # a bit flipped on the wire
+            corrupted[side] += 1
+        else:
+            expected[side].append(_values(i, S))
+        chunks.append(bytes(frame))
+        if i % 53 == 0:
+            chunks.append(b"\x00\xff\x13garbage")  # line noise between frames
+    master, slave, path = _pty()
+    try:
+        src = create_source(SerialSourceConfig(port=path, batch_ms=50, reconnect=False), profile)
+        async with src:
+            th = _writer(master, chunks)
+            got = await _collect(src, {s: len(v) for s, v in expected.items()})
+            th.join(5)
+            stats = src.stats
+        for side in ("left", "right"):
+            raw = np.concatenate([b.raw for b in got[side]])
+            assert np.array_equal(raw, np.stack(expected[side]).astype(np.float32))
+            t = np.concatenate([b.t for b in got[side]])
+            assert np.all(np.diff(t) > 0)
+            assert sum(b.dropped for b in got[side]) == corrupted[side]  # lost frames = counter gaps
+        assert stats["corrupt"] == sum(corrupted.values())
+        assert stats["frames"] == n - sum(corrupted.values())
+        assert stats["garbage_bytes"] > 0
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+async def test_two_ports_without_side_byte_and_clean_end_of_stream():
+    base = load_profile("diy-esp32-fsr8")
+    data = base.model_dump()
+    data.update(name="two-ports", transport={"type": "serial", "frame": {
+        "sync": "5AA5", "side_byte": False, "counter": "u8", "value_type": "u16le", "checksum": "crc16_ccitt"}})
+    profile = parse_profile(data)
+    fmt, S = profile.transport.frame, profile.n_sensors
+    ptys = {side: _pty() for side in ("left", "right")}
+    frames = {side: [encode_frame(fmt, _values(i + k * 1000, S), counter=i) for i in range(300)]
+              for k, side in enumerate(("left", "right"))}
+    try:
+        cfg = SerialSourceConfig(port=ptys["left"][2], right_port=ptys["right"][2], reconnect=False)
+        src = create_source(cfg, profile)
+        async with src:
+            threads = [_writer(ptys[s][0], frames[s]) for s in ("left", "right")]
+            got = await _collect(src, {"left": 300, "right": 300})
+            for th in threads:
+                th.join(5)
+            for side in ("left", "right"):  # unplug: the stream of that port ends cleanly
+                os.close(ptys[side][0])
+            async for _ in src.batches():
+                pass
+        for k, side in enumerate(("left", "right")):
+            raw = np.concatenate([b.raw for b in got[side]])
+            assert np.array_equal(raw, np.stack([_values(i + k * 1000, S) for i in range(300)]).astype(np.float32))
+        assert src.stats["corrupt"] == 0 and src.stats["dropped"] == 0
+    finally:
+        for master, slave, _ in ptys.values():
+            for fd in (master, slave):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+
+async def test_unopenable_port_is_a_clear_error(tmp_path):
+    from edge_agent.sources import SourceError
+
+    src = create_source(SerialSourceConfig(port=str(tmp_path / "ttyNOPE")), load_profile("diy-esp32-fsr8"))
+    with pytest.raises(SourceError, match="cannot open .*ttyNOPE"):
+        async with src:
+            pass
