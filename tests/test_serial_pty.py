@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
@@ -121,16 +122,14 @@ async def test_two_ports_without_side_byte_and_clean_end_of_stream():
     finally:
         for master, slave, _ in ptys.values():
             for fd in (master, slave):
-                try:
+                with contextlib.suppress(OSError):  # already closed above
                     os.close(fd)
-                except OSError:
-                    pass
 
 
 async def test_unopenable_port_is_a_clear_error(tmp_path):
     from edge_agent.sources import SourceError
 
     src = create_source(SerialSourceConfig(port=str(tmp_path / "ttyNOPE")), load_profile("diy-esp32-fsr8"))
-    with pytest.raises(SourceError, match="cannot open .*ttyNOPE"):
+    with pytest.raises(SourceError, match=r"cannot open .*ttyNOPE"):
         async with src:
             pass
