@@ -48,6 +48,8 @@ def streams(draw, hostile: bool = True) -> tuple[np.ndarray, np.ndarray]:
     raw[:] = (active[:, None] * level * w + rng.uniform(0, 20, (n, 3))).astype(np.float32)
     for _ in range(draw(st.integers(0, 6))):  # problems, each over a random span
         kind = draw(st.sampled_from(["nan", "zero", "sat", "drop", "jump", "late", "badtime", "dup", "inf"]))
+        if n == 0:
+            break
         i = int(rng.integers(0, n))
         j = min(n, i + int(rng.integers(1, 40)))
         col = int(rng.integers(0, 3))
@@ -63,13 +65,13 @@ def streams(draw, hostile: bool = True) -> tuple[np.ndarray, np.ndarray]:
             keep = np.ones(n, dtype=bool)
             keep[i:j] = False
             t, raw, n = t[keep], raw[keep], int(keep.sum())
-        elif kind == "jump" and n:
+        elif kind == "jump":
             t[i:] += rng.uniform(0.0, 5.0)
-        elif kind == "late" and n:
+        elif kind == "late":
             t[i] -= rng.uniform(0.0, 1.0)
-        elif kind == "badtime" and n:
+        elif kind == "badtime":
             t[i] = np.nan if rng.random() < 0.5 else np.inf
-        elif kind == "dup" and n:
+        elif kind == "dup":
             t[i:j] = t[i]
     if hostile and draw(st.booleans()):
         raw[rng.random(raw.shape) < 0.01] = np.float32(3.0e38)
