@@ -128,3 +128,32 @@ def test_adc_channel_count_must_match(tmp_path: Path) -> None:
     path = _copy(tmp_path, "diy-mcp3008-fsr4", lambda d: d["transport"].__setitem__("channels", [0, 1]))
     with pytest.raises(ProfileError, match="2 channels for 4 sensors"):
         load_profile_file(path)
+
+
+def test_generated_profiles_match_their_generator() -> None:
+    """The committed YAML is exactly what the generator writes (so nobody hand-edits it out of sync)."""
+    from edge_agent.recordings.profile_gen import all_profiles, render
+
+    for prof in all_profiles():
+        path = profiles_dir() / f"{prof['name']}.yaml"
+        assert path.read_text(encoding="utf-8") == render(prof), (
+            f"{path}: run python -m edge_agent.recordings.profile_gen"
+        )
+
+
+def test_moticon_fit_reproduces_the_vendor(shared_data: Path) -> None:
+    """Refit from the real exports: residuals tiny, left = right (mirrored frame), same as the committed YAML."""
+    from edge_agent.recordings.moticon_fit import fit, profile_dict
+
+    res = fit(shared_data)
+    for s in res["sessions"]:
+        assert s["force_err_pct_mean"] < 0.2, s["session"]
+    for side in ("left", "right"):
+        assert res["sides"][side]["cop_x_err_mean"] * 270 < 0.5  # mm
+        assert res["sides"][side]["cop_y_err_mean"] < 1e-3
+    assert np.abs(res["sides"]["left"]["x"] - res["sides"]["right"]["x"]).max() < 0.005
+    committed = load_profile("moticon-opengo")
+    fitted = profile_dict(res)["sensors"]
+    for a, b in zip(committed.sensors, fitted, strict=True):
+        assert (a.x, a.y, a.region) == pytest.approx((b["x"], b["y"], b["region"]), abs=1e-3)
+        assert a.area_cm2 == pytest.approx(b["area_cm2"], rel=1e-3)
