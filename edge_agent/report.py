@@ -159,7 +159,9 @@ def format_table(report: dict[str, Any]) -> str:
         f"{_f(sm['cadence_spm'], '.1f')} spm, contact {_f(sm['contact_ms_mean'], '.0f')} ms, flight "
         f"{_f(sm['flight_ms_mean'], '.0f')} ms, duty factor {_f(sm['duty_factor'], '.2f')}\n"
     )
-    for side in ("left", "right"):
+    if report["steps"] and all(s["strike_index"] is None for s in report["steps"]):
+        w("zones: – (no centre of pressure on this insole, so no strike index; impact peaks are the evidence)\n")
+    for side in ("left", "right") if any(s["strike_index"] is not None for s in report["steps"]) else ():
         z = sm["zones"][side]
         w(
             f"{side:5} zones: rearfoot {z['rearfoot']}, midfoot {z['midfoot']}, forefoot {z['forefoot']} "
