@@ -119,6 +119,7 @@ class ParsedFrames:
     device_t: np.ndarray | None  # float64 seconds (unwrapped), None without timestamp
     values: np.ndarray  # float32 (n, S)
     dropped: dict[int, int] = field(default_factory=dict)  # per side, in this feed
+    sequence: np.ndarray | None = None  # int64 (n,): counter unwrapped per side (frame slots since the first)
     corrupt: int = 0  # in this feed
 
     def __len__(self) -> int:
@@ -150,6 +151,7 @@ class FrameParser:
         self._dtype = np.dtype([*head, ("v", VALUE_DTYPES[fmt.value_type], (n_sensors,))])
         self._cmod = 1 << (8 * COUNTER_BYTES[fmt.counter]) if fmt.counter != "none" else 0
         self._last_counter: dict[int, int] = {}
+        self._seq: dict[int, int] = {}
         self._last_ticks: dict[int, int] = {}
         self._wraps: dict[int, int] = {}
         self.frames = 0
@@ -234,9 +236,12 @@ class FrameParser:
         counter = rec["counter"].astype(np.int64) if self.fmt.counter != "none" else np.full(n, -1, np.int64)
         values = np.ascontiguousarray(rec["v"], dtype=np.float32).reshape(n, self.S)
         dropped: dict[int, int] = {}
+        sequence = None
         if self._cmod:
+            sequence = np.empty(n, dtype=np.int64)
             for s in (0, 1):
-                cs = counter[side == s]
+                m = side == s
+                cs = counter[m]
                 if cs.size == 0:
                     continue
                 prev = self._last_counter.get(s)
@@ -247,6 +252,13 @@ class FrameParser:
                 d = int(gaps[~resets].sum())
                 dropped[s] = d
                 self.dropped += d
+                steps = np.where(resets, 1, gaps + 1)  # a reset continues the sequence by one slot
+                start = self._seq.get(s, -1) + (0 if prev is not None else 1)
+                if prev is None:
+                    sequence[m] = start + np.concatenate([[0], np.cumsum(steps)])
+                else:
+                    sequence[m] = start + np.cumsum(steps)
+                self._seq[s] = int(sequence[m][-1])
                 self._last_counter[s] = int(cs[-1])
         device_t = None
         if self.fmt.timestamp != "none":
@@ -268,7 +280,7 @@ class FrameParser:
                 self._wraps[s] = int(w[-1])
                 self._last_ticks[s] = int(tk[-1])
         return ParsedFrames(side=side, counter=counter, device_t=device_t, values=values, dropped=dropped,
-                            corrupt=corrupt)
+                            corrupt=corrupt, sequence=sequence)
 
 
 class FrameAssembler:
@@ -290,8 +302,11 @@ class FrameAssembler:
             if values.shape[0] == 0 and not dropped:
                 continue
             n = values.shape[0]
+            if device_t is None and parsed.sequence is not None and n:
+                # no device timestamp: the frame counter is a clock ticking at the sample rate
+                device_t = parsed.sequence[parsed.side == s] * self.period
             if device_t is not None:
-                t = self.aligners[s].map(device_t, arrival)
+                t = self.aligners[s].map(device_t, arrival) if n else np.zeros(0)
             else:
                 t = arrival - self.period * np.arange(n - 1, -1, -1, dtype=np.float64)
                 t = np.maximum(t, self._last_t[s] + np.arange(1, n + 1) * 1e-6)
@@ -314,10 +329,10 @@ def merge_batches(batches: list[FrameBatch]) -> list[FrameBatch]:
         bs = [b for b in batches if b.side == side]
         if not bs:
             continue
-        dev = [b.device_t for b in bs]
+        dev = [b.device_t for b in bs if len(b)]
         out.append(FrameBatch(
             side=side, t=np.concatenate([b.t for b in bs]), raw=np.concatenate([b.raw for b in bs]),
-            device_t=None if any(d is None for d in dev) else np.concatenate(dev),  # type: ignore[arg-type]
+            device_t=None if not dev or any(d is None for d in dev) else np.concatenate(dev),  # type: ignore[arg-type]
             dropped=sum(b.dropped for b in bs), corrupt=sum(b.corrupt for b in bs),
         ))
     return out

@@ -4,8 +4,9 @@ Frames follow the profile's ``transport.frame`` (see :mod:`edge_agent.sources.fr
 share one port (the frame's side byte says which) or use two ports (``port`` = left, ``right_port``
 = right, no side byte needed). Timing: with a device timestamp in the frame, each foot's clock is
 mapped onto the agent's clock by :class:`~edge_agent.sources.align.ClockAligner`; without one, the
-frames of a read are back-dated from their arrival by the nominal sample period (never before the
-previous frame), which is as good as the host can do.
+frame counter (unwrapped, × the nominal sample period) serves as the device clock — so lost frames
+leave a gap in time instead of squeezing the rest; without either, the frames of a read are
+back-dated from their arrival by the nominal sample period.
 
 A port that disappears (unplugged, board reset) is reopened with jittered exponential backoff; the
 loss and the recovery are logged once each, and counted in ``stats["reconnects"]``.
