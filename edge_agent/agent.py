@@ -230,13 +230,26 @@ async def run_agent(cfg: AgentConfig, *, duration_s: float | None = None) -> dic
 # -- calibrate -------------------------------------------------------------------------------------
 
 
-async def _collect(
-    cfg: AgentConfig, profile: HardwareProfile, seconds: float
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """``seconds`` of frames per foot from the configured source (for calibration)."""
+Phase = tuple[str, float]
+
+
+async def _collect_phases(
+    cfg: AgentConfig, profile: HardwareProfile, phases: list[Phase]
+) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Frames per phase and foot from ONE pass over the configured source (phases back to back,
+    each ``seconds`` long; a phase named ``""`` is discarded — time to stand up)."""
     from edge_agent.sources import create_source
 
-    parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"left": [], "right": []}
+    bounds: list[tuple[str, float, float]] = []
+    start = 0.0
+    for name, seconds in phases:
+        bounds.append((name, start, start + seconds))
+        start += seconds
+    total = start
+    parts: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]] = {
+        name: {"left": [], "right": []} for name, _ in phases if name
+    }
+    announced: set[str] = set()
     t0: float | None = None
     source = create_source(cfg.source, profile)
     async with source:
@@ -244,48 +257,55 @@ async def _collect(
             if len(b.t) == 0:
                 continue
             t0 = float(b.t[0]) if t0 is None else t0
-            parts[b.side].append((b.t, b.raw))
-            if float(b.t[-1]) - t0 >= seconds:
+            rel = b.t - t0
+            good = np.isfinite(rel) & np.isfinite(b.raw).all(axis=1)
+            for name, lo, hi in bounds:
+                if name and name not in announced and rel[-1] >= lo:
+                    announced.add(name)
+                    log.info("calibrate: %s phase (%.0f s)", name, hi - lo)
+                sel = good & (rel >= lo) & (rel < hi)
+                if name and sel.any():
+                    parts[name][b.side].append((b.t[sel], b.raw[sel]))
+            if float(rel[-1]) >= total:
                 break
-    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for side, p in parts.items():
-        if p:
-            t = np.concatenate([x[0] for x in p])
-            raw = np.concatenate([x[1] for x in p])
-            keep = np.isfinite(t) & np.isfinite(raw).all(axis=1) & (t < (t0 or 0.0) + seconds)
-            out[side] = (t[keep], raw[keep])
+    out: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    for name, feet in parts.items():
+        out[name] = {
+            side: (np.concatenate([x[0] for x in p]), np.concatenate([x[1] for x in p]))
+            for side, p in feet.items()
+            if p
+        }
     return out
 
 
-def _wait_for_user(prompt: str, interactive: bool) -> None:
-    print(prompt, flush=True)
-    if interactive:
-        input("  press Enter when ready… ")
-
-
 async def calibrate(
-    cfg: AgentConfig, *, zero_s: float = 3.0, stand_s: float = 5.0, skip_zero: bool = False, interactive: bool = False
+    cfg: AgentConfig, *, zero_s: float = 3.0, settle_s: float = 3.0, stand_s: float = 5.0, skip_zero: bool = False
 ) -> Calibration:
-    """Zero offsets (median raw per sensor with no load) and body weight (quiet standing, both feet)."""
+    """Zero offsets (median raw per sensor with no load), then ``settle_s`` to stand up, then body
+    weight (quiet standing on both feet), all from one pass over the source, so it works headless
+    and on recordings. Writes ``<state_dir>/calibration.json``, which ``run`` uses."""
     from edge_agent.analysis import estimate_body_weight, total_force
 
     profile = load_profile(cfg.profile)
+    phases: list[Phase] = ([] if skip_zero else [("zero", zero_s)]) + [("", settle_s), ("stand", stand_s)]
+    if not skip_zero:
+        print(f"calibrate: 1) insoles unloaded for {zero_s:.0f} s, 2) {settle_s:.0f} s to put them on and "
+              f"stand up, 3) stand still on both feet for {stand_s:.0f} s", flush=True)
+    else:
+        print(f"calibrate: in {settle_s:.0f} s, stand still on both feet for {stand_s:.0f} s", flush=True)
+    data = await _collect_phases(cfg, profile, phases)
     offsets: dict[str, list[float]] = {}
     if not skip_zero:
-        _wait_for_user(f"1/2 zero: take the insoles off (no load) for {zero_s:.0f} s", interactive)
-        data = await _collect(cfg, profile, zero_s)
-        for side, (_t, raw) in data.items():
-            if len(raw) < 5:
-                raise RuntimeError(f"calibrate: only {len(raw)} frames from the {side} insole in {zero_s} s")
-            offsets[side] = [float(x) for x in np.median(raw, axis=0)]
-        if set(offsets) != {"left", "right"}:
-            raise RuntimeError(f"calibrate: no frames from the {({'left', 'right'} - set(offsets)).pop()} insole")
-    _wait_for_user(f"2/2 body weight: stand still on both feet for {stand_s:.0f} s", interactive)
-    data = await _collect(cfg, profile, stand_s)
-    if set(data) != {"left", "right"}:
-        raise RuntimeError("calibrate: body weight needs frames from both insoles")
+        for side in ("left", "right"):
+            frames = data.get("zero", {}).get(side)
+            if frames is None or len(frames[1]) < 5:
+                raise RuntimeError(f"too few frames from the {side} insole in the zero phase")
+            offsets[side] = [float(x) for x in np.median(frames[1], axis=0)]
+    stand = data.get("stand", {})
+    if set(stand) != {"left", "right"}:
+        raise RuntimeError("body weight needs frames from both insoles in the standing phase")
     totals = {}
-    for side, (t, raw) in data.items():
+    for side, (t, raw) in stand.items():
         off = np.asarray(offsets.get(side, np.zeros(profile.n_sensors)), dtype=np.float32)
         totals[side] = (t, np.asarray(total_force(profile, raw - off), dtype=np.float64))
     tl, fl = totals["left"]

@@ -110,16 +110,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     _setup(cfg)
     from edge_agent.agent import calibrate, calibration_path
 
-    interactive = not args.yes and sys.stdin.isatty()
     try:
         cal = asyncio.run(
-            calibrate(
-                cfg,
-                zero_s=args.zero_seconds,
-                stand_s=args.stand_seconds,
-                skip_zero=args.skip_zero,
-                interactive=interactive,
-            )
+            calibrate(cfg, zero_s=args.zero_seconds, settle_s=args.settle_seconds, stand_s=args.stand_seconds,
+                      skip_zero=args.skip_zero)
         )
     except RuntimeError as err:
         print(f"footfall-agent calibrate: {err}", file=sys.stderr)
@@ -261,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--zero-seconds", type=float, default=3.0, help="no-load phase length (default 3)")
     p.add_argument("--stand-seconds", type=float, default=5.0, help="standing phase length (default 5)")
     p.add_argument("--skip-zero", action="store_true", help="keep zero offsets at 0 (only body weight)")
-    p.add_argument("--yes", "-y", action="store_true", help="don't wait for Enter between phases")
+    p.add_argument("--settle-seconds", type=float, default=3.0, help="pause to stand up between phases (default 3)")
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("record", help="raw capture into a native recording (.ffrec)")

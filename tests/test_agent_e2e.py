@@ -184,3 +184,71 @@ def test_bad_config_is_a_clear_error_with_a_line_number(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert f"{cfg}:5: key 'source.replay.speed'" in proc.stderr and "'fast'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def _cli(args: list[str], tmp_path: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edge_agent", *args], capture_output=True, text=True, timeout=timeout,
+        env=agent_env(tmp_path), cwd=tmp_path,
+    )
+
+
+def test_calibrate_zero_offsets_and_body_weight(tmp_path: Path) -> None:
+    """Zero phase (unloaded, per-sensor offsets) then quiet standing, from one replayed recording."""
+    profile = load_profile("moticon-opengo")
+    rng = np.random.default_rng(0)
+    offsets = rng.uniform(0.05, 0.4, size=(2, profile.n_sensors)).astype(np.float32)  # N/cm²
+    stand, _ = simulate(profile, RunParams(standing_s=8, duration_s=0.3, swing_offset_n=0, seed=4, body_mass_kg=66))
+    feet = {}
+    fs = profile.sample_rate_hz
+    for k, side in enumerate(("left", "right")):
+        sim = getattr(stand, side)
+        t_zero = np.arange(int(3 * fs)) / fs
+        raw_zero = np.zeros((len(t_zero), profile.n_sensors), np.float32) + rng.normal(0, 0.01, (len(t_zero), 1))
+        feet[side] = FootStream(
+            np.concatenate([t_zero, sim.t + 3.0]),
+            np.concatenate([raw_zero, sim.raw]).astype(np.float32) + offsets[k],
+        )
+    save_recording(Recording(profile=profile.name, left=feet["left"], right=feet["right"]), tmp_path / "cal.ffrec")
+    cfg = write_config(tmp_path, "mqtt://127.0.0.1:1", source={"type": "replay", "path": "cal.ffrec", "speed": 0})
+    proc = _cli(["calibrate", "--config", str(cfg), "--zero-seconds", "3", "--settle-seconds", "0",
+                 "--stand-seconds", "8"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    cal = json.loads((tmp_path / "state" / "calibration.json").read_text())
+    assert cal["profile"] == "moticon-opengo"
+    np.testing.assert_allclose(cal["offsets"]["left"], offsets[0], atol=0.01)
+    np.testing.assert_allclose(cal["offsets"]["right"], offsets[1], atol=0.01)
+    assert cal["body_weight_n"] == pytest.approx(66 * 9.80665, rel=0.01)
+    # without the zero step the offsets (Σ offset × area, both feet) inflate the body weight
+    skip = _cli(["calibrate", "--config", str(cfg), "--skip-zero", "--settle-seconds", "4", "--stand-seconds", "6"], tmp_path)
+    assert skip.returncode == 0, skip.stderr[-2000:]
+    inflated = json.loads((tmp_path / "state" / "calibration.json").read_text())["body_weight_n"]
+    assert inflated > 66 * 9.80665 * 1.05
+    # a standing phase with nobody standing is a clear error, not a wrong calibration
+    bad = _cli(["calibrate", "--config", str(cfg), "--zero-seconds", "1", "--settle-seconds", "0",
+                "--stand-seconds", "2"], tmp_path)
+    assert bad.returncode == 1 and "no quiet standing" in bad.stderr
+
+
+def test_record_simulate_and_profiles_commands(tmp_path: Path) -> None:
+    from edge_agent.recordings import load_recording
+
+    proc = _cli(["record", "raw.ffrec", "--source", "simulator", "--speed", "0", "--duration", "5",
+                 "--state-dir", str(tmp_path / "state")], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rec = load_recording(tmp_path / "raw.ffrec")
+    assert rec.left is not None and rec.right is not None
+    assert rec.left.raw.shape[1] == 16 and 490 <= len(rec.left.t) <= 510
+    assert _cli(["record", "raw.ffrec", "--source", "simulator", "--speed", "0", "--duration", "1"],
+                tmp_path).returncode != 0  # never overwrites a recording
+    proc = _cli(["simulate", "sim.ffrec", "--profile", "pedar-99", "--duration-s", "6", "--cadence-spm", "180",
+                 "--spike", "1,3,1.5"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    sim = load_recording(tmp_path / "sim.ffrec")
+    assert sim.profile == "pedar-99" and sim.left is not None and sim.left.raw.shape[1] == 99
+    assert _cli(["simulate", "x.ffrec", "--cadence-spm", "20"], tmp_path).returncode == 2
+    listed = _cli(["profiles", "list"], tmp_path)
+    assert listed.returncode == 0 and "moticon-opengo" in listed.stdout and "pedar-99" in listed.stdout
+    shown = _cli(["profiles", "show", "moticon-opengo"], tmp_path)
+    assert json.loads(shown.stdout)["name"] == "moticon-opengo"
+    assert _cli(["profiles", "show", "no-such-insole"], tmp_path).returncode == 2
