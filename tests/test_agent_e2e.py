@@ -220,7 +220,8 @@ def test_calibrate_zero_offsets_and_body_weight(tmp_path: Path) -> None:
     np.testing.assert_allclose(cal["offsets"]["right"], offsets[1], atol=0.01)
     assert cal["body_weight_n"] == pytest.approx(66 * 9.80665, rel=0.01)
     # without the zero step the offsets (Σ offset × area, both feet) inflate the body weight
-    skip = _cli(["calibrate", "--config", str(cfg), "--skip-zero", "--settle-seconds", "4", "--stand-seconds", "6"], tmp_path)
+    skip = _cli(["calibrate", "--config", str(cfg), "--skip-zero", "--settle-seconds", "4", "--stand-seconds", "6"],
+                tmp_path)
     assert skip.returncode == 0, skip.stderr[-2000:]
     inflated = json.loads((tmp_path / "state" / "calibration.json").read_text())["body_weight_n"]
     assert inflated > 66 * 9.80665 * 1.05
