@@ -258,7 +258,7 @@ def training_load(
         out.update(status="no_data", acute=None, chronic=None, acwr=None, series=[])
         return out
     loads = {int(r[0]): float(r[1]) for r in rows}
-    first, last = min(loads), int(ref // DAY)
+    first, last = min(loads), int((ref - 1e-3) // DAY)  # the day holding the last instant before ref
     span = last - first + 1
     if span < CHRONIC_DAYS:
         out.update(
