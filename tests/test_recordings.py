@@ -72,6 +72,8 @@ def test_fukuchi_contacts_alternate() -> None:
     assert rec.body_mass_kg == 69.0
     assert rec.meta["strike_label"] == {"right": "Rearfoot", "left": "Rearfoot"}
     assert rec.meta["speed_m_s"] == 3.5
+    # the plate's medial-lateral COP confirms that consecutive contacts are different feet
+    assert rec.meta["copz_alternation_agreement"] >= 0.9 and "confirmed" in rec.meta["side_assignment"]
     left, right = rec.left.raw[:, 0], rec.right.raw[:, 0]
     # never both feet loaded at once, and together they are the plate
     assert not np.any((left > 50) & (right > 50))

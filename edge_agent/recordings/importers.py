@@ -291,13 +291,50 @@ def _contacts(f: np.ndarray, rate: float) -> list[tuple[int, int]]:
     return out
 
 
+def _assign_sides(
+    contacts: list[tuple[int, int]], fy: np.ndarray, copz: np.ndarray | None
+) -> tuple[list[int], str, float | None]:
+    """Side (0 left, 1 right) per contact, how it was decided, and the share of contacts confirming it.
+
+    Running has a flight phase, so contacts on the one plate alternate feet. The plate's
+    medial–lateral COP (``COPz``) checks that: each contact should lie on the opposite side of the
+    mean of its two neighbours (the runner drifts across the belt, so a global COPz split would not
+    work, but neighbours are ~5–7 cm apart). Which foot is the *left* one is not in the file: the foot
+    with the higher COPz is called ``right``, assuming the lab's Z axis points to the runner's right
+    (ISB convention for X forward, Y up) — not verified against the markers. Without a usable COPz,
+    or when fewer than 90 % of contacts confirm the alternation, the first contact is called left.
+    """
+    alternate = [i % 2 for i in range(len(contacts))]
+    how_alt = "alternating contacts, first one called left (arbitrary: the force file has no side)"
+    if copz is None or len(contacts) < 5:
+        return alternate, how_alt, None
+    loaded = [fy[a:b] > 4 * CONTACT_ON_N for a, b in contacts]
+    if not all(m.any() for m in loaded):
+        return alternate, how_alt, None
+    z = np.array([np.median(copz[a:b][m]) for (a, b), m in zip(contacts, loaded, strict=True)])
+    d = z[1:-1] - 0.5 * (z[:-2] + z[2:])
+    parity = np.arange(1, len(z) - 1) % 2
+    even_high = float(d[parity == 0].mean()) > float(d[parity == 1].mean())
+    expected = np.where(parity == 0, 1.0, -1.0) * (1.0 if even_high else -1.0)
+    agree = float(np.mean(np.sign(d) == expected))
+    if agree < 0.9:
+        return alternate, how_alt + f" (plate COPz confirms only {agree:.0%} of contacts)", agree
+    sides = [(i % 2 == 0) == even_high for i in range(len(contacts))]
+    how = (
+        f"alternating contacts, confirmed by the plate COPz ({agree:.0%} of contacts on the expected side "
+        "of their neighbours); the higher-COPz foot is called right (assumes lab Z to the runner's right, "
+        "ISB convention; not verified against markers)"
+    )
+    return [int(r) for r in sides], how, agree
+
+
 def load_fukuchi(path: Path) -> Recording:
     """``*forces.txt``: Time (1-based sample index at 300 Hz), Fx, Fy (vertical, N), Fz, COP, Ty.
 
     One treadmill plate under both feet, no side in the file. In running the feet never share the
     plate (there is a flight phase), so contacts are found on Fy (on > 50 N, edges extended to 5 N,
-    gaps < 20 ms merged, contacts < 80 ms dropped) and assigned alternately to left and right, the
-    first contact arbitrarily to ``left`` (``meta['side_assignment']`` says so). Each foot's stream
+    gaps < 20 ms merged, contacts < 80 ms dropped) and split into the two feet by the plate's
+    medial–lateral COP (see :func:`_assign_sides`; ``meta['side_assignment']`` says how). Each foot's stream
     carries the plate force outside the other foot's contacts and 0 during them.
     """
     text = open_text(path)
@@ -314,24 +351,26 @@ def load_fukuchi(path: Path) -> Recording:
     t = (idx - 1.0) / FUKUCHI_RATE_HZ
     fy = data[:, 2]
     contacts = _contacts(fy, FUKUCHI_RATE_HZ)
+    cols = [n.strip() for n in names]
+    side_of, how, agree = _assign_sides(contacts, fy, data[:, cols.index("COPz")] if "COPz" in cols else None)
     owner = np.full(fy.size, -1, dtype=np.int8)
-    for k, (a, b) in enumerate(contacts):
-        owner[a:b] = k % 2
+    for (a, b), k in zip(contacts, side_of, strict=True):
+        owner[a:b] = k
     rec = Recording(
         profile="force-plate-300",
         left=None,
         right=None,
         source=str(path),
-        meta={
-            "format": "fukuchi",
-            "side_assignment": "alternating contacts, first one called left (arbitrary: the force file has no side)",
-            "contacts": len(contacts),
-        },
+        meta={"format": "fukuchi", "side_assignment": how, "contacts": len(contacts)},
     )
+    if agree is not None:
+        rec.meta["copz_alternation_agreement"] = round(agree, 3)
     for k, side in enumerate(SIDES):
         f = np.where(owner == 1 - k, 0.0, np.maximum(fy, 0.0))
         setattr(rec, side, FootStream(t, f.reshape(-1, 1)))
-        rec.reference[f"{side}_contact_start_s"] = np.asarray([t[a] for i, (a, _) in enumerate(contacts) if i % 2 == k])
+        rec.reference[f"{side}_contact_start_s"] = np.asarray(
+            [t[a] for (a, _), o in zip(contacts, side_of, strict=True) if o == k]
+        )
     rec.reference["plate_fy_n"] = fy.copy()
     m = re.match(r"^(RBDS(\d+))run(T(\d)(\d))forces", path.name)
     info = path.parent / "RBDSinfo.txt"
