@@ -39,7 +39,7 @@ MATCH_WINDOW_S = 0.15  # a vendor step and ours are the same step when their con
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 
-def _stats(values: list[float]) -> dict[str, float | int | None]:
+def _stats(values: list[float | None] | list[float]) -> dict[str, float | int | None]:
     a = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
     if a.size == 0:
         return {"n": 0, "mean": None, "sd": None, "max_abs": None}
@@ -178,6 +178,7 @@ def standing_weight_n(rec: Recording, label: str = "Standing upright without mov
     prof = load_profile(rec.profile)
     area = prof.sensor_area_cm2()
     seg = rec.slice(segs[0].t_start, segs[0].t_end)
+    assert seg.left is not None and seg.right is not None
     ours = float((seg.left.raw @ area).mean() + (seg.right.raw @ area).mean())
     vendor = float(seg.reference["left_total_force_n"].mean() + seg.reference["right_total_force_n"].mean())
     return ours, vendor

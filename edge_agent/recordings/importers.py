@@ -181,9 +181,9 @@ def load_moticon_txt(path: Path) -> Recording:
         start = len(lines)
     if names is None:
         raise RecordingError(f"{path}: Moticon export without a '# time<TAB>…' column header line")
-    body, first = _data_lines(text, start)
+    rows, first = _data_lines(text, start)
     labels = frozenset(j for j, n in enumerate(names) if "label" in n.lower())  # e.g. 'Right Events label[]'
-    data = _parse_rows(path, body, first, "\t", len(names), labels)
+    data = _parse_rows(path, rows, first, "\t", len(names), labels)
     rec = _moticon_table(path, names, data, "moticon-txt")
     rec.notes = header.get("Notes", "")
     rec.meta.update(

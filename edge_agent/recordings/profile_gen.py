@@ -36,7 +36,7 @@ def pedar_99() -> dict:
         ("forefoot", 0.55, 0.80, [7, 7, 7, 7]),
         ("toes", 0.80, 1.0, [7, 6, 4]),
     ]
-    sensors = []
+    sensors: list[dict[str, object]] = []
     for region, x0, x1, rows in regions:
         row_len = (x1 - x0) / len(rows)
         for r, n in enumerate(rows):
@@ -135,7 +135,7 @@ FSR8 = [  # DIY 8-FSR layout: heel ×2, lateral midfoot, MT1, MT3, MT5, hallux, 
 
 
 def diy_esp32(ble: bool) -> dict:
-    frame = {
+    frame: dict[str, object] = {
         "sync": "A55A",
         "side_byte": True,
         "counter": "u16le",
@@ -143,6 +143,7 @@ def diy_esp32(ble: bool) -> dict:
         "value_type": "u16le",
         "checksum": "xor8",
     }
+    transport: dict[str, object]
     if ble:
         transport = {
             "type": "ble",
