@@ -21,11 +21,12 @@ import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestClient, TestServer
 
-from edge_agent.contract import Alert
+from edge_agent.contract import Alert, WindowSummary
 from plugin.events import EventHub
 from plugin.history import RunnerModel, seed_history
 from plugin.store import Store
 from plugin.web import ConfigError, DashboardContext, create_app
+from plugin.web.api import RUN_CACHE
 from plugin.web.auth import COOKIE_NAME, session_value
 
 XSS_RUNNER = "<script>alert(1)</script>"
@@ -124,7 +125,7 @@ async def test_health_passes_backend_health_through(client: TestClient) -> None:
     body = await resp.json()
     assert body["ingest"] == {"stored": 10, "duplicates": 1, "rejected": 2, "rejected_by_reason": {"not_json": 2}}
     assert body["broker"]["connected"] is True
-    assert body["web"] == {"live_clients": 0, "auth": "loopback-open"}
+    assert body["web"]["live_clients"] == 0 and body["web"]["auth"] == "loopback-open"
     assert resp.headers["Cache-Control"] == "no-store"
 
 
@@ -168,6 +169,59 @@ async def test_run_detail_has_windows_and_steps(client: TestClient, store: Store
     assert missing.status == 404 and "no-such-run" in (await missing.json())["error"]
     bad = await client.get("/api/runs/bad%20id%3Cx%3E")
     assert bad.status == 400 and "run_id" in (await bad.json())["error"]
+
+
+async def test_run_detail_columnar_steps_and_cache_revalidation(fresh_store: Store) -> None:
+    client = await _client(make_ctx(fresh_store))
+    try:
+        run_id = fresh_store.list_runs(runner="alex", limit=1)[0]["run_id"]
+        rows = await (await client.get(f"/api/runs/{run_id}")).json()
+        cols = await (await client.get(f"/api/runs/{run_id}?steps=columns")).json()
+        none = await (await client.get(f"/api/runs/{run_id}?steps=none")).json()
+        assert cols["steps_format"] == "columns" and "steps" not in none
+        assert none["step_count"] == cols["step_count"] == rows["step_count"] == fresh_store.get_run(
+            run_id, include_steps=False
+        )["steps"]
+        assert len(cols["steps"]["side"]) == len(rows["steps"]) > 0
+        assert [r["valr_bw_s"] for r in rows["steps"]] == cols["steps"]["valr_bw_s"]
+        assert (await client.get(f"/api/runs/{run_id}?steps=csv")).status == 400
+
+        # A late (resent) window for the finished run must show up although the response is cached.
+        again = await (await client.get(f"/api/runs/{run_id}?steps=columns")).json()
+        assert again == cols
+        last = rows["windows"][-1]
+        late = WindowSummary(
+            msg_id="late-window-0001", device_id="sim-1", stream_id="late01", seq=1, device_time=last["t_end"] + 60,
+            runner="alex", run_id=run_id, window_index=last["window_index"] + 1, t_start=last["t_end"],
+            t_end=last["t_end"] + 60, steps=170, cadence_spm=170.0,
+        )  # fmt: skip
+        assert fresh_store.insert_message(late, time.time())
+        fresh = await (await client.get(f"/api/runs/{run_id}?steps=columns")).json()
+        assert len(fresh["windows"]) == len(cols["windows"]) + 1
+    finally:
+        await client.close()
+
+
+async def test_finished_run_is_pre_encoded_in_the_background(fresh_store: Store) -> None:
+    hub = EventHub()
+    client = await _client(make_ctx(fresh_store, hub=hub))
+    try:
+        run_id = fresh_store.list_runs(runner="alex", limit=1)[0]["run_id"]
+        assert hub.subscriber_count == 1
+        hub.publish("run", {"run_id": "no-such-run"})  # unknown ids are skipped, the task carries on
+        hub.publish("run", {"run_id": "<bad id>"})
+        hub.publish("run", {"run_id": run_id, "device_id": "sim-1"})
+        cache = client.app[RUN_CACHE]
+        for _ in range(1000):
+            if (run_id, "columns") in cache._items:
+                break
+            await asyncio.sleep(0.01)
+        assert cache.misses == 1 and cache.hits == 0
+        body = await (await client.get(f"/api/runs/{run_id}?steps=columns")).json()
+        assert body["run_id"] == run_id and cache.hits == 1, "served from the pre-encoded response"
+    finally:
+        await client.close()
+    assert hub.subscriber_count == 0, "the pre-encoder stops with the app"
 
 
 async def test_trends_week_and_run_periods(client: TestClient, store: Store) -> None:
@@ -463,14 +517,12 @@ async def test_sse_stream_ids_types_heartbeat_and_cleanup(store: Store) -> None:
     hub = EventHub()
     client = await _client(make_ctx(store, hub=hub, sse_heartbeat_s=0.2))
     try:
+        base = hub.subscriber_count  # the app's own run pre-encoder listens too
         resp = await client.get("/api/live")
         assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/event-stream")
         assert (await resp.content.readuntil(b"\n\n")).startswith(b"retry: 3000")
-        for _ in range(100):
-            if hub.subscriber_count:
-                break
-            await asyncio.sleep(0.01)
-        assert hub.subscriber_count == 1
+        assert hub.subscriber_count == base + 1
+        assert (await (await client.get("/api/health")).json())["web"]["live_clients"] == 1
         alert = make_alert(99, runner=XSS_RUNNER).model_dump(mode="json")
         hub.publish("alert", alert)
         hub.publish("live", {"device_id": "sim-1", "cadence_spm": 171.0, "last_strike_zone": "midfoot"})
@@ -489,10 +541,10 @@ async def test_sse_stream_ids_types_heartbeat_and_cleanup(store: Store) -> None:
         assert json.loads(messages[1]["data"])["cadence_spm"] == 171.0
         resp.close()
         for _ in range(200):  # the server notices the closed stream at the next write (≤ one heartbeat)
-            if hub.subscriber_count == 0:
+            if hub.subscriber_count == base:
                 break
             await asyncio.sleep(0.02)
-        assert hub.subscriber_count == 0, "a closed browser leaves no subscriber behind"
+        assert hub.subscriber_count == base, "a closed browser leaves no subscriber behind"
     finally:
         await client.close()
 

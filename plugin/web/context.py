@@ -130,6 +130,7 @@ class DashboardContext:
     ``risk``: returns the risk summary ``{"level", "reasons"}`` (or just the level); defaults to
     ``plugin.risk.risk_summary(store)``.
     ``sse_heartbeat_s``: SSE comment heartbeat so proxies and browsers keep idle streams open.
+    ``prewarm_runs``: encode a run's detail response in the background when its ``run`` event arrives.
     """
 
     store: Store
@@ -141,5 +142,6 @@ class DashboardContext:
     settings_schema: tuple[SettingSpec, ...] = DEFAULT_SETTINGS_SCHEMA
     risk: Callable[[], dict[str, Any] | str] | None = None
     sse_heartbeat_s: float = 15.0
+    prewarm_runs: bool = True
     title: str = "footfall"
     extra: dict[str, Any] = field(default_factory=dict)

@@ -17,12 +17,11 @@ import weakref
 from aiohttp import web
 
 from plugin.events import Event
-from plugin.web.api import CTX_KEY, _clean, _json_default
+from plugin.web.api import CTX_KEY, LIVE_TASKS, _clean, _json_default
 from plugin.web.auth import SECURITY_HEADERS
 
 log = logging.getLogger(__name__)
 
-LIVE_TASKS: web.AppKey[weakref.WeakSet[asyncio.Task[object]]] = web.AppKey("footfall_live_tasks")
 EVENT_TYPES = frozenset({"summary", "run", "live", "alert", "alert_ack", "health"})
 
 

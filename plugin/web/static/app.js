@@ -494,14 +494,13 @@
   async function pageRun() {
     const runId = document.body.dataset.runId;
     let run;
-    try { run = await api(`/api/runs/${encodeURIComponent(runId)}`); } catch (err) { showError($("#run-summary .card-body"), err); return; }
+    try { run = await api(`/api/runs/${encodeURIComponent(runId)}?steps=columns`); } catch (err) { showError($("#run-summary .card-body"), err); return; }
     const c = COLORS();
     $("#run-title").textContent = `${fmtDate(run.started_at)}${run.runner ? " · " + run.runner : ""}`;
     const s = run.summary || {};
     const foot = (side) => s[side] || {};
     const win = run.windows || [];
-    // get_run() returns the step records under "steps"; the count comes from the summary or the windows.
-    const stepCount = isNum(run.steps) ? run.steps : isNum(s.steps) ? s.steps : win.reduce((a, w) => a + (w.steps || 0), 0);
+    const stepCount = run.step_count;
     const siBoth = [run.si_left, run.si_right].filter(isNum);
     fill($("#run-summary .card-body"),
       h("div", { class: "stats" },
@@ -518,7 +517,10 @@
       zoneBar(run.rearfoot, run.midfoot, run.forefoot),
       h("p", { class: "muted", text: `${run.device_id}${run.profile ? " · " + run.profile : ""} · ${win.length} windows${run.complete ? "" : " · run still in progress or its summary is missing"}` }));
 
-    const steps = run.steps || [];
+    // Columnar steps ({side: [...], t: [...]}) back to one object per step.
+    const cols = run.steps || {};
+    const n = cols.side ? cols.side.length : 0;
+    const steps = Array.from({ length: n }, (_, i) => Object.fromEntries(Object.keys(cols).map((k) => [k, cols[k][i]])));
     const bySide = (side) => steps.filter((st) => st.side === side);
     const scatter = (side, color) => {
       const st = bySide(side).filter((p) => isNum(p.strike_index) && isNum(p.valr_bw_s));
