@@ -133,3 +133,42 @@ async def test_unopenable_port_is_a_clear_error(tmp_path):
     with pytest.raises(SourceError, match=r"cannot open .*ttyNOPE"):
         async with src:
             pass
+
+
+async def test_lost_port_reconnects_and_logs_once_each_way(caplog):
+    """pyserial's ``socket://`` URL stands in for a port that disappears and comes back (a replug)."""
+    import socket
+
+    profile = load_profile("diy-esp32-fsr8")
+    fmt = profile.transport.frame
+    srv = socket.create_server(("127.0.0.1", 0))
+    port = srv.getsockname()[1]
+
+    def serve() -> None:
+        k = 0
+        for _ in range(2):
+            conn, _ = srv.accept()
+            time.sleep(0.3)  # pyserial discards input already waiting when it opens a port
+            for i in range(100):
+                conn.sendall(encode_frame(fmt, _values(k, 8), side="left", counter=k))
+                k += 1
+                if i % 10 == 0:
+                    time.sleep(0.003)
+            time.sleep(0.3)
+            conn.close()  # the device goes away
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    caplog.set_level("INFO", logger="edge_agent.sources.serial")
+    src = create_source(SerialSourceConfig(port=f"socket://127.0.0.1:{port}", reconnect_max_s=0.5), profile)
+    try:
+        async with src:
+            got = await _collect(src, {"left": 200})
+            stats = src.stats
+            msgs = [r.getMessage() for r in caplog.records]
+    finally:
+        srv.close()
+    raw = np.concatenate([b.raw for b in got["left"]])
+    assert np.array_equal(raw, np.stack([_values(k, 8) for k in range(200)]).astype(np.float32))
+    assert stats["reconnects"] == 1 and stats["dropped"] == 0 and stats["corrupt"] == 0
+    assert sum("unavailable" in m for m in msgs) == 1 and sum("is back" in m for m in msgs) == 1
