@@ -34,7 +34,10 @@ def _fsr_force(cal: FsrDividerCalibration, counts: float) -> float:
 
 
 def _reduce(profile: HardwareProfile, raw: np.ndarray, raw_max: float, pure_python: bool):
-    """Per-frame total force and moments (N, N·x, N·y) plus per-sensor counters."""
+    """Per-frame total force and moments (N, N·x, N·y) plus per-sensor counters.
+
+    Silent sensors are those whose valid (finite) samples never take two distinct values.
+    """
     n, s = raw.shape
     x = profile.sensor_x()
     y = profile.sensor_y()
@@ -60,10 +63,11 @@ def _reduce(profile: HardwareProfile, raw: np.ndarray, raw_max: float, pure_pyth
                 if not math.isfinite(v):
                     nan_cnt[j] += 1
                     v = off
-                if v >= raw_max:
-                    sat_cnt[j] += 1
-                rmin[j] = min(rmin[j], v)
-                rmax[j] = max(rmax[j], v)
+                else:
+                    if v >= raw_max:
+                        sat_cnt[j] += 1
+                    rmin[j] = min(rmin[j], v)
+                    rmax[j] = max(rmax[j], v)
                 fj = _fsr_force(cal, v) if fsr else (v - off) * gain[j]
                 f += fj
                 mx += fj * xs[j]
@@ -73,6 +77,9 @@ def _reduce(profile: HardwareProfile, raw: np.ndarray, raw_max: float, pure_pyth
                 np.array(rmin), np.array(rmax))
     v = raw.astype(np.float64)
     isn = ~np.isfinite(v)
+    sat = (~isn & (v >= raw_max)).sum(axis=0)
+    rmin = np.where(isn, math.inf, v).min(axis=0, initial=math.inf)
+    rmax = np.where(isn, -math.inf, v).max(axis=0, initial=-math.inf)
     if fsr:
         v = np.where(isn, 0.0, v)
         forces = np.vectorize(lambda c: _fsr_force(cal, c))(v) if v.size else v
@@ -80,8 +87,7 @@ def _reduce(profile: HardwareProfile, raw: np.ndarray, raw_max: float, pure_pyth
         v = np.where(isn, cal.offset, v)
         forces = (v - cal.offset) * profile.linear_gain()
     F = forces.sum(axis=1)
-    return (F, forces @ x, forces @ y, isn.sum(axis=0), (v >= raw_max).sum(axis=0),
-            v.min(axis=0, initial=math.inf), v.max(axis=0, initial=-math.inf))
+    return F, forces @ x, forces @ y, isn.sum(axis=0), sat, rmin, rmax
 
 
 def _crossing(t0: float, v0: float, t1: float, v1: float, level: float) -> float:
