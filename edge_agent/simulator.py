@@ -9,7 +9,7 @@ What it generates, per foot, frame by frame:
   - active hump ``A·sin(π·s(u))``, ``u = τ/T`` (``s(u) = u^γ``, γ = 1 except when a loading spike
     has to steepen a step without impact peak);
   - impact transient: a quarter-sine rise over ``impact_rise_ms`` (steep onset, as at a heel strike)
-    followed by a Gaussian fall (σ = ``rise/3``). Its amplitude is chosen so that the *total* force at
+    followed by a Gaussian fall (σ = ``rise/4``). Its amplitude is chosen so that the *total* force at
     ``impact_rise_ms`` equals ``impact_peak_bw`` — the transient "rises to the impact peak" in the
     measured curve, which is what a force plate shows (the literal "transient of height 1.6 BW plus
     the active force" would put the impact peak at the active peak's height).
@@ -27,7 +27,11 @@ What it generates, per foot, frame by frame:
   the profile's calibration (linear gain, or the FSR divider model), clipped at ``raw_max``, plus
   noise, a swing-phase offset (insoles read 10–20 N in the air), drift, and dropped frames.
 
-Ground truth (:class:`StepTruth`) is computed on the *generated* force curve on a 10 kHz grid:
+Ground truth (:class:`StepTruth`) is computed on the *generated* force curve on a 10 kHz grid.
+An impact peak is a local maximum in the first half of stance, ≥ 0.5 BW, followed by a dip of
+≥ 0.05 BW before the active peak — the kernels' default rule — so with short contacts (< ~210 ms at
+a 30 ms rise) or a low ``impact_peak_bw`` the transient merges into the active hump and the truth
+says "no impact peak", as on a force plate in fast running.
 VALR = mean slope between the 20 % and 80 % crossings of the impact peak (crossing times interpolated),
 VILR = the largest slope between them. Without an impact peak the fallback is the 20–80 % rise to the
 force reached at 13 % of stance (``lr_method="fallback"``; the kernels document the same rule in
@@ -86,6 +90,10 @@ BLOCK_FRAMES = 1024
 TRUTH_HZ = 10_000.0
 #: Fallback loading-rate window: 20–80 % of the force reached at this fraction of stance.
 FALLBACK_STANCE_FRACTION = 0.13
+#: What counts as an impact peak in the truth: the same rule as the kernels' defaults.
+IMPACT_MIN_BW = 0.5
+IMPACT_PROMINENCE_BW = 0.05
+IMPACT_MAX_STANCE_FRAC = 0.5
 TOE_OFF_SI = 0.85
 SIDES: tuple[Side, Side] = ("left", "right")
 
@@ -199,7 +207,7 @@ def _force(shape: _StepShape, tau: np.ndarray) -> np.ndarray:
     f = shape.active_bw * np.sin(np.pi * su)
     if shape.impact_amp > 0.0:
         tr = shape.rise_s
-        sig = tr / 3.0
+        sig = tr / 4.0
         rise = np.sin(0.5 * np.pi * np.clip(tau / tr, 0.0, 1.0))
         fall = np.exp(-0.5 * ((tau - tr) / sig) ** 2)
         imp = np.where(tau <= tr, rise, fall)
@@ -247,9 +255,14 @@ def _truth_lr(shape: _StepShape) -> tuple[float, float, bool, str, float | None,
     ip: int | None = None
     if shape.gait == "run" and shape.impact_amp > 0.0 and g > 2:
         d = np.diff(f[: g + 1])
-        idx = np.nonzero((d[:-1] > 0) & (d[1:] <= 0))[0]
-        if idx.size:
-            ip = int(idx[0] + 1)
+        for k in np.nonzero((d[:-1] > 0) & (d[1:] <= 0))[0] + 1:
+            # the kernels' rule (AnalysisConfig / docs/measures.md): a local maximum in the first half
+            # of stance, at least IMPACT_MIN_BW high, the force dipping ≥ IMPACT_PROMINENCE_BW after it
+            if k > IMPACT_MAX_STANCE_FRAC * n:
+                break
+            if f[k] >= IMPACT_MIN_BW and f[k] - f[k : g + 1].min() >= IMPACT_PROMINENCE_BW:
+                ip = int(k)
+                break
     if ip is not None:
         level, end, method = float(f[ip]), ip, "impact_peak"
     else:
