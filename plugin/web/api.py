@@ -232,7 +232,7 @@ async def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 async def health(request: web.Request) -> web.Response:
     ctx = _ctx(request)
-    data = dict(ctx.health())
+    data = dict(await _call(ctx.health))  # the service's health() reads the store: not on the event loop
     cache = request.app[RUN_CACHE]
     data["web"] = {
         "live_clients": len(request.app[LIVE_TASKS]),

@@ -250,6 +250,27 @@
     renderLive(null);
     document.addEventListener("footfall:live", (ev) => renderLive(ev.detail));
 
+    await renderOverview();
+    // A finished run or a new alert changes the latest run and the risk level: refresh (debounced).
+    let pending = null;
+    const refresh = () => { clearTimeout(pending); pending = setTimeout(() => renderOverview(false).catch(console.error), 800); };
+    document.addEventListener("footfall:run", refresh);
+    document.addEventListener("footfall:alert_ack", refresh);
+    document.addEventListener("footfall:alert", (ev) => {
+      const list = $("#overview-alerts");
+      if (list) list.prepend(alertItem(ev.detail, { compact: true, fresh: true }));
+      else renderAlertList([ev.detail]);
+      refresh();
+    });
+  }
+
+  function renderAlertList(alerts) {
+    const ra = $("#recent-alerts .card-body");
+    if (!alerts.length) fill(ra, h("p", { class: "empty", id: "no-alerts", text: "No open alerts." }));
+    else fill(ra, h("ul", { class: "alert-list", id: "overview-alerts" }, alerts.map((a) => alertItem(a, { compact: true }))));
+  }
+
+  async function renderOverview(first = true) {
     let data;
     try { data = await api("/api/overview"); } catch (err) { ["#risk-card", "#latest-run", "#recent-alerts"].forEach((s) => showError($(`${s} .card-body`), err)); return; }
 
@@ -285,17 +306,8 @@
       if (si && both.length) si.firstChild.textContent = num(both.reduce((a, b) => a + b, 0) / both.length, 2);
     }
 
-    const ra = $("#recent-alerts .card-body");
-    const renderAlerts = (alerts) => {
-      if (!alerts.length) fill(ra, h("p", { class: "empty", id: "no-alerts", text: "No open alerts." }));
-      else fill(ra, h("ul", { class: "alert-list", id: "overview-alerts" }, alerts.map((a) => alertItem(a, { compact: true }))));
-    };
-    renderAlerts(data.alerts || []);
-    document.addEventListener("footfall:alert", (ev) => {
-      const list = $("#overview-alerts");
-      if (list) list.prepend(alertItem(ev.detail, { compact: true, fresh: true }));
-      else renderAlerts([ev.detail]);
-    });
+    if (first) renderAlertList(data.alerts || []);  // later refreshes keep live-added items in place
+    if (!first) return;
 
     try {
       const since = Math.floor(Date.now() / 1000) - 56 * 86400;
