@@ -292,3 +292,28 @@ def test_slice_keeps_reference_aligned() -> None:
     m = load_recording(MOTICON).slice(3.5, 6.0)
     assert m.reference["right_cop_x"].shape == m.right.t.shape
     assert list(m.reference["left_initial_contact_s"]) == pytest.approx([4.52, 5.82], abs=0.006)
+
+
+def test_c3d_markers_name_the_foot_on_the_plate(shared_data: Path, tmp_path: Path) -> None:
+    from edge_agent.recordings.c3d import read_c3d_points
+
+    c3d = shared_data / "fukuchi-rbds" / "RBDS008runT35.c3d"
+    pts = read_c3d_points(c3d)
+    assert pts.rate_hz == 150.0 and pts.xyz.shape == (4500, 33, 3)
+    assert {"L.Heel.Bottom", "R.Heel.Bottom", "L.MT1", "R.MT5"} <= set(pts.labels)
+    heel = pts.marker("R.Heel.Bottom")
+    assert 0 < np.nanmin(heel[:, 1]) < 60  # Y is up: the heel marker touches down ~2 cm above the belt
+    rec = load_recording(shared_data / "fukuchi-rbds" / "RBDS008runT35forces.txt")
+    assert rec.meta["side_assignment"].startswith("from the trial's markers")
+    assert rec.meta["marker_copz_side_agreement"] == 1.0
+    # a damaged C3D is an error of its own, and the importer falls back to the COPz rule
+    cut = tmp_path / "RBDS008runT35.c3d"
+    cut.write_bytes(c3d.read_bytes()[:100_000])
+    with pytest.raises(RecordingError, match="truncated C3D"):
+        read_c3d_points(cut)
+    (tmp_path / "RBDS008runT35forces.txt").write_bytes(
+        (shared_data / "fukuchi-rbds" / "RBDS008runT35forces.txt").read_bytes()
+    )
+    fallback = load_recording(tmp_path / "RBDS008runT35forces.txt")
+    assert "confirmed by the plate COPz" in fallback.meta["side_assignment"]
+    assert np.array_equal(fallback.reference["left_contact_start_s"], rec.reference["left_contact_start_s"])
