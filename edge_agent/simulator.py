@@ -44,6 +44,7 @@ Everything is generated in fixed blocks of frames with a random generator seeded
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -290,6 +291,7 @@ class _Schedule:
         self.endless = endless
         self.rng = np.random.default_rng([p.seed, 7919])
         self.shapes: list[_StepShape] = []
+        self.t0s: list[float] = []
         self.truths: list[StepTruth] = []
         self.t_run0 = p.standing_s + p.walking_s
         self.t_run1 = math.inf if endless else self.t_run0 + p.duration_s
@@ -350,6 +352,7 @@ class _Schedule:
             if gait == "run" and factor != 1.0:
                 truth = self._apply_spike(shape, truth, factor)
             self.shapes.append(shape)
+            self.t0s.append(shape.t0)
             self.truths.append(truth)
             self.next_t = t0 + period
             self.next_side ^= 1
@@ -623,8 +626,12 @@ class _Generator:
         ty = np.zeros(t.size)
         if t.size == 0:
             return force_bw, tx, ty
-        for sh in self.sched.shapes:
-            if sh.side != side or sh.t0 > t[-1] or sh.t0 + sh.T < t[0]:
+        shapes = self.sched.shapes
+        # steps are sorted by contact time and last < 1.5 s: only look at the few that can overlap
+        i0 = bisect.bisect_left(self.sched.t0s, float(t[0]) - 1.5)
+        i1 = bisect.bisect_right(self.sched.t0s, float(t[-1]))
+        for sh in shapes[i0:i1]:
+            if sh.side != side or sh.t0 + sh.T < t[0]:
                 continue
             a = int(np.searchsorted(t, sh.t0, "left"))
             b = int(np.searchsorted(t, sh.t0 + sh.T, "right"))
@@ -718,7 +725,7 @@ class SimulatorStream:
         self._gen = _Generator(profile, self.params, endless)
         self.sample_rate_hz = self._gen.fs
         self._pos = 0  # next frame slot
-        self._buf: dict[int, tuple[int, list[tuple[np.ndarray, np.ndarray]]]] = {}
+        self._buf: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # (block, side) → frames
 
     @property
     def frames_total(self) -> int | None:
@@ -741,24 +748,38 @@ class SimulatorStream:
 
     def _block(self, k: int, si: int) -> tuple[np.ndarray, np.ndarray]:
         key = k * 2 + si
-        hit = self._buf.get(key)
-        if hit is None:
-            blk = self._gen.block(k, si)
-            self._buf[key] = (k, [blk])
-            # keep only the current and next blocks
-            for old in [kk for kk in self._buf if kk // 2 < k - 1]:
-                del self._buf[old]
-            return blk
-        return hit[1][0]
+        blk = self._buf.get(key)
+        if blk is None:
+            blk = self._buf[key] = self._gen.block(k, si)
+        return blk
 
-    def next_chunk(self, n_frames: int) -> tuple[FootStream, FootStream]:
-        if n_frames <= 0:
-            raise ValueError(f"n_frames must be positive, got {n_frames}")
+    def _span(self, n_frames: int) -> tuple[int, int]:
         start = self._pos
         stop = start + n_frames
         if self._gen.n_total is not None:
             stop = min(stop, self._gen.n_total)
-        t0, t1 = start / self.sample_rate_hz, stop / self.sample_rate_hz
+        return start, stop
+
+    def needs_generation(self, n_frames: int) -> bool:
+        """True when the next ``next_chunk(n_frames)`` would generate a new block (the costly part)."""
+        start, stop = self._span(n_frames)
+        if stop <= start:
+            return False
+        return any((k * 2 + si) not in self._buf
+                   for k in range(start // BLOCK_FRAMES, -(-stop // BLOCK_FRAMES)) for si in (0, 1))
+
+    def prepare(self, n_frames: int) -> None:
+        """Generate the blocks the next ``next_chunk(n_frames)`` needs (callable from a worker thread)."""
+        start, stop = self._span(n_frames)
+        if stop > start:
+            for k in range(start // BLOCK_FRAMES, -(-stop // BLOCK_FRAMES)):
+                for si in (0, 1):
+                    self._block(k, si)
+
+    def next_chunk(self, n_frames: int) -> tuple[FootStream, FootStream]:
+        if n_frames <= 0:
+            raise ValueError(f"n_frames must be positive, got {n_frames}")
+        start, stop = self._span(n_frames)
         out: list[FootStream] = []
         for si in range(2):
             ts: list[np.ndarray] = []
@@ -774,5 +795,6 @@ class SimulatorStream:
             raw = np.concatenate(raws) if raws else np.zeros((0, self.profile.n_sensors), np.float32)
             out.append(FootStream(t=np.ascontiguousarray(t), raw=np.ascontiguousarray(raw, dtype=np.float32)))
         self._pos = stop
-        del t0, t1
+        for old in [kk for kk in self._buf if kk // 2 < stop // BLOCK_FRAMES]:  # fully consumed blocks
+            del self._buf[old]
         return out[0], out[1]

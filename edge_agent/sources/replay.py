@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -46,7 +47,7 @@ class ReplaySource(InsoleSource):
             # profile (a YAML path) is checked below by sensor count instead
             name = self.profile.name if self.profile.name in list_profiles() else None
             try:
-                self.recording = load_recording(self.cfg.path, profile=name, fmt=self.cfg.format)
+                self.recording = await asyncio.to_thread(load_recording, self.cfg.path, name, self.cfg.format)
             except ValueError as err:  # RecordingError names the file (and line) already
                 raise SourceError(f"replay source: {err}") from err
         rec = self.recording

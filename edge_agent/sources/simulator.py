@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import AsyncIterator
 from typing import Literal
@@ -50,6 +51,8 @@ class SimulatorSource(InsoleSource):
         pacer = Pacer(self.cfg.speed)
         while not self._closed and not self.stream.exhausted:
             start = self.stream.time
+            if self.stream.needs_generation(self.batch_frames):  # ~1024 frames at once: off the loop
+                await asyncio.to_thread(self.stream.prepare, self.batch_frames)
             left, right = self.stream.next_chunk(self.batch_frames)
             slots = round((self.stream.time - start) * self.fs)
             await pacer.wait_until(self.stream.time)
