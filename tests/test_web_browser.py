@@ -129,6 +129,7 @@ async def test_dashboard_in_chromium(tmp_path: Path, browser_context: Any) -> No
             await page.wait_for_function(f"() => document.getElementById('chart-{cid}').data !== undefined")
             points = await page.evaluate(POINTS_JS, f"chart-{cid}")
             assert points and max(points) >= 10, (cid, points)
+        assert await page.locator("#wow .stat").count() == 8, "week-over-week tiles"
         await page.select_option("#trend-filters select[name=period]", "run")
         await page.wait_for_function(
             "() => document.getElementById('chart-cadence').data[0].y.length > 40"
@@ -197,6 +198,10 @@ async def test_dashboard_in_chromium(tmp_path: Path, browser_context: Any) -> No
         await page.wait_for_selector("#settings-status.ok")
         assert store.get_setting("runner_body_mass_kg") == 63.5
         assert store.get_setting("notify_urls") == ["ntfy://secret-topic-123"]
+        await page.wait_for_selector("#system-card .stat")
+        assert "not_json 2" in await page.text_content("#system-card")  # the service's health, as served
+        assert await page.is_hidden("#notify-test"), "no notifier configured → no test button"
+        await page.screenshot(path=str(SCREENSHOTS / "settings.png"), full_page=True)
 
         # Dark mode renders too (screenshot for the docs).
         await page.emulate_media(color_scheme="dark")
@@ -231,6 +236,11 @@ async def test_login_flow_in_chromium(tmp_path: Path, browser_context: Any) -> N
         session = next(c for c in cookies if c["name"] == "footfall_session")
         assert session["httpOnly"] and session["sameSite"] == "Strict" and session["value"] != TOKEN
         assert await page.evaluate("document.cookie") == "", "the session cookie is invisible to scripts"
+        await goto(page, server.url + "/settings")
+        await page.click("#system-card button[type=submit]")  # sign out
+        await page.wait_for_url("**/login")
+        await page.goto(server.url + "/alerts")
+        assert "/login" in page.url, "signed out: back to the login page"
         assert seen["errors"] == [] and seen["dialogs"] == []
     finally:
         await server.stop()

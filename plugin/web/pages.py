@@ -104,7 +104,10 @@ async def trends_page(request: web.Request) -> web.Response:
         '<option value="365" selected>1 year</option><option value="">All</option></select></label>'
         '<label>Runner <select name="runner"><option value="">All runners</option></select></label>'
         "</form></div>"
-        '<div class="charts">'
+        + _card("wow", "This week vs last week",
+                "The 7 days up to your latest run against the 7 days before. Small week-to-week changes are "
+                "normal; look for trends that persist.", "wide")
+        + '<div class="charts">'
         + "".join(
             f'<section class="card chart-card" id="card-{cid}"><h2>{e(t)} '
             f'<span class="tip" tabindex="0" data-tip="{e(tip)}">?</span></h2>'
@@ -194,7 +197,9 @@ async def settings_page(request: web.Request) -> web.Response:
         '<div class="form-actions"><button type="submit" class="btn primary">Save</button>'
         '<button type="button" id="notify-test" class="btn ghost" hidden>Send test notification</button>'
         '<span id="settings-status" role="status"></span></div></form></section>'
-        '<section class="card wide"><h2>Export</h2><p>Download every run summary: '
+        + _card("system-card", "System", "Ingest counters since the dashboard started, the MQTT broker "
+                "connection and the notifiers.", "wide")
+        + '<section class="card wide"><h2>Export</h2><p>Download every run summary: '
         '<a class="btn ghost" href="/api/export?format=csv">CSV</a> '
         '<a class="btn ghost" href="/api/export?format=json">JSON</a></p></section>'
     )

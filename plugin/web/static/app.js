@@ -344,7 +344,34 @@
     await load();
   }
 
+  const WOW = [
+    ["runs", "Runs", "", 0, null], ["load_min", "Running time", "min", 0, "duration"], ["steps", "Steps", "", 0, "steps"],
+    ["cadence_spm", "Cadence", "spm", 0, "cadence"], ["valr_mean", "VALR", "BW/s", 0, "valr"],
+    ["contact_ms", "Contact", "ms", 0, "contact"], ["forefoot_share_pct", "Forefoot share", "%", 0, "si"],
+    ["asymmetry_contact_pct", "Contact asymmetry", "%", 1, "asym"],
+  ];
+
+  function drawWeekOverWeek(tr) {
+    const body = $("#wow .card-body");
+    if (!body) return;
+    const wow = tr.week_over_week;
+    if (!wow || !wow.measures) { fill(body, h("p", { class: "muted", text: "Not enough history yet." })); return; }
+    fill(body, h("div", { class: "stats" }, WOW.map(([key, label, unit, digits, tip]) => {
+      const m = wow.measures[key] || {};
+      return stat(label, num(m.this_week, digits), unit, tip, isNum(m.change_pct) ? null : `last week ${num(m.last_week, digits)}`);
+    })));
+    // Change badges (kept out of stat() so the colour classes apply).
+    body.querySelectorAll(".stat").forEach((el, i) => {
+      const m = wow.measures[WOW[i][0]] || {};
+      if (!isNum(m.change_pct)) return;
+      // Direction only — whether a change is good depends on the measure; ≥ 10 % is highlighted.
+      const ch = m.change_pct, arrow = Math.abs(ch) < 2 ? "→" : ch > 0 ? "▲" : "▼";
+      el.append(h("div", { class: `change ${Math.abs(ch) >= 10 ? "big" : "flat"}`, title: "change against the week before", text: `${arrow} ${num(Math.abs(ch), 0)} % vs ${num(m.last_week, WOW[i][3])}` }));
+    });
+  }
+
   function drawTrends(tr) {
+    drawWeekOverWeek(tr);
     const pts = tr.points || [];
     const x = pts.map((p) => toDate(p.t));
     const c = COLORS();
@@ -421,7 +448,7 @@
       { type: "scatter", mode: "lines", name: "ACWR", yaxis: "y2", x: tx, y: tg("acwr", "training_load.acwr"), line: { color: c.muted, width: 1.5, dash: "dot" }, hovertemplate: "%{y:.2f}" },
     ], {
       yaxis: { title: { text: tl.unit ? `load (${tl.unit}/day)` : "load" } },
-      yaxis2: { title: { text: "ACWR" }, overlaying: "y", side: "right", showgrid: false, range: [0, 2.5], tickformat: ".1f", tickfont: { color: c.muted } },
+      yaxis2: { title: { text: "ACWR" }, overlaying: "y", side: "right", showgrid: false, range: [0, 2.5], tick0: 0, dtick: 0.5, tickformat: ".1f", tickfont: { color: c.muted } },
       shapes: [{ type: "line", xref: "paper", yref: "y2", x0: 0, x1: 1, y0: 1.5, y1: 1.5, line: { color: c.crit, dash: "dot", width: 1 } }],
       margin: { l: 56, r: 52, t: 30, b: 40 },
     });
@@ -598,6 +625,7 @@
     const status = $("#settings-status");
     let data;
     try { data = await api("/api/settings"); } catch (err) { showError(body, err); return; }
+    renderSystem();
     const render = (d) => {
       fill(body, d.schema.map((spec) => {
         const id = `set-${spec.key}`;
@@ -635,6 +663,25 @@
       try { await api("/api/settings/notify-test", { method: "POST", json: {} }); status.className = "ok"; status.textContent = "Test notification delivered."; }
       catch (err) { status.className = "error"; status.textContent = err.message; }
     });
+  }
+
+  async function renderSystem() {
+    const body = $("#system-card .card-body");
+    let hl;
+    try { hl = await api("/api/health"); } catch (err) { showError(body, err); return; }
+    const ing = hl.ingest || {}, br = hl.broker || {}, nt = hl.notify || {};
+    const reasons = Object.entries(ing.rejected_by_reason || {}).map(([k, v]) => `${k} ${v}`).join(", ");
+    fill(body,
+      h("div", { class: "stats" },
+        stat("Stored", num(ing.stored), null, null, "summaries and runs"),
+        stat("Duplicates", num(ing.duplicates), null, null, "resent, stored once"),
+        stat("Rejected", num(ing.rejected), null, null, reasons || "malformed payloads"),
+        stat("Broker", br.connected ? "connected" : br.connected === false ? "offline" : "–", null, null, br.url || ""),
+        stat("Devices", num(hl.devices), null, null, hl.version ? `footfall ${hl.version}` : null),
+        stat("Notifications", nt.configured ? `${num(nt.sent)} sent` : "not set up", null, null, nt.configured ? `${num(nt.failed)} failed` : null)),
+      hl.web && hl.web.auth === "token"
+        ? h("form", { method: "post", action: "/logout", class: "form-actions" }, h("button", { class: "btn ghost", type: "submit", text: "Sign out" }))
+        : h("p", { class: "muted", text: "Open on this computer only (listening on localhost without a token)." }));
   }
 
   // ------------------------------------------------------------------ boot
