@@ -93,9 +93,10 @@
   };
 
   function stat(label, value, unit, tipKey, sub) {
+    const words = typeof value === "string" && /[a-z]{3,}/i.test(value) && value.length > 8;
     return h("div", { class: "stat", "data-tip": tipKey ? GLOSSARY[tipKey] : null, title: tipKey ? GLOSSARY[tipKey] : null },
       h("div", { class: "label" }, label),
-      h("div", { class: "value" }, value, unit ? h("span", { class: "unit", text: unit }) : null),
+      h("div", { class: words ? "value words" : "value" }, value, unit ? h("span", { class: "unit", text: unit }) : null),
       sub ? h("div", { class: "sub", text: sub }) : null);
   }
 
