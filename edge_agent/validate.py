@@ -211,6 +211,40 @@ def validate_plantar(data: Path) -> list[dict[str, Any]]:
 
 
 # -- 3. Fukuchi force plate ---------------------------------------------------------------------------
+#: Foot-strike angle classes (Altman & Davis 2012, Gait Posture 35:298): > 8° rearfoot, < −1.6° forefoot.
+FSA_REARFOOT_DEG = 8.0
+FSA_FOREFOOT_DEG = -1.6
+FSA_FLAT_FRACTION = 0.4  # reference "foot flat" instant: 40 % of stance (no static trial in the data)
+
+
+def marker_strike_angles(c3d: Path, steps: list[Step]) -> list[float]:
+    """Kinematic foot-strike angle per step from the trial's markers (degrees, + = toes up).
+
+    Angle of the heel(bottom)→MT-head-midpoint line in the sagittal plane at initial contact minus
+    the same angle at 40 % of stance (foot flat), which removes marker placement offsets the way a
+    static-trial reference would (Altman & Davis 2012). Needs the C3D of the *same* trial.
+    """
+    from edge_agent.recordings.c3d import read_c3d_points
+
+    pts = read_c3d_points(c3d)
+    tm = pts.t
+    out: list[float] = []
+    for side in ("left", "right"):
+        s = side[0].upper()
+        heel = pts.marker(f"{s}.Heel.Bottom")
+        mt = 0.5 * (pts.marker(f"{s}.MT1") + pts.marker(f"{s}.MT5"))
+        dx = mt[:, 0] - heel[:, 0]
+        ang = np.degrees(np.arctan2(mt[:, 1] - heel[:, 1], np.sign(np.nanmedian(dx)) * dx))
+        for st in steps:
+            if st.side != side:
+                continue
+            i = int(np.searchsorted(tm, st.t_contact))
+            k = int(np.searchsorted(tm, st.t_contact + FSA_FLAT_FRACTION * st.contact_ms / 1000.0))
+            if k < tm.size and np.isfinite(ang[i]) and np.isfinite(ang[k]):
+                out.append(float(ang[i] - ang[k]))
+    return out
+
+
 def validate_fukuchi(data: Path) -> list[dict[str, Any]]:
     results = []
     for f in sorted((data / "fukuchi-rbds").glob("RBDS*run*forces.txt")):
@@ -235,9 +269,26 @@ def validate_fukuchi(data: Path) -> list[dict[str, Any]]:
                 "valr_bw_s": _stats([x.valr_bw_s for x in steps if x.lr_method == "impact_peak"]),
                 "valr_fallback_bw_s": _stats([x.valr_bw_s for x in steps if x.lr_method == "fallback"]),
                 "peak_force_bw": _stats([x.peak_force_bw for x in steps]),
+                **_marker_strike(f, rec, steps),
             }
         )
     return results
+
+
+def _marker_strike(forces: Path, rec: Recording, steps: list[Step]) -> dict[str, Any]:
+    c3d = forces.parent / forces.name.replace("forces.txt", ".c3d")
+    if not c3d.is_file() or "markers" not in str(rec.meta.get("side_assignment", "")):
+        return {"marker_fsa_deg": None}
+    fsa = marker_strike_angles(c3d, steps)
+    n = len(fsa)
+    return {
+        "marker_fsa_deg": _stats(fsa),
+        "marker_zone_share": {
+            "rearfoot": sum(a > FSA_REARFOOT_DEG for a in fsa) / n if n else None,
+            "midfoot": sum(FSA_FOREFOOT_DEG <= a <= FSA_REARFOOT_DEG for a in fsa) / n if n else None,
+            "forefoot": sum(a < FSA_FOREFOOT_DEG for a in fsa) / n if n else None,
+        },
+    }
 
 
 # -- 4. gaitpdb ---------------------------------------------------------------------------------------
@@ -345,6 +396,13 @@ def format_results(r: dict[str, Any]) -> str:
             f"{_valr(f['valr_bw_s']):>24}"
             f" {_n(f['valr_fallback_bw_s']['mean']):>12}"
         )
+        if f.get("marker_fsa_deg"):
+            z = f["marker_zone_share"]
+            add(
+                f"{'':26} markers (same trial): foot-strike angle {_msd(f['marker_fsa_deg'])} deg → rearfoot "
+                f"{_n(100 * z['rearfoot'], '.0f')} %, midfoot {_n(100 * z['midfoot'], '.0f')} %, forefoot "
+                f"{_n(100 * z['forefoot'], '.0f')} % (Altman & Davis 2012: > 8° rearfoot, < −1.6° forefoot)"
+            )
     add("")
     add("4. PhysioNet gaitpdb control walks (Ultraflex 8 force sensors, 100 Hz)")
     for g in r["gaitpdb"]:

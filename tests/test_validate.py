@@ -66,6 +66,10 @@ def test_fukuchi_rearfoot_has_impact_peaks_forefoot_mostly_not(results: dict[str
     assert s1["impact_peak_share"] < 0.7 and s1["impact_peak_share"] < s8["impact_peak_share"] - 0.25
     assert s8["valr_bw_s"]["mean"] > s1["valr_bw_s"]["mean"]
     assert 40 < s8["valr_bw_s"]["mean"] < 120  # typical rearfoot VALR range (DESIGN.md §4)
+    # S8's own markers (same trial): kinematic foot-strike angle says rearfoot, as the authors' label does
+    assert s8["marker_fsa_deg"]["mean"] > validate.FSA_REARFOOT_DEG
+    assert s8["marker_zone_share"]["rearfoot"] > 0.9
+    assert s1["marker_fsa_deg"] is None  # S1's c3d is the 3.5 m/s trial, its forces file the 2.5 m/s one
 
 
 def test_gaitpdb_walks(results: dict[str, Any]) -> None:
