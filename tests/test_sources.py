@@ -280,6 +280,18 @@ def test_ble_without_bleak_names_the_extra():
         create_source(BleSourceConfig(), load_profile("diy-esp32-fsr8-ble"))
 
 
+@pytest.mark.skipif(importlib.util.find_spec("bleak") is None, reason="needs the ble extra (bleak)")
+async def test_ble_without_insoles_logs_once_per_side_and_closes(caplog):
+    """With bleak but no insole in range (or no adapter), scans keep failing: one warning per side."""
+    caplog.set_level("INFO", logger="edge_agent.sources.ble")
+    src = create_source(BleSourceConfig(scan_timeout_s=0.3, reconnect_max_s=0.2), load_profile("diy-esp32-fsr8-ble"))
+    async with src:
+        await asyncio.sleep(1.5)
+    lost = [r.getMessage() for r in caplog.records if "unavailable" in r.getMessage()]
+    assert sorted(m.split()[0] for m in lost) == ["left", "right"]
+    assert src.stats["frames"] == 0
+
+
 def test_backoff_is_exponential_jittered_and_capped():
     import random
 

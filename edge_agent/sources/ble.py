@@ -142,7 +142,7 @@ class BleSource(QueueSource):
                 await client.start_notify(char, lambda _s, data: handler.handle(data, monotonic()))
                 self._claimed.add(device.address)
             except Exception as err:  # bleak raises BleakError, OSError, TimeoutError…
-                avail.lost(str(err) or type(err).__name__)
+                avail.lost(f"{type(err).__name__}: {err}")
                 if client is not None:
                     await _quiet_disconnect(client)
                 await asyncio.sleep(next(delays))
