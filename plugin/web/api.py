@@ -30,7 +30,7 @@ from plugin.web.context import DashboardContext, SettingSpec
 log = logging.getLogger(__name__)
 
 CTX_KEY: web.AppKey[DashboardContext] = web.AppKey("footfall_ctx", DashboardContext)
-LIVE_TASKS: web.AppKey[weakref.WeakSet[asyncio.Task[object]]] = web.AppKey("footfall_live_tasks")
+LIVE_TASKS: web.AppKey[weakref.WeakSet[asyncio.Task[object]]] = web.AppKey("footfall_live_tasks", weakref.WeakSet)
 _ID_RE = re.compile(r"^[A-Za-z0-9:_-]{1,64}$")
 _DEVICE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 PERIODS = ("run", "day", "week")

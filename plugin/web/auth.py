@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ def _deny(request: web.Request, status: int, message: str) -> web.StreamResponse
     return web.Response(status=status, text=message)
 
 
-def auth_middleware(token: str | None) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def auth_middleware(token: str | None) -> Middleware:
     """Authenticate every request except static files and the login page."""
     cookie_ok = session_value(token) if token else None
 

@@ -13,6 +13,8 @@ import contextlib
 import json
 import logging
 import weakref
+from collections.abc import AsyncGenerator
+from typing import cast
 
 from aiohttp import web
 
@@ -46,7 +48,7 @@ async def live(request: web.Request) -> web.StreamResponse:
     task = asyncio.current_task()
     if task is not None:
         request.app[LIVE_TASKS].add(task)  # type: ignore[arg-type]
-    events = ctx.hub.subscribe()
+    events = cast(AsyncGenerator[Event, None], ctx.hub.subscribe())
     pending: asyncio.Future[Event] | None = None
     try:
         # Subscribe before the first write so nothing published after the hello is missed.
@@ -73,7 +75,8 @@ async def live(request: web.Request) -> web.StreamResponse:
 
 async def _close_streams(app: web.Application) -> None:
     """On shutdown end open streams, otherwise the server waits for every browser to hang up."""
-    for task in list(app[LIVE_TASKS]):
+    tasks: weakref.WeakSet[asyncio.Task[object]] = app[LIVE_TASKS]
+    for task in list(tasks):
         task.cancel()
 
 
