@@ -317,3 +317,19 @@ def test_c3d_markers_name_the_foot_on_the_plate(shared_data: Path, tmp_path: Pat
     fallback = load_recording(tmp_path / "RBDS008runT35forces.txt")
     assert "confirmed by the plate COPz" in fallback.meta["side_assignment"]
     assert np.array_equal(fallback.reference["left_contact_start_s"], rec.reference["left_contact_start_s"])
+
+
+def test_failed_save_leaves_the_existing_file_intact(tmp_path: Path) -> None:
+    p = tmp_path / "keep.ffrec"
+    good = _rec()
+    save_recording(good, p)
+    before = p.read_bytes()
+    bad = _rec()
+    bad.left.raw[10, 3] = np.nan
+    with pytest.raises(RecordingError, match=r"keep\.ffrec: left: sensor 4 is not a finite number at sample 10"):
+        save_recording(bad, p)
+    bad = _rec()
+    bad.meta["when"] = object()  # not JSON-serialisable
+    with pytest.raises(RecordingError, match="not JSON-serialisable"):
+        save_recording(bad, p)
+    assert p.read_bytes() == before and not list(tmp_path.glob("*.tmp"))

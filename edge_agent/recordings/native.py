@@ -84,19 +84,23 @@ def save_recording_native(rec: Recording, path: Path) -> None:
         header = _header_bytes(_header_of(rec))
     except (TypeError, ValueError) as err:
         raise RecordingError(f"{path}: header is not JSON-serialisable ({err})") from None
-    with open(tmp, "wb") as f:
-        f.write(header)
-        for side, fs in rec.streams():
-            # chunks of 64 k rows keep a single chunk's size bounded for huge recordings
-            for i in range(0, max(fs.n_samples, 1), 65536):
-                if fs.n_samples:
-                    f.write(_samples_chunk(side, fs.t[i : i + 65536], fs.raw[i : i + 65536]))
-        for name, arr in rec.reference.items():
-            a = np.asarray(arr, dtype="<f8")
-            a2 = a.reshape(a.shape[0], -1) if a.ndim else a.reshape(1, 1)
-            f.write(_chunk(KIND_REFERENCE, np.ascontiguousarray(a2).tobytes(), a2.shape[0], a2.shape[1], name))
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "wb") as f:
+            f.write(header)
+            for side, fs in rec.streams():
+                # chunks of 64 k rows keep a single chunk's size bounded for huge recordings
+                for i in range(0, max(fs.n_samples, 1), 65536):
+                    if fs.n_samples:
+                        f.write(_samples_chunk(side, fs.t[i : i + 65536], fs.raw[i : i + 65536]))
+            for name, arr in rec.reference.items():
+                a = np.asarray(arr, dtype="<f8")
+                a2 = a.reshape(a.shape[0], -1) if a.ndim else a.reshape(1, 1)
+                f.write(_chunk(KIND_REFERENCE, np.ascontiguousarray(a2).tobytes(), a2.shape[0], a2.shape[1], name))
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # never leave a half-written temp file behind
+        raise
     os.replace(tmp, path)
 
 
