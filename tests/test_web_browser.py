@@ -142,6 +142,12 @@ async def test_dashboard_in_chromium(tmp_path: Path, browser_context: Any) -> No
         run_id = store.list_runs(runner="alex", limit=1)[0]["run_id"]
         await goto(page, server.url + "/runs")
         assert await page.locator("table.runs tbody tr").count() == 50
+        await page.select_option("#runs-runner", XSS_RUNNER)
+        await page.wait_for_function("() => document.querySelectorAll('table.runs tbody tr').length < 10")
+        cells = await page.locator("table.runs tbody td.t-left").all_text_contents()
+        assert cells and set(cells) == {XSS_RUNNER}, "filtered by runner, name shown as text"
+        await page.select_option("#runs-runner", "")
+        await page.wait_for_function("() => document.querySelectorAll('table.runs tbody tr').length === 50")
         await page.click(f'a[href="/runs/{run_id}"]')
         await page.wait_for_url(f"**/runs/{run_id}")
         await page.wait_for_selector("body[data-ready]")

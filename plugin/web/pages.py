@@ -143,7 +143,8 @@ TREND_CHARTS = (
 
 async def runs_page(request: web.Request) -> web.Response:
     body = (
-        '<h1 class="page-title">Runs</h1>'
+        '<div class="page-head"><h1 class="page-title">Runs</h1><div class="filters"><label>Runner '
+        '<select id="runs-runner"><option value="">All runners</option></select></label></div></div>'
         '<section class="card wide" id="runs-list"><div class="card-body" aria-busy="true">'
         '<p class="muted">Loading…</p></div><div class="pager"><button id="runs-more" class="btn" hidden>'
         "Load more</button></div></section>"

@@ -249,7 +249,17 @@
         h("p", { class: "muted", id: "live-note", text: d ? `${running ? "Running" : d.activity || "Idle"} · ${d.device_id || ""} · updated ${new Date().toLocaleTimeString()}` : "Waiting for the insoles — start a run and this updates every second." }));
     };
     renderLive(null);
-    document.addEventListener("footfall:live", (ev) => renderLive(ev.detail));
+    let lastLive = 0;
+    document.addEventListener("footfall:live", (ev) => { lastLive = Date.now(); renderLive(ev.detail); });
+    // Live updates come ~1 Hz while the agent runs; after 30 s of silence say so instead of showing stale numbers.
+    setInterval(() => {
+      const note = $("#live-note");
+      if (lastLive && note && Date.now() - lastLive > 30000) {
+        lastLive = 0;
+        renderLive(null);
+        $("#live-note").textContent = "No live data for 30 s — the run has ended or the insoles are out of range.";
+      }
+    }, 5000);
 
     await renderOverview();
     // A finished run or a new alert changes the latest run and the risk level: refresh (debounced).
@@ -467,10 +477,17 @@
         h("th", { title: GLOSSARY.contact, text: "Contact (ms)" }), h("th", { title: GLOSSARY.si, text: "Strike index L / R" }))),
       tbody));
     let offset = 0;
+    const filter = $("#runs-runner");
+    try {
+      const meta = await api("/api/meta");
+      for (const r of meta.runners || []) filter.append(h("option", { value: r.name, text: `${r.name} (${r.runs})` }));
+    } catch (_) { /* the filter is optional */ }
     const loadPage = async () => {
       let data;
-      try { data = await api(`/api/runs?limit=50&offset=${offset}`); } catch (err) { showError(body, err); return; }
-      if (offset === 0) fill(body, data.runs.length ? table : h("p", { class: "empty", text: "No runs recorded yet." }));
+      const q = new URLSearchParams({ limit: "50", offset: String(offset) });
+      if (filter.value) q.set("runner", filter.value);
+      try { data = await api(`/api/runs?${q}`); } catch (err) { showError(body, err); return; }
+      if (offset === 0) { tbody.replaceChildren(); fill(body, data.runs.length ? table : h("p", { class: "empty", text: "No runs recorded yet." })); }
       for (const r of data.runs) {
         const href = `/runs/${encodeURIComponent(r.run_id)}`;
         tbody.append(h("tr", { onclick: () => location.assign(href) },
@@ -483,6 +500,7 @@
       more.hidden = !data.next_offset;
     };
     more.addEventListener("click", loadPage);
+    filter.addEventListener("change", () => { offset = 0; loadPage(); });
     await loadPage();
   }
 
@@ -533,6 +551,19 @@
 
   async function pageRun() {
     const runId = document.body.dataset.runId;
+    // While this run is still being recorded, redraw when new windows (or the final summary) arrive.
+    let pending = null;
+    const refresh = (ev) => {
+      if (!ev.detail || ev.detail.run_id !== runId) return;
+      clearTimeout(pending);
+      pending = setTimeout(() => drawRun(runId).catch(console.error), 3000);
+    };
+    document.addEventListener("footfall:summary", refresh);
+    document.addEventListener("footfall:run", refresh);
+    await drawRun(runId);
+  }
+
+  async function drawRun(runId) {
     let run;
     try { run = await api(`/api/runs/${encodeURIComponent(runId)}?steps=columns`); } catch (err) { showError($("#run-summary .card-body"), err); return; }
     const c = COLORS();
