@@ -153,7 +153,11 @@ def _rec() -> Recording:
         notes="ünïcode notes",
         source="test",
         segments=[Segment("Walking", 1.0, 3.0)],
-        reference={"left_total_force_n": rng.random(500), "left_initial_contact_s": np.array([1.0, 2.1])},
+        reference={
+            "left_total_force_n": rng.random(500),
+            "left_initial_contact_s": np.array([1.0, 2.1]),
+            "right_toe_off_s": np.array([]),  # e.g. no vendor event in this slice
+        },
         start_time=1_700_000_000.25,
         meta={"insole_size": "7"},
     )

@@ -94,7 +94,7 @@ def save_recording_native(rec: Recording, path: Path) -> None:
                         f.write(_samples_chunk(side, fs.t[i : i + 65536], fs.raw[i : i + 65536]))
             for name, arr in rec.reference.items():
                 a = np.asarray(arr, dtype="<f8")
-                a2 = a.reshape(a.shape[0], -1) if a.ndim else a.reshape(1, 1)
+                a2 = a.reshape(1, 1) if a.ndim == 0 else a.reshape(a.shape[0], -1 if a.size else 1)
                 f.write(_chunk(KIND_REFERENCE, np.ascontiguousarray(a2).tobytes(), a2.shape[0], a2.shape[1], name))
             f.flush()
             os.fsync(f.fileno())
