@@ -37,6 +37,25 @@ def _writer(master: int, chunks: list[bytes], pause_every: int = 7) -> threading
     return th
 
 
+def _paced_writer(master: int, timed: list[tuple[float, bytes]]) -> threading.Thread:
+    """Like firmware: each frame leaves when its sample is taken (in 20 ms bursts, like a UART FIFO)."""
+
+    def run() -> None:
+        start = time.monotonic()
+        pending = b""
+        for t, data in timed:
+            pending += data
+            if t - (time.monotonic() - start) > 0.02:
+                os.write(master, pending)
+                pending = b""
+                time.sleep(max(0.0, t - (time.monotonic() - start)))
+        os.write(master, pending)
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    return th
+
+
 async def _collect(src, want: dict[str, int], timeout: float = 20.0) -> dict[str, list[FrameBatch]]:
     got: dict[str, list[FrameBatch]] = {"left": [], "right": []}
 
@@ -172,3 +191,40 @@ async def test_lost_port_reconnects_and_logs_once_each_way(caplog):
     assert np.array_equal(raw, np.stack([_values(k, 8) for k in range(200)]).astype(np.float32))
     assert stats["reconnects"] == 1 and stats["dropped"] == 0 and stats["corrupt"] == 0
     assert sum("unavailable" in m for m in msgs) == 1 and sum("is back" in m for m in msgs) == 1
+
+
+async def test_simulated_run_through_a_pty_arrives_bit_exact_with_its_losses():
+    """The simulator's frames, encoded as the DIY firmware would (counter = frame slot), sent over a pty."""
+    from edge_agent.simulator import RunParams, simulate
+
+    profile = load_profile("diy-esp32-fsr8")
+    fmt = profile.transport.frame
+    fs = profile.sample_rate_hz
+    rec, _ = simulate(profile, RunParams(duration_s=2, seed=9, dropout_prob=0.03))
+    frames = []
+    for side, stream in rec.streams():
+        slots = np.rint(stream.t * fs).astype(int)
+        frames += [(slot, side, encode_frame(fmt, row, side=side, counter=int(slot)))
+                   for slot, row in zip(slots, stream.raw, strict=True)]
+    frames.sort(key=lambda f: (f[0], f[1]))  # time order, as a device interleaving both feet would send
+    master, slave, path = _pty()
+    try:
+        src = create_source(SerialSourceConfig(port=path, reconnect=False), profile)
+        async with src:
+            th = _paced_writer(master, [(slot / fs, data) for slot, _, data in frames])
+            got = await _collect(src, {s: getattr(rec, s).t.size for s in ("left", "right")})
+            th.join(5)
+        for side, stream in rec.streams():
+            bs = got[side]
+            assert np.array_equal(np.concatenate([b.raw for b in bs]), stream.raw)
+            first = round(stream.t[0] * fs)
+            lost = (round(stream.t[-1] * fs) - first + 1) - stream.t.size
+            assert sum(b.dropped for b in bs) == lost > 0
+            # the counter is the device clock: gaps from lost frames survive on the agent's clock
+            t = np.concatenate([b.t for b in bs])
+            ratio = np.diff(t) / np.diff(stream.t)
+            assert np.all(np.abs(ratio - 1) <= 0.2 + 1e-6)  # the aligner slews by at most 20 %
+            assert np.median(ratio) == pytest.approx(1.0, abs=0.01)
+    finally:
+        os.close(master)
+        os.close(slave)

@@ -14,9 +14,11 @@ timing over a run. We keep the minimum of ``h − d`` per 1 s bin of device time
 touches the lowest bin minimum, so it is a lower envelope: ``host = d + o_ref + drift·(d − d_ref)``.
 Until 5 s of data exist the drift is 0 and the offset is the running minimum.
 
-Guarantees: the mapped time is never later than the arrival time (+1 µs), and never goes backwards
-(each output is at least 1 µs after the previous one). A device clock that jumps backwards by more than 1 s (a reset)
-or forward by more than ``window_s`` restarts the estimate (counted in ``resets``).
+Output: the estimate is *slewed*, not stepped (as NTP slews small corrections): between two frames
+the mapped time advances by the device interval × (1 ± ``slew``, default 0.2) and at least 1 µs, so
+the kernels always see sane, strictly increasing sample intervals, even while the estimate improves
+or when a device flushes a backlog faster than real time. A device clock that jumps backwards by more
+than 1 s (a reset) or forward by more than ``window_s`` restarts the estimate (counted in ``resets``).
 """
 
 from __future__ import annotations
@@ -28,17 +30,22 @@ import numpy as np
 
 
 class ClockAligner:
-    def __init__(self, window_s: float = 60.0, bin_s: float = 1.0, min_span_s: float = 5.0) -> None:
+    def __init__(
+        self, window_s: float = 60.0, bin_s: float = 1.0, min_span_s: float = 5.0, slew: float = 0.2
+    ) -> None:
         self.window_s = window_s
+        self.slew = slew
         self.bin_s = bin_s
         self.min_span_s = min_span_s
         self.resets = 0
         self._reset()
 
     def _reset(self) -> None:
+        """Forget the estimate (device clock reset); the output stays monotonic across it."""
         self._bins: deque[list[float]] = deque()  # [bin_index, min_offset, device_t_at_min]
         self._last_d = -math.inf
-        self._last_out = -math.inf
+        if not hasattr(self, "_last_out"):
+            self._last_out = -math.inf
         self.drift = 0.0
         self._o_ref = math.nan
         self._d_ref = 0.0
@@ -56,13 +63,21 @@ class ClockAligner:
             self.resets += 1
             self._reset()
         self._update(d, h)
-        out = d + self.offset_at(d)
-        out = np.minimum(out, h + 1e-6)
-        # strictly increasing: each time at least 1 µs after the previous one
-        step = 1e-6 * np.arange(1, out.size + 1)
-        out = np.maximum.accumulate(np.maximum(out - step, self._last_out)) + step
-        self._last_out = float(out[-1])
-        self._last_d = float(d[-1])
+        est = d + self.offset_at(d)
+        out = np.empty_like(est)
+        prev_d, prev_out = self._last_d, self._last_out
+        slew = self.slew
+        for i in range(est.size):  # slew towards the estimate (a short Python loop per batch)
+            if prev_d == -math.inf:  # first frame, or first after a reset
+                o = max(float(est[i]), prev_out + 1e-6)
+            else:
+                dd = max(float(d[i]) - prev_d, 0.0)
+                o = min(max(float(est[i]), prev_out + (1.0 - slew) * dd), prev_out + (1.0 + slew) * dd)
+                o = max(o, prev_out + 1e-6)
+            out[i] = o
+            prev_d, prev_out = float(d[i]), o
+        self._last_out = prev_out
+        self._last_d = prev_d
         return out
 
     def _update(self, d: np.ndarray, h: np.ndarray) -> None:
