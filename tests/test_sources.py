@@ -373,3 +373,20 @@ def test_transport_mismatch_and_missing_module_errors():
         create_source(SerialSourceConfig(port="/dev/null"), load_profile("moticon-opengo"))
     with pytest.raises(MissingExtraError, match=r"footfall\[serial\]"):
         require("no_such_module_footfall", "serial", "serial")
+
+
+async def test_replay_of_a_real_moticon_export(shared_data):
+    """A real vendor export (auto-detected importer) replayed as fast as possible: every frame, in order."""
+    from edge_agent.recordings import load_recording
+
+    path = shared_data / "moticon-opengo" / "230927_102114.txt"
+    rec = load_recording(path)
+    profile = load_profile(rec.profile)
+    src = create_source(ReplaySourceConfig(path=path, speed=0, batch_ms=100), profile)
+    raws: dict[str, list[np.ndarray]] = {"left": [], "right": []}
+    async with src:
+        async for b in src.batches():
+            assert np.all(np.diff(b.t) > 0)
+            raws[b.side].append(b.raw)
+    for side, fs in rec.streams():
+        assert np.array_equal(np.concatenate(raws[side]), fs.raw, equal_nan=True)
