@@ -251,3 +251,62 @@ async def test_login_flow_in_chromium(tmp_path: Path, browser_context: Any) -> N
     finally:
         await server.stop()
         store.close()
+
+
+async def test_mqtt_to_browser_live_through_the_real_service(
+    broker: Any, tmp_path: Path, browser_context: Any
+) -> None:
+    """Raw MQTT summaries → ingest → store → risk engine → hub → SSE → the open alerts page, no reload;
+    and a LiveUpdate on ``footfall/<device>/live`` reaches the overview's live card."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from edge_agent.contract import LiveUpdate, WindowSummary
+    from plugin.config import load_config
+    from plugin.history import Scenario, generate_history
+    from plugin.service import DashboardService
+    from tests.brokers import free_port
+
+    port = free_port()
+    cfg = load_config(
+        None,
+        mqtt={"url": broker.url, "client_id": "dash-web-e2e", "ha_discovery": False},
+        db_path=str(tmp_path / "e2e.db"),
+        listen=f"127.0.0.1:{port}",
+    )
+    svc = DashboardService(cfg)
+    await svc.start()
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="raw-agent-web")
+    try:
+        page = await browser_context.new_page()
+        seen = watch(page)
+        await goto(page, f"http://127.0.0.1:{port}/alerts")
+        assert await page.locator("#no-alerts").count() == 1
+        await page.wait_for_function("() => document.getElementById('live-status').dataset.state === 'open'")
+        await page.evaluate("window.__noReload = 7")
+
+        pub.connect("127.0.0.1", broker.port)
+        pub.loop_start()
+        msgs = list(generate_history(weeks=6, seed=21, scenario=Scenario(spike=(20, 6, 2, 1.7)),
+                                     step_records_last_runs=0))  # fmt: skip
+        for m in msgs:
+            kind = "summary" if isinstance(m, WindowSummary) else "run"
+            pub.publish(f"footfall/{m.device_id}/{kind}", m.model_dump_json(), qos=1)
+        item = page.locator("li.alert").first
+        await item.wait_for(timeout=60_000)
+        assert await page.evaluate("window.__noReload") == 7
+        assert "spike" in (await item.locator(".alert-title").text_content() or "").lower()
+        await page.locator(".toast").first.wait_for()
+
+        await goto(page, f"http://127.0.0.1:{port}/")
+        await page.wait_for_function("() => document.getElementById('live-status').dataset.state === 'open'")
+        live = LiveUpdate(device_id="sim-1", device_time=time.time(), activity="running", cadence_spm=176.0,
+                          last_side="right", last_strike_index=0.52, last_strike_zone="midfoot",
+                          last_valr_bw_s=44.0, steps_in_run=321)  # fmt: skip
+        pub.publish("footfall/sim-1/live", live.model_dump_json(), qos=0)
+        await page.wait_for_function("() => document.querySelector('#live-card').textContent.includes('176')")
+        assert "321" in await page.text_content("#live-card")
+        assert seen["errors"] == [] and seen["dialogs"] == [] and seen["console"] == []
+    finally:
+        pub.loop_stop()
+        await svc.stop()
