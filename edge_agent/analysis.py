@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
@@ -432,61 +433,70 @@ class GaitAnalyzer:
             "right": FootAnalyzer(profile, "right", body_weight_n, self.config),
         }
         self._held: list[Step] = []
-        self._recent: dict[Side, list[tuple[float, float]]] = {"left": [], "right": []}
+        # contact / toe-off times of each foot's emitted steps, in time order (for flight times)
+        self._ic: dict[Side, list[float]] = {"left": [], "right": []}
+        self._to: dict[Side, list[float]] = {"left": [], "right": []}
         self._margin = self.config.min_swing_ms / 1000.0 + 2.0 / self.feet["left"]._setup.fs
 
     def set_body_weight(self, body_weight_n: float) -> None:
         for foot in self.feet.values():
             foot.set_body_weight(body_weight_n)
 
+    def _remember(self, steps: list[Step]) -> None:
+        for s in steps:
+            self._ic[s.side].append(s.t_contact)
+            self._to[s.side].append(s.t_toe_off)
+        self._held.extend(steps)
+
     def feed(self, side: Literal["left", "right"], t: np.ndarray, raw: np.ndarray) -> list[Step]:
         if side not in self.feet:
             raise AnalysisError(f"GaitAnalyzer.feed: side = {side!r} must be 'left' or 'right'")
-        new = self.feet[side].feed(t, raw)
-        for s in new:
-            self._recent[s.side].append((s.t_contact, s.t_toe_off))
-            del self._recent[s.side][:-32]
-        self._held.extend(new)
+        self._remember(self.feet[side].feed(t, raw))
         return self._release(final=False)
 
     def flush(self) -> list[Step]:
         for side in ("left", "right"):
-            new = self.feet[side].flush()  # type: ignore[index]
-            for s in new:
-                self._recent[s.side].append((s.t_contact, s.t_toe_off))
-            self._held.extend(new)
+            self._remember(self.feet[side].flush())  # type: ignore[index]
         return self._release(final=True)
 
-    def _flight(self, step: Step) -> float | None:
-        other: Side = "right" if step.side == "left" else "left"
+    def _flight(self, step: Step, other: Side) -> float | None:
         open_start = self.feet[other].open_contact_start
         if open_start is not None and open_start < step.t_contact:
             return None  # the other foot is still on the ground: double support
-        prev = [r for r in self._recent[other] if r[0] < step.t_contact]
-        if not prev:
+        k = bisect_left(self._ic[other], step.t_contact) - 1
+        if k < 0:
             return None
-        _t_ic, t_to = max(prev)
-        if t_to > step.t_contact:
-            return None
-        flight = step.t_contact - t_to
-        return flight * 1000.0 if 0.0 < flight < 1.0 else None
+        flight = step.t_contact - self._to[other][k]
+        return flight * 1000.0 if 0.0 < flight < 1.0 else None  # ≤ 0: double support (walking)
 
     def _release(self, final: bool) -> list[Step]:
         out: list[Step] = []
         keep: list[Step] = []
+        last = {side: foot.t_last for side, foot in self.feet.items()}
         for s in self._held:
             other: Side = "right" if s.side == "left" else "left"
-            o_last = self.feet[other].t_last
-            own_last = self.feet[s.side].t_last or s.t_toe_off
+            o_last = last[other]
             if final or (o_last is not None and o_last >= s.t_contact + self._margin):
-                s.flight_ms = self._flight(s)
+                s.flight_ms = self._flight(s, other)
                 out.append(s)
-            elif self.hold_s is not None and own_last - s.t_contact > self.hold_s:
+            elif self.hold_s is not None and (last[s.side] or s.t_toe_off) - s.t_contact > self.hold_s:
                 s.flight_ms = None  # the other foot is absent or lagging: flight unknown
                 out.append(s)
             else:
                 keep.append(s)
         self._held = keep
+        # forget contacts no held step can refer to any more (keep one before the cutoff)
+        cutoff = min((s.t_contact for s in keep), default=math.inf)
+        for foot in self.feet.values():  # steps still to come start after these times
+            start = foot.open_contact_start if foot.open_contact_start is not None else foot.t_last
+            cutoff = min(cutoff, -math.inf if start is None else start - 1.0)
+        for side in ("left", "right"):
+            ic = self._ic[side]  # type: ignore[index]
+            if len(ic) > 64:
+                k = max(0, min(bisect_left(ic, cutoff), len(ic) - 1) - 1)
+                if k:
+                    del ic[:k]
+                    del self._to[side][:k]  # type: ignore[index]
         out.sort(key=lambda s: (s.t_contact, s.side))
         return out
 

@@ -111,13 +111,14 @@ def test_body_weight_from_simulated_standing() -> None:
 
 def test_progress_and_chunking_of_whole_recordings() -> None:
     prof = unclipped("moticon-opengo")
-    rec, _ = simulate(prof, RunParams(duration_s=8, seed=5, dropout_prob=0.01))
+    rec, _ = simulate(prof, RunParams(duration_s=40, seed=5, dropout_prob=0.01))
     calls: list[tuple[int, int]] = []
     a = analyze_recording(rec, prof, chunk_frames=37, progress=lambda d, n: calls.append((d, n)))
     b = analyze_recording(rec, prof, chunk_frames=100_000)
     assert [s.to_dict() for s in a.steps] == [s.to_dict() for s in b.steps]
     assert calls[-1][0] == calls[-1][1] == len(rec.left.t) + len(rec.right.t)
     assert a.quality == b.quality and a.quality["left"]["dropped_frames"] > 0
+    assert len(a.steps) > 100 and sum(s.flight_ms is not None for s in b.steps) >= len(b.steps) - 2
 
 
 # --- kernel vs the plain reference ------------------------------------------------------------------
