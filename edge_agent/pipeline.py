@@ -227,6 +227,7 @@ class Pipeline:
         self._raw_zero = float(getattr(cal, "offset", 0.0)) if cal.type == "linear" else 0.0
         self._sat_since = {side: np.full(self.n_sensors, np.nan) for side in ("left", "right")}
         self._stuck: dict[str, set[int]] = {"left": set(), "right": set()}
+        self._sat_clear = {"left": True, "right": True}
         self._queue: asyncio.Queue[list[FrameBatch] | FrameBatch | None] = asyncio.Queue(
             maxsize=self.settings.queue_batches
         )
@@ -372,8 +373,10 @@ class Pipeline:
             return None
         t = np.ascontiguousarray(t, dtype=np.float64)
         raw = np.ascontiguousarray(raw, dtype=np.float32)
-        good = np.isfinite(t) & np.isfinite(raw).all(axis=1)
-        if not good.all():
+        # fast path: one reduction decides whether any frame needs a closer look
+        finite = np.isfinite(raw.sum(dtype=np.float64) + t.sum())
+        good = None if finite else np.isfinite(t) & np.isfinite(raw).all(axis=1)
+        if good is not None and not good.all():
             bad = int((~good).sum())
             self.counters["corrupt"] += bad
             self._once.warn(f"nan-{side}", "%s: %d frame(s) with NaN/inf rejected", side, bad)
@@ -390,8 +393,14 @@ class Pipeline:
         stuck, not loaded) by its zero reading, so the foot's contacts can still be detected from
         the other sensors. Counted as saturated samples and listed in ``saturated_sensors``."""
         assert self._raw_max is not None
-        sat = raw >= self._raw_max
         since = self._sat_since[side]
+        if raw.max() < self._raw_max:  # the usual case: nothing at its maximum
+            if not self._sat_clear[side]:
+                since[:] = np.nan
+                self._sat_clear[side] = True
+            return raw
+        self._sat_clear[side] = False
+        sat = raw >= self._raw_max
         all_sat = sat.all(axis=0)
         since[~all_sat] = np.nan
         since[all_sat & np.isnan(since)] = t[0]
@@ -450,6 +459,18 @@ class Pipeline:
 
     def _feed(self, side: str, t: np.ndarray, raw: np.ndarray) -> list[Step]:
         steps = self.analyzer.feed(side, t, raw)
+        last = self._last_step
+        if (
+            self.tracker.activity in ("running", "walking")
+            and last is not None
+            and self.now is not None
+            and self.now - last.t_toe_off < 1.0
+        ):
+            # Moving: the load is only needed for standing detection and calibration, which
+            # cannot happen while steps arrive; skip the extra pass over the frames.
+            self._force[side].clear()
+            self._load_n.pop(side, None)
+            return steps
         force = np.asarray(self._analysis.total_force(self.profile, raw), dtype=np.float64)
         buf = self._force[side]
         buf.append((t, force))
