@@ -110,27 +110,35 @@ class RunParams(BaseModel):
     seed: int = Field(0, title="Random seed", description="Same seed, same frames, bit for bit.")
     speed_mps: float = Field(3.0, gt=0, title="Running speed (m/s)", description="Recorded in metadata.")
     cadence_spm: float = Field(170.0, ge=100, le=240, title="Cadence (steps/min)", description="Both feet.")
-    body_mass_kg: float = Field(70.0, gt=0, le=300, title="Body mass (kg)")
+    body_mass_kg: float = Field(70.0, gt=0, le=300, title="Body mass (kg)", description="1 BW = mass × g.")
     strike_index_left: float = Field(0.15, ge=0, le=1, title="Strike index, left", description="0 heel, 1 toe.")
-    strike_index_right: float = Field(0.15, ge=0, le=1, title="Strike index, right")
-    strike_index_sd: float = Field(0.02, ge=0, le=0.2, title="Step-to-step SD of the strike index")
+    strike_index_right: float = Field(0.15, ge=0, le=1, title="Strike index, right", description="0 heel, 1 toe.")
+    strike_index_sd: float = Field(
+        0.02, ge=0, le=0.2, title="Strike index SD", description="Step-to-step variation of the strike index."
+    )
     impact_peak_bw: float | None = Field(
         1.6, ge=0, title="Impact peak (BW)", description="None or 0: no impact peak (forefoot-like)."
     )
-    impact_rise_ms: float = Field(30.0, ge=3, le=120, title="Impact rise time (ms)")
-    active_peak_bw: float = Field(2.5, gt=0, le=6, title="Active peak (BW)")
-    contact_ms: float = Field(250.0, ge=80, le=1000, title="Contact time (ms)")
+    impact_rise_ms: float = Field(
+        30.0, ge=3, le=120, title="Impact rise time (ms)", description="Contact to the impact peak."
+    )
+    active_peak_bw: float = Field(2.5, gt=0, le=6, title="Active peak (BW)", description="Height of the half-sine.")
+    contact_ms: float = Field(250.0, ge=80, le=1000, title="Contact time (ms)", description="Mean over both feet.")
     asymmetry_pct: float = Field(
         0.0, ge=-50, le=50, title="Asymmetry (%)",
         description="Right vs left contact time and peaks, as Herzog's SI%: R = (1+a/200)·x, L = (1−a/200)·x.",
     )
-    jitter: float = Field(0.01, ge=0, le=0.1, title="Step-to-step variability (relative SD)")
+    jitter: float = Field(
+        0.01, ge=0, le=0.1, title="Step-to-step variability", description="Relative SD of step time, contact, peaks."
+    )
     noise_n: float = Field(2.0, ge=0, title="Noise (N)", description="SD of the foot's total force noise.")
     swing_offset_n: float = Field(15.0, ge=0, title="Unloaded reading (N)", description="Baseline in the air.")
-    drift_n_per_min: float = Field(0.0, title="Baseline drift (N/min)")
-    dropout_prob: float = Field(0.0, ge=0, lt=1, title="Frame loss probability")
+    drift_n_per_min: float = Field(0.0, title="Baseline drift (N/min)", description="FSR-like creep of the zero.")
+    dropout_prob: float = Field(0.0, ge=0, lt=1, title="Frame loss probability", description="Per frame and foot.")
     standing_s: float = Field(0.0, ge=0, title="Quiet standing at the start (s)", description="For BW calibration.")
-    walking_s: float = Field(0.0, ge=0, title="Walking before and after the run (s)")
+    walking_s: float = Field(
+        0.0, ge=0, title="Walking (s)", description="Walking before and after the run, each this long."
+    )
     fatigue: float = Field(
         0.0, ge=0, le=1, title="Fatigue (0..1)",
         description="Over the run cadence falls (−6 %·f), contact time (+8 %·f) and loading rate (+25 %·f) rise.",

@@ -363,9 +363,10 @@ def test_source_configs_are_strict_and_discriminated():
         parse_source_config({"type": "carrier-pigeon"})
     with pytest.raises(ValidationError, match="cadence_spm"):
         parse_source_config({"type": "simulator", "params": {"cadence_spm": 20}})
-    for model in (SimulatorSourceConfig, ReplaySourceConfig, SerialSourceConfig, BleSourceConfig, AdcSourceConfig):
+    for model in (SimulatorSourceConfig, ReplaySourceConfig, SerialSourceConfig, BleSourceConfig, AdcSourceConfig,
+                  RunParams):
         for name, f in model.model_fields.items():
-            assert f.title, f"{model.__name__}.{name} has no title"
+            assert f.title and f.description, f"{model.__name__}.{name} needs a title and a description"
 
 
 def test_transport_mismatch_and_missing_module_errors():

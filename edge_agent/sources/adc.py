@@ -41,13 +41,16 @@ ADS1115_PGA_FSR = {6.144: 0, 4.096: 1, 2.048: 2, 1.024: 3, 0.512: 4, 0.256: 5}
 class AdcSourceConfig(SourceConfigBase):
     """FSRs read by an ADC on the Pi's SPI or I²C bus (layout in the profile's adc transport)."""
 
-    type: Literal["adc"] = Field("adc", title="Source type")
+    type: Literal["adc"] = Field("adc", title="Source type", description="FSRs on an ADC on the Pi.")
     sample_rate_hz: float | None = Field(None, gt=0, le=5000, title="Sample rate (Hz)", description="Default: profile.")
     sides: list[Literal["left", "right"]] = Field(
-        default_factory=lambda: ["left", "right"], min_length=1, title="Insoles wired"
+        default_factory=lambda: ["left", "right"], min_length=1, title="Insoles wired",
+        description="Which feet have an ADC (chip select / I²C address in the profile).",
     )
     ads1115_pga_v: float = Field(4.096, title="ADS1115 full-scale range (V)", description="6.144 … 0.256.")
-    ads1115_data_rate: int = Field(860, title="ADS1115 data rate (SPS)")
+    ads1115_data_rate: int = Field(
+        860, title="ADS1115 data rate (SPS)", description="8 … 860; the chip's total across channels."
+    )
     max_batches: int = Field(64, gt=0, title="Queue length (batches)", description="Beyond it batches are dropped.")
 
 

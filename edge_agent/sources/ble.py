@@ -38,16 +38,19 @@ log = logging.getLogger(__name__)
 class BleSourceConfig(SourceConfigBase):
     """Two BLE insoles (or one)."""
 
-    type: Literal["ble"] = Field("ble", title="Source type")
+    type: Literal["ble"] = Field("ble", title="Source type", description="Bluetooth LE insoles.")
     left_address: str | None = Field(None, title="Left insole address", description="MAC (Linux) or UUID (macOS).")
-    right_address: str | None = Field(None, title="Right insole address")
+    right_address: str | None = Field(None, title="Right insole address", description="MAC (Linux) or UUID (macOS).")
     left_name: str | None = Field(None, title="Left insole name", description="Overrides the profile's name.")
-    right_name: str | None = Field(None, title="Right insole name")
+    right_name: str | None = Field(None, title="Right insole name", description="Overrides the profile's name.")
     sides: list[Literal["left", "right"]] = Field(
-        default_factory=lambda: ["left", "right"], min_length=1, title="Insoles to use"
+        default_factory=lambda: ["left", "right"], min_length=1, title="Insoles to use",
+        description="Connect only these (e.g. one insole for a test).",
     )
-    scan_timeout_s: float = Field(10.0, gt=0, title="Scan timeout (s)")
-    reconnect_max_s: float = Field(30.0, gt=0, title="Longest reconnect wait (s)")
+    scan_timeout_s: float = Field(10.0, gt=0, title="Scan timeout (s)", description="Per scan attempt.")
+    reconnect_max_s: float = Field(
+        30.0, gt=0, title="Longest reconnect wait (s)", description="Cap of the jittered exponential backoff."
+    )
 
 
 class BlePacketHandler:

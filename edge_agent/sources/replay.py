@@ -18,7 +18,7 @@ from edge_agent.sources.base import FrameBatch, InsoleSource, Pacer, SourceConfi
 class ReplaySourceConfig(SourceConfigBase):
     """A recorded session played back as if it were live."""
 
-    type: Literal["replay"] = Field("replay", title="Source type")
+    type: Literal["replay"] = Field("replay", title="Source type", description="A recording played back.")
     path: Path = Field(title="Recording file", description="Native .ffrec, Moticon export, CSV… (auto-detected).")
     speed: float = Field(1.0, ge=0.0, title="Speed factor", description="1 = real time, 0 = as fast as possible.")
     loop: bool = Field(False, title="Loop", description="Start again at the end (time keeps increasing).")

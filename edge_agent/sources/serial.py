@@ -39,13 +39,15 @@ log = logging.getLogger(__name__)
 class SerialSourceConfig(SourceConfigBase):
     """Insoles on a serial port (or two)."""
 
-    type: Literal["serial"] = Field("serial", title="Source type")
+    type: Literal["serial"] = Field("serial", title="Source type", description="Insoles on a serial port.")
     port: str = Field(title="Serial port", description="Both feet (side byte) or the left foot, e.g. /dev/ttyUSB0.")
     right_port: str | None = Field(None, title="Right-foot port", description="When each insole has its own port.")
     baudrate: int | None = Field(None, gt=0, title="Baud rate", description="Default: the profile's transport.")
     reconnect: bool = Field(True, title="Reconnect", description="Reopen a lost port with backoff.")
-    reconnect_max_s: float = Field(30.0, gt=0, title="Longest reconnect wait (s)")
-    read_size: int = Field(4096, gt=0, title="Read size (bytes)")
+    reconnect_max_s: float = Field(
+        30.0, gt=0, title="Longest reconnect wait (s)", description="Cap of the jittered exponential backoff."
+    )
+    read_size: int = Field(4096, gt=0, title="Read size (bytes)", description="Largest single read from the port.")
 
 
 class SerialSource(QueueSource):

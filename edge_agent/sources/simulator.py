@@ -17,7 +17,7 @@ from edge_agent.sources.base import FrameBatch, InsoleSource, Pacer, SourceConfi
 class SimulatorSourceConfig(SourceConfigBase):
     """A simulated runner (demo, benchmarks, tests without hardware)."""
 
-    type: Literal["simulator"] = Field("simulator", title="Source type")
+    type: Literal["simulator"] = Field("simulator", title="Source type", description="A simulated runner.")
     params: RunParams = Field(default_factory=RunParams, title="Run parameters", description="See simulator.RunParams.")
     speed: float = Field(
         1.0, ge=0.0, title="Speed factor", description="1 = real time, 10 = ten times faster, 0 = as fast as possible."
