@@ -30,7 +30,15 @@ import numpy as np
 from pydantic import Field
 
 from edge_agent.profiles import AdcTransport, HardwareProfile
-from edge_agent.sources.base import FrameBatch, QueueSource, Side, SourceConfigBase, SourceError, require
+from edge_agent.sources.base import (
+    FrameBatch,
+    QueueSource,
+    Side,
+    SourceConfigBase,
+    SourceError,
+    both_sides,
+    require,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +52,7 @@ class AdcSourceConfig(SourceConfigBase):
     type: Literal["adc"] = Field("adc", title="Source type", description="FSRs on an ADC on the Pi.")
     sample_rate_hz: float | None = Field(None, gt=0, le=5000, title="Sample rate (Hz)", description="Default: profile.")
     sides: list[Literal["left", "right"]] = Field(
-        default_factory=lambda: ["left", "right"], min_length=1, title="Insoles wired",
+        default_factory=both_sides, min_length=1, title="Insoles wired",
         description="Which feet have an ADC (chip select / I²C address in the profile).",
     )
     ads1115_pga_v: float = Field(4.096, title="ADS1115 full-scale range (V)", description="6.144 … 0.256.")

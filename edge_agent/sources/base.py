@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 Side = Literal["left", "right"]
 
 
+def both_sides() -> list[Side]:
+    return ["left", "right"]
+
+
 class SourceError(RuntimeError):
     """A source cannot start or continue; the message says which source and why."""
 

@@ -6,13 +6,21 @@ import asyncio
 import math
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
 
 from edge_agent.profiles import HardwareProfile, list_profiles
-from edge_agent.sources.base import FrameBatch, InsoleSource, Pacer, SourceConfigBase, SourceError, monotonic
+from edge_agent.sources.base import (
+    FrameBatch,
+    InsoleSource,
+    Pacer,
+    Side,
+    SourceConfigBase,
+    SourceError,
+    monotonic,
+)
 
 
 class ReplaySourceConfig(SourceConfigBase):
@@ -51,7 +59,8 @@ class ReplaySource(InsoleSource):
             except ValueError as err:  # RecordingError names the file (and line) already
                 raise SourceError(f"replay source: {err}") from err
         rec = self.recording
-        streams = [(s, fs) for s, fs in (("left", rec.left), ("right", rec.right)) if fs is not None]  # type: ignore[attr-defined]
+        both: list[tuple[Side, Any]] = [("left", rec.left), ("right", rec.right)]  # type: ignore[attr-defined]
+        streams = [(s, fs) for s, fs in both if fs is not None]
         if not streams:
             raise SourceError(f"replay source: {self.cfg.path}: the recording has no foot streams")
         for side, fs in streams:
