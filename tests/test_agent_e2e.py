@@ -253,3 +253,21 @@ def test_record_simulate_and_profiles_commands(tmp_path: Path) -> None:
     shown = _cli(["profiles", "show", "moticon-opengo"], tmp_path)
     assert json.loads(shown.stdout)["name"] == "moticon-opengo"
     assert _cli(["profiles", "show", "no-such-insole"], tmp_path).returncode == 2
+
+
+def test_systemd_unit_verifies(tmp_path: Path) -> None:
+    """The unit parses (systemd-analyze verify), restarts always, and runs hardened as its own user."""
+    import shutil
+
+    unit = (REPO / "docker" / "footfall-agent.service").read_text()
+    for needed in ("Restart=always", "User=footfall", "StateDirectory=footfall", "ProtectSystem=strict",
+                   "Environment=NUMBA_CACHE_DIR=/var/cache/footfall", "NoNewPrivileges=true", "KillSignal=SIGTERM"):
+        assert needed in unit, needed
+    analyze, exe = shutil.which("systemd-analyze"), shutil.which("footfall-agent")
+    if analyze is None or exe is None:
+        pytest.skip("systemd-analyze or an installed footfall-agent not available")
+    path = tmp_path / "footfall-agent.service"
+    path.write_text(unit.replace("/opt/footfall/bin/footfall-agent", exe))
+    proc = subprocess.run([analyze, "verify", str(path)], capture_output=True, text=True, timeout=60)
+    problems = [ln for ln in proc.stderr.splitlines() if "footfall-agent.service" in ln]
+    assert proc.returncode == 0 and not problems, proc.stderr

@@ -1,0 +1,216 @@
+"""The agent running in real time: CPU share of one core, peak RSS, start-up to first publish.
+
+Runs ``footfall-agent run`` in a subprocess on the simulator (2×16 Moticon and 2×99 Pedar at
+100 Hz, real time) against a private local broker and reports, from /proc (no guessing):
+
+- CPU share of one core over a steady-state window: Δ(utime + stime) of /proc/<pid>/stat / Δwall
+  (the whole process: simulator source, kernels, pipeline, MQTT thread, outbox);
+- peak RSS: VmHWM from /proc/<pid>/status;
+- start-up to first publish: process spawn → first ``live`` message on the broker (that needs the
+  kernels compiled or loaded, the source running and the pipeline fed), with a cold numba cache
+  (fresh NUMBA_CACHE_DIR) and a warm one;
+- that a read-only package directory works with NUMBA_CACHE_DIR on a writable path (a copy of
+  the package bind-mounted read-only in a private mount namespace via ``unshare -m``; skipped
+  when that is not permitted).
+
+Targets (docs/performance.md): < 1 % of one core and < 150 MB RSS for 2×16 @ 100 Hz; warm start
+to first publish < 3 s. Prints numbers only; asserts nothing.
+
+    python benchmarks/bench_agent.py [--seconds 30] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as paho
+import yaml
+from paho.mqtt.enums import CallbackAPIVersion
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from edge_agent.broker import make_broker  # noqa: E402
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
+
+
+def status_kb(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+class FirstLive:
+    """Records the wall time of the first message on footfall/<device>/live."""
+
+    def __init__(self, port: int, device: str) -> None:
+        self.at: float | None = None
+        self.count = 0
+        self._ready = threading.Event()
+        self.c = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{device}-{time.time_ns()}")
+        self.c.on_connect = lambda c, *_: (c.subscribe(f"footfall/{device}/live", 0), self._ready.set())
+        self.c.on_message = self._msg
+        self.c.connect("127.0.0.1", port)
+        self.c.loop_start()
+        self._ready.wait(10)
+        time.sleep(0.2)
+
+    def _msg(self, *_: object) -> None:
+        self.count += 1
+        if self.at is None:
+            self.at = time.monotonic()
+
+    def stop(self) -> None:
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+def write_config(workdir: Path, url: str, profile: str, device: str, batch_ms: float) -> Path:
+    cfg = {
+        "device_id": device,
+        "profile": profile,
+        "body_mass_kg": 70,
+        "state_dir": str(workdir / f"state-{device}"),
+        "mqtt": {"url": url},
+        "outbox": {"require_plugin_ack": False},
+        "source": {"type": "simulator", "speed": 1.0, "endless": True, "batch_ms": batch_ms, "params": {"seed": 1}},
+        "log_level": "WARNING",
+    }
+    path = workdir / f"{device}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def run_agent(
+    url: str, port: int, profile: str, cache: Path, seconds: float, workdir: Path, *, pythonpath: Path = REPO,
+    wrap: list[str] | None = None, batch_ms: float = 50.0,
+) -> dict[str, float | None]:
+    device = f"bench-{profile.replace('.', '-')}-{int(batch_ms)}"
+    cfg = write_config(workdir, url, profile, device, batch_ms)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+    env.update(NUMBA_CACHE_DIR=str(cache), PYTHONPATH=str(pythonpath), PYTHONDONTWRITEBYTECODE="1")
+    live = FirstLive(port, device)
+    t_spawn = time.monotonic()
+    argv = [*(wrap or []), sys.executable, "-m", "edge_agent", "run", "--config", str(cfg)]
+    proc = subprocess.Popen(argv, env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = t_spawn + 120
+        while live.at is None and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.01)
+        first = None if live.at is None else live.at - t_spawn
+        out: dict[str, float | None] = {"first_publish_s": first}
+        if seconds > 0 and proc.poll() is None:
+            pid = proc.pid if not wrap else _child_pid(proc.pid)
+            time.sleep(3.0)  # settle after start-up
+            c0, w0 = cpu_seconds(pid), time.monotonic()
+            time.sleep(seconds)
+            c1, w1 = cpu_seconds(pid), time.monotonic()
+            out["cpu_pct_one_core"] = 100.0 * (c1 - c0) / (w1 - w0)
+            out["peak_rss_mb"] = status_kb(pid, "VmHWM") / 1024.0
+            out["rss_mb"] = status_kb(pid, "VmRSS") / 1024.0
+            out["live_msgs"] = float(live.count)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+        live.stop()
+    out["exit_code"] = float(proc.returncode)
+    if proc.returncode != 0:
+        sys.stderr.write(err.decode(errors="replace")[-2000:])
+    return out
+
+
+def _child_pid(pid: int) -> int:
+    """The python process under a wrapper (unshare → sh → python)."""
+    for _ in range(100):
+        kids = Path(f"/proc/{pid}/task/{pid}/children")
+        if kids.exists() and kids.read_text().split():
+            pid = int(kids.read_text().split()[0])
+            if "python" in Path(f"/proc/{pid}/comm").read_text():
+                return pid
+        time.sleep(0.05)
+    return pid
+
+
+def read_only_check(url: str, port: int, workdir: Path) -> dict[str, object]:
+    """A copy of the package bind-mounted read-only; NUMBA_CACHE_DIR on a writable path."""
+    ro = workdir / "ro"
+    shutil.copytree(REPO / "edge_agent", ro / "edge_agent", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "hardware_profiles", ro / "hardware_profiles")
+    cache = workdir / "ro-cache"
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount --bind -o ro {ro} {ro} && ! touch {ro}/x"],
+                           capture_output=True)
+    if probe.returncode != 0:
+        return {"skipped": "unshare/mount not permitted here"}
+    wrap = ["unshare", "-m", "sh", "-c", f'mount --bind -o ro {ro} {ro} && exec "$0" "$@"']
+    res = run_agent(url, port, "moticon-opengo", cache, 0.0, workdir, pythonpath=ro, wrap=wrap)
+    cached = sorted(p.name for p in cache.rglob("*.nbi"))
+    return {
+        "first_publish_s": res["first_publish_s"],
+        "exit_code": res["exit_code"],
+        "cache_index_files": len(cached),
+        "package_dir_untouched": not any((ro / "edge_agent").rglob("*.nbi")),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=30.0, help="steady-state window per profile")
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--batch-ms", type=float, nargs="+", default=[50.0, 200.0],
+                    help="source batch lengths to measure (default: 50 = the sources' default, and 200)")
+    args = ap.parse_args()
+    results: dict[str, object] = {"machine": f"{os.cpu_count()} cores, {os.uname().machine}"}
+    with tempfile.TemporaryDirectory(prefix="bench-agent-") as tmp:
+        work = Path(tmp)
+        broker = make_broker(work / "broker")
+        broker.start()
+        try:
+            for profile, label in (("moticon-opengo", "2x16@100Hz"), ("pedar-99", "2x99@100Hz")):
+                cache = work / f"cache-{profile}"
+                cold = run_agent(broker.url, broker.port, profile, cache, 0.0, work)
+                for batch_ms in args.batch_ms:
+                    warm = run_agent(broker.url, broker.port, profile, cache, args.seconds, work, batch_ms=batch_ms)
+                    key = f"{label} batch {batch_ms:.0f} ms"
+                    results[key] = {
+                        "cold_first_publish_s": cold["first_publish_s"],
+                        "warm_first_publish_s": warm["first_publish_s"],
+                        "cpu_pct_one_core": warm.get("cpu_pct_one_core"),
+                        "peak_rss_mb": warm.get("peak_rss_mb"),
+                        "rss_mb": warm.get("rss_mb"),
+                        "live_msgs": warm.get("live_msgs"),
+                        "exit_codes": [cold["exit_code"], warm["exit_code"]],
+                    }
+                    print(key, json.dumps(results[key]), flush=True)
+            results["read_only_package"] = read_only_check(broker.url, broker.port, work)
+            print("read-only package + NUMBA_CACHE_DIR:", json.dumps(results["read_only_package"]), flush=True)
+        finally:
+            broker.stop()
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
