@@ -180,20 +180,43 @@
   }
 
   // ------------------------------------------------------------------ alerts (shared by overview and alerts page)
-  const EVIDENCE_LABELS = { valr_bw_s: ["VALR", "BW/s"], baseline_bw_s: ["Baseline", "BW/s"], baseline_valr: ["Baseline VALR", "BW/s"], threshold_bw_s: ["Threshold", "BW/s"], acwr: ["ACWR", ""], acute: ["Acute load", ""], chronic: ["Chronic load", ""] };
+  // Evidence keys carry their unit as a suffix (valr_bw_s, rise_pct, contact_ms…): label and unit from the name.
+  const UNIT_SUFFIXES = [["_pp_per_week", "pp/week"], ["_bw_s", "BW/s"], ["_pct", "%"], ["_spm", "spm"], ["_ms", "ms"],
+    ["_days", "days"], ["_bw", "BW"], ["_kg", "kg"], ["_min", "min"]];
+  const EVIDENCE_NAMES = { valr: "VALR", vilr: "VILR", acwr: "ACWR", si: "strike index", z: "z-score", r2: "R²", sd: "SD" };
+
+  function evidenceLabel(key) {
+    let unit = "", name = key;
+    for (const [suffix, u] of UNIT_SUFFIXES) if (key.endsWith(suffix)) { unit = u; name = key.slice(0, -suffix.length); break; }
+    if (!unit && /^v[ai]lr(_|$)/.test(key)) unit = "BW/s";  // valr_mean, vilr_p90 …
+    name = name.split("_").map((w) => EVIDENCE_NAMES[w] || w).join(" ");
+    return [name.charAt(0).toUpperCase() + name.slice(1), unit];
+  }
+
+  function evidenceValue(v, unit) {
+    if (isNum(v)) return `${num(v, Number.isInteger(v) ? 0 : Math.abs(v) < 10 ? 2 : 1)}${unit ? " " + unit : ""}`;
+    if (typeof v === "boolean") return v ? "yes" : "no";
+    if (Array.isArray(v)) return v.map((x) => evidenceValue(x, "")).join(", ");
+    return String(v);
+  }
 
   function evidenceList(ev) {
     if (!ev || typeof ev !== "object" || !Object.keys(ev).length) return null;
-    const dl = h("dl", { class: "evidence" });
-    for (const [k, v] of Object.entries(ev).slice(0, 14)) {
-      const [label, unit] = EVIDENCE_LABELS[k] || [k.replaceAll("_", " "), ""];
-      let text;
-      if (isNum(v)) text = `${num(v, Number.isInteger(v) ? 0 : Math.abs(v) < 10 ? 2 : 1)}${unit ? " " + unit : ""}`;
-      else if (v && typeof v === "object") text = JSON.stringify(v).slice(0, 160);
-      else text = String(v);
-      dl.append(h("dt", { text: label }), h("dd", { text }));
-    }
-    return dl;
+    const box = h("div", { class: "evidence", role: "list", "aria-label": "Evidence" });
+    // Nested groups (reference/current/change_pct…) flatten to "Group · measure"; a unit on the group's name
+    // (change_pct) applies to its members.
+    const add = (key, v, prefix, parentUnit) => {
+      const [label, ownUnit] = evidenceLabel(key);
+      const unit = parentUnit || ownUnit;
+      if (v && typeof v === "object" && !Array.isArray(v)) {
+        for (const [k, x] of Object.entries(v).slice(0, 8)) add(k, x, `${prefix}${label} · `, ownUnit);
+        return;
+      }
+      box.append(h("div", { class: "ev-item", role: "listitem" },
+        h("span", { class: "ev-label", text: prefix + label }), h("span", { class: "ev-value", text: evidenceValue(v, unit) })));
+    };
+    for (const [k, v] of Object.entries(ev).slice(0, 16)) add(k, v, "", "");
+    return box;
   }
 
   function alertItem(a, { compact = false, fresh = false } = {}) {
