@@ -14,6 +14,7 @@ import math
 from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 G0 = 9.80665  # standard gravity, N/kg
 DEFAULT_BODY_MASS_KG = 70.0
+_TIME_ORDER = attrgetter("t_contact", "side")
 #: Loading rates below this sample rate are reported as low-confidence (DESIGN.md §4).
 LR_CONFIDENT_HZ = 200.0
 
@@ -332,7 +334,7 @@ class FootAnalyzer:
         self._first = np.full(s, np.nan)  # first valid value per sensor
         self._silent = np.arange(s, dtype=np.int64)  # silent sensors: the first st[S_NSILENT] entries
         self._buf = np.zeros((K.BUF_ROWS, self._setup.buf_len), dtype=np.float64)
-        self._events = np.zeros((64, K.N_EVENT_COLS), dtype=np.float64)
+        self._events = np.zeros((1024, K.N_EVENT_COLS), dtype=np.float64)
         self.low_confidence = self._setup.fs < LR_CONFIDENT_HZ
 
     @property
@@ -497,7 +499,7 @@ class GaitAnalyzer:
                 if k:
                     del ic[:k]
                     del self._to[side][:k]  # type: ignore[index]
-        out.sort(key=lambda s: (s.t_contact, s.side))
+        out.sort(key=_TIME_ORDER)
         return out
 
     @property
@@ -640,7 +642,7 @@ def analyze_recording(
             if progress is not None:
                 progress(done, total)
     steps.extend(gait.flush())
-    steps.sort(key=lambda s: (s.t_contact, s.side))
+    steps.sort(key=_TIME_ORDER)
     duration = tmax - tmin if math.isfinite(tmin) else 0.0
     return AnalysisResult(steps=steps, body_weight_n=bw, body_weight_source=src, quality=gait.quality,
                           duration_s=duration, warnings=warnings)
