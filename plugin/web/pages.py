@@ -85,7 +85,7 @@ async def overview(request: web.Request) -> web.Response:
         + "</div>"
         + _card("latest-run", "Latest run", "The most recent finished run recorded by your insoles.", "wide")
         + '<div class="grid">'
-        + _card("recent-alerts", "Recent alerts", "Unacknowledged findings of the risk engine.")
+        + _card("recent-alerts", "Open alerts", "Unacknowledged findings of the risk engine, newest first.")
         + '<section class="card" id="week-glance"><h2>Last 8 weeks <span class="tip" tabindex="0" data-tip="'
         'Steps per week (bars) and mean vertical loading rate (line, BW/s).">?</span></h2>'
         '<div class="chart" id="chart-glance"></div></section>'

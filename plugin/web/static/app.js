@@ -310,7 +310,7 @@
 
     const level = data.risk_level || "unknown";
     const riskText = {
-      low: "Nothing stands out against your own baseline.",
+      low: "Nothing stands out against your own baseline in the last 7 days.",
       elevated: "Something changed — see the alerts below and consider an easier week.",
       high: "Several warning signs at once. Ease off and read the alerts.",
       unknown: "Not enough history for a personal baseline yet — keep running with the insoles.",
