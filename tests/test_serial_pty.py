@@ -37,25 +37,6 @@ def _writer(master: int, chunks: list[bytes], pause_every: int = 7) -> threading
     return th
 
 
-def _paced_writer(master: int, timed: list[tuple[float, bytes]]) -> threading.Thread:
-    """Like firmware: each frame leaves when its sample is taken (in 20 ms bursts, like a UART FIFO)."""
-
-    def run() -> None:
-        start = time.monotonic()
-        pending = b""
-        for t, data in timed:
-            pending += data
-            if t - (time.monotonic() - start) > 0.02:
-                os.write(master, pending)
-                pending = b""
-                time.sleep(max(0.0, t - (time.monotonic() - start)))
-        os.write(master, pending)
-
-    th = threading.Thread(target=run, daemon=True)
-    th.start()
-    return th
-
-
 async def _collect(src, want: dict[str, int], timeout: float = 20.0) -> dict[str, list[FrameBatch]]:
     got: dict[str, list[FrameBatch]] = {"left": [], "right": []}
 
@@ -193,38 +174,36 @@ async def test_lost_port_reconnects_and_logs_once_each_way(caplog):
     assert sum("unavailable" in m for m in msgs) == 1 and sum("is back" in m for m in msgs) == 1
 
 
-async def test_simulated_run_through_a_pty_arrives_bit_exact_with_its_losses():
-    """The simulator's frames, encoded as the DIY firmware would (counter = frame slot), sent over a pty."""
+@pytest.mark.parametrize("timestamps", [False, True])
+async def test_simulated_run_through_a_pty_arrives_bit_exact_with_its_losses(timestamps):
+    """The emulator sends the simulator's frames as firmware would (counter = frame slot; optionally a
+    µs timestamp on a device clock 1000 s off and 80 ppm fast) at real time through a pty."""
     from edge_agent.simulator import RunParams, simulate
+    from edge_agent.sources.emulate import PtyEmulator, firmware_frames
 
     profile = load_profile("diy-esp32-fsr8")
-    fmt = profile.transport.frame
+    if timestamps:
+        data = profile.model_dump()
+        data["name"] = "fsr8-timestamped"
+        data["transport"]["frame"]["timestamp"] = "u32le_us"
+        profile = parse_profile(data)
     fs = profile.sample_rate_hz
     rec, _ = simulate(profile, RunParams(duration_s=2, seed=9, dropout_prob=0.03))
-    frames = []
-    for side, stream in rec.streams():
-        slots = np.rint(stream.t * fs).astype(int)
-        frames += [(slot, side, encode_frame(fmt, row, side=side, counter=int(slot)))
-                   for slot, row in zip(slots, stream.raw, strict=True)]
-    frames.sort(key=lambda f: (f[0], f[1]))  # time order, as a device interleaving both feet would send
-    master, slave, path = _pty()
-    try:
-        src = create_source(SerialSourceConfig(port=path, reconnect=False), profile)
+    frames = list(firmware_frames(profile, rec, clock_offset_s=1000.0, clock_ppm=80.0))
+    with PtyEmulator(frames, side_byte=True) as emu:
+        src = create_source(SerialSourceConfig(port=emu.paths["both"], reconnect=False), profile)
         async with src:
-            th = _paced_writer(master, [(slot / fs, data) for slot, _, data in frames])
+            emu.start()
             got = await _collect(src, {s: getattr(rec, s).t.size for s in ("left", "right")})
-            th.join(5)
-        for side, stream in rec.streams():
-            bs = got[side]
-            assert np.array_equal(np.concatenate([b.raw for b in bs]), stream.raw)
-            first = round(stream.t[0] * fs)
-            lost = (round(stream.t[-1] * fs) - first + 1) - stream.t.size
-            assert sum(b.dropped for b in bs) == lost > 0
-            # the counter is the device clock: gaps from lost frames survive on the agent's clock
-            t = np.concatenate([b.t for b in bs])
-            ratio = np.diff(t) / np.diff(stream.t)
-            assert np.all(np.abs(ratio - 1) <= 0.2 + 1e-6)  # the aligner slews by at most 20 %
-            assert np.median(ratio) == pytest.approx(1.0, abs=0.01)
-    finally:
-        os.close(master)
-        os.close(slave)
+    for side, stream in rec.streams():
+        bs = got[side]
+        assert np.array_equal(np.concatenate([b.raw for b in bs]), stream.raw)
+        lost = (round(stream.t[-1] * fs) - round(stream.t[0] * fs) + 1) - stream.t.size
+        assert sum(b.dropped for b in bs) == lost > 0
+        # the device clock (counter or timestamp) survives onto the agent's clock, gaps included
+        ratio = np.diff(np.concatenate([b.t for b in bs])) / np.diff(stream.t)
+        assert np.all(np.abs(ratio - 1) <= 0.2 + 1e-6)  # the aligner slews by at most 20 %
+        assert np.median(ratio) == pytest.approx(1.0, abs=0.01)
+        if timestamps:
+            dev = np.concatenate([b.device_t for b in bs])
+            assert np.allclose(dev, 1000.0 + stream.t * (1 + 80e-6), atol=1e-6)
