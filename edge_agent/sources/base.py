@@ -106,7 +106,11 @@ class InsoleSource(abc.ABC):
         if self._closed:
             raise SourceError(f"{self.name} source: already closed, create a new one")
         if not self._opened:
-            await self.open()
+            try:
+                await self.open()
+            except BaseException:
+                await self.close()  # release what was opened before the failure (e.g. the first port)
+                raise
             self._opened = True
         return self
 
