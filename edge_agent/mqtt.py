@@ -199,17 +199,16 @@ class MqttConnection:
         if self._closing:
             return
         self._closing = True
-        client = self._client
-        if client is not None and self.connected.is_set() and self.will:
+        if self._client is not None and self.connected.is_set() and self.will:
             with contextlib.suppress(MqttError, asyncio.TimeoutError):
                 await asyncio.wait_for(self.publish(self.will[0], self.will[1], qos=1, retain=True), timeout)
         if self._task:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
+                await asyncio.wait_for(self._task, 2 * timeout)
+        client, self._client = self._client, None  # read after the supervisor stopped
         if client is not None:
-            client.disconnect()
-            await asyncio.to_thread(client.loop_stop)
+            await _stop_client(client)
         self._fail_inflight(MqttConnectionLost("connection closed"))
         for t in list(self._bg):
             t.cancel()
@@ -268,7 +267,7 @@ class MqttConnection:
             client, self._client = self._client, None
             self._fail_inflight(MqttConnectionLost("connection lost before PUBACK"))
             if client is not None:
-                await asyncio.to_thread(client.loop_stop)
+                await _stop_client(client)
             if not self._closing:
                 outage_since = time.monotonic()
                 log.warning("MQTT connection to %s lost; reconnecting with back-off", url)
@@ -303,21 +302,21 @@ class MqttConnection:
         lost = self._lost
 
         def on_connect(_c: paho.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
-            loop.call_soon_threadsafe(lambda: connack.done() or connack.set_result(rc))
+            _post(loop, lambda: connack.done() or connack.set_result(rc))
 
         def on_disconnect(_c: paho.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
             def lost_cb() -> None:
                 if not connack.done():
                     connack.set_exception(MqttConnectionLost(f"disconnected before CONNACK ({rc})"))
                 lost.set()
-            loop.call_soon_threadsafe(lost_cb)
+            _post(loop, lost_cb)
 
         def on_publish(_c: paho.Client, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
-            loop.call_soon_threadsafe(self._on_puback, client, mid)
+            _post(loop, self._on_puback, client, mid)
 
         def on_message(_c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
             m = Message(msg.topic, bytes(msg.payload), bool(msg.retain), int(msg.qos))
-            loop.call_soon_threadsafe(self._dispatch, m)
+            _post(loop, self._dispatch, m)
 
         client.on_connect = on_connect
         client.on_disconnect = on_disconnect
@@ -329,12 +328,10 @@ class MqttConnection:
             client.loop_start()
             rc = await asyncio.wait_for(connack, s.connect_timeout_s)
         except BaseException:
-            client.disconnect()
-            await asyncio.to_thread(client.loop_stop)
+            await _stop_client(client)
             raise
         if rc.is_failure:
-            client.disconnect()
-            await asyncio.to_thread(client.loop_stop)
+            await _stop_client(client)
             raise MqttConnectRefused(f"broker refused connection: {rc}")
         self._client = client
         self._inflight = {}
@@ -436,6 +433,21 @@ class MqttConnection:
         return len(self._inflight)
 
 
+def _post(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> None:
+    """Hand a paho callback to the event loop; after the loop closed there is nobody to tell."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(fn, *args)
+
+
+async def _stop_client(client: paho.Client, timeout: float = 5.0) -> None:
+    """Disconnect and join paho's network thread (bounded: a stuck join must not hang shutdown)."""
+    client.disconnect()
+    try:
+        await asyncio.wait_for(asyncio.shield(asyncio.to_thread(client.loop_stop)), timeout)
+    except TimeoutError:
+        log.warning("paho network thread did not stop within %.0f s", timeout)
+
+
 def _short(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"[:200]
 
@@ -482,7 +494,7 @@ class OutboxPublisher:
     def wake(self) -> None:
         """Thread-safe: new rows are waiting (wired to ``Outbox.add_listener`` by ``run``)."""
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._wake.set)
+            _post(self._loop, self._wake.set)
 
     def _on_connect(self) -> None:
         self._reconnected = True

@@ -44,6 +44,11 @@ OUTBOX_SCHEMA = 1
 #: Drop order under the row bound: lower drops first (DESIGN.md §6: run summaries last).
 DROP_PRIORITY = {"summary": 0, "run": 9}
 DEFAULT_PRIORITY = 5
+#: ``next_at`` of rows that wait for nothing but an ack / retention (no timer resend).
+NEVER = 1e18
+#: Timestamps before 2020 mean the device clock was not set yet (Pi without RTC before NTP):
+#: such rows have no trustworthy age and are never dropped by the age bound.
+SANE_CLOCK = 1_577_836_800.0
 #: The contract caps ``Ack.missing`` at this many ranges; a full list may have been truncated.
 ACK_MISSING_CAP = 256
 
@@ -85,6 +90,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_at, seq);
 CREATE INDEX IF NOT EXISTS outbox_drop ON outbox (priority, seq);
+CREATE INDEX IF NOT EXISTS outbox_created ON outbox (created);
 """
 
 _COUNTERS = ("put", "sent", "resent", "pubacked", "acked", "dropped", "dropped_run", "expired_retained")
@@ -225,16 +231,23 @@ class Outbox:
 
     # ------------------------------------------------------------------ send side
     def pending(self, limit: int, exclude: Iterable[int] = ()) -> list[OutboxRow]:
-        """Rows due for (re)send, in seq order, skipping ``exclude`` (seqs already in flight)."""
+        """Rows due for (re)send, in seq order, skipping ``exclude`` (seqs already in flight).
+
+        Two index range reads, never a table scan (a 200k-row backlog waiting for acks must not
+        cost a full scan per poll on a Pi Zero): rows due *now* (``next_at = 0``: new, after a
+        reconnect, asked for by the plugin) in seq order, plus rows whose resend timer expired.
+        """
         skip = set(exclude)
+        n = limit + len(skip)
         now = self._clock()
-        sql = ("SELECT seq, msg_id, kind, topic, payload, qos, created, attempts, puback_at "
-               "FROM outbox WHERE next_at <= ?")
-        if not self.require_plugin_ack:
-            sql += " AND puback_at IS NULL"
-        sql += " ORDER BY seq LIMIT ?"
+        cols = "seq, msg_id, kind, topic, payload, qos, created, attempts, puback_at"
         with self._lock:
-            rows = self._db.execute(sql, (now, limit + len(skip))).fetchall()
+            rows = self._db.execute(
+                f"SELECT {cols} FROM outbox WHERE next_at = 0 ORDER BY seq LIMIT ?", (n,)).fetchall()
+            rows += self._db.execute(
+                f"SELECT {cols} FROM outbox WHERE next_at > 0 AND next_at <= ? ORDER BY next_at LIMIT ?",
+                (now, n)).fetchall()
+        rows.sort(key=lambda r: r[0])
         out = [OutboxRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6], r[7], r[8] is not None)
                for r in rows if r[0] not in skip]
         return out[:limit]
@@ -262,24 +275,32 @@ class Outbox:
             return
         now = self._clock()
         with self._lock, self._tx():
+            # without plugin acks a PUBACKed row is done: park its resend timer (NEVER); a plugin
+            # that does exist may still ask for it (``ack`` missing ranges reset next_at to 0).
             self._db.execute(
-                f"UPDATE outbox SET puback_at = ? WHERE puback_at IS NULL AND seq IN ({_marks(seqs)})",
-                [now, *seqs],
+                f"UPDATE outbox SET puback_at = ?, next_at = CASE WHEN ? THEN ? ELSE next_at END "
+                f"WHERE puback_at IS NULL AND seq IN ({_marks(seqs)})",
+                [now, not self.require_plugin_ack, NEVER, *seqs],
             )
             self._bump("pubacked", len(seqs))  # PUBACKs received (rows may already be plugin-acked)
 
-    def reschedule_unacked(self) -> int:
-        """After a reconnect everything the plugin has not acknowledged is due again.
+    def reschedule_unacked(self, recent_s: float = 120.0) -> int:
+        """After a reconnect, make what the broker may have lost due again; returns the count.
 
-        The broker may have lost what it PUBACKed (restart without persistence), so with plugin
-        acks every row goes again (dupes are dropped by ``msg_id``); without them only rows that
-        never got a PUBACK.
+        Rows sent but never PUBACKed were in flight when the link dropped: all due. Rows PUBACKed
+        in the last ``recent_s`` seconds but not yet acknowledged by the plugin may have died with
+        a broker restart (no persistence, or a kill between autosaves): due too (with plugin acks;
+        dupes are dropped by ``msg_id``). Older unacknowledged rows keep their resend timers, so
+        a big backlog waiting for an absent plugin is not re-sent in full on every Wi-Fi blip.
         """
-        sql = "UPDATE outbox SET next_at = 0 WHERE next_at > 0"
-        if not self.require_plugin_ack:
-            sql += " AND puback_at IS NULL"
+        sql = "UPDATE outbox SET next_at = 0 WHERE next_at > 0 AND next_at < ? AND (puback_at IS NULL"
+        if self.require_plugin_ack:
+            sql += " OR puback_at >= ?"
+        sql += ")"
+        now = self._clock()
         with self._lock, self._tx():
-            return self._db.execute(sql).rowcount
+            args = (NEVER, now - recent_s) if self.require_plugin_ack else (NEVER,)
+            return self._db.execute(sql, args).rowcount
 
     def ack(self, acked_seq: int, missing: Sequence[tuple[int, int]] = (), highest_seq: int | None = None) -> int:
         """Apply a plugin acknowledgement; returns the number of rows deleted.
@@ -365,14 +386,16 @@ class Outbox:
         """Apply the age bound and the no-plugin retention; returns dropped counts by kind.
 
         Rows older than ``max_age_s`` are dropped whatever their kind (a month-old undelivered
-        window is not worth blocking newer data). Without plugin acks, PUBACKed rows leave after
-        the retention window (counted as ``expired_retained``, not as dropped).
+        window is not worth blocking newer data); rows stamped before the clock was set
+        (:data:`SANE_CLOCK`) are exempt, so an NTP jump on an RTC-less Pi drops nothing. Without
+        plugin acks, PUBACKed rows leave after the retention window (``expired_retained``).
         """
         now = self._clock() if now is None else now
         with self._lock:
             dropped: dict[str, int] = {}
-            old = self._db.execute(
-                "SELECT seq, kind FROM outbox WHERE created < ? ORDER BY seq", (now - self.max_age_s,)
+            old = [] if now < SANE_CLOCK else self._db.execute(
+                "SELECT seq, kind FROM outbox WHERE created < ? AND created >= ? ORDER BY seq",
+                (now - self.max_age_s, SANE_CLOCK),
             ).fetchall()
             if old:
                 dropped = self._drop(old, f"older than {self.max_age_s:.0f} s")

@@ -21,7 +21,7 @@ T = Topics("dev1")
 
 
 class Clock:
-    def __init__(self, t: float = 1_000_000.0) -> None:
+    def __init__(self, t: float = 1.75e9) -> None:
         self.t = t
 
     def __call__(self) -> float:
@@ -158,6 +158,19 @@ def test_age_bound_and_no_plugin_retention(tmp_path: Path) -> None:
     assert ob.backlog == 1 and ob.stats()["expired_retained"] == 2
 
 
+def test_rows_stamped_before_clock_sync_are_not_aged_out(tmp_path: Path) -> None:
+    """A Pi without RTC boots at 1970 until NTP: those rows must not look 56 years old."""
+    clock = Clock(86_400.0)
+    ob = Outbox(tmp_path / "o.db", "dev1", max_age_s=3600, clock=clock)
+    ob.put(T.summary, window(0))
+    assert ob.expire() == {}
+    clock.t = 1.75e9  # NTP sync
+    ob.put(T.summary, window(1))
+    clock.t += 7200
+    assert ob.expire() == {"summary": 1}  # only the row with a real, too-old timestamp
+    assert [r.seq for r in ob.pending(10)] == [1]
+
+
 def test_reschedule_after_reconnect(tmp_path: Path) -> None:
     for plugin in (True, False):
         ob = Outbox(tmp_path / f"o{plugin}.db", "dev1", require_plugin_ack=plugin)
@@ -169,6 +182,21 @@ def test_reschedule_after_reconnect(tmp_path: Path) -> None:
         ob.reschedule_unacked()
         expect = [1, 2, 3, 4] if plugin else [3, 4]
         assert [r.seq for r in ob.pending(10)] == expect
+
+
+def test_reschedule_leaves_old_pubacked_backlog_to_its_timers(tmp_path: Path) -> None:
+    clock = Clock()
+    ob = Outbox(tmp_path / "o.db", "dev1", resend_after_s=600, clock=clock)
+    for i in range(4):
+        ob.put(T.summary, window(i))
+    ob.mark_sent([1, 2, 3, 4])
+    ob.mark_puback([1, 2])  # long ago: the plugin is absent, these wait for their timer
+    clock.t += 300
+    ob.mark_puback([3])  # recently PUBACKed: may have died with the broker
+    assert ob.reschedule_unacked(recent_s=120) == 2
+    assert [r.seq for r in ob.pending(10)] == [3, 4]
+    clock.t += 301  # timers of 1 and 2 (600 s) expire
+    assert [r.seq for r in ob.pending(10)] == [1, 2, 3, 4]
 
 
 CHILD = textwrap.dedent(
