@@ -274,18 +274,26 @@ class Store:
         items = [m if isinstance(m, tuple) else (m, now) for m in msgs]
         return sum(1 for r in self.store_batch(items) if r is True)
 
-    def store_batch(self, items: Sequence[tuple[StoredMsg, float]]) -> list[bool | str]:
+    def store_batch(
+        self, items: Sequence[tuple[StoredMsg, float] | tuple[StoredMsg, float, str | None]]
+    ) -> list[bool | str]:
         """Store a batch in one transaction. Per item: True = stored, False = duplicate, str = why it could not
-        be stored (that item alone is rolled back; the rest of the batch commits)."""
+        be stored (that item alone is rolled back; the rest of the batch commits).
+
+        A window may carry the already-validated JSON text it was parsed from; it is stored as received (saves
+        re-serialising on the ingest hot path), otherwise the model is serialised.
+        """
         results: list[bool | str] = []
         touched_runs: set[str] = set()
         touched_streams: set[tuple[str, str]] = set()
         with self._tx() as w:
-            for msg, received_at in items:
+            for item in items:
+                msg, received_at = item[0], item[1]
+                raw = item[2] if len(item) > 2 else None  # type: ignore[misc]
                 touched_streams.add((msg.device_id, msg.stream_id))
                 w.execute("SAVEPOINT m")
                 try:
-                    new = self._insert_one(w, msg, received_at)
+                    new = self._insert_one(w, msg, received_at, raw)
                 except (sqlite3.Error, OverflowError, ValueError, TypeError) as err:
                     w.execute("ROLLBACK TO m")
                     w.execute("RELEASE m")
@@ -301,7 +309,7 @@ class Store:
                 self._advance_stream(w, device_id, stream_id)
         return results
 
-    def _insert_one(self, w: sqlite3.Connection, msg: StoredMsg, received_at: float) -> bool:
+    def _insert_one(self, w: sqlite3.Connection, msg: StoredMsg, received_at: float, raw: str | None) -> bool:
         cur = w.execute(
             "INSERT OR IGNORE INTO messages(msg_id, device_id, stream_id, seq, kind, run_id, received_at) "
             "VALUES (?,?,?,?,?,?,?)",
@@ -339,7 +347,7 @@ class Store:
             cols = [*WINDOW_COLS, "json"]
             w.execute(
                 f"INSERT INTO windows({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
-                [*(row[c] for c in WINDOW_COLS), msg.model_dump_json()],
+                [*(row[c] for c in WINDOW_COLS), raw if raw is not None else msg.model_dump_json()],
             )
         else:
             row = {
@@ -351,7 +359,7 @@ class Store:
             w.execute(
                 f"INSERT INTO runs({','.join(cols)}) VALUES ({','.join('?' * len(cols))}) "
                 f"ON CONFLICT(run_id) DO UPDATE SET {','.join(f'{c}=excluded.{c}' for c in cols[1:])}",
-                [*(row[c] for c in RUN_COLS), msg.model_dump_json()],
+                [*(row[c] for c in RUN_COLS), msg.model_dump_json()],  # complete, with defaults, for the API
             )
         return True
 
