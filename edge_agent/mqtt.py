@@ -526,41 +526,51 @@ class OutboxPublisher:
         expirer = asyncio.create_task(self._expire_loop(), name="outbox-expire")
         try:
             while True:
-                await self.conn.connected.wait()
-                if self._reconnected:
-                    self._reconnected = False
-                    await self._flush_once()
-                    await asyncio.to_thread(self.outbox.reschedule_unacked)
-                free = self.window - len(self._inflight)
-                rows = []
-                if free > 0:
-                    rows = await asyncio.to_thread(self.outbox.pending, free, list(self._inflight))
-                sent: list[int] = []
-                for row in rows:
-                    try:
-                        fut = self.conn.publish_nowait(row.topic, row.payload, qos=row.qos)
-                    except MqttError:
-                        self.stats["send_errors"] += 1
-                        break
-                    self._inflight[row.seq] = fut
-                    fut.add_done_callback(lambda f, seq=row.seq: self._on_puback(seq, f))
-                    sent.append(row.seq)
-                if sent:
-                    self.stats["published"] += len(sent)
-                    self.stats["max_inflight"] = max(self.stats["max_inflight"], len(self._inflight))
-                    await asyncio.to_thread(self.outbox.mark_sent, sent)
-                if len(sent) == free and free > 0:
-                    await asyncio.sleep(0)  # window filled from the backlog: go again at once
-                    continue
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_s)
+                try:
+                    await self._step()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # a DB or broker hiccup must not end delivery for the process
+                    log.exception("outbox publisher step failed; retrying in 1 s")
+                    await asyncio.sleep(1.0)
         finally:
             unsubscribe()
             flusher.cancel()
             expirer.cancel()
             with contextlib.suppress(Exception):
                 await self._flush_once()
+
+    async def _step(self) -> None:
+        """Send what is due within the window, then wait for a wake-up (new row, PUBACK, ack, poll)."""
+        await self.conn.connected.wait()
+        self._wake.clear()  # wake-ups from here on (put, PUBACK, ack) are kept for the wait below
+        if self._reconnected:
+            self._reconnected = False
+            await self._flush_once()
+            await asyncio.to_thread(self.outbox.reschedule_unacked)
+        free = self.window - len(self._inflight)
+        rows = []
+        if free > 0:
+            rows = await asyncio.to_thread(self.outbox.pending, free, list(self._inflight))
+        sent: list[int] = []
+        for row in rows:
+            try:
+                fut = self.conn.publish_nowait(row.topic, row.payload, qos=row.qos)
+            except MqttError:
+                self.stats["send_errors"] += 1
+                break
+            self._inflight[row.seq] = fut
+            fut.add_done_callback(lambda f, seq=row.seq: self._on_puback(seq, f))
+            sent.append(row.seq)
+        if sent:
+            self.stats["published"] += len(sent)
+            self.stats["max_inflight"] = max(self.stats["max_inflight"], len(self._inflight))
+            await asyncio.to_thread(self.outbox.mark_sent, sent)
+        if len(sent) == free and free > 0:
+            await asyncio.sleep(0)  # window filled from the backlog: go again at once
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self.poll_s)
 
     def _on_puback(self, seq: int, fut: asyncio.Future[None]) -> None:
         self._inflight.pop(seq, None)

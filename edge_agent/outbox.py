@@ -196,6 +196,12 @@ class Outbox:
         if not kind:
             raise ValueError(f"outbox.put({topic!r}): kind is required for a builder payload")
         now = self._clock()
+        try:
+            return self._put(topic, message, kind, qos, now)
+        except sqlite3.Error as err:  # disk full, I/O error, read-only medium: nothing was stored
+            raise OutboxError(f"outbox {self.path}: cannot store {kind} message for {topic}: {err}") from err
+
+    def _put(self, topic: str, message: Message, kind: str, qos: int, now: float) -> int:
         with self._lock:
             if self._rows >= self.max_rows:
                 self._enforce_row_bound(self._rows - self.max_rows + 1)
@@ -261,10 +267,11 @@ class Outbox:
             resent = self._db.execute(
                 f"SELECT COUNT(*) FROM outbox WHERE attempts > 0 AND seq IN ({_marks(seqs)})", list(seqs)
             ).fetchone()[0]
+            # (a PUBACK can be recorded before its send is: without plugin acks such a row stays parked)
             self._db.execute(
-                "UPDATE outbox SET attempts = attempts + 1, "
-                f"next_at = ? + MIN(? * (1 << MIN(attempts, 16)), ?) WHERE seq IN ({_marks(seqs)})",
-                [now, self.resend_after_s, self.max_resend_after_s, *seqs],
+                "UPDATE outbox SET attempts = attempts + 1, next_at = CASE WHEN next_at >= ? THEN next_at "
+                f"ELSE ? + MIN(? * (1 << MIN(attempts, 16)), ?) END WHERE seq IN ({_marks(seqs)})",
+                [NEVER, now, self.resend_after_s, self.max_resend_after_s, *seqs],
             )
             self._bump("sent", len(seqs))
             self._bump("resent", int(resent))
@@ -468,7 +475,16 @@ class _Tx:
         self.db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, *_: object) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if not exc_type:
+            try:
+                self.db.execute("COMMIT")
+                return
+            except sqlite3.Error:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+        if self.db.in_transaction:  # SQLite already rolled back on e.g. SQLITE_FULL
+            self.db.execute("ROLLBACK")
 
 
 def _marks(seqs: Sequence[int]) -> str:

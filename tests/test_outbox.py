@@ -252,3 +252,19 @@ def test_bad_files_are_refused_and_left_untouched(tmp_path: Path) -> None:
     assert Outbox(tmp_path / "o.db", "dev1").backlog == 1
     with pytest.raises(ValueError, match="device_id"):
         Outbox(tmp_path / "x.db", "bad id!")
+
+
+def test_disk_full_is_a_clear_error_and_keeps_what_is_stored(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "o.db", "dev1")
+    for i in range(3):
+        ob.put(T.summary, window(i))
+    pages = ob._db.execute("PRAGMA page_count").fetchone()[0]
+    ob._db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own "database or disk is full"
+    big = window(9).model_copy(update={"run_id": "x" * 60})
+    with pytest.raises(OutboxError, match=r"o\.db: cannot store summary message .*full"):
+        for _ in range(50):
+            ob.put(T.summary, big)
+    ob._db.execute("PRAGMA max_page_count = 1073741823")
+    held = [r.seq for r in ob.pending(100)]
+    assert held[:3] == [1, 2, 3] and held == list(range(1, len(held) + 1))
+    assert ob.put(T.summary, window(4)) == held[-1] + 1  # the failed put consumed no seq
