@@ -129,7 +129,7 @@ class PacedSampler:
         self.max_frames = max_frames
         self.on_exit = on_exit
         self.late = 0
-        self.dropped = 0
+        self.dropped = 0  # skipped sample slots (each loses one frame of every foot)
         self.frames = 0
         self.error: BaseException | None = None
         self._stop = threading.Event()
@@ -177,7 +177,7 @@ class PacedSampler:
                 self.frames += 1
                 if i == n:
                     self.deliver([FrameBatch(side=s, t=ts.copy(), raw=buf[s].copy(),
-                                             dropped=dropped_in_batch if s == self.sides[0] else 0)
+                                             dropped=dropped_in_batch)
                                   for s in self.sides])
                     i = 0
                     dropped_in_batch = 0
@@ -185,8 +185,10 @@ class PacedSampler:
                     break
         except BaseException as err:  # a bus error: hand it to the loop side
             self.error = err
-        if i:
-            self.deliver([FrameBatch(side=s, t=ts[:i].copy(), raw=buf[s][:i].copy()) for s in self.sides])
+        if i or dropped_in_batch:
+            self.deliver([FrameBatch(side=s, t=ts[:i].copy(), raw=buf[s][:i].copy(),
+                                     dropped=dropped_in_batch)
+                          for s in self.sides])
         if self.on_exit is not None:
             self.on_exit(self.error)
 
