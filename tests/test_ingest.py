@@ -17,7 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent.contract import MAX_PAYLOAD_BYTES, RunSummary, WindowSummary
 from plugin.config import MqttConfig
-from plugin.history import generate_history
+from plugin.history import RunnerModel, generate_history
 from plugin.ingest import Ingest
 from plugin.store import Store
 
@@ -239,3 +239,33 @@ def test_live_status_and_restart_keeps_dedupe(broker: Any, tmp_path: Path) -> No
     raw.close()
     ingest.stop()
     store.close()
+
+
+def test_many_devices_and_runners_each_get_their_own_acks(setup: tuple[Store, Ingest, RawClient]) -> None:
+    store, ingest, raw = setup
+    raw.subscribe("footfall/+/ack")
+    streams: dict[str, list[WindowSummary | RunSummary]] = {}
+    for i, (device, runner) in enumerate([("hall-pi", "alex"), ("hall-pi", "sam"), ("treadmill", "kim")]):
+        # two runners share one device: one outbox stream per agent process → distinct stream ids
+        model = RunnerModel(name=runner, device_id=device)
+        streams[f"{device}/{runner}"] = list(
+            generate_history(weeks=1, seed=30 + i, runner=model, step_records_last_runs=0, stream_id=f"st{i}abcd")
+        )
+    interleaved = [m for group in zip(*streams.values(), strict=False) for m in group]
+    for m in interleaved:
+        raw.publish(topic_for(m), m.model_dump_json())
+    assert wait_until(lambda: handled(ingest) == len(interleaved))
+    expected = {(ms[0].device_id, ms[0].stream_id): max(m.seq for m in ms if m in interleaved)
+                for ms in streams.values()}  # fmt: skip
+
+    def latest_acks(r: list[tuple[str, bytes]]) -> dict[tuple[str, str], int]:
+        found = (json.loads(p) for t, p in r if t.endswith("/ack"))
+        return {(a["device_id"], a["stream_id"]): a["acked_seq"] for a in found}
+
+    assert raw.wait_for(lambda r: latest_acks(r) == expected)
+    for t, p in raw.received:
+        if t.endswith("/ack"):
+            assert t == f"footfall/{json.loads(p)['device_id']}/ack"  # each device's ack on its own topic
+    assert {r["name"] for r in store.runners()} == {"alex", "sam", "kim"}
+    assert {d["device_id"] for d in store.devices()} == {"hall-pi", "treadmill"}
+    assert {r["runner"] for r in store.list_runs(device_id="hall-pi", limit=500)} == {"alex", "sam"}
