@@ -285,6 +285,10 @@ async def test_export_csv_and_json(client: TestClient, store: Store) -> None:
     assert len(rows) == store.count_runs()
     data = json.loads(await (await client.get("/api/export?format=json")).text())
     assert len(data) == store.count_runs() and {"run_id", "valr_mean"} <= set(data[0])
+    mine = json.loads(await (await client.get("/api/export", params={"format": "json", "runner": XSS_RUNNER})).text())
+    assert mine and len(mine) == store.count_runs(runner=XSS_RUNNER) < len(data)
+    csv_text = await (await client.get("/api/export", params={"format": "csv", "runner": XSS_RUNNER})).text()
+    assert XSS_RUNNER in csv_text  # plain data in a download, not markup
 
 
 # ---------------------------------------------------------------- writes: alerts and settings

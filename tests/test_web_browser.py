@@ -157,10 +157,10 @@ async def test_dashboard_in_chromium(tmp_path: Path, browser_context: Any) -> No
         assert await page.locator("#wow .stat").count() == 8, "week-over-week tiles"
         await page.select_option("#trend-filters select[name=period]", "run")
         await page.wait_for_function(
-            "() => document.getElementById('chart-cadence').data[0].y.length > 40"
+            "() => document.getElementById('chart-cadence').data.at(-1).y.length > 40"
         )  # per-run points: ~4 runs a week over 12 weeks
         await page.select_option("#trend-filters select[name=period]", "week")
-        await page.wait_for_function("() => document.getElementById('chart-cadence').data[0].y.length < 20")
+        await page.wait_for_function("() => document.getElementById('chart-cadence').data.at(-1).y.length < 20")
         await page.screenshot(path=str(SCREENSHOTS / "trends.png"), full_page=True)
 
         # Runs list → run detail (the newest run of "alex" carries per-step records).
@@ -267,6 +267,7 @@ async def test_login_flow_in_chromium(tmp_path: Path, browser_context: Any) -> N
         session = next(c for c in cookies if c["name"] == "footfall_session")
         assert session["httpOnly"] and session["sameSite"] == "Strict" and session["value"] != TOKEN
         assert await page.evaluate("document.cookie") == "", "the session cookie is invisible to scripts"
+        await page.wait_for_function("() => document.getElementById('live-status').dataset.state === 'open'")
         await goto(page, server.url + "/settings")
         await page.click("#system-card button[type=submit]")  # sign out
         await page.wait_for_url("**/login")

@@ -538,9 +538,17 @@ async def notify_test(request: web.Request) -> web.Response:
 
 
 async def export(request: web.Request) -> web.Response:
-    _check_unknown(request, {"format"})
-    fmt = parse_choice("format", request.query.get("format"), tuple(EXPORT_FORMATS), "json")
-    text = await _call(_ctx(request).store.export_runs, fmt)
+    _check_unknown(request, {"format", "runner", "device_id", "since", "until"})
+    q = request.query
+    fmt = parse_choice("format", q.get("format"), tuple(EXPORT_FORMATS), "json")
+    text = await _call(
+        _ctx(request).store.export_runs,
+        fmt,
+        runner=parse_runner(q.get("runner")),
+        device_id=parse_device(q.get("device_id")),
+        since=parse_time("since", q.get("since")),
+        until=parse_time("until", q.get("until")),
+    )
     stamp = datetime.now(UTC).strftime("%Y%m%d")
     return web.Response(
         text=text if isinstance(text, str) else json.dumps(text, default=_json_default),

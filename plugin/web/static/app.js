@@ -463,8 +463,18 @@
     const tlNote = tr.training_load || {};
     note("card-load", tlNote.status === "ok" ? tlNote.note : tlNote.message || tlNote.note || "");
 
-    plot("chart-cadence", [line("Cadence", col("cadence_spm"), c.accent, { hovertemplate: "%{y:.0f} spm" })], { yaxis: { title: { text: "steps/min" } }, showlegend: false });
-    plot("chart-contact", [line("Contact time", col("contact_ms"), c.left, { hovertemplate: "%{y:.0f} ms" })], { yaxis: { title: { text: "ms" } }, showlegend: false });
+    // Personal baseline (28-day mean ± 1 SD before the latest run) as a band behind a measure.
+    const band = (measure) => {
+      const m = get(tr.baseline || {}, `measures.${measure}`);
+      if (!m || !isNum(m.mean) || !isNum(m.sd) || !x.length) return [];
+      const xs = [x[0], x[x.length - 1]];
+      return [
+        { type: "scatter", mode: "lines", x: xs, y: [m.mean + m.sd, m.mean + m.sd], line: { width: 0 }, hoverinfo: "skip", showlegend: false },
+        { type: "scatter", mode: "lines", name: "Your baseline", x: xs, y: [m.mean - m.sd, m.mean - m.sd], fill: "tonexty", fillcolor: "rgba(127,127,127,0.18)", line: { width: 0 }, hoverinfo: "skip" },
+      ];
+    };
+    plot("chart-cadence", [...band("cadence_spm"), line("Cadence", col("cadence_spm"), c.accent, { hovertemplate: "%{y:.0f} spm" })], { yaxis: { title: { text: "steps/min" } } });
+    plot("chart-contact", [...band("contact_ms"), line("Contact time", col("contact_ms"), c.left, { hovertemplate: "%{y:.0f} ms" })], { yaxis: { title: { text: "ms" } } });
     plot("chart-asym", [
       line("Contact time", col("asymmetry_contact_pct", "asym_contact_pct"), c.left, { hovertemplate: "%{y:.1f} %" }),
       line("VALR", col("asymmetry_valr_pct", "asym_valr_pct"), c.crit, { hovertemplate: "%{y:.1f} %" }),
