@@ -137,9 +137,11 @@ def main() -> None:
         su = kernel_setup(prof, BW_N, cfg)
         out = np.zeros((n, 3))
         raw = rec.left.raw
-        K.reduce_frames(raw[:10], su.wf, su.wx, su.wy, su.params[K.P_RAW_MAX], out)
-        t_red = best_of(lambda raw=raw, su=su, out=out: K.reduce_frames(raw, su.wf, su.wx, su.wy,
-                                                                          su.params[K.P_RAW_MAX], out))
+        rawi = raw.view(np.int32)
+        sat_bits = int(su.params[K.P_SAT_BITS])
+        K.reduce_frames(raw[:10], rawi[:10], su.wf, su.wx, su.wy, sat_bits, out)
+        t_red = best_of(lambda raw=raw, rawi=rawi, su=su, out=out, sb=sat_bits: K.reduce_frames(
+            raw, rawi, su.wf, su.wx, su.wy, sb, out))
         w = su.wf.astype(np.float32)
         t_blas = best_of(lambda raw=raw, w=w: raw @ w)
         print(f"{name:16} {s:>4} {n:>11,} {fr_whole / 1e6:>12.2f} {x_real:>11,.0f} {n / t_kernel / 1e6:>10.2f} "

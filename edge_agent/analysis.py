@@ -204,6 +204,14 @@ def _biquad_lowpass(fc: float, fs: float) -> tuple[float, float, float, float, f
     return b0, 2.0 * b0, b0, -2.0 * cw / a0, (1.0 - alpha) / a0
 
 
+def saturation_bits(raw_max: float) -> int:
+    """int32 bit pattern of the smallest float32 ≥ ``raw_max`` (the kernel's integer saturation test)."""
+    r32 = np.float32(raw_max)
+    if float(r32) < raw_max:
+        r32 = np.nextafter(r32, np.float32(np.inf))
+    return int(np.array([r32], dtype=np.float32).view(np.int32)[0])
+
+
 @dataclass
 class KernelSetup:
     """Everything the kernel needs besides the frames: parameters and sensor weights."""
@@ -234,6 +242,7 @@ def kernel_setup(profile: HardwareProfile, body_weight_n: float, config: Analysi
     p[K.P_MAX_CONTACT] = config.max_contact_ms / 1000.0
     p[K.P_ALPHA] = min(1.0, 1.0 / (fs * config.baseline_tau_s))
     p[K.P_RAW_MAX] = profile.raw_max if profile.raw_max is not None else math.inf
+    p[K.P_SAT_BITS] = saturation_bits(p[K.P_RAW_MAX])
     p[K.P_SI_BW] = config.si_force_bw
     p[K.P_SI_S] = config.si_window_ms / 1000.0
     if config.lowpass_hz:
@@ -368,12 +377,13 @@ class FootAnalyzer:
         if ra.shape[0] != ta.shape[0]:
             raise AnalysisError(f"{where}: t has {ta.shape[0]} frames but raw has {ra.shape[0]}")
         su = self._setup
+        rai = ra.view(np.int32)
         out: list[Step] = []
         pos = 0
         n = ta.shape[0]
         while pos < n:
             ne, used = K.run_chunk(
-                ta[pos:], ra[pos:], su.params, su.wf, su.wx, su.wy, su.off, su.lut, self._state,
+                ta[pos:], ra[pos:], rai[pos:], su.params, su.wf, su.wx, su.wy, su.off, su.lut, self._state,
                 self._nan, self._sat, self._first, self._silent, self._buf, self._events,
             )
             if ne:

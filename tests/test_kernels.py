@@ -325,3 +325,17 @@ def test_body_weight_from_quiet_standing() -> None:
     assert tf[1] == pytest.approx(2.0 * prof.sensor_area_cm2().sum())
     assert tf[0] == pytest.approx(tf[1] - 2.0 * prof.sensor_area_cm2()[0])
     assert math.isfinite(tf.sum())
+
+
+@pytest.mark.parametrize("raw_max", [50.0, 0.1, 600.0, 1e-3, 3.4e38, math.inf])
+def test_integer_saturation_test_matches_the_float_comparison(raw_max: float) -> None:
+    from edge_agent.analysis import saturation_bits
+
+    thr = saturation_bits(raw_max)
+    base = np.float32(min(raw_max, 1e30))
+    vals = np.array([0.0, -0.0, -1.0, -raw_max if math.isfinite(raw_max) else -1e30, base,
+                     np.nextafter(base, np.float32(0)), np.nextafter(base, np.float32(np.inf)), np.inf],
+                    dtype=np.float32)
+    bits = vals.view(np.int32)
+    for v, b in zip(vals, bits, strict=True):
+        assert (b >= thr) == (float(v) >= raw_max or math.isinf(v)), (v, raw_max)

@@ -59,7 +59,8 @@ P_C1 = 25
 P_C2 = 26
 P_USE_LUT = 27  # 1 = non-linear calibration through the lookup table
 P_MIN_PEAK = 28  # a contact whose force never reaches this (BW) is not a step
-N_PARAMS = 29
+P_SAT_BITS = 29  # int32 bit pattern of the smallest float32 ≥ raw_max (fast saturation test)
+N_PARAMS = 30
 
 # --- state vector (float64) ---------------------------------------------------------------------
 S_MODE = 0  # 0 swing, 1 contact, 2 pending toe-off
@@ -325,25 +326,36 @@ def _finish_contact(st: np.ndarray, buf: np.ndarray, p: np.ndarray, ev: np.ndarr
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
-def _reduce_fast(row: np.ndarray, wf: np.ndarray, wx: np.ndarray, wy: np.ndarray, raw_max: float) -> tuple:
-    """Σ wF·v, Σ wX·v, Σ wY·v and "any sample ≥ raw_max" over one frame: the hot loop.
+def _reduce_fast(row: np.ndarray, wf: np.ndarray, wx: np.ndarray, wy: np.ndarray) -> tuple:
+    """Σ wF·v, Σ wX·v, Σ wY·v over one frame: the hot loop (reassociated sums vectorise).
 
-    Reassociated sums and an OR-reduction vectorise (SIMD); a ``max`` would not (its NaN
-    semantics block it, measured 2–3× slower). NaN/±inf samples make a sum non-finite (no
-    ``nnan``/``ninf`` flags), which sends the caller to the counting path; so a clean frame pays
-    for three FMAs and one compare per sensor.
+    NaN/±inf samples make a sum non-finite (no ``nnan``/``ninf`` flags), which sends the caller to
+    the counting path. Nothing else may sit in this loop: a per-sensor max, compare-and-count or
+    OR blocks or slows the vectorisation 2–5× (measured), so saturation is tested in ``_max_bits``.
     """
     f = 0.0
     mx = 0.0
     my = 0.0
-    sat = False
     for s in range(row.shape[0]):
         v = np.float64(row[s])
         f += wf[s] * v
         mx += wx[s] * v
         my += wy[s] * v
-        sat |= v >= raw_max
-    return f, mx, my, sat
+    return f, mx, my
+
+
+@njit(cache=True, nogil=True)
+def _max_bits(rowi: np.ndarray) -> int:
+    """Largest float32 bit pattern of a frame read as int32 (an integer max: vectorises).
+
+    For non-negative floats the bit patterns order like the values and every negative float is a
+    negative integer, so ``max bits ≥ bits(raw_max)`` ⇔ some sample ≥ raw_max (or is +inf/NaN).
+    """
+    m = np.int32(-2147483647)
+    for s in range(rowi.shape[0]):
+        b = rowi[s]
+        m = b if b > m else m
+    return m
 
 
 @njit(cache=True, nogil=True)
@@ -415,14 +427,15 @@ def _check_silent(row: np.ndarray, first: np.ndarray, silent: np.ndarray, nsil: 
 
 
 @njit(cache=True, nogil=True)
-def run_chunk(t: np.ndarray, raw: np.ndarray, p: np.ndarray, wf: np.ndarray, wx: np.ndarray,
+def run_chunk(t: np.ndarray, raw: np.ndarray, rawi: np.ndarray, p: np.ndarray, wf: np.ndarray, wx: np.ndarray,
               wy: np.ndarray, off: np.ndarray, lut: np.ndarray, st: np.ndarray, nan_cnt: np.ndarray,
               sat_cnt: np.ndarray, first: np.ndarray, silent: np.ndarray, buf: np.ndarray,
               events: np.ndarray) -> tuple:
     """Process frames until the chunk ends or the event buffer is full.
 
     Returns ``(n_events, n_frames_consumed)``; the caller calls again with the rest.
-    ``t`` float64[n]; ``raw`` float32[n, S] C-contiguous; in lookup mode ``wx``/``wy`` hold the
+    ``t`` float64[n]; ``raw`` float32[n, S] C-contiguous and ``rawi`` the same memory viewed as
+    int32 (for the saturation test); in lookup mode ``wx``/``wy`` hold the
     sensor x/y positions. ``st``, the per-sensor counters, the silent-sensor list (``silent[:n]``,
     ``n`` in ``st[S_NSILENT]``, first valid values in ``first``) and ``buf`` are updated in place.
     The per-frame state lives in local variables (registers) and is written back at the end.
@@ -439,6 +452,7 @@ def run_chunk(t: np.ndarray, raw: np.ndarray, p: np.ndarray, wf: np.ndarray, wx:
     dtn = p[P_DT]
     drop_dt = 1.5 * dtn
     raw_max = p[P_RAW_MAX]
+    sat_bits = np.int32(p[P_SAT_BITS])
     use_lut = p[P_USE_LUT] > 0.0
     lowpass = p[P_LOWPASS] > 0.0
     b0 = p[P_B0]
@@ -498,8 +512,9 @@ def run_chunk(t: np.ndarray, raw: np.ndarray, p: np.ndarray, wf: np.ndarray, wx:
         if use_lut:
             f, mx, my = _reduce_lut(row, lut, wx, wy, raw_max, nan_cnt, sat_cnt)
         else:
-            f, mx, my, sat = _reduce_fast(row, wf, wx, wy, raw_max)
-            if sat or not (abs(f) < math.inf and abs(mx) < math.inf and abs(my) < math.inf):
+            f, mx, my = _reduce_fast(row, wf, wx, wy)
+            if _max_bits(rawi[i]) >= sat_bits or not (abs(f) < math.inf and abs(mx) < math.inf
+                                                       and abs(my) < math.inf):
                 f, mx, my = _reduce_counting(row, wf, wx, wy, off, raw_max, nan_cnt, sat_cnt)
             f -= c0
             mx -= c1
@@ -652,12 +667,17 @@ def flush_state(st: np.ndarray, buf: np.ndarray, p: np.ndarray, events: np.ndarr
 
 
 @njit(cache=True, nogil=True)
-def reduce_frames(raw: np.ndarray, wf: np.ndarray, wx: np.ndarray, wy: np.ndarray, raw_max: float,
-                  out: np.ndarray) -> None:
-    """Only the per-frame sensor reduction (F, Mx, My) into ``out[n, 3]``: the benchmark's
-    measure of the hot loop against the memory-read bound."""
+def reduce_frames(raw: np.ndarray, rawi: np.ndarray, wf: np.ndarray, wx: np.ndarray, wy: np.ndarray,
+                  sat_bits: int, out: np.ndarray) -> int:
+    """Only the per-frame sensor reduction (F, Mx, My into ``out[n, 3]``) and the saturation test
+    (frames with a sample ≥ raw_max returned): the benchmark's measure of the hot loop against the
+    memory-read bound."""
+    n_sat = 0
     for i in range(raw.shape[0]):
-        f, mx, my, _ = _reduce_fast(raw[i], wf, wx, wy, raw_max)
+        f, mx, my = _reduce_fast(raw[i], wf, wx, wy)
+        if _max_bits(rawi[i]) >= sat_bits:
+            n_sat += 1
         out[i, 0] = f
         out[i, 1] = mx
         out[i, 2] = my
+    return n_sat
