@@ -156,10 +156,13 @@ async def run_agent(cfg: AgentConfig, *, duration_s: float | None = None) -> dic
             cache = os.environ.get("NUMBA_CACHE_DIR", "default")
             log.info("kernels ready in %.2f s (NUMBA_CACHE_DIR=%s)", warm_s, cache)
 
-            def live(msg: LiveUpdate) -> None:
-                if conn.connected.is_set():
-                    conn.publish_nowait(topics.live, msg.model_dump_json(exclude_none=True), qos=0)
-                    first_publish.setdefault("live", time.monotonic() - t_start)
+            def live(msg: LiveUpdate) -> bool:
+                """QoS 0, never stored: if the broker is away the update is simply skipped."""
+                if not conn.connected.is_set():
+                    return False
+                conn.publish_nowait(topics.live, msg.model_dump_json(exclude_none=True), qos=0)
+                first_publish.setdefault("live", time.monotonic() - t_start)
+                return True
 
             pipeline = Pipeline(
                 profile,

@@ -79,7 +79,8 @@ _PENDING = {"msg_id": "pending-envelope", "stream_id": "pending", "seq": 1}
 
 Message = WindowSummary | RunSummary
 Sink = Callable[[Message], Awaitable[None]]
-LiveSink = Callable[[LiveUpdate], Awaitable[None] | None]
+#: Returns False when the update could not be sent (e.g. not connected); it is then retried soon.
+LiveSink = Callable[[LiveUpdate], Awaitable[bool | None] | bool | None]
 
 
 @dataclass
@@ -740,8 +741,11 @@ class Pipeline:
         try:
             res = self.live(msg)
             if inspect.isawaitable(res):
-                await res
-            self.published["live"] += 1
+                res = await res
+            if res is False:  # not connected: try again at the next wakeup, not a period later
+                self._next_live = 0.0
+            else:
+                self.published["live"] += 1
         except Exception as err:
             self._once.warn("live", "live update not sent: %s", err)
 
