@@ -12,6 +12,8 @@ import struct
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from edge_agent.profiles import FrameFormat, load_profile
@@ -406,3 +408,34 @@ async def test_replay_of_a_real_moticon_export(shared_data):
             raws[b.side].append(b.raw)
     for side, fs in rec.streams():
         assert np.array_equal(np.concatenate(raws[side]), fs.raw, equal_nan=True)
+
+
+# ------------------------------------------------------------------------------------------ fuzzing
+@settings(max_examples=60, deadline=None)
+@given(
+    garbage=st.lists(st.binary(max_size=12).map(lambda b: b.replace(b"\xa5", b"\x00")), min_size=10, max_size=10),
+    cuts=st.lists(st.integers(1, 40), min_size=1, max_size=30),
+)
+def test_parser_recovers_every_frame_between_any_garbage_in_any_chunking(garbage, cuts):
+    frames = _frames(10)
+    data = b"".join(g + f for g, f in zip(garbage, frames, strict=True))
+    p = FrameParser(FMT, S)
+    out, pos, k = [], 0, 0
+    while pos < len(data):
+        n = cuts[k % len(cuts)]
+        out.append(p.feed(data[pos : pos + n]))
+        pos += n
+        k += 1
+    vals = np.concatenate([o.values for o in out])
+    assert np.array_equal(vals, np.stack([_values(i) for i in range(10)]).astype(np.float32))
+    assert p.corrupt == 0 and p.dropped == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=600))
+def test_parser_never_crashes_on_arbitrary_bytes(data):
+    p = FrameParser(FMT, S)
+    parsed = p.feed(data)
+    p.finish()
+    assert len(parsed) == p.frames and parsed.values.shape == (p.frames, S)
+    assert set(np.unique(parsed.side)) <= {0, 1}
