@@ -17,7 +17,8 @@ Lifecycle (zigbee2mqtt-style): announce after every connect and whenever HA's bi
 (``<prefix>/status`` = ``online``) arrives; before announcing, read back what is retained for this
 device and (a) keep removed components in ``cmps`` with only ``p`` — HA's documented way to delete
 one component of a device — and (b) clear legacy per-entity topics
-(``<prefix>/<platform>/<device_id>/<key>/config``) with an empty retained payload.
+(``<prefix>/<platform>/<device_id>/<key>/config``) that footfall wrote (recognised by unique_id or
+device identifier, never another integration's) with an empty retained payload.
 """
 
 from __future__ import annotations
@@ -253,8 +254,8 @@ class HaDiscovery:
             try:
                 retained = await self._retained()
                 removed, platforms = self._stale_components(retained.get(self.topic))
-                for topic in retained:
-                    if topic != self.topic and topic.split("/")[1] != "device":
+                for topic, body in retained.items():
+                    if topic != self.topic and self._ours(body):
                         await self.conn.publish(topic, b"", qos=1, retain=True)
                         self.cleared_legacy.append(topic)
                         log.info("cleared legacy discovery topic %s", topic)
@@ -266,6 +267,22 @@ class HaDiscovery:
                 self.announcements += 1
             except Exception as err:  # not connected any more: the next connect announces again
                 log.warning("HA discovery announce failed (%s); will retry on reconnect", err)
+
+    def _ours(self, body: bytes) -> bool:
+        """Only clear per-entity configs that footfall wrote (another integration may use the
+        same node id): recognised by our unique_id prefix or our device identifier."""
+        try:
+            cfg = json.loads(body)
+        except ValueError:
+            return False
+        if not isinstance(cfg, dict):
+            return False
+        uid = str(cfg.get("unique_id") or cfg.get("uniq_id") or "")
+        dev = cfg.get("device") or cfg.get("dev")
+        ids = (dev.get("identifiers") or dev.get("ids") or []) if isinstance(dev, dict) else []
+        ids = [ids] if isinstance(ids, str) else ids
+        mine = f"footfall_{self.topics.device_id}"
+        return uid.startswith(mine + "_") or mine in ids
 
     def _stale_components(self, old: bytes | None) -> tuple[tuple[str, ...], dict[str, str]]:
         if not old:

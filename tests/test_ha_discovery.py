@@ -21,6 +21,7 @@ from edge_agent.mqtt import BrokerSettings, MqttConnection
 
 T = Topics("dev1")
 CONFIG = discovery_topic("dev1")
+FOREIGN = "homeassistant/sensor/dev1/temperature/config"
 
 # Transcribed from HA's MQTT integration (components/mqtt/schemas.py DEVICE_DISCOVERY_SCHEMA and the
 # "Device discovery payload" docs): device + origin (name required) + components (platform required,
@@ -170,8 +171,10 @@ def seeded_stale(broker: Any) -> Any:
     c.connect("127.0.0.1", broker.port)
     c.loop_start()
     legacy = "homeassistant/sensor/dev1/cadence/config"
-    old_entity = json.dumps({"name": "old cadence", "state_topic": T.summary})
+    old_entity = json.dumps({"name": "old cadence", "state_topic": T.summary, "unique_id": "footfall_dev1_cadence"})
     c.publish(legacy, old_entity, qos=1, retain=True).wait_for_publish(5)
+    foreign = json.dumps({"name": "thermometer", "state_topic": "x/y", "unique_id": "acme_dev1_temp"})
+    c.publish(FOREIGN, foreign, qos=1, retain=True).wait_for_publish(5)  # same node id, not ours
     old = build_discovery_payload(T)
     old["cmps"]["footfall_dev1_old_metric"] = {"p": "sensor", "unique_id": "footfall_dev1_old_metric",
                                                "state_topic": T.summary, "value_template": "{{ 1 }}"}
@@ -196,6 +199,7 @@ async def test_announce_retained_reannounce_on_ha_birth_and_clear_stale(broker: 
         jsonschema.validate(payload, HA_DEVICE_DISCOVERY_SCHEMA)
         assert payload["cmps"]["footfall_dev1_old_metric"] == {"p": "sensor"}  # HA deletes that entity
         assert fresh.on(seeded_stale) == []  # legacy per-entity config cleared (empty retained)
+        assert len(fresh.on(FOREIGN)) == 1  # another integration's entity with the same node id stays
         # HA restarts: its birth message makes us announce again; "offline" does not
         fresh.c.publish("homeassistant/status", b"offline", qos=1)
         await asyncio.sleep(0.5)
