@@ -363,7 +363,10 @@
     try {
       const meta = await api("/api/meta");
       const sel = form.elements.runner;
-      for (const r of meta.runners || []) sel.append(h("option", { value: r.name, text: r.name }));
+      const runners = meta.runners || [];
+      for (const r of runners) sel.append(h("option", { value: r.name, text: r.name }));
+      // Baselines are personal: in a household, start with the runner who runs most, not a mix of everyone.
+      if (runners.length > 1) sel.value = runners.reduce((a, b) => ((b.runs || 0) > (a.runs || 0) ? b : a)).name;
     } catch (_) { /* filters are optional */ }
     const load = async () => {
       const q = new URLSearchParams({ period: form.elements.period.value });
