@@ -19,6 +19,7 @@ from aiohttp import web
 from edge_agent.contract import Alert
 from plugin.events import EventHub
 from plugin.web import DashboardContext, create_app
+from plugin.web.api import LIVE_TASKS
 from tests.test_web_api import TOKEN, XSS_RUNNER, health, seed_store
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -218,6 +219,16 @@ async def test_dashboard_in_chromium(tmp_path: Path, browser_context: Any) -> No
             "() => document.querySelector('li.alert[data-alert-id=\"alert-live-0001\"]').classList.contains('acked')"
         )
         assert store.get_alert("alert-live-0001")["acked_by"] == "dashboard"
+
+        # The live stream drops (server-side): EventSource reconnects by itself and the page reloads what
+        # it missed while disconnected (the hub does not replay).
+        missed = alert.model_copy(update={"alert_id": "alert-missed-0001", "title": "Missed while offline",
+                                          "created_at": time.time() + 1})  # fmt: skip
+        store.insert_alert(missed)
+        for task in list(server.runner.app[LIVE_TASKS]):
+            task.cancel()
+        await page.locator('li.alert[data-alert-id="alert-missed-0001"]').wait_for(timeout=20_000)
+        assert await page.evaluate("window.__noReload") == 42
 
         # Settings: a masked secret round-trips through the form.
         store.set_setting("notify_urls", ["ntfy://secret-topic-123"])

@@ -156,7 +156,12 @@
     if (!dot || !window.EventSource) return;
     const es = new EventSource("/api/live");
     live.source = es;
-    es.addEventListener("open", () => { dot.dataset.state = "open"; dot.title = "Live updates connected"; });
+    let opened = 0;
+    es.addEventListener("open", () => {
+      dot.dataset.state = "open"; dot.title = "Live updates connected";
+      // Events sent while disconnected are not replayed: after a reconnect, pages reload their state.
+      if (opened++ > 0) document.dispatchEvent(new CustomEvent("footfall:reconnect"));
+    });
     es.addEventListener("error", () => { dot.dataset.state = "error"; dot.title = "Live updates disconnected — retrying"; });
     const relay = (type) => es.addEventListener(type, (ev) => {
       let data;
@@ -290,6 +295,7 @@
     const refresh = () => { clearTimeout(pending); pending = setTimeout(() => renderOverview(false).catch(console.error), 800); };
     document.addEventListener("footfall:run", refresh);
     document.addEventListener("footfall:alert_ack", refresh);
+    document.addEventListener("footfall:reconnect", () => renderOverview(true).catch(console.error));
     document.addEventListener("footfall:alert", (ev) => {
       const list = $("#overview-alerts");
       if (list) list.prepend(alertItem(ev.detail, { compact: true, fresh: true }));
@@ -678,6 +684,7 @@
       fill(body, data.alerts.length ? h("ul", { class: "alert-list", id: "alerts-ul" }, data.alerts.map((a) => alertItem(a))) : h("p", { class: "empty", id: "no-alerts", text: "No alerts yet. The risk engine speaks up rarely — only when something changes against your own baseline." }));
     };
     showAcked.addEventListener("change", load);
+    document.addEventListener("footfall:reconnect", load);
     document.addEventListener("footfall:alert", (ev) => {
       let list = $("#alerts-ul");
       if (!list) { list = h("ul", { class: "alert-list", id: "alerts-ul" }); fill(body, list); }
