@@ -120,8 +120,11 @@ class Demo:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._stop = threading.Event()
 
-    def _spawn(self, name: str, argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, name: str, argv: list[str], log: Path, extra_env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         env = dict(os.environ)
+        env.update(extra_env or {})
         env.setdefault("NUMBA_CACHE_DIR", str(Path(self.state_dir) / "numba-cache"))
         with open(log, "ab") as out:
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
@@ -177,9 +180,9 @@ class Demo:
         dash_argv = [*exe, "plugin.cli", "run", "--db", str(db), "--broker", broker_url, "--listen", f"{host}:{port}"]
         for url in args.notify:
             dash_argv += ["--notify", url]
-        if args.token:
-            dash_argv += ["--token", args.token]
-        dashboard = self._spawn("dashboard", dash_argv, logs / "dashboard.log")
+        # The token goes through the environment, never the command line (visible in `ps`).
+        token_env = {"FOOTFALL_DASHBOARD_TOKEN": args.token} if args.token else None
+        dashboard = self._spawn("dashboard", dash_argv, logs / "dashboard.log", token_env)
         url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
         _wait_http(url + "api/health", 60.0, dashboard)
 
