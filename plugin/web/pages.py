@@ -157,7 +157,7 @@ async def run_page(request: web.Request) -> web.Response:
     if not _ID_RE.match(run_id):
         raise web.HTTPBadRequest(text="invalid run id")
     body = (
-        f'<div class="page-head"><h1 class="page-title">Run <span id="run-title">{e(run_id)}</span></h1>'
+        f'<div class="page-head"><h1 class="page-title"><span id="run-title">Run {e(run_id)}</span></h1>'
         '<a class="btn ghost" href="/runs">All runs</a></div>'
         + _card("run-summary", "Summary", "Whole-run averages; L and R are the left and right foot.", "wide")
         + '<div class="grid">'

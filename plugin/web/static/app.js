@@ -609,7 +609,8 @@
     let run;
     try { run = await api(`/api/runs/${encodeURIComponent(runId)}?steps=columns`); } catch (err) { showError($("#run-summary .card-body"), err); return; }
     const c = COLORS();
-    $("#run-title").textContent = `${fmtDate(run.started_at)}${run.runner ? " · " + run.runner : ""}`;
+    const started = toDate(run.started_at);
+    $("#run-title").textContent = `${fmtDate(run.started_at)}, ${started ? started.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" }) : ""}${run.runner ? " · " + run.runner : ""}`;
     const s = run.summary || {};
     const foot = (side) => s[side] || {};
     const win = run.windows || [];
