@@ -285,6 +285,44 @@ async def test_broker_queue_limit_loses_pubacked_messages_but_not_ours(
     assert results["end-to-end"].stored == n and results["end-to-end"].lost == 0
 
 
+# --------------------------------------------------------------------------- with the real plugin
+async def test_real_plugin_ingest_through_broker_kills(mosquitto_factory: Any, tmp_path: Path) -> None:
+    """The same guarantee with the dashboard's own ingest (plugin/ingest.py + SQLite store) acking."""
+    from plugin.config import MqttConfig
+    from plugin.ingest import Ingest
+    from plugin.store import Store
+
+    broker = mosquitto_factory()
+    broker.start()
+    store = Store(tmp_path / "dash.db")
+    ingest = Ingest(store, MqttConfig(url=broker.url, client_id="dash-faults"), ack_interval=0.2)
+    ingest.start()
+    n = 600
+    try:
+        async with Agent(broker.url, tmp_path / "outbox.db") as agent:
+            await agent.conn.wait_connected(10)
+
+            async def chaos() -> None:
+                for _ in range(3):
+                    await asyncio.sleep(0.6)
+                    await asyncio.to_thread(broker.kill)
+                    await asyncio.sleep(0.2)
+                    await asyncio.to_thread(broker.start)
+
+            seqs, _ = await asyncio.gather(agent.produce(n, rate_hz=300), chaos())
+            assert await agent.publisher.drain(30), agent.outbox.stats()
+            st = agent.outbox.stats()
+            contiguous, missing = store.stream_state(DEVICE, st["stream_id"])
+        print(f"\n[real plugin ingest, broker SIGKILLed 3x] put={st['put']}, published={st['sent']}, "
+              f"resent={st['resent']}, plugin contiguous={contiguous}, missing={missing}, "
+              f"plugin stored={ingest.stats.stored}, duplicates={ingest.stats.duplicates}", flush=True)
+        assert seqs == list(range(1, n + 1)) and contiguous == n and missing == []
+        assert ingest.stats.stored == n and st["rows"] == 0
+    finally:
+        ingest.stop()
+        store.close()
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 6 and sys.argv[1] == "agent":
         logging.basicConfig(level=logging.WARNING)
