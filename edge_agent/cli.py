@@ -296,9 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError as err:
         p.set_defaults(func=lambda _a, e=err: _unavailable("analyze", e))
 
-    p = sub.add_parser("validate", help="validate the analysis against the real recordings")
-    p.add_argument("data_dir", type=Path, nargs="?", default=None)
-    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p = sub.add_parser(
+        "validate", help="validate the analysis against the real recordings (DATA_DIR [--json])", add_help=False
+    )
+    p.add_argument("args", nargs=argparse.REMAINDER, help="passed to python -m edge_agent.validate")
     p.set_defaults(func=cmd_validate)
     return parser
 
@@ -313,15 +314,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
         from edge_agent import validate
     except ImportError as err:
         return _unavailable("validate", err)
-    argv = ([str(args.data_dir)] if args.data_dir else []) + list(args.rest)
     main = getattr(validate, "main", None)
     if main is None:
         return _unavailable("validate", AttributeError("edge_agent.validate.main"))
-    rc = main(argv)
-    return int(rc or 0)
+    return int(main(list(args.args)) or 0)
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["validate"]:  # everything after it belongs to edge_agent.validate (incl. --help)
+        return cmd_validate(argparse.Namespace(args=argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -331,14 +333,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-    except BaseException as err:
+    except Exception as err:
+        # Known failures get one clear line (what and where), not a traceback.
+        from edge_agent.outbox import OutboxError
         from edge_agent.profiles import ProfileError
+        from edge_agent.recordings import RecordingError
+        from edge_agent.sources.base import SourceError
 
-        if isinstance(err, ProfileError | FileExistsError):
+        if isinstance(err, ProfileError | RecordingError):
             print(f"footfall-agent: {err}", file=sys.stderr)
             return 2
-        if isinstance(err, SystemExit):
-            raise
+        if isinstance(err, SourceError | OutboxError):
+            print(f"footfall-agent: {err}", file=sys.stderr)
+            return 1
         raise
 
 

@@ -245,6 +245,7 @@ class Pipeline:
         self.duration_s: float | None = None
         self._sample_rate: float | None = None
         self._recent_steps: deque[Step] = deque()
+        self._q_history: deque[tuple[float, dict[str, int]]] = deque()
         self._last_step: Step | None = None
         self._force: dict[str, deque[tuple[np.ndarray, np.ndarray]]] = {"left": deque(), "right": deque()}
         self._load_n: dict[str, float] = {}
@@ -495,6 +496,12 @@ class Pipeline:
                 self._window.steps.extend(steps)
         if now >= self._next_classify:
             self._next_classify = now + 0.25
+            if not self.tracker.in_run:
+                # Quality counters as they were at source time `now`, so a run detected a few
+                # seconds after its first step still counts its data problems from that step.
+                self._q_history.append((now, self._quality_totals()))
+                while self._q_history and self._q_history[0][0] < now - 60.0:
+                    self._q_history.popleft()
             load = sum(self._load_n.values()) / self.body_weight_n if self._load_n else None
             for ev in self.tracker.update(now, load):
                 if ev.kind == "start":
@@ -541,14 +548,16 @@ class Pipeline:
         q = self.analyzer.quality
         tot = {
             "frames": 0,
-            "dropped": self.counters["dropped"] + self.counters["queue_dropped"],
+            "dropped_src": self.counters["dropped"],
+            "dropped_kernel": 0,
+            "dropped_queue": self.counters["queue_dropped"],
             "late": 0,
             "corrupt": self.counters["corrupt"],
             "saturated": self.counters["stuck_samples"],
         }
         for side_q in q.values():
             tot["frames"] += int(side_q.get("frames", 0))
-            tot["dropped"] += int(side_q.get("dropped_frames", 0))
+            tot["dropped_kernel"] += int(side_q.get("dropped_frames", 0))
             tot["late"] += int(side_q.get("late_frames", 0))
             tot["corrupt"] += int(side_q.get("bad_time_frames", 0))
             tot["saturated"] += int(side_q.get("saturated_samples", 0))
@@ -570,6 +579,9 @@ class Pipeline:
     def _quality(self, since: dict[str, int]) -> Quality:
         now = self._quality_totals()
         d = {k: max(0, now[k] - since.get(k, 0)) for k in now}
+        # The source counts lost frames from its counters, the kernels estimate them from time gaps
+        # (> 3 periods): the same loss seen twice, so take the larger; queue overflow is separate.
+        d["dropped"] = max(d["dropped_src"], d["dropped_kernel"]) + d["dropped_queue"]
         sat, silent = self._sensor_lists()
         if d["saturated"]:
             self._once.warn("saturated", "input problem: saturated samples (sensors %s)", sat)
@@ -601,8 +613,10 @@ class Pipeline:
         self._run_steps = []
         self._run_windows = 0
         self._held = []
-        self._run_quality0 = self._quality_totals()
+        before = [q for tq, q in self._q_history if tq <= t]
+        self._run_quality0 = before[-1] if before else (self._q_history[0][1] if self._q_history else {})
         self._window = self._new_window(0, t)
+        self._window.quality0 = self._run_quality0
         self._window.steps = [s for s in self._recent_steps if s.t_contact >= t]
         self.runs.append(self.run_id)
         log.info("run %s started (source t=%.1f s)", self.run_id, t)
