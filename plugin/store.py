@@ -51,6 +51,10 @@ WINDOW_COLS = (
 )  # fmt: skip
 
 
+#: Errors caused by one message's values (not by the database): that message alone is rejected.
+_ROW_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, OverflowError, ValueError, TypeError)
+
+
 class StoreError(RuntimeError):
     """The database cannot be used as asked (corrupt, newer schema, bad row); the message says where."""
 
@@ -283,26 +287,73 @@ class Store:
         A window may carry the already-validated JSON text it was parsed from; it is stored as received (saves
         re-serialising on the ingest hot path), otherwise the model is serialised.
         """
+        norm = [(it[0], it[1], it[2] if len(it) > 2 else None) for it in items]  # type: ignore[misc]
+        try:  # fast path: the whole batch in one go
+            return self._store_batch(norm, careful=False)
+        except _ROW_ERRORS:  # a row SQLite cannot take: redo with one SAVEPOINT per message
+            return self._store_batch(norm, careful=True)
+
+    def _store_batch(self, items: list[tuple[StoredMsg, float, str | None]], careful: bool) -> list[bool | str]:
         results: list[bool | str] = []
         touched_runs: set[str] = set()
         touched_streams: set[tuple[str, str]] = set()
+        max_seq: dict[tuple[str, str], tuple[int, float]] = {}
+        devices: dict[str, tuple[float, float, str | None]] = {}
+        runners: dict[str, tuple[float, float, float | None]] = {}
         with self._tx() as w:
-            for item in items:
-                msg, received_at = item[0], item[1]
-                raw = item[2] if len(item) > 2 else None  # type: ignore[misc]
+            for msg, received_at, raw in items:
                 touched_streams.add((msg.device_id, msg.stream_id))
-                w.execute("SAVEPOINT m")
-                try:
-                    new = self._insert_one(w, msg, received_at, raw)
-                except (sqlite3.Error, OverflowError, ValueError, TypeError) as err:
-                    w.execute("ROLLBACK TO m")
+                if careful:
+                    w.execute("SAVEPOINT m")
+                    try:
+                        new = self._insert_one(w, msg, received_at, raw)
+                    except _ROW_ERRORS as err:
+                        w.execute("ROLLBACK TO m")
+                        w.execute("RELEASE m")
+                        results.append(f"unstorable: {type(err).__name__}: {str(err)[:200]}")
+                        continue
                     w.execute("RELEASE m")
-                    results.append(f"unstorable: {type(err).__name__}: {str(err)[:200]}")
-                    continue
-                w.execute("RELEASE m")
+                else:
+                    new = self._insert_one(w, msg, received_at, raw)
                 results.append(new)
-                if new and isinstance(msg, WindowSummary):
+                if not new:
+                    continue
+                if isinstance(msg, WindowSummary):
                     touched_runs.add(msg.run_id)
+                key = (msg.device_id, msg.stream_id)
+                if key not in max_seq or msg.seq > max_seq[key][0]:
+                    max_seq[key] = (msg.seq, received_at)
+                d = devices.get(msg.device_id)
+                devices[msg.device_id] = (
+                    min(d[0], received_at) if d else received_at, max(d[1], received_at) if d else received_at,
+                    msg.runner if msg.runner is not None else (d[2] if d else None),
+                )  # fmt: skip
+                if msg.runner is not None:
+                    r = runners.get(msg.runner)
+                    t = msg.device_time
+                    runners[msg.runner] = (
+                        min(r[0], t) if r else t, max(r[1], t) if r else t,
+                        msg.body_mass_kg if msg.body_mass_kg is not None else (r[2] if r else None),
+                    )  # fmt: skip
+            w.executemany(
+                "INSERT INTO streams(device_id, stream_id, contiguous_seq, max_seq, updated_at) VALUES (?,?,0,?,?) "
+                "ON CONFLICT(device_id, stream_id) DO UPDATE SET max_seq = MAX(max_seq, excluded.max_seq), "
+                "updated_at = excluded.updated_at",
+                [(dev, st, seq, at) for (dev, st), (seq, at) in max_seq.items()],
+            )
+            w.executemany(
+                "INSERT INTO devices(device_id, first_seen, last_seen, last_runner) VALUES (?,?,?,?) "
+                "ON CONFLICT(device_id) DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen), "
+                "last_runner = COALESCE(excluded.last_runner, last_runner)",
+                [(dev, *v) for dev, v in devices.items()],
+            )
+            w.executemany(
+                "INSERT INTO runners(name, first_seen, last_seen, body_mass_kg) VALUES (?,?,?,?) "
+                "ON CONFLICT(name) DO UPDATE SET first_seen = MIN(first_seen, excluded.first_seen), "
+                "last_seen = MAX(last_seen, excluded.last_seen), "
+                "body_mass_kg = COALESCE(excluded.body_mass_kg, body_mass_kg)",
+                [(name, *v) for name, v in runners.items()],
+            )
             for run_id in touched_runs:
                 self._reaggregate_run(w, run_id)
             for device_id, stream_id in touched_streams:
@@ -317,26 +368,6 @@ class Store:
         )
         if cur.rowcount == 0:
             return False
-        w.execute(
-            "INSERT INTO streams(device_id, stream_id, contiguous_seq, max_seq, updated_at) VALUES (?,?,0,?,?) "
-            "ON CONFLICT(device_id, stream_id) DO UPDATE SET max_seq = MAX(max_seq, excluded.max_seq), "
-            "updated_at = excluded.updated_at",
-            (msg.device_id, msg.stream_id, msg.seq, received_at),
-        )
-        w.execute(
-            "INSERT INTO devices(device_id, first_seen, last_seen, last_runner) VALUES (?,?,?,?) "
-            "ON CONFLICT(device_id) DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen), "
-            "last_runner = COALESCE(excluded.last_runner, last_runner)",
-            (msg.device_id, received_at, received_at, msg.runner),
-        )
-        if msg.runner is not None:
-            w.execute(
-                "INSERT INTO runners(name, first_seen, last_seen, body_mass_kg) VALUES (?,?,?,?) "
-                "ON CONFLICT(name) DO UPDATE SET first_seen = MIN(first_seen, excluded.first_seen), "
-                "last_seen = MAX(last_seen, excluded.last_seen), "
-                "body_mass_kg = COALESCE(excluded.body_mass_kg, body_mass_kg)",
-                (msg.runner, msg.device_time, msg.device_time, msg.body_mass_kg),
-            )
         m = _measures(msg)
         if isinstance(msg, WindowSummary):
             row = {
@@ -565,10 +596,10 @@ class Store:
         exclude_run: str | None = None,
         min_steps: int = 1,
     ) -> dict[str, Any]:
-        """Window-level VALR distribution (mean, SD) of a runner's windows ending in [since, until) — the
+        """Window-level VALR distribution (mean, SD) of a runner's windows starting in [since, until) — the
         baseline the in-run spike rule compares one window against. ``runner`` None = that device's windows
         without a runner name."""
-        where = ["t_end >= ?", "t_end < ?", "valr_mean IS NOT NULL", "steps >= ?"]
+        where = ["t_start >= ?", "t_start < ?", "valr_mean IS NOT NULL", "steps >= ?"]  # (runner, t_start) index
         args: list[Any] = [since, until, min_steps]
         if runner is not None:
             where.append("runner = ?")
