@@ -35,7 +35,10 @@ class Subscriber:
         self.lock = threading.Lock()
         self.ready = threading.Event()
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="e2e-sub")
-        self.client.on_connect = lambda c, *_: (c.subscribe(f"footfall/{DEVICE}/#", qos=1), self.ready.set())
+        self.client.on_connect = lambda c, *_: (
+            c.subscribe([(f"footfall/{DEVICE}/#", 1), (f"homeassistant/device/{DEVICE}/config", 1)]),
+            self.ready.set(),
+        )
         self.client.on_message = self._on_message
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
@@ -45,6 +48,10 @@ class Subscriber:
     def _on_message(self, _c: object, _u: object, msg: paho.MQTTMessage) -> None:
         with self.lock:
             self.messages.append((msg.topic, msg.payload, bool(msg.retain)))
+
+    def retained_or_not(self, topic: str) -> list[bytes]:
+        with self.lock:
+            return [p for t, p, _ in self.messages if t == topic]
 
     def on(self, suffix: str) -> list[bytes]:
         with self.lock:
@@ -62,12 +69,12 @@ def agent_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def write_config(tmp_path: Path, url: str, **extra: object) -> Path:
+def write_config(tmp_path: Path, url: str, *, ha: bool = False, **extra: object) -> Path:
     cfg: dict[str, object] = {
         "device_id": DEVICE,
         "runner": "ana",
         "state_dir": str(tmp_path / "state"),
-        "mqtt": {"url": url, "ha_discovery": {"enabled": False}},
+        "mqtt": {"url": url, "ha_discovery": {"enabled": ha}},
         "outbox": {"drain_timeout_s": 20},
         "pipeline": {"run_detection": {"run_stop_s": 10}},
     }
@@ -100,7 +107,7 @@ def test_replay_session_delivers_valid_summaries_end_to_end(broker, tmp_path: Pa
     sub = Subscriber(broker.port)
     acker = Acker("127.0.0.1", broker.port, client_id="e2e-acker").start()  # the plugin's side of delivery
     try:
-        cfg = write_config(tmp_path, broker.url)
+        cfg = write_config(tmp_path, broker.url, ha=True)
         proc = subprocess.run(
             [sys.executable, "-m", "edge_agent", "run", "--config", str(cfg), "--source", f"replay:{rec_path}",
              "--speed", "0", "--duration", "200", "--stats"],
@@ -132,6 +139,10 @@ def test_replay_session_delivers_valid_summaries_end_to_end(broker, tmp_path: Pa
     assert acker.stored() == len(msgs) and acker.invalid == 0
     status = sub.on("status")
     assert status[0] == b"online" and status[-1] == b"offline"
+    # the insoles were announced to Home Assistant (device discovery, availability on our status topic)
+    disc = [json.loads(p) for p in sub.retained_or_not(f"homeassistant/device/{DEVICE}/config") if p]
+    assert disc and disc[-1]["availability_topic"] == f"footfall/{DEVICE}/status"
+    assert disc[-1]["dev"]["model"] == "moticon-opengo"
 
 
 @pytest.mark.timeout(120)
