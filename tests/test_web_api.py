@@ -482,6 +482,7 @@ async def test_security_headers_and_no_inline_script(client: TestClient, store: 
         assert script_src == "'self'", path
         assert "frame-ancestors 'none'" in csp
         assert resp.headers["X-Content-Type-Options"] == "nosniff"
+        assert resp.headers["Server"] == "footfall", "no version banner"
         if resp.content_type == "text/html":
             text = await resp.text()
             assert not re.search(r"<script(?![^>]*\bsrc=)", text), f"inline script on {path}"

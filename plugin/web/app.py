@@ -28,4 +28,10 @@ def create_app(ctx: DashboardContext) -> web.Application:
     live.setup_live(app)
     pages.add_routes(app)
     app.router.add_route("*", "/api/{tail:.*}", _not_found)
+    app.on_response_prepare.append(_strip_server_header)
     return app
+
+
+async def _strip_server_header(request: web.Request, response: web.StreamResponse) -> None:
+    """Don't advertise the Python/aiohttp versions to whoever can reach the port."""
+    response.headers["Server"] = "footfall"
