@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import random
@@ -302,7 +303,10 @@ class MqttConnection:
         lost = self._lost
 
         def on_connect(_c: paho.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
-            _post(loop, lambda: connack.done() or connack.set_result(rc))
+            def connack_cb() -> None:
+                if not connack.done():
+                    connack.set_result(rc)
+            _post(loop, connack_cb)
 
         def on_disconnect(_c: paho.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
             def lost_cb() -> None:
@@ -560,7 +564,7 @@ class OutboxPublisher:
                 self.stats["send_errors"] += 1
                 break
             self._inflight[row.seq] = fut
-            fut.add_done_callback(lambda f, seq=row.seq: self._on_puback(seq, f))
+            fut.add_done_callback(functools.partial(self._on_puback, row.seq))
             sent.append(row.seq)
         if sent:
             self.stats["published"] += len(sent)

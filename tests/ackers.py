@@ -62,7 +62,7 @@ class Acker:
         self._stop = threading.Event()
         self._connected = threading.Event()
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
-        self.client.reconnect_delay_set(0.05, 0.5)
+        self.client.reconnect_delay_set(0.05, 0.5)  # type: ignore[arg-type]  # floats work; typed int
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda *_: self._connected.clear()
         self.client.on_message = self._on_message
@@ -85,7 +85,7 @@ class Acker:
         self._connected.clear()
 
     def resume(self, timeout: float = 10.0) -> None:
-        self.client.reconnect_delay_set(0.05, 0.5)
+        self.client.reconnect_delay_set(0.05, 0.5)  # type: ignore[arg-type]  # floats work; typed int
         self.client.connect_async(self.host, self.port, keepalive=10)
         self.client.loop_start()
         if not self._connected.wait(timeout):
@@ -106,7 +106,7 @@ class Acker:
 
     def _on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
         try:
-            m = parse_stored_message(msg.payload)
+            m = parse_stored_message(bytes(msg.payload))
         except PayloadError:
             with self._lock:
                 self.invalid += 1

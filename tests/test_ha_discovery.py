@@ -138,7 +138,12 @@ class Sniffer:
         self.messages: list[tuple[str, bytes, bool, int]] = []
         ready = threading.Event()
         self.c = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"ha-{time.monotonic_ns()}")
-        self.c.on_connect = lambda c, *_: (c.subscribe(topic, 1), ready.set())
+
+        def on_connect(c: paho.Client, *_: Any) -> None:
+            c.subscribe(topic, 1)
+            ready.set()
+
+        self.c.on_connect = on_connect
         self.c.on_message = lambda _c, _u, m: self.messages.append(
             (m.topic, bytes(m.payload), bool(m.retain), int(m.qos)))
         self.c.connect("127.0.0.1", port)

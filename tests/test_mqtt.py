@@ -41,7 +41,12 @@ class Sniffer:
         self.messages: list[tuple[str, bytes, bool]] = []
         self.ready = threading.Event()
         self.c = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"sniffer-{time.monotonic_ns()}")
-        self.c.on_connect = lambda c, *_: (c.subscribe(topic, 1), self.ready.set())
+
+        def on_connect(c: paho.Client, *_: Any) -> None:
+            c.subscribe(topic, 1)
+            self.ready.set()
+
+        self.c.on_connect = on_connect
         self.c.on_message = lambda _c, _u, m: self.messages.append((m.topic, bytes(m.payload), bool(m.retain)))
         self.c.connect("127.0.0.1", port)
         self.c.loop_start()

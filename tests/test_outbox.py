@@ -221,7 +221,7 @@ def test_rows_survive_kill_9_and_reopen(tmp_path: Path) -> None:
                                 cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
         assert proc.stdout is not None
         stream = proc.stdout.readline().split()[1]
-        confirmed = []
+        confirmed: list[int] = []
         while len(confirmed) < 150:
             confirmed.append(int(proc.stdout.readline()))
         proc.send_signal(signal.SIGKILL)  # mid-run, no cleanup
