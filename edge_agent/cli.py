@@ -343,6 +343,10 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(err, ProfileError | RecordingError):
             print(f"footfall-agent: {err}", file=sys.stderr)
             return 2
+        analysis = sys.modules.get("edge_agent.analysis")  # not imported here: it would load numba
+        if analysis is not None and isinstance(err, analysis.AnalysisError):
+            print(f"footfall-agent: analysis settings: {err}", file=sys.stderr)
+            return 2
         if isinstance(err, SourceError | OutboxError):
             print(f"footfall-agent: {err}", file=sys.stderr)
             return 1

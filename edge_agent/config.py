@@ -229,6 +229,13 @@ class AnalysisSettings(_Strict):
     )
     min_swing_ms: float | None = Field(default=None, gt=0, title="Minimum swing (ms)", description="Shorter = noise.")
 
+    @model_validator(mode="after")
+    def _order(self) -> AnalysisSettings:
+        on, off = self.contact_on_bw, self.contact_off_bw
+        if on is not None and off is not None and off > on:
+            raise ValueError(f"contact_off_bw {self.contact_off_bw} must not exceed contact_on_bw {self.contact_on_bw}")
+        return self
+
     def overrides(self) -> dict[str, float]:
         return {k: v for k, v in self.model_dump().items() if v is not None}
 

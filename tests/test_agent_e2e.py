@@ -282,3 +282,41 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
     proc = subprocess.run([analyze, "verify", str(path)], capture_output=True, text=True, timeout=60)
     problems = [ln for ln in proc.stderr.splitlines() if "footfall-agent.service" in ln]
     assert proc.returncode == 0 and not problems, proc.stderr
+
+
+@pytest.mark.timeout(240)
+def test_read_only_package_with_numba_cache_dir(broker, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The package on a read-only mount (as under ProtectSystem=strict): kernels compile into
+    --numba-cache-dir, nothing is written next to the code, the agent publishes."""
+    import shutil
+
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare(1) for a private read-only bind mount")
+    ro = tmp_path / "ro"
+    shutil.copytree(REPO / "edge_agent", ro / "edge_agent", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "hardware_profiles", ro / "hardware_profiles")
+    mount = f'mount --bind -o ro {ro} {ro} && exec "$0" "$@"'
+    env = agent_env(tmp_path)
+    env.pop("NUMBA_CACHE_DIR")
+    env["PYTHONPATH"] = str(ro)
+    probe = subprocess.run(
+        ["unshare", "-m", "sh", "-c", mount, sys.executable, "-c",
+         f"import edge_agent, os; print(edge_agent.__file__); print(os.access({str(ro)!r}, os.W_OK))"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
+    )
+    if probe.returncode != 0:
+        pytest.skip(f"private mount namespaces not permitted here: {probe.stderr.strip()[:200]}")
+    assert probe.stdout.split() == [str(ro / "edge_agent" / "__init__.py"), "False"]
+    cache = tmp_path / "numba-cache"
+    cfg = write_config(tmp_path, broker.url, outbox={"require_plugin_ack": False, "drain_timeout_s": 10})
+    proc = subprocess.run(
+        ["unshare", "-m", "sh", "-c", mount, sys.executable, "-m", "edge_agent", "run", "--config", str(cfg),
+         "--source", "simulator", "--speed", "0", "--duration", "12", "--body-mass", "70",
+         "--numba-cache-dir", str(cache), "--stats"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=200,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stats = json.loads(proc.stdout)
+    assert stats["outbox"]["put"] >= 2 and stats["drained"] is True  # windows + run summary delivered
+    assert list(cache.rglob("*.nbi")), "no numba cache index written"
+    assert not list(ro.rglob("*.nbi")) and not list(ro.rglob("__pycache__"))
