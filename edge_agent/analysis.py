@@ -9,11 +9,13 @@ the variants chosen and their sources: ``docs/measures.md``.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from itertools import repeat
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -285,30 +287,46 @@ def kernel_setup(profile: HardwareProfile, body_weight_n: float, config: Analysi
     )
 
 
+def _none_where_nan(col: np.ndarray) -> list[float | None]:
+    """Column → list with None for NaN (one C-level pass instead of a test per element in Python)."""
+    nan = np.isnan(col)
+    if not nan.any():
+        return col.tolist()
+    obj = col.astype(object)
+    obj[nan] = None
+    return obj.tolist()
+
+
 def events_to_steps(events: np.ndarray, side: Side, low_confidence: bool) -> list[Step]:
     """Event rows (kernel or reference) → Step records.
 
-    Written for speed (one ``tolist`` and positional construction): at 100 Hz a step arrives
-    every ~70 frames, so building Step objects is a visible share of the whole analysis.
+    Written for speed (columns prepared by numpy, ``map`` over the constructor): at 100 Hz a step
+    arrives every ~70 frames, so building Step objects is a visible share of the whole analysis.
     """
-    out: list[Step] = []
-    append = out.append
-    rear, fore, unc = REARFOOT_MAX, FOREFOOT_MIN, ZONE_UNCERTAINTY
-    for (t_ic, t_to, si, si_y, imp, imp_bw, valr, vilr, lr_imp, peak, impulse, path, ml, _n) in events.tolist():
-        if si == si:
-            zone = "rearfoot" if si < rear else ("forefoot" if si > fore else "midfoot")
-            uncertain = abs(si - rear) < unc or abs(si - fore) < unc
-            si_v: float | None = si
-        else:
-            zone, uncertain, si_v = None, False, None
-        append(Step(
-            side, t_ic, t_to, (t_to - t_ic) * 1000.0, si_v, zone, uncertain,  # type: ignore[arg-type]
-            imp > 0, valr if valr == valr else None, vilr if vilr == vilr else None,
-            "impact_peak" if lr_imp > 0 else "fallback", low_confidence, peak, impulse,
-            si_v, si_y if si_y == si_y else None, path if path == path else None, ml if ml == ml else None,
-            None, imp_bw if imp_bw == imp_bw else None,
-        ))
-    return out
+    n = len(events)
+    if n == 0:
+        return []
+    ev = np.asarray(events, dtype=np.float64)
+    t_ic = ev[:, K.E_T_IC]
+    t_to = ev[:, K.E_T_TO]
+    si = ev[:, K.E_SI]
+    has_si = ~np.isnan(si)
+    zone = np.full(n, None, dtype=object)
+    zone[has_si & (si < REARFOOT_MAX)] = "rearfoot"
+    zone[has_si & (si > FOREFOOT_MIN)] = "forefoot"
+    zone[has_si & (si >= REARFOOT_MAX) & (si <= FOREFOOT_MIN)] = "midfoot"
+    near = (np.abs(si - REARFOOT_MAX) < ZONE_UNCERTAINTY) | (np.abs(si - FOREFOOT_MIN) < ZONE_UNCERTAINTY)
+    uncertain = has_si & near
+    si_list = _none_where_nan(si)
+    method = np.where(ev[:, K.E_LR_IMPACT] > 0, "impact_peak", "fallback").tolist()
+    return list(map(
+        Step, repeat(side), t_ic.tolist(), t_to.tolist(), ((t_to - t_ic) * 1000.0).tolist(), si_list,
+        zone.tolist(), uncertain.tolist(), (ev[:, K.E_IMPACT] > 0).tolist(), _none_where_nan(ev[:, K.E_VALR]),
+        _none_where_nan(ev[:, K.E_VILR]), method, repeat(low_confidence), ev[:, K.E_PEAK].tolist(),
+        ev[:, K.E_IMPULSE].tolist(), si_list, _none_where_nan(ev[:, K.E_SI_Y]),
+        _none_where_nan(ev[:, K.E_COP_PATH]), _none_where_nan(ev[:, K.E_COP_ML]), repeat(None),
+        _none_where_nan(ev[:, K.E_IMPACT_BW]),
+    ))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -471,27 +489,30 @@ class GaitAnalyzer:
             self._remember(self.feet[side].flush())  # type: ignore[index]
         return self._release(final=True)
 
-    def _flight(self, step: Step, other: Side) -> float | None:
-        open_start = self.feet[other].open_contact_start
-        if open_start is not None and open_start < step.t_contact:
-            return None  # the other foot is still on the ground: double support
-        k = bisect_left(self._ic[other], step.t_contact) - 1
-        if k < 0:
-            return None
-        flight = step.t_contact - self._to[other][k]
-        return flight * 1000.0 if 0.0 < flight < 1.0 else None  # ≤ 0: double support (walking)
-
     def _release(self, final: bool) -> list[Step]:
         out: list[Step] = []
         keep: list[Step] = []
         last = {side: foot.t_last for side, foot in self.feet.items()}
+        open_start = {side: foot.open_contact_start for side, foot in self.feet.items()}
+        margin, hold = self._margin, self.hold_s
         for s in self._held:
-            other: Side = "right" if s.side == "left" else "left"
+            side = s.side
+            other: Side = "right" if side == "left" else "left"
             o_last = last[other]
-            if final or (o_last is not None and o_last >= s.t_contact + self._margin):
-                s.flight_ms = self._flight(s, other)
+            t_c = s.t_contact
+            if final or (o_last is not None and o_last >= t_c + margin):
+                # flight = this contact − the other foot's last toe-off before it
+                o_open = open_start[other]
+                flight = None
+                if o_open is None or o_open >= t_c:  # else: the other foot is still down (double support)
+                    k = bisect_left(self._ic[other], t_c) - 1
+                    if k >= 0:
+                        f = t_c - self._to[other][k]
+                        if 0.0 < f < 1.0:  # ≤ 0: double support (walking)
+                            flight = f * 1000.0
+                s.flight_ms = flight
                 out.append(s)
-            elif self.hold_s is not None and (last[s.side] or s.t_toe_off) - s.t_contact > self.hold_s:
+            elif hold is not None and (last[side] or s.t_toe_off) - t_c > hold:
                 s.flight_ms = None  # the other foot is absent or lagging: flight unknown
                 out.append(s)
             else:
@@ -553,17 +574,29 @@ def _standing_weight(rec: Recording, profile: HardwareProfile) -> float | None:
     return estimate_body_weight(tl, total)
 
 
-def _measured_rate(rec: Recording) -> float | None:
-    """Median frame rate of the recording's streams (None if too short to tell)."""
-    dts = []
-    for side in ("left", "right"):
-        st = getattr(rec, side)
-        if st is not None and len(st.t) > 10:
-            d = np.diff(np.asarray(st.t, dtype=np.float64))
-            d = d[np.isfinite(d) & (d > 0)]
-            if d.size:
-                dts.append(float(np.median(d)))
-    return 1.0 / min(dts) if dts else None
+def _clock(t: np.ndarray) -> tuple[np.ndarray, float, float, float | None]:
+    """(running maximum of the clock, first, last, median frame period) of one stream.
+
+    The running maximum (NaN as −inf) is monotone, so chunk edges can be found by ``searchsorted``
+    even in streams with late or invalid times; a clean clock is used as it is (no copy).
+    """
+    t = np.asarray(t, dtype=np.float64)
+    if t.size == 0:
+        return t, math.inf, -math.inf, None
+    if np.isfinite(t[0]) and np.isfinite(t[-1]) and bool(np.all(t[1:] > t[:-1])):
+        cum, lo, hi = t, float(t[0]), float(t[-1])
+    else:
+        cum = np.maximum.accumulate(np.nan_to_num(t, nan=-np.inf, posinf=np.inf, neginf=-np.inf))
+        fin = t[np.isfinite(t)]
+        lo, hi = (float(fin.min()), float(fin.max())) if fin.size else (math.inf, -math.inf)
+    period = None
+    if t.size > 10:
+        idx = np.unique(np.linspace(0, t.size - 2, min(t.size - 1, 20_000)).astype(np.int64))
+        d = t[idx + 1] - t[idx]
+        d = d[np.isfinite(d) & (d > 0)]
+        if d.size:
+            period = float(np.median(d))
+    return cum, lo, hi, period
 
 
 def analyze_recording(
@@ -610,8 +643,11 @@ def analyze_recording(
             log.warning("%s: %s", getattr(rec, "source", "recording"), warnings[-1])
     if not math.isfinite(bw) or bw <= 0:
         raise AnalysisError(f"analyze_recording: body weight {bw!r} N (from {src}) is not positive")
+    streams = {s: getattr(rec, s) for s in ("left", "right") if getattr(rec, s) is not None}
+    clocks = {s: _clock(st.t) for s, st in streams.items()}
+    periods = [c[3] for c in clocks.values() if c[3] is not None]
     if config.sample_rate_hz is None:
-        measured = _measured_rate(rec)
+        measured = 1.0 / min(periods) if periods else None
         if measured is not None and abs(measured / profile.sample_rate_hz - 1.0) > 0.05:
             warnings.append(
                 f"frames arrive at {measured:.1f} Hz, profile {profile.name!r} says "
@@ -619,23 +655,28 @@ def analyze_recording(
             )
             log.warning("%s: %s", getattr(rec, "source", "recording"), warnings[-1])
             config = replace(config, sample_rate_hz=measured)
-    gait = GaitAnalyzer(profile, bw, config, hold_s=None)
-    streams = {s: getattr(rec, s) for s in ("left", "right") if getattr(rec, s) is not None}
+    gc_was_on = gc.isenabled()
+    gc.disable()  # tens of thousands of Step records, no cycles: the cyclic GC would only rescan them
+    try:
+        return _run_recording(streams, clocks, GaitAnalyzer(profile, bw, config, hold_s=None), chunk_frames,
+                              progress, bw, src, warnings)
+    finally:
+        if gc_was_on:
+            gc.enable()
+
+
+def _run_recording(streams: dict[str, Any], clocks: dict[str, tuple], gait: GaitAnalyzer, chunk_frames: int,
+                   progress: Callable[[int, int], None] | None, bw: float, src: str,
+                   warnings: list[str]) -> AnalysisResult:
+    """Feed both feet in chunks cut at the same instants, so neither runs far ahead of the other."""
     total = sum(len(st.t) for st in streams.values())
     steps: list[Step] = []
-    # cut both feet at the same instants so neither runs far ahead of the other
     lead = max(streams.values(), key=lambda st: len(st.t)) if streams else None
     done = 0
-    tmin, tmax = math.inf, -math.inf
-    for st in streams.values():
-        ft = np.asarray(st.t, dtype=np.float64)
-        fin = ft[np.isfinite(ft)]
-        if fin.size:
-            tmin, tmax = min(tmin, float(fin.min())), max(tmax, float(fin.max()))
+    tmin = min((c[1] for c in clocks.values()), default=math.inf)
+    tmax = max((c[2] for c in clocks.values()), default=-math.inf)
     if lead is not None:
-        # running maximum of each foot's clock (NaN times count as -inf): monotone, so searchsorted works
-        cum = {s: np.maximum.accumulate(np.nan_to_num(np.asarray(st.t, dtype=np.float64), nan=-np.inf))
-               for s, st in streams.items()}
+        cum = {s: c[0] for s, c in clocks.items()}
         lead_cum = cum[next(s for s, st in streams.items() if st is lead)]
         cuts = list(range(chunk_frames, len(lead_cum), chunk_frames))
         pos = {s: 0 for s in streams}

@@ -326,7 +326,7 @@ def _finish_contact(st: np.ndarray, buf: np.ndarray, p: np.ndarray, ev: np.ndarr
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
-def _reduce_fast(row: np.ndarray, wf: np.ndarray, wx: np.ndarray, wy: np.ndarray) -> tuple:
+def _reduce_fast(raw: np.ndarray, i: int, wf: np.ndarray, wx: np.ndarray, wy: np.ndarray) -> tuple:
     """Σ wF·v, Σ wX·v, Σ wY·v over one frame: the hot loop (reassociated sums vectorise).
 
     NaN/±inf samples make a sum non-finite (no ``nnan``/``ninf`` flags), which sends the caller to
@@ -336,8 +336,8 @@ def _reduce_fast(row: np.ndarray, wf: np.ndarray, wx: np.ndarray, wy: np.ndarray
     f = 0.0
     mx = 0.0
     my = 0.0
-    for s in range(row.shape[0]):
-        v = np.float64(row[s])
+    for s in range(raw.shape[1]):
+        v = np.float64(raw[i, s])
         f += wf[s] * v
         mx += wx[s] * v
         my += wy[s] * v
@@ -345,29 +345,29 @@ def _reduce_fast(row: np.ndarray, wf: np.ndarray, wx: np.ndarray, wy: np.ndarray
 
 
 @njit(cache=True, nogil=True)
-def _max_bits(rowi: np.ndarray) -> int:
+def _max_bits(rawi: np.ndarray, i: int) -> int:
     """Largest float32 bit pattern of a frame read as int32 (an integer max: vectorises).
 
     For non-negative floats the bit patterns order like the values and every negative float is a
     negative integer, so ``max bits ≥ bits(raw_max)`` ⇔ some sample ≥ raw_max (or is +inf/NaN).
     """
     m = np.int32(-2147483647)
-    for s in range(rowi.shape[0]):
-        b = rowi[s]
+    for s in range(rawi.shape[1]):
+        b = rawi[i, s]
         m = b if b > m else m
     return m
 
 
 @njit(cache=True, nogil=True)
-def _reduce_counting(row: np.ndarray, wf: np.ndarray, wx: np.ndarray, wy: np.ndarray, off: np.ndarray,
+def _reduce_counting(raw: np.ndarray, i: int, wf: np.ndarray, wx: np.ndarray, wy: np.ndarray, off: np.ndarray,
                      raw_max: float, nan_cnt: np.ndarray, sat_cnt: np.ndarray) -> tuple:
     """The same sums for a frame with invalid or saturated samples: NaN/±inf read as the sensor's
     zero (its offset) and counted per sensor, saturated samples counted per sensor."""
     f = 0.0
     mx = 0.0
     my = 0.0
-    for s in range(row.shape[0]):
-        v = np.float64(row[s])
+    for s in range(raw.shape[1]):
+        v = np.float64(raw[i, s])
         if not abs(v) < math.inf:
             nan_cnt[s] += 1
             v = off[s]
@@ -380,15 +380,15 @@ def _reduce_counting(row: np.ndarray, wf: np.ndarray, wx: np.ndarray, wy: np.nda
 
 
 @njit(cache=True, nogil=True)
-def _reduce_lut(row: np.ndarray, lut: np.ndarray, sx: np.ndarray, sy: np.ndarray, raw_max: float,
+def _reduce_lut(raw: np.ndarray, i: int, lut: np.ndarray, sx: np.ndarray, sy: np.ndarray, raw_max: float,
                 nan_cnt: np.ndarray, sat_cnt: np.ndarray) -> tuple:
     """Lookup-table calibration (integer ADC counts → N) for non-linear sensors such as FSRs."""
     f = 0.0
     mx = 0.0
     my = 0.0
     top = lut.shape[0] - 1
-    for s in range(row.shape[0]):
-        v = np.float64(row[s])
+    for s in range(raw.shape[1]):
+        v = np.float64(raw[i, s])
         if not abs(v) < math.inf:  # NaN or ±inf
             nan_cnt[s] += 1
             v = 0.0
@@ -405,7 +405,7 @@ def _reduce_lut(row: np.ndarray, lut: np.ndarray, sx: np.ndarray, sy: np.ndarray
 
 
 @njit(cache=True, nogil=True)
-def _check_silent(row: np.ndarray, first: np.ndarray, silent: np.ndarray, nsil: int) -> int:
+def _check_silent(raw: np.ndarray, i: int, first: np.ndarray, silent: np.ndarray, nsil: int) -> int:
     """Drop sensors from the silent list once they show a second distinct valid value.
 
     Only the sensors still silent are looked at, so after the first steps this costs nothing.
@@ -413,7 +413,7 @@ def _check_silent(row: np.ndarray, first: np.ndarray, silent: np.ndarray, nsil: 
     j = 0
     while j < nsil:
         s = silent[j]
-        v = np.float64(row[s])
+        v = np.float64(raw[i, s])
         if abs(v) < math.inf:
             if first[s] != first[s]:
                 first[s] = v
@@ -508,19 +508,18 @@ def run_chunk(t: np.ndarray, raw: np.ndarray, rawi: np.ndarray, p: np.ndarray, w
             late += 1.0
             i += 1
             continue
-        row = raw[i]
         if use_lut:
-            f, mx, my = _reduce_lut(row, lut, wx, wy, raw_max, nan_cnt, sat_cnt)
+            f, mx, my = _reduce_lut(raw, i, lut, wx, wy, raw_max, nan_cnt, sat_cnt)
         else:
-            f, mx, my = _reduce_fast(row, wf, wx, wy)
-            if _max_bits(rawi[i]) >= sat_bits or not (abs(f) < math.inf and abs(mx) < math.inf
+            f, mx, my = _reduce_fast(raw, i, wf, wx, wy)
+            if _max_bits(rawi, i) >= sat_bits or not (abs(f) < math.inf and abs(mx) < math.inf
                                                        and abs(my) < math.inf):
-                f, mx, my = _reduce_counting(row, wf, wx, wy, off, raw_max, nan_cnt, sat_cnt)
+                f, mx, my = _reduce_counting(raw, i, wf, wx, wy, off, raw_max, nan_cnt, sat_cnt)
             f -= c0
             mx -= c1
             my -= c2
         if nsil > 0:
-            nsil = _check_silent(row, first, silent, nsil)
+            nsil = _check_silent(raw, i, first, silent, nsil)
         frames += 1.0
         is_gap = False
         if have_prev:
@@ -674,8 +673,8 @@ def reduce_frames(raw: np.ndarray, rawi: np.ndarray, wf: np.ndarray, wx: np.ndar
     memory-read bound."""
     n_sat = 0
     for i in range(raw.shape[0]):
-        f, mx, my = _reduce_fast(raw[i], wf, wx, wy)
-        if _max_bits(rawi[i]) >= sat_bits:
+        f, mx, my = _reduce_fast(raw, i, wf, wx, wy)
+        if _max_bits(rawi, i) >= sat_bits:
             n_sat += 1
         out[i, 0] = f
         out[i, 1] = mx
