@@ -478,6 +478,7 @@ class OutboxPublisher:
         poll_s: float = 0.5,
         puback_flush_s: float = 0.2,
         expire_every_s: float = 60.0,
+        no_ack_warn_s: float = 600.0,
     ) -> None:
         self.conn = conn
         self.outbox = outbox
@@ -486,6 +487,9 @@ class OutboxPublisher:
         self.poll_s = poll_s
         self.puback_flush_s = puback_flush_s
         self.expire_every_s = expire_every_s
+        self.no_ack_warn_s = no_ack_warn_s
+        self._waiting_since: float | None = None  # first PUBACK not followed by any plugin ack
+        self._no_ack_warned = False
         self.stats = {"published": 0, "pubacks": 0, "acks": 0, "acked_rows": 0, "bad_acks": 0, "send_errors": 0,
                       "max_inflight": 0}
         self._inflight: dict[int, asyncio.Future[None]] = {}
@@ -515,6 +519,10 @@ class OutboxPublisher:
                 log.warning("ignoring malformed ack on %s: %s", msg.topic, str(err)[:200])
             return
         self.stats["acks"] += 1
+        self._waiting_since = None
+        if self._no_ack_warned:
+            self._no_ack_warned = False
+            log.info("plugin acknowledgements are arriving again on %s", self.topics.ack)
         n = await asyncio.to_thread(self.outbox.apply_ack, ack)
         self.stats["acked_rows"] += n
         if ack.missing:
@@ -581,6 +589,8 @@ class OutboxPublisher:
         if fut.cancelled() or fut.exception() is not None:
             return  # connection lost: the row stays due after reschedule_unacked
         self.stats["pubacks"] += 1
+        if self._waiting_since is None:
+            self._waiting_since = time.monotonic()
         self._pubacked.append(seq)
         self._wake.set()
 
@@ -594,9 +604,22 @@ class OutboxPublisher:
             await asyncio.sleep(self.puback_flush_s)
             await self._flush_once()
 
+    def _check_plugin(self) -> None:
+        """Say once if the broker takes messages but no plugin ever acknowledges them: the outbox
+        would grow to its bound (likely a setup without the dashboard plugin)."""
+        if (self.outbox.require_plugin_ack and not self._no_ack_warned and self._waiting_since is not None
+                and time.monotonic() - self._waiting_since > self.no_ack_warn_s):
+            self._no_ack_warned = True
+            log.warning(
+                "no acknowledgement from the footfall plugin on %s for %.0f s (%d messages kept): is the "
+                "dashboard running? Without it, set outbox require_plugin_ack: false",
+                self.topics.ack, self.no_ack_warn_s, self.outbox.backlog,
+            )
+
     async def _expire_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.expire_every_s)
+            await asyncio.sleep(min(self.expire_every_s, self.no_ack_warn_s))
+            self._check_plugin()
             try:
                 await asyncio.to_thread(self.outbox.expire)
             except Exception:

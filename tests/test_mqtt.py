@@ -19,7 +19,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge_agent.contract import Topics
+from edge_agent.contract import Ack, Topics
 from edge_agent.mqtt import (
     BrokerSettings,
     Message,
@@ -268,3 +268,25 @@ async def test_publisher_window_order_and_bad_acks(
     assert ob.backlog == 300  # no-plugin mode: kept for the retention window, nothing deleted by garbage
     assert sum("malformed ack" in r.message for r in caplog.records) <= 2  # once per kind of error
     sniff.close()
+
+
+async def test_publisher_says_once_when_no_plugin_acknowledges(
+    broker: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ob = Outbox(tmp_path / "o.db", "dev1")  # plugin mode, but no plugin is running
+    for _ in range(5):
+        ob.put(T.summary, lambda s, m: b"{}", kind="summary")
+    with caplog.at_level(logging.INFO, logger="edge_agent.mqtt"):
+        async with MqttConnection(settings(broker.url)) as conn:
+            pub = OutboxPublisher(conn, ob, T, poll_s=0.05, expire_every_s=0.1, no_ack_warn_s=0.5)
+            task = asyncio.create_task(pub.run())
+            assert await until(lambda: pub.stats["pubacks"] >= 5)
+            await asyncio.sleep(1.2)
+            warned = [r for r in caplog.records if "no acknowledgement from the footfall plugin" in r.message]
+            assert len(warned) == 1 and warned[0].levelno == logging.WARNING
+            ack = Ack(device_id="dev1", stream_id=ob.stream_id, acked_seq=5)
+            await conn.publish(T.ack, ack.model_dump_json())
+            assert await until(lambda: ob.backlog == 0)
+            assert "acknowledgements are arriving again" in caplog.text
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
