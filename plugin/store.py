@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 StoredMsg = WindowSummary | RunSummary
 
+#: A gap in a stream still open this long after the message above it arrived is given up (DESIGN.md §6: the
+#: agent keeps unacknowledged rows for up to 30 days by default; a week of asking is plenty on a home network).
+GAP_GIVE_UP_S = 7 * 86400.0
 #: Ack messages may name at most this many missing ranges (``Ack.missing`` max_length).
 MAX_MISSING_RANGES = 256
 
@@ -416,23 +419,35 @@ class Store:
         )
 
     def _advance_stream(self, w: sqlite3.Connection, device_id: str, stream_id: str) -> None:
+        """Move the stream's contiguous seq forward over what is stored; give up on gaps older than
+        ``GAP_GIVE_UP_S`` (the agent can no longer send them) so acks stop asking for them forever."""
         row = w.execute(
             "SELECT contiguous_seq FROM streams WHERE device_id = ? AND stream_id = ?", (device_id, stream_id)
         ).fetchone()
         if row is None:
             return
         contiguous = row[0]
-        for (seq,) in w.execute(
-            "SELECT DISTINCT seq FROM messages WHERE device_id = ? AND stream_id = ? AND seq > ? ORDER BY seq",
+        abandoned = 0
+        now = time.time()
+        for seq, received_at in w.execute(
+            "SELECT seq, MIN(received_at) FROM messages WHERE device_id = ? AND stream_id = ? AND seq > ? "
+            "GROUP BY seq ORDER BY seq",
             (device_id, stream_id, contiguous),
-        ):
+        ).fetchall():
             if seq != contiguous + 1:
-                break
+                if now - received_at < GAP_GIVE_UP_S:
+                    break
+                log.warning(
+                    "stream %s/%s: seq %d–%d never arrived within %.0f days; no longer asking for them",
+                    device_id, stream_id, contiguous + 1, seq - 1, GAP_GIVE_UP_S / 86400,
+                )  # fmt: skip
+                abandoned += seq - 1 - contiguous
             contiguous = seq
         if contiguous != row[0]:
             w.execute(
-                "UPDATE streams SET contiguous_seq = ? WHERE device_id = ? AND stream_id = ?",
-                (contiguous, device_id, stream_id),
+                "UPDATE streams SET contiguous_seq = ?, abandoned = abandoned + ? "
+                "WHERE device_id = ? AND stream_id = ?",
+                (contiguous, abandoned, device_id, stream_id),
             )
 
     def set_device_status(self, device_id: str, status: str, at: float | None = None) -> None:

@@ -7,6 +7,7 @@ import io
 import json
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -35,10 +36,10 @@ def store(tmp_path: Path) -> Store:
 def test_migrations_apply_once_and_reopen_keeps_data(tmp_path: Path) -> None:
     windows, run = one_run()
     with Store(tmp_path / "a.db") as s:
-        assert s.schema_version() == 2
+        assert s.schema_version() == 3
         assert s.insert_many([*windows, run]) == len(windows) + 1
     with Store(tmp_path / "a.db") as s:  # reopening does not re-run migrations or lose rows
-        assert s.schema_version() == 2
+        assert s.schema_version() == 3
         assert s.counts()["windows"] == len(windows)
         assert s.counts()["runs"] == 1
 
@@ -87,12 +88,26 @@ def test_stream_state_reports_contiguous_seq_and_gaps(store: Store) -> None:
     windows, _ = one_run()
     base = windows[0]
     for seq in (1, 2, 3, 5, 6, 9):
-        store.insert_message(base.model_copy(update={"msg_id": f"m{seq:08d}", "seq": seq}), 0.0)
+        store.insert_message(base.model_copy(update={"msg_id": f"m{seq:08d}", "seq": seq}), time.time())
     assert store.stream_state(base.device_id, base.stream_id) == (3, [(4, 4), (7, 8)])
     for seq in (4, 7, 8):
-        store.insert_message(base.model_copy(update={"msg_id": f"m{seq:08d}", "seq": seq}), 0.0)
+        store.insert_message(base.model_copy(update={"msg_id": f"m{seq:08d}", "seq": seq}), time.time())
     assert store.stream_state(base.device_id, base.stream_id) == (9, [])
     assert store.stream_state("nobody", "nostream") == (0, [])
+
+
+def test_gap_older_than_a_week_is_given_up_and_counted(store: Store) -> None:
+    windows, _ = one_run()
+    base = windows[0]
+    old = time.time() - 8 * 86400
+    for seq in (1, 2, 4):
+        store.insert_message(base.model_copy(update={"msg_id": f"g{seq:08d}", "seq": seq}), old)
+    store.insert_message(base.model_copy(update={"msg_id": "g00000005", "seq": 5}), time.time())
+    # seq 3 was asked for during a week and never came (the agent's outbox dropped it): stop asking
+    assert store.stream_state(base.device_id, base.stream_id) == (5, [])
+    assert store.streams(base.device_id)[0]["abandoned"] == 1
+    store.insert_message(base.model_copy(update={"msg_id": "g00000007", "seq": 7}), time.time())
+    assert store.stream_state(base.device_id, base.stream_id) == (5, [(6, 6)])  # a fresh gap is still asked for
 
 
 def test_unstorable_message_is_rejected_alone_and_nothing_else_changes(store: Store) -> None:
