@@ -44,6 +44,21 @@ def test_migrations_apply_once_and_reopen_keeps_data(tmp_path: Path) -> None:
         assert s.counts()["runs"] == 1
 
 
+def test_upgrade_from_an_older_schema_keeps_rows(tmp_path: Path) -> None:
+    db = tmp_path / "v2.db"
+    mig = Path(__file__).resolve().parent.parent / "plugin" / "migrations"
+    with sqlite3.connect(db) as c:  # a database written by the version that had migrations 1–2 only
+        c.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at REAL)")
+        for n, name in ((1, "0001_initial.sql"), (2, "0002_risk_state.sql")):
+            c.executescript((mig / name).read_text())
+            c.execute("INSERT INTO schema_version VALUES (?, 0)", (n,))
+        c.execute("INSERT INTO streams VALUES ('dev1', 'stream1', 41, 42, 0)")
+    with Store(db) as s:
+        assert s.schema_version() == 3
+        assert s.streams() == [{"device_id": "dev1", "stream_id": "stream1", "contiguous_seq": 41, "max_seq": 42,
+                                "updated_at": 0.0, "abandoned": 0}]  # fmt: skip
+
+
 def test_newer_schema_and_corrupt_file_are_refused_with_the_path(tmp_path: Path) -> None:
     db = tmp_path / "new.db"
     Store(db).close()
