@@ -97,6 +97,9 @@ class IngestStats:
         }  # fmt: skip
 
 
+_INPUT_VALUE_RE = re.compile(r"input_value=.*?(?=, input_type=|\]$|$)", re.S)
+
+
 class _ReasonLog:
     """One log line per rejection reason per ``every`` seconds, with how many were suppressed."""
 
@@ -113,8 +116,10 @@ class _ReasonLog:
             return
         more = self._suppressed.pop(reason, 0)
         self._last[reason] = now
+        # pydantic quotes the offending input: keep the field and the error type, drop the value
+        detail = _INPUT_VALUE_RE.sub("input_value=…", detail)[:300].encode("unicode_escape").decode()
         log.warning(
-            "rejected payload on %s: %s (%s)%s", where, reason, detail[:300].encode("unicode_escape").decode(),
+            "rejected payload on %s: %s (%s)%s", where, reason, detail,
             f"; {more} more with this reason since the last report" if more else "",
         )  # fmt: skip
 
