@@ -113,10 +113,11 @@ def main() -> None:
           f"warm (cache hit) {warm:.2f} s; RSS of that process {rss_agent / 1024:.0f} MB")
     print()
     hdr = (f"{'profile':16} {'S':>4} {'frames/foot':>11} {'whole M fr/s':>12} {'x real time':>11} "
-           f"{'kernel M/s':>10} {'reduce M/s':>10} {'BLAS M/s':>9} {'red/BLAS':>8} {'ns/fr·S':>7}")
+           f"{'1 foot M/s':>10} {'reduce M/s':>10} {'BLAS M/s':>9} {'red/BLAS':>8} {'ns/fr·S':>7}")
     print(hdr)
     print("-" * len(hdr))
     ref_rows = []
+    per_frame: list[tuple[int, float]] = []
     for name in PROFILES:
         prof = load_profile(name)
         s = prof.n_sensors
@@ -148,9 +149,18 @@ def main() -> None:
               f"{n / t_red / 1e6:>10.2f} {n / t_blas / 1e6:>9.2f} {t_blas / t_red:>8.2f} "
               f"{t_kernel / n / s * 1e9:>7.2f}")
         ref_rows.append((name, prof, rec, su, n / t_kernel))
+        per_frame.append((s, t_kernel / n * 1e9))
     print()
+    print("whole = analyze_recording, both feet (frames of both counted), Step records and flight times; "
+          "x real time = recorded seconds per CPU second;")
+    print("1 foot = FootAnalyzer.feed (kernel + Step records); reduce = the per-frame sensor reduction alone;")
     print("BLAS bound = single-threaded sgemv raw @ w over the same float32 array (1 output; the reduction "
           "computes 3: F, Σf·x, Σf·y).")
+    sens = np.array([p[0] for p in per_frame], dtype=float)
+    nsf = np.array([p[1] for p in per_frame])
+    slope, icpt = np.polyfit(sens, nsf, 1)
+    fit = ", ".join(f"S={int(a)}: {b:.0f} ns (fit {icpt + slope * a:.0f})" for a, b in zip(sens, nsf, strict=True))
+    print(f"cost per frame (1 foot) ≈ {icpt:.0f} ns + {slope:.2f} ns × sensors   [{fit}]")
     print()
     print(f"{'profile':16} {'numba fr/s':>12} {'numpy ref fr/s':>15} {'pure Py fr/s':>13} {'numba/numpy':>11} "
           f"{'numba/pure':>10}")
