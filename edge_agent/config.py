@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from edge_agent.contract import DEFAULT_BASE_TOPIC, DEVICE_ID_PATTERN
 from edge_agent.sources import SourceConfig
+from edge_agent.sources.simulator import SimulatorSourceConfig
 
 ENV_PREFIX = "FOOTFALL_"
 _SECRET_WORDS = ("password", "secret", "token")
@@ -279,7 +280,7 @@ class AgentConfig(BaseSettings):
         description="Used until a standing calibration exists (default 70 kg when empty).",
     )
     source: SourceConfig = Field(
-        default_factory=lambda: {"type": "simulator"},  # type: ignore[arg-type,return-value]
+        default_factory=lambda: SimulatorSourceConfig(),
         title="Insole source",
         description="simulator | replay | serial | ble | adc (discriminated by type).",
     )

@@ -460,7 +460,7 @@ class Pipeline:
         await self._after_steps(steps)
 
     def _feed(self, side: str, t: np.ndarray, raw: np.ndarray) -> list[Step]:
-        steps = self.analyzer.feed(side, t, raw)
+        steps = self.analyzer.feed(side, t, raw)  # type: ignore[arg-type]  # side validated above
         last = self._last_step
         if (
             self.tracker.activity in ("running", "walking")
@@ -697,8 +697,7 @@ class Pipeline:
         if w is not None and w.t_start < t_end and w.steps:
             w.t_end = max(w.t_start, min(w.t_end, self.now or w.t_end))
             w.steps = [s for s in w.steps if s.t_contact < w.t_end]
-            msg = self._summary(w)
-            self._held.append((w, msg))
+            self._held.append((w, self._summary(w)))
         for hw, hmsg in self._held:
             if hw.t_start < t_end:
                 await self._emit_window(hw, hmsg)
@@ -710,7 +709,7 @@ class Pipeline:
         if run_steps:
             t_end = max(t_end, max(s.t_toe_off for s in run_steps))
         stats: RunStats = summarize(run_steps, self.run_started, t_end)
-        msg = RunSummary(
+        run_msg = RunSummary(
             **_PENDING,
             device_id=self.device_id,
             device_time=self._wall(),
@@ -725,8 +724,11 @@ class Pipeline:
             profile=self.profile.name,
             **stats.wire_fields(),  # type: ignore[arg-type]
         )
-        await self._emit(msg)
-        log.info("run %s ended: %.0f s, %d steps, %d windows", self.run_id, msg.duration_s, msg.steps, msg.windows)
+        await self._emit(run_msg)
+        log.info(
+            "run %s ended: %.0f s, %d steps, %d windows",
+            self.run_id, run_msg.duration_s, run_msg.steps, run_msg.windows,
+        )
         self.run_id = None
         self.run_started = None
 

@@ -167,6 +167,9 @@ def test_sigterm_flushes_the_run_summary(broker, tmp_path: Path) -> None:  # typ
                 run_id = run_id or live.run_id
             time.sleep(0.2)
         assert run_id is not None, "no run started"
+        # the Docker/systemd health check sees the heartbeat of the running agent
+        health = _cli(["health", "--state-dir", str(tmp_path / "state"), "--max-age", "30"], tmp_path, timeout=60)
+        assert health.returncode == 0 and health.stdout.startswith("ok: heartbeat"), health.stdout + health.stderr
         time.sleep(1.0)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=40)
@@ -183,6 +186,8 @@ def test_sigterm_flushes_the_run_summary(broker, tmp_path: Path) -> None:  # typ
     assert runs[0].steps > 0 and runs[0].windows >= 1
     # nothing left behind: the outbox of the stopped agent holds no undelivered summary
     assert stats["outbox"]["pubacked"] == stats["outbox"]["put"]
+    stale = _cli(["health", "--state-dir", str(tmp_path / "state"), "--max-age", "0.001"], tmp_path, timeout=60)
+    assert stale.returncode == 1 and "old" in stale.stdout
 
 
 def test_bad_config_is_a_clear_error_with_a_line_number(tmp_path: Path) -> None:
