@@ -136,6 +136,7 @@ class Outbox:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # new files only; must precede WAL
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
@@ -418,7 +419,16 @@ class Outbox:
                 for k, v in self._enforce_row_bound(self._rows - self.max_rows).items():
                     dropped[k] = dropped.get(k, 0) + v
             self._check_warning()
+            self._shrink()
             return dropped
+
+    def _shrink(self, min_free_pages: int = 256, max_pages: int = 4096) -> None:
+        """Give space back after a big backlog drained (an SD card is small), a bounded step per
+        call so the lock is never held long."""
+        free = int(self._db.execute("PRAGMA freelist_count").fetchone()[0])
+        if free >= min_free_pages:
+            # executescript steps the pragma to completion (execute() frees one page per step)
+            self._db.executescript(f"PRAGMA incremental_vacuum({min(free, max_pages)});")
 
     # ------------------------------------------------------------------ introspection
     @property

@@ -268,3 +268,17 @@ def test_disk_full_is_a_clear_error_and_keeps_what_is_stored(tmp_path: Path) -> 
     held = [r.seq for r in ob.pending(100)]
     assert held[:3] == [1, 2, 3] and held == list(range(1, len(held) + 1))
     assert ob.put(T.summary, window(4)) == held[-1] + 1  # the failed put consumed no seq
+
+
+def test_space_is_given_back_after_a_backlog_drains(tmp_path: Path) -> None:
+    db = tmp_path / "o.db"
+    ob = Outbox(db, "dev1")
+    for _ in range(400):
+        ob.put(T.summary, lambda s, m: b"x" * 8000, kind="summary")
+    pages = lambda: ob._db.execute("PRAGMA page_count").fetchone()[0]  # noqa: E731
+    full = pages()
+    ob.ack(400)
+    for _ in range(3):
+        ob.expire()
+    assert pages() < full / 4, (full, pages())
+    assert ob.put(T.summary, window(0)) == 401
