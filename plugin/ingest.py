@@ -214,7 +214,7 @@ class Ingest:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         self._idle.clear()
-        self._q.put((message.topic, message.payload, time.time()))
+        self._q.put((message.topic, bytes(message.payload), time.time()))
 
     @property
     def connected(self) -> bool:

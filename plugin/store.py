@@ -495,7 +495,8 @@ class Store:
     def _filters(
         device_id: str | None, runner: str | None, since: float | None, until: float | None, col: str
     ) -> tuple[str, list[Any]]:
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
         if device_id is not None:
             where.append("device_id = ?")
             args.append(device_id)
@@ -660,7 +661,8 @@ class Store:
         run_id: str | None = None,
     ) -> list[dict[str, Any]]:
         """Alerts newest first; ``evidence`` decoded; ``acked`` bool plus ``acked_at``/``acked_by``."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
         if since is not None:
             where.append("created_at >= ?")
             args.append(float(since))

@@ -74,7 +74,8 @@ MIN(started_at) AS first_start, MAX(ended_at) AS last_end
 def _where(
     runner: str | None, device_id: str | None, since: float | None, until: float | None
 ) -> tuple[str, list[Any]]:
-    where, args = [], []
+    where: list[str] = []
+    args: list[Any] = []
     if runner is not None:
         where.append("runner = ?")
         args.append(runner)
@@ -216,12 +217,12 @@ def week_over_week(
     keys = ("runs", "steps", "load_min", "cadence_spm", "valr_mean", "valr_p90", "contact_ms",
             "forefoot_share_pct", "asymmetry_contact_pct")  # fmt: skip
     changes: dict[str, Any] = {}
-    for k in keys:
-        a, b = this.get(k), last.get(k)
+    for key in keys:
+        a, b = this.get(key), last.get(key)
         pct = None
         if a is not None and b not in (None, 0):
             pct = 100.0 * (a - b) / abs(b)
-        changes[k] = {"this_week": a, "last_week": b, "change_pct": pct}
+        changes[key] = {"this_week": a, "last_week": b, "change_pct": pct}
     return {"this_week_from": this["t"], "last_week_from": last["t"], "to": _iso(ref), "measures": changes}
 
 
