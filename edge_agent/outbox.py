@@ -51,6 +51,8 @@ NEVER = 1e18
 SANE_CLOCK = 1_577_836_800.0
 #: The contract caps ``Ack.missing`` at this many ranges; a full list may have been truncated.
 ACK_MISSING_CAP = 256
+#: Rows deleted per transaction when an ack releases a large backlog.
+ACK_CHUNK = 5000
 
 Builder = Callable[[int, str], bytes]
 Message = Builder | BaseModel | dict[str, Any] | bytes
@@ -319,13 +321,25 @@ class Outbox:
         plugin's contiguous seq forever) — only when ``missing`` cannot have been truncated.
         Missing ranges we still hold are scheduled for immediate resend.
         """
+        last_seq = self.last_seq()
+        if acked_seq > last_seq:
+            log.warning("outbox: ack for seq %d beyond the last assigned seq %d; clamped", acked_seq, last_seq)
+            acked_seq = last_seq
+        deleted = 0
+        while True:  # big acks (a drained backlog) in chunks: puts are not blocked for long
+            with self._lock, self._tx():
+                n = self._db.execute(
+                    "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE seq <= ? ORDER BY seq LIMIT ?)",
+                    (acked_seq, ACK_CHUNK),
+                ).rowcount
+                self._bump("acked", n)
+                self._rows -= n
+            deleted += n
+            if n < ACK_CHUNK:
+                break
         with self._lock:
-            last_seq = int(self._db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()[0])
-            if acked_seq > last_seq:
-                log.warning("outbox: ack for seq %d beyond the last assigned seq %d; clamped", acked_seq, last_seq)
-                acked_seq = last_seq
             with self._tx():
-                deleted = self._db.execute("DELETE FROM outbox WHERE seq <= ?", (acked_seq,)).rowcount
+                gap_deleted = 0
                 ranges = sorted((max(a, acked_seq + 1), b) for a, b in missing if b >= a and b > acked_seq)
                 if highest_seq is not None and len(missing) < ACK_MISSING_CAP:
                     upper = min(highest_seq, last_seq)
@@ -334,18 +348,18 @@ class Outbox:
                         if a > lo:
                             hi = min(a - 1, upper)
                             if hi >= lo:
-                                deleted += self._db.execute(
+                                gap_deleted += self._db.execute(
                                     "DELETE FROM outbox WHERE seq BETWEEN ? AND ?", (lo, hi)).rowcount
                         lo = max(lo, b + 1)
                         if lo > upper:
                             break
                 for a, b in ranges:
                     self._db.execute("UPDATE outbox SET next_at = 0 WHERE seq BETWEEN ? AND ?", (a, b))
-                self._bump("acked", deleted)
-            self._rows -= deleted
+                self._bump("acked", gap_deleted)
+            self._rows -= gap_deleted
             if self._rows < self.warn_fraction * self.max_rows:
                 self._warned = False
-            return deleted
+            return deleted + gap_deleted
 
     def apply_ack(self, ack: Ack) -> int:
         """Apply a validated :class:`Ack`; acks for another device or stream are ignored (0)."""

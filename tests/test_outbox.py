@@ -282,3 +282,15 @@ def test_space_is_given_back_after_a_backlog_drains(tmp_path: Path) -> None:
         ob.expire()
     assert pages() < full / 4, (full, pages())
     assert ob.put(T.summary, window(0)) == 401
+
+
+def test_large_acks_are_applied_in_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import edge_agent.outbox as outbox_mod
+
+    monkeypatch.setattr(outbox_mod, "ACK_CHUNK", 7)
+    ob = Outbox(tmp_path / "o.db", "dev1")
+    for i in range(30):
+        ob.put(T.summary, window(i))
+    assert ob.ack(22, [(25, 26)], highest_seq=28) == 26  # 1..22 in 4 chunks, then 23, 24, 27, 28
+    assert [r.seq for r in ob.pending(100)] == [25, 26, 29, 30]
+    assert ob.backlog == 4 and ob.stats()["acked"] == 26
