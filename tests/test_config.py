@@ -175,3 +175,9 @@ def test_validate_config_command(tmp_path: Path) -> None:
     assert good.returncode == 0, good.stderr
     assert good.stdout.startswith(f"{tmp_path / 'ok.yaml'}: OK")
     assert "window_s: 15" in good.stdout and "s3cr3t" not in good.stdout
+
+
+def test_agent_default_batch_is_200_ms_unless_configured(tmp_path: Path) -> None:
+    assert load_config(None).source.batch_ms == config_mod.AGENT_BATCH_MS == 200.0
+    cfg = load_config(write(tmp_path, "source:\n  type: simulator\n  batch_ms: 50\n"))
+    assert cfg.source.batch_ms == 50.0
