@@ -298,15 +298,17 @@ def _none_where_nan(col: np.ndarray) -> list[float | None]:
 
 
 def events_to_steps(events: np.ndarray, side: Side, low_confidence: bool) -> list[Step]:
-    """Event rows (kernel or reference) → Step records.
+    """Event rows (kernel or reference) → Step records (rows of contacts that are no steps are skipped).
 
     Written for speed (columns prepared by numpy, ``map`` over the constructor): at 100 Hz a step
     arrives every ~70 frames, so building Step objects is a visible share of the whole analysis.
     """
-    n = len(events)
+    ev = np.asarray(events, dtype=np.float64)
+    if ev.shape[1] > K.E_KIND:
+        ev = ev[ev[:, K.E_KIND] == K.K_STEP]
+    n = len(ev)
     if n == 0:
         return []
-    ev = np.asarray(events, dtype=np.float64)
     t_ic = ev[:, K.E_T_IC]
     t_to = ev[:, K.E_T_TO]
     si = ev[:, K.E_SI]
@@ -363,6 +365,7 @@ class FootAnalyzer:
         self._buf = np.zeros((K.BUF_ROWS, self._setup.buf_len), dtype=np.float64)
         self._events = np.zeros((1024, K.N_EVENT_COLS), dtype=np.float64)
         self.low_confidence = self._setup.fs < LR_CONFIDENT_HZ
+        self._contacts: list[tuple[float, float]] = []
 
     @property
     def body_weight_n(self) -> float:
@@ -405,7 +408,9 @@ class FootAnalyzer:
                 self._nan, self._sat, self._first, self._silent, self._buf, self._events,
             )
             if ne:
-                out.extend(events_to_steps(self._events[:ne], self.side, self.low_confidence))
+                ev = self._events[:ne]
+                self._contacts.extend(zip(ev[:, K.E_T_IC].tolist(), ev[:, K.E_T_TO].tolist(), strict=True))
+                out.extend(events_to_steps(ev, self.side, self.low_confidence))
             pos += used
         return out
 
@@ -413,7 +418,15 @@ class FootAnalyzer:
         """End of stream: a contact whose toe-off was seen is emitted; an unfinished one is dropped
         (its toe-off, and so every per-step measure, is unknown) and counted as ``cut_contacts``."""
         ne = K.flush_state(self._state, self._buf, self._setup.params, self._events)
-        return events_to_steps(self._events[:ne], self.side, self.low_confidence)
+        ev = self._events[:ne]
+        self._contacts.extend(zip(ev[:, K.E_T_IC].tolist(), ev[:, K.E_T_TO].tolist(), strict=True))
+        return events_to_steps(ev, self.side, self.low_confidence)
+
+    def take_contacts(self) -> list[tuple[float, float]]:
+        """(initial contact, toe-off) of every contact finished since the last call, steps or not
+        (a foot standing or shuffling is still on the ground: needed for the other foot's flight)."""
+        out, self._contacts = self._contacts, []
+        return out
 
     @property
     def quality(self) -> dict[str, int | list[int]]:
@@ -463,7 +476,7 @@ class GaitAnalyzer:
             "right": FootAnalyzer(profile, "right", body_weight_n, self.config),
         }
         self._held: list[Step] = []
-        # contact / toe-off times of each foot's emitted steps, in time order (for flight times)
+        # contact / toe-off times of each foot's finished contacts (steps or not), in time order
         self._ic: dict[Side, list[float]] = {"left": [], "right": []}
         self._to: dict[Side, list[float]] = {"left": [], "right": []}
         self._margin = self.config.min_swing_ms / 1000.0 + 2.0 / self.feet["left"]._setup.fs
@@ -472,21 +485,21 @@ class GaitAnalyzer:
         for foot in self.feet.values():
             foot.set_body_weight(body_weight_n)
 
-    def _remember(self, steps: list[Step]) -> None:
-        for s in steps:
-            self._ic[s.side].append(s.t_contact)
-            self._to[s.side].append(s.t_toe_off)
+    def _remember(self, side: Side, steps: list[Step]) -> None:
+        for t_ic, t_to in self.feet[side].take_contacts():
+            self._ic[side].append(t_ic)
+            self._to[side].append(t_to)
         self._held.extend(steps)
 
     def feed(self, side: Literal["left", "right"], t: np.ndarray, raw: np.ndarray) -> list[Step]:
         if side not in self.feet:
             raise AnalysisError(f"GaitAnalyzer.feed: side = {side!r} must be 'left' or 'right'")
-        self._remember(self.feet[side].feed(t, raw))
+        self._remember(side, self.feet[side].feed(t, raw))
         return self._release(final=False)
 
     def flush(self) -> list[Step]:
         for side in ("left", "right"):
-            self._remember(self.feet[side].flush())  # type: ignore[index]
+            self._remember(side, self.feet[side].flush())  # type: ignore[arg-type,index]
         return self._release(final=True)
 
     def _release(self, final: bool) -> list[Step]:

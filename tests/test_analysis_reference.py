@@ -215,3 +215,36 @@ def test_plantar_activity_walking_is_rearfoot_and_tiptoe_is_forefoot(shared_data
     assert np.mean([s.strike_zone == "rearfoot" for s in walk]) >= 0.8
     assert np.mean([s.strike_zone == "forefoot" for s in tiptoe]) >= 0.9
     assert all(s.strike_index is not None and s.strike_index > 0.6 for s in tiptoe)
+
+
+def test_fukuchi_force_plate_running(shared_data: Path) -> None:
+    """Treadmill force plate, 300 Hz: the rearfoot runner shows impact peaks, the forefoot runner mostly not."""
+    from edge_agent.recordings import load_recording
+
+    share = {}
+    for name, label in (("RBDS008runT35forces.txt", "Rearfoot"), ("RBDS001runT25forces.txt", "Forefoot")):
+        rec = load_recording(shared_data / "fukuchi-rbds" / name)
+        assert rec.meta["strike_label"]["left"] == label
+        res = analyze_recording(rec)
+        steps = res.steps
+        assert len(steps) >= 70
+        assert all(s.strike_index is None for s in steps)  # a force plate has no CoP along the foot
+        assert 200 <= float(np.median([s.contact_ms for s in steps])) <= 350
+        assert sum(s.flight_ms is not None for s in steps) >= 0.8 * len(steps)  # running: both feet airborne
+        assert not any(s.lr_low_confidence for s in steps)
+        share[label] = float(np.mean([s.impact_peak for s in steps]))
+        if label == "Rearfoot":
+            valr = [s.valr_bw_s for s in steps if s.lr_method == "impact_peak"]
+            assert 40 <= float(np.median(valr)) <= 120  # typical running VALR (DESIGN §4)
+    assert share["Rearfoot"] >= 0.9 and share["Forefoot"] <= share["Rearfoot"] - 0.3
+
+
+def test_physionet_walking_is_rearfoot_without_flight(shared_data: Path) -> None:
+    from edge_agent.recordings import load_recording
+
+    rec = load_recording(shared_data / "physionet-gaitpdb" / "GaCo01_01.txt")
+    res = analyze_recording(rec)
+    assert len(res.steps) >= 150
+    assert np.mean([s.strike_zone == "rearfoot" for s in res.steps]) >= 0.9
+    assert all(s.flight_ms is None for s in res.steps)  # walking: always one foot on the ground
+    assert 600 <= float(np.median([s.contact_ms for s in res.steps])) <= 900

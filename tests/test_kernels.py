@@ -339,3 +339,17 @@ def test_integer_saturation_test_matches_the_float_comparison(raw_max: float) ->
     bits = vals.view(np.int32)
     for v, b in zip(vals, bits, strict=True):
         assert (b >= thr) == (float(v) >= raw_max or math.isinf(v)), (v, raw_max)
+
+
+def test_flight_counts_contacts_that_are_not_steps() -> None:
+    """A foot resting on the ground (a contact too weak to be a step) ends the other foot's flight."""
+    prof = two_cell_profile(500.0)
+    t = np.arange(0, 2.5, 1 / 500)
+    left = impact_step(t - 0.1) + np.interp(t, [0.5, 0.51, 0.79, 0.8], [0, 0.2, 0.2, 0], left=0, right=0)
+    right = impact_step(t - 0.9)
+    gait = GaitAnalyzer(prof, BW)
+    out = gait.feed("left", t, frames_from_force(left, 0.2))
+    out += gait.feed("right", t, frames_from_force(right, 0.2)) + gait.flush()
+    assert [s.side for s in out] == ["left", "right"]
+    assert gait.quality["left"]["weak_contacts"] == 1
+    assert out[1].flight_ms == pytest.approx(100.0, abs=3.0)  # from the weak contact's toe-off at 0.8 s

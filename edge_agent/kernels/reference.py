@@ -129,7 +129,7 @@ def measure_step(bt, bf, bx, by, t_ic, t_to, p) -> np.ndarray:
     off = p[K.P_OFF]
     contact = t_to - t_ic
     last = len(bt) - 2
-    ev[K.E_T_IC], ev[K.E_T_TO], ev[K.E_NSAMP] = t_ic, t_to, last
+    ev[K.E_T_IC], ev[K.E_T_TO], ev[K.E_NSAMP], ev[K.E_KIND] = t_ic, t_to, last, K.K_STEP
     stance = bf[1 : last + 1]
     ipk = 1 + int(np.argmax(stance))
     ev[K.E_PEAK] = bf[ipk]

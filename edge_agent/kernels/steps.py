@@ -108,7 +108,12 @@ E_IMPULSE = 10  # BW·s
 E_COP_PATH = 11  # insole-normalised units
 E_COP_ML = 12  # fraction of insole width
 E_NSAMP = 13  # stance samples
-N_EVENT_COLS = 14
+E_KIND = 14  # K_STEP, or why the contact is not a step
+N_EVENT_COLS = 15
+K_STEP = 0.0
+K_SHORT = 1.0
+K_LONG = 2.0
+K_WEAK = 3.0
 
 BUF_ROWS = 4  # t, Fz (BW), CoP x, CoP y
 
@@ -308,20 +313,31 @@ def _measure_step(buf: np.ndarray, n: int, t_ic: float, t_to: float, p: np.ndarr
 @njit(cache=True, nogil=True)
 def _finish_contact(st: np.ndarray, buf: np.ndarray, p: np.ndarray, ev: np.ndarray, t_ic: float, t_to: float,
                     i_off: int, long_flag: bool) -> int:
-    """Close a contact whose toe-off was seen: 1 if a step was written to ``ev``, 0 if it was no step."""
+    """Close a contact whose toe-off was seen and write its event row; returns 1 (one row written).
+
+    Every finished contact gets a row, steps (``E_KIND`` 0) and contacts that are not steps (1 too
+    short, 2 too long, 3 too weak; only their times are filled): the other foot's flight time needs
+    to know when this foot was on the ground, step or not.
+    """
     n = i_off + 1
     dur = t_to - t_ic
+    ev[E_T_IC] = t_ic
+    ev[E_T_TO] = t_to
     if long_flag or dur > p[P_MAX_CONTACT]:
         st[S_LONGCNT] += 1.0
-        return 0
+        ev[E_KIND] = K_LONG
+        return 1
     if dur < p[P_MIN_CONTACT] or n < 3:
         st[S_SHORT] += 1.0
-        return 0
+        ev[E_KIND] = K_SHORT
+        return 1
     _measure_step(buf, n, t_ic, t_to, p, ev)
     if ev[E_PEAK] < p[P_MIN_PEAK]:
         st[S_WEAK] += 1.0
-        return 0
+        ev[E_KIND] = K_WEAK
+        return 1
     st[S_STEPS] += 1.0
+    ev[E_KIND] = K_STEP
     return 1
 
 
