@@ -344,16 +344,24 @@ async def record(cfg: AgentConfig, out: Path, *, duration_s: float | None = None
     try:
         with _Signals(stop.set):
             async with source:
+                done: set[str] = set()
+                grace = 0
                 async for b in source.batches():
                     if len(b.t):
                         t0 = float(b.t[0]) if t0 is None else t0
+                        rel = b.t - t0
+                        keep = slice(None) if duration_s is None else rel < duration_s
                         try:
-                            writer.append(b.side, b.t - t0, b.raw)
-                            counts["frames"] += len(b.t)
+                            writer.append(b.side, rel[keep], b.raw[keep])
+                            counts["frames"] += len(rel[keep])
                         except ValueError as err:  # RecordingError: bad frames are skipped, not fatal
                             counts["rejected"] += len(b.t)
                             log.warning("record: batch skipped: %s", err)
-                    if stop.is_set() or (duration_s is not None and t0 is not None and b.t[-1] - t0 >= duration_s):
+                        if duration_s is not None and rel[-1] >= duration_s:
+                            if b.side in done:
+                                grace += 1  # a one-sided source: don't wait for the other foot for ever
+                            done.add(b.side)
+                    if stop.is_set() or len(done) == 2 or grace > 8:
                         break
     finally:
         writer.close()

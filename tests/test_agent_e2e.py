@@ -255,7 +255,7 @@ def test_record_simulate_and_profiles_commands(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     rec = load_recording(tmp_path / "raw.ffrec")
     assert rec.left is not None and rec.right is not None
-    assert rec.left.raw.shape[1] == 16 and 490 <= len(rec.left.t) <= 510
+    assert rec.left.raw.shape[1] == 16 and len(rec.left.t) == len(rec.right.t) == 500  # 5 s at 100 Hz
     assert _cli(["record", "raw.ffrec", "--source", "simulator", "--speed", "0", "--duration", "1"],
                 tmp_path).returncode != 0  # never overwrites a recording
     proc = _cli(["simulate", "sim.ffrec", "--profile", "pedar-99", "--duration-s", "6", "--cadence-spm", "180",
