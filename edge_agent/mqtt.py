@@ -272,8 +272,8 @@ class MqttConnection:
             if not self._closing:
                 outage_since = time.monotonic()
                 log.warning("MQTT connection to %s lost; reconnecting with back-off", url)
-                attempt = 1
-                await asyncio.sleep(self._backoff(attempt))
+                attempt = 0
+                await asyncio.sleep(self._backoff(1))
 
     async def _connect_once(self) -> None:
         s = self.settings
