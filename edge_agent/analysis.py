@@ -540,6 +540,7 @@ class GaitAnalyzer:
             ic = self._ic[side]  # type: ignore[index]
             if len(ic) > 64:
                 k = max(0, min(bisect_left(ic, cutoff), len(ic) - 1) - 1)
+                k = max(k, len(ic) - 4096)  # bounded even when one foot's stream has stopped
                 if k:
                     del ic[:k]
                     del self._to[side][:k]  # type: ignore[index]
