@@ -448,10 +448,15 @@ class Pipeline:
             if len(t) >= 2 and t[-1] > t[0]:
                 rate = (len(t) - 1) / (t[-1] - t[0])
                 self._sample_rate = rate if self._sample_rate is None else 0.9 * self._sample_rate + 0.1 * rate
-            if raw.size >= THREAD_SAMPLES:
-                got = await asyncio.to_thread(self._feed, side, t, raw)
-            else:
-                got = self._feed(side, t, raw)
+            try:
+                if raw.size >= THREAD_SAMPLES:
+                    got = await asyncio.to_thread(self._feed, side, t, raw)
+                else:
+                    got = self._feed(side, t, raw)
+            except Exception as err:  # the kernels refused this input: count it, keep measuring
+                self.counters["corrupt"] += len(t)
+                self._once.warn(f"feed-{side}", "%s: %d frame(s) rejected by the analysis: %s", side, len(t), err)
+                continue
             steps.extend(got)
             tmax = float(t.max())
             self.now = tmax if self.now is None else max(self.now, tmax)
