@@ -450,12 +450,6 @@ class FootAnalyzer:
         }
 
 
-@dataclass
-class _Held:
-    step: Step
-    other: Side
-
-
 class GaitAnalyzer:
     """Both feet. Fills ``Step.flight_ms`` and returns steps time-ordered within each call.
 
