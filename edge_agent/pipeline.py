@@ -20,6 +20,11 @@ Why it is shaped like this:
 - **Bad input is counted, logged once, and skipped**: batches of the wrong shape and frames with
   NaN/inf are rejected (``corrupt_frames``); time going backwards (``late_frames``), gaps
   (``dropped_frames``) and saturated or silent sensors are counted by the kernels. Nothing stops.
+  Frames lost on the link are reported by the source (counter gaps) *and* seen by the kernels as
+  time gaps, so a window counts the larger of the two, plus queue overflows. A sensor that reads
+  its maximum for ``STUCK_S`` (through swing phases) is stuck, not loaded: it is masked to its zero
+  reading so the foot's other sensors still find contacts, and listed in ``saturated_sensors``.
+  Quality counters of a window cover what happened since the previous window closed.
 - **Windows only inside runs.** Steps feed the :class:`~edge_agent.activity.ActivityTracker`;
   windows (``window_s``, default 10 s, or ``window_steps``, whichever closes first) start at the
   run's first step. A window whose steps are classified *running* is published when it closes
@@ -27,10 +32,12 @@ Why it is shaped like this:
   walking break) are held and published only if running resumes, or if they started before the
   run's last running step when the run ends. Steps outside runs are not published: they are not
   running, and the outbox is for runs.
-- **Body weight**: a calibration file (``footfall-agent calibrate``), else quiet standing
-  (``estimate_body_weight`` on both feet's total force while the tracker says *standing*), else the
-  configured body mass, else 70 kg (flagged in the log).
-- **Clock**: the source's monotonic ``t`` is mapped to Unix time once, at the first batch.
+- **Body weight**: the most recent quiet standing (``estimate_body_weight`` on both feet's total
+  force while the tracker says *standing*, at most every 2 min outside runs), else the calibration
+  file (``footfall-agent calibrate``, which also zeroes each sensor), else the configured body
+  mass, else 70 kg (logged).
+- **Clock**: the source's monotonic ``t`` is mapped to Unix time once, at the first batch. Run ids
+  are ``<device>-<UTC start, yyyymmddThhmmss>``.
 """
 
 from __future__ import annotations
