@@ -290,3 +290,31 @@ async def test_publisher_says_once_when_no_plugin_acknowledges(
             assert "acknowledgements are arriving again" in caplog.text
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_publisher_survives_a_failing_outbox_step(
+    broker: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transient SQLite error (e.g. I/O hiccup) is logged and retried; delivery goes on."""
+    import sqlite3
+
+    ob = Outbox(tmp_path / "o.db", "dev1", require_plugin_ack=False)
+    real_pending = ob.pending
+    failures = iter([sqlite3.OperationalError("disk I/O error")])
+
+    def flaky_pending(limit: int, exclude: Any = ()) -> Any:
+        for err in failures:
+            raise err
+        return real_pending(limit, exclude)
+
+    monkeypatch.setattr(ob, "pending", flaky_pending)
+    for _ in range(20):
+        ob.put(T.summary, lambda s, m: b"{}", kind="summary")
+    with caplog.at_level(logging.ERROR, logger="edge_agent.mqtt"):
+        async with MqttConnection(settings(broker.url)) as conn:
+            pub = OutboxPublisher(conn, ob, T, poll_s=0.05)
+            task = asyncio.create_task(pub.run())
+            assert await pub.drain(10)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    assert "publisher step failed" in caplog.text and pub.stats["pubacks"] == 20
