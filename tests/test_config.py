@@ -181,3 +181,13 @@ def test_agent_default_batch_is_200_ms_unless_configured(tmp_path: Path) -> None
     assert load_config(None).source.batch_ms == config_mod.AGENT_BATCH_MS == 200.0
     cfg = load_config(write(tmp_path, "source:\n  type: simulator\n  batch_ms: 50\n"))
     assert cfg.source.batch_ms == 50.0
+
+
+def test_documented_example_config_is_valid(tmp_path: Path) -> None:
+    import re
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "raspberry-pi.md").read_text()
+    block = re.search(r"### Configuration: `/etc/footfall/agent.yaml`\n\n```yaml\n(.*?)```", doc, re.S)
+    assert block is not None
+    cfg = load_config(write(tmp_path, block.group(1)))
+    assert cfg.profile == "diy-mcp3008-fsr4" and cfg.source.type == "adc" and cfg.source.batch_ms == 200
