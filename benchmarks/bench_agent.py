@@ -174,6 +174,42 @@ def read_only_check(url: str, port: int, workdir: Path) -> dict[str, object]:
     }
 
 
+def pipeline_cost(profile_name: str, seconds: float = 120.0, batch_ms: float = 200.0) -> dict[str, float]:
+    """CPU of the pipeline alone (validation, kernels, activity, windows; no source, no MQTT) per
+    second of data, feeding pre-generated batches as the real-time loop would."""
+    import asyncio
+
+    from edge_agent.pipeline import Pipeline, warm_up
+    from edge_agent.profiles import load_profile
+    from edge_agent.simulator import RunParams, simulate
+    from edge_agent.sources.base import FrameBatch
+
+    profile = load_profile(profile_name)
+    warm_up(profile)
+    rec, _ = simulate(profile, RunParams(duration_s=seconds, seed=1))
+    n = max(1, round(batch_ms / 1000.0 * profile.sample_rate_hz))
+    wakeups = [
+        [FrameBatch(side=side, t=fs.t[i:i + n], raw=fs.raw[i:i + n]) for side, fs in (("left", rec.left),
+                                                                                       ("right", rec.right))]
+        for i in range(0, len(rec.left.t), n)
+    ]
+
+    async def sink(_msg: object) -> None:
+        return None
+
+    async def go() -> float:
+        pipe = Pipeline(profile, device_id="bench", sink=sink, body_mass_kg=70.0)
+        c0 = time.process_time()
+        for w in wakeups:
+            await pipe.process(w)
+        await pipe.finish()
+        return time.process_time() - c0
+
+    cpu = asyncio.run(go())
+    return {"cpu_ms_per_s_of_data": 1000.0 * cpu / rec.duration_s, "pct_one_core": 100.0 * cpu / rec.duration_s,
+            "us_per_wakeup": 1e6 * cpu / len(wakeups)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=30.0, help="steady-state window per profile")
@@ -203,6 +239,10 @@ def main() -> int:
                         "exit_codes": [cold["exit_code"], warm["exit_code"]],
                     }
                     print(key, json.dumps(results[key]), flush=True)
+            for profile, label in (("moticon-opengo", "2x16@100Hz"), ("pedar-99", "2x99@100Hz")):
+                key = f"pipeline only, in-process, {label}, 200 ms batches"
+                results[key] = pipeline_cost(profile)
+                print(key, json.dumps(results[key]), flush=True)
             results["read_only_package"] = read_only_check(broker.url, broker.port, work)
             print("read-only package + NUMBA_CACHE_DIR:", json.dumps(results["read_only_package"]), flush=True)
         finally:
