@@ -640,7 +640,7 @@ def analyze_recording(
     elif config.body_mass_kg is not None:
         bw, src = config.body_mass_kg * G0, "config"
     elif getattr(rec, "body_mass_kg", None):
-        bw, src = float(rec.body_mass_kg) * G0, "recording"
+        bw, src = float(rec.body_mass_kg or 0.0) * G0, "recording"
     else:
         est = _standing_weight(rec, profile)
         if est is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Any
 
 import numpy as np
 from scipy.signal import lfilter
@@ -41,7 +42,7 @@ def _reduce(profile: HardwareProfile, raw: np.ndarray, raw_max: float, pure_pyth
     n, s = raw.shape
     x = profile.sensor_x()
     y = profile.sensor_y()
-    cal = profile.calibration
+    cal: Any = profile.calibration  # LinearCalibration or FsrDividerCalibration
     fsr = isinstance(cal, FsrDividerCalibration)
     if pure_python:
         gain = [1.0] * s if fsr else list(profile.linear_gain())
@@ -180,7 +181,8 @@ def analyze_reference(t: np.ndarray, raw: np.ndarray, profile: HardwareProfile, 
     """Events (kernel row layout) and quality counters for a whole stream of one foot."""
     t = np.asarray(t, dtype=np.float64)
     raw = np.asarray(raw, dtype=np.float32).reshape(len(t), profile.n_sensors)
-    q = dict(frames=0, late=0, badtime=0, dropped=0, gaps=0, gap_cut=0, short=0, long=0, weak=0, steps=0)
+    q: dict[str, Any] = dict(frames=0, late=0, badtime=0, dropped=0, gaps=0, gap_cut=0, short=0, long=0,
+                             weak=0, steps=0)
     # 1. which frames are kept (time must be finite and increasing)
     keep = np.zeros(len(t), dtype=bool)
     last = -math.inf
@@ -213,7 +215,10 @@ def analyze_reference(t: np.ndarray, raw: np.ndarray, profile: HardwareProfile, 
     events: list[np.ndarray] = []
     mode = "swing"
     bF = bMx = bMy = 0.0
-    tt, ff, xx, yy = [], [], [], []
+    tt: list[float] = []
+    ff: list[float] = []
+    xx: list[float] = []
+    yy: list[float] = []
     t_on = t_off = 0.0
     i_off = 0
     long_flag = False

@@ -361,7 +361,7 @@ def _reduce_fast(raw: np.ndarray, i: int, wf: np.ndarray, wx: np.ndarray, wy: np
 
 
 @njit(cache=True, nogil=True)
-def _max_bits(rawi: np.ndarray, i: int) -> int:
+def _max_bits(rawi: np.ndarray, i: int) -> np.int32:
     """Largest float32 bit pattern of a frame read as int32 (an integer max: vectorises).
 
     For non-negative floats the bit patterns order like the values and every negative float is a
@@ -407,7 +407,7 @@ def _reduce_lut(raw: np.ndarray, i: int, lut: np.ndarray, sx: np.ndarray, sy: np
         v = np.float64(raw[i, s])
         if not abs(v) < math.inf:  # NaN or ±inf
             nan_cnt[s] += 1
-            v = 0.0
+            v = 0.0  # type: ignore[assignment]
         elif v >= raw_max:
             sat_cnt[s] += 1
         c = int(v + 0.5) if v > 0.0 else 0
