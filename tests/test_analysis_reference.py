@@ -248,3 +248,15 @@ def test_physionet_walking_is_rearfoot_without_flight(shared_data: Path) -> None
     assert np.mean([s.strike_zone == "rearfoot" for s in res.steps]) >= 0.9
     assert all(s.flight_ms is None for s in res.steps)  # walking: always one foot on the ground
     assert 600 <= float(np.median([s.contact_ms for s in res.steps])) <= 900
+
+
+def test_analyze_recording_rejects_a_stream_that_does_not_fit_its_profile() -> None:
+    from edge_agent.analysis import AnalysisError
+
+    prof = load_profile("moticon-opengo")
+    rec, _ = simulate(prof, RunParams(duration_s=2, seed=1))
+    rec.right.raw = rec.right.raw[:, :15]
+    with pytest.raises(AnalysisError, match=r"right stream: raw must have shape \(frames, 16\)"):
+        analyze_recording(rec, prof)
+    with pytest.raises(AnalysisError, match="chunk_frames"):
+        analyze_recording(rec, prof, chunk_frames=0)
