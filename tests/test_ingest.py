@@ -270,3 +270,29 @@ def test_many_devices_and_runners_each_get_their_own_acks(setup: tuple[Store, In
     assert {r["name"] for r in store.runners()} == {"alex", "sam", "kim"}
     assert {d["device_id"] for d in store.devices()} == {"hall-pi", "treadmill"}
     assert {r["runner"] for r in store.list_runs(device_id="hall-pi", limit=500)} == {"alex", "sam"}
+
+
+def test_broker_restart_resubscribes_and_keeps_acking(broker: Any, tmp_path: Path) -> None:
+    store = Store(tmp_path / "dash.db")
+    ingest = Ingest(store, MqttConfig(url=broker.url, client_id="dash-restart-broker"), ack_interval=0.1)
+    ingest.start()
+    msgs = list(generate_history(weeks=1, seed=40, step_records_last_runs=0))[:60]
+    raw = RawClient(broker.port)
+    for m in msgs[:30]:
+        raw.publish(topic_for(m), m.model_dump_json())
+    assert wait_until(lambda: ingest.stats.stored == 30)
+    raw.close()
+    broker.restart()  # SIGKILL, no persistence: sessions, subscriptions and retained messages are gone
+    raw = RawClient(broker.port)
+    raw.subscribe("footfall/+/ack")
+    raw.subscribe("footfall/_dashboard/status")
+    # the plugin re-subscribes, then re-publishes its retained "online": seeing it means it is listening again
+    assert raw.wait_for(lambda r: ("footfall/_dashboard/status", b"online") in r, 30)
+    for m in msgs[30:]:
+        raw.publish(topic_for(m), m.model_dump_json())
+    assert wait_until(lambda: ingest.stats.stored == 60, 30)  # re-subscribed on reconnect
+    assert raw.wait_for(lambda r: any(json.loads(p)["acked_seq"] == 60 for t, p in r if t.endswith("/ack")))
+    assert store.counts()["messages"] == 60
+    raw.close()
+    ingest.stop()
+    store.close()
