@@ -178,3 +178,27 @@ async def test_service_end_to_end_spike_reaches_phone_mqtt_and_api(
         pub.loop_stop()
     finally:
         await svc.stop()
+
+
+async def test_dashboard_settings_override_the_config_file(
+    broker: Any, tmp_path: Path, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = load_config(None, mqtt={"url": broker.url, "client_id": "dash-settings", "ha_discovery": False},
+                      db_path=str(tmp_path / "s.db"))  # fmt: skip
+    svc = DashboardService(cfg, serve_web=False)
+    await svc.start()
+    try:
+        assert svc.store is not None and svc.engine is not None
+        assert not svc.notifier.configured and await svc.notify_test() is False
+        svc.store.set_setting("notify_urls", [receiver.url])  # what the settings page writes
+        svc.store.set_setting("loading_spike_pct", 40.0)
+        assert await svc.notify_test() is True
+        assert receiver.posts[-1]["title"] == "footfall test notification"
+        assert svc.engine.config.spike_pct == 40.0
+        svc.store.set_setting("loading_spike_pct", 9999.0)  # out of range: refused, the last good value stays
+        with caplog.at_level(logging.ERROR, logger="plugin.service"):
+            await svc.notify_test()
+        assert svc.engine.config.spike_pct == 40.0
+        assert any("invalid risk settings" in r.getMessage() for r in caplog.records)
+    finally:
+        await svc.stop()
