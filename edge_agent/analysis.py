@@ -365,7 +365,8 @@ class FootAnalyzer:
         self._buf = np.zeros((K.BUF_ROWS, self._setup.buf_len), dtype=np.float64)
         self._events = np.zeros((1024, K.N_EVENT_COLS), dtype=np.float64)
         self.low_confidence = self._setup.fs < LR_CONFIDENT_HZ
-        self._contacts: list[tuple[float, float]] = []
+        self._contact_ic: list[float] = []
+        self._contact_to: list[float] = []
 
     @property
     def body_weight_n(self) -> float:
@@ -409,7 +410,8 @@ class FootAnalyzer:
             )
             if ne:
                 ev = self._events[:ne]
-                self._contacts.extend(zip(ev[:, K.E_T_IC].tolist(), ev[:, K.E_T_TO].tolist(), strict=True))
+                self._contact_ic.extend(ev[:, K.E_T_IC].tolist())
+                self._contact_to.extend(ev[:, K.E_T_TO].tolist())
                 out.extend(events_to_steps(ev, self.side, self.low_confidence))
             pos += used
         return out
@@ -419,13 +421,15 @@ class FootAnalyzer:
         (its toe-off, and so every per-step measure, is unknown) and counted as ``cut_contacts``."""
         ne = K.flush_state(self._state, self._buf, self._setup.params, self._events)
         ev = self._events[:ne]
-        self._contacts.extend(zip(ev[:, K.E_T_IC].tolist(), ev[:, K.E_T_TO].tolist(), strict=True))
+        self._contact_ic.extend(ev[:, K.E_T_IC].tolist())
+        self._contact_to.extend(ev[:, K.E_T_TO].tolist())
         return events_to_steps(ev, self.side, self.low_confidence)
 
-    def take_contacts(self) -> list[tuple[float, float]]:
-        """(initial contact, toe-off) of every contact finished since the last call, steps or not
+    def take_contacts(self) -> tuple[list[float], list[float]]:
+        """(initial contacts, toe-offs) of every contact finished since the last call, steps or not
         (a foot standing or shuffling is still on the ground: needed for the other foot's flight)."""
-        out, self._contacts = self._contacts, []
+        out = (self._contact_ic, self._contact_to)
+        self._contact_ic, self._contact_to = [], []
         return out
 
     @property
@@ -480,9 +484,9 @@ class GaitAnalyzer:
             foot.set_body_weight(body_weight_n)
 
     def _remember(self, side: Side, steps: list[Step]) -> None:
-        for t_ic, t_to in self.feet[side].take_contacts():
-            self._ic[side].append(t_ic)
-            self._to[side].append(t_to)
+        ic, to = self.feet[side].take_contacts()
+        self._ic[side].extend(ic)
+        self._to[side].extend(to)
         self._held.extend(steps)
 
     def feed(self, side: Literal["left", "right"], t: np.ndarray, raw: np.ndarray) -> list[Step]:
