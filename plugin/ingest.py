@@ -295,7 +295,8 @@ class Ingest:
                     self.on_ha_online()
                 continue
             parts = Topics.split(topic, self.base)
-            if parts is None:
+            if parts is None:  # e.g. footfall/<script>/summary: not a valid device id
+                self._reject("bad_topic", topic[:100], "topic does not name a valid device id")
                 continue
             device_id, leaf = parts
             if leaf in ("summary", "run"):

@@ -181,6 +181,7 @@ def test_hostile_payloads_rejected_counted_and_history_intact(
          "invalid"),  # an integer literal beyond Python's 4300-digit limit
         ("footfall/sim-1/summary", variant(device_id="other-device"), "device_mismatch"),
         ("footfall/sim-1/run", variant(), "wrong_topic"),
+        ("footfall/<script>/summary", variant(), "bad_topic"),
     ]  # fmt: skip
     with caplog.at_level(logging.WARNING, logger="plugin.ingest"):
         for topic, payload, _ in hostile:
