@@ -234,7 +234,9 @@ def _measure_step(buf: np.ndarray, n: int, t_ic: float, t_to: float, p: np.ndarr
         imp += 0.5 * (bf[k] + bf[k + 1]) * (bt[k + 1] - bt[k])
     imp += 0.5 * (bf[last] + off) * (t_to - bt[last])
     ev[E_IMPULSE] = imp
-    # impact peak: first local maximum before the active peak, early in stance, high and prominent
+    # impact peak: first local maximum before the active peak, early in stance (≤ 50 %), ≥ 0.5 BW and
+    # prominent (drop ≥ 0.05 BW before the active peak; chosen on the Fukuchi force-plate runs, see
+    # docs/measures.md). VALR/VILR over 20–80 % of it (DESIGN §4; Davis et al. 2016 use the same window).
     iimp = -1
     t_lim = t_ic + p[P_IMPACT_FRAC] * contact
     for k in range(1, ipk):
@@ -257,6 +259,8 @@ def _measure_step(buf: np.ndarray, n: int, t_ic: float, t_to: float, p: np.ndarr
         ev[E_IMPACT] = 0.0
         ev[E_IMPACT_BW] = nan
         ev[E_LR_IMPACT] = 0.0
+        # no impact peak: 20–80 % of the force reached at 13 % of stance (the mean timing of the
+        # impact peak in heel strikers; Blackmore, Willy & Creaby 2016), marked lr_method="fallback"
         tq = t_ic + p[P_FALLBACK_FRAC] * contact
         kq = 1
         while kq < last and bt[kq] < tq:
@@ -264,7 +268,8 @@ def _measure_step(buf: np.ndarray, n: int, t_ic: float, t_to: float, p: np.ndarr
         valr, vilr = _loading_rate(bt, bf, n, _value_at(bt, bf, n, tq), kq)
     ev[E_VALR] = valr
     ev[E_VILR] = vilr
-    # strike index and CoP measures
+    # strike index (Cavanagh & Lafortune 1980): force-weighted CoP x from the first contact sample
+    # until Fz ≥ 0.1 BW, at most 20 ms — before a midfoot striker's CoP moves back (DESIGN §4)
     if p[P_HAS_COP] > 0.0:
         sw = 0.0
         sx = 0.0
