@@ -295,9 +295,10 @@ class Ingest:
                     self.on_ha_online()
                 continue
             parts = Topics.split(topic, self.base)
-            if parts is None:  # e.g. footfall/<script>/summary: not a valid device id
-                self._reject("bad_topic", topic[:100], "topic does not name a valid device id")
-                continue
+            if parts is None:
+                if topic.endswith(("/summary", "/run")):  # e.g. footfall/<script>/summary
+                    self._reject("bad_topic", topic[:100], "topic does not name a valid device id")
+                continue  # our own footfall/_dashboard/status, or nothing of ours
             device_id, leaf = parts
             if leaf in ("summary", "run"):
                 msg = self._parse_stored(topic, device_id, leaf, payload)
