@@ -97,6 +97,7 @@ class IngestStats:
         }  # fmt: skip
 
 
+_UNSAFE_TOPIC_RE = re.compile(r"[^A-Za-z0-9_./+#:-]")
 _INPUT_VALUE_RE = re.compile(r"input_value=.*?(?=, input_type=|\]$|$)", re.S)
 
 
@@ -118,6 +119,7 @@ class _ReasonLog:
         self._last[reason] = now
         # pydantic quotes the offending input: keep the field and the error type, drop the value
         detail = _INPUT_VALUE_RE.sub("input_value=…", detail)[:300].encode("unicode_escape").decode()
+        where = _UNSAFE_TOPIC_RE.sub("?", where[:100])  # topics are attacker-chosen too
         log.warning(
             "rejected payload on %s: %s (%s)%s", where, reason, detail,
             f"; {more} more with this reason since the last report" if more else "",
