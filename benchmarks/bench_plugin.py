@@ -107,14 +107,27 @@ def bench_backlog(work: Path, msgs: list[tuple[str, str]]) -> float:
         broker.stop()
 
 
-def bench_live(work: Path, msgs: list[tuple[str, str]]) -> float:
-    broker = MosquittoBroker(work / "b2", max_queued_messages=len(msgs) + 10)
+def bench_live(work: Path, msgs: list[tuple[str, str]], with_risk: bool = False) -> float:
+    tag = "risk" if with_risk else "plain"
+    broker = MosquittoBroker(work / f"b2{tag}", max_queued_messages=len(msgs) + 10)
     broker.start()
     try:
-        store = Store(work / "live.db")
-        ingest = Ingest(store, MqttConfig(url=broker.url, client_id="bench-live", ha_discovery=False))
+        store = Store(work / f"live-{tag}.db")
+        on_stored = None
+        if with_risk:  # the service's post-store path: every new window through the risk engine
+            from plugin.risk import RiskEngine
+
+            engine = RiskEngine(store)
+
+            def on_stored(new: list) -> None:  # type: ignore[type-arg]
+                for m in new:
+                    engine.on_summary(m) if m.kind == "summary" else engine.on_run(m)
+
+        ingest = Ingest(
+            store, MqttConfig(url=broker.url, client_id=f"bench-live-{tag}", ha_discovery=False), on_stored=on_stored
+        )
         ingest.start()
-        feed = work / "feed.txt"
+        feed = work / f"feed-{tag}.txt"
         feed.write_text("".join(f"{t} {p}\n" for t, p in msgs))
         t0 = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-c", PUBLISHER, str(broker.port), str(feed)])
@@ -122,7 +135,9 @@ def bench_live(work: Path, msgs: list[tuple[str, str]]) -> float:
         proc.wait(120)
         ingest.stop()
         rate = len(msgs) / (t1 - t0)
-        print(f"live (publisher in another process, same 2 cores): {len(msgs)} in {t1 - t0:.2f} s = {rate:,.0f}/s")
+        what = "with the risk engine on every window" if with_risk else "ingest only"
+        print(f"live, {what} (raw publisher in another process, same 2 cores): {len(msgs)} in {t1 - t0:.2f} s "
+              f"= {rate:,.0f}/s")  # fmt: skip
         store.close()
         return rate
     finally:
@@ -180,6 +195,7 @@ def main() -> None:
         bench_backlog(work, msgs)
         if not args.skip_live:
             bench_live(work, msgs)
+            bench_live(work, msgs, with_risk=True)
         asyncio.run(bench_trends(work, args.weeks))
 
 
