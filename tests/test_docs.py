@@ -159,6 +159,28 @@ def test_mqtt_schema_file_is_the_contracts_schema() -> None:
     assert set(on_disk["messages"]) == {"WindowSummary", "RunSummary", "LiveUpdate", "Ack", "Alert"}
 
 
+def test_topic_table_matches_the_code() -> None:
+    """Every topic leaf in mqtt.md's table exists in the code, and every topic the code uses is in the table."""
+    from plugin.ha import HaPublisher
+    from plugin.ingest import PLUGIN_NODE
+    from plugin.notify import AlertDispatcher
+
+    text = (DOCS / "mqtt.md").read_text(encoding="utf-8")
+    table = text[text.index("## Topics"):text.index("## Rules every message follows")]
+    device_leaves = set(re.findall(r"^\| `<base>/<device_id>/(\w+)` \|", table, re.M))
+    t = contract.Topics("dev")
+    code_leaves = {getattr(t, a).rsplit("/", 1)[1] for a in ("status", "summary", "run", "live", "ack", "alert")}
+    assert device_leaves == code_leaves
+    plugin_leaves = set(re.findall(rf"^\| `<base>/{PLUGIN_NODE}/(\w+)` \|", table, re.M))
+    pub = HaPublisher(lambda *a: None, store=None)  # type: ignore[arg-type]
+    dispatcher = AlertDispatcher(publish=None, base_topic="footfall", hub=None, notifier=None, loop=None)
+    deviceless = gen.examples()["Alert"].model_copy(update={"device_id": None})
+    code_plugin = {pub.status_topic, pub.state_topic, pub.event_topic, dispatcher.alert_topic(deviceless)}
+    assert {f"footfall/{PLUGIN_NODE}/{leaf}" for leaf in plugin_leaves} == code_plugin
+    assert f"`homeassistant/device/{gen.DEVICE}/config`".replace(gen.DEVICE, "<device_id>") in table
+    assert f"`{pub.config_topic}`" in table
+
+
 # -- payload examples ----------------------------------------------------------------------------------------------
 
 EXAMPLE = re.compile(r"<!-- generated:begin example-(?P<model>\w+) -->\n```json\n(?P<json>.*?)```", re.S)
