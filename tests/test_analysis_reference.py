@@ -59,7 +59,7 @@ def test_simulator_ground_truth_200hz(name: str, strike: str) -> None:
     zone_ok = np.mean([s.strike_zone == tr.strike_zone for tr, s in pairs])
     assert zone_ok >= 0.98
     for tr, s in pairs:
-        assert abs(s.contact_ms - tr.contact_ms) <= 1000.0 / fs
+        assert abs(s.contact_ms - tr.contact_ms) <= 0.75 * 1000.0 / fs  # measured ≤ 3.0 ms at 200 Hz
         assert abs(s.strike_index - tr.strike_index) < 0.05  # type: ignore[operator]
         assert s.impact_peak == tr.impact_peak and s.lr_method == tr.lr_method
         assert s.valr_bw_s == pytest.approx(tr.valr_bw_s, rel=0.05)
@@ -78,16 +78,17 @@ def test_simulator_ground_truth_200hz(name: str, strike: str) -> None:
 @pytest.mark.parametrize("name", PROFILES)
 def test_simulator_ground_truth_100hz(name: str) -> None:
     prof = unclipped(name)
-    rec, truths = simulate(prof, RunParams(duration_s=12, seed=11, sample_rate_hz=100.0))
+    rec, truths = simulate(prof, RunParams(duration_s=12, walking_s=3, seed=11, sample_rate_hz=100.0))
     res = analyze_recording(rec, prof)
     pairs = pair(res.steps, truths, 100.0)
     assert len(res.steps) == len(truths)
+    assert {tr.gait for tr in truths} == {"walk", "run"}
     assert np.mean([s.strike_zone == tr.strike_zone for tr, s in pairs]) >= 0.98
     for tr, s in pairs:
-        assert abs(s.contact_ms - tr.contact_ms) <= 10.0
+        assert abs(s.contact_ms - tr.contact_ms) <= 10.0  # within one sample, walking and running
         assert s.lr_low_confidence  # only 1–2 samples in the 20–80 % window at 100 Hz
     err = np.array([s.valr_bw_s / tr.valr_bw_s - 1 for tr, s in pairs])
-    assert abs(float(np.median(err))) < 0.15
+    assert abs(float(np.median(err))) < 0.1 and float(np.max(np.abs(err))) < 0.25
 
 
 def test_saturation_is_counted_and_timing_survives_it() -> None:

@@ -225,6 +225,16 @@ def analyze_reference(t: np.ndarray, raw: np.ndarray, profile: HardwareProfile, 
     prev = (0.0, 0.0, math.nan, math.nan)
 
     def finish() -> None:
+        nonlocal t_on, t_off
+        if not long_flag and i_off + 1 >= 4:
+            # edges from the first/last stance chords (see steps._refine_edges)
+            b_t, b_f, last = tt, ff, i_off - 1
+            if b_f[0] < off <= b_f[1] and b_f[2] > b_f[1]:
+                te = b_t[1] - (b_f[1] - off) * (b_t[2] - b_t[1]) / (b_f[2] - b_f[1])
+                t_on = min(max(te, b_t[0]), b_t[1])
+            if b_f[i_off] < off <= b_f[last] and b_f[last - 1] > b_f[last]:
+                te = b_t[last] + (b_f[last] - off) * (b_t[last] - b_t[last - 1]) / (b_f[last - 1] - b_f[last])
+                t_off = min(max(te, b_t[last]), b_t[i_off])
         dur = t_off - t_on
         if long_flag or dur > p[K.P_MAX_CONTACT]:
             q["long"] += 1

@@ -316,6 +316,32 @@ def _measure_step(buf: np.ndarray, n: int, t_ic: float, t_to: float, p: np.ndarr
 
 
 @njit(cache=True, nogil=True)
+def _refine_edges(buf: np.ndarray, n: int, t_ic: float, t_to: float, level: float) -> tuple:
+    """Contact edges from the stance chords instead of the swing sample (needs ≥ 2 stance samples).
+
+    Interpolating between the last swing sample (≈ 0) and the first stance sample puts a steep edge
+    up to a whole sample early (and the toe-off up to a sample late): the swing sample says nothing
+    about when the rise began. Extending the first stance chord (samples 1→2) back to the level, and
+    the last one forward, is exact for straight edges and within ~1 ms for the sine-shaped edges of
+    running steps at 100 Hz; the result is kept inside the sample interval that holds the crossing.
+    """
+    bt = buf[0]
+    bf = buf[1]
+    last = n - 2
+    if last < 2:
+        return t_ic, t_to
+    d = bf[2] - bf[1]
+    if bf[0] < level <= bf[1] and d > 0.0:
+        te = bt[1] - (bf[1] - level) * (bt[2] - bt[1]) / d
+        t_ic = min(max(te, bt[0]), bt[1])
+    d = bf[last - 1] - bf[last]
+    if bf[n - 1] < level <= bf[last] and d > 0.0:
+        te = bt[last] + (bf[last] - level) * (bt[last] - bt[last - 1]) / d
+        t_to = min(max(te, bt[last]), bt[n - 1])
+    return t_ic, t_to
+
+
+@njit(cache=True, nogil=True)
 def _finish_contact(st: np.ndarray, buf: np.ndarray, p: np.ndarray, ev: np.ndarray, t_ic: float, t_to: float,
                     i_off: int, long_flag: bool) -> int:
     """Close a contact whose toe-off was seen and write its event row; returns 1 (one row written).
@@ -325,6 +351,8 @@ def _finish_contact(st: np.ndarray, buf: np.ndarray, p: np.ndarray, ev: np.ndarr
     to know when this foot was on the ground, step or not.
     """
     n = i_off + 1
+    if not long_flag:
+        t_ic, t_to = _refine_edges(buf, n, t_ic, t_to, p[P_OFF])
     dur = t_to - t_ic
     ev[E_T_IC] = t_ic
     ev[E_T_TO] = t_to
