@@ -183,10 +183,20 @@ def _submodels(tp: Any) -> list[type[BaseModel]]:
     return [tp] if _is_model(tp) else []
 
 
+Effective = Callable[[str, type[BaseModel]], dict[str, Any] | None]
+
+
 def walk(
-    model: type[BaseModel], key: str, title: str, env: str | None, delim: str, doc: str = ""
+    model: type[BaseModel], key: str, title: str, env: str | None, delim: str, doc: str = "",
+    effective: Effective | None = None,
 ) -> Iterator[Section]:
-    """Yield one section per (sub)model: this model's scalar fields, then its nested sections."""
+    """Yield one section per (sub)model: this model's scalar fields, then its nested sections.
+
+    ``effective(key, model)`` returns the values a default-constructed parent really ends up with at ``key``
+    (validators may change a sub-model's default, e.g. the agent's 200 ms source batches); a difference from
+    the field's own default is shown next to it.
+    """
+    eff = effective(key, model) if effective is not None else None
     rows: list[Row] = []
     nested: list[tuple[str, str, type[BaseModel], str | None, str]] = []
     for name, field in model.model_fields.items():
@@ -213,10 +223,15 @@ def walk(
                 continue
         ctext = constraints_text(field)
         typ = type_text(field.annotation) + (f" ({ctext})" if ctext else "")
-        rows.append(Row(path, typ, default_text(field), described, field_env))
+        default = default_text(field)
+        if (eff is not None and name in eff and field.default_factory is None
+                and field.default is not PydanticUndefined
+                and eff[name] != _jsonable(field.default)):  # == so that 30 and 30.0 agree
+            default = f"{_value_text(eff[name])} (the model's own default {default} is replaced on load)"
+        rows.append(Row(path, typ, default, described, field_env))
     yield Section(key, title, doc or _model_doc(model), tuple(rows))
     for sub_key, sub_title, sub, sub_env, sub_doc in nested:
-        yield from walk(sub, sub_key, sub_title, sub_env, delim, _model_doc(sub) or sub_doc)
+        yield from walk(sub, sub_key, sub_title, sub_env, delim, _model_doc(sub) or sub_doc, effective)
 
 
 def _cell(s: str) -> str:
@@ -252,15 +267,44 @@ def settings_env(cls: type[BaseModel]) -> tuple[str, str]:
     return str(cfg.get("env_prefix") or ""), str(cfg.get("env_nested_delimiter") or "")
 
 
+def _jsonable(v: Any) -> Any:
+    return json.loads(json.dumps(v, default=str)) if not isinstance(v, BaseModel) else v.model_dump(mode="json")
+
+
+def _minimal(model: type[BaseModel]) -> dict[str, Any]:
+    """The smallest valid mapping for a union member: its tag plus placeholders for required string/path keys."""
+    return {name: (f.default if f.default is not PydanticUndefined else "placeholder")
+            for name, f in model.model_fields.items() if f.is_required() or name == "type"}
+
+
+def _effective_for(build: Callable[[dict[str, Any]], BaseModel]) -> Effective:
+    """Look up key paths in ``build(overrides).model_dump()``; union members are built with :func:`_minimal`."""
+
+    def effective(key: str, model: type[BaseModel]) -> dict[str, Any] | None:
+        if "[]" in key:
+            return None
+        parts = key.split(".") if key else []
+        # A union member (a `source` type) is built as that member; deeper keys use the default member.
+        overrides = {parts[0]: _minimal(model)} if len(parts) == 1 and "type" in model.model_fields else {}
+        node: Any = build(overrides).model_dump(mode="json")
+        for p in parts:
+            node = node.get(p) if isinstance(node, dict) else None
+        return node if isinstance(node, dict) else None
+
+    return effective
+
+
 def agent_sections() -> list[Section]:
     prefix, delim = settings_env(AgentConfig)
-    return list(walk(AgentConfig, "", "agent configuration", prefix, delim, _model_doc(AgentConfig)))
+    eff = _effective_for(lambda o: AgentConfig(state_dir=Path("/state"), **o))  # type: ignore[call-arg]
+    return list(walk(AgentConfig, "", "agent configuration", prefix, delim, _model_doc(AgentConfig), eff))
 
 
 def dashboard_sections() -> list[Section]:
     prefix, delim = settings_env(DashboardConfig)
+    eff = _effective_for(lambda o: DashboardConfig(**o))
     return list(walk(DashboardConfig, "", "dashboard configuration", prefix, delim,
-                     "Everything `footfall-dashboard run` needs."))
+                     "Everything `footfall-dashboard run` needs.", eff))
 
 
 def profile_sections() -> list[Section]:

@@ -129,6 +129,34 @@ def test_reference_lists_every_config_key() -> None:
         assert f"| `{key}` |" in ref
 
 
+def _reference_defaults() -> dict[str, list[str]]:
+    rows: dict[str, list[str]] = {}
+    for line in (DOCS / "config-reference.md").read_text(encoding="utf-8").splitlines():
+        m = re.match(r"^\| `([^`]+)` \| .*? \| (`[^|]*?`|\*\*required\*\*|[^|`]+)(?: \(the model's own.*?\))? \| ",
+                     line)
+        if m:
+            rows.setdefault(m.group(1), []).append(m.group(2))
+    return rows
+
+
+def test_reference_defaults_are_what_loading_an_empty_file_gives() -> None:
+    """Defaults are the effective ones (validators included, e.g. the agent's 200 ms source batches)."""
+    documented = _reference_defaults()
+    checked = 0
+    for cfg in (load_agent_config(None, state_dir="/x"), load_dashboard_config(None)):
+        dump = cfg.model_dump(mode="json")
+        for key in _leaf_paths(dump):
+            if key in ("state_dir",):
+                continue
+            value: object = dump
+            for part in key.split("."):
+                value = value[part]  # type: ignore[index]
+            cells = [c for c in documented[key] if c.startswith("`")]
+            assert any(json.loads(c.strip("`")) == value for c in cells), f"{key}: loads as {value!r}, doc {cells}"
+            checked += 1
+    assert checked > 60
+
+
 def test_documented_environment_variables_take_effect(monkeypatch: pytest.MonkeyPatch) -> None:
     """The env names in the reference are real: set some nested ones and see them in the loaded configs."""
     names = gen.env_names()
