@@ -12,7 +12,7 @@ from __future__ import annotations
 import gc
 import logging
 import math
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from itertools import repeat
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 G0 = 9.80665  # standard gravity, N/kg
 DEFAULT_BODY_MASS_KG = 70.0
-_TIME_ORDER = attrgetter("t_contact", "side")
+_TIME_ORDER = attrgetter("t_contact")
 #: Loading rates below this sample rate are reported as low-confidence (DESIGN.md §4).
 LR_CONFIDENT_HZ = 200.0
 
@@ -473,7 +473,8 @@ class GaitAnalyzer:
             "left": FootAnalyzer(profile, "left", body_weight_n, self.config),
             "right": FootAnalyzer(profile, "right", body_weight_n, self.config),
         }
-        self._held: list[Step] = []
+        self._held: dict[Side, list[Step]] = {"left": [], "right": []}  # time-ordered per foot
+        self._held_tc: dict[Side, list[float]] = {"left": [], "right": []}
         # contact / toe-off times of each foot's finished contacts (steps or not), in time order
         self._ic: dict[Side, list[float]] = {"left": [], "right": []}
         self._to: dict[Side, list[float]] = {"left": [], "right": []}
@@ -487,7 +488,20 @@ class GaitAnalyzer:
         ic, to = self.feet[side].take_contacts()
         self._ic[side].extend(ic)
         self._to[side].extend(to)
-        self._held.extend(steps)
+        self._held[side].extend(steps)
+        self._held_tc[side].extend(s.t_contact for s in steps)
+
+    def _flights(self, t_c: np.ndarray, other: Side) -> list[float | None]:
+        """Flight (ms) before each contact time: t_c − the other foot's last toe-off before it."""
+        ic = np.asarray(self._ic[other])
+        to = np.asarray(self._to[other])
+        k = np.searchsorted(ic, t_c, side="left") - 1
+        f = t_c - (to[np.maximum(k, 0)] if to.size else np.full(t_c.shape, np.inf))
+        ok = (k >= 0) & (f > 0.0) & (f < 1.0)  # f ≤ 0: double support (walking)
+        o_open = self.feet[other].open_contact_start
+        if o_open is not None:
+            ok &= ~(o_open < t_c)  # the other foot is still on the ground
+        return [fl * 1000.0 if good else None for fl, good in zip(f.tolist(), ok.tolist(), strict=True)]
 
     def feed(self, side: Literal["left", "right"], t: np.ndarray, raw: np.ndarray) -> list[Step]:
         if side not in self.feet:
@@ -501,36 +515,40 @@ class GaitAnalyzer:
         return self._release(final=True)
 
     def _release(self, final: bool) -> list[Step]:
+        """Release each foot's held steps whose flight can be decided (a time-ordered prefix)."""
         out: list[Step] = []
-        keep: list[Step] = []
         last = {side: foot.t_last for side, foot in self.feet.items()}
-        open_start = {side: foot.open_contact_start for side, foot in self.feet.items()}
-        margin, hold = self._margin, self.hold_s
-        for s in self._held:
-            side = s.side
-            other: Side = "right" if side == "left" else "left"
-            o_last = last[other]
-            t_c = s.t_contact
-            if final or (o_last is not None and o_last >= t_c + margin):
-                # flight = this contact − the other foot's last toe-off before it
-                o_open = open_start[other]
-                flight = None
-                if o_open is None or o_open >= t_c:  # else: the other foot is still down (double support)
-                    k = bisect_left(self._ic[other], t_c) - 1
-                    if k >= 0:
-                        f = t_c - self._to[other][k]
-                        if 0.0 < f < 1.0:  # ≤ 0: double support (walking)
-                            flight = f * 1000.0
-                s.flight_ms = flight
-                out.append(s)
-            elif hold is not None and (last[side] or s.t_toe_off) - t_c > hold:
-                s.flight_ms = None  # the other foot is absent or lagging: flight unknown
-                out.append(s)
+        for side, other in (("left", "right"), ("right", "left")):
+            held, tcs = self._held[side], self._held_tc[side]  # type: ignore[index]
+            if not held:
+                continue
+            o_last = last[other]  # type: ignore[index]
+            # releasable with a flight time: the other foot's stream has passed t_contact + margin
+            if final:
+                r1 = len(held)
+            elif o_last is None:
+                r1 = 0
             else:
-                keep.append(s)
-        self._held = keep
+                r1 = bisect_right(tcs, o_last - self._margin)
+            r2 = 0
+            own = last[side]  # type: ignore[index]
+            if self.hold_s is not None and own is not None:  # waited hold_s of this foot's time
+                r2 = bisect_left(tcs, own - self.hold_s)
+            r = max(r1, r2)
+            if r == 0:
+                continue
+            batch = held[:r]
+            if r1:
+                flights = self._flights(np.asarray(tcs[:r1]), other)  # type: ignore[arg-type]
+                for st, fl in zip(batch, flights, strict=False):
+                    st.flight_ms = fl
+            for st in batch[r1:]:
+                st.flight_ms = None  # the other foot is absent or lagging: flight unknown
+            out.extend(batch)
+            del held[:r]
+            del tcs[:r]
         # forget contacts no held step can refer to any more (keep one before the cutoff)
-        cutoff = min((s.t_contact for s in keep), default=math.inf)
+        cutoff = min((tcs[0] for tcs in self._held_tc.values() if tcs), default=math.inf)
         for foot in self.feet.values():  # steps still to come start after these times
             start = foot.open_contact_start if foot.open_contact_start is not None else foot.t_last
             cutoff = min(cutoff, -math.inf if start is None else start - 1.0)
