@@ -18,7 +18,8 @@ USER 10002
 WORKDIR /var/lib/footfall
 VOLUME ["/var/lib/footfall"]
 EXPOSE 8765
+# The dashboard needs its token once it listens beyond loopback, so the probe sends it (from the env, not argv).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8765/api/health', timeout=4); sys.exit(0)"]
+    CMD ["python", "-c", "import os,urllib.request as u; t=os.environ.get('FOOTFALL_DASHBOARD_TOKEN',''); u.urlopen(u.Request('http://127.0.0.1:8765/api/health', headers={'Authorization': 'Bearer '+t} if t else {}), timeout=4)"]
 ENTRYPOINT ["footfall-dashboard"]
 CMD ["run", "--config", "/etc/footfall/dashboard.yaml"]
