@@ -212,7 +212,14 @@ class Demo:
                     return
                 if proc.poll() is not None and name == "agent" and not announced:
                     announced = True
-                    print("footfall demo: the simulated run has ended; the dashboard keeps running.", flush=True)
+                    if proc.returncode == 0:
+                        print("footfall demo: the simulated run has ended; the dashboard keeps running.", flush=True)
+                    else:
+                        log = self.state_dir / "logs" / "agent.log"
+                        tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+                        print(f"footfall demo: the agent failed (exit {proc.returncode}):", file=sys.stderr)
+                        for line in tail:
+                            print(f"  {line}", file=sys.stderr)
 
     def stop(self) -> None:
         self._stop.set()
