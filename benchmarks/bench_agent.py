@@ -50,6 +50,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
 
 
+def wakeups(pid: int) -> int:
+    """Voluntary context switches of all threads (≈ how often the process went to sleep and woke)."""
+    n = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            for line in (task / "status").read_text().splitlines():
+                if line.startswith("voluntary_ctxt_switches:"):
+                    n += int(line.split()[1])
+        except OSError:
+            pass  # a worker thread ended
+    return n
+
+
 def status_kb(pid: int, key: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(key + ":"):
@@ -119,10 +132,11 @@ def run_agent(
         if seconds > 0 and proc.poll() is None:
             pid = proc.pid if not wrap else _child_pid(proc.pid)
             time.sleep(3.0)  # settle after start-up
-            c0, w0 = cpu_seconds(pid), time.monotonic()
+            c0, w0, z0 = cpu_seconds(pid), time.monotonic(), wakeups(pid)
             time.sleep(seconds)
-            c1, w1 = cpu_seconds(pid), time.monotonic()
+            c1, w1, z1 = cpu_seconds(pid), time.monotonic(), wakeups(pid)
             out["cpu_pct_one_core"] = 100.0 * (c1 - c0) / (w1 - w0)
+            out["wakeups_per_s"] = (z1 - z0) / (w1 - w0)
             out["peak_rss_mb"] = status_kb(pid, "VmHWM") / 1024.0
             out["rss_mb"] = status_kb(pid, "VmRSS") / 1024.0
             out["live_msgs"] = float(live.count)
@@ -235,6 +249,7 @@ def main() -> int:
                         "cpu_pct_one_core": warm.get("cpu_pct_one_core"),
                         "peak_rss_mb": warm.get("peak_rss_mb"),
                         "rss_mb": warm.get("rss_mb"),
+                        "wakeups_per_s": warm.get("wakeups_per_s"),
                         "live_msgs": warm.get("live_msgs"),
                         "exit_codes": [cold["exit_code"], warm["exit_code"]],
                     }

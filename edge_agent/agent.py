@@ -38,6 +38,8 @@ HEARTBEAT_FILE = "heartbeat.json"
 HEARTBEAT_EVERY_S = 5.0
 #: Sources that read files or generate data: the pipeline may wait for them (no frame is dropped).
 LOSSLESS_SOURCES = ("replay", "simulator")
+#: Idle poll of the outbox publisher (s); resends are due after 30 s, so 2 s loses nothing.
+PUBLISHER_POLL_S = 2.0
 
 
 def calibration_path(cfg: AgentConfig) -> Path:
@@ -145,60 +147,74 @@ async def run_agent(cfg: AgentConfig, *, duration_s: float | None = None) -> dic
     stats: dict[str, Any] = {}
     try:
         async with MqttConnection(settings, will=(topics.status, b"offline", True)) as conn:
-            publisher = OutboxPublisher(conn, outbox, topics)
+            # New rows wake the publisher directly (outbox listener), so the idle poll and the PUBACK
+            # bookkeeping can be slow: fewer wakeups is most of the agent's real-time CPU.
+            publisher = OutboxPublisher(conn, outbox, topics, poll_s=PUBLISHER_POLL_S, puback_flush_s=1.0)
             pub_task = asyncio.create_task(publisher.run(), name="footfall-outbox-publisher")
             discovery = None
             if cfg.mqtt.ha_discovery.enabled:
                 discovery = HaDiscovery(conn, topics, prefix=cfg.mqtt.ha_discovery.prefix, model=profile.name)
                 discovery.start()
 
-            warm_s = await asyncio.to_thread(warm_up, profile)
-            cache = os.environ.get("NUMBA_CACHE_DIR", "default")
-            log.info("kernels ready in %.2f s (NUMBA_CACHE_DIR=%s)", warm_s, cache)
+            # Signals from here on: a SIGTERM during the (possibly long, cold-cache) kernel warm-up
+            # still ends cleanly, with the retained "offline" status.
+            stop_early = asyncio.Event()
+            pipeline_ref: list[Pipeline] = []
 
-            def live(msg: LiveUpdate) -> bool:
-                """QoS 0, never stored: if the broker is away the update is simply skipped."""
-                if not conn.connected.is_set():
-                    return False
-                conn.publish_nowait(topics.live, msg.model_dump_json(exclude_none=True), qos=0)
-                first_publish.setdefault("live", time.monotonic() - t_start)
-                return True
+            def on_signal() -> None:
+                stop_early.set()
+                for p in pipeline_ref:
+                    p.request_stop()
 
-            pipeline = Pipeline(
-                profile,
-                device_id=cfg.device_id,
-                runner=cfg.runner,
-                sink=OutboxSink(outbox, topics),
-                settings=cfg.pipeline,
-                live=live,
-                body_mass_kg=cfg.body_mass_kg,
-                analysis_overrides=cfg.analysis.overrides(),
-                calibration=load_calibration(cfg),
-                backlog=lambda: outbox.backlog,
-            )
-            hb_path = cfg.state_dir / HEARTBEAT_FILE
+            with _Signals(on_signal) as sigs:
+                warm_s = await asyncio.to_thread(warm_up, profile)
+                cache = os.environ.get("NUMBA_CACHE_DIR", "default")
+                log.info("kernels ready in %.2f s (NUMBA_CACHE_DIR=%s)", warm_s, cache)
 
-            async def heartbeat() -> None:
-                while True:
-                    with contextlib.suppress(OSError):
-                        _write_heartbeat(
-                            hb_path,
-                            {
-                                "time": time.time(),
-                                "pid": os.getpid(),
-                                "activity": pipeline.tracker.activity,
-                                "run_id": pipeline.run_id,
-                                "backlog": outbox.backlog,
-                                "connected": conn.connected.is_set(),
-                            },
-                        )
-                    await asyncio.sleep(HEARTBEAT_EVERY_S)
+                def live(msg: LiveUpdate) -> bool:
+                    """QoS 0, never stored: if the broker is away the update is simply skipped."""
+                    if not conn.connected.is_set():
+                        return False
+                    conn.publish_nowait(topics.live, msg.model_dump_json(exclude_none=True), qos=0)
+                    first_publish.setdefault("live", time.monotonic() - t_start)
+                    return True
 
-            hb_task = asyncio.create_task(heartbeat(), name="footfall-heartbeat")
-            source = create_source(cfg.source, profile)
-            with _Signals(pipeline.request_stop) as sigs:
-                async with source:
-                    await pipeline.run(source, duration_s=duration_s, lossless=cfg.source.type in LOSSLESS_SOURCES)
+                pipeline = Pipeline(
+                    profile,
+                    device_id=cfg.device_id,
+                    runner=cfg.runner,
+                    sink=OutboxSink(outbox, topics),
+                    settings=cfg.pipeline,
+                    live=live,
+                    body_mass_kg=cfg.body_mass_kg,
+                    analysis_overrides=cfg.analysis.overrides(),
+                    calibration=load_calibration(cfg),
+                    backlog=lambda: outbox.backlog,
+                )
+                pipeline_ref.append(pipeline)
+                hb_path = cfg.state_dir / HEARTBEAT_FILE
+
+                async def heartbeat() -> None:
+                    while True:
+                        with contextlib.suppress(OSError):
+                            _write_heartbeat(
+                                hb_path,
+                                {
+                                    "time": time.time(),
+                                    "pid": os.getpid(),
+                                    "activity": pipeline.tracker.activity,
+                                    "run_id": pipeline.run_id,
+                                    "backlog": outbox.backlog,
+                                    "connected": conn.connected.is_set(),
+                                },
+                            )
+                        await asyncio.sleep(HEARTBEAT_EVERY_S)
+
+                hb_task = asyncio.create_task(heartbeat(), name="footfall-heartbeat")
+                source = create_source(cfg.source, profile)
+                if not stop_early.is_set():
+                    async with source:
+                        await pipeline.run(source, duration_s=duration_s, lossless=cfg.source.type in LOSSLESS_SOURCES)
                 # Deliver what we can; the rest stays in the outbox for the next start.
                 drained = True
                 if outbox.undelivered():
@@ -292,8 +308,11 @@ async def calibrate(
     profile = load_profile(cfg.profile)
     phases: list[Phase] = ([] if skip_zero else [("zero", zero_s)]) + [("", settle_s), ("stand", stand_s)]
     if not skip_zero:
-        print(f"calibrate: 1) insoles unloaded for {zero_s:.0f} s, 2) {settle_s:.0f} s to put them on and "
-              f"stand up, 3) stand still on both feet for {stand_s:.0f} s", flush=True)
+        print(
+            f"calibrate: 1) insoles unloaded for {zero_s:.0f} s, 2) {settle_s:.0f} s to put them on and "
+            f"stand up, 3) stand still on both feet for {stand_s:.0f} s",
+            flush=True,
+        )
     else:
         print(f"calibrate: in {settle_s:.0f} s, stand still on both feet for {stand_s:.0f} s", flush=True)
     data = await _collect_phases(cfg, profile, phases)

@@ -250,6 +250,7 @@ class Pipeline:
         self.now: float | None = None
         self.unix_offset: float | None = None
         self.duration_s: float | None = None
+        self._duration_done = False
         self._sample_rate: float | None = None
         self._recent_steps: deque[Step] = deque()
         self._q_history: deque[tuple[float, dict[str, int]]] = deque()
@@ -346,12 +347,8 @@ class Pipeline:
             self._queue.put_nowait(None)
 
     def _duration_reached(self) -> bool:
-        return (
-            self.duration_s is not None
-            and self.t_first is not None
-            and self.now is not None
-            and self.now - self.t_first >= self.duration_s
-        )
+        """A frame at or beyond ``t_first + duration_s`` has arrived (and was cut off)."""
+        return self._duration_done
 
     # ------------------------------------------------------------------ processing
     def _validate(self, b: FrameBatch) -> tuple[np.ndarray, np.ndarray] | None:
@@ -448,6 +445,7 @@ class Pipeline:
             if self.duration_s is not None:
                 keep = t < self.t_first + self.duration_s
                 if not keep.all():
+                    self._duration_done = True
                     t, raw = np.ascontiguousarray(t[keep]), np.ascontiguousarray(raw[keep])
                 if not len(t):
                     continue

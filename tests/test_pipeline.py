@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -191,13 +192,15 @@ async def test_windows_by_step_count_and_outbox_and_live(profile, tmp_path: Path
 
 
 async def test_duration_stops_at_source_time(profile) -> None:  # type: ignore[no-untyped-def]
-    src = SimulatorSource(SimulatorSourceConfig(params=RunParams(duration_s=60, seed=1), speed=0), profile)
+    """An endless source: the pipeline stops by itself after 20 s of source time, run summary written."""
+    src = SimulatorSource(SimulatorSourceConfig(params=RunParams(seed=1), speed=0, endless=True), profile)
     sink = Collect()
     pipe = Pipeline(profile, device_id="pi-test", sink=sink, body_mass_kg=70.0)
     async with src:
-        await pipe.run(src, duration_s=20.0, lossless=True)
+        await asyncio.wait_for(pipe.run(src, duration_s=20.0, lossless=True), timeout=60)
     assert pipe.now is not None and pipe.t_first is not None
-    assert pipe.now - pipe.t_first < 20.0
+    assert 19.9 <= pipe.now - pipe.t_first < 20.0
+    assert pipe.counters["frames_in"] == 2 * 20 * 100  # exactly 20 s of both feet at 100 Hz
     assert len(sink.runs) == 1 and sink.runs[0].duration_s == pytest.approx(20.0, abs=1.5)
 
 
