@@ -451,6 +451,7 @@ class FootAnalyzer:
             "long_contacts": int(st[K.S_LONGCNT]),
             "weak_contacts": int(st[K.S_WEAK]),
             "cut_contacts": int(st[K.S_GAP_CUT]),
+            "partial_contacts": int(st[K.S_PARTIAL]),
         }
 
 

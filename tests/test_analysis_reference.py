@@ -145,6 +145,7 @@ def compare_with_reference(prof: HardwareProfile, t: np.ndarray, raw: np.ndarray
     for mine, theirs in [("frames", "frames"), ("late_frames", "late"), ("bad_time_frames", "badtime"),
                          ("dropped_frames", "dropped"), ("gaps", "gaps"), ("cut_contacts", "gap_cut"),
                          ("short_contacts", "short"), ("long_contacts", "long"), ("weak_contacts", "weak"),
+                         ("partial_contacts", "partial"),
                          ("nan_samples", "nan_samples"), ("saturated_samples", "saturated_samples"),
                          ("saturated_sensors", "saturated_sensors"), ("silent_sensors", "silent_sensors")]:
         assert fq[mine] == q[theirs], mine

@@ -182,7 +182,7 @@ def analyze_reference(t: np.ndarray, raw: np.ndarray, profile: HardwareProfile, 
     t = np.asarray(t, dtype=np.float64)
     raw = np.asarray(raw, dtype=np.float32).reshape(len(t), profile.n_sensors)
     q: dict[str, Any] = dict(frames=0, late=0, badtime=0, dropped=0, gaps=0, gap_cut=0, short=0, long=0,
-                             weak=0, steps=0)
+                             weak=0, partial=0, steps=0)
     # 1. which frames are kept (time must be finite and increasing)
     keep = np.zeros(len(t), dtype=bool)
     last = -math.inf
@@ -223,9 +223,17 @@ def analyze_reference(t: np.ndarray, raw: np.ndarray, profile: HardwareProfile, 
     i_off = 0
     long_flag = False
     prev = (0.0, 0.0, math.nan, math.nan)
+    # initial contact observed? (see steps._is_partial)
+    armed = verified = False
+    cpart = 0
+    bic = 0.0
+    raw_prev = (0.0, 0.0, 0.0)  # previous frame's F, Mx, My before the re-zero
 
     def finish() -> None:
         nonlocal t_on, t_off
+        if cpart == 1 or (cpart == 2 and (bic - bF) / bw > off):
+            q["partial"] += 1
+            return
         if not long_flag and i_off + 1 >= 4:
             # edges from the first/last stance chords (see steps._refine_edges)
             b_t, b_f, last = tt, ff, i_off - 1
@@ -261,8 +269,10 @@ def analyze_reference(t: np.ndarray, raw: np.ndarray, profile: HardwareProfile, 
             elif mode == "contact":
                 q["gap_cut"] += 1
             mode = "swing"
+            armed = verified = False
         if i == 0:
             bF, bMx, bMy = f, mx, my
+            raw_prev = (f, mx, my)
         fzn = f - bF
         fz = fzn / bw
         cx, cy = ((mx - bMx) / fzn, (my - bMy) / fzn) if fzn > 0 else (math.nan, math.nan)
@@ -272,6 +282,10 @@ def analyze_reference(t: np.ndarray, raw: np.ndarray, profile: HardwareProfile, 
                 tt, ff, xx, yy = [prev[0], ti], [prev[1], fz], [prev[2], cx], [prev[3], cy]
                 long_flag = False
                 mode = "contact"
+                cpart = 1 if not armed else (0 if verified else 2)
+                bic = bF
+            elif fz < off:
+                armed = True
         else:
             tt.append(ti)
             ff.append(fz)
@@ -289,13 +303,17 @@ def analyze_reference(t: np.ndarray, raw: np.ndarray, profile: HardwareProfile, 
             elif ti - t_off >= p[K.P_MIN_SWING]:
                 finish()
                 mode = "swing"
+                verified = True
         if mode != "contact":
-            if f < bF:
-                bF, bMx, bMy = f, mx, my
-            elif fz < 0.5 * off:
+            # floor: the higher of this and the previous frame (a one-frame spike is ignored)
+            g = raw_prev if raw_prev[0] >= f else (f, mx, my)
+            if g[0] < bF:
+                bF, bMx, bMy = g
+            elif fz < on:
                 bF += p[K.P_ALPHA] * (f - bF)
                 bMx += p[K.P_ALPHA] * (mx - bMx)
                 bMy += p[K.P_ALPHA] * (my - bMy)
+        raw_prev = (f, mx, my)
         prev = (ti, fz, cx, cy)
     if flush:
         if mode == "pending":

@@ -13,11 +13,14 @@ One call of :func:`run_chunk` makes one pass over a chunk, per frame:
    "silent" until it shows a second distinct valid value). Non-linear
    (FSR divider) calibrations use a lookup table over integer ADC counts instead.
 2. optional 2nd-order Butterworth low-pass on (F, Mx, My) (transposed direct form II, state carried).
-3. swing-phase re-zero: the baseline triple (F, Mx, My) follows the force down at once and up with
-   time constant ``tau`` while the foot is quietly in the air; ``Fz = (F − bF)/BW``.
+3. swing-phase re-zero: outside contacts the baseline triple (F, Mx, My) follows the force down as
+   soon as two consecutive frames are below it (a one-frame spike of either sign is ignored) and up
+   with time constant ``tau`` while ``Fz`` is below the on level; ``Fz = (F − bF)/BW``. So an offset of
+   either sign, and negative noise spikes (force plates), cannot hold the floor too low.
 4. hysteresis state machine swing → contact → pending toe-off → swing, with minimum contact and
    swing durations and a maximum contact duration; stance samples go to a fixed buffer and a step is
-   measured from that buffer once its toe-off is confirmed (``min_swing`` later).
+   measured from that buffer once its toe-off is confirmed (``min_swing`` later). A contact whose
+   initial contact was not observed (the stream or a gap began mid-contact) is never a step.
 
 The definitions and their sources are in ``docs/measures.md``.
 """
@@ -91,7 +94,15 @@ S_TLAST = 29  # time of the last kept frame
 S_WEAK = 30  # contacts never reaching min_peak (shuffles, a resting foot; not steps)
 S_NSILENT = 31  # sensors not yet seen with two distinct valid values
 S_FZNPREV = 32  # re-zeroed force of the previous frame (N)
-N_STATE = 33
+S_ARMED = 33  # a swing frame below the off level was seen since the stream start / the last gap
+S_VERIFIED = 34  # a contact has ended since the stream start / the last gap (the floor is the real one)
+S_C_PART = 35  # current contact: 0 initial contact observed, 1 not (started unarmed), 2 check the floor at its end
+S_BIC = 36  # baseline F (raw N) when the current contact started
+S_PARTIAL = 37  # contacts whose initial contact was not observed (not steps)
+S_FRAW = 38  # previous frame's F, Mx, My before the re-zero (two-frame floor)
+S_MXRAW = 39
+S_MYRAW = 40
+N_STATE = 41
 
 # --- event columns (float64) --------------------------------------------------------------------
 E_T_IC = 0
@@ -114,6 +125,7 @@ K_STEP = 0.0
 K_SHORT = 1.0
 K_LONG = 2.0
 K_WEAK = 3.0
+K_PARTIAL = 4.0
 
 BUF_ROWS = 4  # t, Fz (BW), CoP x, CoP y
 
@@ -343,14 +355,22 @@ def _refine_edges(buf: np.ndarray, n: int, t_ic: float, t_to: float, level: floa
 
 @njit(cache=True, nogil=True)
 def _finish_contact(st: np.ndarray, buf: np.ndarray, p: np.ndarray, ev: np.ndarray, t_ic: float, t_to: float,
-                    i_off: int, long_flag: bool) -> int:
+                    i_off: int, long_flag: bool, partial: bool) -> int:
     """Close a contact whose toe-off was seen and write its event row; returns 1 (one row written).
 
     Every finished contact gets a row, steps (``E_KIND`` 0) and contacts that are not steps (1 too
-    short, 2 too long, 3 too weak; only their times are filled): the other foot's flight time needs
-    to know when this foot was on the ground, step or not.
+    short, 2 too long, 3 too weak, 4 initial contact not observed; only their times are filled): the
+    other foot's flight time needs to know when this foot was on the ground, step or not.
     """
     n = i_off + 1
+    if partial:
+        # the contact began before the stream (or a gap) did: its start, and so its strike index,
+        # loading rate, contact time and impulse, are unknown
+        ev[E_T_IC] = t_ic
+        ev[E_T_TO] = t_to
+        st[S_PARTIAL] += 1.0
+        ev[E_KIND] = K_PARTIAL
+        return 1
     if not long_flag:
         t_ic, t_to = _refine_edges(buf, n, t_ic, t_to, p[P_OFF])
     dur = t_to - t_ic
@@ -372,6 +392,17 @@ def _finish_contact(st: np.ndarray, buf: np.ndarray, p: np.ndarray, ev: np.ndarr
     st[S_STEPS] += 1.0
     ev[E_KIND] = K_STEP
     return 1
+
+
+@njit(cache=True, nogil=True)
+def _is_partial(cpart: int, bic: float, bf_now: float, p: np.ndarray) -> bool:
+    """Was the contact's initial contact unobserved? ``cpart`` 1: no swing frame below the off level
+    was seen before it (the stream or a gap began mid-contact); 2: it began before any contact had
+    ended, so the baseline it was measured against may have been a loaded foot: it is partial when
+    that baseline lies more than the off level above the floor found after its toe-off."""
+    if cpart == 1:
+        return True
+    return cpart == 2 and (bic - bf_now) / p[P_BW] > p[P_OFF]
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
@@ -495,7 +526,6 @@ def run_chunk(t: np.ndarray, raw: np.ndarray, rawi: np.ndarray, p: np.ndarray, w
     inv_bw = 1.0 / p[P_BW]
     on = p[P_ON]
     offl = p[P_OFF]
-    quiet = 0.5 * offl
     alpha = p[P_ALPHA]
     gap = p[P_GAP]
     dtn = p[P_DT]
@@ -536,6 +566,13 @@ def run_chunk(t: np.ndarray, raw: np.ndarray, rawi: np.ndarray, p: np.ndarray, w
     i_off = int(st[S_I_OFF])
     nbuf = int(st[S_NBUF])
     long_flag = st[S_LONG] > 0.0
+    armed = st[S_ARMED] > 0.0
+    verified = st[S_VERIFIED] > 0.0
+    cpart = int(st[S_C_PART])
+    bic = st[S_BIC]
+    fraw = st[S_FRAW]
+    mxraw = st[S_MXRAW]
+    myraw = st[S_MYRAW]
     frames = 0.0
     late = 0.0
     badtime = 0.0
@@ -581,10 +618,14 @@ def run_chunk(t: np.ndarray, raw: np.ndarray, rawi: np.ndarray, p: np.ndarray, w
                     gaps += 1.0
                     if mode == 2:
                         # the toe-off was seen before the gap: the step is complete
-                        ne += _finish_contact(st, buf, p, events[ne], t_on, t_off, i_off, long_flag)
+                        ne += _finish_contact(st, buf, p, events[ne], t_on, t_off, i_off, long_flag,
+                                              _is_partial(cpart, bic, bf_, p))
                     elif mode == 1:
                         gap_cut += 1.0
                     mode = 0
+                    # the foot may have landed during the gap: a contact needs a swing frame first
+                    armed = False
+                    verified = False
         # low-pass (state re-initialised to steady state at the start and after a gap)
         if lowpass:
             if (not have_prev) or is_gap:
@@ -610,6 +651,9 @@ def run_chunk(t: np.ndarray, raw: np.ndarray, rawi: np.ndarray, p: np.ndarray, w
             bf_ = f
             bmx = mx
             bmy = my
+            fraw = f
+            mxraw = mx
+            myraw = my
         fzn = f - bf_
         fz = fzn * inv_bw
         if mode == 0:
@@ -629,6 +673,12 @@ def run_chunk(t: np.ndarray, raw: np.ndarray, rawi: np.ndarray, p: np.ndarray, w
                 nbuf = 2
                 long_flag = False
                 mode = 1
+                cpart = 0 if verified else 2
+                if not armed:
+                    cpart = 1
+                bic = bf_
+            elif fz < offl:
+                armed = True
         else:
             cx, cy = _cop(fzn, mx - bmx, my - bmy)
             if nbuf < nb_cap:
@@ -649,18 +699,33 @@ def run_chunk(t: np.ndarray, raw: np.ndarray, rawi: np.ndarray, p: np.ndarray, w
             elif fz >= on:
                 mode = 1  # a dip shorter than min_swing: the same contact
             elif ti - t_off >= min_swing:
-                ne += _finish_contact(st, buf, p, events[ne], t_on, t_off, i_off, long_flag)
+                ne += _finish_contact(st, buf, p, events[ne], t_on, t_off, i_off, long_flag,
+                                      _is_partial(cpart, bic, bf_, p))
                 mode = 0
-        # re-zero: follow the floor down at once, up slowly while quietly in the air
+                verified = True
+        # re-zero outside contacts: down as soon as two frames in a row are below the floor (the
+        # higher of the two is taken, so a one-frame spike of either sign is ignored), up slowly
+        # while below the on level (a floor pulled too low always recovers)
         if mode != 1:
-            if f < bf_:
-                bf_ = f
-                bmx = mx
-                bmy = my
-            elif fz < quiet:
+            if fraw >= f:
+                g = fraw
+                gx = mxraw
+                gy = myraw
+            else:
+                g = f
+                gx = mx
+                gy = my
+            if g < bf_:
+                bf_ = g
+                bmx = gx
+                bmy = gy
+            elif fz < on:
                 bf_ += alpha * (f - bf_)
                 bmx += alpha * (mx - bmx)
                 bmy += alpha * (my - bmy)
+        fraw = f
+        mxraw = mx
+        myraw = my
         have_prev = True
         tprev = ti
         fzprev = fz
@@ -691,6 +756,13 @@ def run_chunk(t: np.ndarray, raw: np.ndarray, rawi: np.ndarray, p: np.ndarray, w
     st[S_I_OFF] = i_off
     st[S_NBUF] = nbuf
     st[S_LONG] = 1.0 if long_flag else 0.0
+    st[S_ARMED] = 1.0 if armed else 0.0
+    st[S_VERIFIED] = 1.0 if verified else 0.0
+    st[S_C_PART] = cpart
+    st[S_BIC] = bic
+    st[S_FRAW] = fraw
+    st[S_MXRAW] = mxraw
+    st[S_MYRAW] = myraw
     st[S_FRAMES] += frames
     st[S_LATE] += late
     st[S_BADTIME] += badtime
@@ -707,7 +779,8 @@ def flush_state(st: np.ndarray, buf: np.ndarray, p: np.ndarray, events: np.ndarr
     ne = 0
     if st[S_MODE] == 2.0:
         ne = _finish_contact(st, buf, p, events[0], st[S_T_ON], st[S_T_OFF], int(st[S_I_OFF]),
-                             st[S_LONG] > 0.0)
+                             st[S_LONG] > 0.0, _is_partial(int(st[S_C_PART]), st[S_BIC], st[S_BF], p))
+        st[S_VERIFIED] = 1.0
     elif st[S_MODE] == 1.0:
         st[S_GAP_CUT] += 1.0
     st[S_MODE] = 0.0
