@@ -7,6 +7,12 @@ Nothing on the Pi has a start button, so runs are found in the step stream (DESI
   speeds; walking has double support and duty factor > 0.5 (Cavagna 1977; Alexander 1989;
   Novacheck 1998, Gait Posture 7:77). Typical running contact is 170–300 ms, walking 550–700 ms.
   Cadence alone is not enough: fast walking reaches 130–140 spm (Tudor-Locke 2018).
+  Also running: cadence ≥ ~155 spm even with double support — very slow jogging can be
+  "grounded running" with duty factor > 0.5 (Rubenson et al. 2004, J Exp Biol 207:3407), and
+  walking above ~140 spm is rare (Tudor-Locke 2018: 100 spm ≈ moderate, 130 spm ≈ vigorous
+  walking). Checked on the real plantar-activity recordings: S05's *Jogging* (158–165 spm, duty
+  factor 0.58–0.61) would otherwise read as walking (tests/test_pipeline.py). Race walking
+  (> 160 spm) would be misread as running: a documented limitation.
 - **walking**: steps with double support (a contact starts before the other foot's toe-off) or
   duty factor > 0.5.
 - **standing**: no step for :attr:`ActivityThresholds.step_gap_s` but load on the insoles
@@ -41,6 +47,7 @@ class ActivityThresholds:
     run_cadence_spm: float = 140.0
     run_duty_factor_max: float = 0.5
     run_contact_ms_max: float = 350.0
+    run_cadence_only_spm: float = 155.0
     classify_window_s: float = 5.0
     min_steps: int = 4
     step_gap_s: float = 2.0
@@ -78,11 +85,8 @@ def classify_steps(steps: Sequence[Step], th: ActivityThresholds = ActivityThres
     cad = cadence_spm(steps)
     duty = duty_factor(steps)
     contact = statistics.median(s.contact_ms for s in steps)
-    if (
-        cad is not None
-        and cad >= th.run_cadence_spm
-        and ((duty is not None and duty < th.run_duty_factor_max) or contact < th.run_contact_ms_max)
-    ):
+    flight = (duty is not None and duty < th.run_duty_factor_max) or contact < th.run_contact_ms_max
+    if cad is not None and (cad >= th.run_cadence_only_spm or (cad >= th.run_cadence_spm and flight)):
         return "running"
     ds = double_support_share(steps)
     if (ds is not None and ds >= 0.5) or (duty is not None and duty > th.run_duty_factor_max):

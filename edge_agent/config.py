@@ -179,6 +179,12 @@ class RunDetectionConfig(_Strict):
     run_contact_ms_max: float = Field(
         default=350.0, gt=0, title="Running contact (ms)", description="Or median contact shorter than this."
     )
+    run_cadence_only_spm: float = Field(
+        default=155.0,
+        gt=0,
+        title="Running by cadence alone (spm)",
+        description="At least this cadence is running even with double support (slow jogging).",
+    )
     classify_window_s: float = Field(
         default=5.0, gt=0, title="Classification window (s)", description="Steps looked at."
     )

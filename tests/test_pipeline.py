@@ -239,3 +239,27 @@ async def test_dropped_frames_counted_once(profile) -> None:  # type: ignore[no-
     # the run covers nearly the whole stream; its count is the source's, not source + kernel
     assert 0.8 * lost <= run.quality.dropped_frames <= lost
     assert run.steps > 0.9 * len([t for t in src.stream.truths if t.gait == "run"])
+
+
+def test_activity_on_real_recordings(shared_data: Path) -> None:
+    """Plantar-activity S04/S05 (Moticon, real people, labelled): every *Jogging* segment reads as
+    running, every *Walking* / *Walking backwards* / *Walking on tiptoes* segment as walking."""
+    from edge_agent.analysis import analyze_recording
+    from edge_agent.recordings import load_recording
+
+    files = sorted((shared_data / "plantar-activity-moticon").glob("S0*/Sequence_*/insoles.csv.gz"))
+    if not files:
+        pytest.skip(f"no plantar-activity sequences under {shared_data}")
+    expect = {"Jogging": "running", "Walking": "walking", "Walking backwards": "walking",
+              "Walking on tiptoes": "walking"}
+    got: dict[str, list[str]] = {k: [] for k in expect}
+    for path in files:
+        rec = load_recording(path)
+        steps = analyze_recording(rec).steps
+        for seg in rec.segments:
+            label = seg.label.strip()
+            if label in expect:
+                got[label].append(classify_steps([s for s in steps if seg.t_start <= s.t_contact < seg.t_end]))
+    assert len(got["Jogging"]) >= 5
+    for label, want in expect.items():
+        assert got[label] == [want] * len(got[label]), (label, got[label])
