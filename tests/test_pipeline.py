@@ -263,3 +263,37 @@ def test_activity_on_real_recordings(shared_data: Path) -> None:
     assert len(got["Jogging"]) >= 5
     for label, want in expect.items():
         assert got[label] == [want] * len(got[label]), (label, got[label])
+
+
+async def test_calibration_file_offsets_and_body_weight_are_used(profile) -> None:  # type: ignore[no-untyped-def]
+    """What `calibrate` wrote: per-sensor zero offsets are subtracted, its body weight is used."""
+    from edge_agent.pipeline import Calibration
+
+    rec, _ = simulate(profile, RunParams(duration_s=20, seed=9, body_mass_kg=70, swing_offset_n=0))
+    offsets = np.linspace(0.2, 0.6, profile.n_sensors, dtype=np.float32)  # N/cm², a drifting insole
+    shifted = []
+    for b in _batches(rec, 20):
+        shifted.append(FrameBatch(side=b.side, t=b.t, raw=b.raw + offsets))
+
+    async def run_with(cal: Calibration | None) -> RunSummary:
+        sink = Collect()
+        pipe = Pipeline(profile, device_id="pi-test", sink=sink, calibration=cal, body_mass_kg=50.0,
+                        settings=PipelineConfig(standing_calibration=False))
+        for i in range(0, len(shifted), 2):
+            await pipe.process(shifted[i:i + 2])
+        await pipe.finish()
+        assert len(sink.runs) == 1
+        return sink.runs[0]
+
+    cal = Calibration(profile=profile.name, created_at=0.0, body_weight_n=70 * G,
+                      offsets={"left": offsets.tolist(), "right": offsets.tolist()})
+    good = await run_with(cal)
+    assert good.body_mass_kg == pytest.approx(70.0)
+    assert good.left.peak_force_bw.mean == pytest.approx(2.5, rel=0.1)  # the simulated active peak
+    assert good.quality.calibration_age_s is not None and good.quality.calibration_age_s > 1e9  # 1970
+    raw = await run_with(None)  # no calibration: offsets read as load, configured 50 kg
+    assert raw.body_mass_kg == pytest.approx(50.0)
+    assert raw.left.peak_force_bw.mean > 1.2 * good.left.peak_force_bw.mean
+    wrong = Calibration(profile="pedar-99", created_at=0.0, body_weight_n=999.0)
+    pipe = Pipeline(profile, device_id="pi-test", sink=Collect(), calibration=wrong, body_mass_kg=60.0)
+    assert pipe.bw_source == "configured body mass"  # another insole's calibration is ignored
