@@ -454,6 +454,9 @@ def load_config(
         for key, value in (source_extra or {}).items():
             if key == "params" and src["type"] != "simulator":
                 raise ConfigError(f"{origin}: --seed only applies to the simulator source, not {src['type']!r}")
+            if key == "speed" and src["type"] not in ("simulator", "replay"):
+                kind = src["type"]
+                raise ConfigError(f"{origin}: --speed only applies to replay and simulator sources, not {kind!r}")
             if isinstance(value, dict):
                 src[key] = {**(src.get(key) or {}), **value}
             else:
