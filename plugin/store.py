@@ -7,6 +7,9 @@ Why this shape:
   integer beyond 64 bits) is rejected alone and the rest of the batch — and everything already stored — stays.
 - Measures are flattened into indexed columns (step-weighted over both feet, see :func:`_measures`) so trends
   are SQL aggregates; the message itself is kept as JSON for the run detail page.
+- A window's per-step records (up to 2,000 each; ~3 MB for a 10,000-step run) live in ``window_steps``, split
+  off the window JSON by SQLite at insert time (migration 0004 did the same for older rows): only a request for
+  the records parses them, so the run page without steps, trends and the risk engine never do.
 - Migrations are numbered ``.sql`` files in ``plugin/migrations`` applied in order, each in one transaction
   with its ``schema_version`` row; a database newer than this code is refused instead of guessed at.
 """
@@ -26,6 +29,8 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
+
+import pydantic_core
 
 from edge_agent.contract import Alert, FootStats, RunSummary, WindowSummary
 
@@ -378,11 +383,25 @@ class Store:
                 "window_index": msg.window_index, "t_start": msg.t_start, "t_end": msg.t_end,
                 "activity": msg.activity, **m,
             }  # fmt: skip
+            text = raw if raw is not None else msg.model_dump_json()
             cols = [*WINDOW_COLS, "json"]
-            w.execute(
-                f"INSERT INTO windows({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
-                [*(row[c] for c in WINDOW_COLS), raw if raw is not None else msg.model_dump_json()],
-            )
+            try:
+                # SQLite splits the step records off in C (same functions as migration 0004): no re-parse here.
+                w.execute(
+                    f"INSERT INTO windows({','.join(cols)}) VALUES ({','.join('?' * len(WINDOW_COLS))}, "
+                    "json_remove(?, '$.step_records'))",
+                    [*(row[c] for c in WINDOW_COLS), text],
+                )
+                if msg.step_records:
+                    w.execute(
+                        "INSERT INTO window_steps(msg_id, run_id, window_index, n, records) "
+                        "VALUES (?, ?, ?, ?, json_extract(?, '$.step_records'))",
+                        (msg.msg_id, msg.run_id, msg.window_index, len(msg.step_records), text),
+                    )
+            except sqlite3.OperationalError as err:  # JSON SQLite cannot read: this message alone is rejected
+                if "JSON" not in str(err):
+                    raise
+                raise ValueError(f"window {msg.msg_id}: SQLite cannot read its JSON ({err})") from None
         else:
             row = {
                 "run_id": msg.run_id, "device_id": msg.device_id, "runner": msg.runner,
@@ -563,23 +582,36 @@ class Store:
                 corrupt.append({"table": "runs", "key": run_id, "error": str(err)[:200]})
         windows: list[dict[str, Any]] = []
         steps: list[dict[str, Any]] = []
+        # The window JSON is only checked (json_valid, in C), never parsed: the page needs the columns. The
+        # step records are read only when asked for (they are ~3/4 of a long run's bytes).
+        cols = ",".join(f"w.{c}" for c in WINDOW_COLS)
+        records_col = "s.records" if include_steps else "NULL"
         for w in conn.execute(
-            f"SELECT {','.join(WINDOW_COLS)}, json FROM windows WHERE run_id = ? ORDER BY window_index, t_start",
+            f"SELECT {cols}, json_valid(w.json) AS json_ok, COALESCE(s.n, 0) AS n_records, {records_col} AS records "
+            "FROM windows w LEFT JOIN window_steps s ON s.msg_id = w.msg_id "
+            "WHERE w.run_id = ? ORDER BY w.window_index, w.t_start",
             (run_id,),
         ):
             wd = dict(w)
-            raw = wd.pop("json")
-            try:
-                records = json.loads(raw).get("step_records", [])
-            except (ValueError, AttributeError) as err:
-                corrupt.append({"table": "windows", "key": wd["msg_id"], "error": str(err)[:200]})
-                records = []
-            wd["step_records"] = len(records)
+            ok, raw = wd.pop("json_ok"), wd.pop("records")
+            if not ok:
+                corrupt.append({"table": "windows", "key": wd["msg_id"], "error": "stored JSON is not valid JSON"})
+            wd["step_records"] = wd.pop("n_records")
             windows.append(wd)
-            if include_steps:
-                for rec in records:
-                    rec["window_index"] = wd["window_index"]
-                    steps.append(rec)
+            if raw is not None:
+                try:
+                    # pydantic-core's JSON parser (Rust, a dependency via pydantic): same objects as
+                    # json.loads, ~3x faster on a 10,000-step run (15 vs 42 ms), the bulk of a first view.
+                    records = pydantic_core.from_json(raw, allow_inf_nan=False)
+                    if not isinstance(records, list):
+                        raise ValueError(f"expected a JSON array, got {type(records).__name__}")
+                    idx = wd["window_index"]
+                    for rec in records:
+                        rec["window_index"] = idx
+                except (ValueError, TypeError) as err:
+                    corrupt.append({"table": "window_steps", "key": wd["msg_id"], "error": str(err)[:200]})
+                    continue
+                steps.extend(records)
         run["windows"] = windows
         if include_steps:
             run["steps"] = steps
@@ -803,11 +835,15 @@ class Store:
             raise ValueError(f"retention window_days must be > 0, got {window_days}")
         cutoff = (time.time() if now is None else now) - window_days * 86400.0
         with self._tx() as w:
+            # window_steps rows go with their window (ON DELETE CASCADE); said explicitly for older connections.
+            w.execute(
+                "DELETE FROM window_steps WHERE msg_id IN (SELECT msg_id FROM windows WHERE t_end < ?)", (cutoff,)
+            )
             return int(w.execute("DELETE FROM windows WHERE t_end < ?", (cutoff,)).rowcount)
 
     def counts(self) -> dict[str, int]:
         """Row counts per table (tests, health)."""
-        tables = ("devices", "runners", "messages", "streams", "runs", "windows", "alerts", "settings")
+        tables = ("devices", "runners", "messages", "streams", "runs", "windows", "window_steps", "alerts", "settings")
         conn = self._r()
         return {t: int(conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in tables}
 
@@ -818,6 +854,7 @@ class Store:
         for sql in (
             "SELECT msg_id, device_id, stream_id, seq, kind, run_id FROM messages ORDER BY msg_id",
             "SELECT msg_id, json FROM windows ORDER BY msg_id",
+            "SELECT msg_id, n, records FROM window_steps ORDER BY msg_id",
             f"SELECT {','.join(c for c in RUN_COLS if c != 'updated_at')}, summary_json FROM runs ORDER BY run_id",
         ):
             for row in conn.execute(sql):

@@ -14,7 +14,7 @@ import pytest
 
 from edge_agent.contract import Alert, RunSummary, WindowSummary
 from plugin.history import generate_history
-from plugin.store import Store, StoreError
+from plugin.store import WINDOW_COLS, Store, StoreError, window_measures
 
 
 def one_run(seed: int = 0, step_records: int = 1) -> tuple[list[WindowSummary], RunSummary]:
@@ -36,10 +36,10 @@ def store(tmp_path: Path) -> Store:
 def test_migrations_apply_once_and_reopen_keeps_data(tmp_path: Path) -> None:
     windows, run = one_run()
     with Store(tmp_path / "a.db") as s:
-        assert s.schema_version() == 3
+        assert s.schema_version() == 4
         assert s.insert_many([*windows, run]) == len(windows) + 1
     with Store(tmp_path / "a.db") as s:  # reopening does not re-run migrations or lose rows
-        assert s.schema_version() == 3
+        assert s.schema_version() == 4
         assert s.counts()["windows"] == len(windows)
         assert s.counts()["runs"] == 1
 
@@ -54,9 +54,86 @@ def test_upgrade_from_an_older_schema_keeps_rows(tmp_path: Path) -> None:
             c.execute("INSERT INTO schema_version VALUES (?, 0)", (n,))
         c.execute("INSERT INTO streams VALUES ('dev1', 'stream1', 41, 42, 0)")
     with Store(db) as s:
-        assert s.schema_version() == 3
+        assert s.schema_version() == 4
         assert s.streams() == [{"device_id": "dev1", "stream_id": "stream1", "contiguous_seq": 41, "max_seq": 42,
                                 "updated_at": 0.0, "abandoned": 0}]  # fmt: skip
+
+
+def _v3_database(db: Path, windows: list[WindowSummary]) -> None:
+    """A database as footfall wrote it before migration 0004: step records inside each window's JSON."""
+    mig = Path(__file__).resolve().parent.parent / "plugin" / "migrations"
+    with sqlite3.connect(db) as c:
+        c.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at REAL)")
+        for n, name in ((1, "0001_initial.sql"), (2, "0002_risk_state.sql"), (3, "0003_stream_gaps.sql")):
+            c.executescript((mig / name).read_text())
+            c.execute("INSERT INTO schema_version VALUES (?, 0)", (n,))
+        for w in windows:
+            c.execute("INSERT INTO messages VALUES (?,?,?,?,?,?,?)",
+                      (w.msg_id, w.device_id, w.stream_id, w.seq, w.kind, w.run_id, 1.0))  # fmt: skip
+            row = {"msg_id": w.msg_id, "run_id": w.run_id, "device_id": w.device_id, "runner": w.runner,
+                   "window_index": w.window_index, "t_start": w.t_start, "t_end": w.t_end,
+                   "activity": w.activity, **window_measures(w)}  # fmt: skip
+            cols = [*WINDOW_COLS, "json"]
+            c.execute(f"INSERT INTO windows({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
+                      [*(row[k] for k in WINDOW_COLS), w.model_dump_json()])  # fmt: skip
+
+
+def test_upgrade_moves_step_records_out_of_the_window_json_without_losing_any(tmp_path: Path) -> None:
+    windows, run = one_run()
+    with_records = [w for w in windows if w.step_records]
+    assert len(with_records) >= 2
+    db = tmp_path / "v3.db"
+    _v3_database(db, windows)
+    broken = with_records[1].msg_id
+    with sqlite3.connect(db) as c:  # a row SQLite cannot parse must survive the migration untouched
+        c.execute("UPDATE windows SET json = '{broken' || json WHERE msg_id = ?", (broken,))
+        before = {r[0]: r[1] for r in c.execute("SELECT msg_id, json FROM windows")}
+    with Store(db) as s:
+        assert s.schema_version() == 4
+        counts = s.counts()
+        assert counts["windows"] == len(windows) and counts["messages"] == len(windows)
+        assert counts["window_steps"] == len(with_records) - 1  # all but the unreadable row
+        assert s.insert_message(run) is True  # the run's end arrives after the upgrade
+        got = s.get_run(run.run_id)
+        assert got is not None and len(got["windows"]) == len(windows)
+        expected = [
+            {**r.model_dump(mode="json"), "window_index": w.window_index}
+            for w in windows if w.msg_id != broken for r in w.step_records
+        ]  # fmt: skip
+        assert got["steps"] == expected  # every record, values unchanged, in window order
+        assert got["corrupt_rows"] == [{"table": "windows", "key": broken, "error": "stored JSON is not valid JSON"}]
+        by_id = {w["msg_id"]: w for w in got["windows"]}
+        assert by_id[with_records[0].msg_id]["step_records"] == len(with_records[0].step_records)
+        assert by_id[broken]["step_records"] == 0
+        after = {r[0]: r[1] for r in s._r().execute("SELECT msg_id, json FROM windows")}
+        assert after[broken] == before[broken]  # left as it was, still reported
+        for w in windows:  # the rest: the same message minus its step records
+            if w.msg_id != broken:
+                assert json.loads(after[w.msg_id]) == json.loads(w.model_dump_json(exclude={"step_records"}))
+    with Store(db) as s:  # reopening does not migrate again
+        assert s.schema_version() == 4 and s.counts()["window_steps"] == len(with_records) - 1
+
+
+def test_step_records_are_stored_apart_and_read_only_when_asked_for(store: Store) -> None:
+    windows, run = one_run()
+    store.insert_many([*windows, run])
+    with_records = [w for w in windows if w.step_records]
+    raw = store._r().execute("SELECT json FROM windows WHERE msg_id = ?", (with_records[0].msg_id,)).fetchone()[0]
+    assert "step_records" not in json.loads(raw)
+    full = store.get_run(run.run_id)
+    assert len(full["steps"]) == sum(len(w.step_records) for w in windows)
+    assert full["steps"][0] == {**with_records[0].step_records[0].model_dump(mode="json"),
+                                "window_index": with_records[0].window_index}  # fmt: skip
+    with sqlite3.connect(store.path) as c:
+        c.execute("UPDATE window_steps SET records = '[{oops' WHERE msg_id = ?", (with_records[0].msg_id,))
+    lite = store.get_run(run.run_id, include_steps=False)
+    assert lite["steps"] == run.steps and lite["corrupt_rows"] == []  # the step count; records not even read
+    assert sum(w["step_records"] for w in lite["windows"]) == len(full["steps"])  # counts without parsing
+    again = store.get_run(run.run_id)
+    assert [c["table"] for c in again["corrupt_rows"]] == ["window_steps"]
+    assert len(again["steps"]) == len(full["steps"]) - len(with_records[0].step_records)  # the rest still shown
+    assert store.apply_retention(1.0, now=run.ended_at + 2 * 86400) == len(windows)
+    assert store.counts()["window_steps"] == 0  # records go with their windows
 
 
 def test_newer_schema_and_corrupt_file_are_refused_with_the_path(tmp_path: Path) -> None:
