@@ -455,6 +455,16 @@ class RiskEngine:
         )  # fmt: skip
 
 
+#: Open (unacknowledged) warnings this recent can make the level ``high``; older open ones keep it ``elevated``.
+RECENT_DAYS = 7.0
+
+
+def _age(seconds: float, as_of: str) -> str:
+    """"3 days before the latest run, " — or nothing within the first day."""
+    days = seconds / DAY
+    return "" if days < 1 else f"{days:.0f} day{'' if round(days) == 1 else 's'} {as_of}, "
+
+
 def risk_summary(
     store: Store,
     *,
@@ -463,35 +473,67 @@ def risk_summary(
     now: float | None = None,
     config: RiskConfig | None = None,
 ) -> dict[str, Any]:
-    """The risk level with its reasons: ``unknown`` without a baseline, else from unacknowledged alerts of the
-    last 7 days (critical or ≥ 2 warnings → high; a warning or ACWR over the threshold → elevated)."""
+    """The risk level with its reasons, consistent with the open alerts the dashboard lists.
+
+    ``unknown`` without a baseline. Otherwise from the UNACKNOWLEDGED alerts: an open alert stays open until the
+    runner acknowledges it, so it keeps counting for ``risk.baseline_days`` (28) — the same horizon as the
+    baseline it was judged against; older open alerts are named in the reasons but no longer count (the baseline
+    has moved on). ``high``: a ``critical`` or ≥ 2 warnings raised in the last 7 days; ``elevated``: any other
+    open warning/critical in the window, or EWMA ACWR ≥ the threshold; else ``low``. ``info`` alerts never raise
+    the level (they are context, e.g. the disputed 66 BW/s cut-off) but are named, so "low" never hides them.
+    ``now`` defaults to the end of the latest run (alerts carry the device clock of the summaries).
+    """
     cfg = config or RiskConfig()
     ref = latest_end(store, runner=runner, device_id=device_id)
     if ref is None:
-        return {"level": "unknown", "reasons": ["no runs yet"], "baseline": "no_baseline"}
+        return {"level": "unknown", "reasons": ["no runs yet"], "baseline": "no_baseline", "open_alerts": 0}
+    as_of = "before the latest run" if now is None else "ago"
     now = ref if now is None else now  # "as of the latest run" by default
+    window = cfg.baseline_days * DAY
+    open_all = store.list_alerts(include_acked=False, runner=runner, limit=1000)
+    if device_id is not None:
+        open_all = [a for a in open_all if a["device_id"] == device_id]
+    open_all = [a for a in open_all if a["created_at"] <= now]  # nothing from after the reference time
+    counted = [a for a in open_all if now - a["created_at"] <= window]
+    stale = len(open_all) - len(counted)
+    serious = [a for a in counted if a["severity"] in ("warning", "critical")]
+    recent = [a for a in serious if now - a["created_at"] <= RECENT_DAYS * DAY]
+    info = [a for a in counted if a["severity"] == "info"]
+    reasons = [f"{a['title']} ({a['severity']}, {_age(now - a['created_at'], as_of)}not acknowledged)"
+               for a in serious]  # fmt: skip
+    summary: dict[str, Any] = {
+        "open_alerts": len(counted), "open_warnings": len(serious), "open_info": len(info),
+        "open_older": stale, "window_days": cfg.baseline_days,
+    }  # fmt: skip
+    tail = []
+    if info:
+        tail.append(
+            f"{len(info)} open informational alert{'s' if len(info) > 1 else ''} (not raising the level): "
+            + "; ".join(a["title"] for a in info[:3])
+        )
+    if stale:
+        tail.append(
+            f"{stale} open alert{'s' if stale > 1 else ''} older than {cfg.baseline_days:g} days no longer "
+            "count — acknowledge them on the Alerts page"
+        )
     b = baseline(store, ref=ref, runner=runner, device_id=device_id, days=cfg.baseline_days,
                  min_runs=cfg.min_baseline_runs)  # fmt: skip
     if b["status"] != "ok":
-        return {"level": "unknown", "reasons": [b["message"]], "baseline": "no_baseline"}
-    alerts = store.list_alerts(since=now - 7 * DAY, include_acked=False, runner=runner, limit=200)
-    if device_id is not None:
-        alerts = [a for a in alerts if a["device_id"] == device_id]
-    crit = [a for a in alerts if a["severity"] == "critical"]
-    warn = [a for a in alerts if a["severity"] == "warning"]
-    reasons = [a["title"] for a in alerts if a["severity"] != "info"]
+        return {"level": "unknown", "reasons": [b["message"], *reasons, *tail], "baseline": "no_baseline", **summary}
     tl = training_load(store, ref=ref + 1.0, runner=runner, device_id=device_id, with_series=False)
     acwr_high = tl["status"] == "ok" and tl["acwr"] is not None and tl["acwr"] >= cfg.acwr_threshold
     if acwr_high:
-        reasons.append(f"training load acute:chronic {tl['acwr']:.2f}")
+        reasons.append(f"training load acute:chronic {tl['acwr']:.2f} (≥ {cfg.acwr_threshold:g})")
     level: RiskLevel
-    if crit or len(warn) >= 2:
+    if any(a["severity"] == "critical" for a in recent) or len(recent) >= 2:
         level = "high"
-    elif warn or acwr_high:
+    elif serious or acwr_high:
         level = "elevated"
     else:
         level = "low"
-    return {"level": level, "reasons": reasons, "baseline": "ok", "acwr": tl.get("acwr"), "open_alerts": len(alerts)}
+    if level == "low" and not tail:
+        reasons.append(f"no open warnings in the last {cfg.baseline_days:g} days")
+    return {"level": level, "reasons": [*reasons, *tail], "baseline": "ok", "acwr": tl.get("acwr"), **summary}
 
 
 def risk_level(

@@ -12,6 +12,7 @@ from plugin.config import RiskConfig
 from plugin.history import RunnerModel, Scenario, generate_history
 from plugin.risk import RiskEngine, risk_level, risk_summary
 from plugin.store import Store
+from plugin.trends import DAY
 
 Msg = WindowSummary | RunSummary
 
@@ -165,3 +166,55 @@ def test_absolute_valr_is_informational_and_not_repeated(store: Store) -> None:
     off = RiskConfig(valr_absolute_enabled=False)
     with Store(store.path.with_name("off.db")) as s:
         assert feed(s, RiskEngine(s, off), history(weeks=4, seed=12, runner=heavy)) == []
+
+
+def _open_alert(store: Store, n: int, severity: str, at: float, title: str) -> str:
+    alert_id = f"{n:016x}"
+    alert = Alert(alert_id=alert_id, rule="loading_spike", severity=severity, confidence=0.6,  # type: ignore[arg-type]
+                  title=title, message="m", evidence={}, runner="alex", run_id=f"r{n}", created_at=at)  # fmt: skip
+    store.insert_alert(alert)
+    return alert_id
+
+
+def test_level_follows_the_open_alerts_the_overview_lists(store: Store) -> None:
+    store.insert_many(history(seed=1))
+    end = store.list_runs(limit=1)[0]["ended_at"]
+    s = risk_summary(store)
+    assert s["level"] == "low" and s["reasons"] == ["no open warnings in the last 28 days"]
+    # An unacknowledged warning from 12 days ago: the 7-day rule called this "low" while the overview listed it.
+    w12 = _open_alert(store, 1, "warning", end - 12 * DAY, "Loading-rate spike: 70 BW/s")
+    s = risk_summary(store)
+    assert s["level"] == "elevated" and s["open_warnings"] == 1
+    assert s["reasons"] == ["Loading-rate spike: 70 BW/s (warning, 12 days before the latest run, not acknowledged)"]
+    # an informational alert is named but does not raise the level; one older than the window no longer counts
+    _open_alert(store, 2, "info", end - 2 * DAY, "Loading rate 68 BW/s (above 66)")
+    old = _open_alert(store, 3, "critical", end - 40 * DAY, "Old spike")
+    s = risk_summary(store)
+    assert s["level"] == "elevated" and (s["open_info"], s["open_older"]) == (1, 1)
+    assert any("1 open informational alert (not raising the level): Loading rate 68 BW/s" in r for r in s["reasons"])
+    assert any("1 open alert older than 28 days no longer count" in r for r in s["reasons"])
+    # two warnings within 7 days → high; a critical within 7 days alone → high as well
+    _open_alert(store, 4, "warning", end - 3 * DAY, "Fatigue")
+    _open_alert(store, 5, "warning", end - 1 * DAY, "Asymmetry")
+    assert risk_summary(store)["level"] == "high"
+    for a in store.list_alerts(include_acked=False):
+        if a["severity"] != "critical":
+            store.ack_alert(a["alert_id"])
+    s = risk_summary(store)
+    assert s["level"] == "low" and s["open_alerts"] == 0 and s["open_older"] == 1  # the old critical: named only
+    crit = _open_alert(store, 6, "critical", end - 6.5 * DAY, "Spike")
+    assert risk_summary(store)["level"] == "high"
+    assert risk_summary(store, now=end + 1 * DAY)["level"] == "elevated"  # 7.5 days old: still open, not recent
+    for a in (crit, old, w12):
+        store.ack_alert(a)
+    assert risk_summary(store)["level"] == "low"
+
+
+def test_no_baseline_stays_unknown_but_names_open_alerts(store: Store) -> None:
+    msgs = history(weeks=1, seed=7)
+    two_runs = sorted({m.run_id for m in msgs})[:2]
+    store.insert_many([m for m in msgs if m.run_id in two_runs])
+    _open_alert(store, 1, "warning", store.list_runs(limit=1)[0]["ended_at"], "Spike")
+    s = risk_summary(store)
+    assert s["level"] == "unknown" and "No baseline yet" in s["reasons"][0]
+    assert s["reasons"][1] == "Spike (warning, not acknowledged)"

@@ -316,9 +316,10 @@
 
     const level = data.risk_level || "unknown";
     const riskText = {
-      low: "Nothing stands out against your own baseline in the last 7 days.",
-      elevated: "Something changed — see the alerts below and consider an easier week.",
-      high: "Several warning signs at once. Ease off and read the alerts.",
+      // Mirrors plugin.risk.risk_summary: open (unacknowledged) alerts of the last 28 days count until acknowledged.
+      low: "No open warnings: nothing stands out against your own baseline. Acknowledged alerts no longer count.",
+      elevated: "An alert is still open, or your training load jumped — read the reasons, consider an easier week, and acknowledge the alert once you have.",
+      high: "Several warning signs in the last 7 days. Ease off and read the alerts.",
       unknown: "Not enough history for a personal baseline yet — keep running with the insoles.",
     }[level] || "";
     const reasons = ((data.risk && data.risk.reasons) || []).slice(0, 5);
