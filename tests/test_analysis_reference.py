@@ -241,6 +241,26 @@ def test_fukuchi_force_plate_running(shared_data: Path) -> None:
     assert share["Rearfoot"] >= 0.9 and share["Forefoot"] <= share["Rearfoot"] - 0.3
 
 
+def test_fukuchi_plate_without_clipping_negative_force(shared_data: Path) -> None:
+    """The plate reads ≈ 0 N in the air with one-frame spikes down to −37 N; fed unclipped (as the
+    importer did before it clipped negatives: then 6 steps of 81 were found), the re-zero alone copes."""
+    from edge_agent.recordings import FootStream, load_recording
+
+    rec = load_recording(shared_data / "fukuchi-rbds" / "RBDS008runT35forces.txt")
+    clipped = analyze_recording(rec)
+    fy = rec.reference["plate_fy_n"]
+    assert fy.min() < -15.0
+    left, right = rec.left.raw[:, 0], rec.right.raw[:, 0]
+    # the importer zeroes a foot's stream while the other foot owns the plate; elsewhere it is max(fy, 0)
+    rec.left = FootStream(rec.left.t, np.where((left == 0) & (right > 0), 0.0, fy).reshape(-1, 1))
+    rec.right = FootStream(rec.right.t, np.where((right == 0) & (left > 0), 0.0, fy).reshape(-1, 1))
+    raw = analyze_recording(rec)
+    assert len(clipped.steps) == len(raw.steps) >= 80
+    for a, b in zip(clipped.steps, raw.steps, strict=True):
+        assert a.side == b.side and abs(a.t_contact - b.t_contact) < 1e-3 and abs(a.t_toe_off - b.t_toe_off) < 4e-3
+    assert all(q["long_contacts"] == 0 for q in raw.quality.values())
+
+
 def test_physionet_walking_is_rearfoot_without_flight(shared_data: Path) -> None:
     from edge_agent.recordings import load_recording
 

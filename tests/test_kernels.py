@@ -353,3 +353,151 @@ def test_flight_counts_contacts_that_are_not_steps() -> None:
     assert [s.side for s in out] == ["left", "right"]
     assert gait.quality["left"]["weak_contacts"] == 1
     assert out[1].flight_ms == pytest.approx(100.0, abs=3.0)  # from the weak contact's toe-off at 0.8 s
+
+
+# --- contacts whose initial contact was not observed ------------------------------------------------
+
+
+@pytest.mark.parametrize("cut_frac", [0.05, 0.2, 0.3])
+@pytest.mark.parametrize("chunk", [None, 7])
+def test_stream_starting_mid_contact_gives_no_step_for_it(cut_frac: float, chunk: int | None) -> None:
+    """Started during a stance whose force still rises afterwards (impact ramp, dip, active peak): the
+    contact is detected against a loaded floor but never becomes a step; the others are unchanged."""
+    prof = two_cell_profile(500.0)
+    t, raw, starts = periodic(prof, lambda tau: impact_step(tau), n_steps=5, cop_x=0.25)
+    full, _ = run_steps(prof, t, raw)
+    assert len(full) == 5
+    k = int(np.searchsorted(t, starts[0] + cut_frac * 0.25))
+    steps, fa = run_steps(prof, t[k:], raw[k:], chunk=chunk)
+    q = fa.quality
+    assert q["partial_contacts"] == 1 and q["steps"] == 4
+    assert q["short_contacts"] == q["long_contacts"] == q["weak_contacts"] == q["cut_contacts"] == 0
+    assert [s.to_dict() for s in steps] == [s.to_dict() for s in full[1:]]
+
+
+def test_stream_starting_on_the_unloading_edge_gives_no_step() -> None:
+    """Started after the active peak: the force only falls, so no contact is even detected."""
+    prof = two_cell_profile(500.0)
+    t, raw, starts = periodic(prof, lambda tau: impact_step(tau), n_steps=4, cop_x=0.25)
+    full, _ = run_steps(prof, t, raw)
+    k = int(np.searchsorted(t, starts[0] + 0.7 * 0.25))
+    steps, fa = run_steps(prof, t[k:], raw[k:])
+    assert [s.to_dict() for s in steps] == [s.to_dict() for s in full[1:]]
+    assert fa.quality["partial_contacts"] == 0
+
+
+def test_gap_that_hides_an_initial_contact_gives_no_step() -> None:
+    """A gap from swing into stance: the rest of that contact is partial (its initial contact is in the
+    gap); a gap that cuts a contact: the part before is cut, the part after partial — neither a step."""
+    prof = two_cell_profile(500.0)
+    t, raw, starts = periodic(prof, lambda tau: impact_step(tau, contact=0.3), n_steps=6, cop_x=0.25)
+    full, _ = run_steps(prof, t, raw)
+    assert len(full) == 6
+    hide_ic = (t > starts[1] - 0.05) & (t < starts[1] + 0.04)  # swing → 40 ms into stance
+    cut = (t > starts[3] + 0.06) & (t < starts[3] + 0.09)  # inside stance: 30 ms missing
+    keep = ~(hide_ic | cut)
+    for chunk in (None, 11):
+        steps, fa = run_steps(prof, t[keep], raw[keep], chunk=chunk)
+        q = fa.quality
+        assert q["gaps"] == 2 and q["cut_contacts"] == 1 and q["partial_contacts"] == 2, q
+        assert q["short_contacts"] == q["long_contacts"] == q["weak_contacts"] == 0
+        want = [s.to_dict() for k, s in enumerate(full) if k not in (1, 3)]
+        assert [s.to_dict() for s in steps] == want
+
+
+def test_partial_contact_against_a_loaded_floor_gives_no_flight() -> None:
+    """A stream starting during a stance: its "toe-off" is the fall below a loaded floor, not the real
+    one, so the other foot's next flight is unknown (None), not measured from it; later ones are."""
+    prof = two_cell_profile(500.0)
+    t = np.arange(0.0, 2.0, 1 / 500)
+    left = sum(impact_step(t - s0) for s0 in (-0.1, 0.6, 1.3))  # starts 100 ms into a contact
+    right = sum(impact_step(t - s0) for s0 in (0.25, 0.95))
+    gait = GaitAnalyzer(prof, BW)
+    out = gait.feed("left", t, frames_from_force(left, 0.3)) + gait.feed("right", t, frames_from_force(right, 0.3))
+    out += gait.flush()
+    assert gait.quality["left"]["partial_contacts"] == 1
+    assert [(s.side, round(s.t_contact, 2)) for s in out] == [("right", 0.25), ("left", 0.6), ("right", 0.95),
+                                                               ("left", 1.3)]
+    assert out[0].flight_ms is None  # the real left toe-off (0.15 s) was measured against a loaded floor
+    assert out[2].flight_ms == pytest.approx(100.0, abs=3.0)  # left toe-off at 0.85 s
+
+
+# --- offsets and spikes of either sign ---------------------------------------------------------------
+
+
+def single_zone_sim(seed: int = 5) -> tuple[HardwareProfile, np.ndarray, np.ndarray]:
+    from edge_agent.simulator import RunParams, simulate
+
+    prof = load_profile("single-zone-force")
+    rec, _ = simulate(prof, RunParams(duration_s=8, seed=seed, walking_s=2.0))
+    return prof, rec.left.t, rec.left.raw
+
+
+def same_steps(a: list[Step], b: list[Step], tol_ms: float, tol_bw: float) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        assert x.t_contact == pytest.approx(y.t_contact, abs=tol_ms / 1000)
+        assert x.t_toe_off == pytest.approx(y.t_toe_off, abs=tol_ms / 1000)
+        assert x.peak_force_bw == pytest.approx(y.peak_force_bw, abs=tol_bw)
+        assert x.impact_peak == y.impact_peak and x.lr_method == y.lr_method
+
+
+@pytest.mark.parametrize("offset", [-16.0, -60.0, 25.0])
+def test_constant_offset_of_either_sign_gives_the_same_steps(offset: float) -> None:
+    prof, t, raw = single_zone_sim()
+    base, _ = run_steps(prof, t, raw)
+    assert len(base) >= 10
+    shifted, fa = run_steps(prof, t, raw + np.float32(offset))
+    same_steps(shifted, base, tol_ms=1e-3, tol_bw=1e-5)  # float32 rounding of the shifted samples only
+    assert fa.quality["partial_contacts"] == 0
+
+
+def test_negative_one_frame_spikes_do_not_hold_the_floor_down() -> None:
+    """A force plate reading ≈ 0 N in the air with isolated one-frame spikes far below it (Fukuchi RBDS:
+    down to −24 N at 300 Hz): the floor ignores one-frame spikes, so the steps are exactly the clean ones;
+    a floor pulled down by a longer dip (less deep than the on level) recovers, so every step is found."""
+    prof, t, raw = single_zone_sim(seed=6)
+    base, _ = run_steps(prof, t, raw)
+    rng = np.random.default_rng(1)
+    swing = np.flatnonzero(raw[:, 0] < 30.0)  # the simulated floor reads 8–25 N
+    isolated = swing[(np.diff(swing, prepend=-9) > 1) & (np.diff(swing, append=10**9) > 1)]  # not stance edges
+    inner = swing[1:-1][(np.diff(swing)[:-1] == 1) & (np.diff(swing)[1:] == 1)]  # swing frames with swing neighbours
+    assert isolated.size == 0 and inner.size > 200
+    spikes = rng.choice(inner[::3], 60, replace=False)  # never two adjacent
+    spiky = raw.copy()
+    spiky[spikes, 0] = -60.0  # ≈ 75 N below the floor: more than the on level (34 N)
+    got, fa = run_steps(prof, t, spiky)
+    # the floor differs only by which noisy neighbour of a spike it took: ≤ 0.2 ms, ≤ 0.002 BW measured
+    same_steps(got, base, tol_ms=0.5, tol_bw=0.005)
+    assert fa.quality["long_contacts"] == fa.quality["short_contacts"] == 0
+    # two-frame dips of 25 N below the floor pull it down; it recovers below the on level
+    pairs = rng.choice(inner[:-1][np.diff(inner) == 1][::4], 15, replace=False)
+    dipped = raw.copy()
+    dipped[pairs, 0] -= 25.0
+    dipped[pairs + 1, 0] -= 25.0
+    got, fa = run_steps(prof, t, dipped)
+    assert len(got) == len(base) and fa.quality["long_contacts"] == 0
+    for x, y in zip(got, base, strict=True):
+        assert abs(x.t_contact - y.t_contact) <= 1.0 / prof.sample_rate_hz
+        assert abs(x.t_toe_off - y.t_toe_off) <= 2.0 / prof.sample_rate_hz
+
+
+def test_real_excerpt_starting_mid_stance_counts_a_partial_contact() -> None:
+    """The bundled Moticon excerpt starts while the right foot is loaded (≈ 70 % of its later stance
+    force): that contact is counted as partial, not a step and not a "weak contact"; every right step
+    starts after it."""
+    from pathlib import Path
+
+    from edge_agent.analysis import analyze_recording
+    from edge_agent.recordings import load_recording
+
+    rec = load_recording(Path(__file__).parent / "data" / "moticon_opengo_230927_102114_excerpt.txt.gz")
+    res = analyze_recording(rec, body_mass_kg=75.0)
+    q = res.quality["right"]
+    assert q["partial_contacts"] == 1 and q["weak_contacts"] == 0
+    assert res.quality["left"]["partial_contacts"] == 0  # the left foot starts in the air
+    right = [s for s in res.steps if s.side == "right"]
+    vendor_ic = rec.reference["right_initial_contact_s"]
+    assert len(right) == q["steps"] >= 3
+    assert right[0].t_contact > 3.0 and all(s.strike_zone == "rearfoot" for s in right)
+    assert min(abs(right[0].t_contact - v) for v in vendor_ic) < 0.05  # the first one the vendor also has

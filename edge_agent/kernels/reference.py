@@ -231,7 +231,7 @@ def analyze_reference(t: np.ndarray, raw: np.ndarray, profile: HardwareProfile, 
 
     def finish() -> None:
         nonlocal t_on, t_off
-        if cpart == 1 or (cpart == 2 and (bic - bF) / bw > off):
+        if cpart == 1 or (cpart == 2 and (bic - bF) / bw >= on):
             q["partial"] += 1
             return
         if not long_flag and i_off + 1 >= 4:
@@ -305,14 +305,15 @@ def analyze_reference(t: np.ndarray, raw: np.ndarray, profile: HardwareProfile, 
                 mode = "swing"
                 verified = True
         if mode != "contact":
-            # floor: the higher of this and the previous frame (a one-frame spike is ignored)
-            g = raw_prev if raw_prev[0] >= f else (f, mx, my)
+            # floor: down to the higher of this and the previous frame when both are below it, up
+            # towards the lower when both are above it (and below the on level): one-frame spikes move nothing
+            g, h = (raw_prev, (f, mx, my)) if raw_prev[0] >= f else ((f, mx, my), raw_prev)
             if g[0] < bF:
                 bF, bMx, bMy = g
-            elif fz < on:
-                bF += p[K.P_ALPHA] * (f - bF)
-                bMx += p[K.P_ALPHA] * (mx - bMx)
-                bMy += p[K.P_ALPHA] * (my - bMy)
+            elif h[0] > bF and fz < on:
+                bF += p[K.P_ALPHA] * (h[0] - bF)
+                bMx += p[K.P_ALPHA] * (h[1] - bMx)
+                bMy += p[K.P_ALPHA] * (h[2] - bMy)
         raw_prev = (f, mx, my)
         prev = (ti, fz, cx, cy)
     if flush:

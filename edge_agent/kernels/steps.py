@@ -355,7 +355,7 @@ def _refine_edges(buf: np.ndarray, n: int, t_ic: float, t_to: float, level: floa
 
 @njit(cache=True, nogil=True)
 def _finish_contact(st: np.ndarray, buf: np.ndarray, p: np.ndarray, ev: np.ndarray, t_ic: float, t_to: float,
-                    i_off: int, long_flag: bool, partial: bool) -> int:
+                    i_off: int, long_flag: bool, partial: int) -> int:
     """Close a contact whose toe-off was seen and write its event row; returns 1 (one row written).
 
     Every finished contact gets a row, steps (``E_KIND`` 0) and contacts that are not steps (1 too
@@ -365,9 +365,10 @@ def _finish_contact(st: np.ndarray, buf: np.ndarray, p: np.ndarray, ev: np.ndarr
     n = i_off + 1
     if partial:
         # the contact began before the stream (or a gap) did: its start, and so its strike index,
-        # loading rate, contact time and impulse, are unknown
+        # loading rate, contact time and impulse, are unknown (and its toe-off too when the floor it
+        # was measured against was a loaded foot: NaN, so no flight is computed from it)
         ev[E_T_IC] = t_ic
-        ev[E_T_TO] = t_to
+        ev[E_T_TO] = t_to if partial == 1 else math.nan
         st[S_PARTIAL] += 1.0
         ev[E_KIND] = K_PARTIAL
         return 1
@@ -395,14 +396,19 @@ def _finish_contact(st: np.ndarray, buf: np.ndarray, p: np.ndarray, ev: np.ndarr
 
 
 @njit(cache=True, nogil=True)
-def _is_partial(cpart: int, bic: float, bf_now: float, p: np.ndarray) -> bool:
-    """Was the contact's initial contact unobserved? ``cpart`` 1: no swing frame below the off level
-    was seen before it (the stream or a gap began mid-contact); 2: it began before any contact had
-    ended, so the baseline it was measured against may have been a loaded foot: it is partial when
-    that baseline lies more than the off level above the floor found after its toe-off."""
+def _is_partial(cpart: int, bic: float, bf_now: float, p: np.ndarray) -> int:
+    """Was the contact's initial contact unobserved? 0: it was observed. 1: no swing frame below the
+    off level was seen before it (a gap began mid-contact; the floor is the one from before the gap, so
+    its toe-off is real). 2: it began before any contact had ended (stream start) against a floor that
+    lies at least the on level above the floor found after its toe-off — a floor that would itself
+    have been a contact: a loaded foot, so even its "toe-off" (the fall below that loaded floor) is not
+    the real one. (The on level, not the off level: a dip of the floor after the toe-off must not
+    make a complete first step partial.)"""
     if cpart == 1:
-        return True
-    return cpart == 2 and (bic - bf_now) / p[P_BW] > p[P_OFF]
+        return 1
+    if cpart == 2 and (bic - bf_now) / p[P_BW] >= p[P_ON]:
+        return 2
+    return 0
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
@@ -703,26 +709,33 @@ def run_chunk(t: np.ndarray, raw: np.ndarray, rawi: np.ndarray, p: np.ndarray, w
                                       _is_partial(cpart, bic, bf_, p))
                 mode = 0
                 verified = True
-        # re-zero outside contacts: down as soon as two frames in a row are below the floor (the
-        # higher of the two is taken, so a one-frame spike of either sign is ignored), up slowly
-        # while below the on level (a floor pulled too low always recovers)
+        # re-zero outside contacts: down at once when two frames in a row are below the floor (to the
+        # higher of the two), up slowly while two frames in a row are above it (towards the lower) and
+        # below the on level. So a one-frame spike of either sign moves nothing, and a floor pulled too
+        # low by a longer dip recovers (it would not if it only rose while "quiet" near the old floor).
         if mode != 1:
             if fraw >= f:
                 g = fraw
                 gx = mxraw
                 gy = myraw
+                h = f
+                hx = mx
+                hy = my
             else:
                 g = f
                 gx = mx
                 gy = my
+                h = fraw
+                hx = mxraw
+                hy = myraw
             if g < bf_:
                 bf_ = g
                 bmx = gx
                 bmy = gy
-            elif fz < on:
-                bf_ += alpha * (f - bf_)
-                bmx += alpha * (mx - bmx)
-                bmy += alpha * (my - bmy)
+            elif h > bf_ and fz < on:
+                bf_ += alpha * (h - bf_)
+                bmx += alpha * (hx - bmx)
+                bmy += alpha * (hy - bmy)
         fraw = f
         mxraw = mx
         myraw = my
