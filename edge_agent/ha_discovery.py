@@ -8,6 +8,15 @@ Device-based discovery (HA ≥ 2024.11): ONE retained QoS 1 message on
 payload", and ``homeassistant/components/mqtt/schemas.py`` (``DEVICE_DISCOVERY_SCHEMA``: required
 ``device``, ``components``, ``origin``; shared options availability/state_topic/qos/encoding).
 
+Naming: the device is "footfall <device_id>" and component names never repeat it, so HA's entity ids read
+``sensor.footfall_insoles_cadence`` (with ``device_id: insoles``). Each component also carries
+``default_entity_id`` (``<platform>.<slug>``), which replaced ``object_id`` in HA 2025.10 (HA's repair notice:
+"uses the deprecated option object_id … Replace … with default_entity_id … This will stop working in Home
+Assistant Core 2026.4", quoted in SAIC-iSmart-API/saic-python-mqtt-gateway#376). Its value is exactly the id HA
+derives from device + entity name, so HA versions that ignore the option (2024.11–2025.9 drop unknown keys)
+create the same ids. HA keeps an existing entity's id in its registry (keyed by the unchanged ``unique_id``), so
+upgrading footfall renames nothing that users already have in automations.
+
 Entities are data (:data:`SENSORS`, like HA's ``EntityDescription``): each reads the contract's
 JSON (``WindowSummary`` on ``summary``, ``LiveUpdate`` on ``live``) through a Jinja
 ``value_template``. Templates render ``None`` when a value is missing, which HA's MQTT sensor turns
@@ -27,6 +36,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -131,7 +141,25 @@ def discovery_topic(device_id: str, prefix: str = "homeassistant") -> str:
 
 
 def unique_id(device_id: str, key: str) -> str:
+    """Stable across versions: HA's entity registry keys on it (never change it)."""
     return f"footfall_{device_id}_{key}"
+
+
+def ha_slug(text: str) -> str:
+    """HA's ``slugify`` (python-slugify, separator ``_``) for the ASCII names used here: lowercase, every run of
+    other characters → one ``_``, trimmed."""
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "unknown"
+
+
+def default_device_name(device_id: str) -> str:
+    """"footfall insoles" for ``device_id: insoles`` — the device id names the pair, no extra word."""
+    return f"footfall {device_id}"
+
+
+def default_entity_id(platform: str, device_name: str, entity_name: str) -> str:
+    """``<platform>.<slug of "device name entity name">``: what HA derives itself (``has_entity_name``), sent
+    explicitly as ``default_entity_id`` (HA ≥ 2025.10)."""
+    return f"{platform}.{ha_slug(device_name + ' ' + entity_name)}"
 
 
 def build_discovery_payload(
@@ -147,12 +175,14 @@ def build_discovery_payload(
     """The device-discovery document. ``removed`` component ids are kept with only ``p`` so HA
     deletes those entities (HA docs: "remove a component by sending only its platform")."""
     dev_id = topics.device_id
+    dev_name = device_name or default_device_name(dev_id)
     cmps: dict[str, dict[str, Any]] = {}
     for s in sensors:
         c: dict[str, Any] = {
             "p": "sensor",
             "unique_id": unique_id(dev_id, s.key),
             "name": s.name,
+            "default_entity_id": default_entity_id("sensor", dev_name, s.name),
             "state_topic": topics.summary if s.source == "summary" else topics.live,
             "value_template": s.template,
         }
@@ -170,7 +200,7 @@ def build_discovery_payload(
     return {
         "dev": {
             "identifiers": [f"footfall_{dev_id}"],
-            "name": device_name or f"footfall insoles {dev_id}",
+            "name": dev_name,
             "manufacturer": "footfall",
             "model": model or "insoles",
             "sw_version": sw_version,

@@ -8,6 +8,12 @@ published (not retained) on ``<base>/_dashboard/event`` with ``event_type`` = th
 the plugin's retained status topic (last will ``offline``). Discovery is re-sent when ``homeassistant/status``
 turns ``online``; components from an older version are removed by re-announcing them with only ``p``
 (Home Assistant's documented way to drop a component from a device config).
+
+Entity ids: each component carries ``default_entity_id`` (HA ≥ 2025.10; it replaced ``object_id``, which HA
+deprecated in 2025.10 and stops honouring in 2026.4), set to the id HA itself derives from the device name
+"footfall dashboard" and the component name — e.g. ``sensor.footfall_dashboard_injury_risk_level`` — so all HA
+versions agree. ``unique_id``s are unchanged (HA's entity registry keys on them: existing installs keep the ids
+they already have, including ``sensor.footfall_risk_level`` from the old ``object_id``).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, get_args
 
 from edge_agent.contract import Alert, AlertKind
+from edge_agent.ha_discovery import default_entity_id
 from plugin import __version__
 from plugin.config import RiskConfig
 from plugin.ingest import PLUGIN_NODE
@@ -30,6 +37,7 @@ from plugin.trends import DAY, training_load, week_over_week
 log = logging.getLogger(__name__)
 
 DEVICE_ID = "footfall_dashboard"
+DEVICE_NAME = "footfall dashboard"
 RISK_LEVELS = ["low", "elevated", "high", "unknown"]
 
 
@@ -94,7 +102,8 @@ class HaPublisher:
         for e in ENTITIES:
             c: dict[str, Any] = {
                 "p": e.platform, "name": e.name, "unique_id": f"{DEVICE_ID}_{e.key}",
-                "object_id": f"footfall_{e.key}", "state_topic": self.state_topic,
+                "default_entity_id": default_entity_id(e.platform, DEVICE_NAME, e.name),
+                "state_topic": self.state_topic,
                 # null renders as "None", which Home Assistant's MQTT sensor treats as unknown.
                 "value_template": f"{{{{ value_json.{e.key} }}}}",
             }  # fmt: skip
@@ -112,7 +121,8 @@ class HaPublisher:
             cmps[e.key] = c
         cmps[ALERT_EVENT] = {
             "p": "event", "name": "Running alert", "unique_id": f"{DEVICE_ID}_{ALERT_EVENT}",
-            "object_id": f"footfall_{ALERT_EVENT}", "state_topic": self.event_topic,
+            "default_entity_id": default_entity_id("event", DEVICE_NAME, "Running alert"),
+            "state_topic": self.event_topic,
             "event_types": list(get_args(AlertKind)), "icon": "mdi:alert-decagram",
         }  # fmt: skip
         return cmps
@@ -123,7 +133,7 @@ class HaPublisher:
             if key not in cmps:
                 cmps[key] = {"p": "sensor"}  # only "p": Home Assistant removes the component
         return {
-            "dev": {"ids": [DEVICE_ID], "name": "footfall dashboard", "mf": "footfall", "mdl": "dashboard plugin",
+            "dev": {"ids": [DEVICE_ID], "name": DEVICE_NAME, "mf": "footfall", "mdl": "dashboard plugin",
                     "sw": __version__},
             "o": {"name": "footfall", "sw": __version__, "url": "https://github.com/footfall/footfall"},
             "avty_t": self.status_topic, "pl_avail": "online", "pl_not_avail": "offline",

@@ -16,7 +16,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent.contract import LiveUpdate, Topics, WindowSummary
-from edge_agent.ha_discovery import SENSORS, HaDiscovery, build_discovery_payload, discovery_topic
+from edge_agent.ha_discovery import SENSORS, HaDiscovery, build_discovery_payload, discovery_topic, ha_slug
 from edge_agent.mqtt import BrokerSettings, MqttConnection
 
 T = Topics("dev1")
@@ -104,6 +104,28 @@ def test_payload_matches_ha_schema_and_conventions() -> None:
         assert c["state_topic"] in (T.summary, T.live)
     assert by_key["asymmetry_contact"]["unit_of_measurement"] == "%"
     assert by_key["outbox_backlog"]["entity_category"] == "diagnostic"
+
+
+def test_entity_ids_read_well_without_object_id_and_unique_ids_stay() -> None:
+    p = build_discovery_payload(Topics("insoles"))
+    assert p["dev"]["name"] == "footfall insoles" and p["dev"]["identifiers"] == ["footfall_insoles"]
+    cmps = p["cmps"]
+    assert cmps["footfall_insoles_cadence"]["unique_id"] == "footfall_insoles_cadence"  # HA's registry key
+    assert cmps["footfall_insoles_cadence"]["default_entity_id"] == "sensor.footfall_insoles_cadence"
+    assert cmps["footfall_insoles_valr_mean"]["default_entity_id"] == "sensor.footfall_insoles_loading_rate_valr_mean"
+    assert sorted(cmps) == sorted(f"footfall_insoles_{s.key}" for s in SENSORS)  # unique ids = v1 ids
+    for c in cmps.values():
+        assert "object_id" not in c  # deprecated by HA 2025.10, ignored from 2026.4
+        # the id HA would derive itself from device + entity name (has_entity_name), so all versions agree
+        assert c["default_entity_id"] == f"sensor.{ha_slug(p['dev']['name'] + ' ' + c['name'])}"
+        assert "insoles" not in c["name"].lower() and "footfall" not in c["name"].lower()
+        assert "insoles_insoles" not in c["default_entity_id"]
+    named = build_discovery_payload(Topics("Left-Pair_2"), device_name="Track shoes")["cmps"]
+    assert named["footfall_Left-Pair_2_cadence"]["default_entity_id"] == "sensor.track_shoes_cadence"
+    other = build_discovery_payload(Topics("Left-Pair_2"))
+    assert other["dev"]["name"] == "footfall Left-Pair_2"
+    run_state = other["cmps"]["footfall_Left-Pair_2_run_state"]
+    assert run_state["default_entity_id"] == "sensor.footfall_left_pair_2_run_state"
 
 
 def test_value_templates_render_real_messages() -> None:

@@ -44,6 +44,25 @@ def test_discovery_payload_follows_device_based_discovery(tmp_path: Path) -> Non
         ids = [c["unique_id"] for c in cmps.values()]
         assert len(ids) == len(set(ids)) and all(i.startswith(DEVICE_ID) for i in ids)
         assert all("p" in c and "name" in c for c in cmps.values())
+        # entity ids: default_entity_id (HA >= 2025.10), never the deprecated object_id; unique_ids unchanged
+        assert all("object_id" not in c for c in cmps.values())
+        assert {k: (c["unique_id"], c["default_entity_id"]) for k, c in cmps.items()} == {
+            "risk_level": ("footfall_dashboard_risk_level", "sensor.footfall_dashboard_injury_risk_level"),
+            "valr_7d": ("footfall_dashboard_valr_7d", "sensor.footfall_dashboard_loading_rate_7_days"),
+            "valr_p90_7d": ("footfall_dashboard_valr_p90_7d", "sensor.footfall_dashboard_loading_rate_p90_7_days"),
+            "cadence_7d": ("footfall_dashboard_cadence_7d", "sensor.footfall_dashboard_cadence_7_days"),
+            "contact_7d": ("footfall_dashboard_contact_7d", "sensor.footfall_dashboard_contact_time_7_days"),
+            "forefoot_share_7d": ("footfall_dashboard_forefoot_share_7d",
+                                  "sensor.footfall_dashboard_forefoot_strikes_7_days"),
+            "asymmetry_contact_7d": ("footfall_dashboard_asymmetry_contact_7d",
+                                     "sensor.footfall_dashboard_contact_time_asymmetry_7_days"),
+            "steps_7d": ("footfall_dashboard_steps_7d", "sensor.footfall_dashboard_steps_7_days"),
+            "runs_7d": ("footfall_dashboard_runs_7d", "sensor.footfall_dashboard_runs_7_days"),
+            "load_7d": ("footfall_dashboard_load_7d", "sensor.footfall_dashboard_running_time_7_days"),
+            "acwr": ("footfall_dashboard_acwr", "sensor.footfall_dashboard_acute_chronic_load_ratio"),
+            "latest_alert": ("footfall_dashboard_latest_alert", "event.footfall_dashboard_running_alert"),
+        }  # fmt: skip
+        assert doc["dev"]["name"] == "footfall dashboard" and all("dashboard" not in c["name"] for c in cmps.values())
         assert cmps["risk_level"]["device_class"] == "enum"
         assert set(cmps["risk_level"]["options"]) == {"low", "elevated", "high", "unknown"}
         assert cmps["latest_alert"]["p"] == "event"
