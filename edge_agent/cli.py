@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         if analysis is not None and isinstance(err, analysis.AnalysisError):
             print(f"footfall-agent: analysis settings: {err}", file=sys.stderr)
             return 2
-        if isinstance(err, SourceError | OutboxError):
+        if isinstance(err, SourceError | OutboxError | PermissionError | FileNotFoundError):
             print(f"footfall-agent: {err}", file=sys.stderr)
             return 1
         raise
