@@ -325,3 +325,35 @@ def test_read_only_package_with_numba_cache_dir(broker, tmp_path: Path) -> None:
     assert stats["outbox"]["put"] >= 2 and stats["drained"] is True  # windows + run summary delivered
     assert list(cache.rglob("*.nbi")), "no numba cache index written"
     assert not list(ro.rglob("*.nbi")) and not list(ro.rglob("__pycache__"))
+
+
+@pytest.mark.timeout(180)
+def test_no_broker_keeps_everything_and_the_next_start_delivers_it(broker, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Out of range: the run is measured and stored; the next start (broker back) delivers it."""
+    from edge_agent.broker import free_port
+
+    rec_path = tmp_path / "run.ffrec"
+    profile = load_profile("moticon-opengo")
+    rec, _ = simulate(profile, RunParams(duration_s=35, seed=21))
+    save_recording(rec, rec_path)
+    offline = write_config(tmp_path, f"mqtt://127.0.0.1:{free_port()}", outbox={"drain_timeout_s": 1})
+    first = _cli(["run", "--config", str(offline), "--source", f"replay:{rec_path}", "--speed", "0", "--stats"],
+                 tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    s1 = json.loads(first.stdout)
+    stored = s1["outbox"]["rows"]
+    assert s1["drained"] is False and stored >= 4 and s1["outbox"]["sent"] == 0  # 3+ windows + the run
+    assert "unreachable" in first.stderr
+    acker = Acker("127.0.0.1", broker.port, client_id="e2e-acker-2").start()
+    try:
+        online = write_config(tmp_path, broker.url, outbox={"drain_timeout_s": 20})
+        second = _cli(["run", "--config", str(online), "--source", f"replay:{rec_path}", "--speed", "0",
+                       "--duration", "3", "--stats"], tmp_path)
+        assert second.returncode == 0, second.stderr[-2000:]
+        s2 = json.loads(second.stdout)
+    finally:
+        acker.stop()
+    assert s2["drained"] is True and s2["outbox"]["rows"] == 0
+    assert s2["outbox"]["stream_id"] == s1["outbox"]["stream_id"]  # same outbox, same stream
+    assert acker.stored() == s2["outbox"]["last_seq"] >= stored  # everything from the first run arrived
+    assert acker.invalid == 0
