@@ -33,7 +33,8 @@ Why it is shaped like this:
   run's last running step when the run ends. Steps outside runs are not published: they are not
   running, and the outbox is for runs.
 - **Body weight**: the most recent quiet standing (``estimate_body_weight`` on both feet's total
-  force while the tracker says *standing*, at most every 2 min outside runs), else the calibration
+  force while the tracker says *standing*, at most every 2 min outside runs) minus both insoles'
+  unloaded reading (learned from the feet in the air while moving), else the calibration
   file (``footfall-agent calibrate``, which also zeroes each sensor), else the configured body
   mass, else 70 kg (logged).
 - **Clock**: the source's monotonic ``t`` is mapped to Unix time once, at the first batch. Run ids
@@ -81,6 +82,8 @@ STANDING_CAL_EVERY_S = 120.0
 #: A sensor at its maximum this long (s) is stuck: a running stance lasts < 0.35 s, a walking one
 #: < 0.8 s, so a loaded sensor comes off its maximum during every swing.
 STUCK_S = 2.0
+#: Batches of a moving foot needed before its unloaded (in the air) reading is trusted.
+FLOOR_MIN_BATCHES = 10
 #: Placeholders the outbox replaces with the real envelope inside its transaction.
 _PENDING = {"msg_id": "pending-envelope", "stream_id": "pending", "seq": 1}
 
@@ -258,6 +261,9 @@ class Pipeline:
         self._force: dict[str, deque[tuple[np.ndarray, np.ndarray]]] = {"left": deque(), "right": deque()}
         self._load_n: dict[str, float] = {}
         self._last_cal_try: float | None = None
+        self._floor: dict[str, deque[float]] = {"left": deque(maxlen=100), "right": deque(maxlen=100)}
+        self._standing_raw_n: float | None = None
+        self._standing_pending = False
         self._next_classify = -math.inf
         self._next_live = 0.0
         # run state
@@ -471,6 +477,7 @@ class Pipeline:
 
     def _feed(self, side: str, t: np.ndarray, raw: np.ndarray) -> list[Step]:
         steps = self.analyzer.feed(side, t, raw)  # type: ignore[arg-type]  # side validated above
+        force = np.asarray(self._analysis.total_force(self.profile, raw), dtype=np.float64)
         last = self._last_step
         if (
             self.tracker.activity in ("running", "walking")
@@ -478,18 +485,25 @@ class Pipeline:
             and self.now is not None
             and self.now - last.t_toe_off < 1.0
         ):
-            # Moving: the load is only needed for standing detection and calibration, which
-            # cannot happen while steps arrive; skip the extra pass over the frames.
-            self._force[side].clear()
-            self._load_n.pop(side, None)
-            return steps
-        force = np.asarray(self._analysis.total_force(self.profile, raw), dtype=np.float64)
+            # Moving: the lowest readings of a batch are (mostly) the foot in the air — the insole's
+            # unloaded reading, which quiet standing must not count as body weight. The mean of the
+            # samples near the minimum, not the minimum itself (biased low by the noise).
+            lo = float(force.min())
+            self._floor[side].append(float(force[force <= lo + 0.02 * self.body_weight_n].mean()))
         buf = self._force[side]
         buf.append((t, force))
         while buf and buf[0][0][-1] < t[-1] - 2 * STANDING_CAL_S:
             buf.popleft()
         self._load_n[side] = float(force[-min(len(force), 10) :].mean())
         return steps
+
+    def unloaded_reading_n(self, side: str) -> float | None:
+        """The foot's reading in the air (N): the 25th percentile of per-batch minima while moving
+        (a 200 ms batch of a running or walking foot usually holds some swing). None until seen."""
+        floor = self._floor[side]
+        if len(floor) < FLOOR_MIN_BATCHES:
+            return None
+        return float(np.percentile(np.fromiter(floor, dtype=np.float64), 25.0))
 
     async def _after_steps(self, steps: list[Step]) -> None:
         assert self.now is not None
@@ -520,6 +534,8 @@ class Pipeline:
                     await self._end_run(ev.t)
             if self.settings.standing_calibration and not self.tracker.in_run:
                 self._maybe_calibrate(now)
+                if self._standing_pending and all(self.unloaded_reading_n(s) is not None for s in ("left", "right")):
+                    self._apply_standing()
         await self._close_windows(now)
         await self._maybe_live()
 
@@ -544,8 +560,26 @@ class Pipeline:
         bw = self._analysis.estimate_body_weight(tl[sel], total)
         if bw is None or not (20 * G <= bw <= 300 * G):
             return
-        self.set_body_weight(float(bw), "quiet standing")
+        self._standing_raw_n = float(bw)
         self.calibrated_at = self.unix(now)
+        self._apply_standing()
+
+    def _apply_standing(self) -> None:
+        """Body weight = quiet standing minus both feet's unloaded readings (insoles read 10–20 N in
+        the air: ≈ 4 % of body weight). Until both feet were seen in the air the uncorrected value
+        is used, and corrected later — outside a run, so a run keeps one body weight."""
+        raw = self._standing_raw_n
+        if raw is None:
+            return
+        floors = [self.unloaded_reading_n(side) for side in ("left", "right")]
+        if None in floors:
+            self._standing_pending = True
+            self.set_body_weight(raw, "quiet standing (unloaded reading not yet known)")
+            return
+        off = sum(f for f in floors if f is not None)
+        off = min(max(off, -0.2 * raw), 0.2 * raw)
+        self._standing_pending = False
+        self.set_body_weight(raw - off, f"quiet standing ({raw:.0f} N) minus unloaded insoles ({off:.0f} N)")
 
     def set_body_weight(self, bw_n: float, source: str) -> None:
         self.body_weight_n = bw_n
