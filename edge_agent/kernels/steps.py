@@ -714,28 +714,25 @@ def run_chunk(t: np.ndarray, raw: np.ndarray, rawi: np.ndarray, p: np.ndarray, w
         # below the on level. So a one-frame spike of either sign moves nothing, and a floor pulled too
         # low by a longer dip recovers (it would not if it only rose while "quiet" near the old floor).
         if mode != 1:
-            if fraw >= f:
-                g = fraw
-                gx = mxraw
-                gy = myraw
-                h = f
-                hx = mx
-                hy = my
-            else:
-                g = f
-                gx = mx
-                gy = my
-                h = fraw
-                hx = mxraw
-                hy = myraw
-            if g < bf_:
-                bf_ = g
-                bmx = gx
-                bmy = gy
-            elif h > bf_ and fz < on:
-                bf_ += alpha * (h - bf_)
-                bmx += alpha * (hx - bmx)
-                bmy += alpha * (hy - bmy)
+            if f < bf_:
+                if fraw < bf_:  # both below: the higher of the two
+                    if fraw >= f:
+                        bf_ = fraw
+                        bmx = mxraw
+                        bmy = myraw
+                    else:
+                        bf_ = f
+                        bmx = mx
+                        bmy = my
+            elif fraw > bf_ and f > bf_ and fz < on:  # both above: towards the lower
+                if fraw >= f:
+                    bf_ += alpha * (f - bf_)
+                    bmx += alpha * (mx - bmx)
+                    bmy += alpha * (my - bmy)
+                else:
+                    bf_ += alpha * (fraw - bf_)
+                    bmx += alpha * (mxraw - bmx)
+                    bmy += alpha * (myraw - bmy)
         fraw = f
         mxraw = mx
         myraw = my
