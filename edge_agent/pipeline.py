@@ -76,6 +76,8 @@ G = 9.80665
 DEFAULT_MASS_KG = 70.0
 #: Batches with more samples than this are analysed in a worker thread (replay at full speed).
 THREAD_SAMPLES = 50_000
+#: A wakeup with more data than this (s) is analysed in slices of this length.
+SLICE_S = 0.5
 #: Quiet standing needed before a body-weight estimate (s), and the pause between estimates.
 STANDING_CAL_S = 3.0
 STANDING_CAL_EVERY_S = 120.0
@@ -431,7 +433,12 @@ class Pipeline:
         return raw
 
     async def process(self, batches: list[FrameBatch]) -> None:
-        """Analyse one wakeup's batches (both feet), then update activity, windows and live."""
+        """Analyse one wakeup's batches (both feet), then update activity, windows and live.
+
+        A wakeup holding more than ``SLICE_S`` of data (replay at full speed, or a backlog after a
+        stall) is analysed in slices of ``SLICE_S``, both feet per slice, so run detection and
+        windows see the stream at the same granularity whatever the batching.
+        """
         self.counters["wakeups"] += 1
         self.counters["batches"] += len(batches)
         per_side: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"left": [], "right": []}
@@ -439,7 +446,7 @@ class Pipeline:
             ok = self._validate(b)
             if ok is not None and len(ok[0]):
                 per_side[b.side].append(ok)
-        steps: list[Step] = []
+        data: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for side, parts in per_side.items():
             if not parts:
                 continue
@@ -459,21 +466,43 @@ class Pipeline:
             if len(t) >= 2 and t[-1] > t[0]:
                 rate = (len(t) - 1) / (t[-1] - t[0])
                 self._sample_rate = rate if self._sample_rate is None else 0.9 * self._sample_rate + 0.1 * rate
-            try:
-                if raw.size >= THREAD_SAMPLES:
-                    got = await asyncio.to_thread(self._feed, side, t, raw)
-                else:
-                    got = self._feed(side, t, raw)
-            except Exception as err:  # the kernels refused this input: count it, keep measuring
-                self.counters["corrupt"] += len(t)
-                self._once.warn(f"feed-{side}", "%s: %d frame(s) rejected by the analysis: %s", side, len(t), err)
-                continue
-            steps.extend(got)
-            tmax = float(t.max())
-            self.now = tmax if self.now is None else max(self.now, tmax)
-        if self.now is None:
+            data[side] = (t, raw)
+        if not data:
+            if self.now is not None:
+                await self._after_steps([])
             return
-        await self._after_steps(steps)
+        t_lo = min(float(t[0]) for t, _ in data.values())
+        t_hi = max(float(t.max()) for t, _ in data.values())
+        n_slices = max(1, math.ceil((t_hi - t_lo) / SLICE_S)) if t_hi - t_lo > SLICE_S else 1
+        # slice on the running maximum of t, so frames going back in time stay with their neighbours
+        tmax = {side: np.maximum.accumulate(t) for side, (t, _) in data.items()}
+        start = dict.fromkeys(data, 0)
+        for k in range(n_slices):
+            edge = t_lo + (k + 1) * SLICE_S
+            steps: list[Step] = []
+            for side, (t, raw) in data.items():
+                i0 = start[side]
+                i1 = len(t) if k == n_slices - 1 else int(np.searchsorted(tmax[side], edge, side="left"))
+                start[side] = i1
+                if i1 <= i0:
+                    continue
+                ts, rs = t[i0:i1], raw[i0:i1]
+                try:
+                    if rs.size >= THREAD_SAMPLES:
+                        got = await asyncio.to_thread(self._feed, side, ts, rs)
+                    else:
+                        got = self._feed(side, ts, rs)
+                except Exception as err:  # the kernels refused this input: count it, keep measuring
+                    self.counters["corrupt"] += len(ts)
+                    self._once.warn(f"feed-{side}", "%s: %d frame(s) rejected by the analysis: %s", side, len(ts), err)
+                    continue
+                steps.extend(got)
+                top = float(tmax[side][i1 - 1])
+                self.now = top if self.now is None else max(self.now, top)
+            if self.now is not None:
+                await self._after_steps(steps)
+            if k % 64 == 63:
+                await asyncio.sleep(0)  # a long backlog: let MQTT and signals run
 
     def _feed(self, side: str, t: np.ndarray, raw: np.ndarray) -> list[Step]:
         steps = self.analyzer.feed(side, t, raw)  # type: ignore[arg-type]  # side validated above

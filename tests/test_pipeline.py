@@ -298,3 +298,26 @@ async def test_calibration_file_offsets_and_body_weight_are_used(profile) -> Non
     wrong = Calibration(profile="pedar-99", created_at=0.0, body_weight_n=999.0)
     pipe = Pipeline(profile, device_id="pi-test", sink=Collect(), calibration=wrong, body_mass_kg=60.0)
     assert pipe.bw_source == "configured body mass"  # another insole's calibration is ignored
+
+
+async def test_result_does_not_depend_on_how_frames_are_batched(profile) -> None:  # type: ignore[no-untyped-def]
+    """One huge wakeup (replay at full speed, a backlog) finds the same run as small real-time ones."""
+    rec, _ = simulate(profile, RunParams(duration_s=35, standing_s=5, walking_s=8, seed=21))
+    batches = _batches(rec, 20)
+
+    async def run_in(groups: int) -> tuple[RunSummary, list[WindowSummary], Pipeline]:
+        sink = Collect()
+        pipe = Pipeline(profile, device_id="pi-test", sink=sink, body_mass_kg=70.0)
+        for i in range(0, len(batches), groups):
+            await pipe.process(batches[i:i + groups])
+        await pipe.finish()
+        assert len(sink.runs) == 1
+        return sink.runs[0], sink.windows, pipe
+
+    small, small_w, p1 = await run_in(2)
+    huge, huge_w, p2 = await run_in(len(batches))
+    assert p2.counters["wakeups"] == 1
+    assert huge.steps == small.steps and len(huge_w) == len(small_w) == huge.windows
+    assert huge.started_at - p2.unix(0.0) == pytest.approx(small.started_at - p1.unix(0.0), abs=0.01)
+    assert huge.duration_s == pytest.approx(small.duration_s, abs=0.01)
+    assert [w.steps for w in huge_w] == [w.steps for w in small_w]
