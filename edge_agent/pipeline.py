@@ -301,22 +301,12 @@ class Pipeline:
         reader = asyncio.create_task(self._read(source, lossless), name="footfall-source-reader")
         try:
             while True:
-                item = await self._queue.get()
-                items = [item]
-                while not self._queue.empty():
-                    items.append(self._queue.get_nowait())
-                batches: list[FrameBatch] = []
-                done = False
-                for it in items:
-                    if it is None:
-                        done = True
-                    elif isinstance(it, list):
-                        batches.extend(it)
-                    else:
-                        batches.append(it)
-                if batches:
-                    await self.process(batches)
-                if done or self._stopping or self._duration_reached():
+                items = [await self._queue.get(), *self._drain_queue()]
+                done = await self._process_items(items)
+                if done or self._duration_reached():
+                    break
+                if self._stopping:  # a signal: what is already queued is still analysed
+                    await self._process_items(self._drain_queue())
                     break
         finally:
             reader.cancel()
@@ -324,7 +314,30 @@ class Pipeline:
                 await reader
             await self.finish()
 
+    def _drain_queue(self) -> list[list[FrameBatch] | FrameBatch | None]:
+        items: list[list[FrameBatch] | FrameBatch | None] = []
+        while not self._queue.empty():
+            items.append(self._queue.get_nowait())
+        return items
+
+    async def _process_items(self, items: list[list[FrameBatch] | FrameBatch | None]) -> bool:
+        """Analyse queued batches; True when the end-of-stream marker was among them."""
+        batches: list[FrameBatch] = []
+        done = False
+        for it in items:
+            if it is None:
+                done = True
+            elif isinstance(it, list):
+                batches.extend(it)
+            else:
+                batches.append(it)
+        if batches:
+            await self.process(batches)
+        return done
+
     async def _read(self, source: InsoleSource, lossless: bool) -> None:
+        """Source → queue. At the end of the source an end marker follows the last batch (so every
+        queued frame is analysed before the pipeline finishes)."""
         try:
             async for batch in source.batches():
                 if lossless:
@@ -342,11 +355,7 @@ class Pipeline:
             raise
         except Exception:
             log.exception("source %s failed; stopping the pipeline", getattr(source, "name", "?"))
-        finally:
-            self._stopping = True
-            # A full queue means the processor is busy and will see _stopping.
-            with contextlib.suppress(asyncio.QueueFull):
-                self._queue.put_nowait(None)
+        await self._queue.put(None)
 
     def request_stop(self) -> None:
         """Stop soon (signal handler): queued frames are processed, then :meth:`finish` runs."""

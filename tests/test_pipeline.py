@@ -321,3 +321,22 @@ async def test_result_does_not_depend_on_how_frames_are_batched(profile) -> None
     assert huge.started_at - p2.unix(0.0) == pytest.approx(small.started_at - p1.unix(0.0), abs=0.01)
     assert huge.duration_s == pytest.approx(small.duration_s, abs=0.01)
     assert [w.steps for w in huge_w] == [w.steps for w in small_w]
+
+
+async def test_every_frame_of_a_full_speed_replay_is_analysed(profile, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The end of the source must not cut off what is still queued (regression: a replay at speed 0
+    with 200 ms batches lost up to two thirds of its frames)."""
+    from edge_agent.recordings import save_recording
+    from edge_agent.sources.replay import ReplaySource, ReplaySourceConfig
+
+    rec, _ = simulate(profile, RunParams(duration_s=60, seed=2))
+    save_recording(rec, tmp_path / "r.ffrec")
+    src = ReplaySource(ReplaySourceConfig(path=tmp_path / "r.ffrec", speed=0, batch_ms=200), profile)
+    outbox = Outbox(tmp_path / "outbox.sqlite", "pi-test")  # a real sink: storing a window yields the loop
+    pipe = Pipeline(profile, device_id="pi-test", sink=OutboxSink(outbox, Topics("pi-test")), body_mass_kg=70.0)
+    async with src:
+        await pipe.run(src, lossless=True)
+    assert pipe.counters["frames_in"] == src.stats["frames"] == 2 * 60 * 100
+    runs = [m for m in (parse_stored_message(r.payload) for r in outbox.pending(100)) if isinstance(m, RunSummary)]
+    assert len(runs) == 1 and runs[0].duration_s == pytest.approx(60.0, abs=1.0)
+    outbox.close()
