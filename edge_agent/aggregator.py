@@ -9,8 +9,9 @@ way, so the definitions live here, once:
   contract rejects them and one bad step must not hide a whole window.
 - **Cadence** (steps/min, both feet): ``(n − 1) / (t_last − t_first) × 60`` over the initial-contact
   times: n contacts span n − 1 step intervals, so this is unbiased for short windows, where
-  ``n / window length`` is off by up to one step (±6 spm in a 10 s window). With an explicit
-  ``duration_s`` the plain rate ``n / duration_s × 60`` is used instead (a fixed period).
+  ``n / window length`` is off by up to one step (±6 spm in a 10 s window). Intervals longer than
+  ``MAX_STEP_GAP_S`` (pauses) are left out of both counts. With an explicit ``duration_s`` the
+  plain rate ``n / duration_s × 60`` is used instead (a fixed period).
 - **Duty factor** = contact time / stride time (stride = same-foot contact to next same-foot contact;
   running < 0.5 because of flight phases, walking > 0.5 because of double support; Cavagna 1977,
   Alexander 1989). Mean over strides; strides longer than :data:`MAX_STRIDE_S` (pauses, gaps) are
@@ -35,6 +36,8 @@ from edge_agent.step import Step
 
 #: Strides (same-foot contact to contact) longer than this are pauses, not strides (walking ≈ 1.1 s).
 MAX_STRIDE_S = 2.5
+#: Consecutive contacts (either foot) further apart than this are a pause (walking ≈ 0.55 s).
+MAX_STEP_GAP_S = 2.0
 
 
 def stat(values: Iterable[float | None]) -> Stat:
@@ -119,14 +122,20 @@ def asymmetry(left: FootStats, right: FootStats) -> Asymmetry:
 
 
 def cadence_spm(steps: Sequence[Step], duration_s: float | None = None) -> float | None:
-    """Steps of both feet per minute: over the span of contacts, or over ``duration_s`` when given."""
+    """Steps of both feet per minute: over the span of contacts, or over ``duration_s`` when given.
+
+    Pauses — no initial contact for more than :data:`MAX_STEP_GAP_S` (a stop at a crossing inside
+    a run) — are not moving time: those intervals are left out, so a run's cadence is the cadence
+    while moving. Without pauses this is exactly ``(n − 1) / (t_last − t_first) × 60``.
+    """
     if duration_s is not None:
         return len(steps) / duration_s * 60.0 if duration_s > 0 and steps else None
     if len(steps) < 2:
         return None
-    times = [s.t_contact for s in steps]
-    span = max(times) - min(times)
-    return (len(steps) - 1) / span * 60.0 if span > 0 else None
+    times = sorted(s.t_contact for s in steps)
+    gaps = [b - a for a, b in pairwise(times) if 0.0 <= b - a <= MAX_STEP_GAP_S]
+    moving = sum(gaps)
+    return len(gaps) / moving * 60.0 if moving > 0 else None
 
 
 def duty_factor(steps: Sequence[Step]) -> float | None:

@@ -116,6 +116,9 @@ def test_cadence_over_span_and_duration() -> None:
     assert cadence_spm(steps, duration_s=2.0) == pytest.approx(120.0)
     assert cadence_spm(steps[:1]) is None
     assert cadence_spm([]) is None and cadence_spm([], 10.0) is None
+    # a 9 s stop inside a run is not running time: 4 intervals of 0.35 s → 171.4 spm, not 30.5
+    paused = [*steps, mk("left", 10.0), mk("right", 10.35)]
+    assert cadence_spm(paused) == pytest.approx(4 / 1.4 * 60)
 
 
 def test_duty_factor_running_and_walking() -> None:
