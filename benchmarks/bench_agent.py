@@ -112,8 +112,16 @@ def write_config(workdir: Path, url: str, profile: str, device: str, batch_ms: f
 
 
 def run_agent(
-    url: str, port: int, profile: str, cache: Path, seconds: float, workdir: Path, *, pythonpath: Path = REPO,
-    wrap: list[str] | None = None, batch_ms: float = 50.0,
+    url: str,
+    port: int,
+    profile: str,
+    cache: Path,
+    seconds: float,
+    workdir: Path,
+    *,
+    pythonpath: Path = REPO,
+    wrap: list[str] | None = None,
+    batch_ms: float = 50.0,
 ) -> dict[str, float | None]:
     device = f"bench-{profile.replace('.', '-')}-{int(batch_ms)}"
     cfg = write_config(workdir, url, profile, device, batch_ms)
@@ -173,8 +181,9 @@ def read_only_check(url: str, port: int, workdir: Path) -> dict[str, object]:
     shutil.copytree(REPO / "edge_agent", ro / "edge_agent", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "hardware_profiles", ro / "hardware_profiles")
     cache = workdir / "ro-cache"
-    probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount --bind -o ro {ro} {ro} && ! touch {ro}/x"],
-                           capture_output=True)
+    probe = subprocess.run(
+        ["unshare", "-m", "sh", "-c", f"mount --bind -o ro {ro} {ro} && ! touch {ro}/x"], capture_output=True
+    )
     if probe.returncode != 0:
         return {"skipped": "unshare/mount not permitted here"}
     wrap = ["unshare", "-m", "sh", "-c", f'mount --bind -o ro {ro} {ro} && exec "$0" "$@"']
@@ -203,8 +212,10 @@ def pipeline_cost(profile_name: str, seconds: float = 120.0, batch_ms: float = 2
     rec, _ = simulate(profile, RunParams(duration_s=seconds, seed=1))
     n = max(1, round(batch_ms / 1000.0 * profile.sample_rate_hz))
     wakeups = [
-        [FrameBatch(side=side, t=fs.t[i:i + n], raw=fs.raw[i:i + n]) for side, fs in (("left", rec.left),
-                                                                                       ("right", rec.right))]
+        [
+            FrameBatch(side=side, t=fs.t[i : i + n], raw=fs.raw[i : i + n])
+            for side, fs in (("left", rec.left), ("right", rec.right))
+        ]
         for i in range(0, len(rec.left.t), n)
     ]
 
@@ -220,16 +231,24 @@ def pipeline_cost(profile_name: str, seconds: float = 120.0, batch_ms: float = 2
         return time.process_time() - c0
 
     cpu = asyncio.run(go())
-    return {"cpu_ms_per_s_of_data": 1000.0 * cpu / rec.duration_s, "pct_one_core": 100.0 * cpu / rec.duration_s,
-            "us_per_wakeup": 1e6 * cpu / len(wakeups)}
+    return {
+        "cpu_ms_per_s_of_data": 1000.0 * cpu / rec.duration_s,
+        "pct_one_core": 100.0 * cpu / rec.duration_s,
+        "us_per_wakeup": 1e6 * cpu / len(wakeups),
+    }
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=30.0, help="steady-state window per profile")
     ap.add_argument("--json", type=Path, help="also write the results here")
-    ap.add_argument("--batch-ms", type=float, nargs="+", default=[50.0, 200.0],
-                    help="source batch lengths to measure (default: 50 = the sources' default, and 200)")
+    ap.add_argument(
+        "--batch-ms",
+        type=float,
+        nargs="+",
+        default=[50.0, 200.0],
+        help="source batch lengths to measure (default: 50 = the sources' default, and 200)",
+    )
     args = ap.parse_args()
     results: dict[str, object] = {"machine": f"{os.cpu_count()} cores, {os.uname().machine}"}
     with tempfile.TemporaryDirectory(prefix="bench-agent-") as tmp:

@@ -67,8 +67,14 @@ def tiled_run(profile: HardwareProfile, n_frames: int) -> Recording:
         raw = np.ascontiguousarray(np.tile(base, (-(-n_frames // len(base)), 1))[:n_frames])
         t = np.arange(n_frames, dtype=np.float64) / profile.sample_rate_hz
         feet[side] = FootStream(t=t, raw=raw)
-    return Recording(profile=profile.name, left=feet["left"], right=feet["right"], body_mass_kg=70.0,
-                     notes="benchmark", source="benchmark")
+    return Recording(
+        profile=profile.name,
+        left=feet["left"],
+        right=feet["right"],
+        body_mass_kg=70.0,
+        notes="benchmark",
+        source="benchmark",
+    )
 
 
 def jit_times() -> tuple[float, float, float, int]:
@@ -93,8 +99,9 @@ def jit_times() -> tuple[float, float, float, int]:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache, PYTHONPATH=str(REPO))
         runs = []
         for _ in range(2):
-            out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                                 check=True).stdout.split()
+            out = subprocess.run(
+                [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+            ).stdout.split()
             runs.append((float(out[0]), float(out[1]), int(out[2])))
     return runs[1][0], runs[0][1], runs[1][1], runs[1][2]
 
@@ -106,14 +113,20 @@ def main() -> None:
     with contextlib.suppress(AttributeError, OSError):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     elements = 4_000_000 if args.quick else 24_000_000  # float32 samples per foot (~96 MB, beyond cache)
-    print(f"footfall kernel benchmark — one core, CPU time, numpy {np.__version__}, OPENBLAS_NUM_THREADS=1, "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"footfall kernel benchmark — one core, CPU time, numpy {np.__version__}, OPENBLAS_NUM_THREADS=1, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     imp, cold, warm, rss_agent = jit_times()
-    print(f"JIT: import {imp:.2f} s; first analysis cold (fresh NUMBA_CACHE_DIR, compiles) {cold:.2f} s; "
-          f"warm (cache hit) {warm:.2f} s; RSS of that process {rss_agent / 1024:.0f} MB")
+    print(
+        f"JIT: import {imp:.2f} s; first analysis cold (fresh NUMBA_CACHE_DIR, compiles) {cold:.2f} s; "
+        f"warm (cache hit) {warm:.2f} s; RSS of that process {rss_agent / 1024:.0f} MB"
+    )
     print()
-    hdr = (f"{'profile':16} {'S':>4} {'frames/foot':>11} {'whole M fr/s':>12} {'x real time':>11} "
-           f"{'1 foot M/s':>10} {'reduce M/s':>10} {'BLAS M/s':>9} {'red/BLAS':>8} {'ns/fr·S':>7}")
+    hdr = (
+        f"{'profile':16} {'S':>4} {'frames/foot':>11} {'whole M fr/s':>12} {'x real time':>11} "
+        f"{'1 foot M/s':>10} {'reduce M/s':>10} {'BLAS M/s':>9} {'red/BLAS':>8} {'ns/fr·S':>7}"
+    )
     print(hdr)
     print("-" * len(hdr))
     ref_rows = []
@@ -125,8 +138,9 @@ def main() -> None:
         rec = tiled_run(prof, n)
         cfg = AnalysisConfig(body_mass_kg=70.0)
         analyze_recording(rec, prof, config=cfg, chunk_frames=4096)  # JIT warm-up
-        t_whole = best_of(lambda rec=rec, prof=prof, cfg=cfg: analyze_recording(rec, prof, config=cfg,
-                                                                              chunk_frames=65536))
+        t_whole = best_of(
+            lambda rec=rec, prof=prof, cfg=cfg: analyze_recording(rec, prof, config=cfg, chunk_frames=65536)
+        )
         fr_whole = 2 * n / t_whole
         x_real = (n / prof.sample_rate_hz) / t_whole
 
@@ -141,38 +155,55 @@ def main() -> None:
         rawi = raw.view(np.int32)
         sat_bits = int(su.params[K.P_SAT_BITS])
         K.reduce_frames(raw[:10], rawi[:10], su.wf, su.wx, su.wy, sat_bits, out)
-        t_red = best_of(lambda raw=raw, rawi=rawi, su=su, out=out, sb=sat_bits: K.reduce_frames(
-            raw, rawi, su.wf, su.wx, su.wy, sb, out))
+        t_red = best_of(
+            lambda raw=raw, rawi=rawi, su=su, out=out, sb=sat_bits: K.reduce_frames(
+                raw, rawi, su.wf, su.wx, su.wy, sb, out
+            )
+        )
         w = su.wf.astype(np.float32)
         t_blas = best_of(lambda raw=raw, w=w: raw @ w)
-        print(f"{name:16} {s:>4} {n:>11,} {fr_whole / 1e6:>12.2f} {x_real:>11,.0f} {n / t_kernel / 1e6:>10.2f} "
-              f"{n / t_red / 1e6:>10.2f} {n / t_blas / 1e6:>9.2f} {t_blas / t_red:>8.2f} "
-              f"{t_kernel / n / s * 1e9:>7.2f}")
+        print(
+            f"{name:16} {s:>4} {n:>11,} {fr_whole / 1e6:>12.2f} {x_real:>11,.0f} {n / t_kernel / 1e6:>10.2f} "
+            f"{n / t_red / 1e6:>10.2f} {n / t_blas / 1e6:>9.2f} {t_blas / t_red:>8.2f} "
+            f"{t_kernel / n / s * 1e9:>7.2f}"
+        )
         ref_rows.append((name, prof, rec, su, n / t_kernel))
         per_frame.append((s, t_kernel / n * 1e9))
     print()
-    print("whole = analyze_recording, both feet (frames of both counted), Step records and flight times; "
-          "x real time = recorded seconds per CPU second;")
+    print(
+        "whole = analyze_recording, both feet (frames of both counted), Step records and flight times; "
+        "x real time = recorded seconds per CPU second;"
+    )
     print("1 foot = FootAnalyzer.feed (kernel + Step records); reduce = the per-frame sensor reduction alone;")
-    print("BLAS bound = single-threaded sgemv raw @ w over the same float32 array (1 output; the reduction "
-          "computes 3: F, Σf·x, Σf·y).")
+    print(
+        "BLAS bound = single-threaded sgemv raw @ w over the same float32 array (1 output; the reduction "
+        "computes 3: F, Σf·x, Σf·y)."
+    )
     sens = np.array([p[0] for p in per_frame], dtype=float)
     nsf = np.array([p[1] for p in per_frame])
     slope, icpt = np.polyfit(sens, nsf, 1)
     fit = ", ".join(f"S={int(a)}: {b:.0f} ns (fit {icpt + slope * a:.0f})" for a, b in zip(sens, nsf, strict=True))
     print(f"cost per frame (1 foot) ≈ {icpt:.0f} ns + {slope:.2f} ns × sensors   [{fit}]")
     print()
-    print(f"{'profile':16} {'numba fr/s':>12} {'numpy ref fr/s':>15} {'pure Py fr/s':>13} {'numba/numpy':>11} "
-          f"{'numba/pure':>10}")
+    print(
+        f"{'profile':16} {'numba fr/s':>12} {'numpy ref fr/s':>15} {'pure Py fr/s':>13} {'numba/numpy':>11} "
+        f"{'numba/pure':>10}"
+    )
     for name, prof, rec, su, fr_numba in ref_rows:
         m = min(len(rec.left.t), 60_000 if not args.quick else 20_000) // (1 if prof.n_sensors < 100 else 4)
         t, raw = rec.left.t[:m], rec.left.raw[:m]
         t_np = best_of(lambda t=t, raw=raw, prof=prof, su=su: analyze_reference(t, raw, prof, su.params), 1)
         mp = max(2_000, m // (10 if prof.n_sensors < 100 else 20))
-        t_py = best_of(lambda prof=prof, rec=rec, su=su, mp=mp: analyze_reference(
-            rec.left.t[:mp], rec.left.raw[:mp], prof, su.params, pure_python=True), 1)
-        print(f"{name:16} {fr_numba:>12,.0f} {m / t_np:>15,.0f} {mp / t_py:>13,.0f} "
-              f"{fr_numba / (m / t_np):>11.0f} {fr_numba / (mp / t_py):>10.0f}")
+        t_py = best_of(
+            lambda prof=prof, rec=rec, su=su, mp=mp: analyze_reference(
+                rec.left.t[:mp], rec.left.raw[:mp], prof, su.params, pure_python=True
+            ),
+            1,
+        )
+        print(
+            f"{name:16} {fr_numba:>12,.0f} {m / t_np:>15,.0f} {mp / t_py:>13,.0f} "
+            f"{fr_numba / (m / t_np):>11.0f} {fr_numba / (mp / t_py):>10.0f}"
+        )
     print()
     prof, rec = ref_rows[0][1], ref_rows[0][2]
     print("linearity in frames (moticon-opengo, kernel only): ", end="")

@@ -187,7 +187,12 @@ Effective = Callable[[str, type[BaseModel]], dict[str, Any] | None]
 
 
 def walk(
-    model: type[BaseModel], key: str, title: str, env: str | None, delim: str, doc: str = "",
+    model: type[BaseModel],
+    key: str,
+    title: str,
+    env: str | None,
+    delim: str,
+    doc: str = "",
     effective: Effective | None = None,
 ) -> Iterator[Section]:
     """Yield one section per (sub)model: this model's scalar fields, then its nested sections.
@@ -206,8 +211,15 @@ def walk(
         is_list = typing.get_origin(_strip_annotated(field.annotation)) is list
         described = " — ".join(x for x in (field.title, field.description) if x)
         if subs and len(subs) == 1 and not is_list:
-            nested.append((path, field.title or name, subs[0], f"{field_env}{delim}" if field_env else None,
-                           field.description or ""))
+            nested.append(
+                (
+                    path,
+                    field.title or name,
+                    subs[0],
+                    f"{field_env}{delim}" if field_env else None,
+                    field.description or "",
+                )
+            )
             continue
         if subs:
             disc = field.discriminator if isinstance(field.discriminator, str) else None
@@ -224,9 +236,13 @@ def walk(
         ctext = constraints_text(field)
         typ = type_text(field.annotation) + (f" ({ctext})" if ctext else "")
         default = default_text(field)
-        if (eff is not None and name in eff and field.default_factory is None
-                and field.default is not PydanticUndefined
-                and eff[name] != _jsonable(field.default)):  # == so that 30 and 30.0 agree
+        if (
+            eff is not None
+            and name in eff
+            and field.default_factory is None
+            and field.default is not PydanticUndefined
+            and eff[name] != _jsonable(field.default)
+        ):  # == so that 30 and 30.0 agree
             default = f"{_value_text(eff[name])} (the model's own default {default} is replaced on load)"
         rows.append(Row(path, typ, default, described, field_env))
     yield Section(key, title, doc or _model_doc(model), tuple(rows))
@@ -273,8 +289,11 @@ def _jsonable(v: Any) -> Any:
 
 def _minimal(model: type[BaseModel]) -> dict[str, Any]:
     """The smallest valid mapping for a union member: its tag plus placeholders for required string/path keys."""
-    return {name: (f.default if f.default is not PydanticUndefined else "placeholder")
-            for name, f in model.model_fields.items() if f.is_required() or name == "type"}
+    return {
+        name: (f.default if f.default is not PydanticUndefined else "placeholder")
+        for name, f in model.model_fields.items()
+        if f.is_required() or name == "type"
+    }
 
 
 def _effective_for(build: Callable[[dict[str, Any]], BaseModel]) -> Effective:
@@ -303,8 +322,17 @@ def agent_sections() -> list[Section]:
 def dashboard_sections() -> list[Section]:
     prefix, delim = settings_env(DashboardConfig)
     eff = _effective_for(lambda o: DashboardConfig(**o))
-    return list(walk(DashboardConfig, "", "dashboard configuration", prefix, delim,
-                     "Everything `footfall-dashboard run` needs.", eff))
+    return list(
+        walk(
+            DashboardConfig,
+            "",
+            "dashboard configuration",
+            prefix,
+            delim,
+            "Everything `footfall-dashboard run` needs.",
+            eff,
+        )
+    )
 
 
 def profile_sections() -> list[Section]:
@@ -376,8 +404,9 @@ def _foot(steps: int, si: float, valr: float, contact: float) -> dict[str, Any]:
         "zone_uncertain": 1,
         "strike_index": _stat(steps, si, 0.03, round(si + 0.04, 2), round(si + 0.07, 2)),
         "valr_bw_s": _stat(steps, valr, 6.1, valr + 7.5, valr + 11.0),
-        "vilr_bw_s": _stat(steps, round(valr * 1.35, 1), 8.4, round(valr * 1.35 + 10.0, 1),
-                           round(valr * 1.35 + 14.0, 1)),
+        "vilr_bw_s": _stat(
+            steps, round(valr * 1.35, 1), 8.4, round(valr * 1.35 + 10.0, 1), round(valr * 1.35 + 14.0, 1)
+        ),
         "impact_peak_share": 1.0,
         "contact_ms": _stat(steps, contact, 7.0, contact + 9.0, contact + 14.0),
         "flight_ms": _stat(steps, 102.0, 6.0, 110.0, 115.0),
@@ -388,57 +417,158 @@ def _foot(steps: int, si: float, valr: float, contact: float) -> dict[str, Any]:
 
 
 def _envelope(seq: int, t: float) -> dict[str, Any]:
-    return {"schema_version": contract.SCHEMA_VERSION, "msg_id": f"{STREAM}-{seq}-9c1e", "device_id": DEVICE,
-            "stream_id": STREAM, "seq": seq, "device_time": t, "runner": "alex"}
+    return {
+        "schema_version": contract.SCHEMA_VERSION,
+        "msg_id": f"{STREAM}-{seq}-9c1e",
+        "device_id": DEVICE,
+        "stream_id": STREAM,
+        "seq": seq,
+        "device_time": t,
+        "runner": "alex",
+    }
 
 
 def examples() -> dict[str, BaseModel]:
     """One realistic, validated instance of every message of the contract."""
     run_id = f"{DEVICE}-20260101T070000Z"
-    quality = {"frames": 1000, "dropped_frames": 2, "late_frames": 0, "corrupt_frames": 0, "saturated_samples": 0,
-               "saturated_sensors": [], "silent_sensors": [], "calibration_age_s": 86400.0,
-               "loading_rate_low_confidence": True, "sample_rate_hz": 100.0}
-    asym = {"contact_ms_pct": 1.6, "valr_pct": -3.1, "peak_force_pct": 0.0, "strike_index_pct": 6.1,
-            "contact_ms_sa": 0.5, "valr_sa": -1.0, "peak_force_sa": 0.0}
-    window = contract.WindowSummary.model_validate({
-        **_envelope(42, T0 + 430.0), "kind": "summary", "run_id": run_id, "window_index": 41,
-        "t_start": T0 + 420.0, "t_end": T0 + 430.0, "activity": "running", "steps": 28, "cadence_spm": 168.4,
-        "duty_factor": 0.36, "left": _foot(14, 0.16, 58.2, 248.0), "right": _foot(14, 0.17, 56.4, 252.0),
-        "asymmetry": asym, "quality": quality, "body_mass_kg": 70.2,
-        "step_records": [
-            {"side": "left", "t": T0 + 420.12, "contact_ms": 247.0, "strike_index": 0.15, "strike_zone": "rearfoot",
-             "valr_bw_s": 57.9, "vilr_bw_s": 78.1, "impact_peak": True, "peak_force_bw": 2.47, "cop_x": 0.15,
-             "cop_y": 0.52},
-            {"side": "right", "t": T0 + 420.48, "contact_ms": 251.0, "strike_index": 0.31,
-             "strike_zone": "rearfoot", "valr_bw_s": 55.0, "vilr_bw_s": 74.2, "impact_peak": True,
-             "peak_force_bw": 2.51, "cop_x": 0.31, "cop_y": 0.49},
-        ],
-    })
-    run = contract.RunSummary.model_validate({
-        **_envelope(190, T0 + 1862.0), "kind": "run", "run_id": run_id, "started_at": T0, "ended_at": T0 + 1832.0,
-        "duration_s": 1832.0, "windows": 184, "steps": 5140, "cadence_spm": 168.3, "duty_factor": 0.36,
-        "left": _foot(2570, 0.16, 57.5, 249.0), "right": _foot(2570, 0.17, 56.0, 253.0), "asymmetry": asym,
-        "quality": {**quality, "frames": 183_200, "dropped_frames": 31}, "body_mass_kg": 70.2,
-        "profile": "moticon-opengo",
-    })
-    live = contract.LiveUpdate.model_validate({
-        "kind": "live", "device_id": DEVICE, "device_time": T0 + 431.0, "activity": "running", "run_id": run_id,
-        "cadence_spm": 169.0, "last_side": "right", "last_strike_index": 0.18, "last_strike_zone": "rearfoot",
-        "last_valr_bw_s": 56.8, "steps_in_run": 1234, "outbox_backlog": 0,
-    })
-    ack = contract.Ack.model_validate({
-        "kind": "ack", "device_id": DEVICE, "stream_id": STREAM, "acked_seq": 40, "missing": [[41, 41]],
-        "highest_seq": 42, "receiver": "plugin",
-    })
-    alert = contract.Alert.model_validate({
-        "kind": "alert", "alert_id": "a1b2c3d4e5f60718", "rule": "loading_spike", "severity": "warning",
-        "confidence": 0.8, "title": "Loading rate spike",
-        "message": "Your loading rate (VALR) is 31 % above your 28-day baseline in this run. Try a slightly "
-                   "higher cadence (+5 %) and a softer landing for the rest of the run.",
-        "evidence": {"valr_bw_s": 74.1, "baseline_bw_s": 56.6, "baseline_sd_bw_s": 4.9, "baseline_runs": 9,
-                     "window_s": 30},
-        "device_id": DEVICE, "runner": "alex", "run_id": run_id, "created_at": T0 + 440.0,
-    })
+    quality = {
+        "frames": 1000,
+        "dropped_frames": 2,
+        "late_frames": 0,
+        "corrupt_frames": 0,
+        "saturated_samples": 0,
+        "saturated_sensors": [],
+        "silent_sensors": [],
+        "calibration_age_s": 86400.0,
+        "loading_rate_low_confidence": True,
+        "sample_rate_hz": 100.0,
+    }
+    asym = {
+        "contact_ms_pct": 1.6,
+        "valr_pct": -3.1,
+        "peak_force_pct": 0.0,
+        "strike_index_pct": 6.1,
+        "contact_ms_sa": 0.5,
+        "valr_sa": -1.0,
+        "peak_force_sa": 0.0,
+    }
+    window = contract.WindowSummary.model_validate(
+        {
+            **_envelope(42, T0 + 430.0),
+            "kind": "summary",
+            "run_id": run_id,
+            "window_index": 41,
+            "t_start": T0 + 420.0,
+            "t_end": T0 + 430.0,
+            "activity": "running",
+            "steps": 28,
+            "cadence_spm": 168.4,
+            "duty_factor": 0.36,
+            "left": _foot(14, 0.16, 58.2, 248.0),
+            "right": _foot(14, 0.17, 56.4, 252.0),
+            "asymmetry": asym,
+            "quality": quality,
+            "body_mass_kg": 70.2,
+            "step_records": [
+                {
+                    "side": "left",
+                    "t": T0 + 420.12,
+                    "contact_ms": 247.0,
+                    "strike_index": 0.15,
+                    "strike_zone": "rearfoot",
+                    "valr_bw_s": 57.9,
+                    "vilr_bw_s": 78.1,
+                    "impact_peak": True,
+                    "peak_force_bw": 2.47,
+                    "cop_x": 0.15,
+                    "cop_y": 0.52,
+                },
+                {
+                    "side": "right",
+                    "t": T0 + 420.48,
+                    "contact_ms": 251.0,
+                    "strike_index": 0.31,
+                    "strike_zone": "rearfoot",
+                    "valr_bw_s": 55.0,
+                    "vilr_bw_s": 74.2,
+                    "impact_peak": True,
+                    "peak_force_bw": 2.51,
+                    "cop_x": 0.31,
+                    "cop_y": 0.49,
+                },
+            ],
+        }
+    )
+    run = contract.RunSummary.model_validate(
+        {
+            **_envelope(190, T0 + 1862.0),
+            "kind": "run",
+            "run_id": run_id,
+            "started_at": T0,
+            "ended_at": T0 + 1832.0,
+            "duration_s": 1832.0,
+            "windows": 184,
+            "steps": 5140,
+            "cadence_spm": 168.3,
+            "duty_factor": 0.36,
+            "left": _foot(2570, 0.16, 57.5, 249.0),
+            "right": _foot(2570, 0.17, 56.0, 253.0),
+            "asymmetry": asym,
+            "quality": {**quality, "frames": 183_200, "dropped_frames": 31},
+            "body_mass_kg": 70.2,
+            "profile": "moticon-opengo",
+        }
+    )
+    live = contract.LiveUpdate.model_validate(
+        {
+            "kind": "live",
+            "device_id": DEVICE,
+            "device_time": T0 + 431.0,
+            "activity": "running",
+            "run_id": run_id,
+            "cadence_spm": 169.0,
+            "last_side": "right",
+            "last_strike_index": 0.18,
+            "last_strike_zone": "rearfoot",
+            "last_valr_bw_s": 56.8,
+            "steps_in_run": 1234,
+            "outbox_backlog": 0,
+        }
+    )
+    ack = contract.Ack.model_validate(
+        {
+            "kind": "ack",
+            "device_id": DEVICE,
+            "stream_id": STREAM,
+            "acked_seq": 40,
+            "missing": [[41, 41]],
+            "highest_seq": 42,
+            "receiver": "plugin",
+        }
+    )
+    alert = contract.Alert.model_validate(
+        {
+            "kind": "alert",
+            "alert_id": "a1b2c3d4e5f60718",
+            "rule": "loading_spike",
+            "severity": "warning",
+            "confidence": 0.8,
+            "title": "Loading rate spike",
+            "message": "Your loading rate (VALR) is 31 % above your 28-day baseline in this run. Try a slightly "
+            "higher cadence (+5 %) and a softer landing for the rest of the run.",
+            "evidence": {
+                "valr_bw_s": 74.1,
+                "baseline_bw_s": 56.6,
+                "baseline_sd_bw_s": 4.9,
+                "baseline_runs": 9,
+                "window_s": 30,
+            },
+            "device_id": DEVICE,
+            "runner": "alex",
+            "run_id": run_id,
+            "created_at": T0 + 440.0,
+        }
+    )
     return {"WindowSummary": window, "RunSummary": run, "LiveUpdate": live, "Ack": ack, "Alert": alert}
 
 
@@ -531,8 +661,14 @@ def _entity_table(payload: dict[str, Any]) -> str:
         if c.get("state_class"):
             cls += f"; {c['state_class']}"
         ids = f"`{eid}`" + (f" (HA < 2026.4: `{legacy}`)" if legacy and legacy != eid else "")
-        rows.append("| " + " | ".join(_cell(x) for x in (
-            c["name"], ids, f"`{c['unique_id']}`", unit, cls.strip("; "), f"`{c['state_topic']}`")) + " |")
+        rows.append(
+            "| "
+            + " | ".join(
+                _cell(x)
+                for x in (c["name"], ids, f"`{c['unique_id']}`", unit, cls.strip("; "), f"`{c['state_topic']}`")
+            )
+            + " |"
+        )
     return "\n".join(rows)
 
 
@@ -554,8 +690,12 @@ def generated_blocks() -> dict[str, str]:
     blocks["example-dashboard-discovery"] = (
         f"Topic `homeassistant/device/footfall_dashboard/config` (retained, QoS 1); 2 of "
         f"{len(dash['cmps'])} components shown, plus the alert event:\n\n"
-        + _json_block({**_discovery_excerpt(dash), "cmps": {**_discovery_excerpt(dash)["cmps"],
-                                                            "latest_alert": dash["cmps"]["latest_alert"]}})
+        + _json_block(
+            {
+                **_discovery_excerpt(dash),
+                "cmps": {**_discovery_excerpt(dash)["cmps"], "latest_alert": dash["cmps"]["latest_alert"]},
+            }
+        )
     )
     blocks["example-ha-event"] = _json_block(ha_event_payload(ex["Alert"]))  # type: ignore[arg-type]
     blocks["ha-agent-entities"] = (

@@ -59,8 +59,9 @@ def vendor(data: Path) -> None:
             t = st.t
             f = total_force(prof, st.raw)  # the Moticon floor reads 0 N in the air
             vf = np.asarray(rec.reference[f"{side}_total_force_n"], dtype=float)
-            for a, b in zip(rec.reference[f"{side}_initial_contact_s"], rec.reference[f"{side}_toe_off_s"],
-                            strict=True):
+            for a, b in zip(
+                rec.reference[f"{side}_initial_contact_s"], rec.reference[f"{side}_toe_off_s"], strict=True
+            ):
                 hit = [s for s in res.steps if s.side == side and abs(s.t_contact - a) < 0.15]
                 if not hit:
                     continue
@@ -74,10 +75,12 @@ def vendor(data: Path) -> None:
                     ic, to = (s.t_contact, s.t_toe_off) if frac == 0 else relative_edges(t, f, s, frac)
                     dic[frac].append((ic - a) * 1000)
                     dto[frac].append((to - b) * 1000)
-        print(f"{name}: BW {bw:.0f} N, ours ends at 0.03 BW = {0.03 * bw:.0f} N; vendor toe-off at "
-              f"{np.median(lv_to):.0f} N ({min(lv_to):.0f}–{max(lv_to):.0f}) = {np.median(fr_to):.3f} of peak "
-              f"({min(fr_to):.3f}–{max(fr_to):.3f}); vendor initial contact at {np.median(lv_ic):.0f} N = "
-              f"{np.median(fr_ic):.3f} of peak")
+        print(
+            f"{name}: BW {bw:.0f} N, ours ends at 0.03 BW = {0.03 * bw:.0f} N; vendor toe-off at "
+            f"{np.median(lv_to):.0f} N ({min(lv_to):.0f}–{max(lv_to):.0f}) = {np.median(fr_to):.3f} of peak "
+            f"({min(fr_to):.3f}–{max(fr_to):.3f}); vendor initial contact at {np.median(lv_ic):.0f} N = "
+            f"{np.median(fr_ic):.3f} of peak"
+        )
         for frac in dic:
             label = "ours (0.03 BW)" if frac == 0 else f"{frac:.2f} × peak"
             print(f"  {label:15s} IC Δ {stats(dic[frac])}   toe-off Δ {stats(dto[frac])}   (n {len(dic[frac])})")
@@ -98,14 +101,17 @@ def simulator() -> None:
                 continue
             before = (st.t > tr.t_contact - 0.15) & (st.t < tr.t_contact)
             floor = float(f[before].min()) if before.any() else 0.0
-            ic, to = ((hit[0].t_contact, hit[0].t_toe_off) if frac == 0
-                      else relative_edges(st.t, f - floor, hit[0], frac))
+            ic, to = (
+                (hit[0].t_contact, hit[0].t_toe_off) if frac == 0 else relative_edges(st.t, f - floor, hit[0], frac)
+            )
             err[tr.gait][0].append((ic - tr.t_contact) * 1000)
             err[tr.gait][1].append((to - tr.t_toe_off) * 1000)
         label = "ours (0.03 BW)" if frac == 0 else f"{frac:.2f} × peak"
         for gait, (e_ic, e_to) in err.items():
-            print(f"  {label:15s} {gait}: IC {np.mean(e_ic):+5.1f} (max |{np.max(np.abs(e_ic)):.1f}|) ms, "
-                  f"toe-off {np.mean(e_to):+5.1f} (max |{np.max(np.abs(e_to)):.1f}|) ms, n {len(e_ic)}")
+            print(
+                f"  {label:15s} {gait}: IC {np.mean(e_ic):+5.1f} (max |{np.max(np.abs(e_ic)):.1f}|) ms, "
+                f"toe-off {np.mean(e_to):+5.1f} (max |{np.max(np.abs(e_to)):.1f}|) ms, n {len(e_ic)}"
+            )
 
 
 if __name__ == "__main__":

@@ -73,10 +73,23 @@ class AnalysisConfig:
         def bad(name: str, why: str) -> AnalysisError:
             return AnalysisError(f"AnalysisConfig.{name} = {getattr(self, name)!r}: {why}")
 
-        for name in ("contact_on_bw", "contact_off_bw", "min_contact_ms", "min_swing_ms", "max_contact_ms",
-                     "baseline_tau_s", "si_window_ms", "si_force_bw", "impact_min_bw",
-                     "impact_prominence_bw", "impact_max_stance_frac", "fallback_stance_frac",
-                     "cop_min_bw", "gap_periods", "min_peak_bw"):
+        for name in (
+            "contact_on_bw",
+            "contact_off_bw",
+            "min_contact_ms",
+            "min_swing_ms",
+            "max_contact_ms",
+            "baseline_tau_s",
+            "si_window_ms",
+            "si_force_bw",
+            "impact_min_bw",
+            "impact_prominence_bw",
+            "impact_max_stance_frac",
+            "fallback_stance_frac",
+            "cop_min_bw",
+            "gap_periods",
+            "min_peak_bw",
+        ):
             v = getattr(self, name)
             if not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
                 raise bad(name, "must be a positive finite number")
@@ -187,8 +200,7 @@ def _as_raw(profile: HardwareProfile, raw: Any, where: str) -> np.ndarray:
         a = a.reshape(-1, 1)
     if a.ndim != 2 or a.shape[1] != profile.n_sensors:
         raise AnalysisError(
-            f"{where}: raw must have shape (frames, {profile.n_sensors}) for profile "
-            f"{profile.name!r}, got {a.shape}"
+            f"{where}: raw must have shape (frames, {profile.n_sensors}) for profile {profile.name!r}, got {a.shape}"
         )
     return np.ascontiguousarray(a, dtype=np.float32)
 
@@ -321,14 +333,31 @@ def events_to_steps(events: np.ndarray, side: Side, low_confidence: bool) -> lis
     uncertain = has_si & near
     si_list = _none_where_nan(si)
     method = np.where(ev[:, K.E_LR_IMPACT] > 0, "impact_peak", "fallback").tolist()
-    return list(map(
-        Step, repeat(side), t_ic.tolist(), t_to.tolist(), ((t_to - t_ic) * 1000.0).tolist(), si_list,
-        zone.tolist(), uncertain.tolist(), (ev[:, K.E_IMPACT] > 0).tolist(), _none_where_nan(ev[:, K.E_VALR]),
-        _none_where_nan(ev[:, K.E_VILR]), method, repeat(low_confidence), ev[:, K.E_PEAK].tolist(),
-        ev[:, K.E_IMPULSE].tolist(), si_list, _none_where_nan(ev[:, K.E_SI_Y]),
-        _none_where_nan(ev[:, K.E_COP_PATH]), _none_where_nan(ev[:, K.E_COP_ML]), repeat(None),
-        _none_where_nan(ev[:, K.E_IMPACT_BW]),
-    ))
+    return list(
+        map(
+            Step,
+            repeat(side),
+            t_ic.tolist(),
+            t_to.tolist(),
+            ((t_to - t_ic) * 1000.0).tolist(),
+            si_list,
+            zone.tolist(),
+            uncertain.tolist(),
+            (ev[:, K.E_IMPACT] > 0).tolist(),
+            _none_where_nan(ev[:, K.E_VALR]),
+            _none_where_nan(ev[:, K.E_VILR]),
+            method,
+            repeat(low_confidence),
+            ev[:, K.E_PEAK].tolist(),
+            ev[:, K.E_IMPULSE].tolist(),
+            si_list,
+            _none_where_nan(ev[:, K.E_SI_Y]),
+            _none_where_nan(ev[:, K.E_COP_PATH]),
+            _none_where_nan(ev[:, K.E_COP_ML]),
+            repeat(None),
+            _none_where_nan(ev[:, K.E_IMPACT_BW]),
+        )
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -405,8 +434,22 @@ class FootAnalyzer:
         n = ta.shape[0]
         while pos < n:
             ne, used = K.run_chunk(
-                ta[pos:], ra[pos:], rai[pos:], su.params, su.wf, su.wx, su.wy, su.off, su.lut, self._state,
-                self._nan, self._sat, self._first, self._silent, self._buf, self._events,
+                ta[pos:],
+                ra[pos:],
+                rai[pos:],
+                su.params,
+                su.wf,
+                su.wx,
+                su.wy,
+                su.off,
+                su.lut,
+                self._state,
+                self._nan,
+                self._sat,
+                self._first,
+                self._silent,
+                self._buf,
+                self._events,
             )
             if ne:
                 ev = self._events[:ne]
@@ -464,8 +507,13 @@ class GaitAnalyzer:
     (so that foot's earlier toe-off is confirmed), at most ``hold_s`` of this foot's own time.
     """
 
-    def __init__(self, profile: HardwareProfile, body_weight_n: float, config: AnalysisConfig | None = None,
-                 hold_s: float | None = 2.0):
+    def __init__(
+        self,
+        profile: HardwareProfile,
+        body_weight_n: float,
+        config: AnalysisConfig | None = None,
+        hold_s: float | None = 2.0,
+    ):
         """``hold_s``: longest wait (this foot's stream time) for a lagging or absent other foot;
         None waits until ``flush`` (whole recordings fed one foot after the other)."""
         self.config = config or AnalysisConfig()
@@ -655,8 +703,7 @@ def analyze_recording(
             _as_raw(profile, st.raw, f"recording {getattr(rec, 'source', '?')} {side} stream")
             if len(st.t) != len(st.raw):
                 raise AnalysisError(
-                    f"recording {getattr(rec, 'source', '?')} {side} stream: {len(st.t)} times for "
-                    f"{len(st.raw)} frames"
+                    f"recording {getattr(rec, 'source', '?')} {side} stream: {len(st.t)} times for {len(st.raw)} frames"
                 )
     if body_mass_kg is not None:
         bw, src = body_mass_kg * G0, "argument"
@@ -689,16 +736,24 @@ def analyze_recording(
     gc_was_on = gc.isenabled()
     gc.disable()  # tens of thousands of Step records, no cycles: the cyclic GC would only rescan them
     try:
-        return _run_recording(streams, clocks, GaitAnalyzer(profile, bw, config, hold_s=None), chunk_frames,
-                              progress, bw, src, warnings)
+        return _run_recording(
+            streams, clocks, GaitAnalyzer(profile, bw, config, hold_s=None), chunk_frames, progress, bw, src, warnings
+        )
     finally:
         if gc_was_on:
             gc.enable()
 
 
-def _run_recording(streams: dict[str, Any], clocks: dict[str, tuple], gait: GaitAnalyzer, chunk_frames: int,
-                   progress: Callable[[int, int], None] | None, bw: float, src: str,
-                   warnings: list[str]) -> AnalysisResult:
+def _run_recording(
+    streams: dict[str, Any],
+    clocks: dict[str, tuple],
+    gait: GaitAnalyzer,
+    chunk_frames: int,
+    progress: Callable[[int, int], None] | None,
+    bw: float,
+    src: str,
+    warnings: list[str],
+) -> AnalysisResult:
     """Feed both feet in chunks cut at the same instants, so neither runs far ahead of the other."""
     total = sum(len(st.t) for st in streams.values())
     steps: list[Step] = []
@@ -718,7 +773,7 @@ def _run_recording(streams: dict[str, Any], clocks: dict[str, tuple], gait: Gait
                 else:
                     end = len(st.t)
                 if end > pos[side]:
-                    steps.extend(gait.feed(side, st.t[pos[side]:end], st.raw[pos[side]:end]))  # type: ignore[arg-type]
+                    steps.extend(gait.feed(side, st.t[pos[side] : end], st.raw[pos[side] : end]))  # type: ignore[arg-type]
                     done += end - pos[side]
                     pos[side] = end
             if progress is not None:
@@ -726,5 +781,11 @@ def _run_recording(streams: dict[str, Any], clocks: dict[str, tuple], gait: Gait
     steps.extend(gait.flush())
     steps.sort(key=_TIME_ORDER)
     duration = tmax - tmin if math.isfinite(tmin) else 0.0
-    return AnalysisResult(steps=steps, body_weight_n=bw, body_weight_source=src, quality=gait.quality,
-                          duration_s=duration, warnings=warnings)
+    return AnalysisResult(
+        steps=steps,
+        body_weight_n=bw,
+        body_weight_source=src,
+        quality=gait.quality,
+        duration_s=duration,
+        warnings=warnings,
+    )

@@ -112,8 +112,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     try:
         cal = asyncio.run(
-            calibrate(cfg, zero_s=args.zero_seconds, settle_s=args.settle_seconds, stand_s=args.stand_seconds,
-                      skip_zero=args.skip_zero)
+            calibrate(
+                cfg,
+                zero_s=args.zero_seconds,
+                settle_s=args.settle_seconds,
+                stand_s=args.stand_seconds,
+                skip_zero=args.skip_zero,
+            )
         )
     except RuntimeError as err:
         print(f"footfall-agent calibrate: {err}", file=sys.stderr)

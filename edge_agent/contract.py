@@ -213,9 +213,7 @@ class Ack(WireModel):
     device_id: str = Field(pattern=DEVICE_ID_PATTERN)
     stream_id: str = Field(min_length=4, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     acked_seq: int = Field(ge=0, title="Highest contiguous seq stored (0 = none)")
-    missing: list[tuple[int, int]] = Field(
-        default_factory=list, max_length=256, title="Inclusive seq ranges to resend"
-    )
+    missing: list[tuple[int, int]] = Field(default_factory=list, max_length=256, title="Inclusive seq ranges to resend")
     highest_seq: int | None = Field(
         default=None, ge=0, title="Highest seq stored (optional; lets the agent release rows above a gap)"
     )

@@ -69,8 +69,9 @@ class SensorDescription:
 
 
 def _stat(side: str, measure: str, field: str = "mean", digits: int = 1) -> str:
-    return (f"{{% set v = value_json.{side}.{measure}.{field} %}}"
-            f"{{{{ v | round({digits}) if v is not none else none }}}}")
+    return (
+        f"{{% set v = value_json.{side}.{measure}.{field} %}}{{{{ v | round({digits}) if v is not none else none }}}}"
+    )
 
 
 def _both_feet_mean(measure: str, digits: int = 1) -> str:
@@ -103,36 +104,123 @@ _ZONE_TEMPLATE = (
 
 #: The insole device's sensors. Units: custom ``spm``, ``BW/s``; ms with device_class duration.
 SENSORS: tuple[SensorDescription, ...] = (
-    SensorDescription("cadence", "Cadence", "summary",
-                      "{{ value_json.cadence_spm | round | int if value_json.cadence_spm is not none else none }}",
-                      unit="spm", icon="mdi:run-fast", precision=0),
-    SensorDescription("valr_mean", "Loading rate (VALR) mean", "summary", _both_feet_mean("valr_bw_s"),
-                      unit="BW/s", icon="mdi:chart-bell-curve", precision=1),
-    SensorDescription("valr_p90", "Loading rate (VALR) p90", "summary", _worse_foot("valr_bw_s", "p90"),
-                      unit="BW/s", icon="mdi:chart-bell-curve", precision=1),
-    SensorDescription("strike_index_left", "Strike index left", "summary", _stat("left", "strike_index", digits=2),
-                      icon="mdi:shoe-print", precision=2),
-    SensorDescription("strike_index_right", "Strike index right", "summary",
-                      _stat("right", "strike_index", digits=2), icon="mdi:shoe-print", precision=2),
-    SensorDescription("strike_zone", "Strike zone", "summary", _ZONE_TEMPLATE, device_class="enum",
-                      state_class=None, options=ZONES, icon="mdi:foot-print"),
-    SensorDescription("contact_time_left", "Contact time left", "summary", _stat("left", "contact_ms", digits=0),
-                      unit="ms", device_class="duration", precision=0),
-    SensorDescription("contact_time_right", "Contact time right", "summary",
-                      _stat("right", "contact_ms", digits=0), unit="ms", device_class="duration", precision=0),
-    SensorDescription("asymmetry_contact", "Contact time asymmetry", "summary",
-                      "{% set v = value_json.asymmetry.contact_ms_pct %}"
-                      "{{ v | round(1) if v is not none else none }}",
-                      unit="%", icon="mdi:scale-unbalanced", precision=1),
-    SensorDescription("asymmetry_valr", "Loading rate asymmetry", "summary",
-                      "{% set v = value_json.asymmetry.valr_pct %}{{ v | round(1) if v is not none else none }}",
-                      unit="%", icon="mdi:scale-unbalanced", precision=1),
-    SensorDescription("steps", "Steps this run", "live", "{{ value_json.steps_in_run }}",
-                      unit="steps", state_class="total_increasing", icon="mdi:shoe-sneaker"),
-    SensorDescription("run_state", "Run state", "live", "{{ value_json.activity }}", device_class="enum",
-                      state_class=None, options=ACTIVITIES, icon="mdi:run"),
-    SensorDescription("outbox_backlog", "Outbox backlog", "live", "{{ value_json.outbox_backlog }}",
-                      unit="messages", entity_category="diagnostic", icon="mdi:tray-full"),
+    SensorDescription(
+        "cadence",
+        "Cadence",
+        "summary",
+        "{{ value_json.cadence_spm | round | int if value_json.cadence_spm is not none else none }}",
+        unit="spm",
+        icon="mdi:run-fast",
+        precision=0,
+    ),
+    SensorDescription(
+        "valr_mean",
+        "Loading rate (VALR) mean",
+        "summary",
+        _both_feet_mean("valr_bw_s"),
+        unit="BW/s",
+        icon="mdi:chart-bell-curve",
+        precision=1,
+    ),
+    SensorDescription(
+        "valr_p90",
+        "Loading rate (VALR) p90",
+        "summary",
+        _worse_foot("valr_bw_s", "p90"),
+        unit="BW/s",
+        icon="mdi:chart-bell-curve",
+        precision=1,
+    ),
+    SensorDescription(
+        "strike_index_left",
+        "Strike index left",
+        "summary",
+        _stat("left", "strike_index", digits=2),
+        icon="mdi:shoe-print",
+        precision=2,
+    ),
+    SensorDescription(
+        "strike_index_right",
+        "Strike index right",
+        "summary",
+        _stat("right", "strike_index", digits=2),
+        icon="mdi:shoe-print",
+        precision=2,
+    ),
+    SensorDescription(
+        "strike_zone",
+        "Strike zone",
+        "summary",
+        _ZONE_TEMPLATE,
+        device_class="enum",
+        state_class=None,
+        options=ZONES,
+        icon="mdi:foot-print",
+    ),
+    SensorDescription(
+        "contact_time_left",
+        "Contact time left",
+        "summary",
+        _stat("left", "contact_ms", digits=0),
+        unit="ms",
+        device_class="duration",
+        precision=0,
+    ),
+    SensorDescription(
+        "contact_time_right",
+        "Contact time right",
+        "summary",
+        _stat("right", "contact_ms", digits=0),
+        unit="ms",
+        device_class="duration",
+        precision=0,
+    ),
+    SensorDescription(
+        "asymmetry_contact",
+        "Contact time asymmetry",
+        "summary",
+        "{% set v = value_json.asymmetry.contact_ms_pct %}{{ v | round(1) if v is not none else none }}",
+        unit="%",
+        icon="mdi:scale-unbalanced",
+        precision=1,
+    ),
+    SensorDescription(
+        "asymmetry_valr",
+        "Loading rate asymmetry",
+        "summary",
+        "{% set v = value_json.asymmetry.valr_pct %}{{ v | round(1) if v is not none else none }}",
+        unit="%",
+        icon="mdi:scale-unbalanced",
+        precision=1,
+    ),
+    SensorDescription(
+        "steps",
+        "Steps this run",
+        "live",
+        "{{ value_json.steps_in_run }}",
+        unit="steps",
+        state_class="total_increasing",
+        icon="mdi:shoe-sneaker",
+    ),
+    SensorDescription(
+        "run_state",
+        "Run state",
+        "live",
+        "{{ value_json.activity }}",
+        device_class="enum",
+        state_class=None,
+        options=ACTIVITIES,
+        icon="mdi:run",
+    ),
+    SensorDescription(
+        "outbox_backlog",
+        "Outbox backlog",
+        "live",
+        "{{ value_json.outbox_backlog }}",
+        unit="messages",
+        entity_category="diagnostic",
+        icon="mdi:tray-full",
+    ),
 )
 
 
@@ -152,7 +240,7 @@ def ha_slug(text: str) -> str:
 
 
 def default_device_name(device_id: str) -> str:
-    """"footfall insoles" for ``device_id: insoles`` — the device id names the pair, no extra word."""
+    """ "footfall insoles" for ``device_id: insoles`` — the device id names the pair, no extra word."""
     return f"footfall {device_id}"
 
 
@@ -186,9 +274,14 @@ def build_discovery_payload(
             "state_topic": topics.summary if s.source == "summary" else topics.live,
             "value_template": s.template,
         }
-        for k, v in (("unit_of_measurement", s.unit), ("device_class", s.device_class),
-                     ("state_class", s.state_class), ("icon", s.icon), ("entity_category", s.entity_category),
-                     ("suggested_display_precision", s.precision)):
+        for k, v in (
+            ("unit_of_measurement", s.unit),
+            ("device_class", s.device_class),
+            ("state_class", s.state_class),
+            ("icon", s.icon),
+            ("entity_category", s.entity_category),
+            ("suggested_display_precision", s.precision),
+        ):
             if v is not None:
                 c[k] = v
         if s.options is not None:
@@ -267,8 +360,10 @@ class HaDiscovery:
             if msg.retain and msg.payload:
                 found[msg.topic] = msg.payload
 
-        unsubs = [self.conn.subscribe(self.topic, collect, qos=1),
-                  self.conn.subscribe(f"{self.prefix}/+/{dev}/+/config", collect, qos=1)]
+        unsubs = [
+            self.conn.subscribe(self.topic, collect, qos=1),
+            self.conn.subscribe(f"{self.prefix}/+/{dev}/+/config", collect, qos=1),
+        ]
         try:
             await asyncio.sleep(self.readback_s)
         finally:
@@ -290,8 +385,12 @@ class HaDiscovery:
                         self.cleared_legacy.append(topic)
                         log.info("cleared legacy discovery topic %s", topic)
                 payload = build_discovery_payload(
-                    self.topics, device_name=self.device_name, model=self.model, sensors=self.sensors,
-                    removed=removed, platform_of_removed=platforms,
+                    self.topics,
+                    device_name=self.device_name,
+                    model=self.model,
+                    sensors=self.sensors,
+                    removed=removed,
+                    platform_of_removed=platforms,
                 )
                 await self.conn.publish(self.topic, json.dumps(payload, separators=(",", ":")), qos=1, retain=True)
                 self.announcements += 1
@@ -320,8 +419,9 @@ class HaDiscovery:
         with contextlib.suppress(ValueError, AttributeError, TypeError):
             cmps = json.loads(old).get("cmps") or json.loads(old).get("components") or {}
             current = {unique_id(self.topics.device_id, s.key) for s in self.sensors}
-            stale = {cid: str(c.get("p") or c.get("platform") or "sensor")
-                     for cid, c in cmps.items() if cid not in current}
+            stale = {
+                cid: str(c.get("p") or c.get("platform") or "sensor") for cid, c in cmps.items() if cid not in current
+            }
             return tuple(sorted(stale)), stale
         log.warning("retained discovery on %s is not valid JSON; replacing it", self.topic)
         return (), {}

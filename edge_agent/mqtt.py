@@ -101,9 +101,13 @@ class BrokerSettings:
             raise ValueError(f"broker url {self.redacted_url()!r}: bad port") from None
         if self.keepalive < 5:
             raise ValueError(f"broker keepalive {self.keepalive} s is too short (min 5)")
-        self._parsed = (parts.hostname, port, tls,
-                        unquote(parts.username) if parts.username else None,
-                        unquote(parts.password) if parts.password else None)
+        self._parsed = (
+            parts.hostname,
+            port,
+            tls,
+            unquote(parts.username) if parts.username else None,
+            unquote(parts.password) if parts.password else None,
+        )
 
     @property
     def host(self) -> str:
@@ -135,8 +139,10 @@ class BrokerSettings:
         return f"{parts.scheme}://{netloc}"
 
     def __repr__(self) -> str:
-        return (f"BrokerSettings(url={self.redacted_url()!r}, client_id={self.client_id!r}, "
-                f"tls={self.tls}, password={'***' if self.credentials()[1] else None})")
+        return (
+            f"BrokerSettings(url={self.redacted_url()!r}, client_id={self.client_id!r}, "
+            f"tls={self.tls}, password={'***' if self.credentials()[1] else None})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,8 +260,12 @@ class MqttConnection:
                 continue
             self.stats["connects"] += 1
             if outage_since is not None and ever_connected:
-                log.info("MQTT connection to %s is back after %.1f s (%d attempts)",
-                         url, time.monotonic() - outage_since, attempt + 1)
+                log.info(
+                    "MQTT connection to %s is back after %.1f s (%d attempts)",
+                    url,
+                    time.monotonic() - outage_since,
+                    attempt + 1,
+                )
             else:
                 log.info("MQTT connected to %s as %s", url, self.settings.client_id)
             ever_connected = True
@@ -279,8 +289,11 @@ class MqttConnection:
         s = self.settings
         loop = asyncio.get_running_loop()
         client = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id=s.client_id, clean_session=True,
-            protocol=paho.MQTTv311, reconnect_on_failure=False,
+            CallbackAPIVersion.VERSION2,
+            client_id=s.client_id,
+            clean_session=True,
+            protocol=paho.MQTTv311,
+            reconnect_on_failure=False,
         )
         user, pw = s.credentials()
         if user is not None:
@@ -306,6 +319,7 @@ class MqttConnection:
             def connack_cb() -> None:
                 if not connack.done():
                     connack.set_result(rc)
+
             _post(loop, connack_cb)
 
         def on_disconnect(_c: paho.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
@@ -313,6 +327,7 @@ class MqttConnection:
                 if not connack.done():
                     connack.set_exception(MqttConnectionLost(f"disconnected before CONNACK ({rc})"))
                 lost.set()
+
             _post(loop, lost_cb)
 
         def on_publish(_c: paho.Client, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
@@ -327,8 +342,9 @@ class MqttConnection:
         client.on_publish = on_publish
         client.on_message = on_message
         try:
-            await asyncio.wait_for(asyncio.to_thread(client.connect, s.host, s.port, s.keepalive),
-                                   s.connect_timeout_s + 1)
+            await asyncio.wait_for(
+                asyncio.to_thread(client.connect, s.host, s.port, s.keepalive), s.connect_timeout_s + 1
+            )
             client.loop_start()
             rc = await asyncio.wait_for(connack, s.connect_timeout_s)
         except BaseException:
@@ -490,8 +506,15 @@ class OutboxPublisher:
         self.no_ack_warn_s = no_ack_warn_s
         self._waiting_since: float | None = None  # first PUBACK not followed by any plugin ack
         self._no_ack_warned = False
-        self.stats = {"published": 0, "pubacks": 0, "acks": 0, "acked_rows": 0, "bad_acks": 0, "send_errors": 0,
-                      "max_inflight": 0}
+        self.stats = {
+            "published": 0,
+            "pubacks": 0,
+            "acks": 0,
+            "acked_rows": 0,
+            "bad_acks": 0,
+            "send_errors": 0,
+            "max_inflight": 0,
+        }
         self._inflight: dict[int, asyncio.Future[None]] = {}
         self._pubacked: list[int] = []
         self._wake = asyncio.Event()
@@ -607,13 +630,19 @@ class OutboxPublisher:
     def _check_plugin(self) -> None:
         """Say once if the broker takes messages but no plugin ever acknowledges them: the outbox
         would grow to its bound (likely a setup without the dashboard plugin)."""
-        if (self.outbox.require_plugin_ack and not self._no_ack_warned and self._waiting_since is not None
-                and time.monotonic() - self._waiting_since > self.no_ack_warn_s):
+        if (
+            self.outbox.require_plugin_ack
+            and not self._no_ack_warned
+            and self._waiting_since is not None
+            and time.monotonic() - self._waiting_since > self.no_ack_warn_s
+        ):
             self._no_ack_warned = True
             log.warning(
                 "no acknowledgement from the footfall plugin on %s for %.0f s (%d messages kept): is the "
                 "dashboard running? Without it, set outbox require_plugin_ack: false",
-                self.topics.ack, self.no_ack_warn_s, self.outbox.backlog,
+                self.topics.ack,
+                self.no_ack_warn_s,
+                self.outbox.backlog,
             )
 
     async def _expire_loop(self) -> None:

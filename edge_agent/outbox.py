@@ -145,8 +145,9 @@ class Outbox:
             self.stream_id = self._init_meta()
             self._rows = int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
         except sqlite3.DatabaseError as err:
-            raise OutboxError(f"outbox {self.path}: cannot open as SQLite outbox ({err}); "
-                              "the file was left untouched") from None
+            raise OutboxError(
+                f"outbox {self.path}: cannot open as SQLite outbox ({err}); the file was left untouched"
+            ) from None
         if self._rows:
             log.info("outbox %s: %d rows carried over (stream %s)", self.path, self._rows, self.stream_id)
 
@@ -158,9 +159,13 @@ class Outbox:
             with self._tx():
                 self._db.executemany(
                     "INSERT INTO meta VALUES (?, ?)",
-                    [("schema", str(OUTBOX_SCHEMA)), ("device_id", self.device_id),
-                     ("stream_id", stream_id), ("last_seq", "0"),
-                     *[(f"n_{c}", "0") for c in _COUNTERS]],
+                    [
+                        ("schema", str(OUTBOX_SCHEMA)),
+                        ("device_id", self.device_id),
+                        ("stream_id", stream_id),
+                        ("last_seq", "0"),
+                        *[(f"n_{c}", "0") for c in _COUNTERS],
+                    ],
                 )
             return stream_id
         if int(meta.get("schema", "0")) > OUTBOX_SCHEMA:
@@ -252,13 +257,17 @@ class Outbox:
         cols = "seq, msg_id, kind, topic, payload, qos, created, attempts, puback_at"
         with self._lock:
             rows = self._db.execute(
-                f"SELECT {cols} FROM outbox WHERE next_at = 0 ORDER BY seq LIMIT ?", (n,)).fetchall()
+                f"SELECT {cols} FROM outbox WHERE next_at = 0 ORDER BY seq LIMIT ?", (n,)
+            ).fetchall()
             rows += self._db.execute(
-                f"SELECT {cols} FROM outbox WHERE next_at > 0 AND next_at <= ? ORDER BY next_at LIMIT ?",
-                (now, n)).fetchall()
+                f"SELECT {cols} FROM outbox WHERE next_at > 0 AND next_at <= ? ORDER BY next_at LIMIT ?", (now, n)
+            ).fetchall()
         rows.sort(key=lambda r: r[0])
-        out = [OutboxRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6], r[7], r[8] is not None)
-               for r in rows if r[0] not in skip]
+        out = [
+            OutboxRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6], r[7], r[8] is not None)
+            for r in rows
+            if r[0] not in skip
+        ]
         return out[:limit]
 
     def mark_sent(self, seqs: Sequence[int]) -> None:
@@ -349,7 +358,8 @@ class Outbox:
                             hi = min(a - 1, upper)
                             if hi >= lo:
                                 gap_deleted += self._db.execute(
-                                    "DELETE FROM outbox WHERE seq BETWEEN ? AND ?", (lo, hi)).rowcount
+                                    "DELETE FROM outbox WHERE seq BETWEEN ? AND ?", (lo, hi)
+                                ).rowcount
                         lo = max(lo, b + 1)
                         if lo > upper:
                             break
@@ -375,13 +385,14 @@ class Outbox:
             log.warning(
                 "OUTBOX NEARLY FULL: %d of %d rows (%.0f %%) at %s — is the plugin/broker reachable? "
                 "At the bound the oldest window summaries are dropped first, run summaries last.",
-                self._rows, self.max_rows, 100 * self._rows / self.max_rows, self.path,
+                self._rows,
+                self.max_rows,
+                100 * self._rows / self.max_rows,
+                self.path,
             )
 
     def _enforce_row_bound(self, n: int) -> dict[str, int]:
-        victims = self._db.execute(
-            "SELECT seq, kind FROM outbox ORDER BY priority, seq LIMIT ?", (n,)
-        ).fetchall()
+        victims = self._db.execute("SELECT seq, kind FROM outbox ORDER BY priority, seq LIMIT ?", (n,)).fetchall()
         return self._drop(victims, f"row bound {self.max_rows} reached")
 
     def _drop(self, victims: list[tuple[int, str]], why: str) -> dict[str, int]:
@@ -400,7 +411,12 @@ class Outbox:
         self._rows -= len(seqs)
         log.error(
             "OUTBOX DROPPED %d undelivered messages (%s; seq %d..%d; by kind %s) at %s",
-            len(seqs), why, min(seqs), max(seqs), counts, self.path,
+            len(seqs),
+            why,
+            min(seqs),
+            max(seqs),
+            counts,
+            self.path,
         )
         return counts
 
@@ -415,10 +431,14 @@ class Outbox:
         now = self._clock() if now is None else now
         with self._lock:
             dropped: dict[str, int] = {}
-            old = [] if now < SANE_CLOCK else self._db.execute(
-                "SELECT seq, kind FROM outbox WHERE created < ? AND created >= ? ORDER BY seq",
-                (now - self.max_age_s, SANE_CLOCK),
-            ).fetchall()
+            old = (
+                []
+                if now < SANE_CLOCK
+                else self._db.execute(
+                    "SELECT seq, kind FROM outbox WHERE created < ? AND created >= ? ORDER BY seq",
+                    (now - self.max_age_s, SANE_CLOCK),
+                ).fetchall()
+            )
             if old:
                 dropped = self._drop(old, f"older than {self.max_age_s:.0f} s")
             if not self.require_plugin_ack:

@@ -248,8 +248,13 @@ class Pipeline:
         self._once = _OnceLog()
         # cumulative counters of the pipeline itself (the kernels count the rest)
         self.counters = {
-            "frames_in": 0, "corrupt": 0, "dropped": 0, "queue_dropped": 0, "stuck_samples": 0,
-            "batches": 0, "wakeups": 0,
+            "frames_in": 0,
+            "corrupt": 0,
+            "dropped": 0,
+            "queue_dropped": 0,
+            "stuck_samples": 0,
+            "batches": 0,
+            "wakeups": 0,
         }
         self.t_first: float | None = None
         self.now: float | None = None
@@ -432,8 +437,11 @@ class Pipeline:
             idx = np.flatnonzero(stuck)
             if not self._stuck[side].issuperset(idx.tolist()):
                 self._once.warn(
-                    f"stuck-{side}", "%s sensor(s) %s stuck at the maximum for ≥ %.0f s: masked",
-                    side, idx.tolist(), STUCK_S,
+                    f"stuck-{side}",
+                    "%s sensor(s) %s stuck at the maximum for ≥ %.0f s: masked",
+                    side,
+                    idx.tolist(),
+                    STUCK_S,
                 )
             self._stuck[side].update(idx.tolist())
             raw = raw.copy()
@@ -809,7 +817,10 @@ class Pipeline:
         await self._emit(run_msg)
         log.info(
             "run %s ended: %.0f s, %d steps, %d windows",
-            self.run_id, run_msg.duration_s, run_msg.steps, run_msg.windows,
+            self.run_id,
+            run_msg.duration_s,
+            run_msg.steps,
+            run_msg.windows,
         )
         self.run_id = None
         self.run_started = None

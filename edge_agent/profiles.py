@@ -22,6 +22,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 Region = Literal["heel", "midfoot", "forefoot", "toes"]
+FootSide = Literal["left", "right"]
+
+
+def _per_foot(left: int, right: int) -> dict[FootSide, int]:
+    return {"left": left, "right": right}
+
 
 #: Multiply a pressure in these units by an area in cm² to get newtons.
 PRESSURE_TO_N_PER_CM2: dict[str, float] = {
@@ -132,12 +138,12 @@ class AdcTransport(_Strict):
     type: Literal["adc"] = "adc"
     chip: Literal["mcp3008", "ads1115"] = Field(title="ADC chip")
     spi_bus: int = Field(default=0, ge=0, title="SPI bus (MCP3008)")
-    spi_devices: dict[Literal["left", "right"], int] = Field(
-        default_factory=lambda: {"left": 0, "right": 1}, title="SPI chip-select per foot (MCP3008)"
+    spi_devices: dict[FootSide, int] = Field(
+        default_factory=lambda: _per_foot(0, 1), title="SPI chip-select per foot (MCP3008)"
     )
     i2c_bus: int = Field(default=1, ge=0, title="I²C bus (ADS1115)")
-    i2c_addresses: dict[Literal["left", "right"], int] = Field(
-        default_factory=lambda: {"left": 0x48, "right": 0x49}, title="I²C address per foot (ADS1115)"
+    i2c_addresses: dict[FootSide, int] = Field(
+        default_factory=lambda: _per_foot(0x48, 0x49), title="I²C address per foot (ADS1115)"
     )
     channels: list[int] = Field(title="ADC channel of sensor 1…N", min_length=1)
     spi_speed_hz: int = Field(default=1_350_000, gt=0, title="SPI clock (Hz)")
@@ -149,9 +155,7 @@ class FileTransport(_Strict):
     type: Literal["file"] = "file"
 
 
-Transport = Annotated[
-    SerialTransport | BleTransport | AdcTransport | FileTransport, Field(discriminator="type")
-]
+Transport = Annotated[SerialTransport | BleTransport | AdcTransport | FileTransport, Field(discriminator="type")]
 
 
 class HardwareProfile(_Strict):
@@ -292,9 +296,7 @@ def list_profiles() -> list[str]:
     return sorted(p.stem for p in profiles_dir().glob("*.yaml"))
 
 
-def grid_sensors(
-    rows: int, cols: int, pitch_mm: float, length_mm: float, width_mm: float
-) -> list[Sensor]:
+def grid_sensors(rows: int, cols: int, pitch_mm: float, length_mm: float, width_mm: float) -> list[Sensor]:
     """Sensels of a rectangular grid clipped to an insole outline (for high-resolution mats)."""
     sensors: list[Sensor] = []
     area = (pitch_mm / 10.0) ** 2

@@ -125,7 +125,10 @@ class RunParams(BaseModel):
     active_peak_bw: float = Field(2.5, gt=0, le=6, title="Active peak (BW)", description="Height of the half-sine.")
     contact_ms: float = Field(250.0, ge=80, le=1000, title="Contact time (ms)", description="Mean over both feet.")
     asymmetry_pct: float = Field(
-        0.0, ge=-50, le=50, title="Asymmetry (%)",
+        0.0,
+        ge=-50,
+        le=50,
+        title="Asymmetry (%)",
         description="Right vs left contact time and peaks, as Herzog's SI%: R = (1+a/200)·x, L = (1−a/200)·x.",
     )
     jitter: float = Field(
@@ -140,7 +143,10 @@ class RunParams(BaseModel):
         0.0, ge=0, title="Walking (s)", description="Walking before and after the run, each this long."
     )
     fatigue: float = Field(
-        0.0, ge=0, le=1, title="Fatigue (0..1)",
+        0.0,
+        ge=0,
+        le=1,
+        title="Fatigue (0..1)",
         description="Over the run cadence falls (−6 %·f), contact time (+8 %·f) and loading rate (+25 %·f) rise.",
     )
     spikes: list[tuple[float, float, float]] = Field(
@@ -344,8 +350,17 @@ class _Schedule:
                 self.done = True
                 break
             shape = _StepShape(
-                side=side, t0=t0, T=T, gait=gait, active_bw=active, impact_amp=0.0, rise_s=rise,
-                gamma=1.0, si=si, y0=0.55 + 0.02 * r[5], wander_phase=float(self.rng.random()),
+                side=side,
+                t0=t0,
+                T=T,
+                gait=gait,
+                active_bw=active,
+                impact_amp=0.0,
+                rise_s=rise,
+                gamma=1.0,
+                si=si,
+                y0=0.55 + 0.02 * r[5],
+                wander_phase=float(self.rng.random()),
             )
             if gait == "run" and imp_target > 0.0:
                 rise = min(rise, 0.45 * T)
@@ -368,11 +383,21 @@ class _Schedule:
     def _truth(self, shape: _StepShape) -> StepTruth:
         valr, vilr, has_ip, method, ipbw, peak, impulse = _truth_lr(shape)
         return StepTruth(
-            side=shape.side, t_contact=float(shape.t0), t_toe_off=float(shape.t0 + shape.T),
+            side=shape.side,
+            t_contact=float(shape.t0),
+            t_toe_off=float(shape.t0 + shape.T),
             contact_ms=float(shape.T * 1000.0),
-            strike_index=shape.si, strike_zone=strike_zone(shape.si), impact_peak=has_ip, valr_bw_s=valr,
-            vilr_bw_s=vilr, peak_force_bw=peak, lr_method=method,  # type: ignore[arg-type]
-            impact_peak_bw=ipbw, impulse_bw_s=impulse, gait=shape.gait, spike_factor=shape.spike_factor,
+            strike_index=shape.si,
+            strike_zone=strike_zone(shape.si),
+            impact_peak=has_ip,
+            valr_bw_s=valr,
+            vilr_bw_s=vilr,
+            peak_force_bw=peak,
+            lr_method=method,  # type: ignore[arg-type]
+            impact_peak_bw=ipbw,
+            impulse_bw_s=impulse,
+            gait=shape.gait,
+            spike_factor=shape.spike_factor,
         )
 
     def _apply_spike(self, shape: _StepShape, base: StepTruth, factor: float) -> StepTruth:
@@ -397,6 +422,7 @@ class _Schedule:
                 shape.gamma = x
 
             lo, hi = (0.15, 1.0) if factor > 1 else (1.0, 3.0)
+
         def valr_at(x: float) -> float:
             set_param(x)
             return _truth_lr(shape)[0]
@@ -673,8 +699,12 @@ def _meta(profile: HardwareProfile, params: RunParams, fs: float) -> dict[str, A
 def _segments(p: RunParams) -> list[Segment]:
     segs: list[Segment] = []
     t = 0.0
-    for label, dur in (("standing", p.standing_s), ("walking", p.walking_s), ("running", p.duration_s),
-                       ("walking", p.walking_s)):
+    for label, dur in (
+        ("standing", p.standing_s),
+        ("walking", p.walking_s),
+        ("running", p.duration_s),
+        ("walking", p.walking_s),
+    ):
         if dur > 0:
             segs.append(Segment(label, t, t + dur))
             t += dur
@@ -694,8 +724,13 @@ def simulate(profile: HardwareProfile, params: RunParams | None = None) -> tuple
         feet[side] = FootStream(t=np.ascontiguousarray(t, dtype=np.float64), raw=np.ascontiguousarray(raw))
     gen.sched.extend_to(math.inf)
     rec = Recording(
-        profile=profile.name, left=feet["left"], right=feet["right"], body_mass_kg=params.body_mass_kg,
-        notes=f"simulated run, seed {params.seed}", source="simulator", segments=_segments(params),
+        profile=profile.name,
+        left=feet["left"],
+        right=feet["right"],
+        body_mass_kg=params.body_mass_kg,
+        notes=f"simulated run, seed {params.seed}",
+        source="simulator",
+        segments=_segments(params),
         meta=_meta(profile, params, gen.fs),
     )
     return rec, list(gen.sched.truths)
@@ -773,8 +808,11 @@ class SimulatorStream:
         start, stop = self._span(n_frames)
         if stop <= start:
             return False
-        return any((k * 2 + si) not in self._buf
-                   for k in range(start // BLOCK_FRAMES, -(-stop // BLOCK_FRAMES)) for si in (0, 1))
+        return any(
+            (k * 2 + si) not in self._buf
+            for k in range(start // BLOCK_FRAMES, -(-stop // BLOCK_FRAMES))
+            for si in (0, 1)
+        )
 
     def prepare(self, n_frames: int) -> None:
         """Generate the blocks the next ``next_chunk(n_frames)`` needs (callable from a worker thread)."""

@@ -151,8 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--runner", default="alex")
     s.add_argument("--device-id", default="sim-1")
-    s.add_argument("--demo-alerts", action="store_true",
-                   help="inject a loading spike, fatigue drift and a fast forefoot transition, then run the rules")
+    s.add_argument(
+        "--demo-alerts",
+        action="store_true",
+        help="inject a loading spike, fatigue drift and a fast forefoot transition, then run the rules",
+    )
     s.set_defaults(func=cmd_seed)
     return p
 

@@ -105,8 +105,12 @@ class RiskConfig(_Strict):
     acwr_rearm: float = Field(1.3, gt=0, title="ACWR re-arms below this")
     cooldown_days: dict[str, float] = Field(
         default_factory=lambda: {
-            "loading_spike": 1.0, "valr_absolute": 28.0, "strike_transition": 14.0, "fatigue_drift": 1.0,
-            "asymmetry": 14.0, "training_load": 7.0,
+            "loading_spike": 1.0,
+            "valr_absolute": 28.0,
+            "strike_transition": 14.0,
+            "fatigue_drift": 1.0,
+            "asymmetry": 14.0,
+            "training_load": 7.0,
         },
         title="Per-rule cooldown (days) after an alert",
     )

@@ -207,26 +207,44 @@ def generate_history(
                     sv = max(5.0, rng.gauss(valr * (0.7 if zone == "forefoot" else 1.0), valr * 0.18))
                     records.append(
                         StepRecord(
-                            side=side, t=ws + k * window_s / max(steps, 1), contact_ms=cl if side == "left" else cr,
-                            strike_index=si, strike_zone=zone, valr_bw_s=sv, vilr_bw_s=sv * 1.25,
-                            impact_peak=zone != "forefoot", peak_force_bw=rng.gauss(2.45, 0.1),
-                            cop_x=si, cop_y=min(1.0, max(0.0, rng.gauss(0.45, 0.08))),
+                            side=side,
+                            t=ws + k * window_s / max(steps, 1),
+                            contact_ms=cl if side == "left" else cr,
+                            strike_index=si,
+                            strike_zone=zone,
+                            valr_bw_s=sv,
+                            vilr_bw_s=sv * 1.25,
+                            impact_peak=zone != "forefoot",
+                            peak_force_bw=rng.gauss(2.45, 0.1),
+                            cop_x=si,
+                            cop_y=min(1.0, max(0.0, rng.gauss(0.45, 0.08))),
                         )
                     )
             windows.append(
                 WindowSummary(
                     **counter.envelope(model.device_id, model.name, ws + window_s),  # type: ignore[arg-type]
-                    run_id=run_id, window_index=wi, t_start=ws, t_end=ws + window_s, steps=steps,
-                    cadence_spm=cad, duty_factor=contact / (120000.0 / cad), left=left, right=right,
+                    run_id=run_id,
+                    window_index=wi,
+                    t_start=ws,
+                    t_end=ws + window_s,
+                    steps=steps,
+                    cadence_spm=cad,
+                    duty_factor=contact / (120000.0 / cad),
+                    left=left,
+                    right=right,
                     asymmetry=Asymmetry(
-                        contact_ms_pct=_asym(cl, cr), valr_pct=_asym(lv, rv), peak_force_pct=0.0,
+                        contact_ms_pct=_asym(cl, cr),
+                        valr_pct=_asym(lv, rv),
+                        peak_force_pct=0.0,
                         strike_index_pct=_asym(left.strike_index.mean or 0.0, right.strike_index.mean or 0.0)
-                        if (left.strike_index.mean or 0.0) + (right.strike_index.mean or 0.0) > 0 else None,
-                        contact_ms_sa=_sym_angle(cl, cr), valr_sa=_sym_angle(lv, rv) if lv + rv > 0 else None,
+                        if (left.strike_index.mean or 0.0) + (right.strike_index.mean or 0.0) > 0
+                        else None,
+                        contact_ms_sa=_sym_angle(cl, cr),
+                        valr_sa=_sym_angle(lv, rv) if lv + rv > 0 else None,
                     ),
-                    quality=Quality(frames=int(window_s * 100), sample_rate_hz=100.0,
-                                    loading_rate_low_confidence=True),
-                    body_mass_kg=model.body_mass_kg, step_records=records,
+                    quality=Quality(frames=int(window_s * 100), sample_rate_hz=100.0, loading_rate_low_confidence=True),
+                    body_mass_kg=model.body_mass_kg,
+                    step_records=records,
                 )
             )
         yield from windows
@@ -254,8 +272,16 @@ def _pool_foot(feet: list[FootStats]) -> FootStats:
         zone_uncertain=sum(f.zone_uncertain for f in feet),
         **{
             k: _pool([getattr(f, k) for f in feet])
-            for k in ("strike_index", "valr_bw_s", "vilr_bw_s", "contact_ms", "flight_ms", "peak_force_bw",
-                      "impulse_bw_s", "cop_ml_excursion")
+            for k in (
+                "strike_index",
+                "valr_bw_s",
+                "vilr_bw_s",
+                "contact_ms",
+                "flight_ms",
+                "peak_force_bw",
+                "impulse_bw_s",
+                "cop_ml_excursion",
+            )
         },
     )
 
@@ -270,18 +296,29 @@ def _run_summary(counter: _Counter, model: RunnerModel, run_id: str, windows: li
     ls, rs = left.strike_index.mean or 0.0, right.strike_index.mean or 0.0
     return RunSummary(
         **counter.envelope(model.device_id, model.name, t1 + 5.0),  # type: ignore[arg-type]
-        run_id=run_id, started_at=t0, ended_at=t1, duration_s=t1 - t0, windows=len(windows), steps=steps,
+        run_id=run_id,
+        started_at=t0,
+        ended_at=t1,
+        duration_s=t1 - t0,
+        windows=len(windows),
+        steps=steps,
         cadence_spm=steps / (t1 - t0) * 60.0,
         duty_factor=sum((w.duty_factor or 0.0) for w in windows) / len(windows),
-        left=left, right=right,
+        left=left,
+        right=right,
         asymmetry=Asymmetry(
-            contact_ms_pct=_asym(lc, rc), valr_pct=_asym(lv, rv), peak_force_pct=0.0,
+            contact_ms_pct=_asym(lc, rc),
+            valr_pct=_asym(lv, rv),
+            peak_force_pct=0.0,
             strike_index_pct=_asym(ls, rs) if ls + rs > 0 else None,
-            contact_ms_sa=_sym_angle(lc, rc), valr_sa=_sym_angle(lv, rv),
+            contact_ms_sa=_sym_angle(lc, rc),
+            valr_sa=_sym_angle(lv, rv),
         ),
-        quality=Quality(frames=sum(w.quality.frames for w in windows), sample_rate_hz=100.0,
-                        loading_rate_low_confidence=True),
-        body_mass_kg=model.body_mass_kg, profile="simulated",
+        quality=Quality(
+            frames=sum(w.quality.frames for w in windows), sample_rate_hz=100.0, loading_rate_low_confidence=True
+        ),
+        body_mass_kg=model.body_mass_kg,
+        profile="simulated",
     )
 
 

@@ -168,8 +168,7 @@ class RiskEngine:
         b = self._window_baseline(msg, st)
         if b["runs"] < c.min_baseline_runs or b["mean"] is None or b["sd"] is None:
             self.last_status[msg.runner or msg.device_id] = (
-                f"no baseline yet: {b['runs']} earlier run(s) in {c.baseline_days:g} days, "
-                f"{c.min_baseline_runs} needed"
+                f"no baseline yet: {b['runs']} earlier run(s) in {c.baseline_days:g} days, {c.min_baseline_runs} needed"
             )
             return None
         mean, sd = float(b["mean"]), float(b["sd"])
@@ -317,8 +316,7 @@ class RiskEngine:
             f"This run's average vertical loading rate was {valr:.0f} BW/s, above {c.valr_absolute_bw_s:.0f} BW/s."
             f"{base_txt} For information only: in one study women above 66 BW/s had more medically diagnosed "
             f"injuries (Davis 2016), another found no link (Napier 2018), and insoles under-read loading rate "
-            f"(Peebles 2018). "
-            + (CADENCE_ADVICE.format(lo=cad * 1.05, hi=cad * 1.10) if cad else "")
+            f"(Peebles 2018). " + (CADENCE_ADVICE.format(lo=cad * 1.05, hi=cad * 1.10) if cad else "")
         )
         return self._emit(
             msg, "valr_absolute", "info", 0.3, f"Loading rate {valr:.0f} BW/s (above {c.valr_absolute_bw_s:.0f})",
@@ -460,7 +458,7 @@ RECENT_DAYS = 7.0
 
 
 def _age(seconds: float, as_of: str) -> str:
-    """"3 days before the latest run, " — or nothing within the first day."""
+    """ "3 days before the latest run, " — or nothing within the first day."""
     days = seconds / DAY
     return "" if days < 1 else f"{days:.0f} day{'' if round(days) == 1 else 's'} {as_of}, "
 

@@ -553,7 +553,10 @@ class Store:
 
     def count_runs(self, **filters: Any) -> int:
         where, args = self._filters(
-            filters.get("device_id"), filters.get("runner"), filters.get("since"), filters.get("until"),
+            filters.get("device_id"),
+            filters.get("runner"),
+            filters.get("since"),
+            filters.get("until"),
             "started_at",
         )
         return int(self._r().execute(f"SELECT COUNT(*) FROM runs{where}", args).fetchone()[0])
@@ -658,11 +661,15 @@ class Store:
         if exclude_run is not None:
             where.append("run_id != ?")
             args.append(exclude_run)
-        row = self._r().execute(
-            "SELECT COUNT(*), COUNT(DISTINCT run_id), AVG(valr_mean), AVG(valr_mean * valr_mean) FROM windows "
-            "WHERE " + " AND ".join(where),
-            args,
-        ).fetchone()
+        row = (
+            self._r()
+            .execute(
+                "SELECT COUNT(*), COUNT(DISTINCT run_id), AVG(valr_mean), AVG(valr_mean * valr_mean) FROM windows "
+                "WHERE " + " AND ".join(where),
+                args,
+            )
+            .fetchone()
+        )
         n, runs, mean, mean_sq = int(row[0]), int(row[1]), row[2], row[3]
         sd = None
         if n > 1 and mean is not None:
@@ -738,9 +745,11 @@ class Store:
             return cur.rowcount == 1
 
     def last_alert_time(self, rule: str, runner: str | None) -> float | None:
-        row = self._r().execute(
-            "SELECT MAX(created_at) FROM alerts WHERE rule = ? AND runner IS ?", (rule, runner)
-        ).fetchone()
+        row = (
+            self._r()
+            .execute("SELECT MAX(created_at) FROM alerts WHERE rule = ? AND runner IS ?", (rule, runner))
+            .fetchone()
+        )
         return None if row[0] is None else float(row[0])
 
     def has_alert(self, rule: str, run_id: str) -> bool:
@@ -756,10 +765,7 @@ class Store:
         return [dict(r) for r in self._r().execute(sql)]
 
     def runners(self) -> list[dict[str, Any]]:
-        sql = (
-            "SELECT n.*, (SELECT COUNT(*) FROM runs r WHERE r.runner = n.name) AS runs "
-            "FROM runners n ORDER BY n.name"
-        )
+        sql = "SELECT n.*, (SELECT COUNT(*) FROM runs r WHERE r.runner = n.name) AS runs FROM runners n ORDER BY n.name"
         return [dict(r) for r in self._r().execute(sql)]
 
     def get_setting(self, key: str, default: Any = None) -> Any:

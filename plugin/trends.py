@@ -127,8 +127,7 @@ def trend_points(
     conn = _conn(store)
     if period == "run":
         sql = (
-            f"SELECT run_id, device_id, runner, started_at, {_AGG} FROM runs{where} "
-            "GROUP BY run_id ORDER BY started_at"
+            f"SELECT run_id, device_id, runner, started_at, {_AGG} FROM runs{where} GROUP BY run_id ORDER BY started_at"
         )
         points = []
         for r in conn.execute(sql, args):
@@ -237,11 +236,15 @@ def training_load(
 ) -> dict[str, Any]:
     """Daily running minutes with acute (7 d) / chronic (28 d) EWMA and their ratio, up to ``ref``'s day."""
     where, args = _where(runner, device_id, None, ref)
-    rows = _conn(store).execute(
-        f"SELECT CAST(started_at / 86400 AS INTEGER) AS day, SUM(duration_s) / 60.0 AS load FROM runs{where} "
-        "GROUP BY day ORDER BY day",
-        args,
-    ).fetchall()
+    rows = (
+        _conn(store)
+        .execute(
+            f"SELECT CAST(started_at / 86400 AS INTEGER) AS day, SUM(duration_s) / 60.0 AS load FROM runs{where} "
+            "GROUP BY day ORDER BY day",
+            args,
+        )
+        .fetchall()
+    )
     la, lc = 2.0 / (ACUTE_DAYS + 1), 2.0 / (CHRONIC_DAYS + 1)
     out: dict[str, Any] = {
         "unit": "min",
@@ -281,9 +284,7 @@ def training_load(
                 "t": _iso(d * DAY), "load": load, "acute": acute, "chronic": chronic,
                 "acwr": acute / chronic if chronic > 0 else None,
             })  # fmt: skip
-    out.update(
-        status="ok", acute=acute, chronic=chronic, acwr=acute / chronic if chronic > 0 else None, series=series
-    )
+    out.update(status="ok", acute=acute, chronic=chronic, acwr=acute / chronic if chronic > 0 else None, series=series)
     return out
 
 

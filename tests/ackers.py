@@ -46,8 +46,14 @@ class Acker:
     """Stores what arrives and acknowledges it; counts everything for the fault tests."""
 
     def __init__(
-        self, host: str, port: int, *, base: str = "footfall", client_id: str = "test-acker",
-        ack_every_s: float = 0.2, send_acks: bool = True,
+        self,
+        host: str,
+        port: int,
+        *,
+        base: str = "footfall",
+        client_id: str = "test-acker",
+        ack_every_s: float = 0.2,
+        send_acks: bool = True,
     ) -> None:
         self.host, self.port, self.base = host, port, base
         self.ack_every_s = ack_every_s
@@ -134,8 +140,14 @@ class Acker:
         for (device, stream), (contiguous, missing, top) in todo:
             for a, b in missing:
                 self.ever_missing.update(range(a, b + 1))
-            ack = Ack(device_id=device, stream_id=stream, acked_seq=contiguous, missing=missing, highest_seq=top,
-                      receiver="test-acker")
+            ack = Ack(
+                device_id=device,
+                stream_id=stream,
+                acked_seq=contiguous,
+                missing=missing,
+                highest_seq=top,
+                receiver="test-acker",
+            )
             self.client.publish(Topics(device, self.base).ack, ack.model_dump_json(), qos=1)
             self.acks_sent += 1
 

@@ -94,8 +94,14 @@ def session_recording(path: Path) -> dict[str, float]:
     for side in ("left", "right"):
         fa, fb = getattr(a, side), getattr(b, side)
         feet[side] = FootStream(np.concatenate([fa.t, fb.t + shift]), np.concatenate([fa.raw, fb.raw]))
-    rec = Recording(profile=profile.name, left=feet["left"], right=feet["right"], body_mass_kg=66.0,
-                    notes="e2e session", source="simulator")
+    rec = Recording(
+        profile=profile.name,
+        left=feet["left"],
+        right=feet["right"],
+        body_mass_kg=66.0,
+        notes="e2e session",
+        source="simulator",
+    )
     save_recording(rec, path)
     return {"run_start": 16.0, "run_end": 56.0, "total": float(feet["left"].t[-1])}
 
@@ -109,9 +115,26 @@ def test_replay_session_delivers_valid_summaries_end_to_end(broker, tmp_path: Pa
     try:
         cfg = write_config(tmp_path, broker.url, ha=True)
         proc = subprocess.run(
-            [sys.executable, "-m", "edge_agent", "run", "--config", str(cfg), "--source", f"replay:{rec_path}",
-             "--speed", "0", "--duration", "200", "--stats"],
-            capture_output=True, text=True, timeout=150, env=agent_env(tmp_path), cwd=tmp_path,
+            [
+                sys.executable,
+                "-m",
+                "edge_agent",
+                "run",
+                "--config",
+                str(cfg),
+                "--source",
+                f"replay:{rec_path}",
+                "--speed",
+                "0",
+                "--duration",
+                "200",
+                "--stats",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=150,
+            env=agent_env(tmp_path),
+            cwd=tmp_path,
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
         stats = json.loads(proc.stdout)
@@ -149,14 +172,19 @@ def test_replay_session_delivers_valid_summaries_end_to_end(broker, tmp_path: Pa
 def test_sigterm_flushes_the_run_summary(broker, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     sub = Subscriber(broker.port)
     cfg = write_config(
-        tmp_path, broker.url,
+        tmp_path,
+        broker.url,
         source={"type": "simulator", "speed": 1.0, "params": {"duration_s": 600, "seed": 3}},
         outbox={"require_plugin_ack": False, "drain_timeout_s": 10},
         pipeline={"run_detection": {"run_start_s": 2}, "live_hz": 2},
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "edge_agent", "run", "--config", str(cfg), "--body-mass", "70", "--stats"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=agent_env(tmp_path), cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=agent_env(tmp_path),
+        cwd=tmp_path,
     )
     try:
         run_id = None
@@ -195,7 +223,10 @@ def test_bad_config_is_a_clear_error_with_a_line_number(tmp_path: Path) -> None:
     cfg.write_text("device_id: pi\nsource:\n  type: replay\n  path: x.ffrec\n  speed: fast\n")
     proc = subprocess.run(
         [sys.executable, "-m", "edge_agent", "run", "--config", str(cfg)],
-        capture_output=True, text=True, timeout=60, env=agent_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=agent_env(tmp_path),
     )
     assert proc.returncode == 2
     assert f"{cfg}:5: key 'source.replay.speed'" in proc.stderr and "'fast'" in proc.stderr
@@ -204,8 +235,12 @@ def test_bad_config_is_a_clear_error_with_a_line_number(tmp_path: Path) -> None:
 
 def _cli(args: list[str], tmp_path: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "edge_agent", *args], capture_output=True, text=True, timeout=timeout,
-        env=agent_env(tmp_path), cwd=tmp_path,
+        [sys.executable, "-m", "edge_agent", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=agent_env(tmp_path),
+        cwd=tmp_path,
     )
 
 
@@ -227,8 +262,10 @@ def test_calibrate_zero_offsets_and_body_weight(tmp_path: Path) -> None:
         )
     save_recording(Recording(profile=profile.name, left=feet["left"], right=feet["right"]), tmp_path / "cal.ffrec")
     cfg = write_config(tmp_path, "mqtt://127.0.0.1:1", source={"type": "replay", "path": "cal.ffrec", "speed": 0})
-    proc = _cli(["calibrate", "--config", str(cfg), "--zero-seconds", "3", "--settle-seconds", "0",
-                 "--stand-seconds", "8"], tmp_path)
+    proc = _cli(
+        ["calibrate", "--config", str(cfg), "--zero-seconds", "3", "--settle-seconds", "0", "--stand-seconds", "8"],
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     cal = json.loads((tmp_path / "state" / "calibration.json").read_text())
     assert cal["profile"] == "moticon-opengo"
@@ -236,30 +273,61 @@ def test_calibrate_zero_offsets_and_body_weight(tmp_path: Path) -> None:
     np.testing.assert_allclose(cal["offsets"]["right"], offsets[1], atol=0.01)
     assert cal["body_weight_n"] == pytest.approx(66 * 9.80665, rel=0.01)
     # without the zero step the offsets (Σ offset × area, both feet) inflate the body weight
-    skip = _cli(["calibrate", "--config", str(cfg), "--skip-zero", "--settle-seconds", "4", "--stand-seconds", "6"],
-                tmp_path)
+    skip = _cli(
+        ["calibrate", "--config", str(cfg), "--skip-zero", "--settle-seconds", "4", "--stand-seconds", "6"], tmp_path
+    )
     assert skip.returncode == 0, skip.stderr[-2000:]
     inflated = json.loads((tmp_path / "state" / "calibration.json").read_text())["body_weight_n"]
     assert inflated > 66 * 9.80665 * 1.05
     # a standing phase with nobody standing is a clear error, not a wrong calibration
-    bad = _cli(["calibrate", "--config", str(cfg), "--zero-seconds", "1", "--settle-seconds", "0",
-                "--stand-seconds", "2"], tmp_path)
+    bad = _cli(
+        ["calibrate", "--config", str(cfg), "--zero-seconds", "1", "--settle-seconds", "0", "--stand-seconds", "2"],
+        tmp_path,
+    )
     assert bad.returncode == 1 and "no quiet standing" in bad.stderr
 
 
 def test_record_simulate_and_profiles_commands(tmp_path: Path) -> None:
     from edge_agent.recordings import load_recording
 
-    proc = _cli(["record", "raw.ffrec", "--source", "simulator", "--speed", "0", "--duration", "5",
-                 "--state-dir", str(tmp_path / "state")], tmp_path)
+    proc = _cli(
+        [
+            "record",
+            "raw.ffrec",
+            "--source",
+            "simulator",
+            "--speed",
+            "0",
+            "--duration",
+            "5",
+            "--state-dir",
+            str(tmp_path / "state"),
+        ],
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rec = load_recording(tmp_path / "raw.ffrec")
     assert rec.left is not None and rec.right is not None
     assert rec.left.raw.shape[1] == 16 and len(rec.left.t) == len(rec.right.t) == 500  # 5 s at 100 Hz
-    assert _cli(["record", "raw.ffrec", "--source", "simulator", "--speed", "0", "--duration", "1"],
-                tmp_path).returncode != 0  # never overwrites a recording
-    proc = _cli(["simulate", "sim.ffrec", "--profile", "pedar-99", "--duration-s", "6", "--cadence-spm", "180",
-                 "--spike", "1,3,1.5"], tmp_path)
+    assert (
+        _cli(["record", "raw.ffrec", "--source", "simulator", "--speed", "0", "--duration", "1"], tmp_path).returncode
+        != 0
+    )  # never overwrites a recording
+    proc = _cli(
+        [
+            "simulate",
+            "sim.ffrec",
+            "--profile",
+            "pedar-99",
+            "--duration-s",
+            "6",
+            "--cadence-spm",
+            "180",
+            "--spike",
+            "1,3,1.5",
+        ],
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     sim = load_recording(tmp_path / "sim.ffrec")
     assert sim.profile == "pedar-99" and sim.left is not None and sim.left.raw.shape[1] == 99
@@ -276,8 +344,15 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
     import shutil
 
     unit = (REPO / "docker" / "footfall-agent.service").read_text()
-    for needed in ("Restart=always", "User=footfall", "StateDirectory=footfall", "ProtectSystem=strict",
-                   "Environment=NUMBA_CACHE_DIR=/var/cache/footfall", "NoNewPrivileges=true", "KillSignal=SIGTERM"):
+    for needed in (
+        "Restart=always",
+        "User=footfall",
+        "StateDirectory=footfall",
+        "ProtectSystem=strict",
+        "Environment=NUMBA_CACHE_DIR=/var/cache/footfall",
+        "NoNewPrivileges=true",
+        "KillSignal=SIGTERM",
+    ):
         assert needed in unit, needed
     analyze, exe = shutil.which("systemd-analyze"), shutil.which("footfall-agent")
     if analyze is None or exe is None:
@@ -305,9 +380,21 @@ def test_read_only_package_with_numba_cache_dir(broker, tmp_path: Path) -> None:
     env.pop("NUMBA_CACHE_DIR")
     env["PYTHONPATH"] = str(ro)
     probe = subprocess.run(
-        ["unshare", "-m", "sh", "-c", mount, sys.executable, "-c",
-         f"import edge_agent, os; print(edge_agent.__file__); print(os.access({str(ro)!r}, os.W_OK))"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
+        [
+            "unshare",
+            "-m",
+            "sh",
+            "-c",
+            mount,
+            sys.executable,
+            "-c",
+            f"import edge_agent, os; print(edge_agent.__file__); print(os.access({str(ro)!r}, os.W_OK))",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
     )
     if probe.returncode != 0:
         pytest.skip(f"private mount namespaces not permitted here: {probe.stderr.strip()[:200]}")
@@ -315,10 +402,35 @@ def test_read_only_package_with_numba_cache_dir(broker, tmp_path: Path) -> None:
     cache = tmp_path / "numba-cache"
     cfg = write_config(tmp_path, broker.url, outbox={"require_plugin_ack": False, "drain_timeout_s": 10})
     proc = subprocess.run(
-        ["unshare", "-m", "sh", "-c", mount, sys.executable, "-m", "edge_agent", "run", "--config", str(cfg),
-         "--source", "simulator", "--speed", "0", "--duration", "12", "--body-mass", "70",
-         "--numba-cache-dir", str(cache), "--stats"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=200,
+        [
+            "unshare",
+            "-m",
+            "sh",
+            "-c",
+            mount,
+            sys.executable,
+            "-m",
+            "edge_agent",
+            "run",
+            "--config",
+            str(cfg),
+            "--source",
+            "simulator",
+            "--speed",
+            "0",
+            "--duration",
+            "12",
+            "--body-mass",
+            "70",
+            "--numba-cache-dir",
+            str(cache),
+            "--stats",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=200,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     stats = json.loads(proc.stdout)
@@ -337,8 +449,9 @@ def test_no_broker_keeps_everything_and_the_next_start_delivers_it(broker, tmp_p
     rec, _ = simulate(profile, RunParams(duration_s=35, seed=21))
     save_recording(rec, rec_path)
     offline = write_config(tmp_path, f"mqtt://127.0.0.1:{free_port()}", outbox={"drain_timeout_s": 1})
-    first = _cli(["run", "--config", str(offline), "--source", f"replay:{rec_path}", "--speed", "0", "--stats"],
-                 tmp_path)
+    first = _cli(
+        ["run", "--config", str(offline), "--source", f"replay:{rec_path}", "--speed", "0", "--stats"], tmp_path
+    )
     assert first.returncode == 0, first.stderr[-2000:]
     s1 = json.loads(first.stdout)
     stored = s1["outbox"]["rows"]
@@ -347,8 +460,21 @@ def test_no_broker_keeps_everything_and_the_next_start_delivers_it(broker, tmp_p
     acker = Acker("127.0.0.1", broker.port, client_id="e2e-acker-2").start()
     try:
         online = write_config(tmp_path, broker.url, outbox={"drain_timeout_s": 20})
-        second = _cli(["run", "--config", str(online), "--source", f"replay:{rec_path}", "--speed", "0",
-                       "--duration", "3", "--stats"], tmp_path)
+        second = _cli(
+            [
+                "run",
+                "--config",
+                str(online),
+                "--source",
+                f"replay:{rec_path}",
+                "--speed",
+                "0",
+                "--duration",
+                "3",
+                "--stats",
+            ],
+            tmp_path,
+        )
         assert second.returncode == 0, second.stderr[-2000:]
         s2 = json.loads(second.stdout)
     finally:

@@ -51,8 +51,7 @@ STRIKES = {
 def test_simulator_ground_truth_200hz(name: str, strike: str) -> None:
     prof = unclipped(name)
     fs = 200.0
-    rec, truths = simulate(prof, RunParams(duration_s=12, seed=7, sample_rate_hz=fs, noise_n=2.0,
-                                           **STRIKES[strike]))
+    rec, truths = simulate(prof, RunParams(duration_s=12, seed=7, sample_rate_hz=fs, noise_n=2.0, **STRIKES[strike]))
     res = analyze_recording(rec, prof, config=AnalysisConfig(sample_rate_hz=fs))
     assert len(res.steps) == len(truths) >= 30
     pairs = pair(res.steps, truths, fs)
@@ -125,8 +124,9 @@ def test_progress_and_chunking_of_whole_recordings() -> None:
 # --- kernel vs the plain reference ------------------------------------------------------------------
 
 
-def compare_with_reference(prof: HardwareProfile, t: np.ndarray, raw: np.ndarray, config: AnalysisConfig,
-                           pure_python: bool = False) -> int:
+def compare_with_reference(
+    prof: HardwareProfile, t: np.ndarray, raw: np.ndarray, config: AnalysisConfig, pure_python: bool = False
+) -> int:
     bw = 70.0 * G0
     fa = FootAnalyzer(prof, "left", bw, config)
     steps = fa.feed(t, raw) + fa.flush()
@@ -142,12 +142,22 @@ def compare_with_reference(prof: HardwareProfile, t: np.ndarray, raw: np.ndarray
             else:
                 assert va == vb, (k, va, vb)
     fq = fa.quality
-    for mine, theirs in [("frames", "frames"), ("late_frames", "late"), ("bad_time_frames", "badtime"),
-                         ("dropped_frames", "dropped"), ("gaps", "gaps"), ("cut_contacts", "gap_cut"),
-                         ("short_contacts", "short"), ("long_contacts", "long"), ("weak_contacts", "weak"),
-                         ("partial_contacts", "partial"),
-                         ("nan_samples", "nan_samples"), ("saturated_samples", "saturated_samples"),
-                         ("saturated_sensors", "saturated_sensors"), ("silent_sensors", "silent_sensors")]:
+    for mine, theirs in [
+        ("frames", "frames"),
+        ("late_frames", "late"),
+        ("bad_time_frames", "badtime"),
+        ("dropped_frames", "dropped"),
+        ("gaps", "gaps"),
+        ("cut_contacts", "gap_cut"),
+        ("short_contacts", "short"),
+        ("long_contacts", "long"),
+        ("weak_contacts", "weak"),
+        ("partial_contacts", "partial"),
+        ("nan_samples", "nan_samples"),
+        ("saturated_samples", "saturated_samples"),
+        ("saturated_sensors", "saturated_sensors"),
+        ("silent_sensors", "silent_sensors"),
+    ]:
         assert fq[mine] == q[theirs], mine
     return len(steps)
 
@@ -156,8 +166,10 @@ def compare_with_reference(prof: HardwareProfile, t: np.ndarray, raw: np.ndarray
 @pytest.mark.parametrize("lowpass", [None, 20.0])
 def test_kernel_agrees_with_reference(name: str, lowpass: float | None) -> None:
     prof = load_profile(name)
-    rec, truths = simulate(prof, RunParams(duration_s=6, seed=9, dropout_prob=0.005, walking_s=2.0,
-                                           strike_index_left=0.4, impact_peak_bw=None))
+    rec, truths = simulate(
+        prof,
+        RunParams(duration_s=6, seed=9, dropout_prob=0.005, walking_s=2.0, strike_index_left=0.4, impact_peak_bw=None),
+    )
     t = rec.left.t.copy()
     raw = rec.left.raw.copy()
     rng = np.random.default_rng(0)

@@ -151,7 +151,8 @@ def test_secrets_never_printed(tmp_path: Path) -> None:
 
 def test_every_field_titled_and_described() -> None:
     models = [AgentConfig] + [
-        m for m in vars(config_mod).values()
+        m
+        for m in vars(config_mod).values()
         if isinstance(m, type) and issubclass(m, BaseModel) and m.__module__ == config_mod.__name__
     ]
     for model in models:
@@ -163,14 +164,18 @@ def test_every_field_titled_and_described() -> None:
 def test_validate_config_command(tmp_path: Path) -> None:
     bad = subprocess.run(
         [sys.executable, "-m", "edge_agent", "validate-config", str(write(tmp_path, BAD))],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert bad.returncode == 2
     assert f"{tmp_path / 'agent.yaml'}:11: key 'pipeline.window_s'" in bad.stderr
     assert "hunter2" not in bad.stderr + bad.stdout
     good = subprocess.run(
         [sys.executable, "-m", "edge_agent", "validate-config", str(write(tmp_path, GOOD, "ok.yaml")), "--show"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert good.returncode == 0, good.stderr
     assert good.stdout.startswith(f"{tmp_path / 'ok.yaml'}: OK")

@@ -37,12 +37,19 @@ TOPICS = Topics(DEVICE)
 
 
 def make_message(i: int, kind: str = "summary") -> WindowSummary | RunSummary:
-    common: dict[str, Any] = dict(msg_id="placeholder", device_id=DEVICE, stream_id="none", seq=1,
-                                  device_time=1.7e9 + i, run_id=f"{DEVICE}-20260101T0000{i % 60:02d}")
+    common: dict[str, Any] = dict(
+        msg_id="placeholder",
+        device_id=DEVICE,
+        stream_id="none",
+        seq=1,
+        device_time=1.7e9 + i,
+        run_id=f"{DEVICE}-20260101T0000{i % 60:02d}",
+    )
     if kind == "run":
         return RunSummary(**common, started_at=1.7e9, ended_at=1.7e9 + 600, duration_s=600, windows=60, steps=1700)
-    return WindowSummary(**common, window_index=i, t_start=1.7e9 + 10 * i, t_end=1.7e9 + 10 * i + 10,
-                         steps=28, cadence_spm=168.0)
+    return WindowSummary(
+        **common, window_index=i, t_start=1.7e9 + 10 * i, t_end=1.7e9 + 10 * i + 10, steps=28, cadence_spm=168.0
+    )
 
 
 class Agent:
@@ -73,8 +80,11 @@ class Agent:
         seqs = []
         for i in range(n):
             kind = "run" if run_every and (i + 1) % run_every == 0 else "summary"
-            seqs.append(await asyncio.to_thread(self.outbox.put, TOPICS.run if kind == "run" else TOPICS.summary,
-                                                make_message(i, kind)))
+            seqs.append(
+                await asyncio.to_thread(
+                    self.outbox.put, TOPICS.run if kind == "run" else TOPICS.summary, make_message(i, kind)
+                )
+            )
             if rate_hz:
                 await asyncio.sleep(1 / rate_hz)
         return seqs
@@ -100,9 +110,14 @@ def counts(agent_stats: dict[str, Any], acker: Any, expected: set[int], dropped:
     stored = acker.stored_seqs(DEVICE, agent_stats["stream_id"])
     dropped = dropped or set()
     return Counts(
-        put=agent_stats["put"], published=agent_stats["sent"], pubacked=agent_stats["pubacked"],
-        resent=agent_stats["resent"], stored=len(stored), duplicates=acker.duplicates,
-        gaps_seen=len(acker.ever_missing), dropped=agent_stats["dropped"],
+        put=agent_stats["put"],
+        published=agent_stats["sent"],
+        pubacked=agent_stats["pubacked"],
+        resent=agent_stats["resent"],
+        stored=len(stored),
+        duplicates=acker.duplicates,
+        gaps_seen=len(acker.ever_missing),
+        dropped=agent_stats["dropped"],
         lost=len(expected - stored - dropped),
     )
 
@@ -313,9 +328,12 @@ async def test_real_plugin_ingest_through_broker_kills(mosquitto_factory: Any, t
             assert await agent.publisher.drain(30), agent.outbox.stats()
             st = agent.outbox.stats()
             contiguous, missing = store.stream_state(DEVICE, st["stream_id"])
-        print(f"\n[real plugin ingest, broker SIGKILLed 3x] put={st['put']}, published={st['sent']}, "
-              f"resent={st['resent']}, plugin contiguous={contiguous}, missing={missing}, "
-              f"plugin stored={ingest.stats.stored}, duplicates={ingest.stats.duplicates}", flush=True)
+        print(
+            f"\n[real plugin ingest, broker SIGKILLed 3x] put={st['put']}, published={st['sent']}, "
+            f"resent={st['resent']}, plugin contiguous={contiguous}, missing={missing}, "
+            f"plugin stored={ingest.stats.stored}, duplicates={ingest.stats.duplicates}",
+            flush=True,
+        )
         assert seqs == list(range(1, n + 1)) and contiguous == n and missing == []
         assert ingest.stats.stored == n and st["rows"] == 0
     finally:

@@ -230,8 +230,10 @@ def test_dashboard_yaml_validates_with_the_compose_token_and_not_without(monkeyp
         monkeypatch.setenv(k, v)
     cfg = load_dashboard_config(DOCKER / "dashboard.yaml")
     assert cfg.listen == "0.0.0.0:8765" and cfg.token is not None
-    assert cfg.mqtt.user() == "footfall-dashboard" and cfg.mqtt.secret_password() == env[
-        "FOOTFALL_DASHBOARD_MQTT__PASSWORD"]
+    assert (
+        cfg.mqtt.user() == "footfall-dashboard"
+        and cfg.mqtt.secret_password() == env["FOOTFALL_DASHBOARD_MQTT__PASSWORD"]
+    )
     monkeypatch.delenv("FOOTFALL_DASHBOARD_TOKEN")
     with pytest.raises(ConfigError, match="token"):
         load_dashboard_config(DOCKER / "dashboard.yaml")
@@ -284,8 +286,10 @@ class Kit:
         try:
             wait_port(self.mqtt_port, timeout=15)
         except TimeoutError:
-            pytest.fail("Mosquitto with the kit's configuration did not start:\n"
-                        + (self.root / "mosquitto.log").read_text(errors="replace")[-2000:])
+            pytest.fail(
+                "Mosquitto with the kit's configuration did not start:\n"
+                + (self.root / "mosquitto.log").read_text(errors="replace")[-2000:]
+            )
 
     def local_url(self, url: str) -> str:
         return url.replace("@mosquitto:1883", f"@127.0.0.1:{self.mqtt_port}")
@@ -302,9 +306,15 @@ class Kit:
         command = [str(c) for c in compose_file()["services"]["dashboard"]["command"]]
         command = [self.root.joinpath("footfall.db").as_posix() if c == "/var/lib/footfall/footfall.db"
                    else f"127.0.0.1:{self.web_port}" if c == "0.0.0.0:8765" else c for c in command]  # fmt: skip
-        self.procs.append(subprocess.Popen([*_cli("footfall-dashboard", "plugin.cli"), *command],
-                                           env=self.dashboard_env(), stdout=subprocess.DEVNULL,
-                                           stderr=open(self.root / "dashboard.log", "wb")))  # noqa: SIM115
+        with open(self.root / "dashboard.log", "wb") as log:
+            self.procs.append(
+                subprocess.Popen(
+                    [*_cli("footfall-dashboard", "plugin.cli"), *command],
+                    env=self.dashboard_env(),
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                )
+            )
         wait_port(self.web_port, timeout=60)
 
     def stop(self) -> None:

@@ -71,8 +71,9 @@ def test_generated_file_is_current(name: str) -> None:
         )
 
 
-def test_check_mode_reports_drift_and_write_mode_fixes_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_mode_reports_drift_and_write_mode_fixes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
     for name in ("config-reference.md", "mqtt-schema.json", *gen.FILLED_DOCS):
@@ -89,7 +90,8 @@ def test_check_mode_reports_drift_and_write_mode_fixes_it(tmp_path: Path, monkey
     assert gen.main([]) == 0
     assert gen.main(["--check"]) == 0
     assert (docs / "config-reference.md").read_text(encoding="utf-8") == (DOCS / "config-reference.md").read_text(
-        encoding="utf-8")
+        encoding="utf-8"
+    )
 
 
 def test_unknown_generated_block_is_an_error() -> None:
@@ -132,8 +134,9 @@ def test_reference_lists_every_config_key() -> None:
 def _reference_defaults() -> dict[str, list[str]]:
     rows: dict[str, list[str]] = {}
     for line in (DOCS / "config-reference.md").read_text(encoding="utf-8").splitlines():
-        m = re.match(r"^\| `([^`]+)` \| .*? \| (`[^|]*?`|\*\*required\*\*|[^|`]+)(?: \(the model's own.*?\))? \| ",
-                     line)
+        m = re.match(
+            r"^\| `([^`]+)` \| .*? \| (`[^|]*?`|\*\*required\*\*|[^|`]+)(?: \(the model's own.*?\))? \| ", line
+        )
         if m:
             rows.setdefault(m.group(1), []).append(m.group(2))
     return rows
@@ -194,7 +197,7 @@ def test_topic_table_matches_the_code() -> None:
     from plugin.notify import AlertDispatcher
 
     text = (DOCS / "mqtt.md").read_text(encoding="utf-8")
-    table = text[text.index("## Topics"):text.index("## Rules every message follows")]
+    table = text[text.index("## Topics") : text.index("## Rules every message follows")]
     device_leaves = set(re.findall(r"^\| `<base>/<device_id>/(\w+)` \|", table, re.M))
     t = contract.Topics("dev")
     code_leaves = {getattr(t, a).rsplit("/", 1)[1] for a in ("status", "summary", "run", "live", "ack", "alert")}
@@ -301,7 +304,8 @@ def test_lovelace_dashboard_has_history_of_cadence_and_valr_and_the_risk_level()
     assert any("valr" in e for e in graphed)
     risk = "sensor.footfall_dashboard_injury_risk_level"
     shown = {c.get("entity") for c in cards} | {
-        e["entity"] if isinstance(e, dict) else e for c in cards if c["type"] == "entities" for e in c["entities"]}
+        e["entity"] if isinstance(e, dict) else e for c in cards if c["type"] == "entities" for e in c["entities"]
+    }
     assert risk in shown | graphed
     assert any(c["type"] == "entities" for c in cards)
 

@@ -36,14 +36,21 @@ HA_DEVICE_DISCOVERY_SCHEMA: dict[str, Any] = {
             "required": ["identifiers", "name"],
             "properties": {
                 "identifiers": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-                "name": {"type": "string"}, "manufacturer": {"type": "string"}, "model": {"type": "string"},
+                "name": {"type": "string"},
+                "manufacturer": {"type": "string"},
+                "model": {"type": "string"},
                 "sw_version": {"type": "string"},
             },
         },
         "o": {
-            "type": "object", "required": ["name"], "additionalProperties": False,
-            "properties": {"name": {"type": "string"}, "sw": {"type": "string"},
-                           "url": {"type": "string", "pattern": "^https?://"}},
+            "type": "object",
+            "required": ["name"],
+            "additionalProperties": False,
+            "properties": {
+                "name": {"type": "string"},
+                "sw": {"type": "string"},
+                "url": {"type": "string", "pattern": "^https?://"},
+            },
         },
         "cmps": {
             "type": "object",
@@ -52,7 +59,8 @@ HA_DEVICE_DISCOVERY_SCHEMA: dict[str, Any] = {
                 "type": "object",
                 "required": ["p"],
                 "properties": {"p": {"enum": ["sensor", "binary_sensor", "event"]}},
-                "if": {"minProperties": 2}, "then": {"required": ["p", "unique_id", "state_topic"]},
+                "if": {"minProperties": 2},
+                "then": {"required": ["p", "unique_id", "state_topic"]},
             },
         },
         "availability_topic": {"type": "string"},
@@ -67,13 +75,31 @@ HA_DEVICE_DISCOVERY_SCHEMA: dict[str, Any] = {
 
 def sample_window() -> dict[str, Any]:
     ws = WindowSummary(
-        msg_id="abcdefgh01", device_id="dev1", stream_id="abcd1234", seq=7, device_time=1.7e9,
-        run_id="dev1-20260101T070000", window_index=3, t_start=1.7e9, t_end=1.7e9 + 10, steps=29,
+        msg_id="abcdefgh01",
+        device_id="dev1",
+        stream_id="abcd1234",
+        seq=7,
+        device_time=1.7e9,
+        run_id="dev1-20260101T070000",
+        window_index=3,
+        t_start=1.7e9,
+        t_end=1.7e9 + 10,
+        steps=29,
         cadence_spm=172.6,
-        left={"steps": 15, "zones": {"rearfoot": 11, "midfoot": 4}, "valr_bw_s": {"n": 15, "mean": 62.0, "p90": 81.5},
-              "strike_index": {"n": 15, "mean": 0.214}, "contact_ms": {"n": 15, "mean": 251.6}},
-        right={"steps": 14, "zones": {"rearfoot": 14}, "valr_bw_s": {"n": 14, "mean": 58.0, "p90": 77.0},
-               "strike_index": {"n": 14, "mean": 0.18}, "contact_ms": {"n": 14, "mean": 244.0}},
+        left={
+            "steps": 15,
+            "zones": {"rearfoot": 11, "midfoot": 4},
+            "valr_bw_s": {"n": 15, "mean": 62.0, "p90": 81.5},
+            "strike_index": {"n": 15, "mean": 0.214},
+            "contact_ms": {"n": 15, "mean": 251.6},
+        },
+        right={
+            "steps": 14,
+            "zones": {"rearfoot": 14},
+            "valr_bw_s": {"n": 14, "mean": 58.0, "p90": 77.0},
+            "strike_index": {"n": 14, "mean": 0.18},
+            "contact_ms": {"n": 14, "mean": 244.0},
+        },
         asymmetry={"contact_ms_pct": -3.07, "valr_pct": -6.67},
     )
     return json.loads(ws.model_dump_json())
@@ -89,9 +115,20 @@ def test_payload_matches_ha_schema_and_conventions() -> None:
     assert cmps.pop("footfall_dev1_legacy") == {"p": "sensor"}  # removal marker: platform only
     assert len(cmps) == len(SENSORS) == len({c["unique_id"] for c in cmps.values()})
     by_key = {c["unique_id"].removeprefix("footfall_dev1_"): c for c in cmps.values()}
-    assert {"cadence", "valr_mean", "valr_p90", "strike_index_left", "strike_index_right", "strike_zone",
-            "contact_time_left", "contact_time_right", "asymmetry_contact", "steps", "run_state",
-            "outbox_backlog"} <= set(by_key)
+    assert {
+        "cadence",
+        "valr_mean",
+        "valr_p90",
+        "strike_index_left",
+        "strike_index_right",
+        "strike_zone",
+        "contact_time_left",
+        "contact_time_right",
+        "asymmetry_contact",
+        "steps",
+        "run_state",
+        "outbox_backlog",
+    } <= set(by_key)
     assert by_key["cadence"]["unit_of_measurement"] == "spm"
     assert by_key["valr_mean"]["unit_of_measurement"] == "BW/s" == by_key["valr_p90"]["unit_of_measurement"]
     for c in cmps.values():
@@ -133,11 +170,24 @@ def test_value_templates_render_real_messages() -> None:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
     cmps = build_discovery_payload(T)["cmps"]
     window = sample_window()
-    live = json.loads(LiveUpdate(device_id="dev1", device_time=1.7e9, activity="running", steps_in_run=412,
-                                 outbox_backlog=3).model_dump_json())
-    empty = json.loads(WindowSummary(msg_id="abcdefgh02", device_id="dev1", stream_id="abcd1234", seq=8,
-                                     device_time=1.7e9, run_id="r1", window_index=0, t_start=0, t_end=10)
-                       .model_dump_json())
+    live = json.loads(
+        LiveUpdate(
+            device_id="dev1", device_time=1.7e9, activity="running", steps_in_run=412, outbox_backlog=3
+        ).model_dump_json()
+    )
+    empty = json.loads(
+        WindowSummary(
+            msg_id="abcdefgh02",
+            device_id="dev1",
+            stream_id="abcd1234",
+            seq=8,
+            device_time=1.7e9,
+            run_id="r1",
+            window_index=0,
+            t_start=0,
+            t_end=10,
+        ).model_dump_json()
+    )
     out = {}
     for cid, c in cmps.items():
         tpl = env.from_string(c["value_template"])
@@ -167,7 +217,8 @@ class Sniffer:
 
         self.c.on_connect = on_connect
         self.c.on_message = lambda _c, _u, m: self.messages.append(
-            (m.topic, bytes(m.payload), bool(m.retain), int(m.qos)))
+            (m.topic, bytes(m.payload), bool(m.retain), int(m.qos))
+        )
         self.c.connect("127.0.0.1", port)
         self.c.loop_start()
         assert ready.wait(5)
@@ -203,8 +254,12 @@ def seeded_stale(broker: Any) -> Any:
     foreign = json.dumps({"name": "thermometer", "state_topic": "x/y", "unique_id": "acme_dev1_temp"})
     c.publish(FOREIGN, foreign, qos=1, retain=True).wait_for_publish(5)  # same node id, not ours
     old = build_discovery_payload(T)
-    old["cmps"]["footfall_dev1_old_metric"] = {"p": "sensor", "unique_id": "footfall_dev1_old_metric",
-                                               "state_topic": T.summary, "value_template": "{{ 1 }}"}
+    old["cmps"]["footfall_dev1_old_metric"] = {
+        "p": "sensor",
+        "unique_id": "footfall_dev1_old_metric",
+        "state_topic": T.summary,
+        "value_template": "{{ 1 }}",
+    }
     c.publish(CONFIG, json.dumps(old), qos=1, retain=True).wait_for_publish(5)
     c.disconnect()
     c.loop_stop()

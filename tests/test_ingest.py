@@ -116,8 +116,9 @@ def test_raw_summaries_stored_once_and_acked(setup: tuple[Store, Ingest, RawClie
                     "missing": [], "highest_seq": top}  # fmt: skip
     # the run detail is complete: windows with their step records
     run = store.get_run(msgs[-1].run_id)
-    assert run["complete"] and len(run["steps"]) == sum(len(getattr(m, "step_records", [])) for m in msgs
-                                                        if getattr(m, "run_id", None) == msgs[-1].run_id)
+    assert run["complete"] and len(run["steps"]) == sum(
+        len(getattr(m, "step_records", [])) for m in msgs if getattr(m, "run_id", None) == msgs[-1].run_id
+    )
 
 
 def test_ack_names_gaps_below_the_highest_seq(setup: tuple[Store, Ingest, RawClient]) -> None:

@@ -92,8 +92,13 @@ def expected_counts(t: np.ndarray, raw: np.ndarray) -> dict[str, int]:
             last = ti
     r = raw[kept].astype(np.float64)
     finite = np.isfinite(r)
-    return {"frames": len(kept), "late_frames": late, "bad_time_frames": bad,
-            "nan_samples": int((~finite).sum()), "saturated_samples": int((finite & (r >= RAW_MAX)).sum())}
+    return {
+        "frames": len(kept),
+        "late_frames": late,
+        "bad_time_frames": bad,
+        "nan_samples": int((~finite).sum()),
+        "saturated_samples": int((finite & (r >= RAW_MAX)).sum()),
+    }
 
 
 @SETTINGS
@@ -139,9 +144,14 @@ def test_kernel_matches_reference_on_fuzzed_frames(stream) -> None:
         assert math.isclose(s.t_contact, row[0], rel_tol=1e-9, abs_tol=1e-9)
         assert math.isclose(s.t_toe_off, row[1], rel_tol=1e-9, abs_tol=1e-9)
     qq = fa.quality
-    assert (qq["frames"], qq["late_frames"], qq["dropped_frames"], qq["nan_samples"], qq["cut_contacts"],
-            qq["partial_contacts"]) == (q["frames"], q["late"], q["dropped"], q["nan_samples"], q["gap_cut"],
-                                        q["partial"])
+    assert (
+        qq["frames"],
+        qq["late_frames"],
+        qq["dropped_frames"],
+        qq["nan_samples"],
+        qq["cut_contacts"],
+        qq["partial_contacts"],
+    ) == (q["frames"], q["late"], q["dropped"], q["nan_samples"], q["gap_cut"], q["partial"])
 
 
 @SETTINGS

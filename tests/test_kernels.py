@@ -58,8 +58,13 @@ def impact_step(tau: np.ndarray, slope: float = 50.0, peak: float = 1.5, contact
     return np.where((tau >= 0) & (tau <= contact), np.interp(tau, xs, ys), 0.0)
 
 
-def run_steps(profile: HardwareProfile, t: np.ndarray, raw: np.ndarray, config: AnalysisConfig | None = None,
-              chunk: int | None = None) -> tuple[list[Step], FootAnalyzer]:
+def run_steps(
+    profile: HardwareProfile,
+    t: np.ndarray,
+    raw: np.ndarray,
+    config: AnalysisConfig | None = None,
+    chunk: int | None = None,
+) -> tuple[list[Step], FootAnalyzer]:
     fa = FootAnalyzer(profile, "left", BW, config or AnalysisConfig())
     steps: list[Step] = []
     n = len(t)
@@ -69,8 +74,9 @@ def run_steps(profile: HardwareProfile, t: np.ndarray, raw: np.ndarray, config: 
     return steps + fa.flush(), fa
 
 
-def periodic(profile: HardwareProfile, shape, n_steps: int = 5, period: float = 0.7, phase: float = 0.00037,
-             cop_x: float = 0.25) -> tuple[np.ndarray, np.ndarray, list[float]]:
+def periodic(
+    profile: HardwareProfile, shape, n_steps: int = 5, period: float = 0.7, phase: float = 0.00037, cop_x: float = 0.25
+) -> tuple[np.ndarray, np.ndarray, list[float]]:
     fs = profile.sample_rate_hz
     t = np.arange(0.0, n_steps * period + 0.5, 1.0 / fs)
     starts = [0.2 + k * period + phase for k in range(n_steps)]
@@ -176,8 +182,7 @@ def test_min_durations_hysteresis_and_standing() -> None:
     f = np.zeros_like(t)
     f += np.interp(t, [0.5, 0.505, 0.555, 0.56], [0, 1, 1, 0], left=0, right=0)  # 60 ms tap: too short
     # a 400 ms contact with a 30 ms dip below the off level: one step, not two
-    f += np.interp(t, [1.0, 1.005, 1.2, 1.201, 1.23, 1.231, 1.4, 1.405], [0, 1, 1, 0, 0, 1, 1, 0],
-                   left=0, right=0)
+    f += np.interp(t, [1.0, 1.005, 1.2, 1.201, 1.23, 1.231, 1.4, 1.405], [0, 1, 1, 0, 0, 1, 1, 0], left=0, right=0)
     f += np.interp(t, [2.0, 2.01, 4.5, 4.51], [0, 1, 1, 0], left=0, right=0)  # 2.5 s standing on it
     f += np.interp(t, [5.0, 5.005, 5.2, 5.205], [0, 0.2, 0.2, 0], left=0, right=0)  # never 0.3 BW
     steps, fa = run_steps(prof, t, frames_from_force(f, 0.3))
@@ -257,8 +262,14 @@ def test_bad_input_is_rejected_clearly_and_changes_nothing() -> None:
 
 
 def test_single_zone_has_no_strike_index() -> None:
-    prof = parse_profile({"name": "one", "sample_rate_hz": 500, "raw_unit": "N",
-                          "sensors": [{"x": 0.5, "y": 0.5, "area_cm2": 100, "region": "midfoot"}]})
+    prof = parse_profile(
+        {
+            "name": "one",
+            "sample_rate_hz": 500,
+            "raw_unit": "N",
+            "sensors": [{"x": 0.5, "y": 0.5, "area_cm2": 100, "region": "midfoot"}],
+        }
+    )
     t = np.arange(0, 3, 1 / 500)
     f = sum(impact_step(t - s0) for s0 in (0.3, 1.0, 1.7))
     steps, _ = run_steps(prof, t, (f * BW + 12.0).astype(np.float32))
@@ -333,9 +344,19 @@ def test_integer_saturation_test_matches_the_float_comparison(raw_max: float) ->
 
     thr = saturation_bits(raw_max)
     base = np.float32(min(raw_max, 1e30))
-    vals = np.array([0.0, -0.0, -1.0, -raw_max if math.isfinite(raw_max) else -1e30, base,
-                     np.nextafter(base, np.float32(0)), np.nextafter(base, np.float32(np.inf)), np.inf],
-                    dtype=np.float32)
+    vals = np.array(
+        [
+            0.0,
+            -0.0,
+            -1.0,
+            -raw_max if math.isfinite(raw_max) else -1e30,
+            base,
+            np.nextafter(base, np.float32(0)),
+            np.nextafter(base, np.float32(np.inf)),
+            np.inf,
+        ],
+        dtype=np.float32,
+    )
     bits = vals.view(np.int32)
     for v, b in zip(vals, bits, strict=True):
         assert (b >= thr) == (float(v) >= raw_max or math.isinf(v)), (v, raw_max)
@@ -416,8 +437,12 @@ def test_partial_contact_against_a_loaded_floor_gives_no_flight() -> None:
     out = gait.feed("left", t, frames_from_force(left, 0.3)) + gait.feed("right", t, frames_from_force(right, 0.3))
     out += gait.flush()
     assert gait.quality["left"]["partial_contacts"] == 1
-    assert [(s.side, round(s.t_contact, 2)) for s in out] == [("right", 0.25), ("left", 0.6), ("right", 0.95),
-                                                               ("left", 1.3)]
+    assert [(s.side, round(s.t_contact, 2)) for s in out] == [
+        ("right", 0.25),
+        ("left", 0.6),
+        ("right", 0.95),
+        ("left", 1.3),
+    ]
     assert out[0].flight_ms is None  # the real left toe-off (0.15 s) was measured against a loaded floor
     assert out[2].flight_ms == pytest.approx(100.0, abs=3.0)  # left toe-off at 0.85 s
 

@@ -110,8 +110,7 @@ async def test_birth_puback_subscribe_and_clean_offline(broker: Any) -> None:
         sniff.c.publish("footfall/dev1/ack", b"A", qos=1)
         sniff.c.publish("homeassistant/status", b"online", qos=1)
         assert await until(lambda: len(got) == 2)
-        assert {(m.topic, m.payload) for m in got} == {("footfall/dev1/ack", b"A"),
-                                                      ("homeassistant/status", b"online")}
+        assert {(m.topic, m.payload) for m in got} == {("footfall/dev1/ack", b"A"), ("homeassistant/status", b"online")}
         assert await until(lambda: sniff.payloads(T.summary) == [b'{"n":1}'])
         assert sniff.payloads(T.status) == [b"online"]
         assert conn.state == "connected"
@@ -141,8 +140,12 @@ WILL_CHILD = textwrap.dedent(
 
 
 async def test_last_will_offline_after_kill_9(broker: Any) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", WILL_CHILD, broker.url], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WILL_CHILD, broker.url],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "up"
     sniff = Sniffer(broker.port, T.status)
     assert await until(lambda: sniff.payloads(T.status) == [b"online"])
@@ -215,13 +218,41 @@ def _make_certs(d: Path) -> tuple[Path, Path, Path]:
     """A private CA and a server certificate for 127.0.0.1/localhost (openssl)."""
     ca_key, ca, key, csr, crt = (d / n for n in ("ca.key", "ca.crt", "srv.key", "srv.csr", "srv.crt"))
     run = lambda *a: subprocess.run(["openssl", *a], check=True, capture_output=True)  # noqa: E731
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca), "-days", "2",
-        "-subj", "/CN=footfall test CA")
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        str(ca_key),
+        "-out",
+        str(ca),
+        "-days",
+        "2",
+        "-subj",
+        "/CN=footfall test CA",
+    )
     run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", "/CN=localhost")
     ext = d / "ext.cnf"
     ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-out", str(crt),
-        "-days", "2", "-extfile", str(ext))
+    run(
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(ca),
+        "-CAkey",
+        str(ca_key),
+        "-CAcreateserial",
+        "-out",
+        str(crt),
+        "-days",
+        "2",
+        "-extfile",
+        str(ext),
+    )
     return ca, crt, key
 
 

@@ -31,9 +31,17 @@ class Clock:
 def window(i: int) -> WindowSummary:
     """A real contract message; the outbox overwrites its envelope placeholders."""
     return WindowSummary(
-        msg_id="placeholder", device_id="dev1", stream_id="none", seq=1, device_time=1e9 + i,
-        run_id="dev1-20260101T000000", window_index=i, t_start=1e9 + 10 * i, t_end=1e9 + 10 * i + 10,
-        steps=28, cadence_spm=168.0,
+        msg_id="placeholder",
+        device_id="dev1",
+        stream_id="none",
+        seq=1,
+        device_time=1e9 + i,
+        run_id="dev1-20260101T000000",
+        window_index=i,
+        t_start=1e9 + 10 * i,
+        t_end=1e9 + 10 * i + 10,
+        steps=28,
+        cadence_spm=168.0,
     )
 
 
@@ -140,8 +148,9 @@ def test_bound_warns_first_then_drops_window_summaries_before_runs(
 
 def test_age_bound_and_no_plugin_retention(tmp_path: Path) -> None:
     clock = Clock()
-    ob = Outbox(tmp_path / "o.db", "dev1", max_age_s=100, retention_without_plugin_s=50,
-                require_plugin_ack=False, clock=clock)
+    ob = Outbox(
+        tmp_path / "o.db", "dev1", max_age_s=100, retention_without_plugin_s=50, require_plugin_ack=False, clock=clock
+    )
     ob.put(T.summary, window(0))
     clock.t += 60
     for i in range(1, 4):
@@ -217,8 +226,13 @@ CHILD = textwrap.dedent(
 def test_rows_survive_kill_9_and_reopen(tmp_path: Path) -> None:
     db = tmp_path / "o.db"
     for round_ in range(2):
-        proc = subprocess.Popen([sys.executable, "-c", CHILD, str(db)], stdout=subprocess.PIPE, text=True,
-                                cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(db)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
         assert proc.stdout is not None
         stream = proc.stdout.readline().split()[1]
         confirmed: list[int] = []

@@ -92,7 +92,7 @@ def _batches(rec, n: int = 5) -> list[FrameBatch]:  # type: ignore[no-untyped-de
     out = []
     for i in range(0, len(rec.left.t), n):
         for side, fs in (("left", rec.left), ("right", rec.right)):
-            out.append(FrameBatch(side=side, t=fs.t[i:i + n], raw=fs.raw[i:i + n].copy()))
+            out.append(FrameBatch(side=side, t=fs.t[i : i + n], raw=fs.raw[i : i + n].copy()))
     return out
 
 
@@ -117,7 +117,7 @@ async def test_bad_input_is_counted_logged_once_and_processing_continues(profile
     pipe = Pipeline(profile, device_id="pi-test", sink=sink, body_mass_kg=70.0)
     with caplog.at_level(logging.WARNING, logger="edge_agent.pipeline"):
         for i in range(0, len(bad), 4):  # four batches per wakeup, like a real loop
-            await pipe.process(bad[i:i + 4])
+            await pipe.process(bad[i : i + 4])
         await pipe.finish()
     assert len(sink.runs) == 1
     run = sink.runs[0]
@@ -172,8 +172,13 @@ async def test_windows_by_step_count_and_outbox_and_live(profile, tmp_path: Path
     topics = Topics("pi-test")
     lives: list[LiveUpdate] = []
     pipe = Pipeline(
-        profile, device_id="pi-test", runner="ana", sink=OutboxSink(outbox, topics),
-        settings=PipelineConfig(window_steps=20, live_hz=10.0), live=lives.append, backlog=lambda: outbox.backlog,
+        profile,
+        device_id="pi-test",
+        runner="ana",
+        sink=OutboxSink(outbox, topics),
+        settings=PipelineConfig(window_steps=20, live_hz=10.0),
+        live=lives.append,
+        backlog=lambda: outbox.backlog,
         body_mass_kg=70.0,
     )
     src = SimulatorSource(SimulatorSourceConfig(params=RunParams(duration_s=30, seed=4), speed=0), profile)
@@ -225,7 +230,6 @@ def test_activity_classifier_on_simulated_gaits(profile) -> None:  # type: ignor
     assert tr.activity == "idle"
 
 
-
 async def test_dropped_frames_counted_once(profile) -> None:  # type: ignore[no-untyped-def]
     """Frames lost on the link are reported by the source AND seen as gaps by the kernels: count once."""
     params = RunParams(duration_s=20, seed=6, dropout_prob=0.03)
@@ -251,8 +255,12 @@ def test_activity_on_real_recordings(shared_data: Path) -> None:
     files = sorted((shared_data / "plantar-activity-moticon").glob("S0*/Sequence_*/insoles.csv.gz"))
     if not files:
         pytest.skip(f"no plantar-activity sequences under {shared_data}")
-    expect = {"Jogging": "running", "Walking": "walking", "Walking backwards": "walking",
-              "Walking on tiptoes": "walking"}
+    expect = {
+        "Jogging": "running",
+        "Walking": "walking",
+        "Walking backwards": "walking",
+        "Walking on tiptoes": "walking",
+    }
     got: dict[str, list[str]] = {k: [] for k in expect}
     for path in files:
         rec = load_recording(path)
@@ -278,16 +286,26 @@ async def test_calibration_file_offsets_and_body_weight_are_used(profile) -> Non
 
     async def run_with(cal: Calibration | None) -> RunSummary:
         sink = Collect()
-        pipe = Pipeline(profile, device_id="pi-test", sink=sink, calibration=cal, body_mass_kg=50.0,
-                        settings=PipelineConfig(standing_calibration=False))
+        pipe = Pipeline(
+            profile,
+            device_id="pi-test",
+            sink=sink,
+            calibration=cal,
+            body_mass_kg=50.0,
+            settings=PipelineConfig(standing_calibration=False),
+        )
         for i in range(0, len(shifted), 2):
-            await pipe.process(shifted[i:i + 2])
+            await pipe.process(shifted[i : i + 2])
         await pipe.finish()
         assert len(sink.runs) == 1
         return sink.runs[0]
 
-    cal = Calibration(profile=profile.name, created_at=0.0, body_weight_n=70 * G,
-                      offsets={"left": offsets.tolist(), "right": offsets.tolist()})
+    cal = Calibration(
+        profile=profile.name,
+        created_at=0.0,
+        body_weight_n=70 * G,
+        offsets={"left": offsets.tolist(), "right": offsets.tolist()},
+    )
     good = await run_with(cal)
     assert good.body_mass_kg == pytest.approx(70.0)
     assert good.left.peak_force_bw.mean == pytest.approx(2.5, rel=0.1)  # the simulated active peak
@@ -309,7 +327,7 @@ async def test_result_does_not_depend_on_how_frames_are_batched(profile) -> None
         sink = Collect()
         pipe = Pipeline(profile, device_id="pi-test", sink=sink, body_mass_kg=70.0)
         for i in range(0, len(batches), groups):
-            await pipe.process(batches[i:i + groups])
+            await pipe.process(batches[i : i + groups])
         await pipe.finish()
         assert len(sink.runs) == 1
         return sink.runs[0], sink.windows, pipe

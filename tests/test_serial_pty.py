@@ -96,13 +96,26 @@ async def test_serial_frames_decoded_exactly_corrupt_counted():
 async def test_two_ports_without_side_byte_and_clean_end_of_stream():
     base = load_profile("diy-esp32-fsr8")
     data = base.model_dump()
-    data.update(name="two-ports", transport={"type": "serial", "frame": {
-        "sync": "5AA5", "side_byte": False, "counter": "u8", "value_type": "u16le", "checksum": "crc16_ccitt"}})
+    data.update(
+        name="two-ports",
+        transport={
+            "type": "serial",
+            "frame": {
+                "sync": "5AA5",
+                "side_byte": False,
+                "counter": "u8",
+                "value_type": "u16le",
+                "checksum": "crc16_ccitt",
+            },
+        },
+    )
     profile = parse_profile(data)
     fmt, S = profile.transport.frame, profile.n_sensors
     ptys = {side: _pty() for side in ("left", "right")}
-    frames = {side: [encode_frame(fmt, _values(i + k * 1000, S), counter=i) for i in range(300)]
-              for k, side in enumerate(("left", "right"))}
+    frames = {
+        side: [encode_frame(fmt, _values(i + k * 1000, S), counter=i) for i in range(300)]
+        for k, side in enumerate(("left", "right"))
+    }
     try:
         cfg = SerialSourceConfig(port=ptys["left"][2], right_port=ptys["right"][2], reconnect=False)
         src = create_source(cfg, profile)

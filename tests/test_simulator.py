@@ -89,8 +89,9 @@ def test_frames_carry_the_truth_force_and_contacts():
 def _four_newton_sensors():
     """The 4-FSR DIY layout with a linear (newton) calibration: exactness needs unrounded raw values."""
     base = load_profile("diy-mcp3008-fsr4")
-    return parse_profile({"name": "four", "sample_rate_hz": 100, "raw_unit": "N",
-                          "sensors": [s.model_dump() for s in base.sensors]})
+    return parse_profile(
+        {"name": "four", "sample_rate_hz": 100, "raw_unit": "N", "sensors": [s.model_dump() for s in base.sensors]}
+    )
 
 
 @pytest.mark.parametrize("name", ["four", "ultraflex-8", "moticon-opengo", "pedar-99", "grid-60x21"])
@@ -159,15 +160,17 @@ def test_spikes_raise_valr_truth_by_the_factor():
 
 def test_forefoot_steps_use_the_fallback_loading_rate():
     p = load_profile("moticon-opengo")
-    _, truths = simulate(p, RunParams(duration_s=10, impact_peak_bw=None, strike_index_left=0.8,
-                                      strike_index_right=0.8))
+    _, truths = simulate(
+        p, RunParams(duration_s=10, impact_peak_bw=None, strike_index_left=0.8, strike_index_right=0.8)
+    )
     assert all(not t.impact_peak and t.lr_method == "fallback" and t.impact_peak_bw is None for t in truths)
     assert all(t.strike_zone == "forefoot" for t in truths)
     assert 15 < np.median([t.valr_bw_s for t in truths]) < 60
 
 
-@pytest.mark.parametrize("name", ["single-zone-force", "diy-mcp3008-fsr4", "ultraflex-8", "moticon-opengo",
-                                  "pedar-99", "grid-60x21"])
+@pytest.mark.parametrize(
+    "name", ["single-zone-force", "diy-mcp3008-fsr4", "ultraflex-8", "moticon-opengo", "pedar-99", "grid-60x21"]
+)
 def test_every_sensor_count_works(name):
     p = load_profile(name)
     rec, truths = simulate(p, RunParams(duration_s=5))
@@ -180,10 +183,18 @@ def test_every_sensor_count_works(name):
 
 
 def test_single_channel_and_collinear_sensors():
-    line = parse_profile({"name": "line", "sample_rate_hz": 100, "raw_unit": "N", "sensors": [
-        {"x": 0.1, "y": 0.5, "area_cm2": 1, "region": "heel"},
-        {"x": 0.5, "y": 0.5, "area_cm2": 1, "region": "midfoot"},
-        {"x": 0.9, "y": 0.5, "area_cm2": 1, "region": "toes"}]})
+    line = parse_profile(
+        {
+            "name": "line",
+            "sample_rate_hz": 100,
+            "raw_unit": "N",
+            "sensors": [
+                {"x": 0.1, "y": 0.5, "area_cm2": 1, "region": "heel"},
+                {"x": 0.5, "y": 0.5, "area_cm2": 1, "region": "midfoot"},
+                {"x": 0.9, "y": 0.5, "area_cm2": 1, "region": "toes"},
+            ],
+        }
+    )
     params = RunParams(duration_s=3, strike_index_left=0.3, **QUIET)
     rec, _ = simulate(line, params)
     f = rec.left.raw.astype(np.float64)

@@ -73,8 +73,7 @@ def test_parser_decodes_good_frames_exactly_in_any_chunking():
     for chunk in (None, 1, 7, 64):
         p = FrameParser(FMT, S)
         side, vals = _all(p, data, chunk)
-        assert p.stats == {"frames": 40, "corrupt": 0, "dropped": 0, "garbage_bytes": 0, "truncated": 0,
-                           "resets": 0}
+        assert p.stats == {"frames": 40, "corrupt": 0, "dropped": 0, "garbage_bytes": 0, "truncated": 0, "resets": 0}
         assert list(side) == [0, 1] * 20
         assert np.array_equal(vals, np.stack([_values(i) for i in range(40)]).astype(np.float32))
 
@@ -107,12 +106,14 @@ def test_parser_keeps_a_partial_frame_and_counts_truncation_at_the_end():
 
 
 def test_parser_counter_wrap_timestamp_wrap_and_no_side_byte():
-    fmt = FrameFormat(sync="AA", side_byte=False, counter="u8", timestamp="u32le_us", value_type="i16le",
-                      checksum="crc16_ccitt")
+    fmt = FrameFormat(
+        sync="AA", side_byte=False, counter="u8", timestamp="u32le_us", value_type="i16le", checksum="crc16_ccitt"
+    )
     t0 = (1 << 32) * 1e-6 - 0.02  # 20 ms before the µs counter wraps
     counters = [253, 254, 255, 0, 2, 3]  # wraps 255 → 0 (no loss), then 0 → 2 loses one frame
-    data = b"".join(encode_frame(fmt, [-5, 7, 300], counter=c, device_t_s=t0 + 0.01 * k)
-                    for k, c in enumerate(counters))
+    data = b"".join(
+        encode_frame(fmt, [-5, 7, 300], counter=c, device_t_s=t0 + 0.01 * k) for k, c in enumerate(counters)
+    )
     p = FrameParser(fmt, 3, default_side=1)
     parsed = p.feed(data)
     assert p.dropped == 1 and p.resets == 0
@@ -352,8 +353,9 @@ def test_paced_sampler_delivers_every_read_in_order():
         return {"left": np.full(4, k, np.float32), "right": np.full(4, -k, np.float32)}
 
     got: list[FrameBatch] = []
-    s = PacedSampler(read, rate_hz=2000, batch_frames=32, deliver=got.extend, sides=["left", "right"],
-                     n_sensors=4, max_frames=300)
+    s = PacedSampler(
+        read, rate_hz=2000, batch_frames=32, deliver=got.extend, sides=["left", "right"], n_sensors=4, max_frames=300
+    )
     s.start()
     s.join(30)
     left = [b for b in got if b.side == "left"]
@@ -380,8 +382,14 @@ def test_source_configs_are_strict_and_discriminated():
         parse_source_config({"type": "carrier-pigeon"})
     with pytest.raises(ValidationError, match="cadence_spm"):
         parse_source_config({"type": "simulator", "params": {"cadence_spm": 20}})
-    for model in (SimulatorSourceConfig, ReplaySourceConfig, SerialSourceConfig, BleSourceConfig, AdcSourceConfig,
-                  RunParams):
+    for model in (
+        SimulatorSourceConfig,
+        ReplaySourceConfig,
+        SerialSourceConfig,
+        BleSourceConfig,
+        AdcSourceConfig,
+        RunParams,
+    ):
         for name, f in model.model_fields.items():
             assert f.title and f.description, f"{model.__name__}.{name} needs a title and a description"
 

@@ -250,7 +250,7 @@ def test_alerts_settings_and_acknowledgement(store: Store) -> None:
 
 def test_export_csv_json_and_formula_injection(store: Store) -> None:
     windows, run = one_run()
-    store.insert_many([*windows, run.model_copy(update={"runner": "=HYPERLINK(\"x\")"})])
+    store.insert_many([*windows, run.model_copy(update={"runner": '=HYPERLINK("x")'})])
     rows = list(csv.DictReader(io.StringIO(store.export_runs("csv"))))
     assert len(rows) == 1 and rows[0]["runner"].startswith("'=")
     data = json.loads(store.export_runs("json"))

@@ -179,9 +179,12 @@ async def test_run_detail_columnar_steps_and_cache_revalidation(fresh_store: Sto
         cols = await (await client.get(f"/api/runs/{run_id}?steps=columns")).json()
         none = await (await client.get(f"/api/runs/{run_id}?steps=none")).json()
         assert cols["steps_format"] == "columns" and "steps" not in none
-        assert none["step_count"] == cols["step_count"] == rows["step_count"] == fresh_store.get_run(
-            run_id, include_steps=False
-        )["steps"]
+        assert (
+            none["step_count"]
+            == cols["step_count"]
+            == rows["step_count"]
+            == fresh_store.get_run(run_id, include_steps=False)["steps"]
+        )
         assert len(cols["steps"]["side"]) == len(rows["steps"]) > 0
         assert [r["valr_bw_s"] for r in rows["steps"]] == cols["steps"]["valr_bw_s"]
         assert (await client.get(f"/api/runs/{run_id}?steps=csv")).status == 400
@@ -420,8 +423,9 @@ async def test_token_auth_bearer_cookie_and_csrf(fresh_store: Store) -> None:
         h = origin(client)
         bad = await client.post("/login", data={"token": "nope", "next": "/alerts"}, headers=h, allow_redirects=False)
         assert bad.status == 401 and "not right" in await bad.text()
-        cross = await client.post("/login", data={"token": TOKEN}, headers={"Origin": "http://evil.example"},
-                                  allow_redirects=False)
+        cross = await client.post(
+            "/login", data={"token": TOKEN}, headers={"Origin": "http://evil.example"}, allow_redirects=False
+        )
         assert cross.status == 403
         ok = await client.post("/login", data={"token": TOKEN, "next": "/alerts"}, headers=h, allow_redirects=False)
         assert ok.status == 303 and ok.headers["Location"] == "/alerts"
@@ -498,8 +502,9 @@ async def test_user_text_is_escaped_in_pages(store: Store) -> None:
         resp = await client.get("/login", params={"next": '/"><script>alert(1)</script>'})
         text = await resp.text()
         assert "<script>alert(1)" not in text
-        bad = await client.post("/login", data={"token": "x", "next": '/"><img src=x onerror=alert(1)>'},
-                                headers=origin(client))
+        bad = await client.post(
+            "/login", data={"token": "x", "next": '/"><img src=x onerror=alert(1)>'}, headers=origin(client)
+        )
         assert "<img src=x" not in await bad.text()
     finally:
         await client.close()

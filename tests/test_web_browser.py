@@ -290,9 +290,7 @@ async def test_login_flow_in_chromium(tmp_path: Path, browser_context: Any) -> N
         store.close()
 
 
-async def test_mqtt_to_browser_live_through_the_real_service(
-    broker: Any, tmp_path: Path, browser_context: Any
-) -> None:
+async def test_mqtt_to_browser_live_through_the_real_service(broker: Any, tmp_path: Path, browser_context: Any) -> None:
     """Raw MQTT summaries → ingest → store → risk engine → hub → SSE → the open alerts page, no reload;
     and a LiveUpdate on ``footfall/<device>/live`` reaches the overview's live card."""
     import paho.mqtt.client as mqtt

@@ -74,8 +74,15 @@ def _reduce(profile: HardwareProfile, raw: np.ndarray, raw_max: float, pure_pyth
                 mx += fj * xs[j]
                 my += fj * ys[j]
             F[i], MX[i], MY[i] = f, mx, my
-        return (np.array(F), np.array(MX), np.array(MY), np.array(nan_cnt), np.array(sat_cnt),
-                np.array(rmin), np.array(rmax))
+        return (
+            np.array(F),
+            np.array(MX),
+            np.array(MY),
+            np.array(nan_cnt),
+            np.array(sat_cnt),
+            np.array(rmin),
+            np.array(rmax),
+        )
     v = raw.astype(np.float64)
     isn = ~np.isfinite(v)
     sat = (~isn & (v >= raw_max)).sum(axis=0)
@@ -135,15 +142,21 @@ def measure_step(bt, bf, bx, by, t_ic, t_to, p) -> np.ndarray:
     ipk = 1 + int(np.argmax(stance))
     ev[K.E_PEAK] = bf[ipk]
     lvl_ic = off if bf[0] < off else bf[0]
-    ev[K.E_IMPULSE] = (0.5 * (lvl_ic + bf[1]) * (bt[1] - t_ic)
-                       + float(np.sum(0.5 * (stance[1:] + stance[:-1]) * np.diff(bt[1 : last + 1])))
-                       + 0.5 * (bf[last] + off) * (t_to - bt[last]))
+    ev[K.E_IMPULSE] = (
+        0.5 * (lvl_ic + bf[1]) * (bt[1] - t_ic)
+        + float(np.sum(0.5 * (stance[1:] + stance[:-1]) * np.diff(bt[1 : last + 1])))
+        + 0.5 * (bf[last] + off) * (t_to - bt[last])
+    )
     iimp = -1
     for k in range(1, ipk):
         if bt[k] > t_ic + p[K.P_IMPACT_FRAC] * contact:
             break
-        if (bf[k] >= bf[k - 1] and bf[k] > bf[k + 1] and bf[k] >= p[K.P_IMPACT_MIN_BW]
-                and bf[k] - bf[k : ipk + 1].min() >= p[K.P_PROM_BW]):
+        if (
+            bf[k] >= bf[k - 1]
+            and bf[k] > bf[k + 1]
+            and bf[k] >= p[K.P_IMPACT_MIN_BW]
+            and bf[k] - bf[k : ipk + 1].min() >= p[K.P_PROM_BW]
+        ):
             iimp = k
             break
     if iimp > 0:
@@ -176,13 +189,20 @@ def measure_step(bt, bf, bx, by, t_ic, t_to, p) -> np.ndarray:
     return ev
 
 
-def analyze_reference(t: np.ndarray, raw: np.ndarray, profile: HardwareProfile, p: np.ndarray,
-                      pure_python: bool = False, flush: bool = True) -> tuple[np.ndarray, dict]:
+def analyze_reference(
+    t: np.ndarray,
+    raw: np.ndarray,
+    profile: HardwareProfile,
+    p: np.ndarray,
+    pure_python: bool = False,
+    flush: bool = True,
+) -> tuple[np.ndarray, dict]:
     """Events (kernel row layout) and quality counters for a whole stream of one foot."""
     t = np.asarray(t, dtype=np.float64)
     raw = np.asarray(raw, dtype=np.float32).reshape(len(t), profile.n_sensors)
-    q: dict[str, Any] = dict(frames=0, late=0, badtime=0, dropped=0, gaps=0, gap_cut=0, short=0, long=0,
-                             weak=0, partial=0, steps=0)
+    q: dict[str, Any] = dict(
+        frames=0, late=0, badtime=0, dropped=0, gaps=0, gap_cut=0, short=0, long=0, weak=0, partial=0, steps=0
+    )
     # 1. which frames are kept (time must be finite and increasing)
     keep = np.zeros(len(t), dtype=bool)
     last = -math.inf
@@ -250,8 +270,7 @@ def analyze_reference(t: np.ndarray, raw: np.ndarray, profile: HardwareProfile, 
             q["short"] += 1
         else:
             sl = slice(0, i_off + 1)
-            ev = measure_step(np.array(tt[sl]), np.array(ff[sl]), np.array(xx[sl]), np.array(yy[sl]),
-                              t_on, t_off, p)
+            ev = measure_step(np.array(tt[sl]), np.array(ff[sl]), np.array(xx[sl]), np.array(yy[sl]), t_on, t_off, p)
             if ev[K.E_PEAK] < p[K.P_MIN_PEAK]:
                 q["weak"] += 1
             else:

@@ -354,8 +354,17 @@ def _refine_edges(buf: np.ndarray, n: int, t_ic: float, t_to: float, level: floa
 
 
 @njit(cache=True, nogil=True)
-def _finish_contact(st: np.ndarray, buf: np.ndarray, p: np.ndarray, ev: np.ndarray, t_ic: float, t_to: float,
-                    i_off: int, long_flag: bool, partial: int) -> int:
+def _finish_contact(
+    st: np.ndarray,
+    buf: np.ndarray,
+    p: np.ndarray,
+    ev: np.ndarray,
+    t_ic: float,
+    t_to: float,
+    i_off: int,
+    long_flag: bool,
+    partial: int,
+) -> int:
     """Close a contact whose toe-off was seen and write its event row; returns 1 (one row written).
 
     Every finished contact gets a row, steps (``E_KIND`` 0) and contacts that are not steps (1 too
@@ -445,8 +454,17 @@ def _max_bits(rawi: np.ndarray, i: int) -> np.int32:
 
 
 @njit(cache=True, nogil=True)
-def _reduce_counting(raw: np.ndarray, i: int, wf: np.ndarray, wx: np.ndarray, wy: np.ndarray, off: np.ndarray,
-                     raw_max: float, nan_cnt: np.ndarray, sat_cnt: np.ndarray) -> tuple:
+def _reduce_counting(
+    raw: np.ndarray,
+    i: int,
+    wf: np.ndarray,
+    wx: np.ndarray,
+    wy: np.ndarray,
+    off: np.ndarray,
+    raw_max: float,
+    nan_cnt: np.ndarray,
+    sat_cnt: np.ndarray,
+) -> tuple:
     """The same sums for a frame with invalid or saturated samples: NaN/±inf read as the sensor's
     zero (its offset) and counted per sensor, saturated samples counted per sensor."""
     f = 0.0
@@ -466,8 +484,16 @@ def _reduce_counting(raw: np.ndarray, i: int, wf: np.ndarray, wx: np.ndarray, wy
 
 
 @njit(cache=True, nogil=True)
-def _reduce_lut(raw: np.ndarray, i: int, lut: np.ndarray, sx: np.ndarray, sy: np.ndarray, raw_max: float,
-                nan_cnt: np.ndarray, sat_cnt: np.ndarray) -> tuple:
+def _reduce_lut(
+    raw: np.ndarray,
+    i: int,
+    lut: np.ndarray,
+    sx: np.ndarray,
+    sy: np.ndarray,
+    raw_max: float,
+    nan_cnt: np.ndarray,
+    sat_cnt: np.ndarray,
+) -> tuple:
     """Lookup-table calibration (integer ADC counts → N) for non-linear sensors such as FSRs."""
     f = 0.0
     mx = 0.0
@@ -513,10 +539,24 @@ def _check_silent(raw: np.ndarray, i: int, first: np.ndarray, silent: np.ndarray
 
 
 @njit(cache=True, nogil=True)
-def run_chunk(t: np.ndarray, raw: np.ndarray, rawi: np.ndarray, p: np.ndarray, wf: np.ndarray, wx: np.ndarray,
-              wy: np.ndarray, off: np.ndarray, lut: np.ndarray, st: np.ndarray, nan_cnt: np.ndarray,
-              sat_cnt: np.ndarray, first: np.ndarray, silent: np.ndarray, buf: np.ndarray,
-              events: np.ndarray) -> tuple:
+def run_chunk(
+    t: np.ndarray,
+    raw: np.ndarray,
+    rawi: np.ndarray,
+    p: np.ndarray,
+    wf: np.ndarray,
+    wx: np.ndarray,
+    wy: np.ndarray,
+    off: np.ndarray,
+    lut: np.ndarray,
+    st: np.ndarray,
+    nan_cnt: np.ndarray,
+    sat_cnt: np.ndarray,
+    first: np.ndarray,
+    silent: np.ndarray,
+    buf: np.ndarray,
+    events: np.ndarray,
+) -> tuple:
     """Process frames until the chunk ends or the event buffer is full.
 
     Returns ``(n_events, n_frames_consumed)``; the caller calls again with the rest.
@@ -604,8 +644,7 @@ def run_chunk(t: np.ndarray, raw: np.ndarray, rawi: np.ndarray, p: np.ndarray, w
             f, mx, my = _reduce_lut(raw, i, lut, wx, wy, raw_max, nan_cnt, sat_cnt)
         else:
             f, mx, my = _reduce_fast(raw, i, wf, wx, wy)
-            if _max_bits(rawi, i) >= sat_bits or not (abs(f) < math.inf and abs(mx) < math.inf
-                                                       and abs(my) < math.inf):
+            if _max_bits(rawi, i) >= sat_bits or not (abs(f) < math.inf and abs(mx) < math.inf and abs(my) < math.inf):
                 f, mx, my = _reduce_counting(raw, i, wf, wx, wy, off, raw_max, nan_cnt, sat_cnt)
             f -= c0
             mx -= c1
@@ -624,8 +663,9 @@ def run_chunk(t: np.ndarray, raw: np.ndarray, rawi: np.ndarray, p: np.ndarray, w
                     gaps += 1.0
                     if mode == 2:
                         # the toe-off was seen before the gap: the step is complete
-                        ne += _finish_contact(st, buf, p, events[ne], t_on, t_off, i_off, long_flag,
-                                              _is_partial(cpart, bic, bf_, p))
+                        ne += _finish_contact(
+                            st, buf, p, events[ne], t_on, t_off, i_off, long_flag, _is_partial(cpart, bic, bf_, p)
+                        )
                     elif mode == 1:
                         gap_cut += 1.0
                     mode = 0
@@ -705,8 +745,9 @@ def run_chunk(t: np.ndarray, raw: np.ndarray, rawi: np.ndarray, p: np.ndarray, w
             elif fz >= on:
                 mode = 1  # a dip shorter than min_swing: the same contact
             elif ti - t_off >= min_swing:
-                ne += _finish_contact(st, buf, p, events[ne], t_on, t_off, i_off, long_flag,
-                                      _is_partial(cpart, bic, bf_, p))
+                ne += _finish_contact(
+                    st, buf, p, events[ne], t_on, t_off, i_off, long_flag, _is_partial(cpart, bic, bf_, p)
+                )
                 mode = 0
                 verified = True
         # re-zero outside contacts: down at once when two frames in a row are below the floor (to the
@@ -788,8 +829,17 @@ def flush_state(st: np.ndarray, buf: np.ndarray, p: np.ndarray, events: np.ndarr
     """End of stream: a contact whose toe-off was seen becomes a step; an open contact is dropped."""
     ne = 0
     if st[S_MODE] == 2.0:
-        ne = _finish_contact(st, buf, p, events[0], st[S_T_ON], st[S_T_OFF], int(st[S_I_OFF]),
-                             st[S_LONG] > 0.0, _is_partial(int(st[S_C_PART]), st[S_BIC], st[S_BF], p))
+        ne = _finish_contact(
+            st,
+            buf,
+            p,
+            events[0],
+            st[S_T_ON],
+            st[S_T_OFF],
+            int(st[S_I_OFF]),
+            st[S_LONG] > 0.0,
+            _is_partial(int(st[S_C_PART]), st[S_BIC], st[S_BF], p),
+        )
         st[S_VERIFIED] = 1.0
     elif st[S_MODE] == 1.0:
         st[S_GAP_CUT] += 1.0
@@ -798,8 +848,9 @@ def flush_state(st: np.ndarray, buf: np.ndarray, p: np.ndarray, events: np.ndarr
 
 
 @njit(cache=True, nogil=True)
-def reduce_frames(raw: np.ndarray, rawi: np.ndarray, wf: np.ndarray, wx: np.ndarray, wy: np.ndarray,
-                  sat_bits: int, out: np.ndarray) -> int:
+def reduce_frames(
+    raw: np.ndarray, rawi: np.ndarray, wf: np.ndarray, wx: np.ndarray, wy: np.ndarray, sat_bits: int, out: np.ndarray
+) -> int:
     """Only the per-frame sensor reduction (F, Mx, My into ``out[n, 3]``) and the saturation test
     (frames with a sample ≥ raw_max returned): the benchmark's measure of the hot loop against the
     memory-read bound."""

@@ -75,8 +75,9 @@ REGISTRY: dict[str, tuple[type[SourceConfigBase], Callable[[Any, HardwareProfile
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(SourceConfig)
 
 
-def parse_source_config(data: Any) -> SimulatorSourceConfig | ReplaySourceConfig | SerialSourceConfig | \
-        BleSourceConfig | AdcSourceConfig:
+def parse_source_config(
+    data: Any,
+) -> SimulatorSourceConfig | ReplaySourceConfig | SerialSourceConfig | BleSourceConfig | AdcSourceConfig:
     """Validate a mapping (e.g. the ``source:`` block of the agent's YAML) into the right config model."""
     return _ADAPTER.validate_python(data)
 

@@ -52,7 +52,9 @@ class AdcSourceConfig(SourceConfigBase):
     type: Literal["adc"] = Field("adc", title="Source type", description="FSRs on an ADC on the Pi.")
     sample_rate_hz: float | None = Field(None, gt=0, le=5000, title="Sample rate (Hz)", description="Default: profile.")
     sides: list[Literal["left", "right"]] = Field(
-        default_factory=both_sides, min_length=1, title="Insoles wired",
+        default_factory=both_sides,
+        min_length=1,
+        title="Insoles wired",
         description="Which feet have an ADC (chip select / I²C address in the profile).",
     )
     ads1115_pga_v: float = Field(4.096, title="ADS1115 full-scale range (V)", description="6.144 … 0.256.")
@@ -116,9 +118,15 @@ class PacedSampler:
     """
 
     def __init__(
-        self, read: Callable[[], dict[Side, np.ndarray]], rate_hz: float, batch_frames: int,
-        deliver: Callable[[list[FrameBatch]], None], sides: list[Side], n_sensors: int,
-        max_frames: int | None = None, on_exit: Callable[[BaseException | None], None] | None = None,
+        self,
+        read: Callable[[], dict[Side, np.ndarray]],
+        rate_hz: float,
+        batch_frames: int,
+        deliver: Callable[[list[FrameBatch]], None],
+        sides: list[Side],
+        n_sensors: int,
+        max_frames: int | None = None,
+        on_exit: Callable[[BaseException | None], None] | None = None,
     ) -> None:
         self.read = read
         self.period_ns = round(1e9 / rate_hz)
@@ -176,9 +184,12 @@ class PacedSampler:
                 k += 1
                 self.frames += 1
                 if i == n:
-                    self.deliver([FrameBatch(side=s, t=ts.copy(), raw=buf[s].copy(),
-                                             dropped=dropped_in_batch)
-                                  for s in self.sides])
+                    self.deliver(
+                        [
+                            FrameBatch(side=s, t=ts.copy(), raw=buf[s].copy(), dropped=dropped_in_batch)
+                            for s in self.sides
+                        ]
+                    )
                     i = 0
                     dropped_in_batch = 0
                 if self.max_frames is not None and self.frames >= self.max_frames:
@@ -186,9 +197,12 @@ class PacedSampler:
         except BaseException as err:  # a bus error: hand it to the loop side
             self.error = err
         if i or dropped_in_batch:
-            self.deliver([FrameBatch(side=s, t=ts[:i].copy(), raw=buf[s][:i].copy(),
-                                     dropped=dropped_in_batch)
-                          for s in self.sides])
+            self.deliver(
+                [
+                    FrameBatch(side=s, t=ts[:i].copy(), raw=buf[s][:i].copy(), dropped=dropped_in_batch)
+                    for s in self.sides
+                ]
+            )
         if self.on_exit is not None:
             self.on_exit(self.error)
 

@@ -30,9 +30,7 @@ import numpy as np
 
 
 class ClockAligner:
-    def __init__(
-        self, window_s: float = 60.0, bin_s: float = 1.0, min_span_s: float = 5.0, slew: float = 0.2
-    ) -> None:
+    def __init__(self, window_s: float = 60.0, bin_s: float = 1.0, min_span_s: float = 5.0, slew: float = 0.2) -> None:
         self.window_s = window_s
         self.slew = slew
         self.bin_s = bin_s

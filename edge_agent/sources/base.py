@@ -86,7 +86,10 @@ class SourceConfigBase(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     batch_ms: float = Field(
-        50.0, ge=5.0, le=1000.0, title="Batch length (ms)",
+        50.0,
+        ge=5.0,
+        le=1000.0,
+        title="Batch length (ms)",
         description="Frames are handed to the pipeline in batches of about this length (never one by one).",
     )
 

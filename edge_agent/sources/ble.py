@@ -45,7 +45,9 @@ class BleSourceConfig(SourceConfigBase):
     left_name: str | None = Field(None, title="Left insole name", description="Overrides the profile's name.")
     right_name: str | None = Field(None, title="Right insole name", description="Overrides the profile's name.")
     sides: list[Literal["left", "right"]] = Field(
-        default_factory=both_sides, min_length=1, title="Insoles to use",
+        default_factory=both_sides,
+        min_length=1,
+        title="Insoles to use",
         description="Connect only these (e.g. one insole for a test).",
     )
     scan_timeout_s: float = Field(10.0, gt=0, title="Scan timeout (s)", description="Per scan attempt.")

@@ -22,6 +22,7 @@ import threading
 import time
 import tty
 from collections.abc import Iterator
+from typing import Literal
 
 import numpy as np
 
@@ -38,7 +39,7 @@ def firmware_frames(
         raise ValueError(f"profile {profile.name!r} has no serial transport (it is {profile.transport.type!r})")
     fmt = profile.transport.frame
     fs = float(rec.meta.get("simulator", {}).get("sample_rate_hz") or profile.sample_rate_hz)
-    rows: list[tuple[float, int, str, int, np.ndarray]] = []
+    rows: list[tuple[float, int, Literal["left", "right"], int, np.ndarray]] = []
     for k, (side, stream) in enumerate(rec.streams()):
         slots = np.rint(stream.t * fs).astype(np.int64)
         rows += [(float(t), k, side, int(s), r) for t, s, r in zip(stream.t, slots, stream.raw, strict=True)]
@@ -52,8 +53,14 @@ def firmware_frames(
 class PtyEmulator:
     """Streams frames into pseudo-terminals in (scaled) real time from a thread; ``paths`` per side."""
 
-    def __init__(self, frames: list[tuple[float, str, bytes]], side_byte: bool, speed: float = 1.0,
-                 corrupt_every: int = 0, burst_s: float = 0.02) -> None:
+    def __init__(
+        self,
+        frames: list[tuple[float, str, bytes]],
+        side_byte: bool,
+        speed: float = 1.0,
+        corrupt_every: int = 0,
+        burst_s: float = 0.02,
+    ) -> None:
         self.frames = frames
         self.speed = speed
         self.corrupt_every = corrupt_every
@@ -61,7 +68,7 @@ class PtyEmulator:
         self.sent = 0
         self.corrupted = 0
         self._fds: dict[str, tuple[int, int]] = {}
-        for side in (("both",) if side_byte else ("left", "right")):
+        for side in ("both",) if side_byte else ("left", "right"):
             master, slave = os.openpty()
             tty.setraw(slave)  # no echo or line editing of binary frames
             self._fds[side] = (master, slave)
@@ -135,8 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         profile = load_profile(args.profile)
-        rec, truths = simulate(profile, RunParams(duration_s=args.duration, standing_s=args.standing, seed=args.seed,
-                                                  dropout_prob=args.dropout))
+        rec, truths = simulate(
+            profile,
+            RunParams(duration_s=args.duration, standing_s=args.standing, seed=args.seed, dropout_prob=args.dropout),
+        )
         frames = list(firmware_frames(profile, rec))
     except ValueError as err:
         print(f"emulate: {err}", file=sys.stderr)

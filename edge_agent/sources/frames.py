@@ -32,7 +32,12 @@ from edge_agent.sources.base import FrameBatch, Side
 SIDES: tuple[Side, Side] = ("left", "right")
 
 VALUE_DTYPES: dict[str, str] = {
-    "u8": "u1", "u16le": "<u2", "u16be": ">u2", "i16le": "<i2", "u32le": "<u4", "f32le": "<f4",
+    "u8": "u1",
+    "u16le": "<u2",
+    "u16be": ">u2",
+    "i16le": "<i2",
+    "u32le": "<u4",
+    "f32le": "<f4",
 }
 COUNTER_BYTES = {"none": 0, "u8": 1, "u16le": 2, "u32le": 4}
 TIMESTAMP_BYTES = {"none": 0, "u32le_us": 4, "u32le_ms": 4}
@@ -83,13 +88,20 @@ def checksum(kind: str, data: bytes) -> bytes:
 
 def frame_length(fmt: FrameFormat, n_sensors: int) -> int:
     return (
-        len(fmt.sync_bytes) + int(fmt.side_byte) + COUNTER_BYTES[fmt.counter] + TIMESTAMP_BYTES[fmt.timestamp]
-        + n_sensors * np.dtype(VALUE_DTYPES[fmt.value_type]).itemsize + CHECKSUM_BYTES[fmt.checksum]
+        len(fmt.sync_bytes)
+        + int(fmt.side_byte)
+        + COUNTER_BYTES[fmt.counter]
+        + TIMESTAMP_BYTES[fmt.timestamp]
+        + n_sensors * np.dtype(VALUE_DTYPES[fmt.value_type]).itemsize
+        + CHECKSUM_BYTES[fmt.checksum]
     )
 
 
 def encode_frame(
-    fmt: FrameFormat, values: np.ndarray | list[float], side: str | None = None, counter: int = 0,
+    fmt: FrameFormat,
+    values: np.ndarray | list[float],
+    side: str | None = None,
+    counter: int = 0,
     device_t_s: float | None = None,
 ) -> bytes:
     """One frame's bytes (the firmware's side of the contract; used by tests and device emulators)."""
@@ -165,8 +177,12 @@ class FrameParser:
     @property
     def stats(self) -> dict[str, int]:
         return {
-            "frames": self.frames, "corrupt": self.corrupt, "dropped": self.dropped,
-            "garbage_bytes": self.garbage_bytes, "truncated": self.truncated, "resets": self.resets,
+            "frames": self.frames,
+            "corrupt": self.corrupt,
+            "dropped": self.dropped,
+            "garbage_bytes": self.garbage_bytes,
+            "truncated": self.truncated,
+            "resets": self.resets,
         }
 
     def _valid(self, body: bytes, ck: bytes) -> bool:
@@ -279,8 +295,15 @@ class FrameParser:
                 device_t[m] = (tk + w * (1 << 32)) * TIMESTAMP_SCALE[self.fmt.timestamp]
                 self._wraps[s] = int(w[-1])
                 self._last_ticks[s] = int(tk[-1])
-        return ParsedFrames(side=side, counter=counter, device_t=device_t, values=values, dropped=dropped,
-                            corrupt=corrupt, sequence=sequence)
+        return ParsedFrames(
+            side=side,
+            counter=counter,
+            device_t=device_t,
+            values=values,
+            dropped=dropped,
+            corrupt=corrupt,
+            sequence=sequence,
+        )
 
 
 class FrameAssembler:
@@ -313,11 +336,16 @@ class FrameAssembler:
             if n:
                 self._last_t[s] = float(t[-1])
             corrupt, self._pending_corrupt = self._pending_corrupt, 0
-            out.append(FrameBatch(side=SIDES[s], t=t, raw=values, device_t=device_t, dropped=dropped,
-                                  corrupt=corrupt))
+            out.append(FrameBatch(side=SIDES[s], t=t, raw=values, device_t=device_t, dropped=dropped, corrupt=corrupt))
         if self._pending_corrupt and not out:
-            out.append(FrameBatch(side="left", t=np.zeros(0), raw=np.zeros((0, self.parser.S), np.float32),
-                                  corrupt=self._pending_corrupt))
+            out.append(
+                FrameBatch(
+                    side="left",
+                    t=np.zeros(0),
+                    raw=np.zeros((0, self.parser.S), np.float32),
+                    corrupt=self._pending_corrupt,
+                )
+            )
             self._pending_corrupt = 0
         return out
 
@@ -330,9 +358,14 @@ def merge_batches(batches: list[FrameBatch]) -> list[FrameBatch]:
         if not bs:
             continue
         dev = [b.device_t for b in bs if len(b)]
-        out.append(FrameBatch(
-            side=side, t=np.concatenate([b.t for b in bs]), raw=np.concatenate([b.raw for b in bs]),
-            device_t=None if not dev or any(d is None for d in dev) else np.concatenate(dev),  # type: ignore[arg-type]
-            dropped=sum(b.dropped for b in bs), corrupt=sum(b.corrupt for b in bs),
-        ))
+        out.append(
+            FrameBatch(
+                side=side,
+                t=np.concatenate([b.t for b in bs]),
+                raw=np.concatenate([b.raw for b in bs]),
+                device_t=None if not dev or any(d is None for d in dev) else np.concatenate(dev),  # type: ignore[arg-type]
+                dropped=sum(b.dropped for b in bs),
+                corrupt=sum(b.corrupt for b in bs),
+            )
+        )
     return out

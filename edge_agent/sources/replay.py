@@ -97,10 +97,14 @@ class ReplaySource(InsoleSource):
                     idx[side] = i1
                     if i1 > i0:
                         t_rec = fs.t[i0:i1]
-                        yield self._count(FrameBatch(
-                            side=side, t=self._t0 + base + (t_rec - self._start), raw=fs.raw[i0:i1],
-                            device_t=t_rec + base,
-                        ))
+                        yield self._count(
+                            FrameBatch(
+                                side=side,
+                                t=self._t0 + base + (t_rec - self._start),
+                                raw=fs.raw[i0:i1],
+                                device_t=t_rec + base,
+                            )
+                        )
             self.loops += 1
             if not self.cfg.loop:
                 return

@@ -58,6 +58,11 @@ class SimulatorSource(InsoleSource):
             await pacer.wait_until(self.stream.time)
             for side, fs in (("left", left), ("right", right)):
                 yield self._count(
-                    FrameBatch(side=side, t=fs.t + self._t0, raw=fs.raw, device_t=fs.t,  # type: ignore[arg-type]
-                               dropped=slots - fs.t.shape[0])
+                    FrameBatch(
+                        side=side,
+                        t=fs.t + self._t0,
+                        raw=fs.raw,
+                        device_t=fs.t,  # type: ignore[arg-type]
+                        dropped=slots - fs.t.shape[0],
+                    )
                 )

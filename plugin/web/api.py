@@ -109,10 +109,14 @@ class RunCache:
 
     @staticmethod
     def version(store: Any, run_id: str) -> tuple[Any, ...] | None:
-        row = store._r().execute(  # the store's per-thread reader, as plugin/trends.py uses it
-            "SELECT updated_at, (SELECT COUNT(*) FROM windows WHERE run_id = ?) FROM runs WHERE run_id = ?",
-            (run_id, run_id),
-        ).fetchone()
+        row = (
+            store._r()
+            .execute(  # the store's per-thread reader, as plugin/trends.py uses it
+                "SELECT updated_at, (SELECT COUNT(*) FROM windows WHERE run_id = ?) FROM runs WHERE run_id = ?",
+                (run_id, run_id),
+            )
+            .fetchone()
+        )
         return None if row is None else tuple(row)
 
     def get(self, key: tuple[str, str], version: tuple[Any, ...]) -> bytes | None:
@@ -208,8 +212,10 @@ def parse_runner(raw: str | None) -> str | None:
 def _check_unknown(request: web.Request, allowed: set[str]) -> None:
     unknown = sorted(set(request.query) - allowed)
     if unknown:
-        raise ApiError(400, f"unknown query parameter(s): {', '.join(unknown)[:200]} (allowed: "
-                            f"{', '.join(sorted(allowed)) or 'none'})")
+        raise ApiError(
+            400,
+            f"unknown query parameter(s): {', '.join(unknown)[:200]} (allowed: {', '.join(sorted(allowed)) or 'none'})",
+        )
 
 
 def _path_id(request: web.Request, name: str) -> str:
@@ -420,8 +426,15 @@ async def ack_alert(request: web.Request) -> web.Response:
         if existing is None:
             raise ApiError(404, f"alert {alert_id!r} not found")
         # Idempotent: the first acknowledgement is kept and reported.
-        return json_response({"ok": True, "alert_id": alert_id, "already_acked": True,
-                              "by": existing.get("acked_by"), "acked_at": existing.get("acked_at")})
+        return json_response(
+            {
+                "ok": True,
+                "alert_id": alert_id,
+                "already_acked": True,
+                "by": existing.get("acked_by"),
+                "acked_at": existing.get("acked_at"),
+            }
+        )
     ctx.hub.publish("alert_ack", {"alert_id": alert_id, "by": by})
     return json_response({"ok": True, "alert_id": alert_id, "already_acked": False, "by": by})
 

@@ -157,11 +157,7 @@ def auth_middleware(token: str | None) -> Middleware:
                 request[AUTH_KEY] = "cookie"
             else:
                 return _deny(request, 401, "authentication required")
-        if (
-            request.method in _UNSAFE_METHODS
-            and request[AUTH_KEY] != "bearer"
-            and not same_origin(request)
-        ):
+        if request.method in _UNSAFE_METHODS and request[AUTH_KEY] != "bearer" and not same_origin(request):
             return _deny(request, 403, "cross-origin request refused (Origin must match this dashboard)")
         return await handler(request)
 

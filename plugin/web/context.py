@@ -101,8 +101,7 @@ DEFAULT_SETTINGS_SCHEMA: tuple[SettingSpec, ...] = (
         "forefoot_shift_pct_per_week",
         "Max forefoot share increase",
         "float",
-        "Alert when the forefoot-strike share rises faster than this per week (abrupt transitions "
-        "injure: Ridge 2013).",
+        "Alert when the forefoot-strike share rises faster than this per week (abrupt transitions injure: Ridge 2013).",
         unit="%/week",
         default=10.0,
         min=1.0,

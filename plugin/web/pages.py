@@ -24,8 +24,13 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 #: plotly.js ships inside the plotly Python package: served locally, never from a CDN.
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
 
-NAV = (("/", "overview", "Overview"), ("/trends", "trends", "Trends"), ("/runs", "runs", "Runs"),
-       ("/alerts", "alerts", "Alerts"), ("/settings", "settings", "Settings"))
+NAV = (
+    ("/", "overview", "Overview"),
+    ("/trends", "trends", "Trends"),
+    ("/runs", "runs", "Runs"),
+    ("/alerts", "alerts", "Alerts"),
+    ("/settings", "settings", "Settings"),
+)
 CHART_PAGES = frozenset({"overview", "trends", "run"})
 
 
@@ -70,8 +75,10 @@ def _page(page: str, title: str, body: str, **data: str) -> web.Response:
 
 def _card(id_: str, title: str, tip: str = "", extra_class: str = "") -> str:
     tip_html = f' <span class="tip" tabindex="0" data-tip="{e(tip)}">?</span>' if tip else ""
-    return (f'<section class="card {extra_class}" id="{id_}"><h2>{e(title)}{tip_html}</h2>'
-            f'<div class="card-body" aria-busy="true"><p class="muted">Loading…</p></div></section>')
+    return (
+        f'<section class="card {extra_class}" id="{id_}"><h2>{e(title)}{tip_html}</h2>'
+        f'<div class="card-body" aria-busy="true"><p class="muted">Loading…</p></div></section>'
+    )
 
 
 async def overview(request: web.Request) -> web.Response:
@@ -79,17 +86,19 @@ async def overview(request: web.Request) -> web.Response:
         '<h1 class="page-title">Overview</h1>'
         '<div class="grid grid-top">'
         + _card("live-card", "Right now", "Updated about once a second from the insoles while you run.")
-        + _card("risk-card", "Injury-risk context",
-                "Combines the active alerts: loading against your own baseline, strike transition speed, "
-                "asymmetry and training load. Context, not a diagnosis.")
+        + _card(
+            "risk-card",
+            "Injury-risk context",
+            "Combines the active alerts: loading against your own baseline, strike transition speed, "
+            "asymmetry and training load. Context, not a diagnosis.",
+        )
         + "</div>"
         + _card("latest-run", "Latest run", "The most recent finished run recorded by your insoles.", "wide")
         + '<div class="grid">'
         + _card("recent-alerts", "Open alerts", "Unacknowledged findings of the risk engine, newest first.")
         + '<section class="card" id="week-glance"><h2>Last 8 weeks <span class="tip" tabindex="0" data-tip="'
         'Steps per week (bars) and mean vertical loading rate (line, BW/s).">?</span></h2>'
-        '<div class="chart" id="chart-glance"></div></section>'
-        + "</div>"
+        '<div class="chart" id="chart-glance"></div></section>' + "</div>"
     )
     return _page("overview", "Overview", body)
 
@@ -104,9 +113,13 @@ async def trends_page(request: web.Request) -> web.Response:
         '<option value="365" selected>1 year</option><option value="">All</option></select></label>'
         '<label>Runner <select name="runner"><option value="">All runners</option></select></label>'
         "</form></div>"
-        + _card("wow", "This week vs last week",
-                "The 7 days up to your latest run against the 7 days before. Small week-to-week changes are "
-                "normal; look for trends that persist.", "wide")
+        + _card(
+            "wow",
+            "This week vs last week",
+            "The 7 days up to your latest run against the 7 days before. Small week-to-week changes are "
+            "normal; look for trends that persist.",
+            "wide",
+        )
         + '<div class="charts">'
         + "".join(
             f'<section class="card chart-card" id="card-{cid}"><h2>{e(t)} '
@@ -120,24 +133,39 @@ async def trends_page(request: web.Request) -> web.Response:
 
 
 TREND_CHARTS = (
-    ("zones", "Strike-zone mix",
-     "Share of steps landing on the rearfoot (strike index < 0.33), midfoot or forefoot (> 0.67); "
-     "Cavanagh & Lafortune 1980. Change it gradually: abrupt switches to forefoot overload calf and "
-     "Achilles (Ridge 2013)."),
-    ("si", "Strike index",
-     "Centre of pressure at initial contact along the foot: 0 = heel, 1 = toe. Insole CoP error is "
-     "about ±0.07 (Morin 2022)."),
-    ("valr", "Vertical loading rate (VALR)",
-     "How fast force builds up after landing, in body weights per second: slope from 20 % to 80 % of the "
-     "impact peak. Judge it against your own baseline band (28-day mean ± 1 SD); insoles under-read force plates."),
+    (
+        "zones",
+        "Strike-zone mix",
+        "Share of steps landing on the rearfoot (strike index < 0.33), midfoot or forefoot (> 0.67); "
+        "Cavanagh & Lafortune 1980. Change it gradually: abrupt switches to forefoot overload calf and "
+        "Achilles (Ridge 2013).",
+    ),
+    (
+        "si",
+        "Strike index",
+        "Centre of pressure at initial contact along the foot: 0 = heel, 1 = toe. Insole CoP error is "
+        "about ±0.07 (Morin 2022).",
+    ),
+    (
+        "valr",
+        "Vertical loading rate (VALR)",
+        "How fast force builds up after landing, in body weights per second: slope from 20 % to 80 % of the "
+        "impact peak. Judge it against your own baseline band (28-day mean ± 1 SD); insoles under-read force plates.",
+    ),
     ("cadence", "Cadence", "Steps per minute, both feet. +5–10 % cadence lowers loading rate (Heiderscheit 2011)."),
     ("contact", "Ground contact time", "Milliseconds each foot spends on the ground per step."),
-    ("asym", "Left/right asymmetry",
-     "Symmetry index (R − L) / mean × 100 (Herzog 1989): 0 % is perfectly even; positive means the right "
-     "side is higher. 10 % is a convention, not an injury threshold."),
-    ("load", "Training load",
-     "Exponentially weighted acute (7-day) and chronic (28-day) load and their ratio ACWR (Williams 2017). "
-     "ACWR ≥ 1.5 is a team-sport heuristic (Gabbett 2016), criticised (Impellizzeri 2020): context only."),
+    (
+        "asym",
+        "Left/right asymmetry",
+        "Symmetry index (R − L) / mean × 100 (Herzog 1989): 0 % is perfectly even; positive means the right "
+        "side is higher. 10 % is a convention, not an injury threshold.",
+    ),
+    (
+        "load",
+        "Training load",
+        "Exponentially weighted acute (7-day) and chronic (28-day) load and their ratio ACWR (Williams 2017). "
+        "ACWR ≥ 1.5 is a team-sport heuristic (Gabbett 2016), criticised (Impellizzeri 2020): context only.",
+    ),
 )
 
 
@@ -162,20 +190,22 @@ async def run_page(request: web.Request) -> web.Response:
         + _card("run-summary", "Summary", "Whole-run averages; L and R are the left and right foot.", "wide")
         + '<div class="grid">'
         + '<section class="card" id="card-scatter"><h2>Strike index vs loading rate <span class="tip" tabindex="0" '
-          'data-tip="Each dot is one step. Rearfoot landings (left) usually load faster; lighter landings sit lower.">'
-          '?</span></h2><div class="chart" id="chart-scatter"></div></section>'
+        'data-tip="Each dot is one step. Rearfoot landings (left) usually load faster; lighter landings sit lower.">'
+        '?</span></h2><div class="chart" id="chart-scatter"></div></section>'
         + '<section class="card" id="card-zonefoot"><h2>Strike zones per foot <span class="tip" tabindex="0" '
-          'data-tip="Share of steps per zone for each foot.">?</span></h2><div class="chart" id="chart-zonefoot">'
-          "</div></section>"
+        'data-tip="Share of steps per zone for each foot.">?</span></h2><div class="chart" id="chart-zonefoot">'
+        "</div></section>"
         + "</div>"
         + '<div class="grid">'
-        + _card("cop-map", "Where each foot lands",
-                "Centre of pressure at initial contact on the insole outline (toes up, medial side inwards). "
-                "Dashed lines are the rearfoot/midfoot/forefoot boundaries.")
+        + _card(
+            "cop-map",
+            "Where each foot lands",
+            "Centre of pressure at initial contact on the insole outline (toes up, medial side inwards). "
+            "Dashed lines are the rearfoot/midfoot/forefoot boundaries.",
+        )
         + '<section class="card" id="card-windows"><h2>Through the run <span class="tip" tabindex="0" '
-          'data-tip="10-second windows: cadence (spm), VALR (BW/s) and contact time (ms).">?</span></h2>'
-          '<div class="chart tall" id="chart-windows"></div></section>'
-        + "</div>"
+        'data-tip="10-second windows: cadence (spm), VALR (BW/s) and contact time (ms).">?</span></h2>'
+        '<div class="chart tall" id="chart-windows"></div></section>' + "</div>"
     )
     return _page("run", f"Run {run_id}", body, run_id=run_id)
 
@@ -198,8 +228,12 @@ async def settings_page(request: web.Request) -> web.Response:
         '<div class="form-actions"><button type="submit" class="btn primary">Save</button>'
         '<button type="button" id="notify-test" class="btn ghost" hidden>Send test notification</button>'
         '<span id="settings-status" role="status"></span></div></form></section>'
-        + _card("system-card", "System", "Ingest counters since the dashboard started, the MQTT broker "
-                "connection and the notifiers.", "wide")
+        + _card(
+            "system-card",
+            "System",
+            "Ingest counters since the dashboard started, the MQTT broker connection and the notifiers.",
+            "wide",
+        )
         + '<section class="card wide"><h2>Export</h2><p>Download every run summary: '
         '<a class="btn ghost" href="/api/export?format=csv">CSV</a> '
         '<a class="btn ghost" href="/api/export?format=json">JSON</a></p></section>'
@@ -242,8 +276,15 @@ async def login_post(request: web.Request) -> web.Response:
         await asyncio.sleep(0.5)  # blunt online guessing
         return web.Response(status=401, text=_login_form(next_, "That token is not right."), content_type="text/html")
     resp = web.HTTPSeeOther(next_)
-    resp.set_cookie(COOKIE_NAME, session_value(token), httponly=True, samesite="Strict", path="/",
-                    secure=request.secure, max_age=30 * 24 * 3600)
+    resp.set_cookie(
+        COOKIE_NAME,
+        session_value(token),
+        httponly=True,
+        samesite="Strict",
+        path="/",
+        secure=request.secure,
+        max_age=30 * 24 * 3600,
+    )
     raise resp
 
 
