@@ -46,43 +46,15 @@ from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from edge_agent.profiles import FsrDividerCalibration, HardwareProfile
+from edge_agent.recordings import FootStream, Recording, Segment
 from edge_agent.step import Side, StrikeZone, strike_zone
-
-try:  # the recordings package is written by a colleague; same field names until it lands
-    from edge_agent.recordings import FootStream, Recording, Segment
-except ImportError:  # pragma: no cover - only before edge_agent.recordings exists
-
-    @dataclass
-    class FootStream:  # type: ignore[no-redef]
-        t: np.ndarray
-        raw: np.ndarray
-
-    @dataclass
-    class Segment:  # type: ignore[no-redef]
-        label: str
-        t_start: float
-        t_end: float
-
-    @dataclass
-    class Recording:  # type: ignore[no-redef]
-        profile: str
-        left: FootStream | None
-        right: FootStream | None
-        body_mass_kg: float | None = None
-        notes: str = ""
-        source: str = ""
-        segments: list[Segment] = field(default_factory=list)
-        reference: dict[str, np.ndarray] = field(default_factory=dict)
-        start_time: float | None = None
-        meta: dict[str, Any] = field(default_factory=dict)
-
 
 G = 9.80665
 #: Frames per generation block; part of the determinism contract (changing it changes the noise).
