@@ -238,6 +238,33 @@ def pipeline_cost(profile_name: str, seconds: float = 120.0, batch_ms: float = 2
     }
 
 
+NUMBA_FLOOR_PROGRAM = """
+import sys, numpy as np, numba
+
+@numba.njit(cache=True)
+def total(a):
+    s = 0.0
+    for x in a:
+        s += x
+    return s
+
+total(np.ones(16))
+status = open("/proc/self/status").read()
+print(int(status.split("VmHWM:")[1].split()[0]) // 1024)
+"""
+
+
+def numba_floor_rss_mb(workdir: Path) -> dict[str, float]:
+    """Peak RSS of the smallest numba program (one cached kernel), cold and warm cache: the floor
+    under any numba-based agent, printed beside the agent's own peak RSS."""
+    script = workdir / "numba_floor.py"
+    script.write_text(NUMBA_FLOOR_PROGRAM)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(workdir / "floor-cache")}
+    runs = [subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, check=True)
+            for _ in range(2)]  # fmt: skip
+    return {"cold_peak_rss_mb": float(runs[0].stdout.strip()), "warm_peak_rss_mb": float(runs[1].stdout.strip())}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=30.0, help="steady-state window per profile")
@@ -277,6 +304,8 @@ def main() -> int:
                 key = f"pipeline only, in-process, {label}, 200 ms batches"
                 results[key] = pipeline_cost(profile)
                 print(key, json.dumps(results[key]), flush=True)
+            results["numba_floor"] = numba_floor_rss_mb(work)
+            print("numba floor (one cached kernel, nothing else):", json.dumps(results["numba_floor"]), flush=True)
             results["read_only_package"] = read_only_check(broker.url, broker.port, work)
             print("read-only package + NUMBA_CACHE_DIR:", json.dumps(results["read_only_package"]), flush=True)
         finally:
