@@ -278,3 +278,79 @@ def test_broker_sigkilled_5_times_during_the_agents_run(procs: Any) -> None:
     assert len(runs) == 1 and runs[0]["complete"] == 1, runs
     assert runs[0]["stored_windows"] == runs[0]["windows"] == c.put - 1  # every window + the run summary
     assert (runs[0]["first_index"], runs[0]["last_index"]) == (0, runs[0]["windows"] - 1)
+
+
+# --------------------------------------------------------------------------- (b) agent SIGKILLed
+def test_agent_sigkilled_mid_run_and_restarted_with_the_same_state(procs: Any) -> None:
+    """The restarted agent delivers the killed one's unacknowledged backlog; the stream and its seqs go on.
+
+    The dashboard is paused (SIGSTOP) for the last 8 summaries before the kill, so its acks lag and the killed
+    agent leaves rows the broker had PUBACKed but the plugin had not acknowledged — the backlog a real
+    crash leaves. The steps of the window being measured at the kill are not in the outbox: not a delivery loss.
+    """
+    _broker, agent, dash = procs
+    dash.start()
+    agent.start()
+    wait_until(lambda: dash.stored() >= 20, 90, "the first 20 summaries stored")
+    assert dash.proc is not None
+    dash.proc.send_signal(signal.SIGSTOP)
+    try:
+        paused_at = agent.outbox()["last_seq"]
+        wait_until(lambda: agent.outbox()["last_seq"] >= paused_at + 8, 60, "8 summaries put while acks lag")
+        agent.sigkill()
+        at_kill = agent.outbox()
+    finally:
+        dash.proc.send_signal(signal.SIGCONT)
+    stored_at_kill = dash.stored()
+    agent.start()  # same config, same state dir → same outbox, same stream
+    wait_until(lambda: agent.outbox()["last_seq"] >= at_kill["last_seq"] + 10, 90, "10 new summaries put")
+    stats = agent.stop()
+    dash.stop()
+    c = count(stats, dash.db)
+    c.show(
+        "agent SIGKILLed mid-run, restarted",
+        put_before_kill=at_kill["last_seq"], backlog_at_kill=at_kill["rows"], stored_at_kill=stored_at_kill,
+        resent_by_restart=c.resent - at_kill.get("resent", 0),
+    )  # fmt: skip
+    assert_delivered(c, stats)
+    assert at_kill["rows"] > 0, "the kill left no backlog to re-send"
+    assert c.put > at_kill["last_seq"]  # seq went on in the same stream after the restart
+    runs = runs_in_store(dash.db)
+    # the killed run never got its RunSummary (incomplete); the restarted agent's run did
+    assert [r["complete"] for r in runs] == [0, 1], runs
+    for r in runs:  # every window put was stored, indexes without holes
+        assert (r["first_index"], r["last_index"]) == (0, r["stored_windows"] - 1), r
+    assert runs[1]["windows"] == runs[1]["stored_windows"]
+    assert runs[0]["stored_windows"] + runs[1]["stored_windows"] + 1 == c.put
+
+
+# --------------------------------------------------------------------------- (c) dashboard SIGKILLed
+def test_dashboard_sigkilled_mid_run_and_restarted(procs: Any) -> None:
+    """Nothing lost: the broker queues for the plugin's persistent session, the agent keeps every row until
+    it is acknowledged, and after the restart acks resume (the backlog that grew while it was down drains)."""
+    _broker, agent, dash = procs
+    dash.start()
+    agent.start()
+    wait_until(lambda: dash.stored() >= 15, 90, "the first 15 summaries stored")
+    dash.sigkill()
+    time.sleep(2.0)  # an ack the plugin sent just before it died may still be on its way to the agent
+    at_kill = agent.outbox()
+    wait_until(lambda: agent.outbox()["last_seq"] >= at_kill["last_seq"] + 15, 60, "15 summaries put, no plugin")
+    down = agent.outbox()
+    assert down["rows"] >= 15 and down["acked"] == at_kill["acked"], (at_kill, down)  # no acks without it
+    dash.start()
+    wait_until(lambda: agent.outbox()["acked"] >= down["last_seq"], 60, "acks for everything put while it was down")
+    resumed = agent.outbox()
+    stats = agent.stop()
+    ingest = dash.health()["ingest"]
+    dash.stop()
+    c = count(stats, dash.db)
+    c.show(
+        "dashboard SIGKILLed mid-run, restarted",
+        acked_at_kill=at_kill["acked"], backlog_while_down=down["rows"], acked_after_restart=resumed["acked"],
+        restarted_ingest_stored=ingest["stored"], restarted_ingest_duplicates=ingest["duplicates"],
+    )  # fmt: skip
+    assert_delivered(c, stats)
+    runs = runs_in_store(dash.db)
+    assert len(runs) == 1 and runs[0]["complete"] == 1, runs
+    assert runs[0]["stored_windows"] == runs[0]["windows"] == c.put - 1
