@@ -267,10 +267,17 @@ def test_broker_sigkilled_5_times_during_the_agents_run(procs: Any) -> None:
     after = dash.stored()
     wait_until(lambda: dash.stored() >= after + 10, 60, "summaries flowing after the last restart")
     stats = agent.stop()
+    ingest = dash.health()["ingest"]
     dash.stop()
     c = count(stats, dash.db)
     losses = (agent.tmp_path / "agent1.log").read_text().count("lost; reconnecting")
-    c.show("broker SIGKILLed 5x (no persistence)", agent_connection_losses=losses, stored_at_kills=stored_at_kill)
+    c.show(
+        "broker SIGKILLed 5x (no persistence)",
+        agent_connection_losses=losses,
+        plugin_duplicates=ingest["duplicates"],
+        stored_at_kills=stored_at_kill,
+        publisher=stats["publisher"],
+    )
     assert_delivered(c, stats)
     assert c.sent >= c.put
     assert losses >= 5, f"the agent saw {losses} connection losses"
