@@ -312,12 +312,13 @@ def test_agent_sigkilled_mid_run_and_restarted_with_the_same_state(procs: Any) -
     agent.start()  # same config, same state dir → same outbox, same stream
     wait_until(lambda: agent.outbox()["last_seq"] >= at_kill["last_seq"] + 10, 90, "10 new summaries put")
     stats = agent.stop()
+    ingest = dash.health()["ingest"]
     dash.stop()
     c = count(stats, dash.db)
     c.show(
         "agent SIGKILLed mid-run, restarted",
         put_before_kill=at_kill["last_seq"], backlog_at_kill=at_kill["rows"], stored_at_kill=stored_at_kill,
-        resent_by_restart=c.resent - at_kill.get("resent", 0),
+        resent_by_restart=c.resent - at_kill.get("resent", 0), plugin_duplicates=ingest["duplicates"],
     )  # fmt: skip
     assert_delivered(c, stats)
     assert at_kill["rows"] > 0, "the kill left no backlog to re-send"
