@@ -1,4 +1,4 @@
-"""Delivery faults end to end with the REAL processes: ``footfall-agent run`` (simulator, 1 s windows) →
+"""Delivery faults end to end with the REAL processes: ``footfall-agent run`` (simulator, 2 s windows) →
 a private Mosquitto → ``footfall-dashboard run`` (ingest → SQLite store → acks), each a subprocess we can SIGKILL.
 
 ``tests/test_delivery_faults.py`` covers the outbox/publisher with a small script; here the whole agent
@@ -13,6 +13,7 @@ acks, print ``--stats``), so no assertion depends on how fast this machine is; w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -54,9 +55,14 @@ def wait_until(pred: Callable[[], bool], timeout: float, what: str) -> None:
         raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def _ro(path: Path) -> sqlite3.Connection:
-    """Read-only view of another process's WAL database (never blocks or changes it)."""
-    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+@contextlib.contextmanager
+def _ro(path: Path) -> Iterator[sqlite3.Connection]:
+    """Read-only view of another process's WAL database (never changes it), closed after use."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        yield conn
+    finally:
+        conn.close()
 
 
 class AgentProc:
@@ -74,6 +80,7 @@ class AgentProc:
             "mqtt": {"url": broker_url},
             "outbox": {"drain_timeout_s": 40},
             "source": {"type": "simulator", "params": {"duration_s": 3600, "seed": 7}},
+            # 2 s windows hold ~6 steps at 170 spm; 1 s windows (< 4 steps) are "unknown", held to the run's end
             "pipeline": {"window_s": 2.0, "run_detection": {"run_start_s": 2, "run_stop_s": 5}},
         }
         self.config = tmp_path / "agent.yaml"
@@ -97,6 +104,8 @@ class AgentProc:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(20)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()  # a killed agent prints no stats
         self.log.close()
 
     def stop(self, timeout: float = 90) -> dict[str, Any]:
