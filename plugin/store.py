@@ -63,6 +63,27 @@ WINDOW_COLS = (
 _ROW_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, OverflowError, ValueError, TypeError)
 
 
+def run_filters(
+    device_id: str | None, runner: str | None, since: float | None, until: float | None, col: str
+) -> tuple[str, list[Any]]:
+    """A ``WHERE`` clause (or "") and its arguments for the usual run filters; ``col`` is the time column."""
+    where: list[str] = []
+    args: list[Any] = []
+    if device_id is not None:
+        where.append("device_id = ?")
+        args.append(device_id)
+    if runner is not None:
+        where.append("runner = ?")
+        args.append(runner)
+    if since is not None:
+        where.append(f"{col} >= ?")
+        args.append(float(since))
+    if until is not None:
+        where.append(f"{col} < ?")
+        args.append(float(until))
+    return (" WHERE " + " AND ".join(where)) if where else "", args
+
+
 class StoreError(RuntimeError):
     """The database cannot be used as asked (corrupt, newer schema, bad row); the message says where."""
 
@@ -510,25 +531,6 @@ class Store:
         return [dict(r) for r in self._r().execute(sql, (device_id,) if device_id else ())]
 
     # -- runs -------------------------------------------------------------------------------------------------
-    @staticmethod
-    def _filters(
-        device_id: str | None, runner: str | None, since: float | None, until: float | None, col: str
-    ) -> tuple[str, list[Any]]:
-        where: list[str] = []
-        args: list[Any] = []
-        if device_id is not None:
-            where.append("device_id = ?")
-            args.append(device_id)
-        if runner is not None:
-            where.append("runner = ?")
-            args.append(runner)
-        if since is not None:
-            where.append(f"{col} >= ?")
-            args.append(float(since))
-        if until is not None:
-            where.append(f"{col} < ?")
-            args.append(float(until))
-        return (" WHERE " + " AND ".join(where)) if where else "", args
 
     def list_runs(
         self,
@@ -541,7 +543,7 @@ class Store:
         offset: int = 0,
     ) -> list[dict[str, Any]]:
         """Runs, newest first, as flat dicts of the run columns (``complete`` = RunSummary received)."""
-        where, args = self._filters(device_id, runner, since, until, "started_at")
+        where, args = run_filters(device_id, runner, since, until, "started_at")
         sql = f"SELECT {','.join(RUN_COLS)} FROM runs{where} ORDER BY started_at DESC, run_id LIMIT ? OFFSET ?"
         return [self._run_dict(r) for r in self._r().execute(sql, [*args, int(limit), int(offset)])]
 
@@ -552,7 +554,7 @@ class Store:
         return d
 
     def count_runs(self, **filters: Any) -> int:
-        where, args = self._filters(
+        where, args = run_filters(
             filters.get("device_id"),
             filters.get("runner"),
             filters.get("since"),
@@ -814,7 +816,7 @@ class Store:
         """All matching runs (oldest first) as CSV (one row per run, run columns) or a JSON array."""
         if fmt not in ("csv", "json"):
             raise ValueError(f"export format must be 'csv' or 'json', not {fmt!r}")
-        where, args = self._filters(device_id, runner, since, until, "started_at")
+        where, args = run_filters(device_id, runner, since, until, "started_at")
         rows = [
             self._run_dict(r)
             for r in self._r().execute(f"SELECT {','.join(RUN_COLS)} FROM runs{where} ORDER BY started_at", args)

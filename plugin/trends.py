@@ -21,6 +21,8 @@ import math
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from plugin.store import run_filters
+
 DAY = 86400.0
 BASELINE_DAYS = 28
 MIN_BASELINE_RUNS = 3
@@ -71,26 +73,6 @@ MIN(started_at) AS first_start, MAX(ended_at) AS last_end
 """
 
 
-def _where(
-    runner: str | None, device_id: str | None, since: float | None, until: float | None
-) -> tuple[str, list[Any]]:
-    where: list[str] = []
-    args: list[Any] = []
-    if runner is not None:
-        where.append("runner = ?")
-        args.append(runner)
-    if device_id is not None:
-        where.append("device_id = ?")
-        args.append(device_id)
-    if since is not None:
-        where.append("started_at >= ?")
-        args.append(float(since))
-    if until is not None:
-        where.append("started_at < ?")
-        args.append(float(until))
-    return (" WHERE " + " AND ".join(where)) if where else "", args
-
-
 def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
 
@@ -123,7 +105,7 @@ def trend_points(
     device_id: str | None = None,
 ) -> list[dict[str, Any]]:
     """One point per run, UTC day or ISO week (Monday), oldest first."""
-    where, args = _where(runner, device_id, since, until)
+    where, args = run_filters(device_id, runner, since, until, "started_at")
     conn = _conn(store)
     if period == "run":
         sql = (
@@ -155,7 +137,7 @@ def baseline(
     exclude_run: str | None = None,
 ) -> dict[str, Any]:
     """Personal baseline from the runs ending in the ``days`` before ``ref`` (``exclude_run`` left out)."""
-    where, args = _where(runner, device_id, ref - days * DAY, None)
+    where, args = run_filters(device_id, runner, ref - days * DAY, None, "started_at")
     where += " AND ended_at <= ?" if where else " WHERE ended_at <= ?"
     args.append(ref)
     if exclude_run is not None:
@@ -209,7 +191,7 @@ def week_over_week(
     conn = _conn(store)
     weeks = []
     for k in (1, 2):
-        where, args = _where(runner, device_id, ref - k * 7 * DAY, ref - (k - 1) * 7 * DAY)
+        where, args = run_filters(device_id, runner, ref - k * 7 * DAY, ref - (k - 1) * 7 * DAY, "started_at")
         row = dict(conn.execute(f"SELECT {_AGG} FROM runs{where}", args).fetchone())
         weeks.append(_point(row, _iso(ref - k * 7 * DAY)))
     this, last = weeks
@@ -235,7 +217,7 @@ def training_load(
     with_series: bool = True,
 ) -> dict[str, Any]:
     """Daily running minutes with acute (7 d) / chronic (28 d) EWMA and their ratio, up to ``ref``'s day."""
-    where, args = _where(runner, device_id, None, ref)
+    where, args = run_filters(device_id, runner, None, ref, "started_at")
     rows = (
         _conn(store)
         .execute(
@@ -291,7 +273,7 @@ def training_load(
 def latest_end(
     store: Any, *, runner: str | None = None, device_id: str | None = None, until: float | None = None
 ) -> float | None:
-    where, args = _where(runner, device_id, None, until)
+    where, args = run_filters(device_id, runner, None, until, "started_at")
     row = _conn(store).execute(f"SELECT MAX(ended_at) FROM runs{where}", args).fetchone()
     return None if row[0] is None else float(row[0])
 

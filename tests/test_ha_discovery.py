@@ -18,6 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge_agent.contract import LiveUpdate, Topics, WindowSummary
 from edge_agent.ha_discovery import SENSORS, HaDiscovery, build_discovery_payload, discovery_topic, ha_slug
 from edge_agent.mqtt import BrokerSettings, MqttConnection
+from tests.waiting import until
 
 T = Topics("dev1")
 CONFIG = discovery_topic("dev1")
@@ -230,15 +231,6 @@ class Sniffer:
     def close(self) -> None:
         self.c.disconnect()
         self.c.loop_stop()
-
-
-async def until(pred: Any, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        await asyncio.sleep(0.02)
-    return bool(pred())
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from plugin.config import MqttConfig
 from plugin.history import RunnerModel, generate_history
 from plugin.ingest import Ingest
 from plugin.store import Store
+from tests.waiting import wait_until
 
 
 class RawClient:
@@ -58,16 +59,6 @@ class RawClient:
     def close(self) -> None:
         self.c.disconnect()
         self.c.loop_stop()
-
-
-def wait_until(pred: Any, timeout: float = 20.0) -> bool:
-    """Broker delivery is asynchronous: poll the observable effect instead of sleeping."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def handled(ingest: Ingest) -> int:

@@ -28,6 +28,7 @@ from edge_agent.mqtt import (
     OutboxPublisher,
 )
 from edge_agent.outbox import Outbox
+from tests.waiting import until
 
 REPO = Path(__file__).resolve().parent.parent
 T = Topics("dev1")
@@ -59,15 +60,6 @@ class Sniffer:
     def close(self) -> None:
         self.c.disconnect()
         self.c.loop_stop()
-
-
-async def until(pred: Any, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        await asyncio.sleep(0.02)
-    return bool(pred())
 
 
 def settings(url: str, **kw: Any) -> BrokerSettings:
