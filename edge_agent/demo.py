@@ -157,25 +157,29 @@ class Demo:
         db = self.state_dir / "dashboard.db"
         exe = [sys.executable, "-m"]
         print(f"footfall demo: seeding {args.weeks} weeks of simulated history…", flush=True)
-        subprocess.run(
-            [
-                *exe,
-                "plugin.cli",
-                "seed-history",
-                "--db",
-                str(db),
-                "--weeks",
-                str(args.weeks),
-                "--device-id",
-                DEVICE_ID,
-                "--runner",
-                RUNNER,
-                "--seed",
-                str(args.seed),
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        seed_log = logs / "seed-history.log"
+        with open(seed_log, "wb") as out:  # its log lines belong in the log, not on the demo's terminal
+            seeded = subprocess.run(
+                [
+                    *exe,
+                    "plugin.cli",
+                    "seed-history",
+                    "--db",
+                    str(db),
+                    "--weeks",
+                    str(args.weeks),
+                    "--device-id",
+                    DEVICE_ID,
+                    "--runner",
+                    RUNNER,
+                    "--seed",
+                    str(args.seed),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        if seeded.returncode != 0:
+            raise RuntimeError(f"seeding the history failed:\n{seed_log.read_text(errors='replace')[-2000:]}")
 
         dash_argv = [*exe, "plugin.cli", "run", "--db", str(db), "--broker", broker_url, "--listen", f"{host}:{port}"]
         for url in args.notify:
