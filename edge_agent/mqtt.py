@@ -208,11 +208,11 @@ class MqttConnection:
         self._closing = True
         if self._client is not None and self.connected.is_set() and self.will:
             with contextlib.suppress(MqttError, asyncio.TimeoutError):
-                await asyncio.wait_for(self.publish(self.will[0], self.will[1], qos=1, retain=True), timeout)
+                async with asyncio.timeout(timeout):
+                    await self.publish(self.will[0], self.will[1], qos=1, retain=True)
         if self._task:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
-                await asyncio.wait_for(self._task, 2 * timeout)
+            await asyncio.wait({self._task}, timeout=2 * timeout)  # never swallows our own cancel
         client, self._client = self._client, None  # read after the supervisor stopped
         if client is not None:
             await _stop_client(client)
@@ -224,7 +224,8 @@ class MqttConnection:
 
     async def wait_connected(self, timeout: float | None = None) -> bool:
         try:
-            await asyncio.wait_for(self.connected.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self.connected.wait()
             return True
         except TimeoutError:
             return False
@@ -342,11 +343,11 @@ class MqttConnection:
         client.on_publish = on_publish
         client.on_message = on_message
         try:
-            await asyncio.wait_for(
-                asyncio.to_thread(client.connect, s.host, s.port, s.keepalive), s.connect_timeout_s + 1
-            )
+            async with asyncio.timeout(s.connect_timeout_s + 1):
+                await asyncio.to_thread(client.connect, s.host, s.port, s.keepalive)
             client.loop_start()
-            rc = await asyncio.wait_for(connack, s.connect_timeout_s)
+            async with asyncio.timeout(s.connect_timeout_s):
+                rc = await connack
         except BaseException:
             await _stop_client(client)
             raise
@@ -463,7 +464,8 @@ async def _stop_client(client: paho.Client, timeout: float = 5.0) -> None:
     """Disconnect and join paho's network thread (bounded: a stuck join must not hang shutdown)."""
     client.disconnect()
     try:
-        await asyncio.wait_for(asyncio.shield(asyncio.to_thread(client.loop_stop)), timeout)
+        async with asyncio.timeout(timeout):
+            await asyncio.shield(asyncio.to_thread(client.loop_stop))
     except TimeoutError:
         log.warning("paho network thread did not stop within %.0f s", timeout)
 
@@ -604,8 +606,11 @@ class OutboxPublisher:
         if len(sent) == free and free > 0:
             await asyncio.sleep(0)  # window filled from the backlog: go again at once
             return
+        # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that lands in the
+        # same loop turn as the wake-up, and ``run`` would then never stop (CI hang, 2026-11).
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self.poll_s)
+            async with asyncio.timeout(self.poll_s):
+                await self._wake.wait()
 
     def _on_puback(self, seq: int, fut: asyncio.Future[None]) -> None:
         self._inflight.pop(seq, None)

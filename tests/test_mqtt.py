@@ -341,3 +341,23 @@ async def test_publisher_survives_a_failing_outbox_step(
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
     assert "publisher step failed" in caplog.text and pub.stats["pubacks"] == 20
+
+
+async def test_publisher_stops_when_cancelled_in_the_same_turn_as_a_wake_up(broker: Any, tmp_path: Path) -> None:
+    """Regression (CI hang): a cancel landing in the loop turn in which a PUBACK/ack/put wakes the
+    idle publisher was swallowed by Python 3.11's ``asyncio.wait_for``; ``run`` went on forever and
+    the agent's shutdown hung. Setting the wake event and cancelling back to back reproduces that
+    turn deterministically (the wake-up's callback is queued before the cancel's)."""
+    ob = Outbox(tmp_path / "o.db", "dev1", require_plugin_ack=False)
+    async with MqttConnection(settings(broker.url)) as conn:
+        pub = OutboxPublisher(conn, ob, T, poll_s=30.0)
+        for attempt in range(20):
+            task = asyncio.create_task(pub.run())
+            assert await conn.wait_connected(10)
+            await asyncio.sleep(0.05)  # idle in _step, waiting for a wake-up
+            pub._wake.set()
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=5)
+            assert task in done, f"publisher ignored its cancel on attempt {attempt}"
+            assert task.cancelled()
+    ob.close()

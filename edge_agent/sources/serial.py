@@ -96,7 +96,8 @@ class SerialSource(QueueSource):
                 lost: str | None = None
                 while loop.time() < deadline:
                     try:
-                        data = await asyncio.wait_for(reader.read(self.cfg.read_size), deadline - loop.time())
+                        async with asyncio.timeout_at(deadline):
+                            data = await reader.read(self.cfg.read_size)
                     except TimeoutError:
                         break
                     except Exception as err:  # serial.SerialException, OSError(EIO) on unplug

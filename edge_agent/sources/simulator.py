@@ -10,8 +10,9 @@ from typing import Literal
 from pydantic import Field
 
 from edge_agent.profiles import HardwareProfile
+from edge_agent.recordings import FootStream
 from edge_agent.simulator import RunParams, SimulatorStream
-from edge_agent.sources.base import FrameBatch, InsoleSource, Pacer, SourceConfigBase, monotonic
+from edge_agent.sources.base import FrameBatch, InsoleSource, Pacer, Side, SourceConfigBase, monotonic
 
 
 class SimulatorSourceConfig(SourceConfigBase):
@@ -56,13 +57,14 @@ class SimulatorSource(InsoleSource):
             left, right = self.stream.next_chunk(self.batch_frames)
             slots = round((self.stream.time - start) * self.fs)
             await pacer.wait_until(self.stream.time)
-            for side, fs in (("left", left), ("right", right)):
+            sides: tuple[tuple[Side, FootStream], ...] = (("left", left), ("right", right))
+            for side, fs in sides:
                 yield self._count(
                     FrameBatch(
                         side=side,
                         t=fs.t + self._t0,
                         raw=fs.raw,
-                        device_t=fs.t,  # type: ignore[arg-type]
+                        device_t=fs.t,
                         dropped=slots - fs.t.shape[0],
                     )
                 )
