@@ -329,7 +329,7 @@ async def test_settings_roundtrip_masks_secrets_and_rejects_bad_input(
     try:
         h = origin(client)
         resp = await client.post(
-            "/api/settings", json={"notify_urls": [SECRET_URL], "runner_body_mass_kg": 61.5}, headers=h
+            "/api/settings", json={"notify_urls": [SECRET_URL], "valr_threshold_bw_s": 61.5}, headers=h
         )
         assert resp.status == 200, await resp.text()
         text = await resp.text()
@@ -338,7 +338,7 @@ async def test_settings_roundtrip_masks_secrets_and_rejects_bad_input(
         masked = body["settings"]["notify_urls"]
         assert len(masked) == 1 and masked[0].startswith("json://••••••#")
         assert fresh_store.get_setting("notify_urls") == [SECRET_URL]
-        assert fresh_store.get_setting("runner_body_mass_kg") == 61.5
+        assert fresh_store.get_setting("valr_threshold_bw_s") == 61.5
 
         # Sending the mask back keeps the stored secret; a new URL is added next to it.
         resp = await client.post("/api/settings", json={"notify_urls": [masked[0], "ntfy://my-runs"]}, headers=h)
@@ -347,15 +347,15 @@ async def test_settings_roundtrip_masks_secrets_and_rejects_bad_input(
 
         before = fresh_store.settings()
         for bad, what in [
-            ({"runner_body_mass_kg": 5}, "runner_body_mass_kg"),
-            ({"runner_body_mass_kg": "heavy"}, "runner_body_mass_kg"),
+            ({"valr_threshold_bw_s": 5}, "valr_threshold_bw_s"),
+            ({"valr_threshold_bw_s": "heavy"}, "valr_threshold_bw_s"),
             ({"valr_threshold_bw_s": True}, "valr_threshold_bw_s"),
             ({"notify_urls": "ntfy://x"}, "notify_urls"),
             ({"notify_urls": ["not a url"]}, "notify_urls[0]"),
             ({"notify_urls": ["json://••••••#000000"]}, "masked"),
             ({"body_mass": 70}, "body_mass"),
             # one good field and one bad one: nothing is written
-            ({"runner_body_mass_kg": 70.0, "acwr_threshold": 99}, "acwr_threshold"),
+            ({"valr_threshold_bw_s": 70.0, "acwr_threshold": 99}, "acwr_threshold"),
         ]:
             resp = await client.post("/api/settings", json=bad, headers=h)
             assert resp.status == 400, bad
@@ -469,10 +469,10 @@ async def test_loopback_open_mode_blocks_rebinding_and_cross_origin_writes(fresh
         alert_id = fresh_store.list_alerts()[0]["alert_id"]
         csrf = await client.post(f"/api/alerts/{alert_id}/ack", headers={"Origin": "http://attacker.example"})
         assert csrf.status == 403
-        no_origin = await client.post("/api/settings", json={"runner_body_mass_kg": 70.0})
+        no_origin = await client.post("/api/settings", json={"valr_threshold_bw_s": 70.0})
         assert no_origin.status == 403
         assert fresh_store.get_alert(alert_id)["acked"] is False
-        assert fresh_store.get_setting("runner_body_mass_kg") is None
+        assert fresh_store.get_setting("valr_threshold_bw_s") is None
     finally:
         await client.close()
 

@@ -235,10 +235,10 @@ async def test_dashboard_in_chromium(tmp_path: Path, browser_context: Any) -> No
         await goto(page, server.url + "/settings")
         shown = await page.input_value("#set-notify_urls")
         assert "secret-topic" not in shown and shown.startswith("ntfy://••••••")
-        await page.fill("#set-runner_body_mass_kg", "63.5")
+        await page.fill("#set-valr_threshold_bw_s", "63.5")
         await page.click("#settings-form button[type=submit]")
         await page.wait_for_selector("#settings-status.ok")
-        assert store.get_setting("runner_body_mass_kg") == 63.5
+        assert store.get_setting("valr_threshold_bw_s") == 63.5
         assert store.get_setting("notify_urls") == ["ntfy://secret-topic-123"]
         await page.wait_for_selector("#system-card .stat")
         assert "not_json 2" in await page.text_content("#system-card")  # the service's health, as served

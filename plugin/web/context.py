@@ -67,16 +67,6 @@ DEFAULT_SETTINGS_SCHEMA: tuple[SettingSpec, ...] = (
         max_length=1000,
     ),
     SettingSpec(
-        "runner_body_mass_kg",
-        "Runner body mass",
-        "float",
-        "Used to express forces in body weights (BW) when the insole has no standing calibration.",
-        unit="kg",
-        default=None,
-        min=20.0,
-        max=250.0,
-    ),
-    SettingSpec(
         "valr_threshold_bw_s",
         "Absolute VALR threshold",
         "float",
