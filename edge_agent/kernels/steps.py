@@ -271,8 +271,9 @@ def _measure_step(buf: np.ndarray, n: int, t_ic: float, t_to: float, p: np.ndarr
         ev[E_IMPACT] = 0.0
         ev[E_IMPACT_BW] = nan
         ev[E_LR_IMPACT] = 0.0
-        # no impact peak: 20–80 % of the force reached at 13 % of stance (the mean timing of the
-        # impact peak in heel strikers; Blackmore, Willy & Creaby 2016), marked lr_method="fallback"
+        # no impact peak: 20–80 % of the force reached at 13 % of stance (the usual set-time-point
+        # surrogate, validated in rear-foot strikers by Blackmore, Willy & Creaby 2016, J Biomech
+        # 49:479; docs/measures.md), marked lr_method="fallback"
         tq = t_ic + p[P_FALLBACK_FRAC] * contact
         kq = 1
         while kq < last and bt[kq] < tq:
