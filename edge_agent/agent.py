@@ -120,6 +120,7 @@ async def run_agent(cfg: AgentConfig, *, duration_s: float | None = None) -> dic
         cfg.outbox_path,
         cfg.device_id,
         max_rows=cfg.outbox.max_rows,
+        max_bytes=int(cfg.outbox.max_mb * 1e6),
         max_age_s=cfg.outbox.max_age_s,
         retention_without_plugin_s=cfg.outbox.retention_without_plugin_s,
         require_plugin_ack=cfg.outbox.require_plugin_ack,

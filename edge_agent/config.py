@@ -150,6 +150,12 @@ class OutboxConfig(_Strict):
         default=None, title="Outbox database", description="SQLite file; default <state_dir>/outbox.sqlite."
     )
     max_rows: int = Field(default=200_000, ge=100, title="Row bound", description="Warns at 80 %, then drops.")
+    max_mb: float = Field(
+        default=256.0,
+        ge=1.0,
+        title="Size bound (MB)",
+        description="Payload megabytes (10⁶ bytes) held; warns at 80 %, then drops like the row bound.",
+    )
     max_age_s: float = Field(
         default=30 * 86400, gt=0, title="Maximum age (s)", description="Older undelivered rows are dropped."
     )

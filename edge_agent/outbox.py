@@ -8,8 +8,8 @@ already acknowledged, and paho's own queue dies with the process. So each messag
 * the plugin acknowledged them (``Ack.acked_seq`` = highest contiguous seq it stored), or
 * ``require_plugin_ack`` is off (no plugin, e.g. Home Assistant only) and the broker PUBACKed them
   more than ``retention_without_plugin_s`` ago, or
-* the outbox hit its bound (rows or age) — logged loudly at 80 % and again when dropping, with the
-  drop policy: oldest window summaries first, run summaries last.
+* the outbox hit a bound (rows, payload bytes or age) — logged loudly at 80 % and again when
+  dropping, with the drop policy: oldest window summaries first, run summaries last.
 
 Durability choice: ``journal_mode=WAL`` + ``synchronous=FULL``. With WAL, NORMAL never corrupts the
 database but the last commits before a power cut may roll back — and a row here is the only copy of
@@ -93,6 +93,13 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_at, seq);
 CREATE INDEX IF NOT EXISTS outbox_drop ON outbox (priority, seq);
 CREATE INDEX IF NOT EXISTS outbox_created ON outbox (created);
+-- payload bytes held, kept in meta by SQLite itself so every delete path counts (acks, drops, expiry)
+CREATE TRIGGER IF NOT EXISTS outbox_bytes_ins AFTER INSERT ON outbox BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) + length(NEW.payload) WHERE key = 'bytes';
+END;
+CREATE TRIGGER IF NOT EXISTS outbox_bytes_del AFTER DELETE ON outbox BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) - length(OLD.payload) WHERE key = 'bytes';
+END;
 """
 
 _COUNTERS = ("put", "sent", "resent", "pubacked", "acked", "dropped", "dropped_run", "expired_retained")
@@ -109,6 +116,7 @@ class Outbox:
         max_age_s: float = 30 * 86400,
         retention_without_plugin_s: float = 7 * 86400,
         *,
+        max_bytes: int = 256_000_000,
         require_plugin_ack: bool = True,
         resend_after_s: float = 30.0,
         max_resend_after_s: float = 3600.0,
@@ -117,14 +125,15 @@ class Outbox:
     ) -> None:
         if not valid_device_id(device_id):
             raise ValueError(f"outbox: device_id {device_id!r} is not a valid device id")
-        if max_rows < 1 or max_age_s <= 0 or resend_after_s <= 0:
+        if max_rows < 1 or max_bytes < 1 or max_age_s <= 0 or resend_after_s <= 0:
             raise ValueError(
-                f"outbox: bounds must be positive (max_rows={max_rows}, max_age_s={max_age_s}, "
-                f"resend_after_s={resend_after_s})"
+                f"outbox: bounds must be positive (max_rows={max_rows}, max_bytes={max_bytes}, "
+                f"max_age_s={max_age_s}, resend_after_s={resend_after_s})"
             )
         self.path = Path(path)
         self.device_id = device_id
         self.max_rows = int(max_rows)
+        self.max_bytes = int(max_bytes)
         self.max_age_s = float(max_age_s)
         self.retention_without_plugin_s = float(retention_without_plugin_s)
         self.require_plugin_ack = require_plugin_ack
@@ -164,6 +173,7 @@ class Outbox:
                         ("device_id", self.device_id),
                         ("stream_id", stream_id),
                         ("last_seq", "0"),
+                        ("bytes", "0"),
                         *[(f"n_{c}", "0") for c in _COUNTERS],
                     ],
                 )
@@ -175,6 +185,9 @@ class Outbox:
                 f"outbox {self.path}: belongs to device {meta.get('device_id')!r}, not {self.device_id!r}; "
                 "use another outbox path (the file was left untouched)"
             )
+        if "bytes" not in meta:  # a file from before the size bound: count once, triggers keep it
+            with self._tx():
+                self._db.execute("INSERT INTO meta SELECT 'bytes', COALESCE(SUM(length(payload)), 0) FROM outbox")
         return str(meta["stream_id"])
 
     def _tx(self) -> _Tx:
@@ -225,6 +238,9 @@ class Outbox:
                 self._db.execute("UPDATE meta SET value=? WHERE key='last_seq'", (str(seq),))
                 self._bump("put", 1)
             self._rows += 1
+            excess = self.payload_bytes() - self.max_bytes
+            if excess > 0:
+                self._enforce_byte_bound(excess)
             self._check_warning()
         for cb in self._listeners:
             cb()
@@ -367,7 +383,7 @@ class Outbox:
                     self._db.execute("UPDATE outbox SET next_at = 0 WHERE seq BETWEEN ? AND ?", (a, b))
                 self._bump("acked", gap_deleted)
             self._rows -= gap_deleted
-            if self._rows < self.warn_fraction * self.max_rows:
+            if self._fill() < self.warn_fraction:
                 self._warned = False
             return deleted + gap_deleted
 
@@ -379,21 +395,41 @@ class Outbox:
         return self.ack(ack.acked_seq, ack.missing, ack.highest_seq)
 
     # ------------------------------------------------------------------ bounds
+    def _fill(self) -> float:
+        """How full the outbox is: the larger of its row and byte fractions."""
+        return max(self._rows / self.max_rows, self.payload_bytes() / self.max_bytes)
+
     def _check_warning(self) -> None:
-        if not self._warned and self._rows >= self.warn_fraction * self.max_rows:
+        if not self._warned and self._fill() >= self.warn_fraction:
             self._warned = True
             log.warning(
-                "OUTBOX NEARLY FULL: %d of %d rows (%.0f %%) at %s — is the plugin/broker reachable? "
-                "At the bound the oldest window summaries are dropped first, run summaries last.",
+                "OUTBOX NEARLY FULL: %d of %d rows, %.1f of %.1f MB (%.0f %%) at %s — is the plugin/broker "
+                "reachable? At the bound the oldest window summaries are dropped first, run summaries last.",
                 self._rows,
                 self.max_rows,
-                100 * self._rows / self.max_rows,
+                self.payload_bytes() / 1e6,
+                self.max_bytes / 1e6,
+                100 * self._fill(),
                 self.path,
             )
 
     def _enforce_row_bound(self, n: int) -> dict[str, int]:
         victims = self._db.execute("SELECT seq, kind FROM outbox ORDER BY priority, seq LIMIT ?", (n,)).fetchall()
         return self._drop(victims, f"row bound {self.max_rows} reached")
+
+    def _enforce_byte_bound(self, excess: int) -> dict[str, int]:
+        """Drop rows in the same priority order until ``excess`` payload bytes are freed."""
+        victims: list[tuple[int, str]] = []
+        freed = 0
+        cur = self._db.execute("SELECT seq, kind, length(payload) FROM outbox ORDER BY priority, seq")
+        while freed < excess and (batch := cur.fetchmany(256)):
+            for seq, kind, size in batch:
+                victims.append((seq, kind))
+                freed += size
+                if freed >= excess:
+                    break
+        cur.close()
+        return self._drop(victims, f"size bound {self.max_bytes:,} payload bytes reached")
 
     def _drop(self, victims: list[tuple[int, str]], why: str) -> dict[str, int]:
         if not victims:
@@ -449,8 +485,12 @@ class Outbox:
                     ).rowcount
                     self._bump("expired_retained", n)
                 self._rows -= n
-            if self._rows > self.max_rows:
-                for k, v in self._enforce_row_bound(self._rows - self.max_rows).items():
+            over = [self._enforce_row_bound(self._rows - self.max_rows)] if self._rows > self.max_rows else []
+            excess = self.payload_bytes() - self.max_bytes
+            if excess > 0:  # the bounds may have been lowered since the rows were stored
+                over.append(self._enforce_byte_bound(excess))
+            for counts in over:
+                for k, v in counts.items():
                     dropped[k] = dropped.get(k, 0) + v
             self._check_warning()
             self._shrink()
@@ -477,6 +517,11 @@ class Outbox:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM outbox WHERE puback_at IS NULL").fetchone()[0])
 
+    def payload_bytes(self) -> int:
+        """Payload bytes held: what the size bound counts (the file adds page and index overhead)."""
+        with self._lock:
+            return int(self._db.execute("SELECT value FROM meta WHERE key='bytes'").fetchone()[0])
+
     def last_seq(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()[0])
@@ -491,7 +536,9 @@ class Outbox:
         out.update(
             rows=self._rows,
             max_rows=self.max_rows,
-            fill=self._rows / self.max_rows,
+            bytes=self.payload_bytes(),
+            max_bytes=self.max_bytes,
+            fill=self._fill(),
             oldest_age_s=(now - oldest) if oldest is not None else None,
             stream_id=self.stream_id,
             last_seq=self.last_seq(),

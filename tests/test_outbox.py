@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -144,6 +145,69 @@ def test_bound_warns_first_then_drops_window_summaries_before_runs(
     for _ in range(3):
         ob2.put(T.run, lambda s, m: b"{}", kind="run")
     assert [r.seq for r in ob2.pending(10)] == [2, 3] and ob2.stats()["dropped_run"] == 1
+
+
+def test_size_bound_counts_payload_bytes_on_every_path_and_drops_by_priority(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A window summary is ~11 kB, so bytes, not rows, bind first. The byte count lives in SQLite
+    (triggers): puts, acks, drops and reopening must all agree with the payloads really stored."""
+
+    def real_bytes(path: Path) -> int:
+        import sqlite3
+
+        with sqlite3.connect(path) as db:
+            return int(db.execute("SELECT COALESCE(SUM(length(payload)), 0) FROM outbox").fetchone()[0])
+
+    def blob(n: int) -> Callable[[int, str], bytes]:
+        return lambda seq, msg_id: b"x" * n
+
+    path = tmp_path / "o.db"
+    ob = Outbox(path, "dev1", max_bytes=10_000)
+    with caplog.at_level(logging.WARNING, logger="edge_agent.outbox"):
+        ob.put(T.run, blob(1_000), kind="run")  # seq 1
+        for _ in range(6):
+            ob.put(T.summary, blob(1_000), kind="summary")  # seq 2..7: 7,000 bytes
+        assert "NEARLY FULL" not in caplog.text
+        ob.put(T.summary, blob(1_000), kind="summary")  # seq 8: 8,000 bytes = 80 %
+        assert sum("NEARLY FULL" in r.message for r in caplog.records) == 1 and ob.stats()["dropped"] == 0
+        ob.put(T.run, blob(1_000), kind="run")  # seq 9
+        ob.put(T.summary, blob(2_500), kind="summary")  # seq 10: 11,500 > 10,000 → free 1,500 = two rows
+    assert [r.seq for r in ob.pending(100)] == [1, 4, 5, 6, 7, 8, 9, 10]  # oldest summaries went, runs stayed
+    st = ob.stats()
+    assert st["bytes"] == real_bytes(path) == 9_500 and st["dropped"] == 2 and st["dropped_run"] == 0
+    assert any(
+        "size bound 10,000 payload bytes reached" in r.message and r.levelno == logging.ERROR for r in caplog.records
+    )
+    assert ob.ack(5, []) == 3  # seqs 1, 4, 5 acked
+    assert ob.payload_bytes() == real_bytes(path) == 6_500
+    ob.close()
+
+    # the count survives a reopen; a lower bound in the config applies at the next expire()
+    ob = Outbox(path, "dev1", max_bytes=4_000)
+    assert ob.payload_bytes() == 6_500
+    assert ob.expire() == {"summary": 3}  # seqs 6, 7, 8 (3,000 bytes) → 3,500 left
+    assert [r.seq for r in ob.pending(100)] == [9, 10] and ob.payload_bytes() == real_bytes(path) == 3_500
+    ob.close()
+
+
+def test_outbox_file_from_before_the_size_bound_gets_its_byte_count(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "o.db"
+    ob = Outbox(path, "dev1")
+    for _ in range(3):
+        ob.put(T.summary, window(0))
+    stored = ob.payload_bytes()
+    ob.close()
+    with sqlite3.connect(path) as db:  # what an older agent left behind: no count, no triggers
+        db.execute("DELETE FROM meta WHERE key = 'bytes'")
+        db.execute("DROP TRIGGER outbox_bytes_ins")
+        db.execute("DROP TRIGGER outbox_bytes_del")
+    ob = Outbox(path, "dev1")
+    assert ob.payload_bytes() == stored > 0 and ob.backlog == 3
+    ob.put(T.summary, window(1))
+    assert ob.ack(4, []) == 4 and ob.payload_bytes() == 0
 
 
 def test_age_bound_and_no_plugin_retention(tmp_path: Path) -> None:
