@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ import numpy as np
 
 from edge_agent.config import AgentConfig
 from edge_agent.contract import LiveUpdate, Topics
+from edge_agent.kernels import load_kernels
 from edge_agent.pipeline import Calibration, OutboxSink, Pipeline, warm_up
 from edge_agent.profiles import HardwareProfile, load_profile
 
@@ -169,8 +171,16 @@ async def run_agent(cfg: AgentConfig, *, duration_s: float | None = None) -> dic
 
             with _Signals(on_signal) as sigs:
                 warm_s = await asyncio.to_thread(warm_up, profile)
-                cache = os.environ.get("NUMBA_CACHE_DIR", "default")
-                log.info("kernels ready in %.2f s (NUMBA_CACHE_DIR=%s)", warm_s, cache)
+                kernels = load_kernels()
+                if kernels.backend == "aot":
+                    log.info("kernels ready in %.2f s (ahead-of-time build %s, no numba)", warm_s, kernels.origin)
+                else:
+                    log.info(
+                        "kernels ready in %.2f s (numba JIT, NUMBA_CACHE_DIR=%s; `footfall-agent build-kernels` "
+                        "would keep numba/LLVM out of this process)",
+                        warm_s,
+                        kernels.origin,
+                    )
 
                 def live(msg: LiveUpdate) -> bool:
                     """QoS 0, never stored: if the broker is away the update is simply skipped."""
@@ -240,6 +250,8 @@ async def run_agent(cfg: AgentConfig, *, duration_s: float | None = None) -> dic
                 "signal": sigs.received,
                 "first_live_s": first_publish.get("live"),
                 "warm_up_s": warm_s,
+                "kernels": kernels.backend,
+                "numba_loaded": "numba" in sys.modules,
             }
     finally:
         outbox.close()

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from edge_agent.kernels import steps as K
+from edge_agent.kernels import Kernels, load_kernels
+from edge_agent.kernels import layout as L
 from edge_agent.profiles import FsrDividerCalibration, HardwareProfile, load_profile
 from edge_agent.step import FOREFOOT_MIN, REARFOOT_MAX, ZONE_UNCERTAINTY, Side, Step
 
@@ -245,35 +246,35 @@ def kernel_setup(profile: HardwareProfile, body_weight_n: float, config: Analysi
     if not isinstance(body_weight_n, int | float) or not math.isfinite(body_weight_n) or body_weight_n <= 0:
         raise AnalysisError(f"body_weight_n = {body_weight_n!r}: must be a positive finite number of newtons")
     fs = float(config.sample_rate_hz or profile.sample_rate_hz)
-    p = np.zeros(K.N_PARAMS, dtype=np.float64)
-    p[K.P_ON] = config.contact_on_bw
-    p[K.P_OFF] = config.contact_off_bw
-    p[K.P_BW] = body_weight_n
-    p[K.P_DT] = 1.0 / fs
-    p[K.P_GAP] = config.gap_periods / fs
-    p[K.P_MIN_CONTACT] = config.min_contact_ms / 1000.0
-    p[K.P_MIN_SWING] = config.min_swing_ms / 1000.0
-    p[K.P_MAX_CONTACT] = config.max_contact_ms / 1000.0
-    p[K.P_ALPHA] = min(1.0, 1.0 / (fs * config.baseline_tau_s))
-    p[K.P_RAW_MAX] = profile.raw_max if profile.raw_max is not None else math.inf
-    p[K.P_SAT_BITS] = saturation_bits(p[K.P_RAW_MAX])
-    p[K.P_SI_BW] = config.si_force_bw
-    p[K.P_SI_S] = config.si_window_ms / 1000.0
+    p = np.zeros(L.N_PARAMS, dtype=np.float64)
+    p[L.P_ON] = config.contact_on_bw
+    p[L.P_OFF] = config.contact_off_bw
+    p[L.P_BW] = body_weight_n
+    p[L.P_DT] = 1.0 / fs
+    p[L.P_GAP] = config.gap_periods / fs
+    p[L.P_MIN_CONTACT] = config.min_contact_ms / 1000.0
+    p[L.P_MIN_SWING] = config.min_swing_ms / 1000.0
+    p[L.P_MAX_CONTACT] = config.max_contact_ms / 1000.0
+    p[L.P_ALPHA] = min(1.0, 1.0 / (fs * config.baseline_tau_s))
+    p[L.P_RAW_MAX] = profile.raw_max if profile.raw_max is not None else math.inf
+    p[L.P_SAT_BITS] = saturation_bits(p[L.P_RAW_MAX])
+    p[L.P_SI_BW] = config.si_force_bw
+    p[L.P_SI_S] = config.si_window_ms / 1000.0
     if config.lowpass_hz:
-        p[K.P_LOWPASS] = 1.0
-        p[K.P_B0], p[K.P_B1], p[K.P_B2], p[K.P_A1], p[K.P_A2] = _biquad_lowpass(config.lowpass_hz, fs)
-    p[K.P_HAS_COP] = 0.0 if profile.is_single_zone else 1.0
-    p[K.P_PROM_BW] = config.impact_prominence_bw
-    p[K.P_IMPACT_MIN_BW] = config.impact_min_bw
-    p[K.P_IMPACT_FRAC] = config.impact_max_stance_frac
-    p[K.P_FALLBACK_FRAC] = config.fallback_stance_frac
-    p[K.P_COP_MIN_BW] = config.cop_min_bw
-    p[K.P_MIN_PEAK] = config.min_peak_bw
+        p[L.P_LOWPASS] = 1.0
+        p[L.P_B0], p[L.P_B1], p[L.P_B2], p[L.P_A1], p[L.P_A2] = _biquad_lowpass(config.lowpass_hz, fs)
+    p[L.P_HAS_COP] = 0.0 if profile.is_single_zone else 1.0
+    p[L.P_PROM_BW] = config.impact_prominence_bw
+    p[L.P_IMPACT_MIN_BW] = config.impact_min_bw
+    p[L.P_IMPACT_FRAC] = config.impact_max_stance_frac
+    p[L.P_FALLBACK_FRAC] = config.fallback_stance_frac
+    p[L.P_COP_MIN_BW] = config.cop_min_bw
+    p[L.P_MIN_PEAK] = config.min_peak_bw
     x = profile.sensor_x()
     y = profile.sensor_y()
     cal = profile.calibration
     if isinstance(cal, FsrDividerCalibration):
-        p[K.P_USE_LUT] = 1.0
+        p[L.P_USE_LUT] = 1.0
         lut = fsr_lut(cal)
         wf = np.ones(profile.n_sensors)
         wx, wy = x, y
@@ -283,9 +284,9 @@ def kernel_setup(profile: HardwareProfile, body_weight_n: float, config: Analysi
         wf, wx, wy = g, g * x, g * y
         off = np.full(profile.n_sensors, cal.offset, dtype=np.float64)
         lut = np.zeros(1, dtype=np.float64)
-        p[K.P_C0] = float(wf @ off)
-        p[K.P_C1] = float(wx @ off)
-        p[K.P_C2] = float(wy @ off)
+        p[L.P_C0] = float(wf @ off)
+        p[L.P_C1] = float(wx @ off)
+        p[L.P_C2] = float(wy @ off)
     buf_len = math.ceil(1.25 * fs * (config.max_contact_ms + config.min_swing_ms) / 1000.0) + 16
     return KernelSetup(
         params=p,
@@ -316,14 +317,14 @@ def events_to_steps(events: np.ndarray, side: Side, low_confidence: bool) -> lis
     arrives every ~70 frames, so building Step objects is a visible share of the whole analysis.
     """
     ev = np.asarray(events, dtype=np.float64)
-    if ev.shape[1] > K.E_KIND:
-        ev = ev[ev[:, K.E_KIND] == K.K_STEP]
+    if ev.shape[1] > L.E_KIND:
+        ev = ev[ev[:, L.E_KIND] == L.K_STEP]
     n = len(ev)
     if n == 0:
         return []
-    t_ic = ev[:, K.E_T_IC]
-    t_to = ev[:, K.E_T_TO]
-    si = ev[:, K.E_SI]
+    t_ic = ev[:, L.E_T_IC]
+    t_to = ev[:, L.E_T_TO]
+    si = ev[:, L.E_SI]
     has_si = ~np.isnan(si)
     zone = np.full(n, None, dtype=object)
     zone[has_si & (si < REARFOOT_MAX)] = "rearfoot"
@@ -332,7 +333,7 @@ def events_to_steps(events: np.ndarray, side: Side, low_confidence: bool) -> lis
     near = (np.abs(si - REARFOOT_MAX) < ZONE_UNCERTAINTY) | (np.abs(si - FOREFOOT_MIN) < ZONE_UNCERTAINTY)
     uncertain = has_si & near
     si_list = _none_where_nan(si)
-    method = np.where(ev[:, K.E_LR_IMPACT] > 0, "impact_peak", "fallback").tolist()
+    method = np.where(ev[:, L.E_LR_IMPACT] > 0, "impact_peak", "fallback").tolist()
     return list(
         map(
             Step,
@@ -343,19 +344,19 @@ def events_to_steps(events: np.ndarray, side: Side, low_confidence: bool) -> lis
             si_list,
             zone.tolist(),
             uncertain.tolist(),
-            (ev[:, K.E_IMPACT] > 0).tolist(),
-            _none_where_nan(ev[:, K.E_VALR]),
-            _none_where_nan(ev[:, K.E_VILR]),
+            (ev[:, L.E_IMPACT] > 0).tolist(),
+            _none_where_nan(ev[:, L.E_VALR]),
+            _none_where_nan(ev[:, L.E_VILR]),
             method,
             repeat(low_confidence),
-            ev[:, K.E_PEAK].tolist(),
-            ev[:, K.E_IMPULSE].tolist(),
+            ev[:, L.E_PEAK].tolist(),
+            ev[:, L.E_IMPULSE].tolist(),
             si_list,
-            _none_where_nan(ev[:, K.E_SI_Y]),
-            _none_where_nan(ev[:, K.E_COP_PATH]),
-            _none_where_nan(ev[:, K.E_COP_ML]),
+            _none_where_nan(ev[:, L.E_SI_Y]),
+            _none_where_nan(ev[:, L.E_COP_PATH]),
+            _none_where_nan(ev[:, L.E_COP_ML]),
             repeat(None),
-            _none_where_nan(ev[:, K.E_IMPACT_BW]),
+            _none_where_nan(ev[:, L.E_IMPACT_BW]),
         )
     )
 
@@ -386,20 +387,21 @@ class FootAnalyzer:
         self.config = config or AnalysisConfig()
         self._setup = kernel_setup(profile, body_weight_n, self.config)
         s = profile.n_sensors
-        self._state = K.new_state(s)
+        self._kernels: Kernels = load_kernels()
+        self._state = L.new_state(s)
         self._nan = np.zeros(s, dtype=np.int64)
         self._sat = np.zeros(s, dtype=np.int64)
         self._first = np.full(s, np.nan)  # first valid value per sensor
         self._silent = np.arange(s, dtype=np.int64)  # silent sensors: the first st[S_NSILENT] entries
-        self._buf = np.zeros((K.BUF_ROWS, self._setup.buf_len), dtype=np.float64)
-        self._events = np.zeros((1024, K.N_EVENT_COLS), dtype=np.float64)
+        self._buf = np.zeros((L.BUF_ROWS, self._setup.buf_len), dtype=np.float64)
+        self._events = np.zeros((1024, L.N_EVENT_COLS), dtype=np.float64)
         self.low_confidence = self._setup.fs < LR_CONFIDENT_HZ
         self._contact_ic: list[float] = []
         self._contact_to: list[float] = []
 
     @property
     def body_weight_n(self) -> float:
-        return float(self._setup.params[K.P_BW])
+        return float(self._setup.params[L.P_BW])
 
     def set_body_weight(self, body_weight_n: float) -> None:
         """Use a new body weight (N) for the frames fed from now on."""
@@ -408,12 +410,12 @@ class FootAnalyzer:
     @property
     def t_last(self) -> float | None:
         """Time of the last frame processed (None before the first)."""
-        return float(self._state[K.S_TLAST]) if self._state[K.S_HAVE_PREV] > 0 else None
+        return float(self._state[L.S_TLAST]) if self._state[L.S_HAVE_PREV] > 0 else None
 
     @property
     def open_contact_start(self) -> float | None:
         """Initial-contact time of a contact not yet emitted (in contact or toe-off pending)."""
-        return float(self._state[K.S_T_ON]) if self._state[K.S_MODE] != 0 else None
+        return float(self._state[L.S_T_ON]) if self._state[L.S_MODE] != 0 else None
 
     def feed(self, t: np.ndarray, raw: np.ndarray) -> list[Step]:
         """Process frames ``t`` (s, float64[n]) and ``raw`` (raw units, [n, S]); return finished steps."""
@@ -433,7 +435,7 @@ class FootAnalyzer:
         pos = 0
         n = ta.shape[0]
         while pos < n:
-            ne, used = K.run_chunk(
+            ne, used = self._kernels.run_chunk(
                 ta[pos:],
                 ra[pos:],
                 rai[pos:],
@@ -453,8 +455,8 @@ class FootAnalyzer:
             )
             if ne:
                 ev = self._events[:ne]
-                self._contact_ic.extend(ev[:, K.E_T_IC].tolist())
-                self._contact_to.extend(ev[:, K.E_T_TO].tolist())
+                self._contact_ic.extend(ev[:, L.E_T_IC].tolist())
+                self._contact_to.extend(ev[:, L.E_T_TO].tolist())
                 out.extend(events_to_steps(ev, self.side, self.low_confidence))
             pos += used
         return out
@@ -462,10 +464,10 @@ class FootAnalyzer:
     def flush(self) -> list[Step]:
         """End of stream: a contact whose toe-off was seen is emitted; an unfinished one is dropped
         (its toe-off, and so every per-step measure, is unknown) and counted as ``cut_contacts``."""
-        ne = K.flush_state(self._state, self._buf, self._setup.params, self._events)
+        ne = self._kernels.flush_state(self._state, self._buf, self._setup.params, self._events)
         ev = self._events[:ne]
-        self._contact_ic.extend(ev[:, K.E_T_IC].tolist())
-        self._contact_to.extend(ev[:, K.E_T_TO].tolist())
+        self._contact_ic.extend(ev[:, L.E_T_IC].tolist())
+        self._contact_to.extend(ev[:, L.E_T_TO].tolist())
         return events_to_steps(ev, self.side, self.low_confidence)
 
     def take_contacts(self) -> tuple[list[float], list[float]]:
@@ -478,23 +480,23 @@ class FootAnalyzer:
     @property
     def quality(self) -> dict[str, int | list[int]]:
         st = self._state
-        silent = sorted(int(i) for i in self._silent[: int(st[K.S_NSILENT])])
+        silent = sorted(int(i) for i in self._silent[: int(st[L.S_NSILENT])])
         return {
-            "frames": int(st[K.S_FRAMES]),
-            "late_frames": int(st[K.S_LATE]),
-            "bad_time_frames": int(st[K.S_BADTIME]),
-            "dropped_frames": int(st[K.S_DROPPED]),
-            "gaps": int(st[K.S_GAPS]),
+            "frames": int(st[L.S_FRAMES]),
+            "late_frames": int(st[L.S_LATE]),
+            "bad_time_frames": int(st[L.S_BADTIME]),
+            "dropped_frames": int(st[L.S_DROPPED]),
+            "gaps": int(st[L.S_GAPS]),
             "nan_samples": int(self._nan.sum()),
             "saturated_samples": int(self._sat.sum()),
             "saturated_sensors": [int(i) for i in np.flatnonzero(self._sat)],
-            "silent_sensors": silent if st[K.S_FRAMES] > 0 else [],
-            "steps": int(st[K.S_STEPS]),
-            "short_contacts": int(st[K.S_SHORT]),
-            "long_contacts": int(st[K.S_LONGCNT]),
-            "weak_contacts": int(st[K.S_WEAK]),
-            "cut_contacts": int(st[K.S_GAP_CUT]),
-            "partial_contacts": int(st[K.S_PARTIAL]),
+            "silent_sensors": silent if st[L.S_FRAMES] > 0 else [],
+            "steps": int(st[L.S_STEPS]),
+            "short_contacts": int(st[L.S_SHORT]),
+            "long_contacts": int(st[L.S_LONGCNT]),
+            "weak_contacts": int(st[L.S_WEAK]),
+            "cut_contacts": int(st[L.S_GAP_CUT]),
+            "partial_contacts": int(st[L.S_PARTIAL]),
         }
 
 

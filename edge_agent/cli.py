@@ -1,7 +1,8 @@
 """``footfall-agent``: the edge agent's command line (argparse).
 
 Commands: ``run``, ``calibrate``, ``record``, ``simulate``, ``profiles list|show``, ``validate-config``,
-``analyze`` (→ :mod:`edge_agent.report`), ``validate`` (→ :mod:`edge_agent.validate`), ``health``.
+``analyze`` (→ :mod:`edge_agent.report`), ``validate`` (→ :mod:`edge_agent.validate`), ``health``,
+``build-kernels`` (→ :mod:`edge_agent.kernels.aot`).
 
 ``NUMBA_CACHE_DIR`` must be set before numba is imported (numba reads it once), so this module
 imports nothing numba-related at the top: the configuration is loaded first, the cache directory
@@ -37,6 +38,7 @@ def _add_config_options(p: argparse.ArgumentParser, *, source: bool = True) -> N
     p.add_argument("--profile", help="hardware profile name or YAML path")
     p.add_argument("--body-mass", type=float, metavar="KG", help="body mass in kg")
     p.add_argument("--numba-cache-dir", type=Path, help="writable numba cache directory")
+    p.add_argument("--kernels", choices=["auto", "aot", "jit"], help="kernel backend (see build-kernels)")
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper)
     if source:
         p.add_argument(
@@ -64,6 +66,7 @@ def config_from_args(args: argparse.Namespace) -> AgentConfig:
         "profile": getattr(args, "profile", None),
         "body_mass_kg": getattr(args, "body_mass", None),
         "numba_cache_dir": getattr(args, "numba_cache_dir", None),
+        "kernels": getattr(args, "kernels", None),
         "log_level": getattr(args, "log_level", None),
     }
     if getattr(args, "broker", None):
@@ -89,6 +92,9 @@ def _setup(cfg: AgentConfig) -> None:
     if cfg.numba_cache_dir is not None:
         cfg.numba_cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.environ["NUMBA_CACHE_DIR"] = str(cfg.numba_cache_dir)
+    os.environ["FOOTFALL_KERNELS"] = cfg.kernels  # read by edge_agent.kernels.load_kernels
+    if cfg.kernel_dir is not None:
+        os.environ["FOOTFALL_KERNEL_DIR"] = str(cfg.kernel_dir)
 
 
 # -- commands ----------------------------------------------------------------------------------------
@@ -292,6 +298,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-age", type=float, default=60.0, help="seconds (default 60)")
     p.set_defaults(func=cmd_health)
 
+    p = sub.add_parser(
+        "build-kernels", help="compile the step kernels ahead of time: the agent then runs without numba/LLVM"
+    )
+    p.add_argument("--config", "-c", type=Path, help="take kernel_dir from this configuration file")
+    from edge_agent.kernels import aot
+
+    aot.add_arguments(p)
+    p.set_defaults(func=cmd_build_kernels)
+
     p = sub.add_parser("analyze", help="per-step table and summary of a recording")
     try:
         from edge_agent import report
@@ -307,6 +322,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("args", nargs=argparse.REMAINDER, help="passed to python -m edge_agent.validate")
     p.set_defaults(func=cmd_validate)
     return parser
+
+
+def cmd_build_kernels(args: argparse.Namespace) -> int:
+    from edge_agent.kernels import aot
+
+    if args.dir is None and args.config is not None:
+        args.dir = load_config(args.config).kernel_dir
+    return aot.run(args)
 
 
 def _unavailable(what: str, err: BaseException) -> int:
@@ -345,7 +368,9 @@ def main(argv: list[str] | None = None) -> int:
         from edge_agent.recordings import RecordingError
         from edge_agent.sources.base import SourceError
 
-        if isinstance(err, ProfileError | RecordingError):
+        from edge_agent.kernels import KernelsUnavailable
+
+        if isinstance(err, ProfileError | RecordingError | KernelsUnavailable):
             print(f"footfall-agent: {err}", file=sys.stderr)
             return 2
         analysis = sys.modules.get("edge_agent.analysis")  # not imported here: it would load numba

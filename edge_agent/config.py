@@ -312,6 +312,17 @@ class AgentConfig(BaseSettings):
         title="Numba cache directory",
         description="Writable, private (cache files are pickles); needed on a read-only root.",
     )
+    kernels: Literal["auto", "aot", "jit"] = Field(
+        default="auto",
+        title="Kernel backend",
+        description="auto: the ahead-of-time build (footfall-agent build-kernels) when one matches this code, "
+        "else the numba JIT; aot: require the build; jit: always numba. The build keeps numba out of the agent.",
+    )
+    kernel_dir: Path | None = Field(
+        default=None,
+        title="Ahead-of-time kernel directory",
+        description="Where build-kernels writes and the agent looks (default ~/.cache/footfall/kernels).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", title="Log level", description="DEBUG, INFO, WARNING or ERROR."
     )

@@ -1,0 +1,196 @@
+"""Ahead-of-time build of the step kernels: the same code as :mod:`edge_agent.kernels.steps`,
+compiled once into a C extension with numba's ``pycc``, so the agent runs it without importing
+numba at all.
+
+Why: numba + llvmlite are most of the agent's memory. ``import numba`` alone takes a process from
+27 MB (numpy) to ≈ 92 MB RSS and loading the cached JIT kernels adds ≈ 65 MB (LLVM), which put the
+agent at ≈ 185 MB against its 150 MB budget. The AOT module needs only numpy at run time
+(benchmarks/bench_agent.py prints both side by side).
+
+* **Build**: ``footfall-agent build-kernels`` (or ``python -m edge_agent.kernels.aot``). Needs numba
+  and a C compiler/linker (``cc``; ``gcc`` on Raspberry Pi OS) at build time only; ≈ 5 s on the
+  2-core x86-64 dev VM. ``pycc`` targets the generic CPU of the host architecture, so a build made
+  in an arm64 Docker image runs on any 64-bit Pi.
+* **Where**: :func:`kernel_dir` — ``$FOOTFALL_KERNEL_DIR``, else ``$XDG_CACHE_HOME/footfall/kernels``
+  (``~/.cache/footfall/kernels``).
+* **Which build**: the module is named after :func:`build_key`, a hash of the kernel sources
+  (``steps.py`` and ``layout.py``), the numba and numpy versions, the Python ABI and the machine. A
+  build from other code is therefore never loaded: it is simply not found, and the JIT runs instead.
+* **Same numbers**: both backends compile the same Python source; they may differ in the last bits
+  of a float (the fused sensor reduction is compiled with ``fastmath`` re-association, and the AOT
+  build targets the generic CPU, so its vector width may differ). Tests bound that at 1e-9 relative.
+* **Caveat**: ``numba.pycc`` is marked for deprecation upstream (a successor is planned). The JIT
+  path stays the reference; the AOT build is an optional, checked optimisation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.machinery
+import importlib.metadata
+import importlib.util
+import logging
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from types import ModuleType
+
+log = logging.getLogger(__name__)
+
+_HERE = Path(__file__).resolve().parent
+_SOURCES = (_HERE / "steps.py", _HERE / "layout.py")
+#: numba types of the exported kernels (what ``edge_agent.analysis`` passes; C-contiguous arrays).
+_F1, _F2, _I1 = "f8[::1]", "f8[:, ::1]", "i8[::1]"
+SIGNATURES = {
+    "run_chunk": f"UniTuple(i8, 2)({_F1}, f4[:, ::1], i4[:, ::1], {', '.join([_F1] * 7)}, {_I1}, {_I1}, "
+    f"{_F1}, {_I1}, {_F2}, {_F2})",
+    "flush_state": f"i8({_F1}, {_F2}, {_F1}, {_F2})",
+}
+
+
+class KernelBuildError(RuntimeError):
+    """The AOT kernels could not be built (no compiler, no numba, unwritable directory)."""
+
+
+def kernel_dir() -> Path:
+    """Where AOT builds live (see the module docstring)."""
+    env = os.environ.get("FOOTFALL_KERNEL_DIR")
+    if env:
+        return Path(env)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "footfall" / "kernels"
+
+
+def build_key() -> str:
+    """Hash of everything the machine code depends on; cheap (reads versions, imports no numba)."""
+    h = hashlib.sha256()
+    for src in _SOURCES:
+        h.update(src.read_bytes())
+    import numpy
+
+    for part in (
+        importlib.metadata.version("numba"),
+        numpy.__version__,
+        sys.implementation.cache_tag,
+        importlib.machinery.EXTENSION_SUFFIXES[0],
+        platform.machine(),
+    ):
+        h.update(b"\0" + str(part).encode())
+    return h.hexdigest()[:16]
+
+
+def module_name(key: str | None = None) -> str:
+    return f"_footfall_steps_{key or build_key()}"
+
+
+def module_path(directory: Path | None = None, key: str | None = None) -> Path:
+    return (directory or kernel_dir()) / (module_name(key) + importlib.machinery.EXTENSION_SUFFIXES[0])
+
+
+def load(directory: Path | None = None) -> ModuleType | None:
+    """The AOT module built from the current sources, or None if there is none (or it is broken)."""
+    name = module_name()
+    if name in sys.modules:
+        return sys.modules[name]
+    path = module_path(directory)
+    if not path.is_file():
+        return None
+    try:
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError("no loader")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    except (ImportError, OSError) as err:
+        log.warning("ahead-of-time kernels at %s cannot be loaded (%s); using the numba JIT", path, err)
+        return None
+    sys.modules[name] = module
+    return module
+
+
+def build(directory: Path | None = None, *, force: bool = False) -> Path:
+    """Compile the kernels into ``directory``; returns the module path. Atomic: a crash mid-build
+    leaves no half-written module behind."""
+    target = module_path(directory)
+    if target.is_file() and not force:
+        return target
+    if shutil.which(os.environ.get("CC", "cc")) is None and shutil.which("gcc") is None:
+        raise KernelBuildError("no C compiler/linker found (install gcc, e.g. `sudo apt install gcc`)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pycc's pending-deprecation notice (see the module docstring)
+            from numba.pycc import CC
+    except ImportError as err:
+        raise KernelBuildError(f"numba is needed to build the kernels: {err}") from err
+    from edge_agent.kernels import steps
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".build-") as tmp:
+        cc = CC(module_name())
+        cc.output_dir = tmp
+        cc.verbose = False
+        for fn, sig in SIGNATURES.items():
+            cc.export(fn, sig)(getattr(steps, fn).py_func)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                cc.compile()
+        except Exception as err:  # numba/LLVM/linker errors come in many types
+            raise KernelBuildError(f"building the kernels in {target.parent} failed: {err}") from err
+        built = Path(tmp) / target.name
+        if not built.is_file():
+            raise KernelBuildError(f"the build produced no {target.name} in {tmp}")
+        os.replace(built, target)
+    return target
+
+
+def remove_stale(directory: Path | None = None) -> list[Path]:
+    """Delete builds of other code versions (they can never be loaded again)."""
+    d = directory or kernel_dir()
+    keep = module_path(d).name
+    stale = [p for p in d.glob("_footfall_steps_*") if p.name != keep and p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="footfall-agent build-kernels",
+        description="Compile the step kernels ahead of time (no numba/LLVM in the running agent).",
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dir", type=Path, help="output directory (default: $FOOTFALL_KERNEL_DIR or ~/.cache)")
+    parser.add_argument("--force", action="store_true", help="rebuild even if a matching build exists")
+
+
+def run(args: argparse.Namespace) -> int:
+    directory = args.dir or kernel_dir()
+    existing = module_path(directory)
+    if existing.is_file() and not args.force:
+        print(f"up to date: {existing}")
+    else:
+        t0 = time.perf_counter()
+        try:
+            path = build(directory, force=args.force)
+        except KernelBuildError as err:
+            print(f"footfall-agent build-kernels: {err}", file=sys.stderr)
+            return 1
+        print(f"built {path} ({path.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t0:.1f} s")
+    for old in remove_stale(directory):
+        print(f"removed stale build {old.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
