@@ -9,6 +9,8 @@ Runs ``footfall-agent run`` in a subprocess on the simulator (2×16 Moticon and 
 - start-up to first publish: process spawn → first ``live`` message on the broker (that needs the
   kernels compiled or loaded, the source running and the pipeline fed), with a cold numba cache
   (fresh NUMBA_CACHE_DIR) and a warm one;
+- all of it for the numba JIT and for the ahead-of-time kernel build (``footfall-agent
+  build-kernels``; no numba in the process), side by side in one run;
 - that a read-only package directory works with NUMBA_CACHE_DIR on a writable path (a copy of
   the package bind-mounted read-only in a private mount namespace via ``unshare -m``; skipped
   when that is not permitted).
@@ -122,11 +124,16 @@ def run_agent(
     pythonpath: Path = REPO,
     wrap: list[str] | None = None,
     batch_ms: float = 50.0,
+    aot_dir: Path | None = None,
 ) -> dict[str, float | None]:
-    device = f"bench-{profile.replace('.', '-')}-{int(batch_ms)}"
+    """One agent process; with ``aot_dir`` it must run the ahead-of-time build, else the numba JIT."""
+    device = f"bench-{profile.replace('.', '-')}-{int(batch_ms)}-{'aot' if aot_dir else 'jit'}"
     cfg = write_config(workdir, url, profile, device, batch_ms)
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
     env.update(NUMBA_CACHE_DIR=str(cache), PYTHONPATH=str(pythonpath), PYTHONDONTWRITEBYTECODE="1")
+    env["FOOTFALL_KERNELS"] = "aot" if aot_dir else "jit"  # never a stray build in ~/.cache
+    if aot_dir:
+        env["FOOTFALL_KERNEL_DIR"] = str(aot_dir)
     live = FirstLive(port, device)
     t_spawn = time.monotonic()
     argv = [*(wrap or []), sys.executable, "-m", "edge_agent", "run", "--config", str(cfg)]
@@ -283,14 +290,23 @@ def main() -> int:
         broker = make_broker(work / "broker")
         broker.start()
         try:
+            from edge_agent.kernels import aot
+
+            t0 = time.perf_counter()
+            aot_dir = aot.build(work / "aot").parent
+            results["aot_build_s"] = time.perf_counter() - t0
+            print(f"ahead-of-time kernel build: {results['aot_build_s']:.1f} s", flush=True)
             for profile, label in (("moticon-opengo", "2x16@100Hz"), ("pedar-99", "2x99@100Hz")):
                 cache = work / f"cache-{profile}"
                 cold = run_agent(broker.url, broker.port, profile, cache, 0.0, work)
-                for batch_ms in args.batch_ms:
-                    warm = run_agent(broker.url, broker.port, profile, cache, args.seconds, work, batch_ms=batch_ms)
-                    key = f"{label} batch {batch_ms:.0f} ms"
+                runs = [(b, None, "numba JIT") for b in args.batch_ms] + [(200.0, aot_dir, "AOT build")]
+                for batch_ms, kdir, backend in runs:
+                    warm = run_agent(
+                        broker.url, broker.port, profile, cache, args.seconds, work, batch_ms=batch_ms, aot_dir=kdir
+                    )
+                    key = f"{label} batch {batch_ms:.0f} ms, {backend}"
                     results[key] = {
-                        "cold_first_publish_s": cold["first_publish_s"],
+                        "cold_first_publish_s": None if kdir else cold["first_publish_s"],
                         "warm_first_publish_s": warm["first_publish_s"],
                         "cpu_pct_one_core": warm.get("cpu_pct_one_core"),
                         "peak_rss_mb": warm.get("peak_rss_mb"),

@@ -17,6 +17,7 @@ import os
 # one core: BLAS and numba threads must be pinned before numpy/numba are imported
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ[_var] = "1"
+os.environ["FOOTFALL_KERNELS"] = "jit"  # the tables measure numba; the AOT build is compared at the end
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
@@ -216,7 +217,32 @@ def main() -> None:
 
         print(f"{m:,} frames {best_of(part) / m * 1e9:.1f} ns/frame; ", end="")
     print()
+    print()
+    aot_vs_jit(ref_rows)
     print(f"peak RSS of this benchmark: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+def aot_vs_jit(rows: list) -> None:
+    """The ahead-of-time build (edge_agent/kernels/aot.py, generic CPU) against the JIT (host CPU),
+    kernel + Step records for one foot on the same frames, measured side by side."""
+    from edge_agent.kernels import Kernels, aot
+
+    with tempfile.TemporaryDirectory() as d:
+        t0 = time.perf_counter()
+        path = aot.build(Path(d))
+        build_s = time.perf_counter() - t0
+        mod = aot.load(Path(d))
+    assert mod is not None
+    k_aot = Kernels(mod.run_chunk, mod.flush_state, "aot", str(path))
+    print(f"ahead-of-time build: {build_s:.1f} s wall (pycc + cc), {path.stat().st_size / 1e6:.1f} MB")
+    print(f"{'profile':16} {'JIT 1 foot M/s':>14} {'AOT 1 foot M/s':>14} {'AOT/JIT':>8}")
+    for name, prof, rec, _su, fr_jit in rows:
+
+        def run(prof=prof, rec=rec) -> None:
+            FootAnalyzer(prof, "left", BW_N, kernels=k_aot).feed(rec.left.t, rec.left.raw)
+
+        fr_aot = len(rec.left.t) / best_of(run)
+        print(f"{name:16} {fr_jit / 1e6:>14.2f} {fr_aot / 1e6:>14.2f} {fr_aot / fr_jit:>8.2f}")
 
 
 if __name__ == "__main__":

@@ -379,7 +379,9 @@ class FootAnalyzer:
         side: Literal["left", "right"],
         body_weight_n: float,
         config: AnalysisConfig | None = None,
+        kernels: Kernels | None = None,
     ) -> None:
+        """``kernels``: the process's choice (:func:`edge_agent.kernels.load_kernels`) unless given."""
         if side not in ("left", "right"):
             raise AnalysisError(f"side = {side!r}: must be 'left' or 'right'")
         self.profile = profile
@@ -387,7 +389,7 @@ class FootAnalyzer:
         self.config = config or AnalysisConfig()
         self._setup = kernel_setup(profile, body_weight_n, self.config)
         s = profile.n_sensors
-        self._kernels: Kernels = load_kernels()
+        self._kernels: Kernels = kernels or load_kernels()
         self._state = L.new_state(s)
         self._nan = np.zeros(s, dtype=np.int64)
         self._sat = np.zeros(s, dtype=np.int64)

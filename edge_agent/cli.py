@@ -363,12 +363,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as err:
         # Known failures get one clear line (what and where), not a traceback.
+        from edge_agent.kernels import KernelsUnavailable
         from edge_agent.outbox import OutboxError
         from edge_agent.profiles import ProfileError
         from edge_agent.recordings import RecordingError
         from edge_agent.sources.base import SourceError
-
-        from edge_agent.kernels import KernelsUnavailable
 
         if isinstance(err, ProfileError | RecordingError | KernelsUnavailable):
             print(f"footfall-agent: {err}", file=sys.stderr)

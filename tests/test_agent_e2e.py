@@ -350,6 +350,8 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
         "StateDirectory=footfall",
         "ProtectSystem=strict",
         "Environment=NUMBA_CACHE_DIR=/var/cache/footfall",
+        "Environment=FOOTFALL_KERNEL_DIR=/var/cache/footfall/kernels",
+        "ExecStartPre=-/opt/footfall/bin/footfall-agent build-kernels --dir /var/cache/footfall/kernels",
         "NoNewPrivileges=true",
         "KillSignal=SIGTERM",
     ):
