@@ -231,10 +231,11 @@ def aot_vs_jit(rows: list) -> None:
         t0 = time.perf_counter()
         path = aot.build(Path(d))
         build_s = time.perf_counter() - t0
+        size_mb = path.stat().st_size / 1e6
         mod = aot.load(Path(d))
     assert mod is not None
     k_aot = Kernels(mod.run_chunk, mod.flush_state, "aot", str(path))
-    print(f"ahead-of-time build: {build_s:.1f} s wall (pycc + cc), {path.stat().st_size / 1e6:.1f} MB")
+    print(f"ahead-of-time build: {build_s:.1f} s wall (pycc + cc), {size_mb:.1f} MB")
     print(f"{'profile':16} {'JIT 1 foot M/s':>14} {'AOT 1 foot M/s':>14} {'AOT/JIT':>8}")
     for name, prof, rec, _su, fr_jit in rows:
 

@@ -14,9 +14,10 @@ COPY plugin ./plugin
 COPY hardware_profiles ./hardware_profiles
 RUN python -m venv /opt/footfall \
     && /opt/footfall/bin/pip install --no-cache-dir ".[serial,ble,adc]"
-# The step kernels compiled ahead of time (generic CPU of the target architecture): the agent then
+# The step kernels compiled ahead of time for the architecture's baseline CPU (the image may run
+# on another machine than the one that built it): the agent then
 # never loads numba/LLVM (≈ 100 MB less RSS, no JIT at start-up). Keyed to this exact code.
-RUN /opt/footfall/bin/footfall-agent build-kernels --dir /opt/footfall/kernels
+RUN /opt/footfall/bin/footfall-agent build-kernels --cpu generic --dir /opt/footfall/kernels
 
 FROM python:3.11-slim-bookworm
 # bluez's D-Bus socket is mounted from the host for BLE insoles; the image itself needs no extra packages.

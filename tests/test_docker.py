@@ -208,7 +208,8 @@ def test_agent_yaml_validates_as_compose_runs_it(monkeypatch: pytest.MonkeyPatch
     assert cfg.mqtt.password.get_secret_value() == ex["AGENT_MQTT_PASSWORD"]
     assert cfg.state_dir == Path("/var/lib/footfall") and cfg.numba_cache_dir == Path("/var/cache/footfall")
     assert cfg.kernel_dir == Path("/opt/footfall/kernels")  # where the image's build stage compiled them
-    assert "build-kernels --dir /opt/footfall/kernels" in (DOCKER / "agent.Dockerfile").read_text(encoding="utf-8")
+    dockerfile = (DOCKER / "agent.Dockerfile").read_text(encoding="utf-8")
+    assert "build-kernels --cpu generic --dir /opt/footfall/kernels" in dockerfile
     assert cfg.source.type == "serial" and cfg.source.port == "/dev/ttyUSB0"  # type: ignore[union-attr]
     assert "/dev/ttyUSB0" in COMPOSE.read_text(encoding="utf-8")
     profile = load_profile(cfg.profile)

@@ -134,6 +134,23 @@ def test_aot_process_never_loads_numba_and_streams_chunk_invariantly(aot_dir: Pa
     assert got["steps"] > 80  # 30 s at ~170 steps/min
 
 
+def test_portable_generic_build_loads_and_agrees(tmp_path: Path) -> None:
+    """``--cpu generic`` (what the Docker image ships) is found when there is no host build."""
+    if shutil.which(os.environ.get("CC", "cc")) is None and shutil.which("gcc") is None:
+        pytest.skip("no C compiler/linker (cc/gcc) on this machine: the AOT build cannot be made here")
+    d = tmp_path / "generic"
+    r = cli(["build-kernels", "--cpu", "generic", "--dir", str(d)], env_for(d, "auto", tmp_path))
+    assert r.returncode == 0, r.stderr
+    [so] = list(d.glob("_footfall_steps_*"))
+    assert "_generic." in so.name
+    out = {}
+    for mode in ("jit", "aot"):
+        r = cli(["analyze", str(RECORDINGS[0]), "--format", "json", "--body-mass", "70"], env_for(d, mode, tmp_path))
+        assert r.returncode == 0, r.stderr
+        out[mode] = json.loads(r.stdout)
+    assert close(out["aot"]["steps"], out["jit"]["steps"]) and len(out["aot"]["steps"]) > 5
+
+
 def test_aot_required_without_a_build_is_a_clear_error(tmp_path: Path) -> None:
     empty = tmp_path / "no-build"
     r = cli(["analyze", str(RECORDINGS[0]), "--body-mass", "70"], env_for(empty, "aot", tmp_path))

@@ -59,7 +59,7 @@ def _choose() -> Kernels:
     if mode != "jit":
         module = aot.load()
         if module is not None:
-            return Kernels(module.run_chunk, module.flush_state, "aot", str(aot.module_path()))
+            return Kernels(module.run_chunk, module.flush_state, "aot", str(module.__file__))
         if mode == "aot":
             raise KernelsUnavailable(
                 f"FOOTFALL_KERNELS=aot but there is no ahead-of-time build of these kernels in "

@@ -9,8 +9,13 @@ agent at ≈ 185 MB against its 150 MB budget. The AOT module needs only numpy a
 
 * **Build**: ``footfall-agent build-kernels`` (or ``python -m edge_agent.kernels.aot``). Needs numba
   and a C compiler/linker (``cc``; ``gcc`` on Raspberry Pi OS) at build time only; ≈ 5 s on the
-  2-core x86-64 dev VM. ``pycc`` targets the generic CPU of the host architecture, so a build made
-  in an arm64 Docker image runs on any 64-bit Pi.
+  2-core x86-64 dev VM.
+* **CPU**: ``--cpu host`` (default) compiles for this machine's CPU, as the JIT does: as fast as the
+  JIT (benchmarks/bench_kernels.py prints the ratio). Its name includes a hash of this CPU's
+  identity (/proc/cpuinfo), so a copy on another machine is not loaded there. ``--cpu generic``
+  targets the architecture's baseline (no AVX2 on x86-64): portable, for images built on one
+  machine and run on others (the Docker image), at ≈ 0.5–0.8× the JIT's kernel throughput —
+  immaterial for the agent, whose kernels take well under 0.1 % of a core.
 * **Where**: :func:`kernel_dir` — ``$FOOTFALL_KERNEL_DIR``, else ``$XDG_CACHE_HOME/footfall/kernels``
   (``~/.cache/footfall/kernels``).
 * **Which build**: the module is named after :func:`build_key`, a hash of the kernel sources
@@ -85,20 +90,40 @@ def build_key() -> str:
     return h.hexdigest()[:16]
 
 
-def module_name(key: str | None = None) -> str:
-    return f"_footfall_steps_{key or build_key()}"
+def cpu_identity() -> str:
+    """Short hash of this CPU's model and features (first /proc/cpuinfo block), without LLVM."""
+    keys = ("vendor_id", "cpu family", "model", "model name", "flags", "CPU implementer", "CPU part", "Features")
+    try:
+        block = Path("/proc/cpuinfo").read_text(errors="replace").split("\n\n", 1)[0]
+    except OSError:
+        block = platform.processor()
+    ident = [ln.strip() for ln in block.splitlines() if ln.split(":", 1)[0].strip() in keys]
+    return hashlib.sha256("\n".join(ident).encode()).hexdigest()[:8]
 
 
-def module_path(directory: Path | None = None, key: str | None = None) -> Path:
-    return (directory or kernel_dir()) / (module_name(key) + importlib.machinery.EXTENSION_SUFFIXES[0])
+def module_name(cpu: str = "host", key: str | None = None) -> str:
+    suffix = f"host{cpu_identity()}" if cpu == "host" else "generic"
+    return f"_footfall_steps_{key or build_key()}_{suffix}"
+
+
+def module_path(directory: Path | None = None, cpu: str = "host", key: str | None = None) -> Path:
+    return (directory or kernel_dir()) / (module_name(cpu, key) + importlib.machinery.EXTENSION_SUFFIXES[0])
 
 
 def load(directory: Path | None = None) -> ModuleType | None:
-    """The AOT module built from the current sources, or None if there is none (or it is broken)."""
-    name = module_name()
+    """The AOT module built from the current sources (for this CPU, else the generic one), or None."""
+    for cpu in ("host", "generic"):
+        module = _load(directory, cpu)
+        if module is not None:
+            return module
+    return None
+
+
+def _load(directory: Path | None, cpu: str) -> ModuleType | None:
+    name = module_name(cpu)
     if name in sys.modules:
         return sys.modules[name]
-    path = module_path(directory)
+    path = module_path(directory, cpu)
     if not path.is_file():
         return None
     try:
@@ -114,10 +139,12 @@ def load(directory: Path | None = None) -> ModuleType | None:
     return module
 
 
-def build(directory: Path | None = None, *, force: bool = False) -> Path:
-    """Compile the kernels into ``directory``; returns the module path. Atomic: a crash mid-build
-    leaves no half-written module behind."""
-    target = module_path(directory)
+def build(directory: Path | None = None, *, cpu: str = "host", force: bool = False) -> Path:
+    """Compile the kernels into ``directory`` for ``cpu`` ("host" or "generic"); returns the module
+    path. Atomic: a crash mid-build leaves no half-written module behind."""
+    if cpu not in ("host", "generic"):
+        raise KernelBuildError(f"cpu {cpu!r}: must be 'host' or 'generic'")
+    target = module_path(directory, cpu)
     if target.is_file() and not force:
         return target
     if shutil.which(os.environ.get("CC", "cc")) is None and shutil.which("gcc") is None:
@@ -132,9 +159,13 @@ def build(directory: Path | None = None, *, force: bool = False) -> Path:
 
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".build-") as tmp:
-        cc = CC(module_name())
+        cc = CC(module_name(cpu))
         cc.output_dir = tmp
         cc.verbose = False
+        if cpu == "host":
+            import llvmlite.binding
+
+            cc.target_cpu = llvmlite.binding.get_host_cpu_name()
         for fn, sig in SIGNATURES.items():
             cc.export(fn, sig)(getattr(steps, fn).py_func)
         try:
@@ -153,8 +184,8 @@ def build(directory: Path | None = None, *, force: bool = False) -> Path:
 def remove_stale(directory: Path | None = None) -> list[Path]:
     """Delete builds of other code versions (they can never be loaded again)."""
     d = directory or kernel_dir()
-    keep = module_path(d).name
-    stale = [p for p in d.glob("_footfall_steps_*") if p.name != keep and p.is_file()]
+    prefix = module_name("generic").removesuffix("_generic")  # this code's builds, any CPU
+    stale = [p for p in d.glob("_footfall_steps_*") if not p.name.startswith(prefix + "_") and p.is_file()]
     for p in stale:
         p.unlink(missing_ok=True)
     return stale
@@ -172,17 +203,23 @@ def main(argv: list[str] | None = None) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dir", type=Path, help="output directory (default: $FOOTFALL_KERNEL_DIR or ~/.cache)")
     parser.add_argument("--force", action="store_true", help="rebuild even if a matching build exists")
+    parser.add_argument(
+        "--cpu",
+        choices=["host", "generic"],
+        default="host",
+        help="host: this machine's CPU, as fast as the JIT (default); generic: portable (images)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     directory = args.dir or kernel_dir()
-    existing = module_path(directory)
+    existing = module_path(directory, args.cpu)
     if existing.is_file() and not args.force:
         print(f"up to date: {existing}")
     else:
         t0 = time.perf_counter()
         try:
-            path = build(directory, force=args.force)
+            path = build(directory, cpu=args.cpu, force=args.force)
         except KernelBuildError as err:
             print(f"footfall-agent build-kernels: {err}", file=sys.stderr)
             return 1
