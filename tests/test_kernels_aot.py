@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from edge_agent.kernels import layout, steps
+from edge_agent.kernels import aot, layout, steps
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"
@@ -46,8 +46,8 @@ def cli(args: list[str], env: dict[str, str], timeout: float = 300) -> subproces
 
 @pytest.fixture(scope="session")
 def aot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which(os.environ.get("CC", "cc")) is None and shutil.which("gcc") is None:
-        pytest.skip("no C compiler/linker (cc/gcc) on this machine: the AOT build cannot be made here")
+    if missing := aot.toolchain_missing():
+        pytest.skip(f"the AOT build cannot be made on this machine: {missing}")
     d = tmp_path_factory.mktemp("aot-kernels")
     stale = d / "_footfall_steps_0000000000000000.so"
     stale.write_bytes(b"a build of other code")
@@ -136,8 +136,8 @@ def test_aot_process_never_loads_numba_and_streams_chunk_invariantly(aot_dir: Pa
 
 def test_portable_generic_build_loads_and_agrees(tmp_path: Path) -> None:
     """``--cpu generic`` (what the Docker image ships) is found when there is no host build."""
-    if shutil.which(os.environ.get("CC", "cc")) is None and shutil.which("gcc") is None:
-        pytest.skip("no C compiler/linker (cc/gcc) on this machine: the AOT build cannot be made here")
+    if missing := aot.toolchain_missing():
+        pytest.skip(f"the AOT build cannot be made on this machine: {missing}")
     d = tmp_path / "generic"
     r = cli(["build-kernels", "--cpu", "generic", "--dir", str(d)], env_for(d, "auto", tmp_path))
     assert r.returncode == 0, r.stderr

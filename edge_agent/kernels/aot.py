@@ -40,6 +40,7 @@ import os
 import platform
 import shutil
 import sys
+import sysconfig
 import tempfile
 import time
 import warnings
@@ -139,6 +140,16 @@ def _load(directory: Path | None, cpu: str) -> ModuleType | None:
     return module
 
 
+def toolchain_missing() -> str | None:
+    """What the build lacks on this machine (a C compiler, Python's headers), or None."""
+    if shutil.which(os.environ.get("CC", "cc")) is None and shutil.which("gcc") is None:
+        return "no C compiler/linker found (install gcc, e.g. `sudo apt install gcc`)"
+    include = Path(sysconfig.get_paths()["include"])
+    if not (include / "Python.h").is_file():
+        return f"Python's C headers are missing ({include}/Python.h; install python3-dev)"
+    return None
+
+
 def build(directory: Path | None = None, *, cpu: str = "host", force: bool = False) -> Path:
     """Compile the kernels into ``directory`` for ``cpu`` ("host" or "generic"); returns the module
     path. Atomic: a crash mid-build leaves no half-written module behind."""
@@ -147,8 +158,9 @@ def build(directory: Path | None = None, *, cpu: str = "host", force: bool = Fal
     target = module_path(directory, cpu)
     if target.is_file() and not force:
         return target
-    if shutil.which(os.environ.get("CC", "cc")) is None and shutil.which("gcc") is None:
-        raise KernelBuildError("no C compiler/linker found (install gcc, e.g. `sudo apt install gcc`)")
+    missing = toolchain_missing()
+    if missing:
+        raise KernelBuildError(missing)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pycc's pending-deprecation notice (see the module docstring)
