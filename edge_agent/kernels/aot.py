@@ -80,8 +80,12 @@ def build_key() -> str:
         h.update(src.read_bytes())
     import numpy
 
+    try:
+        numba_version = importlib.metadata.version("numba")
+    except importlib.metadata.PackageNotFoundError:  # no build can match; the JIT import then names numba
+        numba_version = "none"
     for part in (
-        importlib.metadata.version("numba"),
+        numba_version,
         numpy.__version__,
         sys.implementation.cache_tag,
         importlib.machinery.EXTENSION_SUFFIXES[0],
