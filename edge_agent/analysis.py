@@ -2,8 +2,9 @@
 
 ``FootAnalyzer`` streams one insole, ``GaitAnalyzer`` both (and fills flight time, which needs the
 other foot), ``analyze_recording`` runs a whole ``Recording`` in chunks. The kernels themselves are
-private (``edge_agent.kernels.steps``); this module checks shapes, dtypes and values, makes arrays
-contiguous, and turns event rows into :class:`edge_agent.step.Step` records. Measure definitions,
+private (``edge_agent.kernels.steps`` on the numba JIT, or its ahead-of-time build, chosen once per
+process by ``edge_agent.kernels.load_kernels``); this module checks shapes, dtypes and values, makes
+arrays contiguous, and turns event rows into :class:`edge_agent.step.Step` records. Measure definitions,
 the variants chosen and their sources: ``docs/measures.md``.
 """
 
