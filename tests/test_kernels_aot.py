@@ -181,3 +181,21 @@ def test_agent_runs_on_the_aot_build_without_numba(aot_dir: Path, broker: Any, t
     stats = json.loads(r.stdout)
     assert stats["kernels"] == "aot" and stats["numba_loaded"] is False
     assert stats["outbox"]["put"] >= 1 and "ahead-of-time build" in r.stderr
+
+
+def test_a_build_others_could_replace_is_not_loaded(aot_dir: Path, tmp_path: Path) -> None:
+    """Machine code the agent runs: a group/world-writable build or directory is refused (JIT instead)."""
+    shared = tmp_path / "shared-dir"
+    shutil.copytree(aot_dir, shared)
+    shared.chmod(0o777)
+    script = "from edge_agent.kernels import load_kernels; print(load_kernels().backend)"
+    r = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env_for(shared, "auto", tmp_path)
+    )
+    assert r.returncode == 0 and r.stdout.strip() == "jit", r.stderr
+    assert "writable by group/others" in r.stderr
+    shared.chmod(0o755)
+    r = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env_for(shared, "auto", tmp_path)
+    )
+    assert r.stdout.strip() == "aot", r.stderr

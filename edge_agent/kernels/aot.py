@@ -19,11 +19,14 @@ agent at ≈ 185 MB against its 150 MB budget. The AOT module needs only numpy a
 * **Where**: :func:`kernel_dir` — ``$FOOTFALL_KERNEL_DIR``, else ``$XDG_CACHE_HOME/footfall/kernels``
   (``~/.cache/footfall/kernels``).
 * **Which build**: the module is named after :func:`build_key`, a hash of the kernel sources
-  (``steps.py`` and ``layout.py``), the numba and numpy versions, the Python ABI and the machine. A
-  build from other code is therefore never loaded: it is simply not found, and the JIT runs instead.
+  (``steps.py``, ``layout.py`` and this module, which holds the signatures), the numba and numpy
+  versions, the Python ABI and the machine. A build from other code is therefore never loaded: it is
+  simply not found, and the JIT runs instead.
 * **Same numbers**: both backends compile the same Python source; they may differ in the last bits
   of a float (the fused sensor reduction is compiled with ``fastmath`` re-association, and the AOT
   build targets the generic CPU, so its vector width may differ). Tests bound that at 1e-9 relative.
+* **Trust**: the module is machine code run by the agent, so it is loaded only when neither it nor its
+  directory is writable by group or others (like ssh's key checks); the build creates the directory 0755.
 * **Caveat**: ``numba.pycc`` is marked for deprecation upstream (a successor is planned). The JIT
   path stays the reference; the AOT build is an optional, checked optimisation.
 """
@@ -50,7 +53,7 @@ from types import ModuleType
 log = logging.getLogger(__name__)
 
 _HERE = Path(__file__).resolve().parent
-_SOURCES = (_HERE / "steps.py", _HERE / "layout.py")
+_SOURCES = (_HERE / "steps.py", _HERE / "layout.py", Path(__file__).resolve())  # code, layouts, signatures
 #: numba types of the exported kernels (what ``edge_agent.analysis`` passes; C-contiguous arrays).
 _F1, _F2, _I1 = "f8[::1]", "f8[:, ::1]", "i8[::1]"
 SIGNATURES = {
@@ -131,6 +134,14 @@ def _load(directory: Path | None, cpu: str) -> ModuleType | None:
     path = module_path(directory, cpu)
     if not path.is_file():
         return None
+    unsafe = [q for q in (path, path.parent) if q.stat().st_mode & 0o022]
+    if unsafe:  # machine code the agent would run: like ssh, refuse what others can replace
+        log.warning(
+            "ahead-of-time kernels at %s not loaded: %s writable by group/others; using the numba JIT",
+            path,
+            " and ".join(str(q) for q in unsafe),
+        )
+        return None
     try:
         spec = importlib.util.spec_from_file_location(name, path)
         if spec is None or spec.loader is None:
@@ -173,7 +184,7 @@ def build(directory: Path | None = None, *, cpu: str = "host", force: bool = Fal
         raise KernelBuildError(f"numba is needed to build the kernels: {err}") from err
     from edge_agent.kernels import steps
 
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)  # readable (images), never shared-writable
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".build-") as tmp:
         cc = CC(module_name(cpu))
         cc.output_dir = tmp
@@ -193,6 +204,7 @@ def build(directory: Path | None = None, *, cpu: str = "host", force: bool = Fal
         built = Path(tmp) / target.name
         if not built.is_file():
             raise KernelBuildError(f"the build produced no {target.name} in {tmp}")
+        built.chmod(0o755)  # whatever the umask (002 on many desktops): the loader refuses shared-writable code
         os.replace(built, target)
     return target
 
