@@ -23,8 +23,8 @@ agent at ≈ 185 MB against its 150 MB budget. The AOT module needs only numpy a
   versions, the Python ABI and the machine. A build from other code is therefore never loaded: it is
   simply not found, and the JIT runs instead.
 * **Same numbers**: both backends compile the same Python source; they may differ in the last bits
-  of a float (the fused sensor reduction is compiled with ``fastmath`` re-association, and the AOT
-  build targets the generic CPU, so its vector width may differ). Tests bound that at 1e-9 relative.
+  of a float (the fused sensor reduction is compiled with ``fastmath`` re-association, and a build's
+  vector width can differ from the JIT's, e.g. ``generic``). Tests bound that at 1e-9 relative.
 * **Trust**: the module is machine code run by the agent, so it is loaded only when neither it nor its
   directory is writable by group or others (like ssh's key checks); the build creates the directory 0755.
 * **Caveat**: ``numba.pycc`` is marked for deprecation upstream (a successor is planned). The JIT
@@ -34,6 +34,7 @@ agent at ≈ 185 MB against its 150 MB budget. The AOT module needs only numpy a
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import importlib.machinery
 import importlib.metadata
@@ -76,8 +77,10 @@ def kernel_dir() -> Path:
     return Path(cache) / "footfall" / "kernels"
 
 
+@functools.cache
 def build_key() -> str:
-    """Hash of everything the machine code depends on; cheap (reads versions, imports no numba)."""
+    """Hash of everything the machine code depends on; cheap (reads versions, imports no numba).
+    Computed once per process: the sources and versions do not change under a running program."""
     h = hashlib.sha256()
     for src in _SOURCES:
         h.update(src.read_bytes())
@@ -98,6 +101,7 @@ def build_key() -> str:
     return h.hexdigest()[:16]
 
 
+@functools.cache
 def cpu_identity() -> str:
     """Short hash of this CPU's model and features (first /proc/cpuinfo block), without LLVM."""
     keys = ("vendor_id", "cpu family", "model", "model name", "flags", "CPU implementer", "CPU part", "Features")
@@ -109,13 +113,13 @@ def cpu_identity() -> str:
     return hashlib.sha256("\n".join(ident).encode()).hexdigest()[:8]
 
 
-def module_name(cpu: str = "host", key: str | None = None) -> str:
+def module_name(cpu: str = "host") -> str:
     suffix = f"host{cpu_identity()}" if cpu == "host" else "generic"
-    return f"_footfall_steps_{key or build_key()}_{suffix}"
+    return f"_footfall_steps_{build_key()}_{suffix}"
 
 
-def module_path(directory: Path | None = None, cpu: str = "host", key: str | None = None) -> Path:
-    return (directory or kernel_dir()) / (module_name(cpu, key) + importlib.machinery.EXTENSION_SUFFIXES[0])
+def module_path(directory: Path | None = None, cpu: str = "host") -> Path:
+    return (directory or kernel_dir()) / (module_name(cpu) + importlib.machinery.EXTENSION_SUFFIXES[0])
 
 
 def load(directory: Path | None = None) -> ModuleType | None:
@@ -212,8 +216,8 @@ def build(directory: Path | None = None, *, cpu: str = "host", force: bool = Fal
 def remove_stale(directory: Path | None = None) -> list[Path]:
     """Delete builds of other code versions (they can never be loaded again)."""
     d = directory or kernel_dir()
-    prefix = module_name("generic").removesuffix("_generic")  # this code's builds, any CPU
-    stale = [p for p in d.glob("_footfall_steps_*") if not p.name.startswith(prefix + "_") and p.is_file()]
+    current = f"_footfall_steps_{build_key()}_"  # this code's builds, any CPU
+    stale = [p for p in d.glob("_footfall_steps_*") if not p.name.startswith(current) and p.is_file()]
     for p in stale:
         p.unlink(missing_ok=True)
     return stale
