@@ -395,21 +395,26 @@ class Outbox:
         return self.ack(ack.acked_seq, ack.missing, ack.highest_seq)
 
     # ------------------------------------------------------------------ bounds
-    def _fill(self) -> float:
+    def _fill(self, payload_bytes: int | None = None) -> float:
         """How full the outbox is: the larger of its row and byte fractions."""
-        return max(self._rows / self.max_rows, self.payload_bytes() / self.max_bytes)
+        held = self.payload_bytes() if payload_bytes is None else payload_bytes
+        return max(self._rows / self.max_rows, held / self.max_bytes)
 
     def _check_warning(self) -> None:
-        if not self._warned and self._fill() >= self.warn_fraction:
+        if self._warned:
+            return
+        held = self.payload_bytes()
+        fill = self._fill(held)
+        if fill >= self.warn_fraction:
             self._warned = True
             log.warning(
                 "OUTBOX NEARLY FULL: %d of %d rows, %.1f of %.1f MB (%.0f %%) at %s — is the plugin/broker "
                 "reachable? At the bound the oldest window summaries are dropped first, run summaries last.",
                 self._rows,
                 self.max_rows,
-                self.payload_bytes() / 1e6,
+                held / 1e6,
                 self.max_bytes / 1e6,
-                100 * self._fill(),
+                100 * fill,
                 self.path,
             )
 
