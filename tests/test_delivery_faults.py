@@ -55,11 +55,13 @@ def make_message(i: int, kind: str = "summary") -> WindowSummary | RunSummary:
 class Agent:
     """The agent's delivery path, in-process: Outbox → OutboxPublisher → MqttConnection."""
 
-    def __init__(self, url: str, db: Path, **outbox_kw: Any) -> None:
+    def __init__(self, url: str, db: Path, tls_ca: Path | None = None, **outbox_kw: Any) -> None:
         outbox_kw.setdefault("resend_after_s", 1.0)
         outbox_kw.setdefault("max_resend_after_s", 2.0)
         self.outbox = Outbox(db, DEVICE, **outbox_kw)
-        self.settings = BrokerSettings(url=url, client_id=f"agent-{DEVICE}", backoff_min_s=0.05, backoff_max_s=0.5)
+        self.settings = BrokerSettings(
+            url=url, client_id=f"agent-{DEVICE}", backoff_min_s=0.05, backoff_max_s=0.5, tls_ca=tls_ca
+        )
         self.conn = MqttConnection(self.settings, will=(TOPICS.status, b"offline", True))
         self.publisher = OutboxPublisher(self.conn, self.outbox, TOPICS, window=100, poll_s=0.1, expire_every_s=1.0)
         self._task: asyncio.Task[None] | None = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import threading
@@ -21,6 +20,7 @@ from plugin.config import MqttConfig
 from plugin.history import RunnerModel, generate_history
 from plugin.ingest import Ingest
 from plugin.store import Store
+from tests.brokers import harden
 from tests.waiting import wait_until
 
 
@@ -295,46 +295,25 @@ def test_broker_restart_resubscribes_and_keeps_acking(broker: Any, tmp_path: Pat
 async def test_agent_and_dashboard_deliver_over_tls_with_passwords(mosquitto_factory: Any, tmp_path: Path) -> None:
     """mqtts:// with a private CA and per-client passwords on both sides: the agent's outbox →
     Mosquitto (TLS only, no anonymous) → the dashboard's ingest, and its acks back, end to end."""
-    import subprocess
+    from tests.test_delivery_faults import Agent
 
-    from edge_agent.contract import Topics
-    from edge_agent.mqtt import BrokerSettings, MqttConnection, OutboxPublisher
-    from edge_agent.outbox import Outbox
-    from tests.test_delivery_faults import make_message
-    from tests.test_mqtt import _make_certs, _readable_files
-
-    ca, crt, key = _make_certs(tmp_path)
     b = mosquitto_factory()
-    pw = tmp_path / "passwd"
-    subprocess.run(["mosquitto_passwd", "-b", "-c", str(pw), "agent", "a-Secret"], check=True, capture_output=True)
-    subprocess.run(["mosquitto_passwd", "-b", str(pw), "dash", "d-Secret"], check=True, capture_output=True)
-    conf = b.conf.read_text().replace("allow_anonymous true", f"allow_anonymous false\npassword_file {pw}")
-    lines = conf.splitlines()
-    lines.insert(1, f"cafile {ca}\ncertfile {crt}\nkeyfile {key}")
-    b.conf.write_text("\n".join(lines) + "\n")
-    _readable_files(b)
+    ca = harden(b, tmp_path, users={"agent": "a-Secret", "dash": "d-Secret"}, tls=True)
     b.start()
-    url = f"mqtts://localhost:{b.port}"
 
     store = Store(tmp_path / "dash.db")
-    cfg = MqttConfig(url=url, username="dash", password="d-Secret", tls_ca=ca, client_id="dash-tls")
+    cfg = MqttConfig(
+        url=f"mqtts://localhost:{b.port}", username="dash", password="d-Secret", tls_ca=ca, client_id="dash-tls"
+    )
     ingest = Ingest(store, cfg, ack_interval=0.2)
     ingest.start()
-    outbox = Outbox(tmp_path / "outbox.db", "dev1", resend_after_s=1.0)
-    topics = Topics("dev1")
     try:
-        settings = BrokerSettings(url=f"mqtts://agent:a-Secret@localhost:{b.port}", client_id="agent-tls", tls_ca=ca)
-        async with MqttConnection(settings) as conn:
-            publisher = OutboxPublisher(conn, outbox, topics, poll_s=0.1)
-            task = asyncio.create_task(publisher.run())
-            for i in range(30):
-                outbox.put(topics.summary, make_message(i))
-            assert await publisher.drain(30), outbox.stats()  # rows leave only on the dashboard's ack
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        async with Agent(f"mqtts://agent:a-Secret@localhost:{b.port}", tmp_path / "outbox.db", tls_ca=ca) as agent:
+            await agent.produce(30)
+            assert await agent.publisher.drain(30), agent.outbox.stats()  # rows leave only on the dashboard's ack
+            outbox = agent.outbox.stats()
         assert ingest.stats.stored == 30 and ingest.stats.rejected == 0
-        assert outbox.backlog == 0 and outbox.stats()["acked"] == 30
+        assert outbox["rows"] == 0 and outbox["acked"] == 30
     finally:
         ingest.stop()
-        outbox.close()
         store.close()

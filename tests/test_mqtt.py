@@ -28,6 +28,7 @@ from edge_agent.mqtt import (
     OutboxPublisher,
 )
 from edge_agent.outbox import Outbox
+from tests.brokers import harden
 from tests.waiting import until
 
 REPO = Path(__file__).resolve().parent.parent
@@ -171,20 +172,9 @@ async def test_reconnect_resubscribes_and_logs_once(broker: Any, caplog: pytest.
 
 
 # --------------------------------------------------------------------------- credentials + TLS
-def _readable_files(b: Any) -> None:
-    """Started as root, Mosquitto drops to user ``mosquitto``, which cannot read pytest's private
-    tmp dir (password file, TLS key); stay root for these private test brokers."""
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        b.conf.write_text(b.conf.read_text() + "user root\n")
-
-
 def _auth_broker(mosquitto_factory: Any, tmp_path: Path) -> Any:
     b = mosquitto_factory()
-    _readable_files(b)
-    pw = tmp_path / "passwd"
-    subprocess.run(["mosquitto_passwd", "-b", "-c", str(pw), "alice", SECRET], check=True, capture_output=True)
-    pw.chmod(0o600)
-    b.conf.write_text(b.conf.read_text().replace("allow_anonymous true", f"allow_anonymous false\npassword_file {pw}"))
+    harden(b, tmp_path, users={"alice": SECRET})
     b.start()
     return b
 
@@ -206,55 +196,9 @@ async def test_credentials_are_used_and_never_logged(
     assert SECRET not in caplog.text and quoted not in caplog.text and "wrong-" not in caplog.text
 
 
-def _make_certs(d: Path) -> tuple[Path, Path, Path]:
-    """A private CA and a server certificate for 127.0.0.1/localhost (openssl)."""
-    ca_key, ca, key, csr, crt = (d / n for n in ("ca.key", "ca.crt", "srv.key", "srv.csr", "srv.crt"))
-    run = lambda *a: subprocess.run(["openssl", *a], check=True, capture_output=True)  # noqa: E731
-    run(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        str(ca_key),
-        "-out",
-        str(ca),
-        "-days",
-        "2",
-        "-subj",
-        "/CN=footfall test CA",
-    )
-    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", "/CN=localhost")
-    ext = d / "ext.cnf"
-    ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    run(
-        "x509",
-        "-req",
-        "-in",
-        str(csr),
-        "-CA",
-        str(ca),
-        "-CAkey",
-        str(ca_key),
-        "-CAcreateserial",
-        "-out",
-        str(crt),
-        "-days",
-        "2",
-        "-extfile",
-        str(ext),
-    )
-    return ca, crt, key
-
-
 async def test_tls_with_ca_file(mosquitto_factory: Any, tmp_path: Path) -> None:
-    ca, crt, key = _make_certs(tmp_path)
     b = mosquitto_factory()
-    lines = b.conf.read_text().splitlines()
-    lines.insert(1, f"cafile {ca}\ncertfile {crt}\nkeyfile {key}")
-    b.conf.write_text("\n".join(lines) + "\n")
-    _readable_files(b)
+    ca = harden(b, tmp_path, tls=True)
     b.start()
     async with MqttConnection(settings(f"mqtts://localhost:{b.port}", tls_ca=ca)) as conn:
         assert await conn.wait_connected(5)
