@@ -42,7 +42,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from edge_agent.broker import make_broker  # noqa: E402
+from edge_agent.tools.broker import make_broker  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -209,9 +209,9 @@ def pipeline_cost(profile_name: str, seconds: float = 120.0, batch_ms: float = 2
     second of data, feeding pre-generated batches as the real-time loop would."""
     import asyncio
 
-    from edge_agent.pipeline import Pipeline, warm_up
     from edge_agent.profiles import load_profile
-    from edge_agent.simulator import RunParams, simulate
+    from edge_agent.recordings.simulator import RunParams, simulate
+    from edge_agent.runtime.pipeline import Pipeline, warm_up
     from edge_agent.sources.base import FrameBatch
 
     profile = load_profile(profile_name)
@@ -290,7 +290,7 @@ def main() -> int:
         broker = make_broker(work / "broker")
         broker.start()
         try:
-            from edge_agent.kernels import aot
+            from edge_agent.analysis.kernels import aot
 
             t0 = time.perf_counter()
             aot_dir = aot.build(work / "aot").parent

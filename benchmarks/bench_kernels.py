@@ -34,12 +34,12 @@ import numpy as np  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from edge_agent.analysis import AnalysisConfig, FootAnalyzer, analyze_recording, kernel_setup  # noqa: E402
-from edge_agent.kernels import steps as K  # noqa: E402
-from edge_agent.kernels.reference import analyze_reference  # noqa: E402
+from edge_agent.analysis.analyzer import AnalysisConfig, FootAnalyzer, analyze_recording, kernel_setup  # noqa: E402
+from edge_agent.analysis.kernels import steps as K  # noqa: E402
 from edge_agent.profiles import HardwareProfile, load_profile  # noqa: E402
 from edge_agent.recordings import FootStream, Recording  # noqa: E402
-from edge_agent.simulator import RunParams, simulate  # noqa: E402
+from edge_agent.recordings.simulator import RunParams, simulate  # noqa: E402
+from tests.agent.reference import analyze_reference  # noqa: E402
 
 PROFILES = ["moticon-opengo", "pedar-99", "grid-60x21"]
 BW_N = 70.0 * 9.80665
@@ -85,7 +85,7 @@ def jit_times() -> tuple[float, float, float, int]:
         import time, resource
         t0 = time.perf_counter()
         import numpy as np
-        from edge_agent.analysis import FootAnalyzer
+        from edge_agent.analysis.analyzer import FootAnalyzer
         from edge_agent.profiles import load_profile
         t1 = time.perf_counter()
         p = load_profile("moticon-opengo")
@@ -223,9 +223,9 @@ def main() -> None:
 
 
 def aot_vs_jit(rows: list) -> None:
-    """The ahead-of-time build (edge_agent/kernels/aot.py, generic CPU) against the JIT (host CPU),
+    """The ahead-of-time build (edge_agent/analysis/kernels/aot.py, generic CPU) against the JIT (host CPU),
     kernel + Step records for one foot on the same frames, measured side by side."""
-    from edge_agent.kernels import Kernels, aot
+    from edge_agent.analysis.kernels import Kernels, aot
 
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()

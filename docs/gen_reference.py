@@ -8,7 +8,7 @@ Writes:
 * ``docs/mqtt-schema.json`` — the wire contract's JSON Schema (:func:`edge_agent.contract.json_schema`).
 * the ``<!-- generated:begin NAME -->`` … ``<!-- generated:end NAME -->`` blocks of ``docs/mqtt.md`` (payload
   examples built AND validated through the contract models) and ``docs/home-assistant.md`` (entity tables
-  built from the real discovery payloads of ``edge_agent/ha_discovery.py`` and ``plugin/ha.py``).
+  built from the real discovery payloads of ``edge_agent/runtime/ha_discovery.py`` and ``plugin/ha.py``).
 
 Usage: ``python docs/gen_reference.py`` (write) or ``python docs/gen_reference.py --check`` (exit 1 and name
 the files that differ; ``tests/test_docs.py`` runs the same comparison).
@@ -598,7 +598,7 @@ def ha_slug(text: str) -> str:
 
 
 def agent_discovery(device_id: str = DEVICE) -> dict[str, Any]:
-    from edge_agent.ha_discovery import build_discovery_payload
+    from edge_agent.runtime.ha_discovery import build_discovery_payload
 
     return build_discovery_payload(contract.Topics(device_id), sw_version="0.1.0")
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_agent.analysis import analyze_recording, total_force
+from edge_agent.analysis.analyzer import analyze_recording, total_force
+from edge_agent.analysis.step import Step
 from edge_agent.profiles import load_profile
 from edge_agent.recordings import load_recording
-from edge_agent.simulator import RunParams, simulate
-from edge_agent.step import Step
+from edge_agent.recordings.simulator import RunParams, simulate
 
 FRACTIONS = (0.05, 0.10, 0.15)
 

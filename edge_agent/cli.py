@@ -1,8 +1,8 @@
 """``footfall-agent``: the edge agent's command line (argparse).
 
 Commands: ``run``, ``calibrate``, ``record``, ``simulate``, ``profiles list|show``, ``validate-config``,
-``analyze`` (→ :mod:`edge_agent.report`), ``validate`` (→ :mod:`edge_agent.validate`), ``health``,
-``build-kernels`` (→ :mod:`edge_agent.kernels.aot`).
+``analyze`` (→ :mod:`edge_agent.analysis.report`), ``validate`` (→ :mod:`edge_agent.analysis.validate`), ``health``,
+``build-kernels`` (→ :mod:`edge_agent.analysis.kernels.aot`).
 
 ``NUMBA_CACHE_DIR`` must be set before numba is imported (numba reads it once), so this module
 imports nothing numba-related at the top: the configuration is loaded first, the cache directory
@@ -92,7 +92,7 @@ def _setup(cfg: AgentConfig) -> None:
     if cfg.numba_cache_dir is not None:
         cfg.numba_cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.environ["NUMBA_CACHE_DIR"] = str(cfg.numba_cache_dir)
-    os.environ["FOOTFALL_KERNELS"] = cfg.kernels  # read by edge_agent.kernels.load_kernels
+    os.environ["FOOTFALL_KERNELS"] = cfg.kernels  # read by edge_agent.analysis.kernels.load_kernels
     if cfg.kernel_dir is not None:
         os.environ["FOOTFALL_KERNEL_DIR"] = str(cfg.kernel_dir)
 
@@ -103,7 +103,7 @@ def _setup(cfg: AgentConfig) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     _setup(cfg)
-    from edge_agent.agent import run_agent
+    from edge_agent.runtime.agent import run_agent
 
     stats = asyncio.run(run_agent(cfg, duration_s=args.duration))
     if args.stats:
@@ -114,7 +114,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     _setup(cfg)
-    from edge_agent.agent import calibrate, calibration_path
+    from edge_agent.runtime.agent import calibrate, calibration_path
 
     try:
         cal = asyncio.run(
@@ -140,7 +140,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def cmd_record(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     _setup(cfg)
-    from edge_agent.agent import record
+    from edge_agent.runtime.agent import record
 
     counts = asyncio.run(record(cfg, args.out, duration_s=args.duration, notes=args.notes))
     print(f"recorded {counts['frames']} frames to {args.out} ({counts['rejected']} rejected)")
@@ -148,8 +148,8 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def _add_runparams_flags(p: argparse.ArgumentParser) -> list[str]:
-    """One ``--flag`` per scalar field of :class:`edge_agent.simulator.RunParams` (help = its title)."""
-    from edge_agent.simulator import RunParams
+    """One ``--flag`` per scalar field of :class:`edge_agent.recordings.simulator.RunParams` (help = its title)."""
+    from edge_agent.recordings.simulator import RunParams
 
     names = []
     for name, f in RunParams.model_fields.items():
@@ -178,7 +178,7 @@ def _add_runparams_flags(p: argparse.ArgumentParser) -> list[str]:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from edge_agent.profiles import load_profile
     from edge_agent.recordings import save_recording
-    from edge_agent.simulator import RunParams, simulate
+    from edge_agent.recordings.simulator import RunParams, simulate
 
     values = {k[3:]: v for k, v in vars(args).items() if k.startswith("rp_") and v is not None}
     try:
@@ -231,7 +231,7 @@ def cmd_validate_config(args: argparse.Namespace) -> int:
 
 
 def cmd_health(args: argparse.Namespace) -> int:
-    from edge_agent.agent import check_health
+    from edge_agent.runtime.agent import check_health
 
     state_dir = args.state_dir
     if state_dir is None:
@@ -302,14 +302,14 @@ def build_parser() -> argparse.ArgumentParser:
         "build-kernels", help="compile the step kernels ahead of time: the agent then runs without numba/LLVM"
     )
     p.add_argument("--config", "-c", type=Path, help="take kernel_dir from this configuration file")
-    from edge_agent.kernels import aot
+    from edge_agent.analysis.kernels import aot
 
     aot.add_arguments(p)
     p.set_defaults(func=cmd_build_kernels)
 
     p = sub.add_parser("analyze", help="per-step table and summary of a recording")
     try:
-        from edge_agent import report
+        from edge_agent.analysis import report
 
         report.add_analyze_arguments(p)
         p.set_defaults(func=report.run_analyze)
@@ -319,13 +319,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "validate", help="validate the analysis against the real recordings (DATA_DIR [--json])", add_help=False
     )
-    p.add_argument("args", nargs=argparse.REMAINDER, help="passed to python -m edge_agent.validate")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="passed to python -m edge_agent.analysis.validate")
     p.set_defaults(func=cmd_validate)
     return parser
 
 
 def cmd_build_kernels(args: argparse.Namespace) -> int:
-    from edge_agent.kernels import aot
+    from edge_agent.analysis.kernels import aot
 
     if args.dir is None and args.config is not None:
         args.dir = load_config(args.config).kernel_dir
@@ -339,18 +339,18 @@ def _unavailable(what: str, err: BaseException) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     try:
-        from edge_agent import validate
+        from edge_agent.analysis import validate
     except ImportError as err:
         return _unavailable("validate", err)
     main = getattr(validate, "main", None)
     if main is None:
-        return _unavailable("validate", AttributeError("edge_agent.validate.main"))
+        return _unavailable("validate", AttributeError("edge_agent.analysis.validate.main"))
     return int(main(list(args.args)) or 0)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["validate"]:  # everything after it belongs to edge_agent.validate (incl. --help)
+    if argv[:1] == ["validate"]:  # everything after it belongs to edge_agent.analysis.validate (incl. --help)
         return cmd_validate(argparse.Namespace(args=argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -363,16 +363,16 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as err:
         # Known failures get one clear line (what and where), not a traceback.
-        from edge_agent.kernels import KernelsUnavailable
-        from edge_agent.outbox import OutboxError
+        from edge_agent.analysis.kernels import KernelsUnavailable
         from edge_agent.profiles import ProfileError
         from edge_agent.recordings import RecordingError
+        from edge_agent.runtime.outbox import OutboxError
         from edge_agent.sources.base import SourceError
 
         if isinstance(err, ProfileError | RecordingError | KernelsUnavailable):
             print(f"footfall-agent: {err}", file=sys.stderr)
             return 2
-        analysis = sys.modules.get("edge_agent.analysis")  # not imported here: it would load numba
+        analysis = sys.modules.get("edge_agent.analysis.analyzer")  # not imported here: it would load numba
         if analysis is not None and isinstance(err, analysis.AnalysisError):
             print(f"footfall-agent: analysis settings: {err}", file=sys.stderr)
             return 2

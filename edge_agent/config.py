@@ -176,7 +176,7 @@ class OutboxConfig(_Strict):
 
 
 class RunDetectionConfig(_Strict):
-    """Thresholds of :mod:`edge_agent.activity` (see there for the sources)."""
+    """Thresholds of :mod:`edge_agent.runtime.activity` (see there for the sources)."""
 
     run_cadence_spm: float = Field(default=140.0, gt=0, title="Running cadence (spm)", description="At least this.")
     run_duty_factor_max: float = Field(
@@ -234,7 +234,7 @@ class PipelineConfig(_Strict):
 
 
 class AnalysisSettings(_Strict):
-    """Overrides of :class:`edge_agent.analysis.AnalysisConfig`; empty = the kernels' documented defaults."""
+    """Overrides of :class:`edge_agent.analysis.analyzer.AnalysisConfig`; empty = the kernels' documented defaults."""
 
     lowpass_hz: float | None = Field(default=None, gt=0, title="Low-pass (Hz)", description="Off when empty.")
     contact_on_bw: float | None = Field(default=None, gt=0, lt=1, title="Contact on (BW)", description="Threshold.")

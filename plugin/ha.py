@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, get_args
 
 from edge_agent.contract import Alert, AlertKind
-from edge_agent.ha_discovery import default_entity_id
+from edge_agent.runtime.ha_discovery import default_entity_id
 from plugin import __version__
 from plugin.config import RiskConfig
 from plugin.ingest import PLUGIN_NODE

@@ -1,4 +1,4 @@
-"""Real MQTT brokers for tests (re-exported from :mod:`edge_agent.broker`, which the demo uses too),
+"""Real MQTT brokers for tests (re-exported from :mod:`edge_agent.tools.broker`, which the demo uses too),
 and a helper that turns a test Mosquitto into a locked-down one (passwords, TLS)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from edge_agent.broker import AmqttBroker, MosquittoBroker, free_port, have_mosquitto, make_broker, wait_port
+from edge_agent.tools.broker import AmqttBroker, MosquittoBroker, free_port, have_mosquitto, make_broker, wait_port
 
 __all__ = [
     "AmqttBroker",

@@ -20,7 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge_agent.contract import LiveUpdate, RunSummary, WindowSummary, parse_stored_message
 from edge_agent.profiles import load_profile
 from edge_agent.recordings import FootStream, Recording, save_recording
-from edge_agent.simulator import RunParams, simulate
+from edge_agent.recordings.simulator import RunParams, simulate
 from tests.ackers import Acker
 
 REPO = Path(__file__).resolve().parent.parent
@@ -444,7 +444,7 @@ def test_read_only_package_with_numba_cache_dir(broker, tmp_path: Path) -> None:
 @pytest.mark.timeout(180)
 def test_no_broker_keeps_everything_and_the_next_start_delivers_it(broker, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Out of range: the run is measured and stored; the next start (broker back) delivers it."""
-    from edge_agent.broker import free_port
+    from edge_agent.tools.broker import free_port
 
     rec_path = tmp_path / "run.ffrec"
     profile = load_profile("moticon-opengo")

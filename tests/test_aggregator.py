@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from edge_agent.aggregator import (
+from edge_agent.analysis.aggregator import (
     asymmetry,
     cadence_spm,
     duty_factor,
@@ -17,8 +17,8 @@ from edge_agent.aggregator import (
     symmetry_angle_pct,
     symmetry_index_pct,
 )
+from edge_agent.analysis.step import Step, strike_zone, zone_uncertain
 from edge_agent.contract import WindowSummary
-from edge_agent.step import Step, strike_zone, zone_uncertain
 
 
 def mk(

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_agent.analysis import (
+from edge_agent.analysis.analyzer import (
     G0,
     AnalysisConfig,
     FootAnalyzer,
@@ -16,10 +16,10 @@ from edge_agent.analysis import (
     events_to_steps,
     kernel_setup,
 )
-from edge_agent.kernels.reference import analyze_reference
+from edge_agent.analysis.step import Step
 from edge_agent.profiles import HardwareProfile, load_profile
-from edge_agent.simulator import RunParams, StepTruth, simulate
-from edge_agent.step import Step
+from edge_agent.recordings.simulator import RunParams, StepTruth, simulate
+from tests.agent.reference import analyze_reference
 
 PROFILES = ["moticon-opengo", "pedar-99", "grid-60x21"]
 
@@ -285,7 +285,7 @@ def test_physionet_walking_is_rearfoot_without_flight(shared_data: Path) -> None
 
 
 def test_analyze_recording_rejects_a_stream_that_does_not_fit_its_profile() -> None:
-    from edge_agent.analysis import AnalysisError
+    from edge_agent.analysis.analyzer import AnalysisError
 
     prof = load_profile("moticon-opengo")
     rec, _ = simulate(prof, RunParams(duration_s=2, seed=1))

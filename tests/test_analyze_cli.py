@@ -46,7 +46,7 @@ REQUIRED_SUMMARY = {
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     """The analyze command's own entry point (``footfall-agent analyze`` delegates to it)."""
-    cmd = [sys.executable, "-m", "edge_agent.report", *args]
+    cmd = [sys.executable, "-m", "edge_agent.analysis.report", *args]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=240)
 
 
@@ -102,7 +102,7 @@ def test_json_on_real_moticon_excerpt() -> None:
 
 def test_table_and_csv_on_a_simulated_run(tmp_path: Path) -> None:
     from edge_agent.profiles import load_profile
-    from edge_agent.simulator import RunParams, simulate
+    from edge_agent.recordings.simulator import RunParams, simulate
 
     params = RunParams(
         duration_s=20.0, seed=3, strike_index_left=0.85, strike_index_right=0.85, impact_peak_bw=None, cadence_spm=176.0
@@ -148,7 +148,7 @@ def test_unknown_file_format_exits_2(tmp_path: Path) -> None:
 
 def test_progress_bar_for_long_recordings() -> None:
     """tqdm draws to the given stream for a long recording even when it is not a TTY; never when disabled."""
-    from edge_agent.report import LONG_RECORDING_S, _progress
+    from edge_agent.analysis.report import LONG_RECORDING_S, _progress
 
     stream = io.StringIO()
     update, bar = _progress(LONG_RECORDING_S, True, stream)

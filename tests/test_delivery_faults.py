@@ -29,8 +29,8 @@ if __name__ == "__main__":  # script mode: make the repo importable
     sys.path.insert(0, str(REPO))
 
 from edge_agent.contract import RunSummary, Topics, WindowSummary  # noqa: E402
-from edge_agent.mqtt import BrokerSettings, MqttConnection, OutboxPublisher  # noqa: E402
-from edge_agent.outbox import Outbox  # noqa: E402
+from edge_agent.runtime.mqtt import BrokerSettings, MqttConnection, OutboxPublisher  # noqa: E402
+from edge_agent.runtime.outbox import Outbox  # noqa: E402
 
 DEVICE = "dev1"
 TOPICS = Topics(DEVICE)
@@ -183,7 +183,7 @@ async def test_broker_down_for_whole_run_then_up(
 ) -> None:
     broker = mosquitto_factory()  # not started: nothing listens on its port
     n = 400
-    with caplog.at_level(logging.INFO, logger="edge_agent.mqtt"):
+    with caplog.at_level(logging.INFO, logger="edge_agent.runtime.mqtt"):
         async with Agent(broker.url, tmp_path / "outbox.db") as agent:
             seqs = await agent.produce(n, rate_hz=200)  # a 2 s "run" with no broker
             await asyncio.sleep(0.5)
@@ -251,7 +251,7 @@ async def test_outbox_bound_reached_drops_documented_rows_only(
     mosquitto_factory: Any, acker_factory: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     broker = mosquitto_factory()  # down while the outbox fills up
-    with caplog.at_level(logging.WARNING, logger="edge_agent.outbox"):
+    with caplog.at_level(logging.WARNING, logger="edge_agent.runtime.outbox"):
         async with Agent(broker.url, tmp_path / "outbox.db", max_rows=50) as agent:
             seqs = await agent.produce(80, run_every=10)  # 72 window summaries + 8 run summaries
             runs = {s for i, s in enumerate(seqs) if (i + 1) % 10 == 0}

@@ -16,8 +16,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent.contract import LiveUpdate, Topics, WindowSummary
-from edge_agent.ha_discovery import SENSORS, HaDiscovery, build_discovery_payload, discovery_topic, ha_slug
-from edge_agent.mqtt import BrokerSettings, MqttConnection
+from edge_agent.runtime.ha_discovery import SENSORS, HaDiscovery, build_discovery_payload, discovery_topic, ha_slug
+from edge_agent.runtime.mqtt import BrokerSettings, MqttConnection
 from tests.waiting import until
 
 T = Topics("dev1")

@@ -9,9 +9,9 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge_agent.analysis import G0, AnalysisConfig, FootAnalyzer, GaitAnalyzer, kernel_setup
-from edge_agent.kernels.reference import analyze_reference
+from edge_agent.analysis.analyzer import G0, AnalysisConfig, FootAnalyzer, GaitAnalyzer, kernel_setup
 from edge_agent.profiles import parse_profile
+from tests.agent.reference import analyze_reference
 
 BW = 70.0 * G0
 RAW_MAX = 900.0

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from edge_agent.analysis import (
+from edge_agent.analysis.analyzer import (
     G0,
     AnalysisConfig,
     AnalysisError,
@@ -16,8 +16,8 @@ from edge_agent.analysis import (
     estimate_body_weight,
     total_force,
 )
+from edge_agent.analysis.step import Step
 from edge_agent.profiles import HardwareProfile, load_profile, parse_profile
-from edge_agent.step import Step
 
 BW = 70.0 * G0
 
@@ -279,8 +279,8 @@ def test_single_zone_has_no_strike_index() -> None:
 
 
 def test_fsr_lookup_matches_the_profile_model() -> None:
-    from edge_agent.analysis import fsr_lut
-    from edge_agent.kernels.reference import _fsr_force
+    from edge_agent.analysis.analyzer import fsr_lut
+    from tests.agent.reference import _fsr_force
 
     prof = load_profile("diy-esp32-fsr8")
     lut = fsr_lut(prof.calibration)  # type: ignore[arg-type]
@@ -340,7 +340,7 @@ def test_body_weight_from_quiet_standing() -> None:
 
 @pytest.mark.parametrize("raw_max", [50.0, 0.1, 600.0, 1e-3, 3.4e38, math.inf])
 def test_integer_saturation_test_matches_the_float_comparison(raw_max: float) -> None:
-    from edge_agent.analysis import saturation_bits
+    from edge_agent.analysis.analyzer import saturation_bits
 
     thr = saturation_bits(raw_max)
     base = np.float32(min(raw_max, 1e30))
@@ -451,7 +451,7 @@ def test_partial_contact_against_a_loaded_floor_gives_no_flight() -> None:
 
 
 def single_zone_sim(seed: int = 5) -> tuple[HardwareProfile, np.ndarray, np.ndarray]:
-    from edge_agent.simulator import RunParams, simulate
+    from edge_agent.recordings.simulator import RunParams, simulate
 
     prof = load_profile("single-zone-force")
     rec, _ = simulate(prof, RunParams(duration_s=8, seed=seed, walking_s=2.0))
@@ -513,7 +513,7 @@ def test_real_excerpt_starting_mid_stance_counts_a_partial_contact() -> None:
     starts after it."""
     from pathlib import Path
 
-    from edge_agent.analysis import analyze_recording
+    from edge_agent.analysis.analyzer import analyze_recording
     from edge_agent.recordings import load_recording
 
     rec = load_recording(Path(__file__).parent / "data" / "moticon_opengo_230927_102114_excerpt.txt.gz")

@@ -1,4 +1,4 @@
-"""The ahead-of-time kernel build (edge_agent/kernels/aot.py): built by the real CLI with numba's
+"""The ahead-of-time kernel build (edge_agent/analysis/kernels/aot.py): built by the real CLI with numba's
 pycc and a real C compiler, loaded without numba, and measuring what the JIT measures."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from edge_agent.kernels import aot, layout, steps
+from edge_agent.analysis.kernels import aot, layout, steps
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"
@@ -63,8 +63,8 @@ def aot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_layout_hash_is_pinned_in_steps() -> None:
     """The JIT's disk cache keys on steps.py only: layout.py's constants are frozen into the machine
     code, so any edit to layout.py must come with an edit to steps.py (this pin)."""
-    sha = hashlib.sha256((REPO / "edge_agent/kernels/layout.py").read_bytes()).hexdigest()[:16]
-    assert sha == steps.LAYOUT_SHA256, "update LAYOUT_SHA256 in edge_agent/kernels/steps.py"
+    sha = hashlib.sha256((REPO / "edge_agent/analysis/kernels/layout.py").read_bytes()).hexdigest()[:16]
+    assert sha == steps.LAYOUT_SHA256, "update LAYOUT_SHA256 in edge_agent/analysis/kernels/steps.py"
     assert steps.N_STATE is layout.N_STATE and steps.new_state is layout.new_state
 
 
@@ -98,10 +98,10 @@ def test_aot_process_never_loads_numba_and_streams_chunk_invariantly(aot_dir: Pa
         """
         import json, sys
         import numpy as np
-        from edge_agent.analysis import GaitAnalyzer
-        from edge_agent.kernels import load_kernels
+        from edge_agent.analysis.analyzer import GaitAnalyzer
+        from edge_agent.analysis.kernels import load_kernels
         from edge_agent.profiles import load_profile
-        from edge_agent.simulator import RunParams, simulate
+        from edge_agent.recordings.simulator import RunParams, simulate
 
         profile = load_profile("moticon-opengo")
         rec, _ = simulate(profile, RunParams(duration_s=30, seed=4, spikes=[(10.0, 14.0, 2.0)]))
@@ -165,7 +165,7 @@ def test_a_build_of_other_code_is_never_loaded(aot_dir: Path, tmp_path: Path) ->
     other.mkdir()
     for so in aot_dir.glob("_footfall_steps_*"):
         shutil.copy(so, other / so.name.replace("_footfall_steps_", "_footfall_steps_f"))
-    script = "from edge_agent.kernels import load_kernels; import sys; print(load_kernels().backend)"
+    script = "from edge_agent.analysis.kernels import load_kernels; import sys; print(load_kernels().backend)"
     r = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, env=env_for(other, "auto", tmp_path)
     )
@@ -188,7 +188,7 @@ def test_a_build_others_could_replace_is_not_loaded(aot_dir: Path, tmp_path: Pat
     shared = tmp_path / "shared-dir"
     shutil.copytree(aot_dir, shared)
     shared.chmod(0o777)
-    script = "from edge_agent.kernels import load_kernels; print(load_kernels().backend)"
+    script = "from edge_agent.analysis.kernels import load_kernels; print(load_kernels().backend)"
     r = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, env=env_for(shared, "auto", tmp_path)
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from edge_agent.contract import Ack, Topics, WindowSummary, parse_stored_message
-from edge_agent.outbox import Outbox, OutboxError
+from edge_agent.runtime.outbox import Outbox, OutboxError
 
 REPO = Path(__file__).resolve().parent.parent
 T = Topics("dev1")
@@ -121,7 +121,7 @@ def test_bound_warns_first_then_drops_window_summaries_before_runs(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     ob = Outbox(tmp_path / "o.db", "dev1", max_rows=10)
-    with caplog.at_level(logging.WARNING, logger="edge_agent.outbox"):
+    with caplog.at_level(logging.WARNING, logger="edge_agent.runtime.outbox"):
         ob.put(T.run, window(0).model_dump() | {"kind": "run"}, kind="run")  # seq 1: a run summary
         for i in range(6):
             ob.put(T.summary, window(i))  # seq 2..7
@@ -164,7 +164,7 @@ def test_size_bound_counts_payload_bytes_on_every_path_and_drops_by_priority(
 
     path = tmp_path / "o.db"
     ob = Outbox(path, "dev1", max_bytes=10_000)
-    with caplog.at_level(logging.WARNING, logger="edge_agent.outbox"):
+    with caplog.at_level(logging.WARNING, logger="edge_agent.runtime.outbox"):
         ob.put(T.run, blob(1_000), kind="run")  # seq 1
         for _ in range(6):
             ob.put(T.summary, blob(1_000), kind="summary")  # seq 2..7: 7,000 bytes
@@ -275,7 +275,7 @@ def test_reschedule_leaves_old_pubacked_backlog_to_its_timers(tmp_path: Path) ->
 CHILD = textwrap.dedent(
     """
     import sys
-    from edge_agent.outbox import Outbox
+    from edge_agent.runtime.outbox import Outbox
     ob = Outbox(sys.argv[1], "dev1")
     print("stream", ob.stream_id, flush=True)
     i = 0
@@ -363,7 +363,7 @@ def test_space_is_given_back_after_a_backlog_drains(tmp_path: Path) -> None:
 
 
 def test_large_acks_are_applied_in_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import edge_agent.outbox as outbox_mod
+    import edge_agent.runtime.outbox as outbox_mod
 
     monkeypatch.setattr(outbox_mod, "ACK_CHUNK", 7)
     ob = Outbox(tmp_path / "o.db", "dev1")

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_agent.activity import ActivityThresholds, ActivityTracker, classify_steps
 from edge_agent.config import PipelineConfig, RunDetectionConfig
 from edge_agent.contract import LiveUpdate, RunSummary, Topics, WindowSummary, parse_stored_message
-from edge_agent.outbox import Outbox
-from edge_agent.pipeline import OutboxSink, Pipeline
 from edge_agent.profiles import load_profile
-from edge_agent.simulator import RunParams, simulate
+from edge_agent.recordings.simulator import RunParams, simulate
+from edge_agent.runtime.activity import ActivityThresholds, ActivityTracker, classify_steps
+from edge_agent.runtime.outbox import Outbox
+from edge_agent.runtime.pipeline import OutboxSink, Pipeline
 from edge_agent.sources.base import FrameBatch, InsoleSource
 from edge_agent.sources.simulator import SimulatorSource, SimulatorSourceConfig
 
@@ -115,7 +115,7 @@ async def test_bad_input_is_counted_logged_once_and_processing_continues(profile
         bad.append(b)
     sink = Collect()
     pipe = Pipeline(profile, device_id="pi-test", sink=sink, body_mass_kg=70.0)
-    with caplog.at_level(logging.WARNING, logger="edge_agent.pipeline"):
+    with caplog.at_level(logging.WARNING, logger="edge_agent.runtime.pipeline"):
         for i in range(0, len(bad), 4):  # four batches per wakeup, like a real loop
             await pipe.process(bad[i : i + 4])
         await pipe.finish()
@@ -212,7 +212,7 @@ async def test_duration_stops_at_source_time(profile) -> None:  # type: ignore[n
 
 def test_activity_classifier_on_simulated_gaits(profile) -> None:  # type: ignore[no-untyped-def]
     """Walking and running from the simulator are told apart; standing needs load, idle none."""
-    from edge_agent.analysis import analyze_recording
+    from edge_agent.analysis.analyzer import analyze_recording
 
     rec, _ = simulate(profile, RunParams(duration_s=20, walking_s=20, seed=8))
     steps = analyze_recording(rec, profile, body_mass_kg=70.0).steps
@@ -249,7 +249,7 @@ async def test_dropped_frames_counted_once(profile) -> None:  # type: ignore[no-
 def test_activity_on_real_recordings(shared_data: Path) -> None:
     """Plantar-activity S04/S05 (Moticon, real people, labelled): every *Jogging* segment reads as
     running, every *Walking* / *Walking backwards* / *Walking on tiptoes* segment as walking."""
-    from edge_agent.analysis import analyze_recording
+    from edge_agent.analysis.analyzer import analyze_recording
     from edge_agent.recordings import load_recording
 
     files = sorted((shared_data / "plantar-activity-moticon").glob("S0*/Sequence_*/insoles.csv.gz"))
@@ -276,7 +276,7 @@ def test_activity_on_real_recordings(shared_data: Path) -> None:
 
 async def test_calibration_file_offsets_and_body_weight_are_used(profile) -> None:  # type: ignore[no-untyped-def]
     """What `calibrate` wrote: per-sensor zero offsets are subtracted, its body weight is used."""
-    from edge_agent.pipeline import Calibration
+    from edge_agent.runtime.pipeline import Calibration
 
     rec, _ = simulate(profile, RunParams(duration_s=20, seed=9, body_mass_kg=70, swing_offset_n=0))
     offsets = np.linspace(0.2, 0.6, profile.n_sensors, dtype=np.float32)  # N/cm², a drifting insole

@@ -191,7 +191,7 @@ async def test_lost_port_reconnects_and_logs_once_each_way(caplog):
 async def test_simulated_run_through_a_pty_arrives_bit_exact_with_its_losses(timestamps):
     """The emulator sends the simulator's frames as firmware would (counter = frame slot; optionally a
     µs timestamp on a device clock 1000 s off and 80 ppm fast) at real time through a pty."""
-    from edge_agent.simulator import RunParams, simulate
+    from edge_agent.recordings.simulator import RunParams, simulate
     from edge_agent.sources.emulate import PtyEmulator, firmware_frames
 
     profile = load_profile("diy-esp32-fsr8")

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from edge_agent.analysis.step import strike_zone
 from edge_agent.profiles import load_profile, parse_profile
 from edge_agent.recordings import FootStream, Recording
-from edge_agent.simulator import (
+from edge_agent.recordings.simulator import (
     BLOCK_FRAMES,
     G,
     RunParams,
@@ -20,7 +21,6 @@ from edge_agent.simulator import (
     raw_to_newtons,
     simulate,
 )
-from edge_agent.step import strike_zone
 
 QUIET = {"noise_n": 0.0, "swing_offset_n": 0.0}
 

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from edge_agent.profiles import FrameFormat, load_profile
 from edge_agent.recordings import save_recording
-from edge_agent.simulator import RunParams, simulate
+from edge_agent.recordings.simulator import RunParams, simulate
 from edge_agent.sources import (
     AdcSourceConfig,
     BleSourceConfig,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from edge_agent import validate
+from edge_agent.analysis import validate
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -79,7 +79,7 @@ def test_gaitpdb_walks(results: dict[str, Any]) -> None:
 
 def test_command_prints_tables(shared_data: Path) -> None:
     r = subprocess.run(
-        [sys.executable, "-m", "edge_agent.validate", str(shared_data)],
+        [sys.executable, "-m", "edge_agent.analysis.validate", str(shared_data)],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -89,7 +89,7 @@ def test_command_prints_tables(shared_data: Path) -> None:
     for heading in ("1. Moticon gait reports", "2. Plantar-activity", "3. Fukuchi", "Walking on tiptoes"):
         assert heading in r.stdout
     bad = subprocess.run(
-        [sys.executable, "-m", "edge_agent.validate", str(shared_data / "nope")],
+        [sys.executable, "-m", "edge_agent.analysis.validate", str(shared_data / "nope")],
         capture_output=True,
         text=True,
         cwd=REPO,

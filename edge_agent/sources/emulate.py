@@ -129,7 +129,7 @@ class PtyEmulator:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from edge_agent.simulator import RunParams, simulate
+    from edge_agent.recordings.simulator import RunParams, simulate
 
     ap = argparse.ArgumentParser(prog="python -m edge_agent.sources.emulate", description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="diy-esp32-fsr8", help="a profile with a serial transport")

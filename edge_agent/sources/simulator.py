@@ -11,7 +11,7 @@ from pydantic import Field
 
 from edge_agent.profiles import HardwareProfile
 from edge_agent.recordings import FootStream
-from edge_agent.simulator import RunParams, SimulatorStream
+from edge_agent.recordings.simulator import RunParams, SimulatorStream
 from edge_agent.sources.base import FrameBatch, InsoleSource, Pacer, Side, SourceConfigBase, monotonic
 
 

@@ -1,6 +1,6 @@
 """Validate the step analysis against real recordings with independent labels.
 
-``python -m edge_agent.validate /path/to/shared/data`` (or ``footfall-agent validate``) prints:
+``python -m edge_agent.analysis.validate /path/to/shared/data`` (or ``footfall-agent validate``) prints:
 
 1. **Moticon gait reports** — the vendor's own per-step initial contact / toe-off, gait-line start
    (= CoP at initial contact) and first force peak, matched step by step with ours.
@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from edge_agent.analysis import G0, analyze_recording
+from edge_agent.analysis.analyzer import G0, analyze_recording
+from edge_agent.analysis.step import Step
 from edge_agent.profiles import load_profile
 from edge_agent.recordings import Recording, load_recording
-from edge_agent.step import Step
 
 MATCH_WINDOW_S = 0.15  # a vendor step and ours are the same step when their contacts are this close
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
@@ -251,7 +251,7 @@ def validate_fukuchi(data: Path) -> list[dict[str, Any]]:
         rec = load_recording(f)
         res = analyze_recording(rec)
         steps = res.steps
-        from edge_agent.aggregator import summarize
+        from edge_agent.analysis.aggregator import summarize
 
         s = summarize(steps)
         results.append(
@@ -297,7 +297,7 @@ def validate_gaitpdb(data: Path) -> list[dict[str, Any]]:
     for f in sorted((data / "physionet-gaitpdb").glob("Ga*_*.txt")):
         rec = load_recording(f)
         res = analyze_recording(rec)
-        from edge_agent.aggregator import summarize
+        from edge_agent.analysis.aggregator import summarize
 
         s = summarize(res.steps)
         results.append(
@@ -414,7 +414,7 @@ def format_results(r: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m edge_agent.validate", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m edge_agent.analysis.validate", description=__doc__.splitlines()[0])
     ap.add_argument("data", nargs="?", type=Path, default=DEFAULT_DATA, help="the shared data folder")
     ap.add_argument("--json", action="store_true", help="print JSON instead of tables")
     args = ap.parse_args(argv)

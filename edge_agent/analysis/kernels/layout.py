@@ -1,8 +1,8 @@
 """Array layouts shared by the compiled kernels and their callers: indices into the parameter
 vector, the state vector and the event rows, the stance-buffer rows, and a fresh state.
 
-Plain numpy on purpose: ``edge_agent.analysis`` reads these without importing numba, so an agent
-running the ahead-of-time compiled kernels (``edge_agent.kernels.aot``) never loads numba/LLVM.
+Plain numpy on purpose: ``edge_agent.analysis.analyzer`` reads these without importing numba, so an agent
+running the ahead-of-time compiled kernels (``edge_agent.analysis.kernels.aot``) never loads numba/LLVM.
 The compiled code freezes these values. numba's on-disk cache keys a kernel on its own file only,
 so ``steps.LAYOUT_SHA256`` must be this file's hash (a test checks it): editing this file forces
 an edit to ``steps.py``, which invalidates stale machine code.

@@ -1,7 +1,8 @@
 """Streaming step kernels (numba, ``steps``), their array layouts (``layout``), an ahead-of-time
-build of the same code (``aot``) and their plain Python/numpy twin (``reference``).
+build of the same code (``aot``); their plain Python/numpy twin, which the tests compare against, is
+``tests/agent/reference.py``.
 
-Use them through ``edge_agent.analysis`` (validation, contiguous arrays, Step records); the kernel
+Use them through ``edge_agent.analysis.analyzer`` (validation, contiguous arrays, Step records); the kernel
 functions themselves are private and take raw parameter vectors. :func:`load_kernels` picks the
 backend once per process, from ``$FOOTFALL_KERNELS``:
 
@@ -51,7 +52,7 @@ def load_kernels() -> Kernels:
 
 
 def _choose() -> Kernels:
-    from edge_agent.kernels import aot
+    from edge_agent.analysis.kernels import aot
 
     mode = os.environ.get("FOOTFALL_KERNELS", "auto").strip().lower() or "auto"
     if mode not in ("auto", "aot", "jit"):
@@ -65,6 +66,6 @@ def _choose() -> Kernels:
                 f"FOOTFALL_KERNELS=aot but there is no ahead-of-time build of these kernels in "
                 f"{aot.kernel_dir()}: run `footfall-agent build-kernels` (needs gcc) or set FOOTFALL_KERNELS=auto"
             )
-    from edge_agent.kernels import steps
+    from edge_agent.analysis.kernels import steps
 
     return Kernels(steps.run_chunk, steps.flush_state, "jit", os.environ.get("NUMBA_CACHE_DIR", "numba default"))

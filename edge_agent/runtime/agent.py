@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
+from edge_agent.analysis.kernels import load_kernels
 from edge_agent.config import AgentConfig
 from edge_agent.contract import LiveUpdate, Topics
-from edge_agent.kernels import load_kernels
-from edge_agent.pipeline import Calibration, OutboxSink, Pipeline, warm_up
 from edge_agent.profiles import HardwareProfile, load_profile
+from edge_agent.runtime.pipeline import Calibration, OutboxSink, Pipeline, warm_up
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +110,9 @@ class _Signals:
 
 async def run_agent(cfg: AgentConfig, *, duration_s: float | None = None) -> dict[str, Any]:
     """Run until the source ends, ``duration_s`` (source seconds) passed, or a signal; returns stats."""
-    from edge_agent.ha_discovery import HaDiscovery
-    from edge_agent.mqtt import BrokerSettings, MqttConnection, OutboxPublisher
-    from edge_agent.outbox import Outbox
+    from edge_agent.runtime.ha_discovery import HaDiscovery
+    from edge_agent.runtime.mqtt import BrokerSettings, MqttConnection, OutboxPublisher
+    from edge_agent.runtime.outbox import Outbox
     from edge_agent.sources import create_source
 
     profile = load_profile(cfg.profile)
@@ -316,7 +316,7 @@ async def calibrate(
     """Zero offsets (median raw per sensor with no load), then ``settle_s`` to stand up, then body
     weight (quiet standing on both feet), all from one pass over the source, so it works headless
     and on recordings. Writes ``<state_dir>/calibration.json``, which ``run`` uses."""
-    from edge_agent.analysis import estimate_body_weight, total_force
+    from edge_agent.analysis.analyzer import estimate_body_weight, total_force
 
     profile = load_profile(cfg.profile)
     phases: list[Phase] = ([] if skip_zero else [("zero", zero_s)]) + [("", settle_s), ("stand", stand_s)]

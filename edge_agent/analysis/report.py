@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import Any, TextIO
 
-from edge_agent.step import Step
+from edge_agent.analysis.step import Step
 
 SCHEMA = "footfall.analyze/1"
 FORMATS = ("table", "csv", "json")
@@ -34,7 +34,7 @@ class InputError(Exception):
 
 
 def add_analyze_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The ``analyze`` options (shared by ``footfall-agent analyze`` and ``python -m edge_agent.report``)."""
+    """The ``analyze`` options (shared by ``footfall-agent analyze`` and ``python -m edge_agent.analysis.report``)."""
     parser.add_argument("path", help="recording: .ffrec, Moticon export (.txt / ;-CSV), gaitpdb, Fukuchi, CSV")
     parser.add_argument("--profile", help="hardware profile name or YAML path (default: the format's own)")
     parser.add_argument(
@@ -79,7 +79,7 @@ def _mean(values: Sequence[float | None]) -> float | None:
 
 def build_report(rec: Any, result: Any, profile_name: str) -> dict[str, Any]:
     """The ``analyze`` JSON document for an AnalysisResult of a Recording."""
-    from edge_agent.aggregator import summarize
+    from edge_agent.analysis.aggregator import summarize
 
     steps: list[Step] = list(result.steps)
     stats = summarize(steps)
@@ -232,7 +232,7 @@ def analyze_path(
     stream: TextIO | None = None,
 ) -> dict[str, Any]:
     """Load, analyse and report one recording; InputError for anything the user can fix."""
-    from edge_agent.analysis import AnalysisError, analyze_recording
+    from edge_agent.analysis.analyzer import AnalysisError, analyze_recording
     from edge_agent.profiles import ProfileError, load_profile
     from edge_agent.recordings import RecordingError, load_recording
 
@@ -304,7 +304,9 @@ main_analyze = run_analyze
 
 def main(argv: list[str] | None = None) -> int:
     parser = add_analyze_arguments(
-        argparse.ArgumentParser(prog="python -m edge_agent.report", description="Analyse a recording step by step.")
+        argparse.ArgumentParser(
+            prog="python -m edge_agent.analysis.report", description="Analyse a recording step by step."
+        )
     )
     return run_analyze(parser.parse_args(argv))
 

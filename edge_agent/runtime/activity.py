@@ -23,7 +23,7 @@ the classification has been *running* for ``run_start_s`` (a few seconds, so a d
 is not a run); the run's start time is the first step of that streak. A **run ends** after
 ``run_stop_s`` (default 30 s) without running; its end time is the toe-off of the last step seen
 while running. So a walking break shorter than ``run_stop_s`` stays inside the run. The pipeline
-publishes windows only inside runs (see :mod:`edge_agent.pipeline`).
+publishes windows only inside runs (see :mod:`edge_agent.runtime.pipeline`).
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from edge_agent.aggregator import cadence_spm, duty_factor
-from edge_agent.step import Step
+from edge_agent.analysis.aggregator import cadence_spm, duty_factor
+from edge_agent.analysis.step import Step
 
 Activity = Literal["running", "walking", "standing", "idle", "unknown"]
 

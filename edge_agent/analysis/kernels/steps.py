@@ -2,8 +2,8 @@
 
 Everything the compiled code calls lives in THIS module on purpose: numba's on-disk cache
 (``cache=True``) keys a kernel on its own source only, so a helper changed in another module would
-silently keep the stale machine code. The public, validating wrapper is ``edge_agent.analysis``;
-``edge_agent.kernels.reference`` is the plain Python/numpy twin the tests compare against.
+silently keep the stale machine code. The public, validating wrapper is ``edge_agent.analysis.analyzer``;
+``tests.agent.reference`` is the plain Python/numpy twin the tests compare against.
 
 One call of :func:`run_chunk` makes one pass over a chunk, per frame:
 
@@ -32,7 +32,7 @@ import math
 import numpy as np
 from numba import njit
 
-from edge_agent.kernels.layout import (  # noqa: F401 (re-exported for the reference and the tests)
+from edge_agent.analysis.kernels.layout import (  # noqa: F401 (re-exported for the reference and the tests)
     BUF_ROWS,
     E_COP_ML,
     E_COP_PATH,
@@ -127,7 +127,7 @@ from edge_agent.kernels.layout import (  # noqa: F401 (re-exported for the refer
 )
 
 #: sha256[:16] of layout.py, whose constants are frozen into the compiled code (see there).
-LAYOUT_SHA256 = "1c761e4357aa6137"
+LAYOUT_SHA256 = "368a24cf9099f228"
 
 
 @njit(cache=True, nogil=True)

@@ -42,7 +42,7 @@ from typing import Any, Literal
 
 from edge_agent import __version__
 from edge_agent.contract import Topics
-from edge_agent.mqtt import Message, MqttConnection
+from edge_agent.runtime.mqtt import Message, MqttConnection
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from edge_agent.broker import AmqttBroker, MosquittoBroker, free_port, have_mosquitto
+from edge_agent.tools.broker import AmqttBroker, MosquittoBroker, free_port, have_mosquitto
 
 DEVICE_ID = "demo-insoles"
 RUNNER = "Demo Runner"

@@ -1,4 +1,4 @@
-"""Ahead-of-time build of the step kernels: the same code as :mod:`edge_agent.kernels.steps`,
+"""Ahead-of-time build of the step kernels: the same code as :mod:`edge_agent.analysis.kernels.steps`,
 compiled once into a C extension with numba's ``pycc``, so the agent runs it without importing
 numba at all.
 
@@ -7,7 +7,7 @@ Why: numba + llvmlite are most of the agent's memory. ``import numba`` alone tak
 agent at ≈ 185 MB against its 150 MB budget. The AOT module needs only numpy at run time
 (benchmarks/bench_agent.py prints both side by side).
 
-* **Build**: ``footfall-agent build-kernels`` (or ``python -m edge_agent.kernels.aot``). Needs numba
+* **Build**: ``footfall-agent build-kernels`` (or ``python -m edge_agent.analysis.kernels.aot``). Needs numba
   and a C compiler/linker (``cc``; ``gcc`` on Raspberry Pi OS) at build time only; ≈ 5 s on the
   2-core x86-64 dev VM.
 * **CPU**: ``--cpu host`` (default) compiles for this machine's CPU, as the JIT does: as fast as the
@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 
 _HERE = Path(__file__).resolve().parent
 _SOURCES = (_HERE / "steps.py", _HERE / "layout.py", Path(__file__).resolve())  # code, layouts, signatures
-#: numba types of the exported kernels (what ``edge_agent.analysis`` passes; C-contiguous arrays).
+#: numba types of the exported kernels (what ``edge_agent.analysis.analyzer`` passes; C-contiguous arrays).
 _F1, _F2, _I1 = "f8[::1]", "f8[:, ::1]", "i8[::1]"
 SIGNATURES = {
     "run_chunk": f"UniTuple(i8, 2)({_F1}, f4[:, ::1], i4[:, ::1], {', '.join([_F1] * 7)}, {_I1}, {_I1}, "
@@ -186,7 +186,7 @@ def build(directory: Path | None = None, *, cpu: str = "host", force: bool = Fal
             from numba.pycc import CC
     except ImportError as err:
         raise KernelBuildError(f"numba is needed to build the kernels: {err}") from err
-    from edge_agent.kernels import steps
+    from edge_agent.analysis.kernels import steps
 
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)  # readable (images), never shared-writable
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".build-") as tmp:

@@ -52,9 +52,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from edge_agent.analysis.step import Side, StrikeZone, strike_zone
 from edge_agent.profiles import FsrDividerCalibration, HardwareProfile
 from edge_agent.recordings import FootStream, Recording, Segment
-from edge_agent.step import Side, StrikeZone, strike_zone
 
 G = 9.80665
 #: Frames per generation block; part of the determinism contract (changing it changes the noise).
@@ -664,7 +664,7 @@ class _Generator:
 def _meta(profile: HardwareProfile, params: RunParams, fs: float) -> dict[str, Any]:
     return {
         "simulator": {"params": params.model_dump(mode="json"), "sample_rate_hz": fs},
-        "generator": "edge_agent.simulator",
+        "generator": "edge_agent.recordings.simulator",
     }
 
 

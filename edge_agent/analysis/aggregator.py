@@ -1,4 +1,4 @@
-"""Window and run statistics from a list of :class:`~edge_agent.step.Step` (pure functions, no I/O).
+"""Window and run statistics from a list of :class:`~edge_agent.analysis.step.Step` (pure functions, no I/O).
 
 The pipeline (windows, runs), the ``analyze`` command and the benchmarks all summarise steps the same
 way, so the definitions live here, once:
@@ -31,8 +31,8 @@ from itertools import pairwise
 
 import numpy as np
 
+from edge_agent.analysis.step import Step
 from edge_agent.contract import Asymmetry, FootStats, Stat, StepRecord, ZoneCounts
-from edge_agent.step import Step
 
 #: Strides (same-foot contact to contact) longer than this are pauses, not strides (walking ≈ 1.1 s).
 MAX_STRIDE_S = 2.5

@@ -2,9 +2,9 @@
 
 ``FootAnalyzer`` streams one insole, ``GaitAnalyzer`` both (and fills flight time, which needs the
 other foot), ``analyze_recording`` runs a whole ``Recording`` in chunks. The kernels themselves are
-private (``edge_agent.kernels.steps`` on the numba JIT, or its ahead-of-time build, chosen once per
-process by ``edge_agent.kernels.load_kernels``); this module checks shapes, dtypes and values, makes
-arrays contiguous, and turns event rows into :class:`edge_agent.step.Step` records. Measure definitions,
+private (``edge_agent.analysis.kernels.steps`` on the numba JIT, or its ahead-of-time build, chosen once per
+process by ``edge_agent.analysis.kernels.load_kernels``); this module checks shapes, dtypes and values, makes
+arrays contiguous, and turns event rows into :class:`edge_agent.analysis.step.Step` records. Measure definitions,
 the variants chosen and their sources: ``docs/measures.md``.
 """
 
@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from edge_agent.kernels import Kernels, load_kernels
-from edge_agent.kernels import layout as L
+from edge_agent.analysis.kernels import Kernels, load_kernels
+from edge_agent.analysis.kernels import layout as L
+from edge_agent.analysis.step import FOREFOOT_MIN, REARFOOT_MAX, ZONE_UNCERTAINTY, Side, Step
 from edge_agent.profiles import FsrDividerCalibration, HardwareProfile, load_profile
-from edge_agent.step import FOREFOOT_MIN, REARFOOT_MAX, ZONE_UNCERTAINTY, Side, Step
 
 if TYPE_CHECKING:  # the recordings package is optional at import time
     from edge_agent.recordings import Recording
@@ -382,7 +382,7 @@ class FootAnalyzer:
         config: AnalysisConfig | None = None,
         kernels: Kernels | None = None,
     ) -> None:
-        """``kernels``: the process's choice (:func:`edge_agent.kernels.load_kernels`) unless given."""
+        """``kernels``: the process's choice (:func:`edge_agent.analysis.kernels.load_kernels`) unless given."""
         if side not in ("left", "right"):
             raise AnalysisError(f"side = {side!r}: must be 'left' or 'right'")
         self.profile = profile

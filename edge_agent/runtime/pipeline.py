@@ -25,7 +25,7 @@ Why it is shaped like this:
   its maximum for ``STUCK_S`` (through swing phases) is stuck, not loaded: it is masked to its zero
   reading so the foot's other sensors still find contacts, and listed in ``saturated_sensors``.
   Quality counters of a window cover what happened since the previous window closed.
-- **Windows only inside runs.** Steps feed the :class:`~edge_agent.activity.ActivityTracker`;
+- **Windows only inside runs.** Steps feed the :class:`~edge_agent.runtime.activity.ActivityTracker`;
   windows (``window_s``, default 10 s, or ``window_steps``, whichever closes first) start at the
   run's first step. A window whose steps are classified *running* is published when it closes
   (``window_grace_s`` after its end, so steps still in contact land in it); other windows (a
@@ -59,15 +59,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edge_agent.activity import ActivityThresholds, ActivityTracker, classify_steps
-from edge_agent.aggregator import RunStats, cadence_spm, step_records, summarize
+from edge_agent.analysis.aggregator import RunStats, cadence_spm, step_records, summarize
+from edge_agent.analysis.step import Step
 from edge_agent.contract import LiveUpdate, Quality, RunSummary, Topics, WindowSummary
 from edge_agent.profiles import HardwareProfile
-from edge_agent.step import Step
+from edge_agent.runtime.activity import ActivityThresholds, ActivityTracker, classify_steps
 
 if TYPE_CHECKING:
     from edge_agent.config import PipelineConfig
-    from edge_agent.outbox import Outbox
+    from edge_agent.runtime.outbox import Outbox
     from edge_agent.sources.base import FrameBatch, InsoleSource
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ def warm_up(profile: HardwareProfile) -> float:
     on a Pi. The agent calls this in a worker thread so the event loop keeps connecting to MQTT.
     """
     t0 = time.perf_counter()
-    from edge_agent import analysis
+    from edge_agent.analysis import analyzer as analysis
 
     n = max(2, int(profile.sample_rate_hz))
     t = np.arange(n, dtype=np.float64) / profile.sample_rate_hz
@@ -195,7 +195,7 @@ class Pipeline:
         backlog: Callable[[], int] | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        from edge_agent import analysis  # numba: imported after NUMBA_CACHE_DIR is set by the CLI
+        from edge_agent.analysis import analyzer as analysis  # numba: imported after NUMBA_CACHE_DIR is set
         from edge_agent.config import PipelineConfig
 
         self._analysis = analysis

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from scipy.signal import lfilter
 
-from edge_agent.kernels import layout as K
+from edge_agent.analysis.kernels import layout as K
 from edge_agent.profiles import FsrDividerCalibration, HardwareProfile
 
 

@@ -17,7 +17,7 @@ Design (aiomqtt-style surface, paho-mqtt 2.x underneath, ``CallbackAPIVersion.VE
 * **Secrets.** Username/password come from the URL or settings and never appear in reprs or logs
   (:meth:`BrokerSettings.redacted_url`).
 
-:class:`OutboxPublisher` drains the :class:`~edge_agent.outbox.Outbox` in seq order with a bounded
+:class:`OutboxPublisher` drains the :class:`~edge_agent.runtime.outbox.Outbox` in seq order with a bounded
 window of un-PUBACKed messages, re-sends after reconnects, and applies the plugin's ``Ack``.
 """
 
@@ -42,7 +42,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from pydantic import ValidationError
 
 from edge_agent.contract import Ack, Topics
-from edge_agent.outbox import Outbox
+from edge_agent.runtime.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
