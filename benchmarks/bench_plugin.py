@@ -34,7 +34,7 @@ from plugin.history import RunnerModel, generate_history, seed_history  # noqa: 
 from plugin.ingest import Ingest  # noqa: E402
 from plugin.store import Store  # noqa: E402
 from plugin.trends import trends  # noqa: E402
-from tests.brokers import MosquittoBroker  # noqa: E402
+from tests.support.brokers import MosquittoBroker  # noqa: E402
 
 PUBLISHER = r"""
 import sys, json, paho.mqtt.client as mqtt

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.brokers import MosquittoBroker, have_mosquitto, make_broker
-
-REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = Path(os.environ.get("FOOTFALL_SHARED_DATA", REPO.parent / "shared" / "data"))
+from tests.support.brokers import MosquittoBroker, have_mosquitto, make_broker
+from tests.support.paths import SHARED_DATA
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ Nothing on the Pi has a start button, so runs are found in the step stream (DESI
   "grounded running" with duty factor > 0.5 (Rubenson et al. 2004, J Exp Biol 207:3407), and
   walking above ~140 spm is rare (Tudor-Locke 2018: 100 spm ≈ moderate, 130 spm ≈ vigorous
   walking). Checked on the real plantar-activity recordings: S05's *Jogging* (158–165 spm, duty
-  factor 0.58–0.61) would otherwise read as walking (tests/test_pipeline.py). Race walking
+  factor 0.58–0.61) would otherwise read as walking (tests/agent/test_pipeline.py). Race walking
   (> 160 spm) would be misread as running: a documented limitation.
 - **walking**: steps with double support (a contact starts before the other foot's toe-off) or
   duty factor > 0.5.

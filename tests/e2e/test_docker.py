@@ -28,9 +28,9 @@ from edge_agent.config import load_config as load_agent_config
 from edge_agent.profiles import load_profile
 from plugin.config import ConfigError
 from plugin.config import load_config as load_dashboard_config
-from tests.brokers import free_port, wait_port
+from tests.support.brokers import free_port, wait_port
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 DOCKER = REPO / "docker"
 COMPOSE = DOCKER / "compose.yaml"
 DOCKERFILES = ("agent.Dockerfile", "dashboard.Dockerfile")

@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 
 from edge_agent.recordings import load_recording, save_recording
+from tests.support.paths import DATA, REPO
 
-REPO = Path(__file__).resolve().parent.parent
-DATA = Path(__file__).parent / "data"
 MOTICON = DATA / "moticon_opengo_230927_102114_excerpt.txt.gz"
 REQUIRED_STEP = {
     "side",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.paths import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from edge_agent import config as config_mod
 from edge_agent.config import AgentConfig, ConfigError, describe, load_config
+from tests.support.paths import REPO
 
 GOOD = """\
 device_id: pi-hall
@@ -191,7 +192,7 @@ def test_agent_default_batch_is_200_ms_unless_configured(tmp_path: Path) -> None
 def test_documented_example_config_is_valid(tmp_path: Path) -> None:
     import re
 
-    doc = (Path(__file__).resolve().parent.parent / "docs" / "raspberry-pi.md").read_text()
+    doc = (REPO / "docs" / "raspberry-pi.md").read_text()
     block = re.search(r"### Configuration: `/etc/footfall/agent.yaml`\n\n```yaml\n(.*?)```", doc, re.S)
     assert block is not None
     cfg = load_config(write(tmp_path, block.group(1)))

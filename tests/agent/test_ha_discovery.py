@@ -18,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge_agent.contract import LiveUpdate, Topics, WindowSummary
 from edge_agent.runtime.ha_discovery import SENSORS, HaDiscovery, build_discovery_payload, discovery_topic, ha_slug
 from edge_agent.runtime.mqtt import BrokerSettings, MqttConnection
-from tests.waiting import until
+from tests.support.waiting import until
 
 T = Topics("dev1")
 CONFIG = discovery_topic("dev1")

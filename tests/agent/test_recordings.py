@@ -23,8 +23,8 @@ from edge_agent.recordings import (
     load_recording,
     save_recording,
 )
+from tests.support.paths import DATA, REPO
 
-DATA = Path(__file__).parent / "data"
 MOTICON = DATA / "moticon_opengo_230927_102114_excerpt.txt.gz"
 GAITPDB = DATA / "GaCo01_01.txt.gz"
 FUKUCHI = DATA / "RBDS008runT35forces.txt.gz"
@@ -253,7 +253,7 @@ for k in range(2):
 w.append("left", np.arange(200, 250) / 500.0, np.ones((50, 4)))  # buffered, never flushed
 os._exit(9)
 """
-    r = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent, timeout=60)
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, timeout=60)
     assert r.returncode == 9
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a clean cut between chunks: no warning needed

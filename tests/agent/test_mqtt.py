@@ -28,10 +28,10 @@ from edge_agent.runtime.mqtt import (
     OutboxPublisher,
 )
 from edge_agent.runtime.outbox import Outbox
-from tests.brokers import harden
-from tests.waiting import until
+from tests.support.brokers import harden
+from tests.support.paths import REPO
+from tests.support.waiting import until
 
-REPO = Path(__file__).resolve().parent.parent
 T = Topics("dev1")
 SECRET = "s3cr3t-P@ss"
 

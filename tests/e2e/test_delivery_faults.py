@@ -1,11 +1,10 @@
 """End-to-end delivery under faults, against real Mosquitto brokers (DESIGN.md §6, §8).
 
 Every test COUNTS what the agent stored in its outbox (put), published (incl. re-sends), got
-PUBACKed, and what the acknowledging subscriber (tests/ackers.py, standing in for the plugin) stored.
+PUBACKed, and what the acknowledging subscriber (tests/support/ackers.py, standing in for the plugin) stored.
 ``lost`` = seqs put and not stored and not dropped by the documented bound — must be 0.
 
-Run as a script (``python tests/test_delivery_faults.py agent URL DB N RATE``) it is the small
-publishing agent that test (c) SIGKILLs and restarts.
+Test (c) SIGKILLs and restarts the small publishing agent of ``tests/support/delivery.py`` (script mode).
 """
 
 from __future__ import annotations
@@ -17,79 +16,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-if __name__ == "__main__":  # script mode: make the repo importable
-    sys.path.insert(0, str(REPO))
-
-from edge_agent.contract import RunSummary, Topics, WindowSummary  # noqa: E402
-from edge_agent.runtime.mqtt import BrokerSettings, MqttConnection, OutboxPublisher  # noqa: E402
-from edge_agent.runtime.outbox import Outbox  # noqa: E402
-
-DEVICE = "dev1"
-TOPICS = Topics(DEVICE)
-
-
-def make_message(i: int, kind: str = "summary") -> WindowSummary | RunSummary:
-    common: dict[str, Any] = dict(
-        msg_id="placeholder",
-        device_id=DEVICE,
-        stream_id="none",
-        seq=1,
-        device_time=1.7e9 + i,
-        run_id=f"{DEVICE}-20260101T0000{i % 60:02d}",
-    )
-    if kind == "run":
-        return RunSummary(**common, started_at=1.7e9, ended_at=1.7e9 + 600, duration_s=600, windows=60, steps=1700)
-    return WindowSummary(
-        **common, window_index=i, t_start=1.7e9 + 10 * i, t_end=1.7e9 + 10 * i + 10, steps=28, cadence_spm=168.0
-    )
-
-
-class Agent:
-    """The agent's delivery path, in-process: Outbox → OutboxPublisher → MqttConnection."""
-
-    def __init__(self, url: str, db: Path, tls_ca: Path | None = None, **outbox_kw: Any) -> None:
-        outbox_kw.setdefault("resend_after_s", 1.0)
-        outbox_kw.setdefault("max_resend_after_s", 2.0)
-        self.outbox = Outbox(db, DEVICE, **outbox_kw)
-        self.settings = BrokerSettings(
-            url=url, client_id=f"agent-{DEVICE}", backoff_min_s=0.05, backoff_max_s=0.5, tls_ca=tls_ca
-        )
-        self.conn = MqttConnection(self.settings, will=(TOPICS.status, b"offline", True))
-        self.publisher = OutboxPublisher(self.conn, self.outbox, TOPICS, window=100, poll_s=0.1, expire_every_s=1.0)
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Agent:
-        await self.conn.__aenter__()
-        self._task = asyncio.create_task(self.publisher.run())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-        await self.conn.close()
-        self.outbox.close()
-
-    async def produce(self, n: int, rate_hz: float | None = None, run_every: int = 0) -> list[int]:
-        seqs = []
-        for i in range(n):
-            kind = "run" if run_every and (i + 1) % run_every == 0 else "summary"
-            seqs.append(
-                await asyncio.to_thread(
-                    self.outbox.put, TOPICS.run if kind == "run" else TOPICS.summary, make_message(i, kind)
-                )
-            )
-            if rate_hz:
-                await asyncio.sleep(1 / rate_hz)
-        return seqs
+from tests.support.delivery import DEVICE, Agent
+from tests.support.paths import REPO
+from tests.support.waiting import until
 
 
 @dataclass
@@ -124,18 +59,9 @@ def counts(agent_stats: dict[str, Any], acker: Any, expected: set[int], dropped:
     )
 
 
-async def wait_for(pred: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        await asyncio.sleep(0.05)
-    return bool(pred())
-
-
 @pytest.fixture
 def acker_factory() -> Any:
-    from tests.ackers import Acker
+    from tests.support.ackers import Acker
 
     made: list[Acker] = []
 
@@ -200,24 +126,6 @@ async def test_broker_down_for_whole_run_then_up(
 
 
 # --------------------------------------------------------------------------- (c) agent kill -9
-def agent_main(url: str, db: str, n: int, rate: float) -> int:
-    """Script mode: produce up to seq n into the outbox (continuing after a restart), then drain."""
-
-    async def run() -> int:
-        async with Agent(url, Path(db)) as agent:
-            i = agent.outbox.last_seq()
-            while i < n:
-                seq = await asyncio.to_thread(agent.outbox.put, TOPICS.summary, make_message(i))
-                print(f"put {seq}", flush=True)
-                i = seq
-                await asyncio.sleep(1 / rate)
-            ok = await agent.publisher.drain(30)
-            print("stats " + json.dumps(agent.outbox.stats()), flush=True)
-            return 0 if ok else 3
-
-    return asyncio.run(run())
-
-
 async def test_agent_sigkilled_mid_run_and_restarted(
     mosquitto_factory: Any, acker_factory: Any, tmp_path: Path
 ) -> None:
@@ -225,7 +133,7 @@ async def test_agent_sigkilled_mid_run_and_restarted(
     broker.start()
     acker = acker_factory(broker).start()
     n, db = 600, tmp_path / "outbox.db"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "agent", broker.url, str(db), str(n), "300"]
+    cmd = [sys.executable, "-m", "tests.support.delivery", "agent", broker.url, str(db), str(n), "300"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
     assert first.stdout is not None
@@ -240,7 +148,7 @@ async def test_agent_sigkilled_mid_run_and_restarted(
     second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
     assert second.returncode == 0, second.stderr[-2000:]
     stats = json.loads(second.stdout.strip().splitlines()[-1].removeprefix("stats "))
-    assert await wait_for(lambda: acker.stored() >= n, 10)
+    assert await until(lambda: acker.stored() >= n, 10)
     c = counts(stats, acker, set(range(1, n + 1)))
     c.show(f"agent SIGKILLed after put seq {confirmed} (plugin had {stored_at_kill}), restarted")
     assert stats["last_seq"] == n and c.stored == n and c.lost == 0 and stats["rows"] == 0
@@ -289,7 +197,7 @@ async def test_broker_queue_limit_loses_pubacked_messages_but_not_ours(
         async with Agent(broker.url, tmp_path / f"{mode}.db", require_plugin_ack=require_ack) as agent:
             await agent.conn.wait_connected(10)
             seqs = await agent.produce(n)
-            assert await wait_for(lambda a=agent: a.outbox.stats()["pubacked"] >= n, 15)
+            assert await until(lambda a=agent: a.outbox.stats()["pubacked"] >= n, 15)
             acker.resume()
             if require_ack:
                 assert await agent.publisher.drain(30)
@@ -341,11 +249,3 @@ async def test_real_plugin_ingest_through_broker_kills(mosquitto_factory: Any, t
     finally:
         ingest.stop()
         store.close()
-
-
-if __name__ == "__main__":
-    if len(sys.argv) == 6 and sys.argv[1] == "agent":
-        logging.basicConfig(level=logging.WARNING)
-        sys.exit(agent_main(sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])))
-    print(__doc__)
-    sys.exit(2)

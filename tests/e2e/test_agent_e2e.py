@@ -21,9 +21,9 @@ from edge_agent.contract import LiveUpdate, RunSummary, WindowSummary, parse_sto
 from edge_agent.profiles import load_profile
 from edge_agent.recordings import FootStream, Recording, save_recording
 from edge_agent.recordings.simulator import RunParams, simulate
-from tests.ackers import Acker
+from tests.support.ackers import Acker
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 DEVICE = "pi-e2e"
 
 

@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from edge_agent.analysis import validate
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.paths import REPO
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Delivery faults end to end with the REAL processes: ``footfall-agent run`` (simulator, 2 s windows) →
 a private Mosquitto → ``footfall-dashboard run`` (ingest → SQLite store → acks), each a subprocess we can SIGKILL.
 
-``tests/test_delivery_faults.py`` covers the outbox/publisher with a small script; here the whole agent
+``tests/e2e/test_delivery_faults.py`` covers the outbox/publisher with a small script; here the whole agent
 (pipeline, outbox, MQTT, signals) and the whole plugin (ingest, store, web server) run as shipped, and the
 test COUNTS from their own files: the agent's outbox SQLite (``last_seq`` = messages put, rows left, counters)
 and the plugin's store (messages per seq of the stream). ``lost`` = seqs 1..N put and not stored; ``duplicates``
@@ -30,9 +30,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.brokers import MosquittoBroker, free_port
+from tests.support.brokers import MosquittoBroker, free_port
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 DEVICE = "pi-faults"
 SPEED = 20.0  # simulator at 20× real time with 2 s windows: ~10 summaries per second of wall time
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]

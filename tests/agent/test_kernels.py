@@ -18,6 +18,7 @@ from edge_agent.analysis.analyzer import (
 )
 from edge_agent.analysis.step import Step
 from edge_agent.profiles import HardwareProfile, load_profile, parse_profile
+from tests.support.paths import DATA
 
 BW = 70.0 * G0
 
@@ -511,12 +512,11 @@ def test_real_excerpt_starting_mid_stance_counts_a_partial_contact() -> None:
     """The bundled Moticon excerpt starts while the right foot is loaded (≈ 70 % of its later stance
     force): that contact is counted as partial, not a step and not a "weak contact"; every right step
     starts after it."""
-    from pathlib import Path
 
     from edge_agent.analysis.analyzer import analyze_recording
     from edge_agent.recordings import load_recording
 
-    rec = load_recording(Path(__file__).parent / "data" / "moticon_opengo_230927_102114_excerpt.txt.gz")
+    rec = load_recording(DATA / "moticon_opengo_230927_102114_excerpt.txt.gz")
     res = analyze_recording(rec, body_mass_kg=75.0)
     q = res.quality["right"]
     assert q["partial_contacts"] == 1 and q["weak_contacts"] == 0

@@ -25,7 +25,7 @@ from plugin.ingest import Ingest
 from plugin.notify import AlertDispatcher, Notifier
 from plugin.service import DashboardService
 from plugin.store import Store
-from tests.brokers import free_port
+from tests.support.brokers import free_port
 
 
 class Receiver:

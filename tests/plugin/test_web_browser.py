@@ -20,10 +20,11 @@ from edge_agent.contract import Alert
 from plugin.events import EventHub
 from plugin.web import DashboardContext, create_app
 from plugin.web.api import LIVE_TASKS
-from tests.test_web_api import TOKEN, XSS_RUNNER, health, seed_store
+from tests.support.dashboard import TOKEN, XSS_RUNNER, health, seed_store
+from tests.support.paths import REPO
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+SCREENSHOTS = REPO / "docs" / "screenshots"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -300,7 +301,7 @@ async def test_mqtt_to_browser_live_through_the_real_service(broker: Any, tmp_pa
     from plugin.config import load_config
     from plugin.history import Scenario, generate_history
     from plugin.service import DashboardService
-    from tests.brokers import free_port
+    from tests.support.brokers import free_port
 
     port = free_port()
     cfg = load_config(

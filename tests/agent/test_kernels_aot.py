@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from edge_agent.analysis.kernels import aot, layout, steps
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"
 RECORDINGS = [
     DATA / "moticon_opengo_230927_102114_excerpt.txt.gz",  # 16 cells, CoP

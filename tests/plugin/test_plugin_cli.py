@@ -18,7 +18,7 @@ import pytest
 
 from plugin.cli import main
 from plugin.config import ConfigError, load_config
-from tests.brokers import free_port
+from tests.support.brokers import free_port
 
 
 def write(p: Path, text: str) -> Path:

@@ -20,8 +20,8 @@ from plugin.config import MqttConfig
 from plugin.history import RunnerModel, generate_history
 from plugin.ingest import Ingest
 from plugin.store import Store
-from tests.brokers import harden
-from tests.waiting import wait_until
+from tests.support.brokers import harden
+from tests.support.waiting import wait_until
 
 
 class RawClient:
@@ -295,7 +295,7 @@ def test_broker_restart_resubscribes_and_keeps_acking(broker: Any, tmp_path: Pat
 async def test_agent_and_dashboard_deliver_over_tls_with_passwords(mosquitto_factory: Any, tmp_path: Path) -> None:
     """mqtts:// with a private CA and per-client passwords on both sides: the agent's outbox →
     Mosquitto (TLS only, no anonymous) → the dashboard's ingest, and its acks back, end to end."""
-    from tests.test_delivery_faults import Agent
+    from tests.support.delivery import Agent
 
     b = mosquitto_factory()
     ca = harden(b, tmp_path, users={"agent": "a-Secret", "dash": "d-Secret"}, tls=True)

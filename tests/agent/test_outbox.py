@@ -16,8 +16,8 @@ import pytest
 
 from edge_agent.contract import Ack, Topics, WindowSummary, parse_stored_message
 from edge_agent.runtime.outbox import Outbox, OutboxError
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 T = Topics("dev1")
 
 

@@ -15,6 +15,7 @@ import pytest
 from edge_agent.contract import Alert, RunSummary, WindowSummary
 from plugin.history import generate_history
 from plugin.store import WINDOW_COLS, Store, StoreError, window_measures
+from tests.support.paths import REPO
 
 
 def one_run(seed: int = 0, step_records: int = 1) -> tuple[list[WindowSummary], RunSummary]:
@@ -46,7 +47,7 @@ def test_migrations_apply_once_and_reopen_keeps_data(tmp_path: Path) -> None:
 
 def test_upgrade_from_an_older_schema_keeps_rows(tmp_path: Path) -> None:
     db = tmp_path / "v2.db"
-    mig = Path(__file__).resolve().parent.parent / "plugin" / "migrations"
+    mig = REPO / "plugin" / "migrations"
     with sqlite3.connect(db) as c:  # a database written by the version that had migrations 1–2 only
         c.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at REAL)")
         for n, name in ((1, "0001_initial.sql"), (2, "0002_risk_state.sql")):
@@ -61,7 +62,7 @@ def test_upgrade_from_an_older_schema_keeps_rows(tmp_path: Path) -> None:
 
 def _v3_database(db: Path, windows: list[WindowSummary]) -> None:
     """A database as footfall wrote it before migration 0004: step records inside each window's JSON."""
-    mig = Path(__file__).resolve().parent.parent / "plugin" / "migrations"
+    mig = REPO / "plugin" / "migrations"
     with sqlite3.connect(db) as c:
         c.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at REAL)")
         for n, name in ((1, "0001_initial.sql"), (2, "0002_risk_state.sql"), (3, "0003_stream_gaps.sql")):
