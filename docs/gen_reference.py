@@ -39,6 +39,7 @@ if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
 from edge_agent import contract  # noqa: E402
+from edge_agent.common import ha_discovery  # noqa: E402
 from edge_agent.config import AgentConfig  # noqa: E402
 from edge_agent.profiles import HardwareProfile  # noqa: E402
 from plugin.config import DashboardConfig  # noqa: E402
@@ -592,11 +593,6 @@ def _json_block(obj: Any) -> str:
 # -- Home Assistant discovery, from the real payload builders --------------------------------------------------------
 
 
-def ha_slug(text: str) -> str:
-    """Home Assistant's ``slugify`` for ASCII names (python-slugify, separator ``_``)."""
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "unknown"
-
-
 def agent_discovery(device_id: str = DEVICE) -> dict[str, Any]:
     from edge_agent.runtime.ha_discovery import build_discovery_payload
 
@@ -608,7 +604,7 @@ def dashboard_discovery() -> dict[str, Any]:
 
     pub = HaPublisher(lambda *a: None, store=None)  # type: ignore[arg-type]  # components() reads no store
     payload = pub.discovery_payload()
-    payload["dev"]["sw"] = payload["o"]["sw"] = "0.1.0"
+    payload["dev"]["sw_version"] = payload["o"]["sw"] = "0.1.0"
     return payload
 
 
@@ -623,7 +619,7 @@ def entity_ids(payload: dict[str, Any]) -> list[tuple[str, dict[str, Any], str, 
     for cid, c in payload["cmps"].items():
         if "name" not in c:
             continue
-        eid = c.get("default_entity_id") or f"{c['p']}.{ha_slug(dev_name + ' ' + c['name'])}"
+        eid = c.get("default_entity_id") or f"{c['p']}.{ha_discovery.ha_slug(dev_name + ' ' + c['name'])}"
         legacy = f"{c['p']}.{c['object_id']}" if c.get("object_id") else None
         out.append((cid, c, eid, legacy))
     return out
@@ -703,7 +699,7 @@ def generated_blocks() -> dict[str, str]:
         f"{DEVICE}` — with another device id, replace `{DEVICE}` in the ids below:\n\n" + _entity_table(agent)
     )
     blocks["ha-dashboard-entities"] = (
-        f"Device **{dash['dev']['name']}** (identifiers `{dash['dev']['ids'][0]}`):\n\n" + _entity_table(dash)
+        f"Device **{dash['dev']['name']}** (identifiers `{dash['dev']['identifiers'][0]}`):\n\n" + _entity_table(dash)
     )
     return blocks
 

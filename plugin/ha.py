@@ -22,11 +22,10 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, get_args
 
+from edge_agent.common.ha_discovery import EntityDescription, device_document, device_identifier, discovery_topic
 from edge_agent.contract import Alert, AlertKind
-from edge_agent.runtime.ha_discovery import default_entity_id
 from plugin import __version__
 from plugin.config import RiskConfig
 from plugin.ingest import PLUGIN_NODE
@@ -36,42 +35,36 @@ from plugin.trends import DAY, training_load, week_over_week
 
 log = logging.getLogger(__name__)
 
-DEVICE_ID = "footfall_dashboard"
+#: The dashboard in discovery: device identifier ``footfall_dashboard``, topic ``…/device/footfall_dashboard``.
+NODE_ID = "dashboard"
+DEVICE_ID = device_identifier(NODE_ID)
 DEVICE_NAME = "footfall dashboard"
-RISK_LEVELS = ["low", "elevated", "high", "unknown"]
-
-
-@dataclass(frozen=True)
-class Entity:
-    """One discovered component, as data."""
-
-    key: str
-    name: str
-    platform: str = "sensor"
-    unit: str | None = None
-    device_class: str | None = None
-    state_class: str | None = "measurement"
-    icon: str | None = None
-    precision: int | None = None
-    extra: tuple[tuple[str, Any], ...] = ()
-
-
-ENTITIES: tuple[Entity, ...] = (
-    Entity("risk_level", "Injury-risk level", device_class="enum", state_class=None, icon="mdi:shield-alert",
-           extra=(("options", RISK_LEVELS),)),
-    Entity("valr_7d", "Loading rate (7 days)", unit="BW/s", icon="mdi:chart-bell-curve", precision=1),
-    Entity("valr_p90_7d", "Loading rate p90 (7 days)", unit="BW/s", icon="mdi:chart-bell-curve", precision=1),
-    Entity("cadence_7d", "Cadence (7 days)", unit="spm", icon="mdi:run-fast", precision=0),
-    Entity("contact_7d", "Contact time (7 days)", unit="ms", device_class="duration", precision=0),
-    Entity("forefoot_share_7d", "Forefoot strikes (7 days)", unit="%", icon="mdi:shoe-print", precision=1),
-    Entity("asymmetry_contact_7d", "Contact-time asymmetry (7 days)", unit="%", icon="mdi:scale-unbalanced",
-           precision=1),
-    Entity("steps_7d", "Steps (7 days)", unit="steps", state_class="total", icon="mdi:shoe-print"),
-    Entity("runs_7d", "Runs (7 days)", state_class="total", icon="mdi:run"),
-    Entity("load_7d", "Running time (7 days)", unit="min", device_class="duration", state_class="total"),
-    Entity("acwr", "Acute:chronic load ratio", icon="mdi:scale-balance", precision=2),
-)  # fmt: skip
+RISK_LEVELS = ("low", "elevated", "high", "unknown")
 ALERT_EVENT = "latest_alert"
+
+ENTITIES: tuple[EntityDescription, ...] = (
+    EntityDescription("risk_level", "Injury-risk level", "state", device_class="enum", state_class=None,
+                      icon="mdi:shield-alert", options=RISK_LEVELS),
+    EntityDescription("valr_7d", "Loading rate (7 days)", "state", unit="BW/s", icon="mdi:chart-bell-curve",
+                      precision=1),
+    EntityDescription("valr_p90_7d", "Loading rate p90 (7 days)", "state", unit="BW/s", icon="mdi:chart-bell-curve",
+                      precision=1),
+    EntityDescription("cadence_7d", "Cadence (7 days)", "state", unit="spm", icon="mdi:run-fast", precision=0),
+    EntityDescription("contact_7d", "Contact time (7 days)", "state", unit="ms", device_class="duration",
+                      precision=0),
+    EntityDescription("forefoot_share_7d", "Forefoot strikes (7 days)", "state", unit="%", icon="mdi:shoe-print",
+                      precision=1),
+    EntityDescription("asymmetry_contact_7d", "Contact-time asymmetry (7 days)", "state", unit="%",
+                      icon="mdi:scale-unbalanced", precision=1),
+    EntityDescription("steps_7d", "Steps (7 days)", "state", unit="steps", state_class="total",
+                      icon="mdi:shoe-print"),
+    EntityDescription("runs_7d", "Runs (7 days)", "state", state_class="total", icon="mdi:run"),
+    EntityDescription("load_7d", "Running time (7 days)", "state", unit="min", device_class="duration",
+                      state_class="total"),
+    EntityDescription("acwr", "Acute:chronic load ratio", "state", icon="mdi:scale-balance", precision=2),
+    EntityDescription(ALERT_EVENT, "Running alert", "event", platform="event", state_class=None,
+                      icon="mdi:alert-decagram", extra=(("event_types", list(get_args(AlertKind))),)),
+)  # fmt: skip
 
 
 class HaPublisher:
@@ -90,55 +83,29 @@ class HaPublisher:
         self.store = store
         self.prefix = prefix.rstrip("/")
         base = base_topic.rstrip("/")
-        self.config_topic = f"{self.prefix}/device/{DEVICE_ID}/config"
+        self.config_topic = discovery_topic(DEVICE_ID, self.prefix)
         self.status_topic = f"{base}/{PLUGIN_NODE}/status"
         self.state_topic = f"{base}/{PLUGIN_NODE}/state"
         self.event_topic = f"{base}/{PLUGIN_NODE}/event"
         self.risk_config = risk_config
         self.announcements = 0
 
-    def components(self) -> dict[str, dict[str, Any]]:
-        cmps: dict[str, dict[str, Any]] = {}
-        for e in ENTITIES:
-            c: dict[str, Any] = {
-                "p": e.platform, "name": e.name, "unique_id": f"{DEVICE_ID}_{e.key}",
-                "default_entity_id": default_entity_id(e.platform, DEVICE_NAME, e.name),
-                "state_topic": self.state_topic,
-                # null renders as "None", which Home Assistant's MQTT sensor treats as unknown.
-                "value_template": f"{{{{ value_json.{e.key} }}}}",
-            }  # fmt: skip
-            if e.unit:
-                c["unit_of_measurement"] = e.unit
-            if e.device_class:
-                c["device_class"] = e.device_class
-            if e.state_class:
-                c["state_class"] = e.state_class
-            if e.icon:
-                c["icon"] = e.icon
-            if e.precision is not None:
-                c["suggested_display_precision"] = e.precision
-            c.update(dict(e.extra))
-            cmps[e.key] = c
-        cmps[ALERT_EVENT] = {
-            "p": "event", "name": "Running alert", "unique_id": f"{DEVICE_ID}_{ALERT_EVENT}",
-            "default_entity_id": default_entity_id("event", DEVICE_NAME, "Running alert"),
-            "state_topic": self.event_topic,
-            "event_types": list(get_args(AlertKind)), "icon": "mdi:alert-decagram",
-        }  # fmt: skip
-        return cmps
+    def components(self) -> list[str]:
+        return [e.key for e in ENTITIES]
 
     def discovery_payload(self, removed: list[str] | None = None) -> dict[str, Any]:
-        cmps = self.components()
-        for key in removed or []:
-            if key not in cmps:
-                cmps[key] = {"p": "sensor"}  # only "p": Home Assistant removes the component
-        return {
-            "dev": {"ids": [DEVICE_ID], "name": DEVICE_NAME, "mf": "footfall", "mdl": "dashboard plugin",
-                    "sw": __version__},
-            "o": {"name": "footfall", "sw": __version__, "url": "https://github.com/footfall/footfall"},
-            "avty_t": self.status_topic, "pl_avail": "online", "pl_not_avail": "offline",
-            "cmps": cmps, "qos": 1,
-        }  # fmt: skip
+        """Components keyed by entity key (never change: HA keys its discovery entries on it)."""
+        return device_document(
+            node_id=NODE_ID,
+            device_name=DEVICE_NAME,
+            model="dashboard plugin",
+            sw_version=__version__,
+            entities=ENTITIES,
+            state_topics={"state": self.state_topic, "event": self.event_topic},
+            availability_topic=self.status_topic,
+            component_key="key",
+            removed={k: "sensor" for k in removed or []},
+        )
 
     def announce(self) -> None:
         """(Re)publish discovery; components announced by an older version are removed once."""

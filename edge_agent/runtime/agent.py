@@ -110,9 +110,10 @@ class _Signals:
 
 async def run_agent(cfg: AgentConfig, *, duration_s: float | None = None) -> dict[str, Any]:
     """Run until the source ends, ``duration_s`` (source seconds) passed, or a signal; returns stats."""
+    from edge_agent.common.mqtt import BrokerSettings, MqttConnection
     from edge_agent.runtime.ha_discovery import HaDiscovery
-    from edge_agent.runtime.mqtt import BrokerSettings, MqttConnection, OutboxPublisher
     from edge_agent.runtime.outbox import Outbox
+    from edge_agent.runtime.publisher import OutboxPublisher
     from edge_agent.sources import create_source
 
     profile = load_profile(cfg.profile)

@@ -1,26 +1,10 @@
-"""Home Assistant MQTT discovery for the insoles (DESIGN.md §3).
+"""Home Assistant MQTT discovery for the insoles: the agent's sensors (as data) and the publisher that keeps
+the device document current (docs/design.md §3; the document itself is built by
+:mod:`edge_agent.common.ha_discovery`, which the dashboard uses too).
 
-Device-based discovery (HA ≥ 2024.11): ONE retained QoS 1 message on
-``<prefix>/device/<device_id>/config`` carrying ``dev`` (device), ``o`` (origin, required by HA's
-``DEVICE_DISCOVERY_SCHEMA``) and ``cmps`` (components, each with platform ``p`` and a
-``unique_id``). Availability is shared at the top level: the agent's retained ``status`` topic
-(``online`` / last will ``offline``). Schema source: HA's MQTT integration docs, "Device discovery
-payload", and ``homeassistant/components/mqtt/schemas.py`` (``DEVICE_DISCOVERY_SCHEMA``: required
-``device``, ``components``, ``origin``; shared options availability/state_topic/qos/encoding).
-
-Naming: the device is "footfall <device_id>" and component names never repeat it, so HA's entity ids read
-``sensor.footfall_insoles_cadence`` (with ``device_id: insoles``). Each component also carries
-``default_entity_id`` (``<platform>.<slug>``), which replaced ``object_id`` in HA 2025.10 (HA's repair notice:
-"uses the deprecated option object_id … Replace … with default_entity_id … This will stop working in Home
-Assistant Core 2026.4", quoted in SAIC-iSmart-API/saic-python-mqtt-gateway#376). Its value is exactly the id HA
-derives from device + entity name, so HA versions that ignore the option (2024.11–2025.9 drop unknown keys)
-create the same ids. HA keeps an existing entity's id in its registry (keyed by the unchanged ``unique_id``), so
-upgrading footfall renames nothing that users already have in automations.
-
-Entities are data (:data:`SENSORS`, like HA's ``EntityDescription``): each reads the contract's
-JSON (``WindowSummary`` on ``summary``, ``LiveUpdate`` on ``live``) through a Jinja
-``value_template``. Templates render ``None`` when a value is missing, which HA's MQTT sensor turns
-into "unknown" instead of a parse error.
+Sensors read the contract's JSON (``WindowSummary`` on ``summary``, ``LiveUpdate`` on ``live``) through Jinja
+``value_template``s. The device is "footfall <device_id>", so HA's entity ids read
+``sensor.footfall_insoles_cadence`` (with ``device_id: insoles``).
 
 Lifecycle (zigbee2mqtt-style): announce after every connect and whenever HA's birth message
 (``<prefix>/status`` = ``online``) arrives; before announcing, read back what is retained for this
@@ -36,36 +20,23 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from edge_agent import __version__
+from edge_agent.common.ha_discovery import (
+    EntityDescription,
+    device_document,
+    device_identifier,
+    discovery_topic,
+    unique_id,
+)
+from edge_agent.common.mqtt import MqttConnection, MqttMessage
 from edge_agent.contract import Topics
-from edge_agent.runtime.mqtt import Message, MqttConnection
 
 log = logging.getLogger(__name__)
 
-ORIGIN_URL = "https://github.com/footfall/footfall"
 ZONES = ("rearfoot", "midfoot", "forefoot")
 ACTIVITIES = ("running", "walking", "standing", "idle", "unknown")
-
-
-@dataclass(frozen=True, slots=True)
-class SensorDescription:
-    """One HA sensor read from a footfall topic (HA ``EntityDescription`` style)."""
-
-    key: str
-    name: str
-    source: Literal["summary", "live"]
-    template: str
-    unit: str | None = None
-    device_class: str | None = None
-    state_class: str | None = "measurement"
-    options: tuple[str, ...] | None = None
-    icon: str | None = None
-    entity_category: str | None = None
-    precision: int | None = None
 
 
 def _stat(side: str, measure: str, field: str = "mean", digits: int = 1) -> str:
@@ -103,8 +74,8 @@ _ZONE_TEMPLATE = (
 )
 
 #: The insole device's sensors. Units: custom ``spm``, ``BW/s``; ms with device_class duration.
-SENSORS: tuple[SensorDescription, ...] = (
-    SensorDescription(
+SENSORS: tuple[EntityDescription, ...] = (
+    EntityDescription(
         "cadence",
         "Cadence",
         "summary",
@@ -113,7 +84,7 @@ SENSORS: tuple[SensorDescription, ...] = (
         icon="mdi:run-fast",
         precision=0,
     ),
-    SensorDescription(
+    EntityDescription(
         "valr_mean",
         "Loading rate (VALR) mean",
         "summary",
@@ -122,7 +93,7 @@ SENSORS: tuple[SensorDescription, ...] = (
         icon="mdi:chart-bell-curve",
         precision=1,
     ),
-    SensorDescription(
+    EntityDescription(
         "valr_p90",
         "Loading rate (VALR) p90",
         "summary",
@@ -131,7 +102,7 @@ SENSORS: tuple[SensorDescription, ...] = (
         icon="mdi:chart-bell-curve",
         precision=1,
     ),
-    SensorDescription(
+    EntityDescription(
         "strike_index_left",
         "Strike index left",
         "summary",
@@ -139,7 +110,7 @@ SENSORS: tuple[SensorDescription, ...] = (
         icon="mdi:shoe-print",
         precision=2,
     ),
-    SensorDescription(
+    EntityDescription(
         "strike_index_right",
         "Strike index right",
         "summary",
@@ -147,7 +118,7 @@ SENSORS: tuple[SensorDescription, ...] = (
         icon="mdi:shoe-print",
         precision=2,
     ),
-    SensorDescription(
+    EntityDescription(
         "strike_zone",
         "Strike zone",
         "summary",
@@ -157,7 +128,7 @@ SENSORS: tuple[SensorDescription, ...] = (
         options=ZONES,
         icon="mdi:foot-print",
     ),
-    SensorDescription(
+    EntityDescription(
         "contact_time_left",
         "Contact time left",
         "summary",
@@ -166,7 +137,7 @@ SENSORS: tuple[SensorDescription, ...] = (
         device_class="duration",
         precision=0,
     ),
-    SensorDescription(
+    EntityDescription(
         "contact_time_right",
         "Contact time right",
         "summary",
@@ -175,7 +146,7 @@ SENSORS: tuple[SensorDescription, ...] = (
         device_class="duration",
         precision=0,
     ),
-    SensorDescription(
+    EntityDescription(
         "asymmetry_contact",
         "Contact time asymmetry",
         "summary",
@@ -184,7 +155,7 @@ SENSORS: tuple[SensorDescription, ...] = (
         icon="mdi:scale-unbalanced",
         precision=1,
     ),
-    SensorDescription(
+    EntityDescription(
         "asymmetry_valr",
         "Loading rate asymmetry",
         "summary",
@@ -193,7 +164,7 @@ SENSORS: tuple[SensorDescription, ...] = (
         icon="mdi:scale-unbalanced",
         precision=1,
     ),
-    SensorDescription(
+    EntityDescription(
         "steps",
         "Steps this run",
         "live",
@@ -202,7 +173,7 @@ SENSORS: tuple[SensorDescription, ...] = (
         state_class="total_increasing",
         icon="mdi:shoe-sneaker",
     ),
-    SensorDescription(
+    EntityDescription(
         "run_state",
         "Run state",
         "live",
@@ -212,7 +183,7 @@ SENSORS: tuple[SensorDescription, ...] = (
         options=ACTIVITIES,
         icon="mdi:run",
     ),
-    SensorDescription(
+    EntityDescription(
         "outbox_backlog",
         "Outbox backlog",
         "live",
@@ -224,30 +195,9 @@ SENSORS: tuple[SensorDescription, ...] = (
 )
 
 
-def discovery_topic(device_id: str, prefix: str = "homeassistant") -> str:
-    return f"{prefix.rstrip('/')}/device/{device_id}/config"
-
-
-def unique_id(device_id: str, key: str) -> str:
-    """Stable across versions: HA's entity registry keys on it (never change it)."""
-    return f"footfall_{device_id}_{key}"
-
-
-def ha_slug(text: str) -> str:
-    """HA's ``slugify`` (python-slugify, separator ``_``) for the ASCII names used here: lowercase, every run of
-    other characters → one ``_``, trimmed."""
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "unknown"
-
-
 def default_device_name(device_id: str) -> str:
     """ "footfall insoles" for ``device_id: insoles`` — the device id names the pair, no extra word."""
     return f"footfall {device_id}"
-
-
-def default_entity_id(platform: str, device_name: str, entity_name: str) -> str:
-    """``<platform>.<slug of "device name entity name">``: what HA derives itself (``has_entity_name``), sent
-    explicitly as ``default_entity_id`` (HA ≥ 2025.10)."""
-    return f"{platform}.{ha_slug(device_name + ' ' + entity_name)}"
 
 
 def build_discovery_payload(
@@ -256,55 +206,21 @@ def build_discovery_payload(
     device_name: str | None = None,
     model: str | None = None,
     sw_version: str = __version__,
-    sensors: tuple[SensorDescription, ...] = SENSORS,
+    sensors: tuple[EntityDescription, ...] = SENSORS,
     removed: tuple[str, ...] = (),
     platform_of_removed: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The device-discovery document. ``removed`` component ids are kept with only ``p`` so HA
-    deletes those entities (HA docs: "remove a component by sending only its platform")."""
-    dev_id = topics.device_id
-    dev_name = device_name or default_device_name(dev_id)
-    cmps: dict[str, dict[str, Any]] = {}
-    for s in sensors:
-        c: dict[str, Any] = {
-            "p": "sensor",
-            "unique_id": unique_id(dev_id, s.key),
-            "name": s.name,
-            "default_entity_id": default_entity_id("sensor", dev_name, s.name),
-            "state_topic": topics.summary if s.source == "summary" else topics.live,
-            "value_template": s.template,
-        }
-        for k, v in (
-            ("unit_of_measurement", s.unit),
-            ("device_class", s.device_class),
-            ("state_class", s.state_class),
-            ("icon", s.icon),
-            ("entity_category", s.entity_category),
-            ("suggested_display_precision", s.precision),
-        ):
-            if v is not None:
-                c[k] = v
-        if s.options is not None:
-            c["options"] = list(s.options)
-        cmps[unique_id(dev_id, s.key)] = c
-    for cid in removed:
-        if cid not in cmps:
-            cmps[cid] = {"p": (platform_of_removed or {}).get(cid, "sensor")}
-    return {
-        "dev": {
-            "identifiers": [f"footfall_{dev_id}"],
-            "name": dev_name,
-            "manufacturer": "footfall",
-            "model": model or "insoles",
-            "sw_version": sw_version,
-        },
-        "o": {"name": "footfall", "sw": sw_version, "url": ORIGIN_URL},
-        "cmps": cmps,
-        "availability_topic": topics.status,
-        "payload_available": "online",
-        "payload_not_available": "offline",
-        "qos": 1,
-    }
+    """The insoles' device-discovery document; ``removed`` component ids are deleted in HA."""
+    return device_document(
+        node_id=topics.device_id,
+        device_name=device_name or default_device_name(topics.device_id),
+        model=model or "insoles",
+        sw_version=sw_version,
+        entities=sensors,
+        state_topics={"summary": topics.summary, "live": topics.live},
+        availability_topic=topics.status,
+        removed={cid: (platform_of_removed or {}).get(cid, "sensor") for cid in removed},
+    )
 
 
 class HaDiscovery:
@@ -321,7 +237,7 @@ class HaDiscovery:
         prefix: str = "homeassistant",
         device_name: str | None = None,
         model: str | None = None,
-        sensors: tuple[SensorDescription, ...] = SENSORS,
+        sensors: tuple[EntityDescription, ...] = SENSORS,
         readback_s: float = 0.5,
     ) -> None:
         self.conn = conn
@@ -346,7 +262,7 @@ class HaDiscovery:
             u()
         self._unsubs.clear()
 
-    async def _on_ha_status(self, msg: Message) -> None:
+    async def _on_ha_status(self, msg: MqttMessage) -> None:
         if msg.payload.strip().lower() == b"online":
             log.info("Home Assistant came online: re-announcing %s", self.topic)
             await self.announce()
@@ -356,7 +272,7 @@ class HaDiscovery:
         found: dict[str, bytes] = {}
         dev = self.topics.device_id
 
-        def collect(msg: Message) -> None:
+        def collect(msg: MqttMessage) -> None:
             if msg.retain and msg.payload:
                 found[msg.topic] = msg.payload
 
@@ -410,7 +326,7 @@ class HaDiscovery:
         dev = cfg.get("device") or cfg.get("dev")
         ids = (dev.get("identifiers") or dev.get("ids") or []) if isinstance(dev, dict) else []
         ids = [ids] if isinstance(ids, str) else ids
-        mine = f"footfall_{self.topics.device_id}"
+        mine = device_identifier(self.topics.device_id)
         return uid.startswith(mine + "_") or mine in ids
 
     def _stale_components(self, old: bytes | None) -> tuple[tuple[str, ...], dict[str, str]]:

@@ -15,9 +15,10 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge_agent.common.ha_discovery import discovery_topic, ha_slug
+from edge_agent.common.mqtt import BrokerSettings, MqttConnection
 from edge_agent.contract import LiveUpdate, Topics, WindowSummary
-from edge_agent.runtime.ha_discovery import SENSORS, HaDiscovery, build_discovery_payload, discovery_topic, ha_slug
-from edge_agent.runtime.mqtt import BrokerSettings, MqttConnection
+from edge_agent.runtime.ha_discovery import SENSORS, HaDiscovery, build_discovery_payload
 from tests.support.waiting import until
 
 T = Topics("dev1")

@@ -19,15 +19,10 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge_agent.common.mqtt import BrokerSettings, MqttConnection, MqttMessage, MqttNotConnected
 from edge_agent.contract import Ack, Topics
-from edge_agent.runtime.mqtt import (
-    BrokerSettings,
-    Message,
-    MqttConnection,
-    MqttNotConnected,
-    OutboxPublisher,
-)
 from edge_agent.runtime.outbox import Outbox
+from edge_agent.runtime.publisher import OutboxPublisher
 from tests.support.brokers import harden
 from tests.support.paths import REPO
 from tests.support.waiting import until
@@ -88,9 +83,9 @@ def test_settings_parse_and_redact() -> None:
 # --------------------------------------------------------------------------- lifecycle
 async def test_birth_puback_subscribe_and_clean_offline(broker: Any) -> None:
     sniff = Sniffer(broker.port)
-    got: list[Message] = []
+    got: list[MqttMessage] = []
 
-    async def on_async(msg: Message) -> None:
+    async def on_async(msg: MqttMessage) -> None:
         got.append(msg)
 
     async with MqttConnection(settings(broker.url), will=(T.status, b"offline", True)) as conn:
@@ -120,7 +115,7 @@ async def test_birth_puback_subscribe_and_clean_offline(broker: Any) -> None:
 WILL_CHILD = textwrap.dedent(
     """
     import asyncio, sys
-    from edge_agent.runtime.mqtt import BrokerSettings, MqttConnection
+    from edge_agent.common.mqtt import BrokerSettings, MqttConnection
     async def main():
         s = BrokerSettings(url=sys.argv[1], client_id="dev1-agent", keepalive=5)
         async with MqttConnection(s, will=("footfall/dev1/status", b"offline", True)) as c:
@@ -150,7 +145,7 @@ async def test_last_will_offline_after_kill_9(broker: Any) -> None:
 
 async def test_reconnect_resubscribes_and_logs_once(broker: Any, caplog: pytest.LogCaptureFixture) -> None:
     got: list[bytes] = []
-    with caplog.at_level(logging.INFO, logger="edge_agent.runtime.mqtt"):
+    with caplog.at_level(logging.INFO, logger="edge_agent"):
         async with MqttConnection(settings(broker.url), will=(T.status, b"offline", True)) as conn:
             assert await conn.wait_connected(5)
             conn.subscribe(T.ack, lambda m: got.append(m.payload))
@@ -221,7 +216,7 @@ async def test_publisher_window_order_and_bad_acks(
         pub = OutboxPublisher(conn, ob, T, window=10, poll_s=0.05)
         task = asyncio.create_task(pub.run())
         assert await pub.drain(20)
-        with caplog.at_level(logging.WARNING, logger="edge_agent.runtime.mqtt"):
+        with caplog.at_level(logging.WARNING, logger="edge_agent"):
             for _ in range(3):
                 await conn.publish(T.ack, b"{not json")
             await conn.publish(T.ack, b'{"device_id":"dev1","stream_id":"' + ob.stream_id.encode() + b'"}')
@@ -243,7 +238,7 @@ async def test_publisher_says_once_when_no_plugin_acknowledges(
     ob = Outbox(tmp_path / "o.db", "dev1")  # plugin mode, but no plugin is running
     for _ in range(5):
         ob.put(T.summary, lambda s, m: b"{}", kind="summary")
-    with caplog.at_level(logging.INFO, logger="edge_agent.runtime.mqtt"):
+    with caplog.at_level(logging.INFO, logger="edge_agent"):
         async with MqttConnection(settings(broker.url)) as conn:
             pub = OutboxPublisher(conn, ob, T, poll_s=0.05, expire_every_s=0.1, no_ack_warn_s=0.5)
             task = asyncio.create_task(pub.run())
@@ -277,7 +272,7 @@ async def test_publisher_survives_a_failing_outbox_step(
     monkeypatch.setattr(ob, "pending", flaky_pending)
     for _ in range(20):
         ob.put(T.summary, lambda s, m: b"{}", kind="summary")
-    with caplog.at_level(logging.ERROR, logger="edge_agent.runtime.mqtt"):
+    with caplog.at_level(logging.ERROR, logger="edge_agent"):
         async with MqttConnection(settings(broker.url)) as conn:
             pub = OutboxPublisher(conn, ob, T, poll_s=0.05)
             task = asyncio.create_task(pub.run())

@@ -109,7 +109,7 @@ async def test_broker_down_for_whole_run_then_up(
 ) -> None:
     broker = mosquitto_factory()  # not started: nothing listens on its port
     n = 400
-    with caplog.at_level(logging.INFO, logger="edge_agent.runtime.mqtt"):
+    with caplog.at_level(logging.INFO, logger="edge_agent"):
         async with Agent(broker.url, tmp_path / "outbox.db") as agent:
             seqs = await agent.produce(n, rate_hz=200)  # a 2 s "run" with no broker
             await asyncio.sleep(0.5)

@@ -37,9 +37,13 @@ def test_discovery_payload_follows_device_based_discovery(tmp_path: Path) -> Non
         topic, payload, qos, retain = rec.sent[0]
         assert (topic, qos, retain) == (f"homeassistant/device/{DEVICE_ID}/config", 1, True)
         doc = json.loads(payload)
-        assert doc["dev"]["ids"] == [DEVICE_ID] and doc["dev"]["mf"] == "footfall" and doc["dev"]["sw"]
+        assert (
+            doc["dev"]["identifiers"] == [DEVICE_ID]
+            and doc["dev"]["manufacturer"] == "footfall"
+            and doc["dev"]["sw_version"]
+        )
         assert doc["o"]["name"] == "footfall" and doc["o"]["sw"]
-        assert doc["avty_t"] == "footfall/_dashboard/status"
+        assert doc["availability_topic"] == "footfall/_dashboard/status"
         cmps = doc["cmps"]
         ids = [c["unique_id"] for c in cmps.values()]
         assert len(ids) == len(set(ids)) and all(i.startswith(DEVICE_ID) for i in ids)

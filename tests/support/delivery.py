@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edge_agent.common.mqtt import BrokerSettings, MqttConnection
 from edge_agent.contract import RunSummary, Topics, WindowSummary
-from edge_agent.runtime.mqtt import BrokerSettings, MqttConnection, OutboxPublisher
 from edge_agent.runtime.outbox import Outbox
+from edge_agent.runtime.publisher import OutboxPublisher
 
 DEVICE = "dev1"
 TOPICS = Topics(DEVICE)

@@ -1,4 +1,4 @@
-"""The agent's MQTT side: one connection object owning the lifecycle, and the outbox publisher.
+"""One MQTT connection object owning the lifecycle, for the agent and the dashboard alike.
 
 Design (aiomqtt-style surface, paho-mqtt 2.x underneath, ``CallbackAPIVersion.VERSION2``):
 
@@ -17,15 +17,13 @@ Design (aiomqtt-style surface, paho-mqtt 2.x underneath, ``CallbackAPIVersion.VE
 * **Secrets.** Username/password come from the URL or settings and never appear in reprs or logs
   (:meth:`BrokerSettings.redacted_url`).
 
-:class:`OutboxPublisher` drains the :class:`~edge_agent.runtime.outbox.Outbox` in seq order with a bounded
-window of un-PUBACKed messages, re-sends after reconnects, and applies the plugin's ``Ack``.
+The agent's outbox publisher on top of it is :mod:`edge_agent.runtime.publisher`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import inspect
 import logging
 import random
@@ -39,10 +37,6 @@ from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
-from pydantic import ValidationError
-
-from edge_agent.contract import Ack, Topics
-from edge_agent.runtime.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -146,14 +140,14 @@ class BrokerSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class Message:
+class MqttMessage:
     topic: str
     payload: bytes
     retain: bool
     qos: int
 
 
-MessageCallback = Callable[[Message], Awaitable[None] | None]
+MessageCallback = Callable[[MqttMessage], Awaitable[None] | None]
 ConnectListener = Callable[[], Awaitable[None] | None]
 
 
@@ -321,7 +315,7 @@ class MqttConnection:
                 if not connack.done():
                     connack.set_result(rc)
 
-            _post(loop, connack_cb)
+            post_threadsafe(loop, connack_cb)
 
         def on_disconnect(_c: paho.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
             def lost_cb() -> None:
@@ -329,14 +323,14 @@ class MqttConnection:
                     connack.set_exception(MqttConnectionLost(f"disconnected before CONNACK ({rc})"))
                 lost.set()
 
-            _post(loop, lost_cb)
+            post_threadsafe(loop, lost_cb)
 
         def on_publish(_c: paho.Client, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
-            _post(loop, self._on_puback, client, mid)
+            post_threadsafe(loop, self._on_puback, client, mid)
 
         def on_message(_c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
-            m = Message(msg.topic, bytes(msg.payload), bool(msg.retain), int(msg.qos))
-            _post(loop, self._dispatch, m)
+            m = MqttMessage(msg.topic, bytes(msg.payload), bool(msg.retain), int(msg.qos))
+            post_threadsafe(loop, self._dispatch, m)
 
         client.on_connect = on_connect
         client.on_disconnect = on_disconnect
@@ -380,7 +374,7 @@ class MqttConnection:
                 fut.set_exception(err)
                 fut.exception()  # mark retrieved: nobody may be awaiting a fire-and-forget publish
 
-    def _dispatch(self, msg: Message) -> None:
+    def _dispatch(self, msg: MqttMessage) -> None:
         self.stats["received"] += 1
         for pattern, _, cb in list(self._subs):
             if paho.topic_matches_sub(pattern, msg.topic):
@@ -428,7 +422,7 @@ class MqttConnection:
         await self.publish_nowait(topic, payload, qos, retain)
 
     def subscribe(self, topic: str, callback: MessageCallback, qos: int = 1) -> Callable[[], None]:
-        """Call ``callback(Message)`` (sync or async) for matching messages, across reconnects.
+        """Call ``callback(MqttMessage)`` (sync or async) for matching messages, across reconnects.
         Returns a function that removes the subscription."""
         entry = (topic, qos, callback)
         self._subs.append(entry)
@@ -454,7 +448,7 @@ class MqttConnection:
         return len(self._inflight)
 
 
-def _post(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> None:
+def post_threadsafe(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> None:
     """Hand a paho callback to the event loop; after the loop closed there is nobody to tell."""
     with contextlib.suppress(RuntimeError):
         loop.call_soon_threadsafe(fn, *args)
@@ -472,204 +466,3 @@ async def _stop_client(client: paho.Client, timeout: float = 5.0) -> None:
 
 def _short(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"[:200]
-
-
-# --------------------------------------------------------------------------- publisher
-class OutboxPublisher:
-    """Drains an :class:`Outbox` over a :class:`MqttConnection`, end to end (DESIGN.md §6).
-
-    * Rows go out in seq order, at most ``window`` without a PUBACK (paho's queue is not a buffer:
-      rows stay in SQLite until the plugin acknowledges them).
-    * After every reconnect all unacknowledged rows are due again (the broker may have lost what
-      it PUBACKed); the plugin dedupes by ``msg_id``.
-    * Plugin ``Ack`` messages on ``topics.ack`` delete rows and schedule missing ranges.
-    * Every ``expire_every_s`` the outbox's age bound / retention is applied.
-    """
-
-    def __init__(
-        self,
-        conn: MqttConnection,
-        outbox: Outbox,
-        topics: Topics,
-        *,
-        window: int = 100,
-        poll_s: float = 0.5,
-        puback_flush_s: float = 0.2,
-        expire_every_s: float = 60.0,
-        no_ack_warn_s: float = 600.0,
-    ) -> None:
-        self.conn = conn
-        self.outbox = outbox
-        self.topics = topics
-        self.window = max(1, min(window, conn.settings.max_inflight))
-        self.poll_s = poll_s
-        self.puback_flush_s = puback_flush_s
-        self.expire_every_s = expire_every_s
-        self.no_ack_warn_s = no_ack_warn_s
-        self._waiting_since: float | None = None  # first PUBACK not followed by any plugin ack
-        self._no_ack_warned = False
-        self.stats = {
-            "published": 0,
-            "pubacks": 0,
-            "acks": 0,
-            "acked_rows": 0,
-            "bad_acks": 0,
-            "send_errors": 0,
-            "max_inflight": 0,
-        }
-        self._inflight: dict[int, asyncio.Future[None]] = {}
-        self._pubacked: list[int] = []
-        self._wake = asyncio.Event()
-        self._reconnected = False
-        self._bad_ack_logged: set[str] = set()
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def wake(self) -> None:
-        """Thread-safe: new rows are waiting (wired to ``Outbox.add_listener`` by ``run``)."""
-        if self._loop is not None:
-            _post(self._loop, self._wake.set)
-
-    def _on_connect(self) -> None:
-        self._reconnected = True
-        self._wake.set()
-
-    async def _on_ack(self, msg: Message) -> None:
-        try:
-            ack = Ack.model_validate_json(msg.payload)
-        except (ValidationError, ValueError) as err:
-            self.stats["bad_acks"] += 1
-            reason = type(err).__name__
-            if reason not in self._bad_ack_logged:
-                self._bad_ack_logged.add(reason)
-                log.warning("ignoring malformed ack on %s: %s", msg.topic, str(err)[:200])
-            return
-        self.stats["acks"] += 1
-        self._waiting_since = None
-        if self._no_ack_warned:
-            self._no_ack_warned = False
-            log.info("plugin acknowledgements are arriving again on %s", self.topics.ack)
-        n = await asyncio.to_thread(self.outbox.apply_ack, ack)
-        self.stats["acked_rows"] += n
-        if ack.missing:
-            self._wake.set()
-
-    async def run(self) -> None:
-        """Run until cancelled."""
-        self._loop = asyncio.get_running_loop()
-        self.outbox.add_listener(self.wake)
-        self.conn.add_connect_listener(self._on_connect)
-        unsubscribe = self.conn.subscribe(self.topics.ack, self._on_ack, qos=1)
-        flusher = asyncio.create_task(self._flush_pubacks(), name="outbox-puback-flush")
-        expirer = asyncio.create_task(self._expire_loop(), name="outbox-expire")
-        try:
-            while True:
-                try:
-                    await self._step()
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # a DB or broker hiccup must not end delivery for the process
-                    log.exception("outbox publisher step failed; retrying in 1 s")
-                    await asyncio.sleep(1.0)
-        finally:
-            unsubscribe()
-            flusher.cancel()
-            expirer.cancel()
-            with contextlib.suppress(Exception):
-                await self._flush_once()
-
-    async def _step(self) -> None:
-        """Send what is due within the window, then wait for a wake-up (new row, PUBACK, ack, poll)."""
-        await self.conn.connected.wait()
-        self._wake.clear()  # wake-ups from here on (put, PUBACK, ack) are kept for the wait below
-        if self._reconnected:
-            self._reconnected = False
-            await self._flush_once()
-            await asyncio.to_thread(self.outbox.reschedule_unacked)
-        free = self.window - len(self._inflight)
-        rows = []
-        if free > 0:
-            rows = await asyncio.to_thread(self.outbox.pending, free, list(self._inflight))
-        sent: list[int] = []
-        for row in rows:
-            try:
-                fut = self.conn.publish_nowait(row.topic, row.payload, qos=row.qos)
-            except MqttError:
-                self.stats["send_errors"] += 1
-                break
-            self._inflight[row.seq] = fut
-            fut.add_done_callback(functools.partial(self._on_puback, row.seq))
-            sent.append(row.seq)
-        if sent:
-            self.stats["published"] += len(sent)
-            self.stats["max_inflight"] = max(self.stats["max_inflight"], len(self._inflight))
-            await asyncio.to_thread(self.outbox.mark_sent, sent)
-        if len(sent) == free and free > 0:
-            await asyncio.sleep(0)  # window filled from the backlog: go again at once
-            return
-        # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that lands in the
-        # same loop turn as the wake-up, and ``run`` would then never stop (CI hang, 2026-11).
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.poll_s):
-                await self._wake.wait()
-
-    def _on_puback(self, seq: int, fut: asyncio.Future[None]) -> None:
-        self._inflight.pop(seq, None)
-        if fut.cancelled() or fut.exception() is not None:
-            return  # connection lost: the row stays due after reschedule_unacked
-        self.stats["pubacks"] += 1
-        if self._waiting_since is None:
-            self._waiting_since = time.monotonic()
-        self._pubacked.append(seq)
-        self._wake.set()
-
-    async def _flush_once(self) -> None:
-        if self._pubacked:
-            batch, self._pubacked = self._pubacked, []
-            await asyncio.to_thread(self.outbox.mark_puback, batch)
-
-    async def _flush_pubacks(self) -> None:
-        while True:
-            await asyncio.sleep(self.puback_flush_s)
-            await self._flush_once()
-
-    def _check_plugin(self) -> None:
-        """Say once if the broker takes messages but no plugin ever acknowledges them: the outbox
-        would grow to its bound (likely a setup without the dashboard plugin)."""
-        if (
-            self.outbox.require_plugin_ack
-            and not self._no_ack_warned
-            and self._waiting_since is not None
-            and time.monotonic() - self._waiting_since > self.no_ack_warn_s
-        ):
-            self._no_ack_warned = True
-            log.warning(
-                "no acknowledgement from the footfall plugin on %s for %.0f s (%d messages kept): is the "
-                "dashboard running? Without it, set outbox require_plugin_ack: false",
-                self.topics.ack,
-                self.no_ack_warn_s,
-                self.outbox.backlog,
-            )
-
-    async def _expire_loop(self) -> None:
-        while True:
-            await asyncio.sleep(min(self.expire_every_s, self.no_ack_warn_s))
-            self._check_plugin()
-            try:
-                await asyncio.to_thread(self.outbox.expire)
-            except Exception:
-                log.exception("outbox expiry failed")
-
-    async def drain(self, timeout: float) -> bool:
-        """Wait until nothing is left to deliver (plugin-acked, or PUBACKed without plugin acks);
-        True if drained within ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            await self._flush_once()
-            left = await asyncio.to_thread(self.outbox.undelivered)
-            if left == 0:
-                return True
-            if time.monotonic() >= deadline:
-                log.warning("outbox not drained within %.1f s: %d messages left (kept on disk)", timeout, left)
-                return False
-            self._wake.set()
-            await asyncio.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
