@@ -8,7 +8,7 @@ Run: ``python benchmarks/bench_plugin.py [--n 20000] [--weeks 52]``. Needs Mosqu
 2. Live: the same raw publisher in a separate process publishes while the plugin runs; time until all are stored.
 3. Trend API latency over a year of history (≥ 300 runs): GET /api/trends through the web app
    (plugin.web.app, aiohttp test server) plus ``trends()`` called directly.
-Targets (DESIGN.md §7, brief): ≥ 2,000 summaries/s; trend query < 100 ms.
+Targets (docs/design.md §7, brief): ≥ 2,000 summaries/s; trend query < 100 ms.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ Commands: ``run``, ``calibrate``, ``record``, ``simulate``, ``profiles list|show
 ``NUMBA_CACHE_DIR`` must be set before numba is imported (numba reads it once), so this module
 imports nothing numba-related at the top: the configuration is loaded first, the cache directory
 exported, and only then the pipeline (and the kernels) imported. A read-only installation works
-as long as the cache directory is writable (DESIGN.md §6).
+as long as the cache directory is writable (docs/design.md §6).
 
 Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration.
 """

@@ -15,13 +15,21 @@ import contextvars
 import os
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from edge_agent.common.config import (
+    TOPIC_PATTERN,
+    BrokerConfig,
+    ConfigError,
+    StrictModel,
+    format_validation_error,
+    load_yaml,
+)
+from edge_agent.common.redact import redact_url
 from edge_agent.contract import DEFAULT_BASE_TOPIC, DEVICE_ID_PATTERN
 from edge_agent.sources import SourceConfig
 from edge_agent.sources.simulator import SimulatorSourceConfig
@@ -29,15 +37,6 @@ from edge_agent.sources.simulator import SimulatorSourceConfig
 ENV_PREFIX = "FOOTFALL_"
 #: The agent's default source batch length (ms); see AgentConfig._agent_batch.
 AGENT_BATCH_MS = 200.0
-_SECRET_WORDS = ("password", "secret", "token")
-
-
-class ConfigError(ValueError):
-    """The configuration is invalid; the message names file, key path, value and line."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
 def default_state_dir() -> Path:
@@ -48,18 +47,7 @@ def default_state_dir() -> Path:
     return Path.home() / ".local" / "state" / "footfall"
 
 
-def redact_url(url: str) -> str:
-    """``mqtt://user:secret@host`` → ``mqtt://user:***@host`` (for logs and errors; never raises)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    userinfo, hostpart = rest.rsplit("@", 1)
-    if ":" not in userinfo:
-        return url
-    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{hostpart}"
-
-
-class HaDiscoveryConfig(_Strict):
+class HaDiscoveryConfig(StrictModel):
     enabled: bool = Field(
         default=True, title="Home Assistant discovery", description="Announce the insoles as an HA device."
     )
@@ -68,84 +56,23 @@ class HaDiscoveryConfig(_Strict):
     )
 
 
-class MqttConfig(_Strict):
-    url: str = Field(
-        default="mqtt://127.0.0.1:1883",
-        title="Broker URL",
-        description="mqtt://host:port or mqtts://host:port (TLS); user (and password) may be in the URL.",
-    )
-    username: str | None = Field(default=None, title="Username", description="Overrides a user in the URL.")
-    password: SecretStr | None = Field(
-        default=None, title="Password", description="Better: FOOTFALL_MQTT__PASSWORD or password_file."
-    )
-    password_file: Path | None = Field(
-        default=None,
-        title="Password file",
-        description="File whose first line is the password (e.g. a systemd credential).",
-    )
-    tls_ca: Path | None = Field(default=None, title="TLS CA file", description="CA bundle for mqtts:// brokers.")
-    tls_insecure: bool = Field(
-        default=False, title="Skip TLS host check", description="Only for self-signed test brokers."
-    )
+class MqttConfig(BrokerConfig):
     client_id: str | None = Field(
         default=None, max_length=128, title="Client id", description="Default: footfall-agent-<device_id>."
     )
     base_topic: str = Field(
         default=DEFAULT_BASE_TOPIC,
         min_length=1,
-        pattern=r"^[^#+]+$",
+        pattern=TOPIC_PATTERN,
         title="Base topic",
         description="Topics are <base>/<device_id>/summary etc.",
     )
-    keepalive_s: int = Field(default=30, ge=5, le=3600, title="Keepalive (s)", description="MQTT keepalive.")
     ha_discovery: HaDiscoveryConfig = Field(
         default_factory=HaDiscoveryConfig, title="Home Assistant discovery", description="MQTT discovery."
     )
 
-    @field_validator("url")
-    @classmethod
-    def _check_url(cls, v: str) -> str:
-        parts = urlsplit(v)
-        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
-            raise ValueError(f"scheme must be mqtt:// or mqtts://, got {parts.scheme or 'none'!r}")
-        if not parts.hostname:
-            raise ValueError("the URL has no host")
-        try:
-            _ = parts.port
-        except ValueError as err:
-            raise ValueError(f"bad port: {err}") from None
-        return v
 
-    @model_validator(mode="after")
-    def _credentials(self) -> MqttConfig:
-        parts = urlsplit(self.url)
-        if parts.username and self.username is None:
-            self.username = unquote(parts.username)
-        if parts.password is not None:
-            if self.password is None:
-                self.password = SecretStr(unquote(parts.password))
-            netloc = (parts.username or "") + "@" + parts.netloc.rsplit("@", 1)[1]
-            self.url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-        if self.password_file is not None:
-            if self.password is not None:
-                raise ValueError("give either password or password_file, not both")
-            try:
-                first = self.password_file.read_text(encoding="utf-8").splitlines()
-            except OSError as err:
-                raise ValueError(f"password_file {str(self.password_file)!r}: {err.strerror}") from None
-            if not first or not first[0]:
-                raise ValueError(f"password_file {str(self.password_file)!r} is empty")
-            self.password = SecretStr(first[0])
-        if self.tls_ca is not None and not self.tls_ca.is_file():
-            raise ValueError(f"tls_ca {str(self.tls_ca)!r} is not a file")
-        return self
-
-    @property
-    def tls(self) -> bool:
-        return urlsplit(self.url).scheme in ("mqtts", "ssl")
-
-
-class OutboxConfig(_Strict):
+class OutboxConfig(StrictModel):
     path: Path | None = Field(
         default=None, title="Outbox database", description="SQLite file; default <state_dir>/outbox.sqlite."
     )
@@ -175,7 +102,7 @@ class OutboxConfig(_Strict):
     )
 
 
-class RunDetectionConfig(_Strict):
+class RunDetectionConfig(StrictModel):
     """Thresholds of :mod:`edge_agent.runtime.activity` (see there for the sources)."""
 
     run_cadence_spm: float = Field(default=140.0, gt=0, title="Running cadence (spm)", description="At least this.")
@@ -206,7 +133,7 @@ class RunDetectionConfig(_Strict):
     )
 
 
-class PipelineConfig(_Strict):
+class PipelineConfig(StrictModel):
     window_s: float = Field(default=10.0, ge=1.0, le=600.0, title="Window (s)", description="Summary window length.")
     window_steps: int | None = Field(
         default=None, ge=4, le=2000, title="Window (steps)", description="Close a window after N steps (optional)."
@@ -233,7 +160,7 @@ class PipelineConfig(_Strict):
     )
 
 
-class AnalysisSettings(_Strict):
+class AnalysisSettings(StrictModel):
     """Overrides of :class:`edge_agent.analysis.analyzer.AnalysisConfig`; empty = the kernels' documented defaults."""
 
     lowpass_hz: float | None = Field(default=None, gt=0, title="Low-pass (Hz)", description="Off when empty.")
@@ -362,76 +289,6 @@ class AgentConfig(BaseSettings):
         return self.mqtt.client_id or f"footfall-agent-{self.device_id}"
 
 
-# -- loading, with errors that point at the YAML line --------------------------------------------
-
-
-def _node_for(root: yaml.Node | None, loc: tuple[Any, ...]) -> tuple[yaml.Node | None, bool]:
-    """The YAML node at ``loc`` (pydantic's error location), or the deepest ancestor found (exact=False)."""
-    node = root
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                if isinstance(k, yaml.ScalarNode) and k.value == str(part):
-                    node = v
-                    break
-            else:
-                # Discriminated unions insert the tag ('replay') into loc; skip parts not in the file.
-                continue
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
-            node = node.value[part]
-        else:
-            return node, False
-    return node, node is not root or not loc
-
-
-def _key_node(root: yaml.Node | None, loc: tuple[Any, ...]) -> yaml.Node | None:
-    """The key node of the last element of ``loc`` (for 'extra keys not permitted')."""
-    parent, _ = _node_for(root, loc[:-1])
-    if isinstance(parent, yaml.MappingNode):
-        for k, _v in parent.value:
-            if isinstance(k, yaml.ScalarNode) and k.value == str(loc[-1]):
-                return k
-    return None
-
-
-def _is_secret(loc: tuple[Any, ...]) -> bool:
-    return any(any(w in str(p).lower() for w in _SECRET_WORDS) for p in loc)
-
-
-def _show(value: Any, loc: tuple[Any, ...]) -> str:
-    if _is_secret(loc):
-        return "'***'"
-    if isinstance(value, str) and "://" in value:
-        value = redact_url(value)
-    if isinstance(value, dict | list):
-        shown = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
-    else:
-        shown = repr(value)
-    return shown if len(shown) <= 80 else shown[:77] + "..."
-
-
-def format_validation_error(err: ValidationError, origin: str, root: yaml.Node | None) -> str:
-    lines = [f"{origin}: invalid configuration ({err.error_count()} problem(s))"]
-    for e in err.errors():
-        loc = tuple(e["loc"])
-        path = ".".join(str(p) for p in loc) or "<top level>"
-        node = _key_node(root, loc) if e["type"] == "extra_forbidden" else None
-        if node is None:
-            node, exact = _node_for(root, loc)
-        else:
-            exact = True
-        if node is not None and root is not None and (exact or e["type"] == "missing"):
-            where = f"{origin}:{node.start_mark.line + 1}"
-        else:
-            env = ENV_PREFIX + "__".join(str(p).upper() for p in loc if not isinstance(p, int))
-            where = f"{origin} (not set in the file; environment {env} or a default)"
-        msg = e["msg"]
-        if _is_secret(loc):
-            msg = msg.split(":", 1)[0]
-        lines.append(f"  {where}: key '{path}': {msg} (value: {_show(e.get('input'), loc)})")
-    return "\n".join(lines)
-
-
 def load_config(
     path: Path | str | None = None,
     *,
@@ -449,22 +306,8 @@ def load_config(
     root: yaml.Node | None = None
     data: dict[str, Any] = {}
     if path is not None:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as err:
-            raise ConfigError(f"{origin}: cannot read the configuration: {err.strerror}") from None
-        try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-            raise ConfigError(f"{origin}{where}: not valid YAML: {getattr(err, 'problem', None) or err}") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{origin}:1: the configuration must be a mapping, got {type(loaded).__name__}")
-        data = loaded
+        doc = load_yaml(path)
+        data, root = doc.data, doc.root
     if source_override is not None or source_extra:
         src = dict(source_override) if source_override is not None else dict(data.get("source") or {})
         src.setdefault("type", "simulator")
@@ -484,7 +327,7 @@ def load_config(
     try:
         return AgentConfig(**_drop_none(overrides))
     except ValidationError as err:
-        raise ConfigError(format_validation_error(err, origin, root)) from None
+        raise ConfigError(format_validation_error(err, origin, root, env_prefix=ENV_PREFIX)) from None
     finally:
         _yaml_data.reset(token)
 

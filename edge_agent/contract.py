@@ -12,7 +12,7 @@ Topics (``<base>`` defaults to ``footfall``)::
     <base>/<device_id>/ack       Ack (highest contiguous seq + gaps), QoS 1        plugin → agent
     <base>/<device_id>/alert     Alert, QoS 1                                       plugin → all
 
-End-to-end delivery (DESIGN.md §6): every outbox message carries ``stream_id`` (random, fixed for
+End-to-end delivery (docs/design.md §6): every outbox message carries ``stream_id`` (random, fixed for
 the life of the agent's outbox database) and ``seq`` (1, 2, 3 … within that stream). The plugin
 stores each ``msg_id`` once and answers with an :class:`Ack` naming the highest contiguous
 ``seq`` it holds for the stream and any missing ranges below the highest it has seen; the agent

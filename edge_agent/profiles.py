@@ -19,7 +19,9 @@ from typing import Annotated, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
+
+from edge_agent.common.config import ConfigError, StrictModel, format_validation_error, load_yaml
 
 Region = Literal["heel", "midfoot", "forefoot", "toes"]
 FootSide = Literal["left", "right"]
@@ -38,12 +40,12 @@ PRESSURE_TO_N_PER_CM2: dict[str, float] = {
 }
 
 
-class ProfileError(ValueError):
+class ProfileError(ConfigError):
     """A hardware profile could not be loaded; the message names file, field and value."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+class _Strict(StrictModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True, allow_inf_nan=False)
 
 
 class Sensor(_Strict):
@@ -235,41 +237,23 @@ def profiles_dir() -> Path:
     return Path(__file__).resolve().parent / "hardware_profiles"
 
 
-def _format_errors(path: Path | str, err: ValidationError) -> str:
-    lines = [f"{path}: invalid hardware profile ({err.error_count()} problem(s))"]
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "<top level>"
-        value = e.get("input")
-        shown = repr(value)
-        if len(shown) > 80:
-            shown = shown[:77] + "..."
-        lines.append(f"  - field {loc!r}: {e['msg']} (value: {shown})")
-    return "\n".join(lines)
-
-
-def parse_profile(data: object, origin: Path | str = "<memory>") -> HardwareProfile:
-    """Validate a profile mapping; errors name the origin, the field and the value."""
+def parse_profile(data: object, origin: Path | str = "<memory>", root: yaml.Node | None = None) -> HardwareProfile:
+    """Validate a profile mapping; errors name the origin, the field, the value and (from a file) the line."""
     if not isinstance(data, dict):
         raise ProfileError(f"{origin}: a hardware profile must be a mapping, got {type(data).__name__}")
     try:
         return HardwareProfile.model_validate(data)
     except ValidationError as err:
-        raise ProfileError(_format_errors(origin, err)) from None
+        raise ProfileError(format_validation_error(err, str(origin), root, what="hardware profile")) from None
 
 
 def load_profile_file(path: Path | str) -> HardwareProfile:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ProfileError(f"{path}: cannot read hardware profile: {err.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ProfileError(f"{path}:{where} is not valid YAML: {getattr(err, 'problem', err)}") from None
-    profile = parse_profile(data, path)
+        doc = load_yaml(path, what="hardware profile", allow_empty=False)
+    except ConfigError as err:
+        raise ProfileError(str(err)) from None
+    profile = parse_profile(doc.data, path, doc.root)
     if profile.name != path.stem:
         raise ProfileError(f"{path}: field 'name': {profile.name!r} must match the file name {path.stem!r}")
     return profile

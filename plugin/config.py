@@ -9,79 +9,36 @@ notification URLs) are ``SecretStr``: they never appear in reprs or logs; the br
 from __future__ import annotations
 
 import contextvars
-import ipaddress
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from edge_agent.common.config import (
+    TOPIC_PATTERN,
+    BrokerConfig,
+    ConfigError,
+    StrictModel,
+    format_validation_error,
+    is_loopback,
+    load_yaml,
+)
+from edge_agent.common.redact import mask_url
+
 ENV_PREFIX = "FOOTFALL_DASHBOARD_"
+__all__ = ["ConfigError", "DashboardConfig", "MqttConfig", "RetentionConfig", "RiskConfig", "load_config"]
 
 
-class ConfigError(ValueError):
-    """A configuration problem, with the file, key and line when known."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class MqttConfig(_Strict):
-    url: str = Field("mqtt://127.0.0.1:1883", title="Broker URL", description="mqtt:// or mqtts://host:port")
-    username: str | None = Field(None, title="Broker username")
-    password: SecretStr | None = Field(None, title="Broker password (prefer password_file or env)")
-    password_file: Path | None = Field(None, title="File holding the broker password")
-    tls_ca: Path | None = Field(None, title="CA bundle for mqtts://")
+class MqttConfig(BrokerConfig):
     client_id: str = Field("footfall-dashboard", max_length=64, title="MQTT client id")
-    base_topic: str = Field("footfall", pattern=r"^[A-Za-z0-9_/-]+$", title="Base topic of the agents")
+    base_topic: str = Field("footfall", pattern=TOPIC_PATTERN, title="Base topic of the agents")
     ha_discovery: bool = Field(True, title="Announce the plugin's entities to Home Assistant")
-    ha_prefix: str = Field("homeassistant", pattern=r"^[A-Za-z0-9_/-]+$", title="HA discovery prefix")
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        parts = urlsplit(v)
-        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
-            raise ValueError(f"broker URL must look like mqtt://host:1883 or mqtts://host:8883, got {redact_url(v)}")
-        return v
-
-    def secret_password(self) -> str | None:
-        """Password from ``password``, else ``password_file``, else the URL's userinfo."""
-        if self.password is not None:
-            return self.password.get_secret_value()
-        if self.password_file is not None:
-            try:
-                return self.password_file.read_text(encoding="utf-8").strip()
-            except OSError as err:
-                raise ConfigError(f"mqtt.password_file {self.password_file}: {err.strerror}") from None
-        return urlsplit(self.url).password
-
-    def user(self) -> str | None:
-        return self.username if self.username is not None else urlsplit(self.url).username
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.url).hostname or "127.0.0.1"
-
-    @property
-    def port(self) -> int:
-        parts = urlsplit(self.url)
-        return parts.port or (8883 if parts.scheme in ("mqtts", "ssl") else 1883)
-
-    @property
-    def tls(self) -> bool:
-        return urlsplit(self.url).scheme in ("mqtts", "ssl")
-
-    @property
-    def redacted_url(self) -> str:
-        return redact_url(self.url)
+    ha_prefix: str = Field("homeassistant", pattern=TOPIC_PATTERN, title="HA discovery prefix")
 
 
-class RiskConfig(_Strict):
+class RiskConfig(StrictModel):
     """Risk-engine thresholds; every default is argued in docs/alerts.md."""
 
     min_baseline_runs: int = Field(3, ge=1, le=100, title="Runs needed in the baseline window")
@@ -119,7 +76,7 @@ class RiskConfig(_Strict):
         return float(self.cooldown_days.get(rule, 7.0)) * 86400.0
 
 
-class RetentionConfig(_Strict):
+class RetentionConfig(StrictModel):
     window_days: float | None = Field(365.0, gt=0, title="Delete summary windows older than this; runs are kept")
 
 
@@ -205,102 +162,18 @@ def split_listen(v: str) -> tuple[str, int]:
     return host, int(port_s)
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def redact_url(url: str) -> str:
-    """Drop any password from a URL (``mqtt://user:***@host:1883``)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
-def mask_url(url: str) -> str:
-    """Show only an Apprise URL's scheme (``tgram://***``): tokens live in every other part of it."""
-    scheme = url.split("://", 1)[0] if "://" in url else "?"
-    return f"{scheme}://***"
-
-
-# -- YAML with line numbers -----------------------------------------------------------------------------------
-def _yaml_lines(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
-    out = {path: node.start_mark.line + 1}
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            key = k.value
-            out[(*path, key)] = k.start_mark.line + 1
-            for p, line in _yaml_lines(v, (*path, key)).items():
-                if p != (*path, key):
-                    out[p] = line
-    elif isinstance(node, yaml.SequenceNode):
-        for i, v in enumerate(node.value):
-            out.update(_yaml_lines(v, (*path, i)))
-    return out
-
-
-def _line_for(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int | None:
-    for n in range(len(loc), -1, -1):
-        if loc[:n] in lines:
-            return lines[loc[:n]]
-    return None
-
-
-def format_errors(err: ValidationError, source: str = "", lines: dict[tuple[Any, ...], int] | None = None) -> str:
-    out = []
-    for e in err.errors():
-        loc = tuple(e.get("loc", ()))
-        key = ".".join(str(p) for p in loc) or "(top level)"
-        where = source
-        line = _line_for(loc, lines or {}) if loc else None
-        if line is not None:
-            where = f"{source}:{line}" if source else f"line {line}"
-        msg = e.get("msg", "invalid")
-        # Never echo secret inputs back.
-        shown = "" if any(s in key for s in ("password", "token", "notify")) else f" (got {e.get('input')!r:.80})"
-        if e.get("type") == "missing" or e.get("type") == "extra_forbidden":
-            shown = ""
-        out.append(f"{where}: {key}: {msg}{shown}")
-    return "\n".join(out)
-
-
 def load_config(path: Path | str | None = None, **overrides: Any) -> DashboardConfig:
     """Read YAML (optional) + env + overrides; raise :class:`ConfigError` naming file, key and line."""
     data: dict[str, Any] = {}
-    lines: dict[tuple[Any, ...], int] = {}
-    source = ""
+    root = None
+    source = "<no config file>"
     if path is not None:
-        source = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as err:
-            raise ConfigError(f"{source}: cannot read config: {err.strerror}") from None
-        try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f"{source}:{mark.line + 1}" if mark else source
-            raise ConfigError(f"{where}: not valid YAML: {getattr(err, 'problem', err)}") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{source}:1: the config must be a mapping of keys, not {type(loaded).__name__}")
-        data = loaded
-        lines = _yaml_lines(node) if node is not None else {}
+        doc = load_yaml(path)
+        source, data, root = doc.origin, doc.data, doc.root
     token = _YamlSource.data.set(data)
     try:
         return DashboardConfig(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as err:
-        raise ConfigError(format_errors(err, source, lines)) from None
+        raise ConfigError(format_validation_error(err, source, root, env_prefix=ENV_PREFIX)) from None
     finally:
         _YamlSource.data.reset(token)

@@ -1,4 +1,4 @@
-"""Home Assistant MQTT discovery for the plugin's own entities (device-based discovery, DESIGN.md §3).
+"""Home Assistant MQTT discovery for the plugin's own entities (device-based discovery, docs/design.md §3).
 
 One retained QoS 1 message on ``<prefix>/device/footfall_dashboard/config`` declares the "footfall dashboard"
 device with its components (entities described as data, Home Assistant style): the risk level (enum sensor),

@@ -2,7 +2,7 @@
 
 For the demo (`footfall-dashboard seed-history`), the risk-engine tests and the benchmarks. It builds the wire
 messages from a small pure-Python model (no numpy, no numba — the plugin must run without the analysis stack);
-the numbers follow DESIGN.md §4: cadence ~165–175 spm, contact ~250 ms, VALR mean ~50 BW/s with forefoot steps
+the numbers follow docs/design.md §4: cadence ~165–175 spm, contact ~250 ms, VALR mean ~50 BW/s with forefoot steps
 loading ~30 % slower (meta-analysis, Sports Health 2021, PMC7734358), Herzog's SI% for asymmetry and
 Zifchock's symmetry angle. Scenarios inject what the risk rules look for: an in-run loading spike, a too-fast
 forefoot transition, fatigue drift, a persistent asymmetry, a training-load jump.

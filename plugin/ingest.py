@@ -1,4 +1,4 @@
-"""MQTT ingest: agent summaries → validated → stored once → acknowledged end to end (DESIGN.md §6).
+"""MQTT ingest: agent summaries → validated → stored once → acknowledged end to end (docs/design.md §6).
 
 Threads and why:
 - paho's network thread only enqueues ``(topic, payload, received_at)`` — it never parses or touches SQLite,
@@ -173,9 +173,9 @@ class Ingest:
         c = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=self.cfg.client_id, clean_session=False, protocol=mqtt.MQTTv311
         )
-        user = self.cfg.user()
+        user, password = self.cfg.credentials()
         if user is not None:
-            c.username_pw_set(user, self.cfg.secret_password())
+            c.username_pw_set(user, password)
         if self.cfg.tls:
             c.tls_set(ca_certs=str(self.cfg.tls_ca) if self.cfg.tls_ca else None, cert_reqs=ssl.CERT_REQUIRED)
         c.will_set(self.status_topic, "offline", qos=1, retain=True)

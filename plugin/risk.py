@@ -1,4 +1,4 @@
-"""Risk engine: turns stored summaries into few, timely, actionable alerts (DESIGN.md §5, docs/alerts.md).
+"""Risk engine: turns stored summaries into few, timely, actionable alerts (docs/design.md §5, docs/alerts.md).
 
 Rules (kinds from ``edge_agent.contract.AlertKind``):
 

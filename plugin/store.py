@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 StoredMsg = WindowSummary | RunSummary
 
-#: A gap in a stream still open this long after the message above it arrived is given up (DESIGN.md §6: the
+#: A gap in a stream still open this long after the message above it arrived is given up (docs/design.md §6: the
 #: agent keeps unacknowledged rows for up to 30 days by default; a week of asking is plenty on a home network).
 GAP_GIVE_UP_S = 7 * 86400.0
 #: Ack messages may name at most this many missing ranges (``Ack.missing`` max_length).

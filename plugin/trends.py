@@ -1,7 +1,7 @@
 """Form trends per run / day / week, personal baselines, week-over-week change and training load.
 
 Everything is computed from the ``runs`` table with SQL aggregates over indexed columns (a year of runs is a
-few hundred rows), so a trend query stays in the low milliseconds. Definitions (DESIGN.md §4):
+few hundred rows), so a trend query stays in the low milliseconds. Definitions (docs/design.md §4):
 
 - Per-step measures (VALR, VILR, contact time, strike index) pool runs weighted by their step counts; cadence is
   weighted by run duration. ``valr_p90`` per period is the step-weighted mean of the runs' p90 — an

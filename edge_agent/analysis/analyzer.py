@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 G0 = 9.80665  # standard gravity, N/kg
 DEFAULT_BODY_MASS_KG = 70.0
 _TIME_ORDER = attrgetter("t_contact")
-#: Loading rates below this sample rate are reported as low-confidence (DESIGN.md §4).
+#: Loading rates below this sample rate are reported as low-confidence (docs/design.md §4).
 LR_CONFIDENT_HZ = 200.0
 
 

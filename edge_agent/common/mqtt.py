@@ -11,7 +11,7 @@ Design (aiomqtt-style surface, paho-mqtt 2.x underneath, ``CallbackAPIVersion.VE
   ``reconnect_on_failure=False``: paho's own reconnect has no jitter and would replay its stale
   in-memory queue. We own reconnection (jittered exponential back-off, "log once when lost, once
   when back") and the *outbox* owns re-sending, so paho's queue never acts as a buffer
-  (DESIGN.md §6).
+  (docs/design.md §6).
 * **Availability.** Retained ``online`` on the status topic after each connect, retained last will
   ``offline``; a clean exit publishes ``offline`` itself (a clean DISCONNECT suppresses the will).
 * **Secrets.** Username/password come from the URL or settings and never appear in reprs or logs

@@ -18,7 +18,7 @@ What it generates, per foot, frame by frame:
   (two ≈1.1 BW peaks, ≈0.9 BW valley); quiet standing loads each foot with ≈½ BW and a slow sway.
 * **Centre of pressure** along the foot: from the strike index at contact to ≈0.85 at toe-off
   (smoothstep); midfoot strikers (SI ≥ 1/3) first move ≈0.03 backwards over ≈20 ms, as reported for
-  midfoot strikes (DESIGN.md §4). Medial–lateral: lateral at contact, medial (hallux) at toe-off plus
+  midfoot strikes (docs/design.md §4). Medial–lateral: lateral at contact, medial (hallux) at toe-off plus
   a small seeded wander.
 * **Per-sensor pressure** whose centre of pressure equals the target *exactly*: a Gaussian blob
   ``gᵢ`` around the target, exponentially tilted ``wᵢ ∝ gᵢ·exp(a·xᵢ + b·yᵢ)``; ``(a, b)`` solve

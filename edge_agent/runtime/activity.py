@@ -1,6 +1,6 @@
 """What the wearer is doing (running / walking / standing / idle) and when a run starts and ends.
 
-Nothing on the Pi has a start button, so runs are found in the step stream (DESIGN.md §1):
+Nothing on the Pi has a start button, so runs are found in the step stream (docs/design.md §1):
 
 - **running**: cadence ≥ ~140 spm AND (duty factor < 0.5, i.e. flight phases, OR median contact
   < ~350 ms). Running has an aerial phase and duty factor < 0.5 at all but the slowest jogging

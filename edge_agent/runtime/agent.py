@@ -1,6 +1,6 @@
 """Composition root of the edge agent: source → pipeline → outbox → MQTT publisher, plus signals.
 
-``run_agent`` owns the process lifetime (DESIGN.md §1, §6): it opens the outbox before anything is
+``run_agent`` owns the process lifetime (docs/design.md §1, §6): it opens the outbox before anything is
 measured, connects to the broker in the background (the agent measures and stores without a
 broker), announces the Home Assistant device, runs the pipeline until the source ends, the
 duration is reached or SIGTERM/SIGINT arrives, and then stops *cleanly*: the pipeline is flushed,

@@ -1,6 +1,6 @@
 """Durable outbox: every stored summary lives in SQLite until the plugin says it has it.
 
-Why (DESIGN.md §6): a broker PUBACK covers only the hop to the broker. A broker restart without
+Why (docs/design.md §6): a broker PUBACK covers only the hop to the broker. A broker restart without
 persistence, a kill between autosaves, or Mosquitto's offline queue limit silently drops messages it
 already acknowledged, and paho's own queue dies with the process. So each message gets a per-device
 ``seq`` (inside one ``stream_id``) when it is written here, and rows leave only when
@@ -41,7 +41,7 @@ from edge_agent.contract import Ack, new_msg_id, new_stream_id, valid_device_id
 log = logging.getLogger(__name__)
 
 OUTBOX_SCHEMA = 1
-#: Drop order under the row bound: lower drops first (DESIGN.md §6: run summaries last).
+#: Drop order under the row bound: lower drops first (docs/design.md §6: run summaries last).
 DROP_PRIORITY = {"summary": 0, "run": 9}
 DEFAULT_PRIORITY = 5
 #: ``next_at`` of rows that wait for nothing but an ack / retention (no timer resend).

@@ -1,6 +1,6 @@
 """The agent's real-time pipeline: frames → steps → windows → runs, on one asyncio loop.
 
-Flow (DESIGN.md §2)::
+Flow (docs/design.md §2)::
 
     source.batches() ──bounded queue──▶ validate ─▶ GaitAnalyzer.feed ─▶ steps ─▶ ActivityTracker
                                                                              └──▶ windows ─▶ RunSummary

@@ -24,7 +24,7 @@ def _short(err: BaseException) -> str:
 
 
 class OutboxPublisher:
-    """Drains an :class:`Outbox` over a :class:`MqttConnection`, end to end (DESIGN.md §6).
+    """Drains an :class:`Outbox` over a :class:`MqttConnection`, end to end (docs/design.md §6).
 
     * Rows go out in seq order, at most ``window`` without a PUBACK (paho's queue is not a buffer:
       rows stay in SQLite until the plugin acknowledges them).

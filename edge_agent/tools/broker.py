@@ -1,6 +1,6 @@
 """A local MQTT broker the demo and the tests can start and stop: a private Mosquitto instance
 (killable and restartable, for fault tests) when Mosquitto is installed, else an embedded amqtt
-broker in a thread, so ``footfall demo`` needs nothing but pip (DESIGN.md §8).
+broker in a thread, so ``footfall demo`` needs nothing but pip (docs/design.md §8).
 
 Both listen on 127.0.0.1 only."""
 

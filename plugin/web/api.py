@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import math
@@ -23,6 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
+from edge_agent.common.redact import MASK, mask_url
 from plugin.risk import risk_summary
 from plugin.trends import trends as compute_trends
 from plugin.web.context import DashboardContext, SettingSpec
@@ -35,7 +35,6 @@ _ID_RE = re.compile(r"^[A-Za-z0-9:_-]{1,64}$")
 _DEVICE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 PERIODS = ("run", "day", "week")
 EXPORT_FORMATS = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
-MASK = "••••••"
 
 
 class ApiError(Exception):
@@ -440,13 +439,6 @@ async def ack_alert(request: web.Request) -> web.Response:
 
 
 # ---------------------------------------------------------------- settings
-
-
-def mask_url(url: str) -> str:
-    """``tgram://bot123:secret/chat`` → ``tgram://••••••#1a2b3c``: scheme kept, credentials never shown;
-    the hash suffix tells entries apart and lets a POST send the mask back to keep a value."""
-    scheme = url.split("://", 1)[0] if "://" in url else "url"
-    return f"{scheme[:16]}://{MASK}#{hashlib.sha256(url.encode()).hexdigest()[:6]}"
 
 
 def _masked(spec: SettingSpec, value: Any) -> Any:

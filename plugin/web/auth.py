@@ -1,6 +1,6 @@
 """Access control for the dashboard: bearer token or login cookie, same-origin writes, security headers.
 
-Rules (DESIGN.md §6 "secure by default"):
+Rules (docs/design.md §6 "secure by default"):
 
 * Bound to a loopback address with no token configured, the dashboard is open — but only to requests
   whose ``Host`` is a loopback name, so a web page elsewhere cannot reach it through DNS rebinding.
@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
+
+from edge_agent.common.config import ConfigError, is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -54,21 +55,6 @@ SECURITY_HEADERS = {
 
 AUTH_KEY = web.RequestKey("footfall_auth", str)  # how this request was authenticated
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class ConfigError(ValueError):
-    """The web app cannot start as configured (e.g. exposed without a token)."""
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and ``localhost``; False for 0.0.0.0, LAN addresses and names."""
-    h = host.strip().strip("[]").lower()
-    if h == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(h).is_loopback
-    except ValueError:
-        return False
 
 
 def require_token_if_exposed(listen_host: str, token: str | None) -> None:

@@ -53,7 +53,7 @@ class SettingSpec:
         }
 
 
-#: Defaults for the settings page. Thresholds are informational context (DESIGN.md §4–5): the
+#: Defaults for the settings page. Thresholds are informational context (docs/design.md §4–5): the
 #: risk engine judges a runner against their own baseline first.
 DEFAULT_SETTINGS_SCHEMA: tuple[SettingSpec, ...] = (
     SettingSpec(

@@ -249,7 +249,7 @@ def test_fukuchi_force_plate_running(shared_data: Path) -> None:
         share[label] = float(np.mean([s.impact_peak for s in steps]))
         if label == "Rearfoot":
             valr = [s.valr_bw_s for s in steps if s.lr_method == "impact_peak"]
-            assert 40 <= float(np.median(valr)) <= 120  # typical running VALR (DESIGN §4)
+            assert 40 <= float(np.median(valr)) <= 120  # typical running VALR (design.md §4)
     assert share["Rearfoot"] >= 0.9 and share["Forefoot"] <= share["Rearfoot"] - 0.3
 
 

@@ -64,7 +64,7 @@ def test_fukuchi_rearfoot_has_impact_peaks_forefoot_mostly_not(results: dict[str
     assert s8["impact_peak_share"] > 0.8
     assert s1["impact_peak_share"] < 0.7 and s1["impact_peak_share"] < s8["impact_peak_share"] - 0.25
     assert s8["valr_bw_s"]["mean"] > s1["valr_bw_s"]["mean"]
-    assert 40 < s8["valr_bw_s"]["mean"] < 120  # typical rearfoot VALR range (DESIGN.md §4)
+    assert 40 < s8["valr_bw_s"]["mean"] < 120  # typical rearfoot VALR range (docs/design.md §4)
     # S8's own markers (same trial): kinematic foot-strike angle says rearfoot, as the authors' label does
     assert s8["marker_fsa_deg"]["mean"] > validate.FSA_REARFOOT_DEG
     assert s8["marker_zone_share"]["rearfoot"] > 0.9

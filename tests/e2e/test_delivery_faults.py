@@ -1,4 +1,4 @@
-"""End-to-end delivery under faults, against real Mosquitto brokers (DESIGN.md §6, §8).
+"""End-to-end delivery under faults, against real Mosquitto brokers (docs/design.md §6, §8).
 
 Every test COUNTS what the agent stored in its outbox (put), published (incl. re-sends), got
 PUBACKed, and what the acknowledging subscriber (tests/support/ackers.py, standing in for the plugin) stored.

@@ -233,10 +233,7 @@ def test_dashboard_yaml_validates_with_the_compose_token_and_not_without(monkeyp
         monkeypatch.setenv(k, v)
     cfg = load_dashboard_config(DOCKER / "dashboard.yaml")
     assert cfg.listen == "0.0.0.0:8765" and cfg.token is not None
-    assert (
-        cfg.mqtt.user() == "footfall-dashboard"
-        and cfg.mqtt.secret_password() == env["FOOTFALL_DASHBOARD_MQTT__PASSWORD"]
-    )
+    assert cfg.mqtt.credentials() == ("footfall-dashboard", env["FOOTFALL_DASHBOARD_MQTT__PASSWORD"])
     monkeypatch.delenv("FOOTFALL_DASHBOARD_TOKEN")
     with pytest.raises(ConfigError, match="token"):
         load_dashboard_config(DOCKER / "dashboard.yaml")

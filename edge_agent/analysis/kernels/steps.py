@@ -241,7 +241,7 @@ def _measure_step(buf: np.ndarray, n: int, t_ic: float, t_to: float, p: np.ndarr
     ev[E_IMPULSE] = imp
     # impact peak: first local maximum before the active peak, early in stance (≤ 50 %), ≥ 0.5 BW and
     # prominent (drop ≥ 0.05 BW before the active peak; chosen on the Fukuchi force-plate runs, see
-    # docs/measures.md). VALR/VILR over 20–80 % of it (DESIGN §4; Davis et al. 2016 use the same window).
+    # docs/measures.md). VALR/VILR over 20–80 % of it (design.md §4; Davis et al. 2016 use the same window).
     iimp = -1
     t_lim = t_ic + p[P_IMPACT_FRAC] * contact
     for k in range(1, ipk):
@@ -275,7 +275,7 @@ def _measure_step(buf: np.ndarray, n: int, t_ic: float, t_to: float, p: np.ndarr
     ev[E_VALR] = valr
     ev[E_VILR] = vilr
     # strike index (Cavanagh & Lafortune 1980): force-weighted CoP x from the first contact sample
-    # until Fz ≥ 0.1 BW, at most 20 ms — before a midfoot striker's CoP moves back (DESIGN §4)
+    # until Fz ≥ 0.1 BW, at most 20 ms — before a midfoot striker's CoP moves back (design.md §4)
     if p[P_HAS_COP] > 0.0:
         sw = 0.0
         sx = 0.0

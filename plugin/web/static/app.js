@@ -77,7 +77,7 @@
     fill(container, h("p", { class: "error", role: "alert", text: `Could not load: ${err.message}` }));
   }
 
-  // Explanations shown on hover, with units and sources (DESIGN.md §4).
+  // Explanations shown on hover, with units and sources (docs/design.md §4).
   const GLOSSARY = {
     cadence: "Steps per minute, both feet. Raising it 5–10 % lowers loading rate and knee load (Heiderscheit 2011; Willy 2016).",
     valr: "Vertical average loading rate in body weights per second: slope between 20 % and 80 % of the impact peak. Typical 40–100 BW/s; compare with your own baseline.",
