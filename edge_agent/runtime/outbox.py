@@ -55,7 +55,7 @@ ACK_MISSING_CAP = 256
 ACK_CHUNK = 5000
 
 Builder = Callable[[int, str], bytes]
-Message = Builder | BaseModel | dict[str, Any] | bytes
+OutboxPayload = Builder | BaseModel | dict[str, Any] | bytes
 
 
 class OutboxError(RuntimeError):
@@ -202,7 +202,7 @@ class Outbox:
         self._listeners.append(callback)
 
     # ------------------------------------------------------------------ write side
-    def put(self, topic: str, message: Message, kind: str | None = None, qos: int = 1) -> int:
+    def put(self, topic: str, message: OutboxPayload, kind: str | None = None, qos: int = 1) -> int:
         """Store one message durably; returns its ``seq``.
 
         ``seq`` and ``msg_id`` are assigned inside the same transaction that stores the payload, and
@@ -222,7 +222,7 @@ class Outbox:
         except sqlite3.Error as err:  # disk full, I/O error, read-only medium: nothing was stored
             raise OutboxError(f"outbox {self.path}: cannot store {kind} message for {topic}: {err}") from err
 
-    def _put(self, topic: str, message: Message, kind: str, qos: int, now: float) -> int:
+    def _put(self, topic: str, message: OutboxPayload, kind: str, qos: int, now: float) -> int:
         with self._lock:
             if self._rows >= self.max_rows:
                 self._enforce_row_bound(self._rows - self.max_rows + 1)
@@ -246,7 +246,7 @@ class Outbox:
             cb()
         return seq
 
-    def _encode(self, message: Message, seq: int, msg_id: str) -> bytes:
+    def _encode(self, message: OutboxPayload, seq: int, msg_id: str) -> bytes:
         envelope = {"msg_id": msg_id, "seq": seq, "stream_id": self.stream_id, "device_id": self.device_id}
         if isinstance(message, BaseModel):
             return message.model_copy(update=envelope).model_dump_json().encode()

@@ -89,8 +89,8 @@ FLOOR_MIN_BATCHES = 10
 #: Placeholders the outbox replaces with the real envelope inside its transaction.
 _PENDING = {"msg_id": "pending-envelope", "stream_id": "pending", "seq": 1}
 
-Message = WindowSummary | RunSummary
-Sink = Callable[[Message], Awaitable[None]]
+SummaryMessage = WindowSummary | RunSummary
+Sink = Callable[[SummaryMessage], Awaitable[None]]
 #: Returns False when the update could not be sent (e.g. not connected); it is then retried soon.
 LiveSink = Callable[[LiveUpdate], Awaitable[bool | None] | bool | None]
 
@@ -151,7 +151,7 @@ class OutboxSink:
         self.outbox = outbox
         self.topics = topics
 
-    async def __call__(self, message: Message) -> None:
+    async def __call__(self, message: SummaryMessage) -> None:
         topic = self.topics.summary if message.kind == "summary" else self.topics.run
         await asyncio.to_thread(self.outbox.put, topic, message)
 
@@ -771,7 +771,7 @@ class Pipeline:
         self._run_steps.extend(w.steps)
         await self._emit(msg)
 
-    async def _emit(self, msg: Message) -> None:
+    async def _emit(self, msg: SummaryMessage) -> None:
         try:
             await self.sink(msg)
             self.published[msg.kind] += 1
