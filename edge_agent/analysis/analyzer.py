@@ -24,8 +24,9 @@ import numpy as np
 
 from edge_agent.analysis.kernels import Kernels, load_kernels
 from edge_agent.analysis.kernels import layout as L
+from edge_agent.analysis.loading_rate import step_intervals
 from edge_agent.analysis.step import FOREFOOT_MIN, REARFOOT_MAX, ZONE_UNCERTAINTY, Side, Step
-from edge_agent.profiles import FsrDividerCalibration, HardwareProfile, load_profile
+from edge_agent.profiles import FsrDividerCalibration, HardwareProfile, SensorType, load_profile
 
 if TYPE_CHECKING:  # the recordings package is optional at import time
     from edge_agent.recordings import Recording
@@ -37,6 +38,13 @@ DEFAULT_BODY_MASS_KG = 70.0
 _TIME_ORDER = attrgetter("t_contact")
 #: Loading rates below this sample rate are reported as low-confidence (docs/design.md §4).
 LR_CONFIDENT_HZ = 200.0
+#: Toe-off level per sensor type, as a fraction of the step's own peak (0: the off level, as on force plates).
+#: Pressure insoles unload slowly and read longer stance than force plates; docs/measures.md §2.
+TOE_OFF_PEAK_FRACTION: dict[SensorType, float] = {"force": 0.0, "capacitive": 0.11, "fsr": 0.11, "resistive": 0.11}
+#: ``contact_events="vendor"``: initial contact at this fraction of the step's peak (Moticon's reports).
+VENDOR_IC_PEAK_FRACTION = 0.06
+ContactEvents = Literal["physical", "vendor"]
+_LR_MODELS = np.array(["sampled", "rise", "rise_prior"], dtype=object)  # by the kernel's E_LR_MODEL code
 
 
 class AnalysisError(ValueError):
@@ -70,6 +78,15 @@ class AnalysisConfig:
     gap_periods: float = 3.0  # a time step > 3 sample periods is a gap
     sample_rate_hz: float | None = None  # None: the profile's rate
     min_peak_bw: float = 0.3  # a contact never carrying 30 % BW is not a step (shuffle, resting foot)
+    # --- loading rate at insole sampling rates (docs/measures.md §3) ---
+    lr_model_max_hz: float = 300.0  # the raised-cosine rise correction applies below this sample rate
+    lr_fall_ratio: float = 2.0  # rise template: the impact bell falls over this many rise times
+    lr_rise_prior_ms: float = 18.0  # rise time assumed when no sample lies on the rise
+    lr_correction_min: float = 0.8  # the correction factor is clamped to [min, max]
+    lr_correction_max: float = 1.6
+    # --- contact edges (docs/measures.md §2) ---
+    toe_off_peak_fraction: float | None = None  # None: by the profile's sensor type (TOE_OFF_PEAK_FRACTION)
+    contact_events: ContactEvents = "physical"  # "vendor": also initial contact at 6 % of the step's peak
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> AnalysisError:
@@ -91,6 +108,11 @@ class AnalysisConfig:
             "cop_min_bw",
             "gap_periods",
             "min_peak_bw",
+            "lr_model_max_hz",
+            "lr_fall_ratio",
+            "lr_rise_prior_ms",
+            "lr_correction_min",
+            "lr_correction_max",
         ):
             v = getattr(self, name)
             if not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
@@ -107,6 +129,13 @@ class AnalysisConfig:
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int | float) or not math.isfinite(v) or v <= 0):
                 raise bad(name, "must be None or a positive finite number")
+        if self.lr_correction_min > 1 or self.lr_correction_max < 1:
+            raise bad("lr_correction_min", f"the limits must bracket 1 (max is {self.lr_correction_max})")
+        v = self.toe_off_peak_fraction
+        if v is not None and (not isinstance(v, int | float) or not math.isfinite(v) or not 0 <= v < 0.5):
+            raise bad("toe_off_peak_fraction", "must be None or a number in [0, 0.5)")
+        if self.contact_events not in ("physical", "vendor"):
+            raise bad("contact_events", "must be 'physical' or 'vendor'")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -233,13 +262,22 @@ class KernelSetup:
     """Everything the kernel needs besides the frames: parameters and sensor weights."""
 
     params: np.ndarray
-    wf: np.ndarray
-    wx: np.ndarray
-    wy: np.ndarray
-    off: np.ndarray
+    weights: np.ndarray  # float64[N_WEIGHTS, S]: rows W_F, W_X, W_Y, W_OFF (layout.py)
     lut: np.ndarray
     fs: float
     buf_len: int
+
+    @property
+    def wf(self) -> np.ndarray:
+        return self.weights[L.W_F]
+
+    @property
+    def wx(self) -> np.ndarray:
+        return self.weights[L.W_X]
+
+    @property
+    def wy(self) -> np.ndarray:
+        return self.weights[L.W_Y]
 
 
 def kernel_setup(profile: HardwareProfile, body_weight_n: float, config: AnalysisConfig) -> KernelSetup:
@@ -271,6 +309,16 @@ def kernel_setup(profile: HardwareProfile, body_weight_n: float, config: Analysi
     p[L.P_FALLBACK_FRAC] = config.fallback_stance_frac
     p[L.P_COP_MIN_BW] = config.cop_min_bw
     p[L.P_MIN_PEAK] = config.min_peak_bw
+    # the rise correction: below its rate limit, and not on low-passed force (the filter changes the
+    # rise's shape, so the template would no longer describe the samples)
+    p[L.P_LR_MODEL] = 1.0 if fs < config.lr_model_max_hz and not config.lowpass_hz else 0.0
+    p[L.P_LR_FALL_R] = config.lr_fall_ratio
+    p[L.P_LR_T1_PRIOR] = config.lr_rise_prior_ms / 1000.0
+    p[L.P_LR_CMIN] = config.lr_correction_min
+    p[L.P_LR_CMAX] = config.lr_correction_max
+    to_frac = config.toe_off_peak_fraction
+    p[L.P_TO_FRAC] = TOE_OFF_PEAK_FRACTION[profile.sensor_type] if to_frac is None else to_frac
+    p[L.P_IC_FRAC] = VENDOR_IC_PEAK_FRACTION if config.contact_events == "vendor" else 0.0
     x = profile.sensor_x()
     y = profile.sensor_y()
     cal = profile.calibration
@@ -289,16 +337,9 @@ def kernel_setup(profile: HardwareProfile, body_weight_n: float, config: Analysi
         p[L.P_C1] = float(wx @ off)
         p[L.P_C2] = float(wy @ off)
     buf_len = math.ceil(1.25 * fs * (config.max_contact_ms + config.min_swing_ms) / 1000.0) + 16
-    return KernelSetup(
-        params=p,
-        wf=np.ascontiguousarray(wf, dtype=np.float64),
-        wx=np.ascontiguousarray(wx, dtype=np.float64),
-        wy=np.ascontiguousarray(wy, dtype=np.float64),
-        off=np.ascontiguousarray(off, dtype=np.float64),
-        lut=lut,
-        fs=fs,
-        buf_len=buf_len,
-    )
+    weights = np.zeros((L.N_WEIGHTS, profile.n_sensors), dtype=np.float64)
+    weights[L.W_F], weights[L.W_X], weights[L.W_Y], weights[L.W_OFF] = wf, wx, wy, off
+    return KernelSetup(params=p, weights=weights, lut=lut, fs=fs, buf_len=buf_len)
 
 
 def _none_where_nan(col: np.ndarray) -> list[float | None]:
@@ -311,8 +352,9 @@ def _none_where_nan(col: np.ndarray) -> list[float | None]:
     return obj.tolist()
 
 
-def events_to_steps(events: np.ndarray, side: Side, low_confidence: bool) -> list[Step]:
-    """Event rows (kernel or reference) → Step records (rows of contacts that are no steps are skipped).
+def events_to_steps(events: np.ndarray, side: Side, low_confidence: bool, fs: float) -> list[Step]:
+    """Event rows (kernel or reference) → Step records (rows of contacts that are no steps are skipped);
+    ``fs`` (Hz) sets the loading-rate intervals (:mod:`edge_agent.analysis.loading_rate`).
 
     Written for speed (columns prepared by numpy, ``map`` over the constructor): at 100 Hz a step
     arrives every ~70 frames, so building Step objects is a visible share of the whole analysis.
@@ -334,7 +376,12 @@ def events_to_steps(events: np.ndarray, side: Side, low_confidence: bool) -> lis
     near = (np.abs(si - REARFOOT_MAX) < ZONE_UNCERTAINTY) | (np.abs(si - FOREFOOT_MIN) < ZONE_UNCERTAINTY)
     uncertain = has_si & near
     si_list = _none_where_nan(si)
-    method = np.where(ev[:, L.E_LR_IMPACT] > 0, "impact_peak", "fallback").tolist()
+    impact = ev[:, L.E_LR_IMPACT] > 0
+    method = np.where(impact, "impact_peak", "fallback").tolist()
+    valr = ev[:, L.E_VALR]
+    model_code = ev[:, L.E_LR_MODEL].astype(np.int64)
+    lo, hi = step_intervals(valr, impact, model_code, fs)
+    models = _LR_MODELS[model_code].tolist()
     return list(
         map(
             Step,
@@ -346,7 +393,7 @@ def events_to_steps(events: np.ndarray, side: Side, low_confidence: bool) -> lis
             zone.tolist(),
             uncertain.tolist(),
             (ev[:, L.E_IMPACT] > 0).tolist(),
-            _none_where_nan(ev[:, L.E_VALR]),
+            _none_where_nan(valr),
             _none_where_nan(ev[:, L.E_VILR]),
             method,
             repeat(low_confidence),
@@ -358,6 +405,12 @@ def events_to_steps(events: np.ndarray, side: Side, low_confidence: bool) -> lis
             _none_where_nan(ev[:, L.E_COP_ML]),
             repeat(None),
             _none_where_nan(ev[:, L.E_IMPACT_BW]),
+            models,
+            ev[:, L.E_LR_C].tolist(),
+            _none_where_nan(ev[:, L.E_VALR_SAMPLED]),
+            _none_where_nan(ev[:, L.E_VILR_SAMPLED]),
+            _none_where_nan(lo),
+            _none_where_nan(hi),
         )
     )
 
@@ -392,10 +445,7 @@ class FootAnalyzer:
         s = profile.n_sensors
         self._kernels: Kernels = kernels or load_kernels()
         self._state = L.new_state(s)
-        self._nan = np.zeros(s, dtype=np.int64)
-        self._sat = np.zeros(s, dtype=np.int64)
-        self._first = np.full(s, np.nan)  # first valid value per sensor
-        self._silent = np.arange(s, dtype=np.int64)  # silent sensors: the first st[S_NSILENT] entries
+        self._sensors = L.new_sensor_state(s)  # per-sensor counters, first values, the silent list
         self._buf = np.zeros((L.BUF_ROWS, self._setup.buf_len), dtype=np.float64)
         self._events = np.zeros((1024, L.N_EVENT_COLS), dtype=np.float64)
         self.low_confidence = self._setup.fs < LR_CONFIDENT_HZ
@@ -439,28 +489,14 @@ class FootAnalyzer:
         n = ta.shape[0]
         while pos < n:
             ne, used = self._kernels.run_chunk(
-                ta[pos:],
-                ra[pos:],
-                rai[pos:],
-                su.params,
-                su.wf,
-                su.wx,
-                su.wy,
-                su.off,
-                su.lut,
-                self._state,
-                self._nan,
-                self._sat,
-                self._first,
-                self._silent,
-                self._buf,
+                ta[pos:], ra[pos:], rai[pos:], su.params, su.weights, su.lut, self._state, self._sensors, self._buf,
                 self._events,
-            )
+            )  # fmt: skip
             if ne:
                 ev = self._events[:ne]
                 self._contact_ic.extend(ev[:, L.E_T_IC].tolist())
                 self._contact_to.extend(ev[:, L.E_T_TO].tolist())
-                out.extend(events_to_steps(ev, self.side, self.low_confidence))
+                out.extend(events_to_steps(ev, self.side, self.low_confidence, su.fs))
             pos += used
         return out
 
@@ -471,7 +507,7 @@ class FootAnalyzer:
         ev = self._events[:ne]
         self._contact_ic.extend(ev[:, L.E_T_IC].tolist())
         self._contact_to.extend(ev[:, L.E_T_TO].tolist())
-        return events_to_steps(ev, self.side, self.low_confidence)
+        return events_to_steps(ev, self.side, self.low_confidence, self._setup.fs)
 
     def take_contacts(self) -> tuple[list[float], list[float]]:
         """(initial contacts, toe-offs) of every contact finished since the last call, steps or not
@@ -483,16 +519,17 @@ class FootAnalyzer:
     @property
     def quality(self) -> dict[str, int | list[int]]:
         st = self._state
-        silent = sorted(int(i) for i in self._silent[: int(st[L.S_NSILENT])])
+        sen = self._sensors
+        silent = sorted(int(i) for i in sen[L.SEN_SILENT, : int(st[L.S_NSILENT])])
         return {
             "frames": int(st[L.S_FRAMES]),
             "late_frames": int(st[L.S_LATE]),
             "bad_time_frames": int(st[L.S_BADTIME]),
             "dropped_frames": int(st[L.S_DROPPED]),
             "gaps": int(st[L.S_GAPS]),
-            "nan_samples": int(self._nan.sum()),
-            "saturated_samples": int(self._sat.sum()),
-            "saturated_sensors": [int(i) for i in np.flatnonzero(self._sat)],
+            "nan_samples": int(sen[L.SEN_NAN].sum()),
+            "saturated_samples": int(sen[L.SEN_SAT].sum()),
+            "saturated_sensors": [int(i) for i in np.flatnonzero(sen[L.SEN_SAT])],
             "silent_sensors": silent if st[L.S_FRAMES] > 0 else [],
             "steps": int(st[L.S_STEPS]),
             "short_contacts": int(st[L.S_SHORT]),
@@ -675,7 +712,7 @@ def _clock(t: np.ndarray) -> tuple[np.ndarray, float, float, float | None]:
         lo, hi = (float(fin.min()), float(fin.max())) if fin.size else (math.inf, -math.inf)
     period = None
     if t.size > 10:
-        idx = np.unique(np.linspace(0, t.size - 2, min(t.size - 1, 20_000)).astype(np.int64))
+        idx = np.arange(0, t.size - 1, max(1, (t.size - 1) // 20_000))  # ≤ ~20,000 frame steps, evenly spread
         d = t[idx + 1] - t[idx]
         d = d[np.isfinite(d) & (d > 0)]
         if d.size:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 Side = Literal["left", "right"]
 StrikeZone = Literal["rearfoot", "midfoot", "forefoot"]
+LrModel = Literal["sampled", "rise", "rise_prior"]
 
 #: Strike-index zone boundaries (Cavanagh & Lafortune 1980): rearfoot < 1/3 ≤ midfoot ≤ 2/3 < forefoot.
 REARFOOT_MAX = 1.0 / 3.0
@@ -34,8 +35,12 @@ class Step:
 
     Times are seconds on the recording's (or device's) clock. Forces are in body weights (BW).
     ``strike_index`` is None for single-zone insoles (no centre of pressure).
-    ``lr_method`` says how VALR/VILR were measured: ``impact_peak`` (20–80 % of the vertical
-    impact peak) or ``fallback`` (no impact peak; see ``edge_agent/kernels`` for the definition).
+    ``lr_method`` says which rise VALR/VILR measure: ``impact_peak`` (20–80 % of the vertical
+    impact peak) or ``fallback`` (no impact peak: 20–80 % of the force at 13 % of stance).
+    ``lr_model`` says how: ``sampled`` (the samples alone), ``rise`` (scaled by ``lr_correction``, the
+    sampling loss of a raised-cosine rise fitted to the samples) or ``rise_prior`` (the same with the
+    prior rise time: no sample on the rise). ``valr_sampled_bw_s``/``vilr_sampled_bw_s`` are the
+    uncorrected values; ``valr_lo_bw_s``/``valr_hi_bw_s`` the 90 % interval (docs/measures.md §3).
     """
 
     side: Side
@@ -58,6 +63,12 @@ class Step:
     cop_ml_excursion: float | None = None
     flight_ms: float | None = None
     impact_peak_bw: float | None = None
+    lr_model: LrModel = "sampled"
+    lr_correction: float = 1.0
+    valr_sampled_bw_s: float | None = None
+    vilr_sampled_bw_s: float | None = None
+    valr_lo_bw_s: float | None = None
+    valr_hi_bw_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

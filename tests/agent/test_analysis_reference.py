@@ -132,7 +132,7 @@ def compare_with_reference(
     steps = fa.feed(t, raw) + fa.flush()
     setup = kernel_setup(prof, bw, config)
     ev, q = analyze_reference(t, raw, prof, setup.params, pure_python=pure_python)
-    ref = events_to_steps(ev, "left", fa.low_confidence)
+    ref = events_to_steps(ev, "left", fa.low_confidence, setup.fs)
     assert len(steps) == len(ref)
     for a, b in zip(steps, ref, strict=True):
         for k, va in a.to_dict().items():

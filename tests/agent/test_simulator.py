@@ -90,7 +90,13 @@ def _four_newton_sensors():
     """The 4-FSR DIY layout with a linear (newton) calibration: exactness needs unrounded raw values."""
     base = load_profile("diy-mcp3008-fsr4")
     return parse_profile(
-        {"name": "four", "sample_rate_hz": 100, "raw_unit": "N", "sensors": [s.model_dump() for s in base.sensors]}
+        {
+            "name": "four",
+            "sample_rate_hz": 100,
+            "raw_unit": "N",
+            "sensor_type": "force",
+            "sensors": [s.model_dump() for s in base.sensors],
+        }
     )
 
 
@@ -188,6 +194,7 @@ def test_single_channel_and_collinear_sensors():
             "name": "line",
             "sample_rate_hz": 100,
             "raw_unit": "N",
+            "sensor_type": "force",
             "sensors": [
                 {"x": 0.1, "y": 0.5, "area_cm2": 1, "region": "heel"},
                 {"x": 0.5, "y": 0.5, "area_cm2": 1, "region": "midfoot"},
