@@ -289,7 +289,7 @@ def _cop(shape: _StepShape, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _fine(shape: _StepShape, a: float, b: float) -> tuple[np.ndarray, np.ndarray]:
     """The force on a 1 µs grid over [a, b] (at least 3 points)."""
-    x = np.linspace(a, b, max(3, int(math.ceil((b - a) * 1e6)) + 1))
+    x = np.linspace(a, b, max(3, math.ceil((b - a) * 1e6) + 1))
     return x, _force(shape, x)
 
 
