@@ -175,6 +175,64 @@ class RunParams(BaseModel):
         return self.standing_s + 2 * self.walking_s + self.duration_s
 
 
+#: Force families (per runner, drawn uniformly from these ranges; each step varies ±``jitter`` around them):
+#: contact time T (ms), impact rise t1 (ms), fall ratio r, impact bell amplitude A1 (BW), active peak A2 (BW),
+#: hump exponent p, strike index. Together they span the 15–40 ms rises and 40–200 BW/s VALRs of rearfoot
+#: running and the slower, bell-less loading of midfoot and forefoot strikes; ``rearfoot_very_sharp``
+#: (7–15 ms rises, up to ≈ 330 BW/s) is the stress case where a 100 Hz insole has at most one sample on
+#: the rise. The ranges follow fits of the two-component model to the Fukuchi 300 Hz plate (r ≈ 2–4 there)
+#: and the loading rates of the literature (docs/design.md §4); docs/validation.md reports each family.
+FORCE_FAMILIES: dict[str, dict[str, tuple[float, float]]] = {
+    "rearfoot": {
+        "T": (200, 300), "t1": (15, 40), "r": (1.0, 3.0), "A1": (0.7, 1.8), "A2": (2.0, 2.8), "p": (1.3, 2.6),
+        "si": (0.05, 0.28),
+    },
+    "rearfoot_sharp": {
+        "T": (200, 280), "t1": (10, 25), "r": (1.0, 2.5), "A1": (1.0, 2.0), "A2": (2.0, 2.8), "p": (1.3, 2.6),
+        "si": (0.05, 0.28),
+    },
+    "rearfoot_very_sharp": {
+        "T": (200, 260), "t1": (7, 15), "r": (0.7, 1.5), "A1": (1.0, 2.0), "A2": (2.0, 2.8), "p": (1.3, 2.6),
+        "si": (0.05, 0.28),
+    },
+    "midfoot": {
+        "T": (190, 280), "t1": (20, 45), "r": (1.0, 3.0), "A1": (0.2, 0.7), "A2": (2.1, 2.8), "p": (1.2, 2.4),
+        "si": (0.38, 0.62),
+    },
+    "forefoot": {
+        "T": (180, 260), "t1": (20, 50), "r": (1.0, 3.0), "A1": (0.0, 0.25), "A2": (2.2, 2.9), "p": (1.0, 2.0),
+        "si": (0.72, 0.9),
+    },
+}  # fmt: skip
+
+
+def family_params(family: str, seed: int, **overrides: Any) -> RunParams:
+    """RunParams of one runner of a force family (:data:`FORCE_FAMILIES`), drawn with ``seed``: the runner's
+    shape is fixed, each step varies by ±5 % (``jitter``)."""
+    if family not in FORCE_FAMILIES:
+        raise ValueError(f"family {family!r}: one of {', '.join(FORCE_FAMILIES)}")
+    rng = np.random.default_rng([seed, 4099])
+    u = {k: float(rng.uniform(*v)) for k, v in FORCE_FAMILIES[family].items()}
+    T, t1 = u["T"] / 1000.0, u["t1"] / 1000.0
+    # impact_peak_bw is the force at the end of the rise: the bell's amplitude plus the hump there
+    at_t1 = u["A2"] * math.sin(math.pi * t1 / T) ** u["p"]
+    values: dict[str, Any] = {
+        "seed": seed,
+        "contact_ms": u["T"],
+        "impact_rise_ms": u["t1"],
+        "impact_fall_ratio": u["r"],
+        "impact_peak_bw": u["A1"] + at_t1 if u["A1"] > 0.05 else None,
+        "active_peak_bw": u["A2"],
+        "active_shape": u["p"],
+        "strike_index_left": u["si"],
+        "strike_index_right": u["si"],
+        "cadence_spm": float(rng.uniform(160, 180)),
+        "jitter": 0.05,
+    }
+    values.update(overrides)
+    return RunParams(**values)
+
+
 @dataclass(slots=True)
 class StepTruth:
     """What the simulator put into one step, measured on its own 10 kHz force curve."""

@@ -362,7 +362,6 @@ def analyze_reference(
     bic = 0.0
     raw_prev = (0.0, 0.0, 0.0)  # previous frame's F, Mx, My before the re-zero
     sat_t = math.inf  # first saturated frame of the current contact
-    t_up = 0.0  # the last rise through the off level in swing
 
     def finish() -> None:
         nonlocal t_on, t_off
@@ -423,10 +422,7 @@ def analyze_reference(
         cx, cy = ((mx - bMx) / fzn, (my - bMy) / fzn) if fzn > 0 else (math.nan, math.nan)
         if mode == "swing":
             if fz >= on and i > 0 and not gap[i]:
-                if prev[1] < off:
-                    t_on = _crossing(prev[0], prev[1], ti, fz, off)
-                else:  # a slow rise: the off-level crossing seen just before, if within two frames
-                    t_on = t_up if prev[0] - t_up <= 2 * p[K.P_DT] else prev[0]
+                t_on = _crossing(prev[0], prev[1], ti, fz, off) if prev[1] < off else prev[0]
                 tt, ff, xx, yy = [prev[0], ti], [prev[1], fz], [prev[2], cx], [prev[3], cy]
                 long_flag = False
                 mode = "contact"
@@ -435,8 +431,6 @@ def analyze_reference(
                 sat_t = math.inf
             elif fz < off:
                 armed = True
-            elif prev[1] < off and i > 0 and not gap[i]:
-                t_up = _crossing(prev[0], prev[1], ti, fz, off)
         else:
             tt.append(ti)
             ff.append(fz)

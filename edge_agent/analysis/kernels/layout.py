@@ -90,8 +90,7 @@ S_FRAW = 38  # previous frame's F, Mx, My before the re-zero (two-frame floor)
 S_MXRAW = 39
 S_MYRAW = 40
 S_SAT_T = 41  # time of the first frame with a saturated sample in the current contact (inf: none)
-S_T_UP = 42  # time of the last rise through the off level in swing (initial contact when the rise is slow)
-N_STATE = 43
+N_STATE = 42
 
 # --- event columns (float64) --------------------------------------------------------------------
 E_T_IC = 0

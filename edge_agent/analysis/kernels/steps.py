@@ -148,7 +148,6 @@ from edge_agent.analysis.kernels.layout import (  # noqa: F401 (re-exported for 
     S_STEPS,
     S_T_OFF,
     S_T_ON,
-    S_T_UP,
     S_TLAST,
     S_TPREV,
     S_VERIFIED,
@@ -167,7 +166,7 @@ from edge_agent.analysis.kernels.layout import (  # noqa: F401 (re-exported for 
 )
 
 #: sha256[:16] of layout.py, whose constants are frozen into the compiled code (see there).
-LAYOUT_SHA256 = "7b529b310d2c1ac3"
+LAYOUT_SHA256 = "a24cadf7d317296a"
 #: VALR of the raised-cosine rise P·(1 − cos πu)/2 over 20–80 % of P: K_RC · P / t1 (u = t/t1).
 K_RC = 0.6 / (1.0 - 2.0 * math.acos(0.6) / math.pi)
 
@@ -1038,7 +1037,6 @@ def run_chunk(
     cpart = int(st[S_C_PART])
     bic = st[S_BIC]
     sat_t = st[S_SAT_T]
-    t_up = st[S_T_UP]
     fraw = st[S_FRAW]
     mxraw = st[S_MXRAW]
     myraw = st[S_MYRAW]
@@ -1120,13 +1118,8 @@ def run_chunk(
             if fz >= on and have_prev and not is_gap:
                 cx, cy = _cop(fzn, mx - bmx, my - bmy)
                 cxprev, cyprev = _cop(fznprev, mxprev, myprev)
-                # initial contact: the off-level crossing (same level as toe-off), interpolated between this
-                # frame and the last one; when that one was above it already (a slow rise), the crossing
-                # seen before it, if within two frames
-                if fzprev < offl:
-                    t_on = _cross(tprev, fzprev, ti, fz, offl)
-                else:
-                    t_on = t_up if tprev - t_up <= 2.0 * dtn else tprev
+                # initial contact: interpolate the off-level crossing (same level as toe-off)
+                t_on = _cross(tprev, fzprev, ti, fz, offl) if fzprev < offl else tprev
                 _open_contact(buf, tprev, fzprev, cxprev, cyprev, ti, fz, cx, cy)
                 nbuf = 2
                 long_flag = False
@@ -1138,8 +1131,6 @@ def run_chunk(
                 sat_t = math.inf
             elif fz < offl:
                 armed = True
-            elif fzprev < offl and have_prev and not is_gap:
-                t_up = _cross(tprev, fzprev, ti, fz, offl)
         else:
             cx, cy = _cop(fzn, mx - bmx, my - bmy)
             if nbuf < nb_cap:
@@ -1198,7 +1189,6 @@ def run_chunk(
     st[S_C_PART] = cpart
     st[S_BIC] = bic
     st[S_SAT_T] = sat_t
-    st[S_T_UP] = t_up
     st[S_FRAW] = fraw
     st[S_MXRAW] = mxraw
     st[S_MYRAW] = myraw
