@@ -191,4 +191,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-

@@ -456,6 +456,11 @@ class FootAnalyzer:
     def body_weight_n(self) -> float:
         return float(self._setup.params[L.P_BW])
 
+    @property
+    def sample_rate_hz(self) -> float:
+        """The rate the kernels assume (the config's, else the profile's): the steps' loading-rate basis."""
+        return self._setup.fs
+
     def set_body_weight(self, body_weight_n: float) -> None:
         """Use a new body weight (N) for the frames fed from now on."""
         self._setup = kernel_setup(self.profile, body_weight_n, self.config)
@@ -575,6 +580,10 @@ class GaitAnalyzer:
         for foot in self.feet.values():
             foot.set_body_weight(body_weight_n)
 
+    @property
+    def sample_rate_hz(self) -> float:
+        return self.feet["left"].sample_rate_hz
+
     def _remember(self, side: Side, steps: list[Step]) -> None:
         ic, to = self.feet[side].take_contacts()
         self._ic[side].extend(ic)
@@ -671,6 +680,7 @@ class AnalysisResult:
     quality: dict
     duration_s: float
     warnings: list[str] = field(default_factory=list)
+    sample_rate_hz: float | None = None  # the rate the kernels assumed (the steps' loading-rate basis)
 
 
 def _standing_weight(rec: Recording, profile: HardwareProfile) -> float | None:
@@ -830,4 +840,5 @@ def _run_recording(
         quality=gait.quality,
         duration_s=duration,
         warnings=warnings,
+        sample_rate_hz=gait.sample_rate_hz,
     )

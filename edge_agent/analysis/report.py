@@ -82,7 +82,7 @@ def build_report(rec: Any, result: Any, profile_name: str) -> dict[str, Any]:
     from edge_agent.analysis.aggregator import summarize
 
     steps: list[Step] = list(result.steps)
-    stats = summarize(steps)
+    stats = summarize(steps, sample_rate_hz=getattr(result, "sample_rate_hz", None))
     feet = {"left": stats.left, "right": stats.right}
     zones = {side: {**fs.zones.model_dump(), "uncertain": fs.zone_uncertain} for side, fs in feet.items()}
     with_si = [s for s in steps if s.strike_zone is not None]
@@ -105,6 +105,7 @@ def build_report(rec: Any, result: Any, profile_name: str) -> dict[str, Any]:
         "vilr_bw_s_mean": _mean([s.vilr_bw_s for s in steps]),
         "peak_force_bw_mean": _mean([s.peak_force_bw for s in steps]),
         "loading_rate_low_confidence": any(s.lr_low_confidence for s in steps),
+        "valr": stats.valr.model_dump() if stats.valr is not None else None,
         "feet": {side: fs.model_dump() for side, fs in feet.items()},
         "asymmetry": stats.asymmetry.model_dump(),
     }
@@ -166,6 +167,12 @@ def format_table(report: dict[str, Any]) -> str:
         w(
             f"{side:5} zones: rearfoot {z['rearfoot']}, midfoot {z['midfoot']}, forefoot {z['forefoot']} "
             f"({z['uncertain']} near a boundary)\n"
+        )
+    est = sm.get("valr")
+    if est:
+        w(
+            f"loading rate ≈ {est['mean']:.0f} BW/s ({est['lo']:.0f}–{est['hi']:.0f}, 90 % interval at "
+            f"{est['sample_rate_hz']:g} Hz; {100 * est['corrected_share']:.0f} % of steps rise-corrected)\n"
         )
     w(
         f"VALR mean {_f(sm['valr_bw_s_mean'], '.1f')} BW/s, VILR mean {_f(sm['vilr_bw_s_mean'], '.1f')} BW/s, "

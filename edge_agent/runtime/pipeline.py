@@ -734,7 +734,7 @@ class Pipeline:
             self._window = w
 
     def _summary(self, w: _Window) -> WindowSummary:
-        stats = summarize(w.steps, w.t_start, w.t_end)
+        stats = summarize(w.steps, w.t_start, w.t_end, self.analyzer.sample_rate_hz)
         activity = classify_steps(w.steps, self.thresholds)
         if activity == "unknown" and len(w.steps) < self.thresholds.min_steps:
             activity = "standing" if self.tracker.activity == "standing" else "unknown"
@@ -752,6 +752,7 @@ class Pipeline:
             quality=self._quality(w.quality0),
             body_mass_kg=round(self.body_weight_n / G, 2),
             step_records=step_records(w.steps, self.unix_offset or 0.0)[:2000] if self.settings.step_records else [],
+            profile=self.profile.name,
             **stats.wire_fields(),  # type: ignore[arg-type]
         )
 
@@ -798,7 +799,7 @@ class Pipeline:
         run_steps = self._run_steps
         if run_steps:
             t_end = max(t_end, max(s.t_toe_off for s in run_steps))
-        stats: RunStats = summarize(run_steps, self.run_started, t_end)
+        stats: RunStats = summarize(run_steps, self.run_started, t_end, self.analyzer.sample_rate_hz)
         run_msg = RunSummary(
             **_PENDING,
             device_id=self.device_id,
