@@ -65,6 +65,22 @@ def _worse_foot(measure: str, field: str, digits: int = 1) -> str:
     )
 
 
+#: The window's loading rate (contract v2 ``valr``: bias-aware mean and 90 % interval), the both-feet mean of
+#: the steps when a summary has no estimate.
+_VALR_MEAN = (
+    "{% set e = value_json.valr if value_json.valr is defined else none %}"
+    "{% if e %}{{ e.mean | round(1) }}{% else %}" + _both_feet_mean("valr_bw_s") + "{% endif %}"
+)
+_VALR_ATTRIBUTES = (
+    "{% set e = value_json.valr if value_json.valr is defined else none %}"
+    "{{ {'interval_low': e.lo | round(1), 'interval_high': e.hi | round(1), 'sample_rate_hz': e.sample_rate_hz,"
+    " 'steps': e.n} | tojson if e else {} | tojson }}"
+)
+_VALR_INTERVAL = (
+    "{% set e = value_json.valr if value_json.valr is defined else none %}"
+    "{{ '≈ %d BW/s (%d–%d)' | format(e.mean | round, e.lo | round, e.hi | round) if e else none }}"
+)
+
 _ZONE_TEMPLATE = (
     "{% set z = namespace(best=none, n=0) %}"
     "{% for k in ['rearfoot', 'midfoot', 'forefoot'] %}"
@@ -88,10 +104,19 @@ SENSORS: tuple[EntityDescription, ...] = (
         "valr_mean",
         "Loading rate (VALR) mean",
         "summary",
-        _both_feet_mean("valr_bw_s"),
+        _VALR_MEAN,
         unit="BW/s",
         icon="mdi:chart-bell-curve",
         precision=1,
+        attributes=_VALR_ATTRIBUTES,
+    ),
+    EntityDescription(
+        "valr_interval",
+        "Loading rate with interval",
+        "summary",
+        _VALR_INTERVAL,
+        state_class=None,
+        icon="mdi:chart-bell-curve",
     ),
     EntityDescription(
         "valr_p90",
