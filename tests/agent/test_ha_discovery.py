@@ -138,6 +138,8 @@ def test_payload_matches_ha_schema_and_conventions() -> None:
             assert c["device_class"] == "duration"
         if c.get("device_class") == "enum":  # HA: enum sensors have options, no unit/state_class
             assert c["options"] and "state_class" not in c and "unit_of_measurement" not in c
+        elif c["unique_id"].endswith("_valr_interval"):  # text ("≈ 180 BW/s (150–210)"): no unit, no stats
+            assert "state_class" not in c and "unit_of_measurement" not in c
         else:
             assert c["state_class"] in ("measurement", "total_increasing")
         assert c["state_topic"] in (T.summary, T.live)
