@@ -33,6 +33,7 @@ Run ``python -m edge_agent.contract`` to regenerate ``docs/mqtt-schema.json``.
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid
 from pathlib import Path
@@ -317,11 +318,13 @@ def parse_stored_message(payload: bytes | str) -> WindowSummary | RunSummary:
 
 def loading_rate_basis(msg: WindowSummary | RunSummary) -> str:
     """What a message's VALR numbers can be compared with (besides the same device): the estimator —
-    ``corrected`` (schema 2: sampling-corrected, with an interval) or ``sampled`` (schema 1) — and the
-    sample rate to the nearest hertz, e.g. ``corrected@100Hz``; ``?Hz`` when the rate is unknown."""
+    ``corrected`` (schema 2: sampling-corrected, with an interval) or ``sampled`` (schema 1) — the sample
+    rate to the nearest hertz (half up) and the insole profile when the message names it, e.g.
+    ``corrected@100Hz/moticon-opengo``; ``?Hz`` when the rate is unknown."""
     rate = msg.valr.sample_rate_hz if msg.valr is not None else msg.quality.sample_rate_hz
     kind = "corrected" if msg.valr is not None else "sampled"
-    return f"{kind}@{round(rate):d}Hz" if rate else f"{kind}@?Hz"
+    hz = f"{math.floor(rate + 0.5):d}Hz" if rate else "?Hz"
+    return f"{kind}@{hz}" + (f"/{msg.profile}" if msg.profile else "")
 
 
 def new_msg_id() -> str:

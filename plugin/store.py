@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 import pydantic_core
 
-from edge_agent.contract import Alert, FootStats, RunSummary, WindowSummary
+from edge_agent.contract import Alert, FootStats, RunSummary, WindowSummary, loading_rate_basis
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ _MEASURE_COLS = (
     "steps", "cadence_spm", "duty_factor", "valr_mean", "valr_n", "valr_p90", "valr_max", "vilr_mean", "vilr_n",
     "contact_ms", "contact_n", "peak_force_bw", "si_left", "si_left_n", "si_right", "si_right_n",
     "rearfoot", "midfoot", "forefoot", "asym_contact_pct", "asym_valr_pct", "asym_si_pct",
-    "asym_peak_force_pct", "body_mass_kg",
+    "asym_peak_force_pct", "body_mass_kg", "valr_lo", "valr_hi", "lr_basis",
 )  # fmt: skip
 RUN_COLS = (
     "run_id", "device_id", "runner", "started_at", "ended_at", "duration_s", "windows", *_MEASURE_COLS,
@@ -144,6 +144,10 @@ def _measures(msg: StoredMsg) -> dict[str, Any]:
         "asym_si_pct": a.strike_index_pct,
         "asym_peak_force_pct": a.peak_force_pct,
         "body_mass_kg": msg.body_mass_kg,
+        # contract v2: the bias-aware mean's interval, and what this VALR may be compared with
+        "valr_lo": msg.valr.lo if msg.valr is not None else None,
+        "valr_hi": msg.valr.hi if msg.valr is not None else None,
+        "lr_basis": loading_rate_basis(msg),
     }
 
 
@@ -170,14 +174,14 @@ SELECT MIN(t_start), MAX(t_end), COUNT(*), SUM(steps),
   SUM(asym_valr_pct * steps) / NULLIF(SUM(CASE WHEN asym_valr_pct IS NOT NULL THEN steps END), 0),
   SUM(asym_si_pct * steps) / NULLIF(SUM(CASE WHEN asym_si_pct IS NOT NULL THEN steps END), 0),
   SUM(asym_peak_force_pct * steps) / NULLIF(SUM(CASE WHEN asym_peak_force_pct IS NOT NULL THEN steps END), 0),
-  MAX(body_mass_kg), MAX(device_id), MAX(runner)
+  MAX(body_mass_kg), MAX(device_id), MAX(runner), MAX(lr_basis)
 FROM windows WHERE run_id = ?
 """
 _AGG_COLS = (
     "started_at", "ended_at", "windows", "steps", "cadence_spm", "duty_factor", "valr_mean", "valr_n",
     "valr_p90", "valr_max", "vilr_mean", "vilr_n", "contact_ms", "contact_n", "peak_force_bw", "si_left",
     "si_left_n", "si_right", "si_right_n", "rearfoot", "midfoot", "forefoot", "asym_contact_pct",
-    "asym_valr_pct", "asym_si_pct", "asym_peak_force_pct", "body_mass_kg", "device_id", "runner",
+    "asym_valr_pct", "asym_si_pct", "asym_peak_force_pct", "body_mass_kg", "device_id", "runner", "lr_basis",
 )  # fmt: skip
 
 
@@ -448,6 +452,7 @@ class Store:
         row = {
             "run_id": run_id, **agg, "duration_s": max(0.0, agg["ended_at"] - agg["started_at"]),
             "profile": None, "complete": 0, "updated_at": time.time(),
+            "valr_lo": None, "valr_hi": None,  # a run's interval is not a combination of its windows'
         }  # fmt: skip
         for k in ("windows", "steps", "valr_n", "vilr_n", "contact_n", "si_left_n", "si_right_n",
                   "rearfoot", "midfoot", "forefoot"):  # fmt: skip
@@ -648,10 +653,12 @@ class Store:
         until: float,
         exclude_run: str | None = None,
         min_steps: int = 1,
+        lr_basis: str | None = None,
     ) -> dict[str, Any]:
         """Window-level VALR distribution (mean, SD) of a runner's windows starting in [since, until) — the
         baseline the in-run spike rule compares one window against. ``runner`` None = that device's windows
-        without a runner name."""
+        without a runner name. With ``lr_basis``, only that device's windows of that loading-rate basis
+        (``edge_agent.contract.loading_rate_basis``): like with like."""
         where = ["t_start >= ?", "t_start < ?", "valr_mean IS NOT NULL", "steps >= ?"]  # (runner, t_start) index
         args: list[Any] = [since, until, min_steps]
         if runner is not None:
@@ -660,6 +667,9 @@ class Store:
         else:
             where.append("runner IS NULL AND device_id = ?")
             args.append(device_id)
+        if lr_basis is not None:
+            where.append("lr_basis = ? AND device_id = ?")
+            args.extend([lr_basis, device_id])
         if exclude_run is not None:
             where.append("run_id != ?")
             args.append(exclude_run)

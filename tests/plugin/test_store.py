@@ -37,10 +37,10 @@ def store(tmp_path: Path) -> Store:
 def test_migrations_apply_once_and_reopen_keeps_data(tmp_path: Path) -> None:
     windows, run = one_run()
     with Store(tmp_path / "a.db") as s:
-        assert s.schema_version() == 4
+        assert s.schema_version() == 5
         assert s.insert_many([*windows, run]) == len(windows) + 1
     with Store(tmp_path / "a.db") as s:  # reopening does not re-run migrations or lose rows
-        assert s.schema_version() == 4
+        assert s.schema_version() == 5
         assert s.counts()["windows"] == len(windows)
         assert s.counts()["runs"] == 1
 
@@ -55,7 +55,7 @@ def test_upgrade_from_an_older_schema_keeps_rows(tmp_path: Path) -> None:
             c.execute("INSERT INTO schema_version VALUES (?, 0)", (n,))
         c.execute("INSERT INTO streams VALUES ('dev1', 'stream1', 41, 42, 0)")
     with Store(db) as s:
-        assert s.schema_version() == 4
+        assert s.schema_version() == 5
         assert s.streams() == [{"device_id": "dev1", "stream_id": "stream1", "contiguous_seq": 41, "max_seq": 42,
                                 "updated_at": 0.0, "abandoned": 0}]  # fmt: skip
 
@@ -74,9 +74,10 @@ def _v3_database(db: Path, windows: list[WindowSummary]) -> None:
             row = {"msg_id": w.msg_id, "run_id": w.run_id, "device_id": w.device_id, "runner": w.runner,
                    "window_index": w.window_index, "t_start": w.t_start, "t_end": w.t_end,
                    "activity": w.activity, **window_measures(w)}  # fmt: skip
-            cols = [*WINDOW_COLS, "json"]
+            then = [k for k in WINDOW_COLS if k in {r[1] for r in c.execute("PRAGMA table_info(windows)")}]
+            cols = [*then, "json"]
             c.execute(f"INSERT INTO windows({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
-                      [*(row[k] for k in WINDOW_COLS), w.model_dump_json()])  # fmt: skip
+                      [*(row[k] for k in then), w.model_dump_json()])  # fmt: skip
 
 
 def test_upgrade_moves_step_records_out_of_the_window_json_without_losing_any(tmp_path: Path) -> None:
@@ -90,7 +91,7 @@ def test_upgrade_moves_step_records_out_of_the_window_json_without_losing_any(tm
         c.execute("UPDATE windows SET json = '{broken' || json WHERE msg_id = ?", (broken,))
         before = {r[0]: r[1] for r in c.execute("SELECT msg_id, json FROM windows")}
     with Store(db) as s:
-        assert s.schema_version() == 4
+        assert s.schema_version() == 5
         counts = s.counts()
         assert counts["windows"] == len(windows) and counts["messages"] == len(windows)
         assert counts["window_steps"] == len(with_records) - 1  # all but the unreadable row
@@ -108,11 +109,15 @@ def test_upgrade_moves_step_records_out_of_the_window_json_without_losing_any(tm
         assert by_id[broken]["step_records"] == 0
         after = {r[0]: r[1] for r in s._r().execute("SELECT msg_id, json FROM windows")}
         assert after[broken] == before[broken]  # left as it was, still reported
+        # migration 0005: what the old rows' loading rates compare with, from their own JSON
+        basis = {r[0]: r[1] for r in s._r().execute("SELECT msg_id, lr_basis FROM windows")}
+        assert basis[broken] is None  # unreadable JSON: no basis, so never in a baseline
+        assert {basis[w.msg_id] for w in windows if w.msg_id != broken} == {"sampled@100Hz"}
         for w in windows:  # the rest: the same message minus its step records
             if w.msg_id != broken:
                 assert json.loads(after[w.msg_id]) == json.loads(w.model_dump_json(exclude={"step_records"}))
     with Store(db) as s:  # reopening does not migrate again
-        assert s.schema_version() == 4 and s.counts()["window_steps"] == len(with_records) - 1
+        assert s.schema_version() == 5 and s.counts()["window_steps"] == len(with_records) - 1
 
 
 def test_step_records_are_stored_apart_and_read_only_when_asked_for(store: Store) -> None:
