@@ -185,12 +185,10 @@ def _scaled_run(m: RunSummary, k: float) -> RunSummary:
 
 
 @pytest.mark.parametrize(("lo", "fires"), [(0.9, True), (0.75, False)])
-def test_absolute_valr_fires_only_when_the_interval_clears_the_threshold(
-    store: Store, lo: float, fires: bool
-) -> None:
+def test_absolute_valr_fires_only_when_the_interval_clears_the_threshold(store: Store, lo: float, fires: bool) -> None:
     """A v2 run at ≈ 80 BW/s: with the interval's low end above 66 BW/s an (informational) alert naming the
     interval; with it below, no alert and the engine says the reading is uncertain at that rate."""
-    msgs = history(weeks=4, seed=12)  # ≈ 50 BW/s: never near the threshold
+    msgs = history(weeks=4, seed=12, schema_version=1)  # ≈ 50 BW/s: never near the threshold
     last_run = max(i for i, m in enumerate(msgs) if isinstance(m, RunSummary))
     mean = window_measures(msgs[last_run])["valr_mean"]  # type: ignore[arg-type]
     msgs[last_run] = _with_estimate(msgs[last_run], 80.0 / mean, lo, 1.15)
@@ -211,7 +209,7 @@ def test_absolute_valr_fires_only_when_the_interval_clears_the_threshold(
 def test_spike_baseline_compares_like_with_like(store: Store) -> None:
     """Weeks of schema-1 windows (uncorrected) are no baseline for corrected ones, which read ≈ 30 % higher at
     100 Hz: no spike; nor are another device's windows. The same jump within one basis is a spike."""
-    msgs = history(seed=5)
+    msgs = history(seed=5, schema_version=1)
     runs = sorted({m.run_id for m in msgs})
     new_run = runs[-1]
     upgraded = [_with_estimate(m, 1.3, 0.85, 1.2) if m.run_id == new_run else m for m in msgs]
@@ -228,7 +226,7 @@ def test_spike_baseline_compares_like_with_like(store: Store) -> None:
 
 
 def test_fatigue_compares_windows_of_one_basis_only(store: Store) -> None:
-    msgs = history(seed=9, scenario=Scenario(fatigue_runs=(24,)))
+    msgs = history(seed=9, scenario=Scenario(fatigue_runs=(24,)), schema_version=1)
     run = sorted({m.run_id for m in msgs})[24]
     n = sum(1 for m in msgs if isinstance(m, WindowSummary) and m.run_id == run)
     # the second half of that run measured at another sample rate: its VALR is not comparable with the first

@@ -80,7 +80,7 @@
   // Explanations shown on hover, with units and sources (docs/design.md §4).
   const GLOSSARY = {
     cadence: "Steps per minute, both feet. Raising it 5–10 % lowers loading rate and knee load (Heiderscheit 2011; Willy 2016).",
-    valr: "Vertical average loading rate in body weights per second: slope between 20 % and 80 % of the impact peak. Typical 40–100 BW/s; compare with your own baseline.",
+    valr: "Vertical average loading rate in body weights per second: slope between 20 % and 80 % of the impact peak, corrected for the insole's sample rate; ≈ marks the mean with its 90 % interval. Typical 40–100 BW/s; compare with your own baseline.",
     vilr: "Vertical instantaneous loading rate: the steepest slope in the same window (BW/s).",
     si: "Strike index: where the centre of pressure lands along the foot, 0 = heel, 1 = toe (Cavanagh & Lafortune 1980). Rearfoot < 0.33 ≤ midfoot ≤ 0.67 < forefoot.",
     contact: "Ground contact time per step in milliseconds.",
@@ -91,6 +91,12 @@
     steps: "Steps counted on both feet.",
     duration: "Time from the first to the last step of the run.",
   };
+
+  // Loading rate of a run (contract v2 carries a 90 % interval): "≈ 180" and "90 % interval 150–210 BW/s".
+  const hasInterval = (r) => isNum(r.valr_mean) && isNum(r.valr_lo) && isNum(r.valr_hi);
+  const valrValue = (r) => (hasInterval(r) ? `≈ ${num(r.valr_mean)}` : num(r.valr_mean));
+  const valrInterval = (r) => (hasInterval(r) ? `90 % interval ${num(r.valr_lo)}–${num(r.valr_hi)} BW/s` : null);
+  const valrCell = (r) => (hasInterval(r) ? `≈ ${num(r.valr_mean)} (${num(r.valr_lo)}–${num(r.valr_hi)})` : num(r.valr_mean));
 
   function stat(label, value, unit, tipKey, sub) {
     const words = typeof value === "string" && /[a-z]{3,}/i.test(value) && value.length > 8;
@@ -338,7 +344,7 @@
           stat("Duration", fmtDuration(run.duration_s), null, "duration"),
           stat("Steps", num(run.steps), null, "steps"),
           stat("Cadence", num(run.cadence_spm), "spm", "cadence"),
-          stat("VALR", num(run.valr_mean), "BW/s", "valr", `p90 ${num(run.valr_p90)} BW/s`),
+          stat("VALR", valrValue(run), "BW/s", "valr", [valrInterval(run), `p90 ${num(run.valr_p90)} BW/s`].filter(Boolean).join(" · ")),
           stat("Contact", num(run.contact_ms), "ms", "contact"),
           stat("Strike index", num(run.si_left, 2), null, "si", `L ${num(run.si_left, 2)} · R ${num(run.si_right, 2)}`)),
         zoneBar(run.rearfoot, run.midfoot, run.forefoot));
@@ -536,7 +542,7 @@
         tbody.append(h("tr", { onclick: () => location.assign(href) },
           h("td", {}, h("a", { href, text: fmtDateTime(r.started_at) })), h("td", { class: "t-left", text: r.runner || "–" }),
           h("td", { text: fmtDuration(r.duration_s) }), h("td", { text: num(r.steps) }), h("td", { text: num(r.cadence_spm) }),
-          h("td", { text: num(r.valr_mean) }), h("td", { text: num(r.contact_ms) }),
+          h("td", { text: valrCell(r) }), h("td", { text: num(r.contact_ms) }),
           h("td", { text: `${num(r.si_left, 2)} / ${num(r.si_right, 2)}` })));
       }
       offset = data.next_offset || offset;
@@ -622,7 +628,7 @@
         stat("Duration", fmtDuration(run.duration_s), null, "duration"),
         stat("Steps", num(stepCount), null, "steps"),
         stat("Cadence", num(run.cadence_spm), "spm", "cadence"),
-        stat("VALR", num(run.valr_mean), "BW/s", "valr", `p90 ${num(run.valr_p90)} · max ${num(run.valr_max)}`),
+        stat("VALR", valrValue(run), "BW/s", "valr", [valrInterval(run), `p90 ${num(run.valr_p90)} · max ${num(run.valr_max)}`].filter(Boolean).join(" · ")),
         stat("VILR", num(run.vilr_mean), "BW/s", "vilr"),
         stat("Contact", num(run.contact_ms), "ms", "contact"),
         stat("Duty factor", num(run.duty_factor, 2), null, "duty"),
