@@ -53,6 +53,14 @@ def add_analyze_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     )
     parser.add_argument("--input-format", dest="input_format", help="skip auto-detection (e.g. moticon-txt)")
     parser.add_argument("--segment", help="only analyse the labelled segment(s) with this name, e.g. 'Walking'")
+    parser.add_argument(
+        "--contact-events",
+        choices=["physical", "vendor"],
+        default="physical",
+        dest="contact_events",
+        help="physical (default): contact from 0.03 BW (pressure insoles: toe-off at 11 %% of the step's peak); "
+        "vendor: also initial contact at 6 %% of the step's peak, as Moticon's reports (docs/measures.md §2)",
+    )
     parser.add_argument("-o", "--output", help="write to this file instead of stdout")
     parser.add_argument("--no-progress", action="store_true", help="never show the progress bar")
     return parser
@@ -237,9 +245,10 @@ def analyze_path(
     segment: str | None = None,
     progress: bool = False,
     stream: TextIO | None = None,
+    contact_events: str = "physical",
 ) -> dict[str, Any]:
     """Load, analyse and report one recording; InputError for anything the user can fix."""
-    from edge_agent.analysis.analyzer import AnalysisError, analyze_recording
+    from edge_agent.analysis.analyzer import AnalysisConfig, AnalysisError, analyze_recording
     from edge_agent.profiles import ProfileError, load_profile
     from edge_agent.recordings import RecordingError, load_recording
 
@@ -262,7 +271,8 @@ def analyze_path(
         )
     update, bar = _progress(rec.duration_s, progress, stream or sys.stderr)
     try:
-        result = analyze_recording(rec, profile=prof, body_mass_kg=body_mass_kg, progress=update)
+        config = AnalysisConfig(contact_events=contact_events)  # type: ignore[arg-type]
+        result = analyze_recording(rec, profile=prof, body_mass_kg=body_mass_kg, config=config, progress=update)
     except AnalysisError as err:
         raise InputError(f"{path}: {err}") from None
     finally:
@@ -293,6 +303,7 @@ def run_analyze(args: argparse.Namespace) -> int:
             input_format=getattr(args, "input_format", None),
             segment=getattr(args, "segment", None),
             progress=not getattr(args, "no_progress", False),
+            contact_events=getattr(args, "contact_events", "physical"),
         )
     except InputError as err:
         print(f"footfall-agent analyze: error: {err}", file=sys.stderr)
