@@ -96,6 +96,30 @@ def test_simulator_ground_truth_100hz(name: str) -> None:
     assert abs(float(np.median(err))) < 0.1 and float(np.max(np.abs(err))) < 0.25
 
 
+@pytest.mark.parametrize("rate", [100.0, 200.0])
+def test_insole_toe_off_against_the_force_it_trails(rate: float) -> None:
+    """A capacitive insole unloads with a 15 ms lag (the simulator's reading): the insole rule (the last fall
+    through 11 % of the step's peak) ends the contact within one sample + 5 ms of where the force itself falls
+    through 0.03 BW; the plate rule (0.03 BW of the reading) ends it ≥ 15 ms late on every step."""
+    prof = unclipped("moticon-opengo")
+    assert prof.sensor_type == "capacitive"
+    params = RunParams(duration_s=12, seed=21, sample_rate_hz=rate, walking_s=3)
+    rec, truths = simulate(prof, params)
+    tol = 1000.0 / rate + 5.0
+    insole = pair(analyze_recording(rec, prof, config=AnalysisConfig(sample_rate_hz=rate)).steps, truths, rate)
+    plate = pair(analyze_recording(rec, prof, config=replace(EXACT, sample_rate_hz=rate)).steps, truths, rate)
+    d_insole = [(s.t_toe_off - tr.t_toe_off) * 1000 for tr, s in insole if tr.gait == "run"]
+    d_plate = [(s.t_toe_off - tr.t_toe_off) * 1000 for tr, s in plate if tr.gait == "run"]
+    assert len(d_insole) >= 30 and max(abs(d) for d in d_insole) <= tol, (min(d_insole), max(d_insole))
+    assert min(d_plate) >= 15.0
+    # walking unloads slower: the rule is still closer to the force than the plate rule, and never early
+    walk = [(s.t_toe_off - tr.t_toe_off) * 1000 for tr, s in insole if tr.gait == "walk"]
+    walk_plate = [(s.t_toe_off - tr.t_toe_off) * 1000 for tr, s in plate if tr.gait == "walk"]
+    assert walk and np.median(np.abs(walk)) < np.median(np.abs(walk_plate))
+    # initial contact is the same rule for both
+    assert all(abs(a.t_contact - b.t_contact) < 1e-9 for (_, a), (_, b) in zip(insole, plate, strict=True))
+
+
 def test_saturation_is_counted_and_timing_survives_it() -> None:
     prof = load_profile("pedar-99").model_copy(update={"raw_max": 250.0})  # cells clip at the active peak
     rec, truths = simulate(prof, RunParams(duration_s=6, seed=3, sample_rate_hz=200.0, unloading_tau_ms=0))
@@ -184,6 +208,20 @@ def test_kernel_agrees_with_reference(name: str, lowpass: float | None) -> None:
     t[500] = t[400]  # time going backwards
     n = compare_with_reference(prof, t, raw, AnalysisConfig(lowpass_hz=lowpass))
     assert n >= len([tr for tr in truths if tr.side == "left"]) - 4
+
+
+@pytest.mark.parametrize("name", ["moticon-opengo", "single-zone-force"])
+@pytest.mark.parametrize("rate", [50.0, 100.0, 200.0])
+def test_kernel_agrees_with_reference_on_impact_transients(name: str, rate: float) -> None:
+    """Sharp heel strikes at insole rates: the rise correction (both of its cases), the insoles' toe-off at a
+    fraction of the step's peak and the vendor-compatible initial contact, kernel = numpy twin."""
+    from edge_agent.recordings.simulator import family_params
+
+    prof = load_profile(name).model_copy(update={"raw_max": None})
+    params = family_params("rearfoot_sharp", 4, duration_s=8, sample_rate_hz=rate, dropout_prob=0.003)
+    rec, _ = simulate(prof, params)
+    for cfg in (AnalysisConfig(sample_rate_hz=rate), AnalysisConfig(sample_rate_hz=rate, contact_events="vendor")):
+        assert compare_with_reference(prof, rec.left.t, rec.left.raw, cfg) >= 8
 
 
 def test_pure_python_reference_agrees_too() -> None:
