@@ -40,6 +40,7 @@ class RunnerModel:
 
     name: str = "alex"
     device_id: str = "sim-1"
+    profile: str = "moticon-opengo"  # the insoles the runs were measured with (their loading-rate basis)
     body_mass_kg: float = 68.0
     cadence_spm: float = 168.0
     contact_ms: float = 255.0
@@ -249,7 +250,7 @@ def generate_history(
                     quality=Quality(frames=int(window_s * 100), sample_rate_hz=100.0, loading_rate_low_confidence=True),
                     body_mass_kg=model.body_mass_kg,
                     step_records=records,
-                    **_v2(schema_version, left, right),
+                    **_v2(schema_version, left, right, model.profile),
                 )
             )
         yield from windows
@@ -258,19 +259,18 @@ def generate_history(
 
 #: The simulated runner's loading-rate interval around the mean at 100 Hz (a typical width, docs/validation.md).
 _INTERVAL = (0.93, 1.12)
-PROFILE = "simulated"
 
 
-def _v2(schema_version: int, left: FootStats, right: FootStats) -> dict[str, object]:
+def _v2(schema_version: int, left: FootStats, right: FootStats, profile: str) -> dict[str, object]:
     """The contract-v2 fields (none for a schema-1 message): the pooled VALR with its interval, the profile."""
     if schema_version < 2:
         return {"schema_version": schema_version}
     n = left.valr_bw_s.n + right.valr_bw_s.n
     if n == 0:
-        return {"schema_version": schema_version, "profile": PROFILE}
+        return {"schema_version": schema_version, "profile": profile}
     m = ((left.valr_bw_s.mean or 0.0) * left.valr_bw_s.n + (right.valr_bw_s.mean or 0.0) * right.valr_bw_s.n) / n
     est = LoadingRateEstimate(mean=m, lo=m * _INTERVAL[0], hi=m * _INTERVAL[1], n=n, sample_rate_hz=100.0)
-    return {"schema_version": schema_version, "profile": PROFILE, "valr": est}
+    return {"schema_version": schema_version, "profile": profile, "valr": est}
 
 
 def _pool(stats: list[Stat]) -> Stat:
@@ -342,7 +342,7 @@ def _run_summary(
             frames=sum(w.quality.frames for w in windows), sample_rate_hz=100.0, loading_rate_low_confidence=True
         ),
         body_mass_kg=model.body_mass_kg,
-        **{"profile": PROFILE, **_v2(schema_version, left, right)},
+        **{"profile": model.profile, **_v2(schema_version, left, right, model.profile)},
     )
 
 

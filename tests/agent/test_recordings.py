@@ -347,7 +347,7 @@ def test_c3d_analog_force_is_the_forces_file_and_a_trial_of_its_own(shared_data:
         an.channel("F9Z")
     broken = tmp_path / "RBDS008runT35.c3d"
     broken.write_bytes((fk / "RBDS008runT35.c3d").read_bytes()[:100_000])
-    with pytest.raises(RecordingError, match="RBDS008runT35.c3d"):
+    with pytest.raises(RecordingError, match=r"RBDS008runT35\.c3d"):
         load_recording(broken)
 
 

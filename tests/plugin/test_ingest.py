@@ -167,7 +167,7 @@ def test_schema_1_payloads_of_an_older_agent_are_still_stored_and_acked(
     assert row["lr_basis"] == "sampled@100Hz/moticon-opengo" and row["valr_lo"] is None
     assert {w["lr_basis"] for w in store.run_windows(run_id)} == {"sampled@100Hz"}
     w_new = store.run_windows(new[0].run_id)[0]
-    assert w_new["lr_basis"] == "corrected@100Hz/simulated" and w_new["valr_lo"] < w_new["valr_mean"]
+    assert w_new["lr_basis"] == "corrected@100Hz/moticon-opengo" and w_new["valr_lo"] < w_new["valr_mean"]
 
 
 def _nested(depth: int) -> bytes:
