@@ -471,19 +471,23 @@ def _targets_text(res: dict[str, Any]) -> str:
 
 def markdown_rates(res: dict[str, Any]) -> str:
     """The tables as Markdown (docs/validation.md quotes this output)."""
+
+    def md(text: str) -> str:  # a literal "|" would end the cell
+        return text.replace("|", "\\|")
+
     lines: list[str] = []
     hz = [f"{r} Hz" for r in res["rates"]]
     for title, rows_of, cell in TABLES:
         rows = _cells(res, rows_of(res), cell)
-        lines.append(f"**{title}**")
+        lines.append(f"**{md(title)}**")
         lines.append("")
         lines.append("| source | " + " | ".join(hz) + " |")
         lines.append("|---|" + "---|" * len(hz))
-        lines.extend(f"| {name} | " + " | ".join(c or "–" for c in cells) + " |" for name, cells in rows)
+        lines.extend(f"| {md(name)} | " + " | ".join(md(c) or "–" for c in cells) + " |" for name, cells in rows)
         lines.append("")
     lines.append("| target | value | verdict |")
     lines.append("|---|---|---|")
     for t in res["targets"].values():
         mark = {True: "met", False: "**not met**", None: "not measured"}[t["met"]]
-        lines.append(f"| {t['what']} | {_f(t['value'], '.3f')} | {mark} |")
+        lines.append(f"| {md(t['what'])} | {_f(t['value'], '.3f')} | {mark} |")
     return "\n".join(lines) + "\n"

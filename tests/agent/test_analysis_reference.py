@@ -248,7 +248,7 @@ def test_moticon_exports_give_the_vendors_steps(shared_data: Path, name: str) ->
             hit = [s for s in ours if abs(s.t_contact - ic) <= 0.05]
             assert len(hit) == 1, f"{name} {side}: vendor step at {ic:.2f}s"
             s = hit[0]
-            assert abs(s.t_toe_off - to) <= 0.1  # our off level sits lower on the slow walking toe-off
+            assert abs(s.t_toe_off - to) <= 0.02  # capacitive insoles: toe-off at 11 % of the step's peak
             assert 500 <= s.contact_ms <= 1600
             assert s.strike_zone == "rearfoot"  # heel-first walking
             assert 0.8 <= s.peak_force_bw <= 2.0
