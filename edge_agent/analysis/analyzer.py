@@ -406,9 +406,7 @@ def events_to_steps(events: np.ndarray, side: Side, low_confidence: bool, fs: fl
             repeat(None),
             _none_where_nan(ev[:, L.E_IMPACT_BW]),
             models,
-            ev[:, L.E_LR_C].tolist(),
             _none_where_nan(ev[:, L.E_VALR_SAMPLED]),
-            _none_where_nan(ev[:, L.E_VILR_SAMPLED]),
             _none_where_nan(lo),
             _none_where_nan(hi),
         )

@@ -39,8 +39,8 @@ class Step:
     impact peak) or ``fallback`` (no impact peak: 20–80 % of the force at 13 % of stance).
     ``lr_model`` says how: ``sampled`` (the samples alone), ``rise`` (scaled by ``lr_correction``, the
     sampling loss of a raised-cosine rise fitted to the samples) or ``rise_prior`` (the same with the
-    prior rise time: no sample on the rise). ``valr_sampled_bw_s``/``vilr_sampled_bw_s`` are the
-    uncorrected values; ``valr_lo_bw_s``/``valr_hi_bw_s`` the 90 % interval (docs/measures.md §3).
+    prior rise time: no sample on the rise). ``valr_sampled_bw_s`` is the uncorrected value;
+    ``valr_lo_bw_s``/``valr_hi_bw_s`` the 90 % interval (docs/measures.md §3).
     """
 
     side: Side
@@ -64,11 +64,15 @@ class Step:
     flight_ms: float | None = None
     impact_peak_bw: float | None = None
     lr_model: LrModel = "sampled"
-    lr_correction: float = 1.0
     valr_sampled_bw_s: float | None = None
-    vilr_sampled_bw_s: float | None = None
     valr_lo_bw_s: float | None = None
     valr_hi_bw_s: float | None = None
+
+    @property
+    def lr_correction(self) -> float:
+        """The factor the rise correction applied to VALR (1 when none)."""
+        v, vs = self.valr_bw_s, self.valr_sampled_bw_s
+        return v / vs if v is not None and vs and self.lr_model != "sampled" else 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
