@@ -180,8 +180,9 @@ class RunParams(BaseModel):
 #: hump exponent p, strike index. Together they span the 15–40 ms rises and 40–200 BW/s VALRs of rearfoot
 #: running and the slower, bell-less loading of midfoot and forefoot strikes; ``rearfoot_very_sharp``
 #: (7–15 ms rises, up to ≈ 330 BW/s) is the stress case where a 100 Hz insole has at most one sample on
-#: the rise. The ranges follow fits of the two-component model to the Fukuchi 300 Hz plate (r ≈ 2–4 there)
-#: and the loading rates of the literature (docs/design.md §4); docs/validation.md reports each family.
+#: the rise. The ranges span the rises and loading rates of rearfoot running in the literature
+#: (docs/design.md §4) and slower, shoulder-like impacts as on the Fukuchi plate; docs/validation.md reports
+#: each family.
 FORCE_FAMILIES: dict[str, dict[str, tuple[float, float]]] = {
     "rearfoot": {
         "T": (200, 300), "t1": (15, 40), "r": (1.0, 3.0), "A1": (0.7, 1.8), "A2": (2.0, 2.8), "p": (1.3, 2.6),
@@ -317,15 +318,15 @@ def _reading(shape: _StepShape, tau: np.ndarray) -> np.ndarray:
         grid = np.arange(0.0, shape.span_s + LAG_GRID_S, LAG_GRID_S)
         f = _force(shape, grid).tolist()
         a = math.exp(-LAG_GRID_S / shape.lag_s)
-        y = [0.0] * len(f)
+        lagged = [0.0] * len(f)
         prev = 0.0
         for k, fk in enumerate(f):  # follows a rise at once, a fall with the time constant
             prev = fk if fk >= prev else fk + (prev - fk) * a
-            y[k] = prev
-        shape._lag = (grid, np.asarray(y))
-    grid, y = shape._lag
+            lagged[k] = prev
+        shape._lag = (grid, np.asarray(lagged))
+    grid, reading = shape._lag
     # the reading is never below the force: exact wherever it follows it (loading), interpolated in the tails
-    return np.maximum(_force(shape, tau), np.interp(tau, grid, y, left=0.0, right=0.0))
+    return np.maximum(_force(shape, tau), np.interp(tau, grid, reading, left=0.0, right=0.0))
 
 
 def _cop(shape: _StepShape, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -23,13 +23,13 @@ from tests.support.paths import DATA
 BW = 70.0 * G0
 
 
-def two_cell_profile(rate: float = 1000.0, raw_max: float | None = None) -> HardwareProfile:
+def two_cell_profile(rate: float = 1000.0, raw_max: float | None = None, sensor_type: str = "force") -> HardwareProfile:
     """A heel cell at x=0.1 and a toe cell at x=0.9 reporting newtons: CoP is easy to place."""
-    data = {
+    data: dict = {
         "name": "two-cell",
         "sample_rate_hz": rate,
         "raw_unit": "N",
-        "sensor_type": "force",
+        "sensor_type": sensor_type,
         "sensors": [
             {"x": 0.1, "y": 0.4, "area_cm2": 10.0, "region": "heel"},
             {"x": 0.9, "y": 0.6, "area_cm2": 10.0, "region": "toes"},
@@ -539,19 +539,7 @@ def test_real_excerpt_starting_mid_stance_counts_a_partial_contact() -> None:
 
 
 def _insole(rate: float, sensor_type: str = "capacitive", raw_max: float | None = None) -> HardwareProfile:
-    data: dict = {
-        "name": "two-cell-insole",
-        "sample_rate_hz": rate,
-        "raw_unit": "N",
-        "sensor_type": sensor_type,
-        "sensors": [
-            {"x": 0.1, "y": 0.4, "area_cm2": 10.0, "region": "heel"},
-            {"x": 0.9, "y": 0.6, "area_cm2": 10.0, "region": "toes"},
-        ],
-    }
-    if raw_max is not None:
-        data["raw_max"] = raw_max
-    return parse_profile(data, "<test>")
+    return two_cell_profile(rate, raw_max, sensor_type)
 
 
 def _tail_step(tau: np.ndarray, contact: float = 0.25, tail: float = 0.06) -> np.ndarray:

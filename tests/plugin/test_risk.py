@@ -96,7 +96,7 @@ def test_cooldown_holds_then_expires(tmp_path: Path) -> None:
         assert [a.rule for _, a in feed(s, RiskEngine(s, short_cd), two_spikes)] == ["loading_spike"] * 2
 
 
-def _scaled(m: WindowSummary, k: float) -> WindowSummary:
+def _scaled(m: Msg, k: float) -> Msg:
     left = m.left.model_copy(update={"valr_bw_s": m.left.valr_bw_s.model_copy(
         update={"mean": m.left.valr_bw_s.mean * k})})  # type: ignore[operator]  # fmt: skip
     right = m.right.model_copy(update={"valr_bw_s": m.right.valr_bw_s.model_copy(
@@ -170,18 +170,10 @@ def test_absolute_valr_is_informational_and_not_repeated(store: Store) -> None:
 
 def _with_estimate(m: Msg, k: float, lo: float, hi: float, rate: float = 100.0) -> Msg:
     """A contract-v2 message: VALR ×k (corrected) and its interval as fractions of the new mean."""
-    m = _scaled(m, k) if isinstance(m, WindowSummary) else _scaled_run(m, k)
+    m = _scaled(m, k)
     mean = window_measures(m)["valr_mean"]  # type: ignore[arg-type]
     est = LoadingRateEstimate(mean=mean, lo=mean * lo, hi=mean * hi, n=m.steps, sample_rate_hz=rate)
     return m.model_copy(update={"valr": est, "profile": "moticon-opengo"})
-
-
-def _scaled_run(m: RunSummary, k: float) -> RunSummary:
-    left = m.left.model_copy(update={"valr_bw_s": m.left.valr_bw_s.model_copy(
-        update={"mean": m.left.valr_bw_s.mean * k})})  # type: ignore[operator]  # fmt: skip
-    right = m.right.model_copy(update={"valr_bw_s": m.right.valr_bw_s.model_copy(
-        update={"mean": m.right.valr_bw_s.mean * k})})  # type: ignore[operator]  # fmt: skip
-    return m.model_copy(update={"left": left, "right": right})
 
 
 @pytest.mark.parametrize(("lo", "fires"), [(0.9, True), (0.75, False)])
