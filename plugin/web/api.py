@@ -24,6 +24,7 @@ from aiohttp import web
 
 from edge_agent.common.redact import MASK, mask_url
 from plugin.risk import risk_summary
+from plugin.summary import summary as dashboard_summary
 from plugin.trends import trends as compute_trends
 from plugin.web.context import DashboardContext, SettingSpec
 
@@ -563,6 +564,36 @@ async def export(request: web.Request) -> web.Response:
     )
 
 
+async def summary(request: web.Request) -> web.Response:
+    """This dashboard's identity, runners with their current figures, devices, recent alerts (plugin/summary.py)."""
+    _check_unknown(request, set())
+    ctx = _ctx(request)
+    config = ctx.risk_config() if ctx.risk_config is not None else None
+    return json_response(await _call(dashboard_summary, ctx.store, risk_config=config))
+
+
+async def list_windows(request: web.Request) -> web.Response:
+    """Window measures (no step records) starting in [since, until), oldest first — e.g. for hourly statistics."""
+    _check_unknown(request, {"runner", "device_id", "since", "until", "limit", "offset"})
+    q = request.query
+    limit = parse_int("limit", q.get("limit"), 1000, 1, 5000)
+    offset = parse_int("offset", q.get("offset"), 0, 0, 10_000_000)
+    since, until = parse_time("since", q.get("since")), parse_time("until", q.get("until"))
+    if since is not None and until is not None and until < since:
+        raise ApiError(400, "query parameters: 'until' is before 'since'")
+    windows = await _call(
+        _ctx(request).store.list_windows,
+        runner=parse_runner(q.get("runner")),
+        device_id=parse_device(q.get("device_id")),
+        since=since,
+        until=until,
+        limit=limit,
+        offset=offset,
+    )
+    next_offset = offset + limit if len(windows) == limit else None
+    return json_response({"windows": windows, "limit": limit, "offset": offset, "next_offset": next_offset})
+
+
 async def meta(request: web.Request) -> web.Response:
     """Devices and runners, for filter menus."""
     ctx = _ctx(request)
@@ -598,6 +629,8 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/health", health)
     r.add_get("/api/overview", overview)
     r.add_get("/api/meta", meta)
+    r.add_get("/api/summary", summary)
+    r.add_get("/api/windows", list_windows)
     r.add_get("/api/runs", list_runs)
     r.add_get("/api/runs/{run_id}", get_run)
     r.add_get("/api/trends", trends)
