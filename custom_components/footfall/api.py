@@ -99,7 +99,10 @@ class FootfallClient:
 
     async def summary(self) -> dict[str, Any]:
         """``GET /api/summary``: identity, runners with their figures, devices, recent alerts."""
-        doc = await self._request("GET", "/api/summary")
+        try:
+            doc = await self._request("GET", "/api/summary")
+        except FootfallNotFoundError as err:
+            raise FootfallConnectionError(f"{self.url}/api/summary: not a footfall dashboard (404)") from err
         if not isinstance(doc, dict) or not isinstance(doc.get("instance"), dict) or "runners" not in doc:
             raise FootfallConnectionError(f"{self.url}/api/summary: not a footfall dashboard summary")
         return doc
