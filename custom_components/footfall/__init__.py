@@ -15,6 +15,7 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.storage import Store
 from homeassistant.helpers.typing import ConfigType
@@ -22,6 +23,7 @@ from homeassistant.helpers.typing import ConfigType
 from .api import FootfallClient, FootfallConnectionError, FootfallError
 from .const import CONF_TOKEN, CONF_URL, DOMAIN, LOGGER
 from .coordinator import FootfallCoordinator, FootfallData
+from .entity import hub_device
 from .push import run_live_stream
 from .services import async_setup_services
 from .statistics import STORAGE_VERSION, StatisticsImporter, storage_key
@@ -52,6 +54,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: FootfallConfigEntry) -> 
     statistics = StatisticsImporter(hass, entry.entry_id, client)
     await statistics.async_load()
     entry.runtime_data = FootfallRuntime(client, coordinator, statistics)
+    # The hub first: runner and insole devices name it as their via_device.
+    dr.async_get(hass).async_get_or_create(config_entry_id=entry.entry_id, **hub_device(coordinator))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     entry.async_create_background_task(hass, run_live_stream(coordinator), f"{DOMAIN} live stream {client.url}")
 

@@ -110,7 +110,7 @@ class Dashboard:
     def windows(self, runner: str, since: float, until: float) -> list[dict[str, Any]]:
         return self.get(f"/api/windows?runner={runner}&since={since!r}&until={until!r}&limit=5000")["windows"]
 
-    def publish_run(self, start: float, minutes: float, seed: int, *, spike: bool = False) -> dict[str, Any]:
+    def publish_run(self, start: float, minutes: float, seed: int, spike: bool = False) -> dict[str, Any]:
         """Play the agent: one run through the broker into the dashboard."""
         args = ["publish-run", "--broker", self.broker_url, "--start", repr(start), "--minutes", str(minutes),
                 "--seed", str(seed)]  # fmt: skip
