@@ -111,10 +111,22 @@ class Dashboard:
         return self.get(f"/api/windows?runner={runner}&since={since!r}&until={until!r}&limit=5000")["windows"]
 
     def publish_run(self, start: float, minutes: float, seed: int, spike: bool = False) -> dict[str, Any]:
-        """Play the agent: one run through the broker into the dashboard."""
+        """Play the agent: one run through the broker into the dashboard; returns once the dashboard stored it."""
         args = ["publish-run", "--broker", self.broker_url, "--start", repr(start), "--minutes", str(minutes),
                 "--seed", str(seed)]  # fmt: skip
-        return run_driver(*args, *(["--spike"] if spike else []))
+        run = run_driver(*args, *(["--spike"] if spike else []))
+        deadline = time.monotonic() + 30
+        while True:  # until the dashboard has stored all of it
+            try:
+                stored = self.get(f"/api/runs/{run['run_id']}?steps=none")
+                if stored["complete"] and stored["windows"] and len(stored["windows"]) == run["windows"]:
+                    return run
+            except urllib.error.HTTPError as err:
+                if err.code != 404:
+                    raise
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the dashboard did not store run {run['run_id']}:\n{self.log.read_text()[-2000:]}")
+            time.sleep(0.05)
 
 
 async def setup_entry(hass: Any, dashboard: Dashboard, token: str | None = None) -> Any:
