@@ -21,4 +21,9 @@ if [ -z "$py" ]; then
 fi
 "$py" -m venv .venv-ha
 .venv-ha/bin/pip install -q "$HA_TEST_PIN"
+# A whole Home Assistant Core (tests/ha/test_real_core.py) also needs its frontend (without it, it starts in
+# recovery mode): the release that this Home Assistant's frontend integration pins.
+frontend="$(.venv-ha/bin/python -c 'import json, homeassistant.components.frontend as f, pathlib
+print(json.loads((pathlib.Path(f.__file__).parent / "manifest.json").read_text())["requirements"][0])')"
+.venv-ha/bin/pip install -q "$frontend"
 .venv-ha/bin/python -c "import homeassistant.const as c; print('.venv-ha: Home Assistant', c.__version__)"
