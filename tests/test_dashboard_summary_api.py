@@ -109,9 +109,7 @@ async def test_summary_needs_the_token_and_rejects_parameters(service: Dashboard
     assert status == 400 and "runner" in body["error"]
 
 
-async def test_instance_id_is_stable_per_database_and_distinct_between_databases(
-    tmp_path: Path, broker: Any
-) -> None:
+async def test_instance_id_is_stable_per_database_and_distinct_between_databases(tmp_path: Path, broker: Any) -> None:
     db = seeded(tmp_path / "a.db")
     ids = []
     for path in (db, db, tmp_path / "empty.db"):
@@ -207,6 +205,7 @@ async def test_dashboard_on_a_lan_address_announces_itself_and_says_goodbye(tmp_
     try:
         assert svc.mdns is not None  # mdns: auto announces beyond loopback
         status, doc = await get(svc, "/api/summary")
+        assert status == 200
         infos, _ = await _browse(addr, 10.0, want=1)
         mine = [i for i in infos if i.properties.get(b"id") == doc["instance"]["id"].encode()]
         assert len(mine) == 1, [i.name for i in infos]
@@ -215,9 +214,10 @@ async def test_dashboard_on_a_lan_address_announces_itself_and_says_goodbye(tmp_
         assert info.properties[b"auth"] == b"token" and info.properties[b"path"] == b"/"
         assert TOKEN.encode() not in b"".join(v or b"" for v in info.properties.values())
         # The announced address and port serve the dashboard.
-        async with aiohttp.ClientSession() as http, http.get(
-            f"http://{addr}:{port}/api/summary", headers={"Authorization": f"Bearer {TOKEN}"}
-        ) as r:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://{addr}:{port}/api/summary", headers={"Authorization": f"Bearer {TOKEN}"}) as r,
+        ):
             assert r.status == 200 and (await r.json())["instance"]["id"] == doc["instance"]["id"]
         name = info.name
     finally:

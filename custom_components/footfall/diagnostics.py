@@ -26,7 +26,9 @@ async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: Footfal
                 "live_events_received": coordinator.events_received,
             },
             "summary": asdict(coordinator.data) if coordinator.data else None,
-            "statistics": {"runs_imported": len(runtime.statistics.imported), "last_import": runtime.statistics.last_result},
+            "statistics": {
+                "runs_imported": len(runtime.statistics.imported), "last_import": runtime.statistics.last_result,
+            },
         },
         TO_REDACT,
     )  # fmt: skip

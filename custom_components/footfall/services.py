@@ -58,7 +58,9 @@ def async_setup_services(hass: HomeAssistant) -> None:
                 "config_entry_id": entry.entry_id,
             }  # fmt: skip
         raise ServiceValidationError(
-            translation_domain=DOMAIN, translation_key="alert_not_found", translation_placeholders={"alert_id": alert_id}
+            translation_domain=DOMAIN,
+            translation_key="alert_not_found",
+            translation_placeholders={"alert_id": alert_id},
         )
 
     hass.services.async_register(

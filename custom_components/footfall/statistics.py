@@ -173,7 +173,7 @@ class StatisticsImporter:
             by_runner: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for r in changed:
                 by_runner[r["runner"]].append(r)
-            hours = windows = 0
+            hours = windows = done = 0
             for runner, runner_runs in by_runner.items():
                 if not self._owns(runner):
                     continue
@@ -188,10 +188,11 @@ class StatisticsImporter:
                         hours = max(hours, len(rows))
                 for r in runner_runs:
                     self.imported[r["run_id"]] = [r["updated_at"], r["windows"]]
-            if changed:
+                done += len(runner_runs)
+            if done:
                 await self.store.async_save({"runs": self.imported})
-            self.last_result = {"runs_total": len(runs), "runs_imported": len(changed), "windows": windows,
-                                "hours": hours, "full": full}  # fmt: skip
-            if changed:
-                LOGGER.debug("Imported statistics of %d run(s): %s", len(changed), self.last_result)
+            self.last_result = {"runs_total": len(runs), "runs_changed": len(changed), "runs_imported": done,
+                                "windows": windows, "hours": hours, "full": full}  # fmt: skip
+            if done:
+                LOGGER.debug("Imported statistics of %d run(s): %s", done, self.last_result)
             return self.last_result

@@ -125,7 +125,9 @@ class Dashboard:
                 if err.code != 404:
                     raise
             if time.monotonic() > deadline:
-                raise AssertionError(f"the dashboard did not store run {run['run_id']}:\n{self.log.read_text()[-2000:]}")
+                raise AssertionError(
+                    f"the dashboard did not store run {run['run_id']}:\n{self.log.read_text()[-2000:]}"
+                )
             time.sleep(0.05)
 
 

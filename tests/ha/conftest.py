@@ -78,4 +78,5 @@ def dashboard(tmp_path: Path, seeded_db: Path, broker_url: str) -> Iterator[Dash
 
 
 def pytest_report_header() -> str:
-    return f"footfall HA suite: Python {sys.version.split()[0]}, project interpreter {os.environ.get('FOOTFALL_PROJECT_PYTHON', '.venv')}"
+    project = os.environ.get("FOOTFALL_PROJECT_PYTHON", ".venv")
+    return f"footfall HA suite: Python {sys.version.split()[0]}, project interpreter {project}"

@@ -82,7 +82,9 @@ def cmd_publish_run(args: argparse.Namespace) -> int:
         client.loop_stop()
         client.disconnect()
     run = msgs[-1]
-    print(json.dumps({"run_id": run.run_id, "windows": len(msgs) - 1, "t_start": run.started_at, "t_end": run.ended_at}))
+    print(
+        json.dumps({"run_id": run.run_id, "windows": len(msgs) - 1, "t_start": run.started_at, "t_end": run.ended_at})
+    )
     return 0
 
 

@@ -19,7 +19,7 @@ DOC = REPO / "docs" / "home-assistant.md"
 
 def section() -> str:
     text = DOC.read_text(encoding="utf-8")
-    return text[text.index("## 5. The footfall integration"):text.index("## Troubleshooting")]
+    return text[text.index("## 5. The footfall integration") : text.index("## Troubleshooting")]
 
 
 async def test_documented_ids_exist(hass: HomeAssistant, dashboard: Dashboard) -> None:

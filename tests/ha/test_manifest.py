@@ -63,5 +63,7 @@ def test_translations_cover_every_entity_and_match_strings_json() -> None:
 
 async def test_home_assistant_loads_it_as_a_custom_integration(hass: HomeAssistant) -> None:
     integration = (await async_get_custom_components(hass))["footfall"]
-    assert integration.config_flow and integration.version == AwesomeVersion(load(COMPONENT / "manifest.json")["version"])
+    assert integration.config_flow and integration.version == AwesomeVersion(
+        load(COMPONENT / "manifest.json")["version"]
+    )
     assert Path(integration.file_path) == COMPONENT

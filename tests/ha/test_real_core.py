@@ -64,7 +64,9 @@ async def _wait(what: str, check: Any, timeout: float = 120.0, proc: subprocess.
         except (aiohttp.ClientError, OSError):
             pass
         if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"Home Assistant exited ({proc.returncode}):\n{log.read_text()[-4000:] if log else ''}")
+            raise AssertionError(
+                f"Home Assistant exited ({proc.returncode}):\n{log.read_text()[-4000:] if log else ''}"
+            )
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}:\n{log.read_text()[-4000:] if log else ''}")
         await asyncio.sleep(0.5)

@@ -109,8 +109,11 @@ async def test_two_runs_in_one_hour_share_its_bucket(hass: HomeAssistant, dashbo
     first_run_only = reference_hours([w for w in windows if w["t_start"] < hour + 30 * 60], "valr_mean", "valr_n")
     assert row["mean"] != pytest.approx(first_run_only[hour][0], rel=1e-9)  # the second run really counts
     cadence = next(r for r in stats["footfall:alex_cadence"] if r["start"] == hour)
-    assert cadence["mean"] == pytest.approx(reference_hours(
-        [{**w, "duration": w["t_end"] - w["t_start"]} for w in windows], "cadence_spm", "duration")[hour][0])
+    assert cadence["mean"] == pytest.approx(
+        reference_hours([{**w, "duration": w["t_end"] - w["t_start"]} for w in windows], "cadence_spm", "duration")[
+            hour
+        ][0]
+    )
     # And importing both again changes nothing.
     before = await read(hass, hour - 3600)
     await imported(hass, entry, full=True)
