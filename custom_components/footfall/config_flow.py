@@ -53,20 +53,25 @@ class FootfallConfigFlow(ConfigFlow, domain=DOMAIN):
             return None, {"base": "unknown"}
         return str(summary["instance"]["id"]), {}
 
+    async def _check_url_and_token(self, user_input: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+        """(entry data, errors) for the url + token form; on success the flow's unique id is the instance id."""
+        token = user_input.get(CONF_TOKEN) or ""
+        try:
+            url = normalize_url(user_input[CONF_URL])
+        except ValueError:
+            return {}, {CONF_URL: "invalid_url"}
+        instance, errors = await self._check(url, token)
+        if instance is not None:
+            await self.async_set_unique_id(instance)
+        return {CONF_URL: url, CONF_TOKEN: token}, errors
+
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         errors: dict[str, str] = {}
         if user_input is not None:
-            token = user_input.get(CONF_TOKEN) or ""
-            try:
-                url = normalize_url(user_input[CONF_URL])
-            except ValueError:
-                errors[CONF_URL] = "invalid_url"
-            else:
-                instance, errors = await self._check(url, token)
-                if instance is not None:
-                    await self.async_set_unique_id(instance)
-                    self._abort_if_unique_id_configured(updates={CONF_URL: url, CONF_TOKEN: token})
-                    return self.async_create_entry(title=_title(url), data={CONF_URL: url, CONF_TOKEN: token})
+            data, errors = await self._check_url_and_token(user_input)
+            if not errors:
+                self._abort_if_unique_id_configured(updates=data)
+                return self.async_create_entry(title=_title(data[CONF_URL]), data=data)
         return self.async_show_form(
             step_id="user", data_schema=self.add_suggested_values_to_schema(USER_SCHEMA, user_input), errors=errors
         )
@@ -120,19 +125,10 @@ class FootfallConfigFlow(ConfigFlow, domain=DOMAIN):
         entry = self._get_reconfigure_entry()
         errors: dict[str, str] = {}
         if user_input is not None:
-            token = user_input.get(CONF_TOKEN) or ""
-            try:
-                url = normalize_url(user_input[CONF_URL])
-            except ValueError:
-                errors[CONF_URL] = "invalid_url"
-            else:
-                instance, errors = await self._check(url, token)
-                if instance is not None:
-                    await self.async_set_unique_id(instance)
-                    self._abort_if_unique_id_mismatch(reason="wrong_dashboard")
-                    return self.async_update_reload_and_abort(
-                        entry, title=_title(url), data_updates={CONF_URL: url, CONF_TOKEN: token}
-                    )
+            data, errors = await self._check_url_and_token(user_input)
+            if not errors:
+                self._abort_if_unique_id_mismatch(reason="wrong_dashboard")
+                return self.async_update_reload_and_abort(entry, title=_title(data[CONF_URL]), data_updates=data)
         suggested = user_input or {CONF_URL: entry.data[CONF_URL]}
         return self.async_show_form(
             step_id="reconfigure", data_schema=self.add_suggested_values_to_schema(USER_SCHEMA, suggested),

@@ -282,26 +282,25 @@ async def overview(request: web.Request) -> web.Response:
     return json_response(await _call(gather))
 
 
-async def list_runs(request: web.Request) -> web.Response:
+async def _paged(request: web.Request, key: str, fetch: Callable[..., Any], default_limit: int, max_limit: int
+                 ) -> web.Response:  # fmt: skip
+    """A filtered, paged listing (``device_id, runner, since, until, limit, offset``): ``{key: [...], "limit",
+    "offset", "next_offset"}`` (``next_offset`` null on the last page)."""
     _check_unknown(request, {"device_id", "runner", "since", "until", "limit", "offset"})
     q = request.query
-    limit = parse_int("limit", q.get("limit"), 100, 1, 1000)
+    limit = parse_int("limit", q.get("limit"), default_limit, 1, max_limit)
     offset = parse_int("offset", q.get("offset"), 0, 0, 10_000_000)
     since, until = parse_time("since", q.get("since")), parse_time("until", q.get("until"))
     if since is not None and until is not None and until < since:
         raise ApiError(400, "query parameters: 'until' is before 'since'")
-    runs = await _call(
-        _ctx(request).store.list_runs,
-        device_id=parse_device(q.get("device_id")),
-        runner=parse_runner(q.get("runner")),
-        since=since,
-        until=until,
-        limit=limit,
-        offset=offset,
-    )
-    return json_response(
-        {"runs": runs, "limit": limit, "offset": offset, "next_offset": offset + limit if len(runs) == limit else None}
-    )
+    rows = await _call(fetch, device_id=parse_device(q.get("device_id")), runner=parse_runner(q.get("runner")),
+                       since=since, until=until, limit=limit, offset=offset)  # fmt: skip
+    next_offset = offset + limit if len(rows) == limit else None
+    return json_response({key: rows, "limit": limit, "offset": offset, "next_offset": next_offset})
+
+
+async def list_runs(request: web.Request) -> web.Response:
+    return await _paged(request, "runs", _ctx(request).store.list_runs, 100, 1000)
 
 
 RUN_CACHE: web.AppKey[RunCache] = web.AppKey("footfall_run_cache", RunCache)
@@ -574,24 +573,7 @@ async def summary(request: web.Request) -> web.Response:
 
 async def list_windows(request: web.Request) -> web.Response:
     """Window measures (no step records) starting in [since, until), oldest first — e.g. for hourly statistics."""
-    _check_unknown(request, {"runner", "device_id", "since", "until", "limit", "offset"})
-    q = request.query
-    limit = parse_int("limit", q.get("limit"), 1000, 1, 5000)
-    offset = parse_int("offset", q.get("offset"), 0, 0, 10_000_000)
-    since, until = parse_time("since", q.get("since")), parse_time("until", q.get("until"))
-    if since is not None and until is not None and until < since:
-        raise ApiError(400, "query parameters: 'until' is before 'since'")
-    windows = await _call(
-        _ctx(request).store.list_windows,
-        runner=parse_runner(q.get("runner")),
-        device_id=parse_device(q.get("device_id")),
-        since=since,
-        until=until,
-        limit=limit,
-        offset=offset,
-    )
-    next_offset = offset + limit if len(windows) == limit else None
-    return json_response({"windows": windows, "limit": limit, "offset": offset, "next_offset": next_offset})
+    return await _paged(request, "windows", _ctx(request).store.list_windows, 1000, 5000)
 
 
 async def meta(request: web.Request) -> web.Response:
