@@ -32,7 +32,7 @@ def constants() -> dict[str, Any]:
 def test_integration_constants_mirror_the_dashboard() -> None:
     const = constants()
     assert list(const["ALERT_KINDS"]) == list(get_args(AlertKind))
-    assert const["RISK_LEVELS"] == RISK_LEVELS
+    assert list(const["RISK_LEVELS"]) == list(RISK_LEVELS)
     assert const["ZEROCONF_TYPE"] == SERVICE_TYPE
     manifest = json.loads((COMPONENT / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["zeroconf"] == [SERVICE_TYPE]

@@ -29,7 +29,7 @@ import paho.mqtt.client as mqtt
 
 from edge_agent.contract import RunSummary, Topics, WindowSummary
 from plugin.history import RunnerModel, Scenario, generate_history
-from tests.brokers import make_broker
+from tests.support.brokers import make_broker
 
 DAY = 86400.0
 

@@ -21,7 +21,7 @@ from plugin.mdns import SERVICE_TYPE, announce_addresses, should_announce
 from plugin.risk import risk_summary
 from plugin.service import DashboardService
 from plugin.store import Store
-from tests.brokers import free_port
+from tests.support.brokers import free_port
 
 TOKEN = "summary-api-token-0123456789"
 DAY = 86400.0
