@@ -377,6 +377,9 @@ def _header_messages(w: _Writer, run: FitRun, timing: _Timing, dev: dict[str, li
             desc.field_name = f.name
             desc.units = f.units
             desc.native_mesg_num = _SCOPES[scope][0]
+            # No native equivalent, said explicitly (255 = invalid): Golden Cheetah's reader otherwise takes an
+            # unset native_field_num for a native field number (src/FileIO/FitRideFile.cpp).
+            desc.native_field_num = 255
             w.add(desc, _LOCAL["field_description"])
     devices = [(0, "footfall", f"{major}.{minor}.{patch}")]
     if run.profile:

@@ -9,6 +9,8 @@ import sys
 from dataclasses import replace
 
 import pytest
+from fit_tool import FitFile
+from fit_tool.profile.messages.field_description_message import FieldDescriptionMessage
 from garmin_fit_sdk import Decoder, Stream
 
 from edge_agent.analysis.aggregator import symmetry_index_pct
@@ -106,7 +108,8 @@ def test_every_second_holds_its_window_values_in_fit_units() -> None:
 
 def test_session_lap_and_identity() -> None:
     run = _run()
-    fit = decode(encode_run(run).data)
+    data = encode_run(run).data
+    fit = decode(data)
     assert (fit.count("session"), fit.count("lap"), fit.count("activity"), fit.count("file_id")) == (1, 1, 1, 1)
     fid = fit.one("file_id")
     assert fid["type"] == "activity" and fid["manufacturer"] == "development" and fid["product_name"] == "footfall"
@@ -133,6 +136,11 @@ def test_session_lap_and_identity() -> None:
     assert fit.one("activity")["total_timer_time"] == pytest.approx(elapsed - 25.0, abs=1e-3)
     for kind in ("record", "lap", "session"):
         assert sorted(fit.developer_names(kind).values()) == sorted(f.name for f in MEASURE_FIELDS)
+    # native_field_num is written, as the invalid value 255 (Garmin's decoder drops it; Golden Cheetah needs it)
+    assert all("native_field_num" not in d for d in fit.messages["field_description_mesgs"])
+    layouts = [r.message.definition_message for r in FitFile.from_bytes(data).records
+               if isinstance(r.message, FieldDescriptionMessage)]  # fmt: skip
+    assert layouts and all(15 in [f.field_id for f in d.field_definitions] for d in layouts)
     # timer: start, stop at the pause, start after it, stop at the end
     events = [(e["event"], e["event_type"], unix(e["timestamp"])) for e in fit.messages["event_mesgs"]]
     first_after = math.ceil(run.windows[GAP_AFTER + 1].t_start)
