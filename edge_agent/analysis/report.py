@@ -223,20 +223,10 @@ def _progress(duration_s: float, enabled: bool, stream: TextIO) -> tuple[Callabl
     return update, bar
 
 
-def analyze_path(
-    path: str,
-    profile: str | None = None,
-    body_mass_kg: float | None = None,
-    input_format: str | None = None,
-    segment: str | None = None,
-    progress: bool = False,
-    stream: TextIO | None = None,
-) -> dict[str, Any]:
-    """Load, analyse and report one recording; InputError for anything the user can fix."""
-    rec, result, profile_name = load_and_analyze(
-        path, profile, body_mass_kg, input_format, segment, progress=progress, stream=stream
-    )
-    return build_report(rec, result, profile_name)
+def analyze_path(path: str, **options: Any) -> dict[str, Any]:
+    """Load, analyse and report one recording (``options`` as :func:`load_and_analyze`); InputError for anything
+    the user can fix."""
+    return build_report(*load_and_analyze(path, **options))
 
 
 def load_and_analyze(

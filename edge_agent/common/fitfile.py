@@ -381,10 +381,10 @@ def _header_messages(w: _Writer, run: FitRun, timing: _Timing, dev: dict[str, li
             # unset native_field_num for a native field number (src/FileIO/FitRideFile.cpp).
             desc.native_field_num = 255
             w.add(desc, _LOCAL["field_description"])
-    devices = [(0, "footfall", f"{major}.{minor}.{patch}")]
+    devices = [(0, "footfall")]  # the creator: footfall's software
     if run.profile:
-        devices.append((1, run.profile, None))
-    for index, name, _ in devices:
+        devices.append((1, run.profile))  # the insoles, by hardware profile
+    for index, name in devices:
         info = DeviceInfoMessage()
         info.timestamp = _ms(timing.start)
         info.device_index = index

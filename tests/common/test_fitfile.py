@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from fit_tool import FitFile
@@ -61,7 +62,7 @@ def _windows() -> list[FitSpan]:
     return out
 
 
-def _run(windows: list[FitSpan] | None = None, **summary: object) -> FitRun:
+def _run(windows: list[FitSpan] | None = None, **summary: Any) -> FitRun:
     wins = _windows() if windows is None else windows
     end = max((w.t_end for w in wins), default=T0 + 60.0)
     base = FitSpan(t_start=T0, t_end=end, steps=200, cadence_spm=170.55, contact_ms=240.04,

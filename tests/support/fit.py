@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from garmin_fit_sdk import Decoder, Stream
 
@@ -59,7 +59,7 @@ def decode(data: bytes) -> DecodedFit:
     assert Decoder(Stream.from_byte_array(bytearray(data))).check_integrity(), "FIT CRC or size check failed"
     messages, errors = Decoder(Stream.from_byte_array(bytearray(data))).read()
     assert errors == [], errors
-    return DecodedFit(messages)
+    return DecodedFit(cast(dict[str, list[dict[str, Any]]], messages))
 
 
 def spm(msg: dict[str, Any], prefix: str = "") -> float | None:
