@@ -102,14 +102,14 @@ def _export_fit(db: Path, run_id: str, out: Path | None) -> int:
     if str(out) == "-" and sys.stdout.isatty():
         print("footfall-dashboard export: a FIT file is binary: give --out FILE or redirect stdout", file=sys.stderr)
         return 2
+    problem = f"no run {run_id!r} in {db}"
     with Store(db) as store:
         try:
             exported = export_run_fit(store, run_id)
         except FitExportError as err:
-            print(f"footfall-dashboard export: {err}", file=sys.stderr)
-            return 2
+            exported, problem = None, str(err)
     if exported is None:
-        print(f"footfall-dashboard export: no run {run_id!r} in {db}", file=sys.stderr)
+        print(f"footfall-dashboard export: {problem}", file=sys.stderr)
         return 2
     name, fit = exported
     target = "-" if str(out) == "-" else str(out or name)

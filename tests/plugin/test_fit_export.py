@@ -57,9 +57,8 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture
 def store(db: Path) -> Iterator[Store]:
-    s = Store(db)
-    yield s
-    s.close()
+    with Store(db) as opened:
+        yield opened
 
 
 def _runs(store: Store) -> tuple[dict[str, Any], dict[str, Any]]:
