@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 from collections import defaultdict
+from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 from statistics import mean
@@ -18,6 +19,9 @@ from typing import Any
 
 import pytest
 
+from edge_agent.analysis.fit_export import recording_fit
+from edge_agent.analysis.step import Step
+from edge_agent.common.fitfile import FitExportError
 from edge_agent.recordings import load_recording, save_recording
 from tests.support.fit import BALANCE_TOL, FLOAT32_REL, SPM_TOL, STANCE_MS_TOL, DecodedFit, decode, spm, unix
 from tests.support.paths import DATA, REPO
@@ -190,3 +194,57 @@ def test_no_steps_is_a_clear_error(tmp_path: Path) -> None:
     assert r.returncode == 2, r.stderr.decode()
     assert "no steps found" in r.stderr.decode() and b"Traceback" not in r.stderr
     assert not (tmp_path / "x.fit").exists()
+
+
+@dataclass
+class IntervalStep(Step):
+    """A step with the 90 % VALR interval the loading-rate analysis adds (``valr_lo_bw_s``/``valr_hi_bw_s``)."""
+
+    valr_lo_bw_s: float | None = None
+    valr_hi_bw_s: float | None = None
+
+
+def _steps(n: int, spm_: float = 170.0) -> list[IntervalStep]:
+    dt = 60.0 / spm_
+    out = []
+    for i in range(n):
+        valr = 50.0 + (i % 7)
+        out.append(
+            IntervalStep(
+                side="left" if i % 2 == 0 else "right",
+                t_contact=1.0 + i * dt,
+                t_toe_off=1.25 + i * dt,
+                contact_ms=250.0 + (i % 3),
+                strike_index=0.2,
+                strike_zone="rearfoot",
+                zone_uncertain=False,
+                impact_peak=True,
+                valr_bw_s=valr,
+                vilr_bw_s=valr * 1.5,
+                lr_method="impact_peak",
+                lr_low_confidence=False,
+                peak_force_bw=2.5,
+                impulse_bw_s=0.3,
+                valr_lo_bw_s=valr - 4.0,
+                valr_hi_bw_s=valr + 5.0,
+            )
+        )
+    return out
+
+
+def test_the_valr_interval_reaches_the_file_when_the_analysis_gives_one() -> None:
+    """Steps that carry a 90 % VALR interval get valr_low/valr_high fields: the window means of the bounds."""
+    steps = _steps(75)  # ~26 s at 170 spm: windows 10 + 10 + ~6 s
+    fit = decode(recording_fit(steps, name="synthetic", profile="moticon-opengo", start_unix=1_750_000_000.0).data)
+    windows = windows_of([s.to_dict() for s in steps])
+    assert len(windows) == 3
+    for rec in fit.records:
+        t = unix(rec["timestamp"]) - 1_750_000_000.0
+        (win,) = [w for a, b, w in windows if a <= t < b]
+        dev = fit.developer("record", rec)
+        assert dev["valr_low"] == pytest.approx(mean(s["valr_lo_bw_s"] for s in win), rel=FLOAT32_REL)
+        assert dev["valr_high"] == pytest.approx(mean(s["valr_hi_bw_s"] for s in win), rel=FLOAT32_REL)
+        assert dev["valr"] == pytest.approx(mean(s["valr_bw_s"] for s in win), rel=FLOAT32_REL)
+    assert fit.one("session")["sport"] == "running"
+    with pytest.raises(FitExportError, match="no steps found"):
+        recording_fit([], name="empty", profile="moticon-opengo", start_unix=1_750_000_000.0)
