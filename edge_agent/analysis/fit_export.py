@@ -6,8 +6,8 @@ contact, the last window ending at the last toe-off; a window without steps is a
 whole recording, is summarised with the aggregator (:func:`edge_agent.analysis.aggregator.summarize`), so cadence,
 contact-time asymmetry and the per-foot strike index are the numbers ``analyze --format json`` and the dashboard
 show. Contact time and VALR are the means over the steps of both feet — the same number as the dashboard's
-step-weighted pooling of the two feet's means. The sport is *running* when the agent's activity classifier
-(:func:`edge_agent.runtime.activity.classify_steps`) calls any window running, else *walking* if any window walks.
+step-weighted pooling of the two feet's means. The sport is *walking* when the agent's activity classifier
+(:func:`edge_agent.runtime.activity.classify_steps`) calls more windows walking than running, else *running*.
 
 Times: a recording that states its start (Moticon exports, ``.ffrec``) is placed there; otherwise the start is the
 file's modification time minus the recording's length (it was written when it ended), and a note says so.
@@ -95,9 +95,7 @@ def recording_fit(
         raise FitExportError(f"{name}: no steps found, so there is no activity to export")
     spans = [span_of(ws, a, b, start_unix) for a, b, ws in windows]
     activities = [classify_steps(ws) for _, _, ws in windows]
-    sport: SportName = "running"
-    if "running" not in activities and "walking" in activities:
-        sport = "walking"
+    sport: SportName = "walking" if activities.count("walking") > activities.count("running") else "running"
     summary = span_of(steps, windows[0][0], windows[-1][1], start_unix)
     return encode_run(FitRun(name, profile, summary, spans, sport=sport, profile=profile))
 
