@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pty
 import shutil
 import subprocess
 import sys
@@ -248,3 +249,16 @@ def test_the_valr_interval_reaches_the_file_when_the_analysis_gives_one() -> Non
     assert fit.one("session")["sport"] == "running"
     with pytest.raises(FitExportError, match="no steps found"):
         recording_fit([], name="empty", profile="moticon-opengo", start_unix=1_750_000_000.0)
+
+
+def test_binary_output_is_never_written_to_a_terminal() -> None:
+    master, terminal = pty.openpty()
+    try:
+        exe = shutil.which("footfall-agent")
+        cmd = [exe] if exe else [sys.executable, "-m", "edge_agent.cli"]
+        r = subprocess.run([*cmd, "analyze", str(MOTICON), "--format", "fit", "--out", "-"], stdout=terminal,
+                           stderr=subprocess.PIPE, cwd=REPO, timeout=240)  # fmt: skip
+    finally:
+        os.close(terminal)
+        os.close(master)
+    assert r.returncode == 2 and b"a FIT file is binary" in r.stderr

@@ -5,6 +5,8 @@ with Garmin's decoder and compared with the store's own per-window and per-run v
 from __future__ import annotations
 
 import math
+import os
+import pty
 import shutil
 import subprocess
 import sys
@@ -227,3 +229,17 @@ async def test_run_page_button_downloads_the_file(store: Store, tmp_path: Path) 
     finally:
         await client.close()
     assert_matches_store(decode(saved.read_bytes()), store, complete["run_id"])
+
+
+def test_cli_never_writes_the_binary_file_to_a_terminal(db: Path, store: Store) -> None:
+    complete, _ = _runs(store)
+    master, terminal = pty.openpty()
+    try:
+        exe = shutil.which("footfall-dashboard")
+        cmd = [exe] if exe else [sys.executable, "-m", "plugin.cli"]
+        args = ["export", "--db", str(db), "--format", "fit", "--run", complete["run_id"], "--out", "-"]
+        r = subprocess.run([*cmd, *args], stdout=terminal, stderr=subprocess.PIPE, timeout=120)
+    finally:
+        os.close(terminal)
+        os.close(master)
+    assert r.returncode == 2 and b"a FIT file is binary" in r.stderr
