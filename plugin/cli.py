@@ -75,9 +75,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from plugin.store import Store
 
+    if (args.format == "fit") != (args.run is not None):
+        print("footfall-dashboard export: --format fit needs --run RUN_ID (and --run is only for fit)", file=sys.stderr)
+        return 2
     db = Path(args.db) if args.db else _config(args).db_path
     if not db.exists():
         raise ConfigError(f"{db}: no such database")
+    if args.format == "fit":
+        return _export_fit(db, args.run, args.out)
     with Store(db) as store:
         text = store.export_runs(args.format, runner=args.runner)
     if args.out:
@@ -85,6 +90,36 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"wrote {args.out} ({text.count(chr(10)) if args.format == 'csv' else 'json'} lines)")
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def _export_fit(db: Path, run_id: str, out: Path | None) -> int:
+    """One run as a FIT activity file: ``--out FILE``, ``--out -`` (stdout) or ``footfall-<run id>.fit`` here."""
+    from edge_agent.common.fitfile import FitExportError
+    from plugin.fit_export import export_run_fit
+    from plugin.store import Store
+
+    if str(out) == "-" and sys.stdout.isatty():
+        print("footfall-dashboard export: a FIT file is binary: give --out FILE or redirect stdout", file=sys.stderr)
+        return 2
+    problem = f"no run {run_id!r} in {db}"
+    with Store(db) as store:
+        try:
+            exported = export_run_fit(store, run_id)
+        except FitExportError as err:
+            exported, problem = None, str(err)
+    if exported is None:
+        print(f"footfall-dashboard export: {problem}", file=sys.stderr)
+        return 2
+    name, fit = exported
+    target = "-" if str(out) == "-" else str(out or name)
+    if target == "-":
+        sys.stdout.buffer.write(fit.data)
+        sys.stdout.buffer.flush()
+    else:
+        Path(target).write_bytes(fit.data)
+    print(f"wrote {target} ({len(fit.data)} bytes, {fit.messages.get('record', 0)} records)",
+          file=sys.stderr if target == "-" else sys.stdout)  # fmt: skip
     return 0
 
 
@@ -136,12 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("file", type=Path)
     v.set_defaults(func=cmd_validate)
 
-    e = sub.add_parser("export", help="export runs as CSV or JSON")
-    e.add_argument("--format", choices=("csv", "json"), default="csv")
+    e = sub.add_parser("export", help="export runs as CSV or JSON, or one run as a FIT activity file")
+    e.add_argument("--format", choices=("csv", "json", "fit"), default="csv")
+    e.add_argument("--run", metavar="RUN_ID", help="the run to write as a FIT file (--format fit)")
     e.add_argument("--db", type=Path)
     e.add_argument("--config", type=Path)
     e.add_argument("--runner")
-    e.add_argument("--out", type=Path, help="file to write (default: stdout)")
+    e.add_argument("--out", type=Path, help="file to write (default: stdout; fit: footfall-<run id>.fit, - = stdout)")
     e.set_defaults(func=cmd_export)
 
     s = sub.add_parser("seed-history", help="write N weeks of simulated runs into the database (demo)")

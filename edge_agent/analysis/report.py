@@ -23,7 +23,7 @@ from typing import Any, TextIO
 from edge_agent.analysis.step import Step
 
 SCHEMA = "footfall.analyze/1"
-FORMATS = ("table", "csv", "json")
+FORMATS = ("table", "csv", "json", "fit")
 #: Show a progress bar on a TTY, or for recordings at least this long even when stderr is not a TTY.
 LONG_RECORDING_S = 3600.0
 STEP_FIELDS = [f.name for f in fields(Step)]
@@ -48,12 +48,13 @@ def add_analyze_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
         "--format",
         default="table",
         dest="fmt",
-        metavar="{table,csv,json}",
-        help="output: table (default), csv (one row per step), json (steps + summary)",
+        metavar="{table,csv,json,fit}",
+        help="output: table (default), csv (one row per step), json (steps + summary), fit (activity file for "
+        "training platforms, written to --out or <recording>.fit)",
     )
     parser.add_argument("--input-format", dest="input_format", help="skip auto-detection (e.g. moticon-txt)")
     parser.add_argument("--segment", help="only analyse the labelled segment(s) with this name, e.g. 'Walking'")
-    parser.add_argument("-o", "--output", help="write to this file instead of stdout")
+    parser.add_argument("-o", "--output", "--out", help="write to this file instead of stdout")
     parser.add_argument("--no-progress", action="store_true", help="never show the progress bar")
     return parser
 
@@ -222,7 +223,13 @@ def _progress(duration_s: float, enabled: bool, stream: TextIO) -> tuple[Callabl
     return update, bar
 
 
-def analyze_path(
+def analyze_path(path: str, **options: Any) -> dict[str, Any]:
+    """Load, analyse and report one recording (``options`` as :func:`load_and_analyze`); InputError for anything
+    the user can fix."""
+    return build_report(*load_and_analyze(path, **options))
+
+
+def load_and_analyze(
     path: str,
     profile: str | None = None,
     body_mass_kg: float | None = None,
@@ -230,8 +237,8 @@ def analyze_path(
     segment: str | None = None,
     progress: bool = False,
     stream: TextIO | None = None,
-) -> dict[str, Any]:
-    """Load, analyse and report one recording; InputError for anything the user can fix."""
+) -> tuple[Any, Any, str]:
+    """(Recording, AnalysisResult, profile name) of one recording; InputError for anything the user can fix."""
     from edge_agent.analysis.analyzer import AnalysisError, analyze_recording
     from edge_agent.profiles import ProfileError, load_profile
     from edge_agent.recordings import RecordingError, load_recording
@@ -261,7 +268,7 @@ def analyze_path(
     finally:
         if bar is not None:
             bar.close()
-    return build_report(rec, result, prof.name)
+    return rec, result, prof.name
 
 
 def _join_segments(rec: Any, spans: list[Any]) -> Any:
@@ -278,6 +285,10 @@ def run_analyze(args: argparse.Namespace) -> int:
     if fmt not in FORMATS:
         print(f"footfall-agent analyze: --format {fmt!r}: choose one of {', '.join(FORMATS)}", file=sys.stderr)
         return 2
+    if fmt == "fit":
+        from edge_agent.analysis.fit_export import run_analyze_fit
+
+        return run_analyze_fit(args)
     try:
         report = analyze_path(
             args.path,

@@ -186,7 +186,9 @@ async def run_page(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text="invalid run id")
     body = (
         f'<div class="page-head"><h1 class="page-title"><span id="run-title">Run {e(run_id)}</span></h1>'
-        '<a class="btn ghost" href="/runs">All runs</a></div>'
+        f'<span><a class="btn" id="run-fit" href="/api/runs/{e(run_id)}/fit" download '
+        'title="FIT activity file for Garmin Connect, Strava, intervals.icu or Golden Cheetah">Download FIT</a> '
+        '<a class="btn ghost" href="/runs">All runs</a></span></div>'
         + _card("run-summary", "Summary", "Whole-run averages; L and R are the left and right foot.", "wide")
         + '<div class="grid">'
         + '<section class="card" id="card-scatter"><h2>Strike index vs loading rate <span class="tip" tabindex="0" '
