@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edge_agent.common.cli import add_broker_arguments, broker_overrides
 from edge_agent.config import AgentConfig, ConfigError, describe, load_config
 
 log = logging.getLogger("footfall")
@@ -69,8 +70,9 @@ def config_from_args(args: argparse.Namespace) -> AgentConfig:
         "kernels": getattr(args, "kernels", None),
         "log_level": getattr(args, "log_level", None),
     }
-    if getattr(args, "broker", None):
-        overrides["mqtt"] = {"url": args.broker}
+    mqtt = broker_overrides(args, "footfall-agent")
+    if mqtt:
+        overrides["mqtt"] = mqtt
     source: dict[str, Any] | None = None
     if getattr(args, "source", None):
         source = _source_override(args.source)
@@ -256,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="measure and publish (the service)")
     _add_config_options(p)
-    p.add_argument("--broker", metavar="mqtt[s]://user:pass@host:port", help="broker URL (overrides the config)")
+    add_broker_arguments(p, env="FOOTFALL_MQTT__PASSWORD")
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds of source time, then drain")
     p.add_argument("--stats", action="store_true", help="print the final counters as JSON")
     p.set_defaults(func=cmd_run)

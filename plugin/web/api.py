@@ -25,6 +25,7 @@ from aiohttp import web
 from edge_agent.common.redact import MASK, mask_url
 from plugin.risk import risk_summary
 from plugin.trends import trends as compute_trends
+from plugin.web.auth import THROTTLE_KEY
 from plugin.web.context import DashboardContext, SettingSpec
 
 log = logging.getLogger(__name__)
@@ -239,10 +240,12 @@ async def health(request: web.Request) -> web.Response:
     ctx = _ctx(request)
     data = dict(await _call(ctx.health))  # the service's health() reads the store: not on the event loop
     cache = request.app[RUN_CACHE]
+    throttle = request.app[THROTTLE_KEY]
     data["web"] = {
         "live_clients": len(request.app[LIVE_TASKS]),
         "auth": "token" if ctx.token else "loopback-open",
         "run_cache": {"hits": cache.hits, "misses": cache.misses},
+        "auth_throttle": {"clients": throttle.clients, "failures": throttle.failures, "refused": throttle.refused},
     }
     return json_response(data)
 
@@ -408,6 +411,10 @@ async def _json_body(request: web.Request, *, optional: bool = False) -> dict[st
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ApiError(400, f"request body: invalid JSON ({str(err)[:120]})") from None
+    except RecursionError:
+        raise ApiError(400, "request body: JSON nested too deeply") from None
+    except ValueError as err:  # e.g. an integer of more than 4,300 digits
+        raise ApiError(400, f"request body: unusable JSON value ({str(err)[:80]})") from None
     if not isinstance(body, dict):
         raise ApiError(400, f"request body: expected a JSON object, got {type(body).__name__}")
     return body
@@ -581,6 +588,14 @@ async def api_errors(request: web.Request, handler: Callable[[web.Request], Any]
         return json_response({"error": err.message}, status=err.status)
     except web.HTTPRequestEntityTooLarge:
         return json_response({"error": "request body too large"}, status=413)
+    except web.HTTPMethodNotAllowed as exc:
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        message = f"method {request.method} not allowed on {request.path} (allowed: {allowed})"
+        resp = json_response({"error": message}, 405)
+        resp.headers["Allow"] = allowed
+        return resp
+    except web.HTTPNotFound:
+        return json_response({"error": f"no API route {request.method} {request.path}"}, status=404)
     except web.HTTPException as exc:
         if exc.status >= 400:
             return json_response({"error": exc.reason}, status=exc.status)
