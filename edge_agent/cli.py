@@ -221,8 +221,18 @@ def cmd_profiles(args: argparse.Namespace) -> int:
 
 
 def cmd_validate_config(args: argparse.Namespace) -> int:
+    """Everything ``run`` checks before it measures: the file, the hardware profile, a replay's recording."""
+    from edge_agent.profiles import ProfileError, load_profile
+
     try:
         cfg = load_config(args.file)
+        try:
+            load_profile(cfg.profile)
+        except ProfileError as err:
+            raise ConfigError(f"{args.file}: key 'profile': {err}") from None
+        replay = getattr(cfg.source, "path", None) if cfg.source.type == "replay" else None
+        if replay is not None and not Path(replay).exists():
+            raise ConfigError(f"{args.file}: key 'source.path': the recording {str(replay)!r} does not exist")
     except ConfigError as err:
         print(err, file=sys.stderr)
         return 2

@@ -182,7 +182,7 @@ def read_url_file(path: Path) -> list[SecretStr]:
         url = line.strip()
         if not url or url.startswith("#"):
             continue
-        if not re.match(r"^[a-z][a-z0-9+.-]{1,15}://\S+$", url):
+        if not re.fullmatch(r"[a-z][a-z0-9+.-]{1,15}://\S+", url):
             raise ValueError(f"notify_urls_file {str(path)!r}: line {i} is not an Apprise URL (scheme://…)")
         urls.append(SecretStr(url))
     return urls

@@ -196,7 +196,7 @@ def parse_choice(name: str, raw: str | None, choices: tuple[str, ...] | list[str
 def parse_device(raw: str | None) -> str | None:
     if raw is None or raw == "":
         return None
-    if not _DEVICE_RE.match(raw):
+    if not _DEVICE_RE.fullmatch(raw):
         raise ApiError(400, f"query parameter 'device_id': {raw[:40]!r} is not a valid device id")
     return raw
 
@@ -220,7 +220,7 @@ def _check_unknown(request: web.Request, allowed: set[str]) -> None:
 
 def _path_id(request: web.Request, name: str) -> str:
     value = request.match_info[name]
-    if not _ID_RE.match(value):
+    if not _ID_RE.fullmatch(value):
         raise ApiError(400, f"{name} {value[:64]!r} is not a valid id ([A-Za-z0-9:_-], ≤ 64 chars)")
     return value
 
@@ -352,7 +352,7 @@ async def _prewarm_runs(app: web.Application) -> None:
     ctx = app[CTX_KEY]
     async for event in ctx.hub.subscribe():
         run_id = event.data.get("run_id") if event.type == "run" else None
-        if isinstance(run_id, str) and _ID_RE.match(run_id):
+        if isinstance(run_id, str) and _ID_RE.fullmatch(run_id):
             try:
                 await _call(run_detail_body, ctx.store, app[RUN_CACHE], run_id, "columns")
             except Exception:  # a cache warm-up must never take the dashboard down
@@ -495,7 +495,7 @@ def _validate(spec: SettingSpec, value: Any, current: Any) -> Any:
             continue
         if MASK in item:
             raise ApiError(400, f"setting '{spec.key}[{i}]': masked value does not match a stored URL; re-enter it")
-        if len(item) > spec.max_length or not re.match(r"^[a-z][a-z0-9+.-]{1,15}://\S+$", item):
+        if len(item) > spec.max_length or not re.fullmatch(r"[a-z][a-z0-9+.-]{1,15}://\S+", item):
             raise ApiError(400, f"setting '{spec.key}[{i}]': expected an Apprise URL like 'ntfy://topic'")
         out.append(item)
     return out

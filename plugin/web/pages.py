@@ -189,7 +189,7 @@ async def runs_page(request: web.Request) -> web.Response:
 
 async def run_page(request: web.Request) -> web.Response:
     run_id = request.match_info["run_id"]
-    if not _ID_RE.match(run_id):
+    if not _ID_RE.fullmatch(run_id):
         raise web.HTTPBadRequest(text="invalid run id")
     body = (
         f'<div class="page-head"><h1 class="page-title"><span id="run-title">Run {e(run_id)}</span></h1>'
