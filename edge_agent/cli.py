@@ -243,7 +243,7 @@ def cmd_validate_config(args: argparse.Namespace) -> int:
 
 
 def cmd_health(args: argparse.Namespace) -> int:
-    from edge_agent.runtime.agent import check_health
+    from edge_agent.runtime.health import check_health
 
     state_dir = args.state_dir
     if state_dir is None:

@@ -31,12 +31,12 @@ from edge_agent.analysis.kernels import load_kernels
 from edge_agent.config import AgentConfig
 from edge_agent.contract import LiveUpdate, Topics
 from edge_agent.profiles import HardwareProfile, load_profile
+from edge_agent.runtime.health import HEARTBEAT_FILE, write_heartbeat
 from edge_agent.runtime.pipeline import Calibration, OutboxSink, Pipeline, warm_up
 
 log = logging.getLogger(__name__)
 
 CALIBRATION_FILE = "calibration.json"
-HEARTBEAT_FILE = "heartbeat.json"
 HEARTBEAT_EVERY_S = 5.0
 #: Sources that read files or generate data: the pipeline may wait for them (no frame is dropped).
 LOSSLESS_SOURCES = ("replay", "simulator")
@@ -57,25 +57,6 @@ def load_calibration(cfg: AgentConfig) -> Calibration | None:
     except ValueError as err:
         log.warning("%s; running without it", err)
         return None
-
-
-def _write_heartbeat(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    tmp.replace(path)
-
-
-def check_health(state_dir: Path, max_age_s: float) -> tuple[bool, str]:
-    """For ``footfall-agent health`` (Docker HEALTHCHECK): is the running agent's heartbeat fresh?"""
-    path = state_dir / HEARTBEAT_FILE
-    try:
-        data = json.loads(path.read_text())
-        age = time.time() - float(data["time"])
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        return False, f"no heartbeat at {path}: {err}"
-    if age > max_age_s:
-        return False, f"heartbeat {age:.0f} s old (> {max_age_s:.0f} s) at {path}"
-    return True, f"ok: heartbeat {age:.1f} s old, activity {data.get('activity')}, backlog {data.get('backlog')}"
 
 
 class _Signals:
@@ -209,7 +190,7 @@ async def run_agent(cfg: AgentConfig, *, duration_s: float | None = None) -> dic
                 async def heartbeat() -> None:
                     while True:
                         with contextlib.suppress(OSError):
-                            _write_heartbeat(
+                            write_heartbeat(
                                 hb_path,
                                 {
                                     "time": time.time(),
@@ -218,6 +199,7 @@ async def run_agent(cfg: AgentConfig, *, duration_s: float | None = None) -> dic
                                     "run_id": pipeline.run_id,
                                     "backlog": outbox.backlog,
                                     "connected": conn.connected.is_set(),
+                                    "publisher": publisher.health(),
                                 },
                             )
                         await asyncio.sleep(HEARTBEAT_EVERY_S)
