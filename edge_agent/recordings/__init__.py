@@ -13,6 +13,7 @@ from pathlib import Path
 
 from edge_agent.profiles import ProfileError, load_profile
 from edge_agent.recordings import importers as _imp
+from edge_agent.recordings.importers import FrameStream
 from edge_agent.recordings.model import FootStream, Recording, RecordingError, Segment, Side, check_stream
 from edge_agent.recordings.native import (
     SUFFIX,
@@ -27,6 +28,7 @@ __all__ = [
     "FORMATS",
     "SUFFIX",
     "FootStream",
+    "FrameStream",
     "Recording",
     "RecordingError",
     "RecordingWarning",
@@ -35,6 +37,7 @@ __all__ = [
     "Side",
     "detect_format",
     "load_recording",
+    "open_stream",
     "save_recording",
 ]
 
@@ -104,6 +107,39 @@ def load_recording(path: str | os.PathLike[str], profile: str | None = None, fmt
         rec.profile = profile
     check_fits_profile(rec, path)
     return rec
+
+
+def open_stream(path: str | os.PathLike[str], profile: str | None = None, fmt: str | None = None) -> FrameStream | None:
+    """A :class:`FrameStream` over a tabular recording (Moticon exports, gaitpdb, plain CSV), checked against its
+    profile; None for formats read whole (native, Fukuchi), which :func:`load_recording` reads."""
+    path = Path(path)
+    if not path.exists():
+        raise RecordingError(f"{path}: no such file")
+    fmt = fmt or detect_format(path)
+    if fmt not in _imp.STREAMABLE:
+        if fmt not in FORMATS:
+            raise RecordingError(f"{path}: unknown format {fmt!r}; known: {', '.join(FORMATS)}")
+        return None
+    if path.is_dir():
+        path = path / "insoles.csv.gz" if (path / "insoles.csv.gz").is_file() else path / "insoles.csv"
+    n_profile = None
+    if profile is not None:
+        try:
+            n_profile = load_profile(profile).n_sensors
+        except ProfileError as err:
+            raise RecordingError(f"{path}: {err}") from None
+    stream = FrameStream(path, fmt, profile, n_profile)
+    try:
+        prof = load_profile(stream.profile)
+    except ProfileError as err:
+        raise RecordingError(f"{path}: {err}") from None
+    for side, cols in stream.sides.items():
+        if len(cols) != prof.n_sensors:
+            raise RecordingError(
+                f"{path}: profile {stream.profile!r} has {prof.n_sensors} sensors but the {side} foot "
+                f"of this recording has {len(cols)}"
+            )
+    return stream
 
 
 def check_fits_profile(rec: Recording, where: object = "<recording>") -> None:

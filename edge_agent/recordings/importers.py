@@ -19,7 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_agent.recordings.model import SIDES, FootStream, Recording, RecordingError, Segment, Side, check_stream
+from edge_agent.recordings.model import (
+    MAX_GAP_S,
+    SIDES,
+    FootStream,
+    Recording,
+    RecordingError,
+    Segment,
+    Side,
+    check_stream,
+)
 
 _PRESSURE = re.compile(r"^(left|right) pressure (\d+)\[")
 
@@ -93,9 +102,10 @@ class TextLines:
 
 def read_rows(
     lines: TextLines, sep: str | None, n_cols: int, skip: frozenset[int] = frozenset(), chunk_rows: int = CHUNK_ROWS
-) -> Iterator[np.ndarray]:
-    """The numeric table that follows in ``lines``, ``chunk_rows`` rows at a time. Blank lines are allowed only
-    at the end of the file; ``skip`` columns (text labels) stay NaN. Errors name file:line:column."""
+) -> Iterator[tuple[int, np.ndarray]]:
+    """The numeric table that follows in ``lines``, ``chunk_rows`` rows at a time, each with the line number of
+    its first row. Blank lines are allowed only at the end of the file; ``skip`` columns (text labels) stay NaN.
+    Errors name file:line:column."""
     blank_at: int | None = None
     while True:
         chunk: list[str] = []
@@ -114,8 +124,11 @@ def read_rows(
             chunk.append(line)
         if not chunk:
             return
-        yield _parse_rows(lines.path, chunk, first, sep, n_cols, skip) if skip else _fast_table(
-            lines.path, chunk, first, sep, n_cols
+        yield (
+            first,
+            _parse_rows(lines.path, chunk, first, sep, n_cols, skip)
+            if skip
+            else _fast_table(lines.path, chunk, first, sep, n_cols),
         )
         if len(chunk) < chunk_rows:
             return
@@ -123,7 +136,7 @@ def read_rows(
 
 def read_table(lines: TextLines, sep: str | None, n_cols: int, skip: frozenset[int] = frozenset()) -> np.ndarray:
     """The whole table as one array (a chunk's text at a time is held, never the file's)."""
-    parts = list(read_rows(lines, sep, n_cols, skip))
+    parts = [data for _, data in read_rows(lines, sep, n_cols, skip)]
     return np.concatenate(parts) if parts else np.empty((0, n_cols))
 
 
@@ -615,3 +628,83 @@ def sniff(path: Path, head: str) -> str | None:
 
 def format_names() -> Iterable[str]:
     return ("native", "moticon-txt", "moticon-csv", "gaitpdb", "fukuchi", "csv")
+
+
+# -- streaming (``footfall-agent analyze``) -------------------------------------------------------
+FrameChunk = dict[Side, tuple[np.ndarray, np.ndarray]]
+STREAMABLE = ("moticon-txt", "moticon-csv", "gaitpdb", "csv")
+
+
+class FrameStream:
+    """A tabular recording read ``CHUNK_ROWS`` rows at a time, both feet cut at the same rows, so analysing a file
+    holds one chunk of it, never the file. ``chunks()`` may be called again (a second pass re-reads the file)."""
+
+    def __init__(
+        self, path: Path, fmt: str, profile: str | None, n_profile: int | None, chunk_rows: int = CHUNK_ROWS
+    ) -> None:
+        if fmt not in STREAMABLE:
+            raise RecordingError(f"{path}: format {fmt!r} is not read as a stream")
+        if fmt == "csv" and (profile is None or n_profile is None):
+            raise RecordingError(f"{path}: a plain CSV recording needs --profile (its raw unit and sensor layout)")
+        self.path = path
+        self.fmt = fmt
+        self.source = str(path)
+        self.profile = profile or ("ultraflex-8" if fmt == "gaitpdb" else "moticon-opengo")
+        self.body_mass_kg = _gaitpdb_demographics(path)[0] if fmt == "gaitpdb" else None
+        self.segments = _moticon_segments(path) if fmt == "moticon-csv" else []
+        self._n_profile = n_profile
+        self.chunk_rows = chunk_rows
+        with TextLines(path) as lines:
+            self.sides = self._layout(lines)[3]  # header errors now, not at the first chunk
+        self.bytes_read = 0
+        self.size = path.stat().st_size
+
+    def _layout(self, lines: TextLines) -> tuple[str | None, int, frozenset[int], dict[Side, list[int]]]:
+        """Read the header; ``lines`` is left at the first data row. (sep, columns, label columns, sides)."""
+        if self.fmt == "moticon-txt":
+            names, _ = _moticon_txt_header(lines)
+            return "\t", len(names), _label_columns(names), _moticon_sides(self.path, names)
+        if self.fmt == "moticon-csv":
+            names = _header_line(lines, ";")
+            return ";", len(names), frozenset(), _moticon_sides(self.path, names)
+        if self.fmt == "gaitpdb":
+            return None, 19, frozenset(), GAITPDB_SIDES
+        names = _csv_names(lines)
+        return ",", len(names), frozenset(), _csv_sides(self.path, names, self.profile, self._n_profile or 0)
+
+    def chunks(self) -> Iterator[FrameChunk]:
+        """Each foot's ``(t, raw)`` for the next rows; time checked to move forward across chunks too."""
+        last: dict[Side, float] = {}
+        with TextLines(self.path) as lines:
+            sep, n_cols, skip, sides = self._layout(lines)
+            for first, data in read_rows(lines, sep, n_cols, skip, self.chunk_rows):
+                self.bytes_read = lines.bytes_read
+                t = data[:, 0]
+                chunk: FrameChunk = {}
+                for side, cols in sides.items():
+                    where = f"{self.path}: {side} (samples counted from line {first})"
+                    fs, _ = _stream_from(t, data[:, cols], where)
+                    if fs is None:
+                        continue
+                    if side in last:
+                        _check_continues(last[side], fs, where)
+                    last[side] = float(fs.t[-1])
+                    chunk[side] = (fs.t, fs.raw)
+                yield chunk
+        self.bytes_read = self.size
+
+    def progress(self) -> tuple[int, int]:
+        """(bytes read, file size): the progress bar of a stream."""
+        return self.bytes_read, self.size
+
+
+def _check_continues(t_prev: float, fs: FootStream, where: str) -> None:
+    """The stream's next chunk starts after the last sample of the previous one (and within a day of it)."""
+    t0 = float(fs.t[0])
+    if t0 <= t_prev:
+        raise RecordingError(f"{where}: time goes backwards or repeats at t={t0:.6f} s (after {t_prev:.6f} s)")
+    if t0 - t_prev > MAX_GAP_S:
+        raise RecordingError(
+            f"{where}: time leaps by {t0 - t_prev:.6g} s at t={t0:.6f} s: more than {MAX_GAP_S:.0f} s between two "
+            "samples is not one recording"
+        )
