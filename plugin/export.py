@@ -14,15 +14,17 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-#: A formula trigger at the start of the cell or right after a line break inside it.
-_TRIGGER = re.compile(r"(^|[\r\n])([=+\-@\t\r])")
+#: Where a formula trigger follows the start of the cell or a line break inside it (zero-width: ``"\\r=1"`` has
+#: two such places, before the CR and before the ``=``).
+_TRIGGER = re.compile(r"(?:^|(?<=[\r\n]))(?=[=+\-@\t\r])")
 
 
 def neutralise(value: Any) -> Any:
-    """``"=1+2"`` → ``"'=1+2"``, ``"a\\r=1+2"`` → ``"a\\r'=1+2"``; non-text values unchanged."""
+    """``"=1+2"`` → ``"'=1+2"``, ``"a\\n=1+2"`` → ``"a\\n'=1+2"``, ``"\\r=1+2"`` → ``"'\\r'=1+2"``; other values as
+    they are."""
     if not isinstance(value, str):
         return value
-    return _TRIGGER.sub(lambda m: f"{m[1]}'{m[2]}", value)
+    return _TRIGGER.sub("'", value)
 
 
 def rows_to_csv(rows: Iterable[Mapping[str, Any]], fieldnames: Sequence[str]) -> str:
