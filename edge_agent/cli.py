@@ -252,7 +252,7 @@ def cmd_health(args: argparse.Namespace) -> int:
         except ConfigError as err:
             print(err, file=sys.stderr)
             return 2
-    ok, msg = check_health(state_dir, args.max_age)
+    ok, msg = check_health(state_dir, args.max_age, args.max_failing)
     print(msg)
     return 0 if ok else 1
 
@@ -308,6 +308,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", type=Path)
     p.add_argument("--state-dir", type=Path)
     p.add_argument("--max-age", type=float, default=60.0, help="seconds (default 60)")
+    p.add_argument(
+        "--max-failing",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="unhealthy once the outbox publisher has failed for S seconds in a row (default 30)",
+    )
     p.set_defaults(func=cmd_health)
 
     p = sub.add_parser(

@@ -28,8 +28,10 @@ def write_heartbeat(path: Path, data: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def check_health(state_dir: Path, max_age_s: float) -> tuple[bool, str]:
-    """Is the running agent's heartbeat fresh, and is its publisher delivering (or able to)?"""
+def check_health(
+    state_dir: Path, max_age_s: float, max_failing_s: float = PUBLISHER_FAILING_S
+) -> tuple[bool, str]:
+    """Is the running agent's heartbeat fresh, and has its publisher not been failing for over ``max_failing_s``?"""
     path = state_dir / HEARTBEAT_FILE
     try:
         data = json.loads(path.read_text())
@@ -40,7 +42,7 @@ def check_health(state_dir: Path, max_age_s: float) -> tuple[bool, str]:
         return False, f"heartbeat {age:.0f} s old (> {max_age_s:.0f} s) at {path}"
     publisher = data.get("publisher") or {}
     failing = publisher.get("failing_s")
-    if isinstance(failing, int | float) and failing > PUBLISHER_FAILING_S:
+    if isinstance(failing, int | float) and failing > max_failing_s:
         return False, (
             f"outbox publisher failing for {failing:.0f} s ({publisher.get('failures')} attempts; last: "
             f"{publisher.get('last_error')}): nothing is delivered — see the agent's log"

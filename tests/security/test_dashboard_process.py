@@ -190,6 +190,8 @@ async def test_wrong_method_is_405_with_allow(deployment: Deployment) -> None:
             assert status == 405 and "Allow" in headers and "not allowed" in json.loads(body)["error"], (path, body)
         status, _, body = await deployment.request("GET", "/api/no-such-thing", session=s, headers=BEARER)
         assert status == 404 and "no API route" in json.loads(body)["error"]
+        status, _, body = await deployment.request("GET", "/api/runs?device_id=pend%0A", session=s, headers=BEARER)
+        assert status == 400 and "device id" in json.loads(body)["error"]  # a trailing newline is no device id
 
 
 async def test_token_guessing_is_throttled_per_client(deployment: Deployment) -> None:
