@@ -28,9 +28,7 @@ def write_heartbeat(path: Path, data: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def check_health(
-    state_dir: Path, max_age_s: float, max_failing_s: float = PUBLISHER_FAILING_S
-) -> tuple[bool, str]:
+def check_health(state_dir: Path, max_age_s: float, max_failing_s: float = PUBLISHER_FAILING_S) -> tuple[bool, str]:
     """Is the running agent's heartbeat fresh, and has its publisher not been failing for over ``max_failing_s``?"""
     path = state_dir / HEARTBEAT_FILE
     try:
