@@ -19,7 +19,6 @@ import pytest
 
 from edge_agent.common.mqtt import BrokerSettings, MqttConnection
 from edge_agent.contract import Topics
-from edge_agent.runtime.health import write_heartbeat
 from edge_agent.runtime.outbox import Outbox
 from edge_agent.runtime.publisher import OutboxPublisher
 from tests.support.brokers import SHIPPED_ACL, MosquittoBroker, harden, have_mosquitto
@@ -73,6 +72,8 @@ def test_an_outbox_damaged_mid_file_is_refused_and_kept(tmp_path: Path) -> None:
 
 async def test_health_turns_red_while_the_publisher_keeps_failing(tmp_path: Path, broker: MosquittoBroker) -> None:
     """The agent writes ``publisher.health()`` into its heartbeat; ``footfall-agent health`` reads it."""
+    from edge_agent.runtime.health import write_heartbeat
+
     topics = Topics("dev1")
     ob = Outbox(tmp_path / "o.sqlite", "dev1")
     ob.put(topics.summary, {"kind": "summary"})
