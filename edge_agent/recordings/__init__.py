@@ -72,12 +72,8 @@ def detect_format(path: Path) -> str:
     return fmt
 
 
-def load_recording(path: str | os.PathLike[str], profile: str | None = None, fmt: str | None = None) -> Recording:
-    """Load any supported recording; ``profile`` overrides the format's default and is checked to fit.
-
-    Raises RecordingError (a ValueError) naming the file and, where it can, the line and column.
-    """
-    path = Path(path)
+def _resolve(path: Path, profile: str | None, fmt: str | None) -> tuple[Path, str, int | None]:
+    """(the file to read, its format, the sensor count of ``profile``) with the errors both readers give."""
     if not path.exists():
         raise RecordingError(f"{path}: no such file")
     fmt = fmt or detect_format(path)
@@ -91,6 +87,15 @@ def load_recording(path: str | os.PathLike[str], profile: str | None = None, fmt
             n_profile = load_profile(profile).n_sensors
         except ProfileError as err:
             raise RecordingError(f"{path}: {err}") from None
+    return path, fmt, n_profile
+
+
+def load_recording(path: str | os.PathLike[str], profile: str | None = None, fmt: str | None = None) -> Recording:
+    """Load any supported recording; ``profile`` overrides the format's default and is checked to fit.
+
+    Raises RecordingError (a ValueError) naming the file and, where it can, the line and column.
+    """
+    path, fmt, n_profile = _resolve(Path(path), profile, fmt)
     if fmt == "native":
         rec = load_native(path)
     elif fmt == "moticon-txt":
@@ -112,47 +117,29 @@ def load_recording(path: str | os.PathLike[str], profile: str | None = None, fmt
 def open_stream(path: str | os.PathLike[str], profile: str | None = None, fmt: str | None = None) -> FrameStream | None:
     """A :class:`FrameStream` over a tabular recording (Moticon exports, gaitpdb, plain CSV), checked against its
     profile; None for formats read whole (native, Fukuchi), which :func:`load_recording` reads."""
-    path = Path(path)
-    if not path.exists():
-        raise RecordingError(f"{path}: no such file")
-    fmt = fmt or detect_format(path)
+    path, fmt, n_profile = _resolve(Path(path), profile, fmt)
     if fmt not in _imp.STREAMABLE:
-        if fmt not in FORMATS:
-            raise RecordingError(f"{path}: unknown format {fmt!r}; known: {', '.join(FORMATS)}")
         return None
-    if path.is_dir():
-        path = path / "insoles.csv.gz" if (path / "insoles.csv.gz").is_file() else path / "insoles.csv"
-    n_profile = None
-    if profile is not None:
-        try:
-            n_profile = load_profile(profile).n_sensors
-        except ProfileError as err:
-            raise RecordingError(f"{path}: {err}") from None
     stream = FrameStream(path, fmt, profile, n_profile)
-    try:
-        prof = load_profile(stream.profile)
-    except ProfileError as err:
-        raise RecordingError(f"{path}: {err}") from None
-    for side, cols in stream.sides.items():
-        if len(cols) != prof.n_sensors:
-            raise RecordingError(
-                f"{path}: profile {stream.profile!r} has {prof.n_sensors} sensors but the {side} foot "
-                f"of this recording has {len(cols)}"
-            )
+    _check_sensor_counts(stream.profile, {side: len(cols) for side, cols in stream.sides.items()}, path)
     return stream
 
 
 def check_fits_profile(rec: Recording, where: object = "<recording>") -> None:
     """RecordingError unless the profile exists and has as many sensors as each foot stream."""
+    _check_sensor_counts(rec.profile, {side: fs.n_sensors for side, fs in rec.streams()}, where)
+
+
+def _check_sensor_counts(profile: str, counts: dict[str, int], where: object) -> None:
     try:
-        prof = load_profile(rec.profile)
+        prof = load_profile(profile)
     except ProfileError as err:
         raise RecordingError(f"{where}: {err}") from None
-    for side, fs in rec.streams():
-        if fs.n_sensors != prof.n_sensors:
+    for side, n in counts.items():
+        if n != prof.n_sensors:
             raise RecordingError(
-                f"{where}: profile {rec.profile!r} has {prof.n_sensors} sensors but the {side} foot "
-                f"of this recording has {fs.n_sensors}"
+                f"{where}: profile {profile!r} has {prof.n_sensors} sensors but the {side} foot "
+                f"of this recording has {n}"
             )
 
 

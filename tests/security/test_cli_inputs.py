@@ -13,6 +13,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -184,3 +186,39 @@ def test_analyze_memory_does_not_grow_with_a_junk_file(tmp_path: Path) -> None:
     code, peak, err = peak_rss_mb([*AGENT, "analyze", str(junk), "--profile", "moticon-opengo"])
     assert code == 2 and "junk.csv:2" in err and "Traceback" not in err, err[-2000:]
     assert peak < 150, f"peak RSS {peak:.0f} MB for a {junk.stat().st_size / 1e6:.0f} MB junk file"
+
+
+def test_dashboard_config_errors_show_no_secret_from_env_or_flags(tmp_path: Path) -> None:
+    env = {**os.environ, "FOOTFALL_DASHBOARD_MQTT__PASSWORD": "Env-Broker-Secret",
+           "FOOTFALL_DASHBOARD_NOTIFY_URLS": '["tgram://bot:Env-Notify-Secret@x/1", 5]',
+           "FOOTFALL_DASHBOARD_TOKEN": "Env-Tok-Secret"}  # fmt: skip
+    r = run([*DASHBOARD, "run", "--listen", "0.0.0.0:8765", "--broker", "mqtt://u:Flag-Secret@h:1883",
+             "--db", str(tmp_path / "d.db")], env=env)  # fmt: skip
+    one_line_error(r, 2, "config error", "notify_urls")
+    for secret in ("Env-Broker-Secret", "Env-Notify-Secret", "Env-Tok-Secret", "Flag-Secret"):
+        assert secret not in r.stdout + r.stderr
+
+
+def test_open_dashboard_on_any_loopback_address_answers_the_url_it_prints(tmp_path: Path) -> None:
+    """Without a token the dashboard is open to loopback Hosts only: 127.0.0.2 is loopback, a DNS name is not."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.2", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+    argv = [*DASHBOARD, "run", "--listen", f"127.0.0.2:{port}", "--db", str(tmp_path / "d.db"),
+            "--broker", "mqtt://127.0.0.1:1"]  # fmt: skip
+    proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        url = line.split(": ", 1)[1].split(" ", 1)[0]
+        assert url == f"http://127.0.0.2:{port}/", line
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            assert resp.status == 200
+        rebound = urllib.request.Request(url, headers={"Host": f"evil.example:{port}"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(rebound, timeout=10)
+        assert refused.value.code == 403
+    finally:
+        proc.terminate()
+        proc.wait(20)
