@@ -6,16 +6,16 @@
 
 Writes a CSV of 2 × 16 sensors at 100 Hz (the simulator's moticon-opengo runner, repeated with shifted time)
 and a junk file of the same size, then runs ``analyze`` on each in a fresh process and reads that process's own
-peak RSS from ``wait4`` (the kernel's accounting, not a sample). Printed per run: peak RSS, its ratio to the
-file size, and wall time. With ``--baseline-tree`` the same commands run against another source tree (e.g. the
-commit before streaming) in the same session, so the ratios compare like with like on a shared machine.
+peak RSS (``VmHWM`` from /proc, which starts afresh at exec, polled until it exits). Printed per run: peak RSS,
+its ratio to the file size, and wall time. With ``--baseline-tree`` the same commands run against another source
+tree (e.g. the commit before streaming) in the same session, so the ratios compare like with like on a shared
+machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from edge_agent.profiles import load_profile  # noqa: E402
 from edge_agent.recordings.simulator import RunParams, simulate  # noqa: E402
+from tests.support.processes import run_measured  # noqa: E402
 
 
 def write_csv(path: Path, mb: float) -> int:
@@ -70,11 +71,8 @@ def measure(tree: Path, path: Path) -> tuple[float, float, int]:
     argv = [sys.executable, "-m", "edge_agent.cli", "analyze", str(path), "--profile", "moticon-opengo",
             "--body-mass", "70", "--format", "json", "--no-progress", "-o", os.devnull]  # fmt: skip
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return usage.ru_maxrss / 1024.0, wall, proc.returncode
+    code, peak, _, _ = run_measured(argv, env=env, cwd=tree)
+    return peak, time.perf_counter() - t0, code
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Hostile or broken inputs through the real command lines: a damaged outbox, recordings and profiles, configs
 that ``run`` would refuse, a port in use, passwords kept out of the process list. Each gives one clear line (no
-traceback), the documented exit code, bounded memory (the child's own peak RSS, from ``wait4``), and no secret.
+traceback), the documented exit code, bounded memory (the child's own peak RSS: ``VmHWM``), and no secret.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from edge_agent.runtime.outbox import Outbox
 from edge_agent.runtime.publisher import OutboxPublisher
 from tests.support.brokers import SHIPPED_ACL, MosquittoBroker, harden, have_mosquitto
 from tests.support.paths import REPO
+from tests.support.processes import run_measured
 from tests.support.waiting import until
 
 AGENT = [sys.executable, "-m", "edge_agent.cli"]
@@ -34,16 +35,6 @@ HEADER = "time," + ",".join([*(f"left_{i}" for i in range(1, 17)), *(f"right_{i}
 
 def run(argv: list[str], timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env)
-
-
-def peak_rss_mb(argv: list[str]) -> tuple[int, float, str]:
-    """(exit code, the child's own peak RSS in MB, stderr)."""
-    proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert proc.stderr is not None
-    err = proc.stderr.read().decode(errors="replace")
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage.ru_maxrss / 1024.0, err
 
 
 def one_line_error(r: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
@@ -183,7 +174,7 @@ def test_analyze_memory_does_not_grow_with_a_junk_file(tmp_path: Path) -> None:
         f.write(HEADER.encode() + b"\n")
         for _ in range(60):
             f.write(line * 5000)
-    code, peak, err = peak_rss_mb([*AGENT, "analyze", str(junk), "--profile", "moticon-opengo"])
+    code, peak, _, err = run_measured([*AGENT, "analyze", str(junk), "--profile", "moticon-opengo"], cwd=REPO)
     assert code == 2 and "junk.csv:2" in err and "Traceback" not in err, err[-2000:]
     assert peak < 150, f"peak RSS {peak:.0f} MB for a {junk.stat().st_size / 1e6:.0f} MB junk file"
 
