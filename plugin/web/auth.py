@@ -176,19 +176,17 @@ def auth_middleware(token: str | None, throttle: FailureThrottle) -> Middleware:
         elif request.path not in _PUBLIC_PATHS and not request.path.startswith(_PUBLIC_PREFIXES):
             bearer = _bearer(request)
             cookie = request.cookies.get(COOKIE_NAME)
-            if cookie is not None and cookie_ok is not None and hmac.compare_digest(_bytes(cookie), cookie_ok.encode()):
-                request[AUTH_KEY] = "cookie"
-            elif bearer is not None:
-                refused = throttled(request, throttle)
-                if refused is not None:
-                    return refused
-                if not token_matches(bearer, token):
-                    throttle.failed(request.remote)
-                    log.warning("wrong Bearer token from %s", request.remote)  # never the token itself
-                    return _deny(request, 401, "authentication required")
+            if bearer is not None and (refused := throttled(request, throttle)) is not None:
+                return refused
+            if bearer is not None and token_matches(bearer, token):
                 request[AUTH_KEY] = "bearer"
             else:
-                return _deny(request, 401, "authentication required")
+                if bearer is not None:  # a wrong token is a guess, whatever else the request carries
+                    throttle.failed(request.remote)
+                    log.warning("wrong Bearer token from %s", request.remote)  # never the token itself
+                if cookie is None or cookie_ok is None or not hmac.compare_digest(_bytes(cookie), cookie_ok.encode()):
+                    return _deny(request, 401, "authentication required")
+                request[AUTH_KEY] = "cookie"
         if request.method in _UNSAFE_METHODS and request[AUTH_KEY] != "bearer" and not same_origin(request):
             return _deny(request, 403, "cross-origin request refused (Origin must match this dashboard)")
         return await handler(request)
