@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from paho.mqtt import publish
 
 from tests.support.brokers import SHIPPED_ACL, MosquittoBroker, free_port, harden, have_mosquitto, wait_port
 from tests.support.paths import REPO
@@ -68,13 +69,20 @@ class Deployment:
         self.stderr = open(self.root / "stderr.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=self.stdout, stderr=self.stderr)
         wait_port(self.web_port, timeout=60)
-        assert wait_until(self.broker_connected, 30), self.output()[-3000:]
+        assert wait_until(lambda: self.health()["broker"]["connected"], 30), self.output()[-3000:]
+        assert wait_until(self.subscribed, 30), self.output()[-3000:]
         self.baseline_mb = rss_mb(self.proc.pid)[0]
 
-    def broker_connected(self) -> bool:
+    def health(self) -> dict[str, Any]:
         req = urllib.request.Request(self.base + "/api/health", headers={"Authorization": f"Bearer {TOKEN}"})
         with urllib.request.urlopen(req, timeout=5) as resp:
-            return bool(json.loads(resp.read())["broker"]["connected"])
+            return json.loads(resp.read())  # type: ignore[no-any-return]
+
+    def subscribed(self) -> bool:
+        """The dashboard's subscriptions are in place: a device status it receives is counted."""
+        publish.single("footfall/pend/status", "online", hostname="127.0.0.1", port=self.broker.port,
+                       auth={"username": "pend", "password": USERS["pend"]})  # fmt: skip
+        return bool(wait_until(lambda: self.health()["ingest"]["status"] > 0, 0.5))
 
     @property
     def pid(self) -> int:

@@ -41,6 +41,28 @@ def session(local: str = "127.0.0.1") -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(local, 0), force_close=True))
 
 
+async def ingest(d: Deployment) -> dict[str, Any]:
+    async with session() as s:
+        _, _, body = await d.request("GET", "/api/health", session=s, headers=BEARER)
+    return json.loads(body)["ingest"]  # type: ignore[no-any-return]
+
+
+async def settled(d: Deployment, stored: int) -> dict[str, Any]:
+    """Wait until the dashboard has stored ``stored`` messages and its queue is empty; its ingest counters."""
+    for _ in range(600):
+        counters = await ingest(d)
+        if counters["stored"] >= stored and counters["queue"] == 0:
+            return counters
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"ingest did not settle: {counters}")
+
+
+def differences(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[tuple[str, str, Any, Any]]:
+    by_id = {r["run_id"]: r for r in b}
+    return [(r["run_id"], k, v, by_id.get(r["run_id"], {}).get(k)) for r in a for k, v in r.items()
+            if by_id.get(r["run_id"], {}).get(k) != v]  # fmt: skip
+
+
 async def runs(d: Deployment) -> list[dict[str, Any]]:
     async with session() as s:
         status, _, body = await d.request("GET", "/api/export?format=json", session=s, headers=BEARER)
@@ -62,18 +84,10 @@ async def test_genuine_history_is_stored(deployment: Deployment) -> None:
         assert await agent.wait_connected(10)
         for msg in HISTORY:
             await agent.publish(topic(msg), msg.model_dump_json())
-    n_runs = sum(isinstance(m, RunSummary) for m in HISTORY)
-    stored: list[dict[str, Any]] = []
-
-    async def poll() -> bool:
-        stored[:] = await runs(deployment)
-        return len(stored) == n_runs
-
-    for _ in range(200):
-        if await poll():
-            break
-        await asyncio.sleep(0.1)
-    assert len(stored) == n_runs and all(r["runner"] == CSV_RUNNER for r in stored)
+    await settled(deployment, len(HISTORY))
+    stored = await runs(deployment)
+    assert len(stored) == sum(isinstance(m, RunSummary) for m in HISTORY)
+    assert all(r["runner"] == CSV_RUNNER for r in stored)
 
 
 HOSTILE = {
@@ -102,19 +116,12 @@ async def test_hostile_payloads_change_nothing_and_keep_memory_bounded(deploymen
         sentinel = HISTORY[-1].model_copy(update={"run_id": "pend-sentinel", "msg_id": "sentinel-msg-0001",
                                                    "seq": HISTORY[-1].seq + 1})  # fmt: skip
         await agent.publish("footfall/pend/run", sentinel.model_dump_json())
-    after: list[dict[str, Any]] = []
-
-    async def arrived() -> bool:
-        after[:] = await runs(deployment)
-        return any(r["run_id"] == "pend-sentinel" for r in after)
-
-    for _ in range(200):
-        if await arrived():
-            break
-        await asyncio.sleep(0.1)
+    await settled(deployment, len(HISTORY) + 1)  # the sentinel, published last, is stored: so was all before it
+    after = await runs(deployment)
     assert any(r["run_id"] == "pend-sentinel" for r in after)
     assert deployment.alive()
-    assert [r for r in after if r["run_id"] != "pend-sentinel"] == before  # nothing stored was lost or changed
+    kept = [r for r in after if r["run_id"] != "pend-sentinel"]
+    assert not differences(before, kept) and len(kept) == len(before), differences(before, kept)  # nothing lost
     assert not any(r["run_id"] == "pend-forged-by-mallory" for r in after)
     async with session() as s:
         _, _, body = await deployment.request("GET", "/api/health", session=s, headers=BEARER)
