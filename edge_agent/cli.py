@@ -102,12 +102,23 @@ def _setup(cfg: AgentConfig) -> None:
 # -- commands ----------------------------------------------------------------------------------------
 
 
+def run_duration(cfg: AgentConfig, duration_s: float | None) -> float | None:
+    """``--duration S`` means S seconds of running: the simulator simulates a run of S seconds (with its own
+    standing and walking around it, so the run ends as a run does) and the pipeline reads the source to its end;
+    any other source is read for S seconds of source time (a recording shorter than that ends sooner)."""
+    if duration_s is None or cfg.source.type != "simulator":
+        return duration_s
+    cfg.source.duration_s = duration_s  # type: ignore[union-attr]
+    cfg.source.endless = False  # type: ignore[union-attr]
+    return None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     _setup(cfg)
     from edge_agent.runtime.agent import run_agent
 
-    stats = asyncio.run(run_agent(cfg, duration_s=args.duration))
+    stats = asyncio.run(run_agent(cfg, duration_s=run_duration(cfg, args.duration)))
     if args.stats:
         print(json.dumps(stats, default=str, indent=2))
     return 0
@@ -269,7 +280,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="measure and publish (the service)")
     _add_config_options(p)
     add_broker_arguments(p, env="FOOTFALL_MQTT__PASSWORD")
-    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds of source time, then drain")
+    p.add_argument(
+        "--duration",
+        type=float,
+        metavar="S",
+        help="S seconds of running: the simulator simulates an S-second run; other sources are read for S seconds "
+        "of source time; then the outbox is drained",
+    )
     p.add_argument("--stats", action="store_true", help="print the final counters as JSON")
     p.set_defaults(func=cmd_run)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextvars
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -113,6 +113,12 @@ class DashboardConfig(BaseSettings):
     risk: RiskConfig = Field(default_factory=RiskConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    mdns: Literal["auto", "on", "off"] = Field(
+        "auto",
+        title="Announce the dashboard over mDNS (_footfall._tcp)",
+        description="auto: only when listening beyond loopback; on: always (not with a loopback listen address); "
+        "off: never. Home Assistant discovers the dashboard by it (docs/home-assistant.md).",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -143,6 +149,11 @@ class DashboardConfig(BaseSettings):
             raise ValueError(
                 f"listen {self.listen} is not loopback: set a token of at least {MIN_TOKEN_LENGTH} characters "
                 f"(token: in the file or {ENV_PREFIX}TOKEN) or listen on 127.0.0.1"
+            )
+        if self.mdns == "on" and is_loopback(host):
+            raise ValueError(
+                f"mdns: on, but listen {self.listen} is loopback: no other machine could connect to what it "
+                "announces. Listen on a LAN address (with a token), or set mdns: auto or off"
             )
         return self
 

@@ -638,6 +638,21 @@ class Store:
         sql = f"SELECT {','.join(WINDOW_COLS)} FROM windows WHERE run_id = ? ORDER BY window_index"
         return [dict(r) for r in self._r().execute(sql, (run_id,))]
 
+    def list_windows(
+        self,
+        *,
+        runner: str | None = None,
+        device_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 1000,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Window measure columns (no JSON) of the windows starting in [since, until), oldest first."""
+        where, args = run_filters(device_id, runner, since, until, "t_start")
+        sql = f"SELECT {','.join(WINDOW_COLS)} FROM windows{where} ORDER BY t_start, msg_id LIMIT ? OFFSET ?"
+        return [dict(r) for r in self._r().execute(sql, [*args, int(limit), int(offset)])]
+
     def window_stats(
         self,
         *,
@@ -786,6 +801,15 @@ class Store:
                 "INSERT INTO settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, text),
             )
+
+    def setting_default(self, key: str, value: Any) -> Any:
+        """The stored value of ``key``; stores ``value`` first if there is none (atomic: concurrent callers
+        all get the one value that was stored first)."""
+        text = json.dumps(value, allow_nan=False)
+        with self._tx() as w:
+            w.execute("INSERT INTO settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING", (key, text))
+            stored = w.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()[0]
+        return json.loads(stored)
 
     def settings(self) -> dict[str, Any]:
         return {r[0]: json.loads(r[1]) for r in self._r().execute("SELECT key, value FROM settings ORDER BY key")}

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from edge_agent.common.redact import MASK, mask_url
 from plugin.risk import risk_summary
+from plugin.summary import summary as dashboard_summary
 from plugin.trends import trends as compute_trends
 from plugin.web.auth import THROTTLE_KEY
 from plugin.web.context import DashboardContext, SettingSpec
@@ -284,26 +285,25 @@ async def overview(request: web.Request) -> web.Response:
     return json_response(await _call(gather))
 
 
-async def list_runs(request: web.Request) -> web.Response:
+async def _paged(request: web.Request, key: str, fetch: Callable[..., Any], default_limit: int, max_limit: int
+                 ) -> web.Response:  # fmt: skip
+    """A filtered, paged listing (``device_id, runner, since, until, limit, offset``): ``{key: [...], "limit",
+    "offset", "next_offset"}`` (``next_offset`` null on the last page)."""
     _check_unknown(request, {"device_id", "runner", "since", "until", "limit", "offset"})
     q = request.query
-    limit = parse_int("limit", q.get("limit"), 100, 1, 1000)
+    limit = parse_int("limit", q.get("limit"), default_limit, 1, max_limit)
     offset = parse_int("offset", q.get("offset"), 0, 0, 10_000_000)
     since, until = parse_time("since", q.get("since")), parse_time("until", q.get("until"))
     if since is not None and until is not None and until < since:
         raise ApiError(400, "query parameters: 'until' is before 'since'")
-    runs = await _call(
-        _ctx(request).store.list_runs,
-        device_id=parse_device(q.get("device_id")),
-        runner=parse_runner(q.get("runner")),
-        since=since,
-        until=until,
-        limit=limit,
-        offset=offset,
-    )
-    return json_response(
-        {"runs": runs, "limit": limit, "offset": offset, "next_offset": offset + limit if len(runs) == limit else None}
-    )
+    rows = await _call(fetch, device_id=parse_device(q.get("device_id")), runner=parse_runner(q.get("runner")),
+                       since=since, until=until, limit=limit, offset=offset)  # fmt: skip
+    next_offset = offset + limit if len(rows) == limit else None
+    return json_response({key: rows, "limit": limit, "offset": offset, "next_offset": next_offset})
+
+
+async def list_runs(request: web.Request) -> web.Response:
+    return await _paged(request, "runs", _ctx(request).store.list_runs, 100, 1000)
 
 
 RUN_CACHE: web.AppKey[RunCache] = web.AppKey("footfall_run_cache", RunCache)
@@ -570,6 +570,19 @@ async def export(request: web.Request) -> web.Response:
     )
 
 
+async def summary(request: web.Request) -> web.Response:
+    """This dashboard's identity, runners with their current figures, devices, recent alerts (plugin/summary.py)."""
+    _check_unknown(request, set())
+    ctx = _ctx(request)
+    config = ctx.risk_config() if ctx.risk_config is not None else None
+    return json_response(await _call(dashboard_summary, ctx.store, risk_config=config))
+
+
+async def list_windows(request: web.Request) -> web.Response:
+    """Window measures (no step records) starting in [since, until), oldest first — e.g. for hourly statistics."""
+    return await _paged(request, "windows", _ctx(request).store.list_windows, 1000, 5000)
+
+
 async def meta(request: web.Request) -> web.Response:
     """Devices and runners, for filter menus."""
     ctx = _ctx(request)
@@ -613,6 +626,8 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/health", health)
     r.add_get("/api/overview", overview)
     r.add_get("/api/meta", meta)
+    r.add_get("/api/summary", summary)
+    r.add_get("/api/windows", list_windows)
     r.add_get("/api/runs", list_runs)
     r.add_get("/api/runs/{run_id}", get_run)
     r.add_get("/api/trends", trends)
