@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edge_agent.common.cli import add_broker_arguments, broker_overrides
 from plugin import __version__
 from plugin.config import ConfigError, DashboardConfig, load_config
 from plugin.store import StoreError
@@ -21,12 +22,15 @@ from plugin.store import StoreError
 
 def _config(args: argparse.Namespace) -> DashboardConfig:
     overrides: dict[str, Any] = {}
-    if getattr(args, "broker", None):
-        overrides["mqtt"] = {"url": args.broker}
+    mqtt = broker_overrides(args, "footfall-dashboard")
+    if mqtt:
+        overrides["mqtt"] = mqtt
     if getattr(args, "db", None):
         overrides["db_path"] = args.db
     if getattr(args, "listen", None):
         overrides["listen"] = args.listen
+    if getattr(args, "notify_file", None):
+        overrides["notify_urls_file"] = args.notify_file
     cfg = load_config(args.config, **overrides)
     if getattr(args, "notify", None):
         cfg = cfg.model_copy(update={"notify_urls": [*cfg.notify_urls, *(_secret(u) for u in args.notify)]})
@@ -40,7 +44,7 @@ def _secret(url: str) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from plugin.service import DashboardService
+    from plugin.service import DashboardService, ListenError
 
     cfg = _config(args)
     logging.getLogger().setLevel(cfg.log_level)
@@ -52,15 +56,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
-        await service.start()
-        print(f"footfall dashboard {__version__}: {service.url or '(web disabled)'} — broker "
-              f"{cfg.mqtt.redacted_url}, database {cfg.db_path}", flush=True)  # fmt: skip
         try:
+            await service.start()
+            print(f"footfall dashboard {__version__}: {service.url or '(web disabled)'} — broker "
+                  f"{cfg.mqtt.redacted_url}, database {cfg.db_path}", flush=True)  # fmt: skip
             await stop.wait()
         finally:
             await service.stop()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except ListenError as err:
+        print(f"footfall-dashboard: {err}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -161,10 +169,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run ingest, risk engine, notifications and the web dashboard")
     r.add_argument("--config", type=Path, help="YAML config file")
-    r.add_argument("--broker", help="mqtt[s]://user:pass@host:port (overrides the config)")
+    add_broker_arguments(r, env="FOOTFALL_DASHBOARD_MQTT__PASSWORD")
     r.add_argument("--db", type=Path, help="SQLite database file")
     r.add_argument("--listen", help="HOST:PORT of the web dashboard (default 127.0.0.1:8765)")
-    r.add_argument("--notify", action="append", metavar="APPRISE_URL", help="add a notification URL (repeatable)")
+    r.add_argument(
+        "--notify-file",
+        type=Path,
+        metavar="FILE",
+        help="Apprise notification URLs, one per line (they hold tokens: keep them out of the command line)",
+    )
+    r.add_argument(
+        "--notify",
+        action="append",
+        metavar="APPRISE_URL",
+        help="add a notification URL (repeatable; visible in the process list: prefer --notify-file or "
+        "FOOTFALL_DASHBOARD_NOTIFY_URLS)",
+    )
     r.set_defaults(func=cmd_run)
 
     v = sub.add_parser("validate-config", help="check a config file; errors name the key and line")

@@ -42,6 +42,10 @@ SETTING_TO_RISK = {
 RETENTION_EVERY_S = 6 * 3600.0
 
 
+class ListenError(RuntimeError):
+    """The web dashboard cannot bind its address (in use, not an address of this machine, no permission)."""
+
+
 class DashboardService:
     """Owns every long-lived part; ``await start()`` … ``await stop()``, or ``await run()`` until cancelled."""
 
@@ -83,9 +87,9 @@ class DashboardService:
             loop=loop, ha=self.ha,
         )  # fmt: skip
         self._apply_settings()
-        await asyncio.to_thread(self.ingest.start, 0)
-        if self.serve_web:
+        if self.serve_web:  # before MQTT: a port in use fails the start before anything is received
             await self._start_web()
+        await asyncio.to_thread(self.ingest.start, 0)
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="footfall-housekeeping"))
         log.info("footfall dashboard %s: db %s, broker %s%s", __version__, cfg.db_path, cfg.mqtt.redacted_url,
                  f", web {self.url}" if self.url else "")  # fmt: skip
@@ -106,7 +110,10 @@ class DashboardService:
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.config.listen_host, self.config.listen_port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as err:
+            raise ListenError(f"cannot listen on {self.config.listen}: {err.strerror or err}") from None
         host = self.config.listen_host
         self.url = f"http://{f'[{host}]' if ':' in host else host}:{self.config.listen_port}/"
         if should_announce(self.config.mdns, host):

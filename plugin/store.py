@@ -17,9 +17,7 @@ Why this shape:
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
-import io
 import json
 import logging
 import re
@@ -33,6 +31,7 @@ from typing import Any, Literal
 import pydantic_core
 
 from edge_agent.contract import Alert, FootStats, RunSummary, WindowSummary
+from plugin.export import rows_to_csv
 
 log = logging.getLogger(__name__)
 
@@ -847,16 +846,7 @@ class Store:
         ]
         if fmt == "json":
             return json.dumps(rows, indent=1, allow_nan=False)
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(RUN_COLS), lineterminator="\n")
-        writer.writeheader()
-        for r in rows:
-            # Neutralise spreadsheet formula injection in free-text fields (runner names come from devices).
-            for k in ("runner", "device_id", "run_id", "profile"):
-                if isinstance(r.get(k), str) and r[k][:1] in ("=", "+", "-", "@"):
-                    r[k] = "'" + r[k]
-            writer.writerow(r)
-        return buf.getvalue()
+        return rows_to_csv(rows, RUN_COLS)  # text cells neutralised: runner names come from devices
 
     def apply_retention(self, window_days: float | None, now: float | None = None) -> int:
         """Delete windows (with their step records) older than ``window_days``; runs, alerts and the dedupe

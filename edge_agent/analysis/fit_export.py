@@ -128,6 +128,7 @@ def run_analyze_fit(args: argparse.Namespace) -> int:
             getattr(args, "input_format", None),
             getattr(args, "segment", None),
             progress=not getattr(args, "no_progress", False),
+            whole=True,  # the recording's own start time places the activity
         )
         start, note = recording_start(rec, args.path)
         encoded = recording_fit(result.steps, name=Path(args.path).name, profile=profile, start_unix=start)

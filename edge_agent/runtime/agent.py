@@ -32,6 +32,7 @@ from edge_agent.analysis.kernels import load_kernels
 from edge_agent.config import AgentConfig
 from edge_agent.contract import LiveUpdate, Topics
 from edge_agent.profiles import HardwareProfile, load_profile
+from edge_agent.runtime.health import HEARTBEAT_FILE, write_heartbeat
 from edge_agent.runtime.pipeline import Calibration, OutboxSink, Pipeline, warm_up
 
 if TYPE_CHECKING:
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CALIBRATION_FILE = "calibration.json"
-HEARTBEAT_FILE = "heartbeat.json"
 HEARTBEAT_EVERY_S = 5.0
 #: Sources that read files or generate data: the pipeline may wait for them (no frame is dropped).
 LOSSLESS_SOURCES = ("replay", "simulator")
@@ -63,25 +63,6 @@ def load_calibration(cfg: AgentConfig) -> Calibration | None:
     except ValueError as err:
         log.warning("%s; running without it", err)
         return None
-
-
-def _write_heartbeat(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    tmp.replace(path)
-
-
-def check_health(state_dir: Path, max_age_s: float) -> tuple[bool, str]:
-    """For ``footfall-agent health`` (Docker HEALTHCHECK): is the running agent's heartbeat fresh?"""
-    path = state_dir / HEARTBEAT_FILE
-    try:
-        data = json.loads(path.read_text())
-        age = time.time() - float(data["time"])
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        return False, f"no heartbeat at {path}: {err}"
-    if age > max_age_s:
-        return False, f"heartbeat {age:.0f} s old (> {max_age_s:.0f} s) at {path}"
-    return True, f"ok: heartbeat {age:.1f} s old, activity {data.get('activity')}, backlog {data.get('backlog')}"
 
 
 class _Signals:
@@ -205,12 +186,12 @@ class AgentRun:
 
         return live
 
-    async def _heartbeat(self, outbox: Outbox, conn: MqttConnection) -> None:
+    async def _heartbeat(self, outbox: Outbox, conn: MqttConnection, publisher: OutboxPublisher) -> None:
         path = self.cfg.state_dir / HEARTBEAT_FILE
         while True:
             p = self.pipeline
             with contextlib.suppress(OSError):
-                _write_heartbeat(
+                write_heartbeat(
                     path,
                     {
                         "time": time.time(),
@@ -219,6 +200,7 @@ class AgentRun:
                         "run_id": p.run_id if p else None,
                         "backlog": outbox.backlog,
                         "connected": conn.connected.is_set(),
+                        "publisher": publisher.health(),  # footfall-agent health: red while delivery keeps failing
                     },
                 )
             await asyncio.sleep(HEARTBEAT_EVERY_S)
@@ -253,7 +235,7 @@ class AgentRun:
                 if cfg.mqtt.ha_discovery.enabled:
                     discovery = HaDiscovery(conn, topics, prefix=cfg.mqtt.ha_discovery.prefix, model=self.profile.name)
                     discovery.start()
-                hb_task = asyncio.create_task(self._heartbeat(outbox, conn), name="footfall-heartbeat")
+                hb_task = asyncio.create_task(self._heartbeat(outbox, conn, publisher), name="footfall-heartbeat")
                 with _Signals(self._on_signal) as sigs:
                     warm_s, backend = await warm_kernels(self.profile)
                     self.pipeline = pipeline = Pipeline(

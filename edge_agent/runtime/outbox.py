@@ -62,6 +62,10 @@ class OutboxError(RuntimeError):
     """The outbox file cannot be used (corrupt, another device's, newer schema)."""
 
 
+class AckRefused(ValueError):
+    """An ack claims seqs this outbox never assigned: forged or from another outbox's past. Nothing is deleted."""
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxRow:
     seq: int
@@ -144,9 +148,11 @@ class Outbox:
         self._lock = threading.RLock()
         self._listeners: list[Callable[[], None]] = []
         self._warned = False
+        self.refused_acks = 0  # acks refused since this process opened the outbox (AckRefused)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            self._check_integrity()  # before the pragmas below write anything
             self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # new files only; must precede WAL
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
@@ -161,6 +167,19 @@ class Outbox:
             log.info("outbox %s: %d rows carried over (stream %s)", self.path, self._rows, self.stream_id)
 
     # ------------------------------------------------------------------ setup
+    def _check_integrity(self) -> None:
+        """``PRAGMA quick_check`` before anything is written: a file damaged mid-way (bad sector, torn copy)
+        would otherwise open, carry rows over and fail on every read. Refused with the file kept as it is
+        (its intact rows may be recoverable with ``sqlite3 FILE .recover``)."""
+        rows = self._db.execute("PRAGMA quick_check(5)").fetchall()
+        problems = [line.strip() for r in rows if r and r[0] != "ok" for line in str(r[0]).splitlines()]
+        if problems:
+            self._db.close()
+            raise OutboxError(
+                f"outbox {self.path} is corrupt (SQLite quick_check: {'; '.join(problems)[:300]}); the file was "
+                "left untouched: move it aside to start a new outbox (sqlite3 FILE .recover may save its rows)"
+            )
+
     def _init_meta(self) -> str:
         meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
         if not meta:
@@ -344,12 +363,16 @@ class Outbox:
         between ``acked_seq`` and it that are not listed as missing are stored too and are deleted
         (this releases rows above a gap the outbox itself dropped, which would otherwise stall the
         plugin's contiguous seq forever) — only when ``missing`` cannot have been truncated.
-        Missing ranges we still hold are scheduled for immediate resend.
+        Missing ranges we still hold are scheduled for immediate resend. An ack naming a seq beyond the last one
+        assigned here raises :class:`AckRefused` and deletes nothing.
         """
         last_seq = self.last_seq()
-        if acked_seq > last_seq:
-            log.warning("outbox: ack for seq %d beyond the last assigned seq %d; clamped", acked_seq, last_seq)
-            acked_seq = last_seq
+        claimed = max(acked_seq, highest_seq if highest_seq is not None else acked_seq)
+        if claimed > last_seq:
+            # No plugin can have stored a seq that was never assigned: a forged ack (docs/security.md) or one
+            # meant for a lost copy of this outbox. Trust none of it.
+            self.refused_acks += 1
+            raise AckRefused(f"ack claims seq {claimed}, beyond the last assigned seq {last_seq}; refused")
         deleted = 0
         while True:  # big acks (a drained backlog) in chunks: puts are not blocked for long
             with self._lock, self._tx():
@@ -547,6 +570,7 @@ class Outbox:
             oldest_age_s=(now - oldest) if oldest is not None else None,
             stream_id=self.stream_id,
             last_seq=self.last_seq(),
+            refused_acks=self.refused_acks,
         )
         return out
 

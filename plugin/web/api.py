@@ -29,6 +29,7 @@ from plugin.fit_export import export_run_fit
 from plugin.risk import risk_summary
 from plugin.summary import summary as dashboard_summary
 from plugin.trends import trends as compute_trends
+from plugin.web.auth import THROTTLE_KEY
 from plugin.web.context import DashboardContext, SettingSpec
 
 log = logging.getLogger(__name__)
@@ -199,7 +200,7 @@ def parse_choice(name: str, raw: str | None, choices: tuple[str, ...] | list[str
 def parse_device(raw: str | None) -> str | None:
     if raw is None or raw == "":
         return None
-    if not _DEVICE_RE.match(raw):
+    if not _DEVICE_RE.fullmatch(raw):
         raise ApiError(400, f"query parameter 'device_id': {raw[:40]!r} is not a valid device id")
     return raw
 
@@ -223,7 +224,7 @@ def _check_unknown(request: web.Request, allowed: set[str]) -> None:
 
 def _path_id(request: web.Request, name: str) -> str:
     value = request.match_info[name]
-    if not _ID_RE.match(value):
+    if not _ID_RE.fullmatch(value):
         raise ApiError(400, f"{name} {value[:64]!r} is not a valid id ([A-Za-z0-9:_-], ≤ 64 chars)")
     return value
 
@@ -243,10 +244,12 @@ async def health(request: web.Request) -> web.Response:
     ctx = _ctx(request)
     data = dict(await _call(ctx.health))  # the service's health() reads the store: not on the event loop
     cache = request.app[RUN_CACHE]
+    throttle = request.app[THROTTLE_KEY]
     data["web"] = {
         "live_clients": len(request.app[LIVE_TASKS]),
         "auth": "token" if ctx.token else "loopback-open",
         "run_cache": {"hits": cache.hits, "misses": cache.misses},
+        "auth_throttle": {"clients": throttle.clients, "failures": throttle.failures, "refused": throttle.refused},
     }
     return json_response(data)
 
@@ -370,7 +373,7 @@ async def _prewarm_runs(app: web.Application) -> None:
     ctx = app[CTX_KEY]
     async for event in ctx.hub.subscribe():
         run_id = event.data.get("run_id") if event.type == "run" else None
-        if isinstance(run_id, str) and _ID_RE.match(run_id):
+        if isinstance(run_id, str) and _ID_RE.fullmatch(run_id):
             try:
                 await _call(run_detail_body, ctx.store, app[RUN_CACHE], run_id, "columns")
             except Exception:  # a cache warm-up must never take the dashboard down
@@ -429,6 +432,10 @@ async def _json_body(request: web.Request, *, optional: bool = False) -> dict[st
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ApiError(400, f"request body: invalid JSON ({str(err)[:120]})") from None
+    except RecursionError:
+        raise ApiError(400, "request body: JSON nested too deeply") from None
+    except ValueError as err:  # e.g. an integer of more than 4,300 digits
+        raise ApiError(400, f"request body: unusable JSON value ({str(err)[:80]})") from None
     if not isinstance(body, dict):
         raise ApiError(400, f"request body: expected a JSON object, got {type(body).__name__}")
     return body
@@ -509,7 +516,7 @@ def _validate(spec: SettingSpec, value: Any, current: Any) -> Any:
             continue
         if MASK in item:
             raise ApiError(400, f"setting '{spec.key}[{i}]': masked value does not match a stored URL; re-enter it")
-        if len(item) > spec.max_length or not re.match(r"^[a-z][a-z0-9+.-]{1,15}://\S+$", item):
+        if len(item) > spec.max_length or not re.fullmatch(r"[a-z][a-z0-9+.-]{1,15}://\S+", item):
             raise ApiError(400, f"setting '{spec.key}[{i}]': expected an Apprise URL like 'ntfy://topic'")
         out.append(item)
     return out
@@ -615,6 +622,14 @@ async def api_errors(request: web.Request, handler: Callable[[web.Request], Any]
         return json_response({"error": err.message}, status=err.status)
     except web.HTTPRequestEntityTooLarge:
         return json_response({"error": "request body too large"}, status=413)
+    except web.HTTPMethodNotAllowed as exc:
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        message = f"method {request.method} not allowed on {request.path} (allowed: {allowed})"
+        resp = json_response({"error": message}, 405)
+        resp.headers["Allow"] = allowed
+        return resp
+    except web.HTTPNotFound:
+        return json_response({"error": f"no API route {request.method} {request.path}"}, status=404)
     except web.HTTPException as exc:
         if exc.status >= 400:
             return json_response({"error": exc.reason}, status=exc.status)

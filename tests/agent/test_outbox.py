@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from edge_agent.contract import Ack, Topics, WindowSummary, parse_stored_message
-from edge_agent.runtime.outbox import Outbox, OutboxError
+from edge_agent.runtime.outbox import AckRefused, Outbox, OutboxError
 from tests.support.paths import REPO
 
 T = Topics("dev1")
@@ -98,9 +98,12 @@ def test_ack_guards(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     assert ob.apply_ack(Ack(device_id="dev1", stream_id="otherstream", acked_seq=5)) == 0
     assert ob.apply_ack(Ack(device_id="dev2", stream_id=ob.stream_id, acked_seq=5)) == 0
     assert ob.backlog == 5
-    with caplog.at_level(logging.WARNING):
-        assert ob.ack(99) == 5
-    assert "beyond the last assigned seq" in caplog.text
+    # a forged ack (or one for a lost copy of this outbox) claims seqs never assigned: refused, nothing deleted
+    for acked, highest in ((99, None), (0, 99), (5, 6)):
+        with pytest.raises(AckRefused, match="beyond the last assigned seq 5"):
+            ob.ack(acked, [], highest_seq=highest)
+    assert ob.backlog == 5 and ob.stats()["refused_acks"] == 3
+    assert ob.ack(5) == 5
     ob.put(T.summary, window(6))
     assert ob.last_seq() == 6 and ob.backlog == 1
 
