@@ -159,6 +159,7 @@ class Outbox:
             self._db.executescript(_SCHEMA)
             self.stream_id = self._init_meta()
             self._rows = int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+            self._sent_high = self._highest_handed_over()
         except sqlite3.DatabaseError as err:
             raise OutboxError(
                 f"outbox {self.path}: cannot open as SQLite outbox ({err}); the file was left untouched"
@@ -167,6 +168,25 @@ class Outbox:
             log.info("outbox %s: %d rows carried over (stream %s)", self.path, self._rows, self.stream_id)
 
     # ------------------------------------------------------------------ setup
+    def _highest_handed_over(self) -> int:
+        """The highest seq ever handed to the broker: an ack can only cover rows up to it (rows never sent cannot
+        have been received). A row of this outbox sent before a restart has ``attempts > 0`` (or a PUBACK); one
+        published but killed before that was written is simply sent again before an ack can delete it."""
+        sent, lowest = self._db.execute(
+            "SELECT MAX(CASE WHEN attempts > 0 OR puback_at IS NOT NULL THEN seq END), MIN(seq) FROM outbox"
+        ).fetchone()
+        if sent is not None:
+            return int(sent)
+        if lowest is not None:
+            return int(lowest) - 1  # rows remain and none was sent: everything below them is gone already
+        return int(self._db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()[0])
+
+    def handing_over(self, seq: int) -> None:
+        """The publisher is about to publish ``seq`` (called before the publish, so no ack can outrun it)."""
+        with self._lock:
+            if seq > self._sent_high:
+                self._sent_high = seq
+
     def _check_integrity(self) -> None:
         """``PRAGMA quick_check`` before anything is written: a file damaged mid-way (bad sector, torn copy)
         would otherwise open, carry rows over and fail on every read. Refused with the file kept as it is
@@ -311,6 +331,7 @@ class Outbox:
             return
         now = self._clock()
         with self._lock, self._tx():
+            self._sent_high = max(self._sent_high, *seqs)
             resent = self._db.execute(
                 f"SELECT COUNT(*) FROM outbox WHERE attempts > 0 AND seq IN ({_marks(seqs)})", list(seqs)
             ).fetchone()[0]
@@ -364,7 +385,8 @@ class Outbox:
         (this releases rows above a gap the outbox itself dropped, which would otherwise stall the
         plugin's contiguous seq forever) — only when ``missing`` cannot have been truncated.
         Missing ranges we still hold are scheduled for immediate resend. An ack naming a seq beyond the last one
-        assigned here raises :class:`AckRefused` and deletes nothing.
+        assigned here raises :class:`AckRefused` and deletes nothing. An ack is never applied beyond the highest
+        seq handed to the broker (:meth:`handing_over`): nothing a peer sends deletes a row it cannot have received.
         """
         last_seq = self.last_seq()
         claimed = max(acked_seq, highest_seq if highest_seq is not None else acked_seq)
@@ -373,6 +395,12 @@ class Outbox:
             # meant for a lost copy of this outbox. Trust none of it.
             self.refused_acks += 1
             raise AckRefused(f"ack claims seq {claimed}, beyond the last assigned seq {last_seq}; refused")
+        with self._lock:
+            sent_high = self._sent_high
+        if claimed > sent_high:
+            log.debug("outbox: ack for seq %d applied only up to seq %d, the highest sent", claimed, sent_high)
+            acked_seq = min(acked_seq, sent_high)
+            highest_seq = None if highest_seq is None else min(highest_seq, sent_high)
         deleted = 0
         while True:  # big acks (a drained backlog) in chunks: puts are not blocked for long
             with self._lock, self._tx():
@@ -390,7 +418,7 @@ class Outbox:
                 gap_deleted = 0
                 ranges = sorted((max(a, acked_seq + 1), b) for a, b in missing if b >= a and b > acked_seq)
                 if highest_seq is not None and len(missing) < ACK_MISSING_CAP:
-                    upper = min(highest_seq, last_seq)
+                    upper = min(highest_seq, last_seq, sent_high)
                     lo = acked_seq + 1
                     for a, b in [*ranges, (upper + 1, upper + 1)]:
                         if a > lo:

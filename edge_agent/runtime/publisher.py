@@ -154,6 +154,7 @@ class OutboxPublisher:
             rows = await asyncio.to_thread(self.outbox.pending, free, list(self._inflight))
         sent: list[int] = []
         for row in rows:
+            self.outbox.handing_over(row.seq)
             try:
                 fut = self.conn.publish_nowait(row.topic, row.payload, qos=row.qos)
             except MqttError:
