@@ -318,7 +318,7 @@ def load_config(
     root: yaml.Node | None = None
     data: dict[str, Any] = {}
     if path is not None:
-        doc = load_yaml(path)
+        doc = load_yaml(path, allow_empty=False)  # an empty file given on purpose is a mistake, not "all defaults"
         data, root = doc.data, doc.root
     if source_override is not None or source_extra:
         src = dict(source_override) if source_override is not None else dict(data.get("source") or {})

@@ -39,7 +39,7 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 SCHEMA_VERSION = 2
 #: Versions of stored messages (summary, run) receivers accept.
@@ -302,8 +302,10 @@ def parse_stored_message(payload: bytes | str) -> WindowSummary | RunSummary:
         raise PayloadError("oversized", f"{len(raw)} bytes > {MAX_PAYLOAD_BYTES}")
     try:
         data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise PayloadError("not_json", str(err)[:200]) from None
+    except UnicodeDecodeError as err:
+        raise PayloadError("not_json", f"not UTF-8 text (byte {err.start})") from None
+    except json.JSONDecodeError as err:
+        raise PayloadError("not_json", f"{err.msg} at character {err.pos}") from None
     if not isinstance(data, dict):
         raise PayloadError("not_object", f"top level is {type(data).__name__}")
     version = data.get("schema_version")
@@ -312,8 +314,20 @@ def parse_stored_message(payload: bytes | str) -> WindowSummary | RunSummary:
         raise PayloadError("unknown_version", f"schema_version {version!r} (supported: {supported})")
     try:
         return _stored_adapter.validate_python(data)
+    except ValidationError as err:
+        raise PayloadError("invalid", describe_errors(err)) from None
     except ValueError as err:
-        raise PayloadError("invalid", str(err)[:500]) from None
+        raise PayloadError("invalid", type(err).__name__) from None
+
+
+def describe_errors(err: ValidationError, limit: int = 3) -> str:
+    """Where and why a payload failed, never its content (logs must not quote what a peer sent)."""
+    parts = [
+        f"{'.'.join(str(p) for p in e['loc']) or '<top level>'}: {e['type']}"
+        for e in err.errors(include_input=False, include_url=False)[:limit]
+    ]
+    more = err.error_count() - limit
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
 
 
 def loading_rate_basis(msg: WindowSummary | RunSummary) -> str:
@@ -336,7 +350,7 @@ def new_stream_id() -> str:
 
 
 def valid_device_id(device_id: str) -> bool:
-    return bool(_DEVICE_ID_RE.match(device_id))
+    return bool(_DEVICE_ID_RE.fullmatch(device_id))  # fullmatch: `$` alone accepts a trailing newline
 
 
 class Topics:

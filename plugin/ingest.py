@@ -328,7 +328,7 @@ class Ingest:
             self._reject("wrong_topic", topic, f"kind {msg.kind!r} published on {leaf!r}")
             return None
         if msg.device_id != device_id:
-            self._reject("device_mismatch", topic, f"payload device_id {msg.device_id!r} ≠ topic {device_id!r}")
+            self._reject("device_mismatch", topic, f"payload device_id differs from the topic's {device_id!r}")
             return None
         return msg
 
@@ -388,7 +388,7 @@ class Ingest:
     def _handle_status(self, device_id: str, payload: bytes, at: float) -> None:
         status = payload.decode("utf-8", "replace").strip()[:32]
         if status not in ("online", "offline"):
-            self._reject("bad_status", f"{self.base}/{device_id}/status", repr(status))
+            self._reject("bad_status", f"{self.base}/{device_id}/status", f"{len(payload)} bytes, not online/offline")
             return
         self.stats.status += 1
         self.store.set_device_status(device_id, status, at)

@@ -20,13 +20,15 @@ from aiohttp import web
 
 from edge_agent.contract import LiveUpdate, RunSummary, WindowSummary
 from plugin import __version__
-from plugin.config import DashboardConfig, RiskConfig
+from plugin.config import ConfigError, DashboardConfig, RiskConfig
 from plugin.events import EventHub
 from plugin.ha import HaPublisher
 from plugin.ingest import Ingest
+from plugin.mdns import MdnsAnnouncer, should_announce
 from plugin.notify import AlertDispatcher, Notifier
 from plugin.risk import RiskEngine, risk_summary
 from plugin.store import Store
+from plugin.summary import instance_id
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,10 @@ SETTING_TO_RISK = {
     "acwr_threshold": "acwr_threshold",
 }
 RETENTION_EVERY_S = 6 * 3600.0
+
+
+class ListenError(RuntimeError):
+    """The web dashboard cannot bind its address (in use, not an address of this machine, no permission)."""
 
 
 class DashboardService:
@@ -54,6 +60,7 @@ class DashboardService:
         self.ha: HaPublisher | None = None
         self.dispatcher: AlertDispatcher | None = None
         self.runner: web.AppRunner | None = None
+        self.mdns: MdnsAnnouncer | None = None
         self.url: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._settings_seen: dict[str, Any] = {}
@@ -80,9 +87,9 @@ class DashboardService:
             loop=loop, ha=self.ha,
         )  # fmt: skip
         self._apply_settings()
-        await asyncio.to_thread(self.ingest.start, 0)
-        if self.serve_web:
+        if self.serve_web:  # before MQTT: a port in use fails the start before anything is received
             await self._start_web()
+        await asyncio.to_thread(self.ingest.start, 0)
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="footfall-housekeeping"))
         log.info("footfall dashboard %s: db %s, broker %s%s", __version__, cfg.db_path, cfg.mqtt.redacted_url,
                  f", web {self.url}" if self.url else "")  # fmt: skip
@@ -97,14 +104,35 @@ class DashboardService:
             token=self.config.token.get_secret_value() if self.config.token else None,
             listen_host=self.config.listen_host, notify_test=self.notify_test,
             risk=lambda: risk_summary(self.store, config=self.engine.config if self.engine else None),  # type: ignore[arg-type]
+            risk_config=lambda: self.engine.config if self.engine else self.config.risk,
         )  # fmt: skip
         app = create_app(ctx)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.config.listen_host, self.config.listen_port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as err:
+            raise ListenError(f"cannot listen on {self.config.listen}: {err.strerror or err}") from None
         host = self.config.listen_host
         self.url = f"http://{f'[{host}]' if ':' in host else host}:{self.config.listen_port}/"
+        if should_announce(self.config.mdns, host):
+            await self._start_mdns()
+
+    async def _start_mdns(self) -> None:
+        """Announce the dashboard over mDNS; a network that refuses multicast costs discovery, not the dashboard."""
+        assert self.store is not None
+        announcer = MdnsAnnouncer(
+            listen_host=self.config.listen_host, port=self.config.listen_port,
+            instance_id=await asyncio.to_thread(instance_id, self.store), token_required=self.config.token is not None,
+        )  # fmt: skip
+        try:
+            await announcer.start()
+        except (OSError, ConfigError) as err:
+            log.error("mDNS announcement failed, Home Assistant will not discover this dashboard: %s", err)
+            await announcer.stop()
+            return
+        self.mdns = announcer
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -112,6 +140,9 @@ class DashboardService:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
+        if self.mdns is not None:
+            await self.mdns.stop()
+            self.mdns = None
         if self.runner is not None:
             await self.runner.cleanup()
         if self.ingest is not None:

@@ -17,9 +17,7 @@ Why this shape:
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
-import io
 import json
 import logging
 import re
@@ -33,6 +31,7 @@ from typing import Any, Literal
 import pydantic_core
 
 from edge_agent.contract import Alert, FootStats, RunSummary, WindowSummary, loading_rate_basis
+from plugin.export import rows_to_csv
 
 log = logging.getLogger(__name__)
 
@@ -644,6 +643,21 @@ class Store:
         sql = f"SELECT {','.join(WINDOW_COLS)} FROM windows WHERE run_id = ? ORDER BY window_index"
         return [dict(r) for r in self._r().execute(sql, (run_id,))]
 
+    def list_windows(
+        self,
+        *,
+        runner: str | None = None,
+        device_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 1000,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Window measure columns (no JSON) of the windows starting in [since, until), oldest first."""
+        where, args = run_filters(device_id, runner, since, until, "t_start")
+        sql = f"SELECT {','.join(WINDOW_COLS)} FROM windows{where} ORDER BY t_start, msg_id LIMIT ? OFFSET ?"
+        return [dict(r) for r in self._r().execute(sql, [*args, int(limit), int(offset)])]
+
     def window_stats(
         self,
         *,
@@ -798,6 +812,15 @@ class Store:
                 (key, text),
             )
 
+    def setting_default(self, key: str, value: Any) -> Any:
+        """The stored value of ``key``; stores ``value`` first if there is none (atomic: concurrent callers
+        all get the one value that was stored first)."""
+        text = json.dumps(value, allow_nan=False)
+        with self._tx() as w:
+            w.execute("INSERT INTO settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING", (key, text))
+            stored = w.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()[0]
+        return json.loads(stored)
+
     def settings(self) -> dict[str, Any]:
         return {r[0]: json.loads(r[1]) for r in self._r().execute("SELECT key, value FROM settings ORDER BY key")}
 
@@ -833,16 +856,7 @@ class Store:
         ]
         if fmt == "json":
             return json.dumps(rows, indent=1, allow_nan=False)
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(RUN_COLS), lineterminator="\n")
-        writer.writeheader()
-        for r in rows:
-            # Neutralise spreadsheet formula injection in free-text fields (runner names come from devices).
-            for k in ("runner", "device_id", "run_id", "profile"):
-                if isinstance(r.get(k), str) and r[k][:1] in ("=", "+", "-", "@"):
-                    r[k] = "'" + r[k]
-            writer.writerow(r)
-        return buf.getvalue()
+        return rows_to_csv(rows, RUN_COLS)  # text cells neutralised: runner names come from devices
 
     def apply_retention(self, window_days: float | None, now: float | None = None) -> int:
         """Delete windows (with their step records) older than ``window_days``; runs, alerts and the dedupe

@@ -396,3 +396,13 @@ def test_link_checker_catches_broken_links(tmp_path: Path) -> None:
         "a.md: link to b.md#nope — no heading #nope there",
         "a.md: link to pic.png — pic.png does not exist",
     ]
+
+
+def test_documented_dashboard_settings_are_the_ones_it_accepts() -> None:
+    """docs/dashboard.md lists the settings POST /api/settings takes; a key documented but refused is a lie."""
+    from plugin.web.context import DEFAULT_SETTINGS_SCHEMA
+
+    text = (REPO / "docs" / "dashboard.md").read_text(encoding="utf-8")
+    sentence = text[text.index("Defaults:\n`notify_urls`") : text.index("POST a JSON object with any subset")]
+    documented = set(re.findall(r"`([a-z_]+)` \(", sentence))
+    assert documented == {s.key for s in DEFAULT_SETTINGS_SCHEMA}

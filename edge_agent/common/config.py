@@ -187,7 +187,7 @@ def format_validation_error(
             node, exact = _node_for(root, loc)
         if node is not None and root is not None and (exact or e["type"] == "missing"):
             where = f"{origin}:{node.start_mark.line + 1}"
-        elif env_prefix:
+        elif env_prefix and loc:
             env = env_prefix + "__".join(str(p).upper() for p in loc if not isinstance(p, int))
             where = f"{origin} (not set in the file; environment {env} or a default)"
         else:

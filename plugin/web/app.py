@@ -5,29 +5,27 @@ from __future__ import annotations
 from aiohttp import web
 
 from plugin.web import api, live, pages
-from plugin.web.auth import auth_middleware, require_token_if_exposed, security_headers
+from plugin.web.auth import THROTTLE_KEY, auth_middleware, require_token_if_exposed, security_headers
 from plugin.web.context import DashboardContext
+from plugin.web.throttle import FailureThrottle
 
 #: POST bodies are small JSON objects (settings, acks); anything bigger is refused with 413.
 MAX_BODY_BYTES = 64 * 1024
 
 
-async def _not_found(request: web.Request) -> web.Response:
-    raise api.ApiError(404, f"no API route {request.method} {request.path}")
-
-
 def create_app(ctx: DashboardContext) -> web.Application:
     """Build the web app. Raises ``ConfigError`` when listening beyond loopback without a token."""
     require_token_if_exposed(ctx.listen_host, ctx.token)
+    throttle = FailureThrottle()
     app = web.Application(
-        middlewares=[security_headers, api.api_errors, auth_middleware(ctx.token)],
+        middlewares=[security_headers, api.api_errors, auth_middleware(ctx.token, throttle)],
         client_max_size=MAX_BODY_BYTES,
     )
     app[api.CTX_KEY] = ctx
+    app[THROTTLE_KEY] = throttle
     api.add_routes(app)
     live.setup_live(app)
     pages.add_routes(app)
-    app.router.add_route("*", "/api/{tail:.*}", _not_found)
     app.on_response_prepare.append(_strip_server_header)
     return app
 

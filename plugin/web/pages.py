@@ -7,7 +7,6 @@ forbid it (``script-src 'self'``).
 
 from __future__ import annotations
 
-import asyncio
 import html
 import logging
 from pathlib import Path
@@ -16,7 +15,15 @@ import plotly
 from aiohttp import web
 
 from plugin.web.api import _ID_RE, CTX_KEY
-from plugin.web.auth import COOKIE_NAME, safe_next, same_origin, session_value, token_matches
+from plugin.web.auth import (
+    COOKIE_NAME,
+    THROTTLE_KEY,
+    safe_next,
+    same_origin,
+    session_value,
+    throttled,
+    token_matches,
+)
 
 log = logging.getLogger(__name__)
 
@@ -182,11 +189,13 @@ async def runs_page(request: web.Request) -> web.Response:
 
 async def run_page(request: web.Request) -> web.Response:
     run_id = request.match_info["run_id"]
-    if not _ID_RE.match(run_id):
+    if not _ID_RE.fullmatch(run_id):
         raise web.HTTPBadRequest(text="invalid run id")
     body = (
         f'<div class="page-head"><h1 class="page-title"><span id="run-title">Run {e(run_id)}</span></h1>'
-        '<a class="btn ghost" href="/runs">All runs</a></div>'
+        f'<span><a class="btn" id="run-fit" href="/api/runs/{e(run_id)}/fit" download '
+        'title="FIT activity file for Garmin Connect, Strava, intervals.icu or Golden Cheetah">Download FIT</a> '
+        '<a class="btn ghost" href="/runs">All runs</a></span></div>'
         + _card("run-summary", "Summary", "Whole-run averages; L and R are the left and right foot.", "wide")
         + '<div class="grid">'
         + '<section class="card" id="card-scatter"><h2>Strike index vs loading rate <span class="tip" tabindex="0" '
@@ -269,11 +278,14 @@ async def login_post(request: web.Request) -> web.Response:
         raise web.HTTPFound("/")
     if not same_origin(request):
         return web.Response(status=403, text="cross-origin login refused")
+    refused = throttled(request, request.app[THROTTLE_KEY])
+    if refused is not None:
+        return refused
     form = await request.post()
     given, next_ = str(form.get("token", "")), safe_next(str(form.get("next", "/")))
     if not token_matches(given, token):
+        request.app[THROTTLE_KEY].failed(request.remote)  # per client: see plugin/web/throttle.py
         log.warning("dashboard login failed from %s", request.remote)  # never log the attempted token
-        await asyncio.sleep(0.5)  # blunt online guessing
         return web.Response(status=401, text=_login_form(next_, "That token is not right."), content_type="text/html")
     resp = web.HTTPSeeOther(next_)
     resp.set_cookie(

@@ -131,7 +131,7 @@ def test_at_300_hz_loading_rates_are_the_samples_own(shared_data: Path) -> None:
 
     for name in ("RBDS008runT35forces.txt", "RBDS001runT25forces.txt"):
         res = analyze_recording(load_recording(shared_data / "fukuchi-rbds" / name))
-        assert res.sample_rate_hz == 300.0 and len(res.steps) >= 70
+        assert res.kernel_rate_hz == 300.0 and len(res.steps) >= 70
         assert all(s.lr_model == "sampled" and s.valr_bw_s == s.valr_sampled_bw_s for s in res.steps)
         assert all(s.lr_correction == 1.0 for s in res.steps)
 
