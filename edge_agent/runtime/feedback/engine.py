@@ -83,6 +83,7 @@ class FeedbackEngine:
         self.cadence_band = BandMonitor()
         self.limiter = CueLimiter(20.0, 60.0)
         self._cued_at: dict[str, float | None] = {"loading": None, "cadence": None}
+        self._pending: set[str] = set()
         self._played: deque[Onset] = deque(maxlen=1024)
         self.renderer.onset_listeners.append(self._played.append)
         self.cues: list[dict[str, Any]] = []
@@ -180,29 +181,22 @@ class FeedbackEngine:
             ceiling = target.loading.ceiling_bw_s
             valr = self.recent.loading_bw_s()
             went = self.loading_band.update(valr, None, ceiling, h * ceiling)
-            if went == "high" or (
-                self.loading_band.state == "high" and self.limiter.repeat_due(self._cued_at["loading"], now)
-            ):
+            if self._due("loading", went, self.loading_band.state, now):
                 assert valr is not None
                 due.append(("loading", "loading", valr))
-            elif self.loading_band.state is None:
-                self._cued_at["loading"] = None
         if target.cadence is not None and cues.cadence_cue:
             c = target.cadence
             cad = self.recent.cadence()
             went = self.cadence_band.update(cad, c.spm - c.band_spm, c.spm + c.band_spm, h * c.spm)
             state = self.cadence_band.state
-            if went is not None or (state is not None and self.limiter.repeat_due(self._cued_at["cadence"], now)):
+            if self._due("cadence", went, state, now):
                 assert cad is not None and state is not None
                 due.append(("cadence", f"cadence_{state}", cad))
-            elif state is None:
-                self._cued_at["cadence"] = None
         for measure, sound, value in due:  # loading first: it is the injury-relevant one
             if not self.limiter.allows(now):
-                # rate-limited: remember it is pending, so it is cued once the interval has passed
-                if self._cued_at[measure] is None:
-                    self._cued_at[measure] = now - (cues.repeat_s or math.inf) + cues.min_interval_s
+                self._pending.add(measure)  # cued as soon as the interval allows, if still out of band then
                 continue
+            self._pending.discard(measure)
             last = self.recent.last
             assert last is not None
             cause = last.t_toe_off if self._live_clock else None
@@ -211,6 +205,14 @@ class FeedbackEngine:
             self._cued_at[measure] = now
             self.cues.append({"sound": sound, "value": round(value, 1), "step_toe_off": last.t_toe_off})
             log.info("feedback cue %s: recent %s %.1f", sound, measure, value)
+
+    def _due(self, measure: str, went: str | None, state: str | None, now: float) -> bool:
+        """Cue ``measure`` now? On leaving its band, when a rate-limited cue is pending, or as a repeat."""
+        if state is None:
+            self._cued_at[measure] = None
+            self._pending.discard(measure)
+            return False
+        return went is not None or measure in self._pending or self.limiter.repeat_due(self._cued_at[measure], now)
 
     # -- spoken summary --------------------------------------------------------------------------------------------
     def _maybe_summary(self, target: ActiveTarget, now: float, running: bool) -> None:
