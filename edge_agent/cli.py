@@ -59,8 +59,11 @@ def _source_override(spec: str) -> dict[str, Any]:
 
 
 def _feedback_sink(spec: str) -> dict[str, Any]:
-    """``--feedback``: wav:PATH, alsa[:DEVICE], pulse[:SINK] or gpio:PIN (the rest of the sink from the config)."""
+    """``--feedback``: wav:PATH, alsa[:DEVICE], pulse[:SINK], gpio:PIN or none (the rest of the sink from the
+    config)."""
     kind, _, arg = spec.partition(":")
+    if spec == "none":
+        return {"type": "none"}
     if kind == "wav" and arg:
         return {"type": "wav", "path": arg}
     if kind == "alsa":
@@ -69,7 +72,7 @@ def _feedback_sink(spec: str) -> dict[str, Any]:
         return {"type": "pulse", **({"sink": arg} if arg else {})}
     if kind == "gpio" and arg:
         return {"type": "gpio", "pin": arg}
-    raise ConfigError(f"--feedback {spec!r}: expected wav:PATH, alsa[:DEVICE], pulse[:SINK] or gpio:PIN")
+    raise ConfigError(f"--feedback {spec!r}: expected wav:PATH, alsa[:DEVICE], pulse[:SINK], gpio:PIN or none")
 
 
 def config_from_args(args: argparse.Namespace) -> AgentConfig:
@@ -296,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--feedback",
         metavar="SINK",
-        help="in-run feedback to wav:PATH, alsa[:DEVICE], pulse[:SINK] or gpio:PIN (docs/feedback.md)",
+        help="in-run feedback to wav:PATH, alsa[:DEVICE], pulse[:SINK] or gpio:PIN; none: off (docs/feedback.md)",
     )
     p.add_argument(
         "--target-cadence",

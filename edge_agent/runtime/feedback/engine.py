@@ -68,14 +68,16 @@ class FeedbackEngine:
     """``async with FeedbackEngine(cfg, runner=…, state_dir=…) as fb:`` opens the sink; see the module docstring."""
 
     def __init__(self, cfg: FeedbackConfig, *, runner: str | None, state_dir: Path) -> None:
-        if cfg.sink is None:
+        if cfg.sink.type == "none":
             raise ValueError("feedback needs a sink")
         self.cfg = cfg
         self.targets = TargetKeeper(state_dir, runner, cadence_override_spm=cfg.target_cadence_spm)
-        if cfg.sink.type == "gpio":
-            self.sounds = SoundBank.gpio(cfg.sink.pulse_ms)
+        sink = cfg.sink
+        if sink.type == "gpio":
+            self.sounds = SoundBank.gpio(sink.pulse_ms)
         else:
-            self.sounds = SoundBank.audio(cfg.sink.sample_rate_hz, cfg.volume)
+            assert sink.type in ("alsa", "pulse", "wav")
+            self.sounds = SoundBank.audio(sink.sample_rate_hz, cfg.volume)
         self.renderer = Renderer(self.sounds.fs, self.sounds.click, latency_offset_s=cfg.latency_offset_ms / 1000.0)
         self.sink: FeedbackSink = create_sink(cfg.sink, self.renderer)
         self.recent = RecentSteps(cfg.loading_window_steps, cfg.cadence_window_steps)

@@ -21,6 +21,12 @@ from edge_agent.common.config import StrictModel
 FEEDBACK_BATCH_MS = 100.0
 
 
+class NoSinkConfig(StrictModel):
+    """No feedback (the default)."""
+
+    type: Literal["none"] = Field("none", title="Sink type", description="No in-run feedback.")
+
+
 class _AudioSinkConfig(StrictModel):
     sample_rate_hz: int = Field(
         default=48_000, ge=8_000, le=192_000, title="Sample rate (Hz)", description="Of the output stream."
@@ -103,7 +109,7 @@ class WavSinkConfig(_AudioSinkConfig):
 
 
 FeedbackSinkConfig = Annotated[
-    AlsaSinkConfig | PulseSinkConfig | GpioSinkConfig | WavSinkConfig, Field(discriminator="type")
+    NoSinkConfig | AlsaSinkConfig | PulseSinkConfig | GpioSinkConfig | WavSinkConfig, Field(discriminator="type")
 ]
 
 
@@ -111,10 +117,10 @@ class FeedbackConfig(StrictModel):
     """In-run biofeedback (docs/feedback.md): a metronome at the target cadence and cues when the loading rate or
     the cadence leaves its band. Off unless a sink is set."""
 
-    sink: FeedbackSinkConfig | None = Field(
-        default=None,
+    sink: FeedbackSinkConfig = Field(
+        default_factory=NoSinkConfig,
         title="Sink",
-        description="alsa | pulse | gpio | wav (discriminated by type); empty: no feedback.",
+        description="none | alsa | pulse | gpio | wav (discriminated by type).",
     )
     target_cadence_spm: float | None = Field(
         default=None,
@@ -167,10 +173,10 @@ class FeedbackConfig(StrictModel):
 
     @model_validator(mode="after")
     def _gpio_has_no_link_latency(self) -> FeedbackConfig:
-        if self.sink is not None and self.sink.type == "gpio" and self.latency_offset_ms > 50:
+        if self.sink.type == "gpio" and self.latency_offset_ms > 50:
             raise ValueError(f"latency_offset_ms {self.latency_offset_ms} is for audio links; a GPIO pin has none")
         return self
 
     @property
     def enabled(self) -> bool:
-        return self.sink is not None
+        return self.sink.type != "none"

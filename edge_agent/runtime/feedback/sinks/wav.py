@@ -16,7 +16,7 @@ import json
 import time
 import wave
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -32,6 +32,7 @@ class WavSink(PacedWriter):
         super().__init__(renderer, round(cfg.block_ms * cfg.sample_rate_hz / 1000.0))
         self.path = Path(cfg.path)
         self._wav: wave.Wave_write | None = None
+        self._file: BinaryIO | None = None
         self._onsets: list[Onset] = []
         self._t0: tuple[float, float] | None = None
         renderer.onset_listeners.append(self._onsets.append)
@@ -43,9 +44,11 @@ class WavSink(PacedWriter):
     def _start_output(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            w = wave.open(str(self.path), "wb")  # noqa: SIM115  # open for the whole run, closed in _finish_output
+            fh = open(self.path, "wb")  # noqa: SIM115  # open for the whole run, closed in _finish_output
         except OSError as err:
             raise FeedbackError(f"wav sink: cannot write {self.path}: {err.strerror or err}") from None
+        self._file = fh
+        w = wave.open(fh, "wb")
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(self.renderer.fs)
@@ -61,6 +64,9 @@ class WavSink(PacedWriter):
         if self._wav is not None:
             self._wav.close()
             self._wav = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
         self._write_sidecar()
 
     def _write_sidecar(self) -> None:
