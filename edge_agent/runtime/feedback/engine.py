@@ -205,7 +205,10 @@ class FeedbackEngine:
             self.renderer.play(sound, self.sounds.cues[sound], cause_t=cause, value=round(value, 1))
             self.limiter.record(now)
             self._cued_at[measure] = now
-            self.cues.append({"sound": sound, "value": round(value, 1), "step_toe_off": last.t_toe_off})
+            cue: dict[str, Any] = {"sound": sound, "value": round(value, 1), "step_toe_off": last.t_toe_off}
+            if self._live_clock:  # toe-off → decided here: the kernels' confirmation, the batch, the analysis
+                cue["decided_ms"] = round(1000.0 * (time.monotonic() - last.t_toe_off), 1)
+            self.cues.append(cue)
             log.info("feedback cue %s: recent %s %.1f", sound, measure, value)
 
     def _due(self, measure: str, went: str | None, state: str | None, now: float) -> bool:
