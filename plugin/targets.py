@@ -124,8 +124,10 @@ async def publish_over_mqtt(cfg: MqttConfig, target: FeedbackTarget, timeout_s: 
         if not await conn.wait_connected(timeout_s):
             raise ConnectionError(f"broker {cfg.redacted_url} not reachable within {timeout_s:.0f} s")
         topic = runner_target_topic(target.runner, cfg.base_topic)
+        futures: list[asyncio.Future[None]] = []
+        publish_target(lambda *a: futures.append(conn.publish_nowait(*a)), target, base_topic=cfg.base_topic)
         async with asyncio.timeout(timeout_s):
-            await conn.publish(topic, target_payload(target), qos=1, retain=True)
+            await asyncio.gather(*futures)  # the broker's PUBACK
     return topic
 
 
@@ -180,6 +182,9 @@ def cmd_target(args: argparse.Namespace, config: Callable[[argparse.Namespace], 
         except PayloadError as err:
             print(f"the retained target of {args.runner!r} is invalid: {err}", file=sys.stderr)
             return 1
+        except (ConnectionError, TimeoutError) as err:
+            print(f"footfall-dashboard target: {err}", file=sys.stderr)
+            return 1
         if target is None:
             print(f"no target retained for runner {args.runner!r}")
             return 1
@@ -214,7 +219,11 @@ def cmd_target(args: argparse.Namespace, config: Callable[[argparse.Namespace], 
         except ValueError as err:
             print(f"footfall-dashboard target set: {err}", file=sys.stderr)
             return 2
-    topic = asyncio.run(publish_over_mqtt(cfg.mqtt, target))
+    try:
+        topic = asyncio.run(publish_over_mqtt(cfg.mqtt, target))
+    except (ConnectionError, TimeoutError) as err:
+        print(f"footfall-dashboard target: {err}", file=sys.stderr)
+        return 1
     print(f"published target {target.target_id} for {target.runner} on {topic} (retained)")
     print(json.dumps(target.model_dump(mode="json", exclude_none=True)))
     return 0

@@ -3,6 +3,7 @@ renderer that mixes clicks and cues block by block (edge_agent/runtime/feedback/
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -36,7 +37,9 @@ def test_click_positions_are_exact_at_any_cadence_rate_and_block(fs: int, spm: f
     total = fs * 10
     got = render_clicks(sched, total, block)
     period = fs * 60.0 / spm
-    want = [math.floor(k * period + 0.5) for k in range(int(total / period) + 2) if math.floor(k * period + 0.5) < total]
+    want = [
+        math.floor(k * period + 0.5) for k in range(int(total / period) + 2) if math.floor(k * period + 0.5) < total
+    ]
     assert got == want
     # no drift: the 10-second grid stays within half a sample of k · period
     assert all(abs(p - k * period) <= 0.5 for k, p in enumerate(got))
@@ -98,9 +101,7 @@ def test_same_tempo_again_changes_nothing() -> None:
 @settings(max_examples=200, deadline=None)
 @given(
     fs=st.sampled_from([8000, 16000, 44100, 48000]),
-    changes=st.lists(
-        st.tuples(st.floats(100.0, 240.0), st.integers(1, 30_000)), min_size=1, max_size=12
-    ),
+    changes=st.lists(st.tuples(st.floats(100.0, 240.0), st.integers(1, 30_000)), min_size=1, max_size=12),
     block=st.integers(1, 2048),
 )
 def test_tempo_changes_never_double_click_nor_leave_a_gap(
@@ -122,7 +123,7 @@ def test_tempo_changes_never_double_click_nor_leave_a_gap(
     onsets = [c for c, _ in clicks]
     assert onsets == sorted(set(onsets))
     lo, hi = min(periods), max(periods)
-    for (a, _), (b, _) in zip(clicks[:-1], clicks[1:], strict=True):
+    for (a, _), (b, _) in itertools.pairwise(clicks):
         assert lo - 1 <= b - a <= hi + 1
 
 

@@ -4,6 +4,7 @@ and a clear error naming the extra when a library is missing (edge_agent/runtime
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -77,7 +78,7 @@ def test_gpio_sink_pulses_the_pin(monkeypatch: pytest.MonkeyPatch) -> None:
     time.sleep(0.1)
     sink.close()
     states = [s.state for s in pin.states]
-    rising = sum(1 for a, b in zip(states[:-1], states[1:], strict=True) if not a and b)
+    rising = sum(1 for a, b in itertools.pairwise(states) if not a and b)
     assert rising == r.clicks + 3
     assert states[-1] is False  # left off
     on_ms = [1000 * b.timestamp for a, b in zip(pin.states[:-1], pin.states[1:], strict=True) if a.state]

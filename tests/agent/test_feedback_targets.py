@@ -48,8 +48,10 @@ GOOD = target(valr_baseline_bw_s=60.0, valr_max_pct_of_baseline=90.0)
         (target_payload(GOOD).replace(b'"spm":172.0', b'"spm":1e400'), "invalid"),
         (target_payload(GOOD).replace(b'"spm":172.0', b'"spm":400'), "invalid"),
         (target_payload(GOOD).replace(b'"runner":"alex"', b'"runner":"a/+/#"'), "invalid"),
-        (target_payload(GOOD).replace(b'"max_pct_of_baseline":90.0', b'"max_pct_of_baseline":90.0,"max_bw_s":50'),
-         "invalid"),  # fmt: skip
+        (
+            target_payload(GOOD).replace(b'"max_pct_of_baseline":90.0', b'"max_pct_of_baseline":90.0,"max_bw_s":50'),
+            "invalid",
+        ),
         (target_payload(GOOD).replace(b'"baseline_bw_s":60.0,', b""), "invalid"),
         (json.dumps({**json.loads(target_payload(GOOD)), "valid_until": NOW - 1}).encode(), "invalid"),
         (b"\xff\xfe" + target_payload(GOOD), "not_json"),

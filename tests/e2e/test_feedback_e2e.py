@@ -195,9 +195,7 @@ def test_target_to_metronome_and_loading_cue_then_offline_restart(broker, tmp_pa
 
     # restart with no broker: the stored target still drives the metronome
     offline = tmp_path / "offline.yaml"
-    offline.write_text(
-        (tmp_path / "agent.yaml").read_text().replace(broker.url, f"mqtt://127.0.0.1:{free_port()}")
-    )
+    offline.write_text((tmp_path / "agent.yaml").read_text().replace(broker.url, f"mqtt://127.0.0.1:{free_port()}"))
     stats2 = run_agent(tmp_path, offline, tmp_path / "run2.wav", 14.0)
     assert stats2["feedback"]["target"]["target_id"] == target.target_id
     assert stats2["feedback"]["targets_accepted"] == 0

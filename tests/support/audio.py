@@ -8,6 +8,7 @@ millisecond: intervals are unaffected, and a latency measured with it errs on th
 
 from __future__ import annotations
 
+import itertools
 import wave
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def onsets(
         return above
     gap = round(refractory_s * fs)
     starts = [above[0]]
-    starts += [int(b) for a, b in zip(above[:-1], above[1:], strict=True) if b - a > gap]
+    starts += [int(b) for a, b in itertools.pairwise(above) if b - a > gap]
     return np.asarray(starts, dtype=np.int64)
 
 

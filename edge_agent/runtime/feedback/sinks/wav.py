@@ -48,7 +48,7 @@ class WavSink(PacedWriter):
         except OSError as err:
             raise FeedbackError(f"wav sink: cannot write {self.path}: {err.strerror or err}") from None
         self._file = fh
-        w = wave.open(fh, "wb")
+        w = wave.open(fh, "wb")  # noqa: SIM115  # closed in _finish_output
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(self.renderer.fs)
