@@ -154,3 +154,23 @@ def test_portaudio_sink_renders_through_alsa(tmp_path: Path) -> None:
         [sys.executable, "-c", PORTAUDIO_PROGRAM, "no-such-device"], capture_output=True, text=True, env=env, timeout=60
     )
     assert bad.returncode != 0 and "alsa sink: cannot open audio device 'no-such-device'" in bad.stderr
+
+
+def test_the_agent_stops_with_one_clear_line_when_its_sink_cannot_open(tmp_path: Path) -> None:
+    from tests.support.brokers import free_port
+
+    (tmp_path / "home").mkdir()
+    env = {**os.environ, "HOME": str(tmp_path / "home"), "PYTHONPATH": str(REPO), "GPIOZERO_PIN_FACTORY": ""}
+    env = {k: v for k, v in env.items() if not k.startswith("FOOTFALL_")}
+    for spec, message in (
+        ("alsa:no-such-card", "alsa sink: cannot open audio device 'no-such-card'"),
+        (f"wav:{tmp_path}", "wav sink: cannot write"),
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "edge_agent", "run", "--source", "simulator", "--duration", "2",
+             "--state-dir", str(tmp_path / "state"), "--broker", f"mqtt://127.0.0.1:{free_port()}",
+             "--feedback", spec],
+            capture_output=True, text=True, env=env, timeout=120,
+        )  # fmt: skip
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        assert message in proc.stderr and "Traceback" not in proc.stderr

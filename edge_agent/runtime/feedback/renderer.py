@@ -93,6 +93,8 @@ class Renderer:
         self._voices: list[_Voice] = []
         #: called with every onset as it is rendered, on the output thread
         self.onset_listeners: list[Callable[[Onset], None]] = []
+        #: called after every request (a paced writer sleeping through silence wakes up)
+        self.wakeup: Callable[[], None] | None = None
         self.clicks = 0
 
     # -- asyncio side --------------------------------------------------------------------------------------------
@@ -100,19 +102,24 @@ class Renderer:
         """Metronome at ``spm`` (None: off); starting from silence, the first click is heard at ``first_heard_at``
         (monotonic) when that is still ahead, else as soon as possible."""
         self._requests.append(("tempo", spm, first_heard_at))
+        if self.wakeup is not None:
+            self.wakeup()
 
     def play(self, kind: str, wave: np.ndarray, *, cause_t: float | None = None, **info: Any) -> None:
         """Start ``wave`` at the next block; ``cause_t`` (monotonic) is what its latency is measured from."""
         self._requests.append(("play", kind, np.ascontiguousarray(wave, dtype=np.float32), cause_t, info))
+        if self.wakeup is not None:
+            self.wakeup()
 
     # -- output side ---------------------------------------------------------------------------------------------
-    def render(self, n: int, out: np.ndarray | None = None) -> np.ndarray:
-        """The next ``n`` samples (float32, −1…1), written into ``out`` when given."""
+    def render(self, n: int, out: np.ndarray | None = None, *, hold_requests: bool = False) -> np.ndarray:
+        """The next ``n`` samples (float32, −1…1), written into ``out`` when given. ``hold_requests``: samples that
+        are already in the past (a writer catching up) — requests wait for the next block."""
         start = self.pos
         buf = np.zeros(n, dtype=np.float32) if out is None else out
         if out is not None:
             buf.fill(0.0)
-        while self._requests:
+        while self._requests and not hold_requests:
             self._apply(self._requests.popleft(), start)
         for pos in self.scheduler.clicks_in(start, n):
             self._voices.append(_Voice(self.click, pos))

@@ -58,6 +58,12 @@ class ClickScheduler:
             start = max(nxt, float(at)) if self._last is None else max(self._last + period, float(at))
         self.spm, self._period, self._anchor, self._k = spm, period, start, 0
 
+    def next_onset(self) -> int | None:
+        """Where the next click will start (None: no metronome)."""
+        if self._period is None:
+            return None
+        return math.floor(self._anchor + self._k * self._period + 0.5)
+
     def clicks_in(self, start: int, n: int) -> list[int]:
         """Onsets in ``[start, start + n)``; the caller renders blocks in order, each exactly once."""
         if self._period is None or n <= 0:

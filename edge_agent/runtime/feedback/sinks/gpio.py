@@ -39,7 +39,12 @@ class GpioSink(PacedWriter):
         try:
             self.device = gpiozero.DigitalOutputDevice(self.cfg.pin, active_high=self.cfg.active_high)
         except Exception as err:  # gpiozero raises its own hierarchy (BadPinFactory, PinInvalidPin …)
-            raise FeedbackError(f"gpio sink: cannot drive pin {self.cfg.pin!r}: {type(err).__name__}: {err}") from None
+            hint = (
+                " (not a Raspberry Pi? GPIOZERO_PIN_FACTORY=mock tries it without one)" if "factory" in str(err) else ""
+            )
+            raise FeedbackError(
+                f"gpio sink: cannot drive pin {self.cfg.pin!r}: {type(err).__name__}: {err}{hint}"
+            ) from None
 
     def emit(self, block: np.ndarray, first_sample: int, played_at: float) -> None:
         fs = self.renderer.fs
@@ -57,6 +62,9 @@ class GpioSink(PacedWriter):
                 del self.edge_errors_s[:-10_000]
             self.edges += 1
         self._on = bool(on[-1]) if len(on) else self._on
+
+    def _busy(self) -> bool:
+        return super()._busy() or self._on  # the pin must go off on time, not at the next wakeup
 
     def _finish_output(self) -> None:
         if self.device is not None:
