@@ -84,7 +84,7 @@ def crossing_steps(records: list, ceiling: float, hysteresis: float) -> list:
     return out
 
 
-def latency_run(seconds: float, every: float, work: Path) -> dict[str, object]:
+def latency_run(seconds: float, every: float, work: Path, batch_ms: float | None = None) -> dict[str, object]:
     from plugin.config import MqttConfig
     from plugin.targets import make_target, publish_over_mqtt
 
@@ -120,6 +120,8 @@ def latency_run(seconds: float, every: float, work: Path) -> dict[str, object]:
                        "params": {"seed": SEED, "spikes": [list(s) for s in spikes]}},
             "feedback": {"sink": {"type": "wav", "path": str(wav), "sample_rate_hz": 48000}},
         }  # fmt: skip
+        if batch_ms is not None:
+            cfg["source"]["batch_ms"] = batch_ms  # type: ignore[index]
         (work / "agent.yaml").write_text(yaml.safe_dump(cfg))
         env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
         env["PYTHONPATH"] = str(REPO)
@@ -210,12 +212,15 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=90.0, help="simulated run length (real time)")
     ap.add_argument("--spike-every", type=float, default=8.0, help="seconds between loading spikes")
     ap.add_argument("--gpio-seconds", type=float, default=30.0)
+    ap.add_argument("--batch-ms", type=float, help="source batch length (default: the agent's, 100 ms with feedback)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     results: dict[str, object] = {"machine": f"{os.cpu_count()} cores, {os.uname().machine}"}
     with tempfile.TemporaryDirectory(prefix="bench-feedback-") as tmp:
-        results["wav"] = latency_run(args.seconds, args.spike_every, Path(tmp))
-        print("agent + wav sink:", json.dumps(results["wav"], indent=1), flush=True)
+        results["wav"] = latency_run(args.seconds, args.spike_every, Path(tmp), args.batch_ms)
+        print(
+            f"agent + wav sink, batches {args.batch_ms or 'default'}:", json.dumps(results["wav"], indent=1), flush=True
+        )
     results["gpio"] = gpio_run(args.gpio_seconds)
     print("gpio sink (gpiozero mock pin):", json.dumps(results["gpio"], indent=1), flush=True)
     if args.json:

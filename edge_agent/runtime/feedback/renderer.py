@@ -155,5 +155,15 @@ class Renderer:
             listener(onset)
 
     @property
+    def has_requests(self) -> bool:
+        return bool(self._requests)
+
+    @property
     def sounding(self) -> bool:
         return bool(self._voices) or bool(self._requests)
+
+    def sounding_until(self) -> int | None:
+        """Where the sounds already started end (None: silence, or a request is waiting)."""
+        if self._requests or not self._voices:
+            return None
+        return max(v.start + len(v.wave) for v in self._voices)

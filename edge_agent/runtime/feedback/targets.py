@@ -61,6 +61,7 @@ class TargetKeeper:
         self.accepted = 0
         self.rejected: Counter[str] = Counter()
         self._logged: set[str] = set()
+        self._active: tuple[tuple[int, str | None], ActiveTarget] | None = None
         self._load()
 
     # -- disk -----------------------------------------------------------------------------------------------------
@@ -145,9 +146,16 @@ class TargetKeeper:
 
     # -- what the engine uses -------------------------------------------------------------------------------------
     def active(self) -> ActiveTarget:
+        """The target to work with now (cached: the engine asks on every pipeline wakeup)."""
         t = self.current
         if t is not None and t.expired(self._wall()):
             t = None
+        key = (id(t), t.target_id if t is not None else None)
+        if self._active is None or self._active[0] != key:
+            self._active = (key, self._compute_active(t))
+        return self._active[1]
+
+    def _compute_active(self, t: FeedbackTarget | None) -> ActiveTarget:
         cadence = t.cadence if t is not None else None
         if self.cadence_override_spm is not None:
             band = cadence.band_spm if cadence is not None else CadenceTarget.model_fields["band_spm"].default

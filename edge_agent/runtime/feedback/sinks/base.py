@@ -109,12 +109,16 @@ class PacedWriter(FeedbackSink):
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
-                # silent blocks slept through (they began before now): written at once, requests held back
-                behind = (math.floor((now - t0) * fs / block) + 1) * block - r.pos
-                if behind > 0 and self._idle_since is not None:
-                    self._emit(r.pos, t0, hold=True, n=behind)
-                    now = time.monotonic()
-                self._idle_since = None
+                if self._idle_since is not None:
+                    # the silent blocks slept through, written at once with requests held back: up to the block
+                    # under way when a request woke us (it starts at the next boundary), else up to the block of
+                    # the click we woke for (rendered on time below)
+                    k_now = math.floor((now - t0) * fs / block)
+                    upto = (k_now + 1) * block if r.has_requests else k_now * block
+                    if upto > r.pos:
+                        self._emit(r.pos, t0, hold=True, n=upto - r.pos)
+                        now = time.monotonic()
+                    self._idle_since = None
                 start = t0 + r.pos / fs
                 if start > now:
                     self._wake.wait(start - now)
@@ -128,6 +132,11 @@ class PacedWriter(FeedbackSink):
                 if late > block / fs:
                     self.late_blocks += 1  # a device would have played silence (an underrun) here
                 self._emit(r.pos, t0, hold=False, n=block)
+                end = r.sounding_until()
+                if end is not None and end - r.pos <= block:
+                    # a click's tail spills into the next block: render it now rather than wake up again for it
+                    # (a request arriving meanwhile starts one block later)
+                    self._emit(r.pos, t0, hold=True, n=block)
                 if not self._busy():
                     self._sleep_until_needed(t0)
         except BaseException as err:  # a full disk, a GPIO fault: say so once, stop the output, keep measuring
