@@ -219,3 +219,15 @@ def test_gpio_patterns_are_on_off() -> None:
     assert set(bank.cues) == {"loading", "cadence_low", "cadence_high"}
     assert all(set(np.unique(c)) <= {0.0, 1.0} for c in bank.cues.values())
     assert not bank.speech_ok
+
+
+def test_cadence_hysteresis_never_reaches_past_the_middle_of_the_band(tmp_path: Path) -> None:
+    """3 % of 176 spm is 5.3 spm, more than the ±3 spm band: a runner back at 175 is back in band (re-armed)."""
+    e = engine(tmp_path, cadence_window_steps=8)
+    give_target(e, cadence_spm=176.0, cadence_band_spm=3.0, cues={"min_interval_s": 3.0})
+    t = 1000.0
+    for spm in (176.0, 170.0, 175.0, 170.0):
+        for s in steps([50.0] * 16, t, period=60.0 / spm):
+            e.on_steps([s], s.t_toe_off + 0.085, "running")
+        t += 16 * 60.0 / spm + 0.01
+    assert [c["sound"] for c in e.cues] == ["cadence_low", "cadence_low"]

@@ -189,7 +189,8 @@ class FeedbackEngine:
         if target.cadence is not None and cues.cadence_cue:
             c = target.cadence
             cad = self.recent.cadence()
-            went = self.cadence_band.update(cad, c.spm - c.band_spm, c.spm + c.band_spm, h * c.spm)
+            margin = min(h * c.spm, c.band_spm / 2.0)  # back inside the band, never past its middle
+            went = self.cadence_band.update(cad, c.spm - c.band_spm, c.spm + c.band_spm, margin)
             state = self.cadence_band.state
             if self._due("cadence", went, state, now):
                 assert cad is not None and state is not None

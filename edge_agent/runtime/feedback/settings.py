@@ -157,7 +157,8 @@ class FeedbackConfig(StrictModel):
         ge=0.0,
         le=20.0,
         title="Hysteresis (%)",
-        description="Back in band only this % (of the limit) inside it: no cue flapping at the edge.",
+        description="Back in band only this % (of the limit; at most half the cadence band) inside it: no cue "
+        "flapping at the edge.",
     )
     voice: str = Field(
         default="en", pattern=r"^[A-Za-z0-9+_-]{1,40}$", title="Voice", description="espeak-ng voice (espeak-ng -v)."
