@@ -347,7 +347,8 @@ def load_config(
         overrides["source"] = src
     if feedback_sink is not None:
         fb = dict(data.get("feedback") or {})
-        old = fb.get("sink") if isinstance(fb.get("sink"), dict) else {}
+        file_sink = fb.get("sink")
+        old: dict[str, Any] = file_sink if isinstance(file_sink, dict) else {}
         fb["sink"] = {**old, **feedback_sink} if old.get("type") == feedback_sink.get("type") else feedback_sink
         data = {**data, "feedback": fb}
     token = _yaml_data.set(data)
