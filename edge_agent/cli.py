@@ -59,6 +59,23 @@ def _source_override(spec: str) -> dict[str, Any]:
     raise ConfigError(f"--source {spec!r}: expected 'simulator' or 'replay:PATH'")
 
 
+def _feedback_sink(spec: str) -> dict[str, Any]:
+    """``--feedback``: wav:PATH, alsa[:DEVICE], pulse[:SINK], gpio:PIN or none (the rest of the sink from the
+    config)."""
+    kind, _, arg = spec.partition(":")
+    if spec == "none":
+        return {"type": "none"}
+    if kind == "wav" and arg:
+        return {"type": "wav", "path": arg}
+    if kind == "alsa":
+        return {"type": "alsa", **({"device": arg} if arg else {})}
+    if kind == "pulse":
+        return {"type": "pulse", **({"sink": arg} if arg else {})}
+    if kind == "gpio" and arg:
+        return {"type": "gpio", "pin": arg}
+    raise ConfigError(f"--feedback {spec!r}: expected wav:PATH, alsa[:DEVICE], pulse[:SINK], gpio:PIN or none")
+
+
 def config_from_args(args: argparse.Namespace) -> AgentConfig:
     """The config file + environment + command-line overrides."""
     overrides: dict[str, Any] = {
@@ -73,6 +90,9 @@ def config_from_args(args: argparse.Namespace) -> AgentConfig:
     mqtt = broker_overrides(args, "footfall-agent")
     if mqtt:
         overrides["mqtt"] = mqtt
+    if getattr(args, "target_cadence", None) is not None:
+        overrides["feedback"] = {"target_cadence_spm": args.target_cadence}
+    sink = _feedback_sink(args.feedback) if getattr(args, "feedback", None) else None
     source: dict[str, Any] | None = None
     if getattr(args, "source", None):
         source = _source_override(args.source)
@@ -81,7 +101,7 @@ def config_from_args(args: argparse.Namespace) -> AgentConfig:
         extra["speed"] = args.speed
     if getattr(args, "seed", None) is not None:
         extra["params"] = {"seed": args.seed}
-    return load_config(args.config, source_override=source, source_extra=extra, **overrides)
+    return load_config(args.config, source_override=source, source_extra=extra, feedback_sink=sink, **overrides)
 
 
 def _setup(cfg: AgentConfig) -> None:
@@ -288,6 +308,17 @@ def build_parser() -> argparse.ArgumentParser:
         "of source time; then the outbox is drained",
     )
     p.add_argument("--stats", action="store_true", help="print the final counters as JSON")
+    p.add_argument(
+        "--feedback",
+        metavar="SINK",
+        help="in-run feedback to wav:PATH, alsa[:DEVICE], pulse[:SINK] or gpio:PIN; none: off (docs/feedback.md)",
+    )
+    p.add_argument(
+        "--target-cadence",
+        type=float,
+        metavar="SPM",
+        help="metronome and cadence band at SPM steps/min (overrides the program's target)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("calibrate", help="zero offsets (no load) and body weight (standing) → state_dir")
@@ -402,10 +433,11 @@ def main(argv: list[str] | None = None) -> int:
         from edge_agent.analysis.kernels import KernelsUnavailable
         from edge_agent.profiles import ProfileError
         from edge_agent.recordings import RecordingError
+        from edge_agent.runtime.feedback import FeedbackError
         from edge_agent.runtime.outbox import OutboxError
         from edge_agent.sources.base import SourceError
 
-        if isinstance(err, ProfileError | RecordingError | KernelsUnavailable):
+        if isinstance(err, ProfileError | RecordingError | KernelsUnavailable | FeedbackError):
             print(f"footfall-agent: {err}", file=sys.stderr)
             return 2
         analysis = sys.modules.get("edge_agent.analysis.analyzer")  # not imported here: it would load numba

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.common.cli import add_broker_arguments, broker_overrides
-from plugin import __version__
+from plugin import __version__, targets
 from plugin.config import ConfigError, DashboardConfig, load_config
 from plugin.store import StoreError
 
@@ -213,6 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="inject a loading spike, fatigue drift and a fast forefoot transition, then run the rules",
     )
     s.set_defaults(func=cmd_seed)
+
+    t = sub.add_parser("target", help="set, switch off or show a runner's in-run feedback target (retained MQTT)")
+    targets.add_arguments(t)
+    t.set_defaults(func=lambda a: targets.cmd_target(a, _config))
     return p
 
 

@@ -187,7 +187,7 @@ def test_documented_environment_variables_take_effect(monkeypatch: pytest.Monkey
 def test_mqtt_schema_file_is_the_contracts_schema() -> None:
     on_disk = json.loads((DOCS / "mqtt-schema.json").read_text(encoding="utf-8"))
     assert on_disk == json.loads(json.dumps(contract.json_schema()))
-    assert set(on_disk["messages"]) == {"WindowSummary", "RunSummary", "LiveUpdate", "Ack", "Alert"}
+    assert set(on_disk["messages"]) == {"WindowSummary", "RunSummary", "LiveUpdate", "Ack", "Alert", "FeedbackTarget"}
 
 
 def test_topic_table_matches_the_code() -> None:
@@ -227,7 +227,8 @@ def test_mqtt_examples_validate_against_models_and_schema() -> None:
         found[model] = data
         getattr(contract, model).model_validate(data)
         jsonschema.Draft202012Validator(schema[model]).validate(data)
-    assert set(found) == {"WindowSummary", "RunSummary", "LiveUpdate", "Ack", "Alert"}
+    assert set(found) == {"WindowSummary", "RunSummary", "LiveUpdate", "Ack", "Alert", "FeedbackTarget"}
+    assert contract.parse_target(json.dumps(found["FeedbackTarget"])).runner == found["FeedbackTarget"]["runner"]
     # The stored kinds also pass the plugin's own entry point (size, version, discriminator).
     for model in ("WindowSummary", "RunSummary"):
         assert contract.parse_stored_message(json.dumps(found[model])).kind == found[model]["kind"]

@@ -36,7 +36,8 @@ from edge_agent.runtime.health import HEARTBEAT_FILE, write_heartbeat
 from edge_agent.runtime.pipeline import Calibration, OutboxSink, Pipeline, warm_up
 
 if TYPE_CHECKING:
-    from edge_agent.common.mqtt import BrokerSettings, MqttConnection
+    from edge_agent.common.mqtt import MqttConnection
+    from edge_agent.runtime.feedback.engine import FeedbackEngine
     from edge_agent.runtime.outbox import Outbox
     from edge_agent.runtime.publisher import OutboxPublisher
 
@@ -106,20 +107,6 @@ def open_outbox(cfg: AgentConfig) -> Outbox:
         max_age_s=cfg.outbox.max_age_s,
         retention_without_plugin_s=cfg.outbox.retention_without_plugin_s,
         require_plugin_ack=cfg.outbox.require_plugin_ack,
-    )
-
-
-def broker_settings(cfg: AgentConfig) -> BrokerSettings:
-    from edge_agent.common.mqtt import BrokerSettings
-
-    return BrokerSettings(
-        url=cfg.mqtt.url,
-        client_id=cfg.client_id,
-        keepalive=cfg.mqtt.keepalive_s,
-        username=cfg.mqtt.username,
-        password=cfg.mqtt.password,
-        tls_ca=cfg.mqtt.tls_ca,
-        tls_insecure=cfg.mqtt.tls_insecure,
     )
 
 
@@ -205,6 +192,21 @@ class AgentRun:
                 )
             await asyncio.sleep(HEARTBEAT_EVERY_S)
 
+    def _feedback(self, conn: MqttConnection) -> FeedbackEngine | None:
+        """The in-run feedback engine when a sink is configured, subscribed to the runner's target topic."""
+        cfg = self.cfg
+        if not cfg.feedback.enabled:
+            return None
+        from edge_agent.contract import runner_target_topic
+        from edge_agent.runtime.feedback.engine import FeedbackEngine
+
+        engine = FeedbackEngine(cfg.feedback, runner=cfg.runner, state_dir=cfg.state_dir)
+        if cfg.runner is not None:
+            conn.subscribe(runner_target_topic(cfg.runner, cfg.mqtt.base_topic), engine.on_target_message, qos=1)
+        else:
+            log.info("feedback: no runner configured, so no program targets (feedback.target_cadence_spm still works)")
+        return engine
+
     async def run(self) -> dict[str, Any]:
         from edge_agent.common.mqtt import MqttConnection
         from edge_agent.runtime.ha_discovery import HaDiscovery
@@ -214,7 +216,7 @@ class AgentRun:
         cfg, topics = self.cfg, self.topics
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
         outbox = open_outbox(cfg)
-        settings = broker_settings(cfg)
+        settings = cfg.mqtt.connection_settings(cfg.client_id)
         log.info(
             "footfall agent %s: profile %s, source %s, broker %s, outbox %s (%d rows carried over)",
             cfg.device_id,
@@ -226,7 +228,13 @@ class AgentRun:
         )
         stats: dict[str, Any] = {}
         try:
-            async with MqttConnection(settings, will=(topics.status, b"offline", True)) as conn:
+            async with (
+                MqttConnection(settings, will=(topics.status, b"offline", True)) as conn,
+                contextlib.AsyncExitStack() as feedback_scope,
+            ):
+                feedback = self._feedback(conn)
+                if feedback is not None:
+                    await feedback_scope.enter_async_context(feedback)
                 # New rows wake the publisher directly (outbox listener), so the idle poll and the PUBACK
                 # bookkeeping can be slow: fewer wakeups is most of the agent's real-time CPU.
                 publisher = OutboxPublisher(conn, outbox, topics, poll_s=PUBLISHER_POLL_S, puback_flush_s=1.0)
@@ -250,6 +258,8 @@ class AgentRun:
                         calibration=load_calibration(cfg),
                         backlog=lambda: outbox.backlog,
                     )
+                    if feedback is not None:
+                        pipeline.step_listeners.append(feedback.on_steps)
                     source = create_source(cfg.source, self.profile)
                     if not self.stop_early.is_set():
                         async with source:
@@ -262,6 +272,8 @@ class AgentRun:
                     await pub_task
                 if discovery is not None:
                     discovery.stop()
+                if feedback is not None:
+                    await feedback.close()
                 stats = {
                     "pipeline": pipeline.stats,
                     "source": source.stats,
@@ -274,6 +286,8 @@ class AgentRun:
                     "kernels": backend,
                     "numba_loaded": "numba" in sys.modules,
                 }
+                if feedback is not None:
+                    stats["feedback"] = feedback.stats
         finally:
             outbox.close()
         log.info("agent stopped: %s", json.dumps(stats.get("pipeline", {}), default=str))

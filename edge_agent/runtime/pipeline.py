@@ -64,6 +64,8 @@ THREAD_SAMPLES = 50_000
 SLICE_S = 0.5
 #: Returns False when the update could not be sent (e.g. not connected); it is then retried soon.
 LiveSink = Callable[[LiveUpdate], Awaitable[bool | None] | bool | None]
+#: Called on every wakeup with the steps just measured (possibly none), the source time and the activity.
+StepListener = Callable[[list[Step], float, str], None]
 
 
 def warm_up(profile: HardwareProfile) -> float:
@@ -165,6 +167,9 @@ class Pipeline:
         self._last_step: Step | None = None
         self._next_classify = -math.inf
         self._next_live = 0.0
+        #: in-run feedback listens here: every step as soon as it is measured, not per closed window
+        self.step_listeners: list[StepListener] = []
+        self._failed_listeners: set[int] = set()
 
     # ------------------------------------------------------------------ state others read
     @property
@@ -385,6 +390,13 @@ class Pipeline:
             if self.settings.standing_calibration and not self.tracker.in_run:
                 standing = self.tracker.activity == "standing"
                 self.body.update(now, self.tracker.activity_since if standing else None, self.unix(now))
+        for listener in self.step_listeners:
+            try:
+                listener(steps, now, self.tracker.activity)
+            except Exception:  # feedback must never stop the measuring
+                if id(listener) not in self._failed_listeners:
+                    self._failed_listeners.add(id(listener))
+                    log.exception("step listener %r failed (logged once; measuring goes on)", listener)
         await self.recorder.close_windows(now)
         await self._maybe_live()
 
