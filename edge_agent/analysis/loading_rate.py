@@ -114,6 +114,16 @@ def step_case(impact_peak: bool, lr_model: str) -> LrCase:
     return "impact" if impact_peak else "fallback"
 
 
+def step_bands(impact: np.ndarray, model: np.ndarray, fs: float) -> list[tuple[float, float]]:
+    """Each step's (m_lo, m_hi) — its 90 % interval is VALR × these — as one of four shared tuples (one per
+    case): a Step holds a reference, not two more floats (``impact`` bool, ``model`` the kernel's codes)."""
+    bands = np.empty(4, dtype=object)
+    for k, case in enumerate(("rise", "rise_prior", "impact", "fallback")):
+        bands[k] = step_interval_multipliers(fs, case)  # type: ignore[arg-type]
+    code = np.where(model == 1, 0, np.where(model == 2, 1, np.where(impact, 2, 3)))
+    return bands[code].tolist()
+
+
 def step_intervals(valr: np.ndarray, impact: np.ndarray, model: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
     """Vectorised per-step intervals: ``valr`` (NaN allowed), ``impact`` bool, ``model`` the kernel's codes
     (0 sampled, 1 rise, 2 rise_prior). Returns (lo, hi) arrays (NaN where VALR is NaN)."""

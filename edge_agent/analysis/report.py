@@ -17,10 +17,9 @@ import json
 import math
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import fields
 from typing import Any, TextIO
 
-from edge_agent.analysis.step import Step
+from edge_agent.analysis.step import STEP_KEYS, Step
 from edge_agent.recordings import FrameStream
 
 SCHEMA = "footfall.analyze/1"
@@ -28,7 +27,7 @@ FORMATS = ("table", "csv", "json", "fit")
 #: Show a progress bar on a TTY, or for recordings at least this many frames (an hour of two feet at 100 Hz)
 #: even when stderr is not a TTY.
 LONG_RECORDING_FRAMES = 720_000
-STEP_FIELDS = [f.name for f in fields(Step)]
+STEP_FIELDS = list(STEP_KEYS)
 
 
 class InputError(Exception):

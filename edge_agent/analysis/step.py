@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 Side = Literal["left", "right"]
@@ -40,7 +40,9 @@ class Step:
     ``lr_model`` says how: ``sampled`` (the samples alone), ``rise`` (scaled by ``lr_correction``, the
     sampling loss of a raised-cosine rise fitted to the samples) or ``rise_prior`` (the same with the
     prior rise time: no sample on the rise). ``valr_sampled_bw_s`` is the uncorrected value;
-    ``valr_lo_bw_s``/``valr_hi_bw_s`` the 90 % interval (docs/measures.md §3).
+    ``valr_lo_bw_s``/``valr_hi_bw_s`` the 90 % interval (docs/measures.md §3): ``valr_bw_s`` times the
+    ``valr_band`` multipliers of the step's case and sampling rate (one tuple shared by many steps, so a
+    step costs no more objects; :func:`edge_agent.analysis.loading_rate.step_bands`).
     """
 
     side: Side
@@ -65,8 +67,19 @@ class Step:
     impact_peak_bw: float | None = None
     lr_model: LrModel = "sampled"
     valr_sampled_bw_s: float | None = None
-    valr_lo_bw_s: float | None = None
-    valr_hi_bw_s: float | None = None
+    valr_band: tuple[float, float] | None = None
+
+    @property
+    def valr_lo_bw_s(self) -> float | None:
+        """Lower bound of the 90 % interval of ``valr_bw_s`` (BW/s)."""
+        v, band = self.valr_bw_s, self.valr_band
+        return None if v is None or band is None else v * band[0]
+
+    @property
+    def valr_hi_bw_s(self) -> float | None:
+        """Upper bound of the 90 % interval of ``valr_bw_s`` (BW/s)."""
+        v, band = self.valr_bw_s, self.valr_band
+        return None if v is None or band is None else v * band[1]
 
     @property
     def lr_correction(self) -> float:
@@ -75,4 +88,16 @@ class Step:
         return v / vs if v is not None and vs and self.lr_model != "sampled" else 1.0
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields, with the interval bounds in place of ``valr_band``."""
+        d = asdict(self)
+        del d["valr_band"]
+        d["valr_lo_bw_s"], d["valr_hi_bw_s"] = self.valr_lo_bw_s, self.valr_hi_bw_s
+        return d
+
+
+#: The keys of :meth:`Step.to_dict`, in order (the columns of ``analyze --format csv``).
+STEP_KEYS: tuple[str, ...] = (
+    *(f.name for f in fields(Step) if f.name != "valr_band"),
+    "valr_lo_bw_s",
+    "valr_hi_bw_s",
+)
