@@ -108,15 +108,7 @@ class RunCache:
 
     @staticmethod
     def version(store: Any, run_id: str) -> tuple[Any, ...] | None:
-        row = (
-            store._r()
-            .execute(  # the store's per-thread reader, as plugin/trends.py uses it
-                "SELECT updated_at, (SELECT COUNT(*) FROM windows WHERE run_id = ?) FROM runs WHERE run_id = ?",
-                (run_id, run_id),
-            )
-            .fetchone()
-        )
-        return None if row is None else tuple(row)
+        return store.run_version(run_id)  # type: ignore[no-any-return]
 
     def get(self, key: tuple[str, str], version: tuple[Any, ...]) -> bytes | None:
         with self._lock:

@@ -1,9 +1,8 @@
-"""Risk engine on simulated histories (plugin/history.py), stored in a real SQLite store as the service does."""
+"""Risk engine on simulated histories (plugin/history.py), stored as the service does, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 
 import pytest
 
@@ -13,6 +12,7 @@ from plugin.history import RunnerModel, Scenario, generate_history
 from plugin.risk import RiskEngine, risk_level, risk_summary
 from plugin.store import Store
 from plugin.trends import DAY
+from tests.plugin.conftest import Databases
 
 Msg = WindowSummary | RunSummary
 
@@ -32,13 +32,6 @@ def history(**kw: object) -> list[Msg]:
     kw.setdefault("weeks", 8)
     kw.setdefault("step_records_last_runs", 0)
     return list(generate_history(**kw))  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(tmp_path / "risk.db")
-    yield s
-    s.close()
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -80,7 +73,7 @@ def test_restart_and_redelivery_do_not_realert_and_ack_holds(store: Store) -> No
     assert len(store.list_alerts()) == 1 and store.list_alerts()[0]["acked_by"] == "runner"
 
 
-def test_cooldown_holds_then_expires(tmp_path: Path) -> None:
+def test_cooldown_holds_then_expires(dbs: Databases) -> None:
     sc = Scenario(spike=(20, 10, 2, 1.6))
     two_spikes = history(seed=6, scenario=sc)
     # a second spike in the next run (two days later)
@@ -89,10 +82,10 @@ def test_cooldown_holds_then_expires(tmp_path: Path) -> None:
         if isinstance(m, WindowSummary) and m.run_id == nxt and m.window_index in (5, 6):
             two_spikes[i] = _scaled(m, 1.6)
     long_cd = RiskConfig(cooldown_days={"loading_spike": 7.0})
-    with Store(tmp_path / "a.db") as s:
+    with dbs.store("a") as s:
         assert [a.rule for _, a in feed(s, RiskEngine(s, long_cd), two_spikes)] == ["loading_spike"]
     short_cd = RiskConfig(cooldown_days={"loading_spike": 1.0})
-    with Store(tmp_path / "b.db") as s:
+    with dbs.store("b") as s:
         assert [a.rule for _, a in feed(s, RiskEngine(s, short_cd), two_spikes)] == ["loading_spike"] * 2
 
 
@@ -158,13 +151,13 @@ def test_training_load_spike_is_context_with_low_confidence(store: Store) -> Non
     assert "Impellizzeri 2020" in alert.message
 
 
-def test_absolute_valr_is_informational_and_not_repeated(store: Store) -> None:
+def test_absolute_valr_is_informational_and_not_repeated(store: Store, dbs: Databases) -> None:
     heavy = RunnerModel(valr_bw_s=80.0)
     fired = feed(store, RiskEngine(store), history(weeks=4, seed=12, runner=heavy))
     assert [(a.rule, a.severity) for _, a in fired] == [("valr_absolute", "info")]
     assert "Napier 2018" in fired[0][1].message
     off = RiskConfig(valr_absolute_enabled=False)
-    with Store(store.path.with_name("off.db")) as s:
+    with dbs.store("off") as s:
         assert feed(s, RiskEngine(s, off), history(weeks=4, seed=12, runner=heavy)) == []
 
 

@@ -1,0 +1,48 @@
+-- One row per window slot and per stream position, a weight for pooled peak force, and counters every worker
+-- shares. Rows an older version let in twice (a re-sent window under a new msg_id, a new msg_id on a stream
+-- position already stored) are moved to `quarantine` — kept, not counted — before the unique indexes go on.
+CREATE TABLE quarantine (
+    tbl      TEXT NOT NULL,               -- the table the row came from
+    key      TEXT NOT NULL,               -- its msg_id
+    run_id   TEXT,
+    reason   TEXT NOT NULL,
+    row_json TEXT NOT NULL,               -- the window's JSON, or the ledger row as a JSON object
+    records  TEXT,                        -- the window's step records, if any
+    at       DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (tbl, key)
+);
+-- The first copy of a window slot (run_id, window_index) stays: the one received first.
+INSERT INTO quarantine(tbl, key, run_id, reason, row_json, records, at)
+    SELECT 'windows', w.msg_id, w.run_id, 'a later copy of window ' || w.window_index, w.json, s.records,
+           EXTRACT(EPOCH FROM now())::double precision
+    FROM windows w LEFT JOIN window_steps s ON s.msg_id = w.msg_id
+    WHERE w.msg_id IN (SELECT msg_id FROM (SELECT w2.msg_id, ROW_NUMBER() OVER (PARTITION BY w2.run_id, w2.window_index ORDER BY m.received_at, w2.msg_id) AS k FROM windows w2 LEFT JOIN messages m ON m.msg_id = w2.msg_id) ranked WHERE k > 1);
+DELETE FROM window_steps WHERE msg_id IN (SELECT key FROM quarantine WHERE tbl = 'windows');
+DELETE FROM windows WHERE msg_id IN (SELECT key FROM quarantine WHERE tbl = 'windows');
+INSERT INTO quarantine(tbl, key, run_id, reason, row_json, records, at)
+    SELECT 'messages', msg_id, run_id, 'a second msg_id for stream position ' || seq,
+           json_build_object('msg_id', msg_id, 'device_id', device_id, 'stream_id', stream_id, 'seq', seq, 'kind', kind,
+                       'run_id', run_id, 'received_at', received_at)::text,
+           NULL, EXTRACT(EPOCH FROM now())::double precision
+    FROM messages
+    WHERE msg_id IN (SELECT msg_id FROM (SELECT msg_id, ROW_NUMBER() OVER (PARTITION BY device_id, stream_id, seq ORDER BY received_at, msg_id) AS k FROM messages) ranked WHERE k > 1);
+DELETE FROM messages WHERE msg_id IN (SELECT key FROM quarantine WHERE tbl = 'messages');
+DROP INDEX messages_stream;
+CREATE UNIQUE INDEX messages_stream ON messages(device_id, stream_id, seq);
+DROP INDEX windows_run;
+CREATE UNIQUE INDEX windows_run ON windows(run_id, window_index);
+-- Peak force is pooled with its own step count (edge_agent/common/measures.py); rows written before this
+-- version use the contact-time count, which is the same unless a step's peak force was not finite.
+ALTER TABLE windows ADD COLUMN peak_force_n BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN peak_force_n BIGINT NOT NULL DEFAULT 0;
+UPDATE windows SET peak_force_n = contact_n WHERE peak_force_bw IS NOT NULL;
+UPDATE runs SET peak_force_n = contact_n WHERE peak_force_bw IS NOT NULL;
+-- Counters any number of workers update without contending: one row per (counter, writer), summed on read.
+CREATE TABLE store_counters (
+    name  TEXT NOT NULL,
+    shard TEXT NOT NULL,
+    value BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (name, shard)
+);
+INSERT INTO store_counters(name, shard, value) SELECT 'summaries', 'migration', COUNT(*) FROM windows;
+CREATE INDEX alerts_runner_created ON alerts(runner, created_at);
