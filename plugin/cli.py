@@ -1,4 +1,8 @@
-"""``footfall-dashboard``: run the plugin, validate a config, export runs, seed a demo history.
+"""``footfall-dashboard``: run the plugin, validate a config, export runs, seed a demo history, manage club
+accounts and teams, copy a store into another database.
+
+``--db`` takes a SQLite file or a ``postgresql://`` URL (a password belongs in PGPASSWORD or ~/.pgpass, not on
+the command line, where ``ps`` shows it).
 
 Exit codes: 0 ok, 2 bad config or arguments (the message names the key and the line), 1 runtime failure.
 """
@@ -16,7 +20,8 @@ from typing import Any
 
 from plugin import __version__
 from plugin.config import ConfigError, DashboardConfig, load_config
-from plugin.store import StoreError
+from plugin.store import AccountError, StoreError
+from plugin.store.backend import describe_target, is_postgres_url
 
 
 def _config(args: argparse.Namespace) -> DashboardConfig:
@@ -24,7 +29,10 @@ def _config(args: argparse.Namespace) -> DashboardConfig:
     if getattr(args, "broker", None):
         overrides["mqtt"] = {"url": args.broker}
     if getattr(args, "db", None):
-        overrides["db_path"] = args.db
+        if is_postgres_url(args.db):
+            overrides["database"] = args.db
+        else:
+            overrides["db_path"] = args.db
     if getattr(args, "listen", None):
         overrides["listen"] = args.listen
     cfg = load_config(args.config, **overrides)
@@ -72,13 +80,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _target(args: argparse.Namespace, *, must_exist: bool = False) -> Path | str:
+    """The store ``--db`` names (a path or a postgresql:// URL), else the config's."""
+    target: Path | str = args.db if args.db else _config(args).store_target
+    if not is_postgres_url(target):
+        target = Path(target)
+        if must_exist and not target.exists():
+            raise ConfigError(f"{target}: no such database")
+    return target
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from plugin.store import Store
 
-    db = Path(args.db) if args.db else _config(args).db_path
-    if not db.exists():
-        raise ConfigError(f"{db}: no such database")
-    with Store(db) as store:
+    with Store(_target(args, must_exist=True)) as store:
         text = store.export_runs(args.format, runner=args.runner)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
@@ -92,7 +107,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
     from plugin.history import RunnerModel, Scenario, seed_history
     from plugin.store import Store
 
-    db = Path(args.db) if args.db else _config(args).db_path
+    db = _target(args)
     scenario = Scenario()
     if args.demo_alerts:
         weeks = args.weeks
@@ -115,8 +130,118 @@ def cmd_seed(args: argparse.Namespace) -> int:
         else:
             n = seed_history(store, **kwargs)
         counts = store.counts()
-    print(f"seeded {db}: {n} messages, {counts['runs']} runs, {counts['windows']} windows, {counts['alerts']} alerts")
+    print(
+        f"seeded {describe_target(db)}: {n} messages, {counts['runs']} runs, {counts['windows']} windows, {counts['alerts']} alerts"
+    )
     return 0
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    from plugin.store import Store
+
+    if args.action not in ("list", "tokens") and not args.name:
+        raise AccountError(f"users {args.action}: name the user")
+    with Store(_target(args)) as store:
+        if args.action == "add":
+            password = _password(args) if args.password_file or args.password_stdin else None
+            store.add_user(args.name, args.role, password=password, runner=args.runner)
+            print(f"user {args.name} ({args.role}{', runner ' + args.runner if args.runner else ''}) added"
+                  f"{'' if password else '; no password yet: `users passwd` or `users token`'}")  # fmt: skip
+        elif args.action == "passwd":
+            store.set_password(args.name, _password(args))
+            print(f"password of {args.name} changed; their logins ended")
+        elif args.action == "delete":
+            store.delete_user(args.name)
+            print(f"user {args.name} deleted")
+        elif args.action == "token":
+            token = store.create_token(args.name, args.label)
+            print(f"API token for {args.name} (shown once, store it now):\n{token}")
+        elif args.action == "tokens":
+            for t in store.tokens(args.name):
+                print(f"{t['id']}  {t['username']:<20} {t['label']:<20} created {_when(t['created_at'])}"
+                      f"  last used {_when(t['last_used_at'])}")  # fmt: skip
+        elif args.action == "revoke":
+            n = store.revoke_token(args.name)
+            print(f"{n} token(s) revoked")
+            if not n:
+                return 1
+        else:
+            for u in store.users():
+                who = f"runner {u['runner']}" if u["role"] == "runner" else ", ".join(u["teams"]) or "-"
+                print(f"{u['username']:<24} {u['role']:<7} {who}{'' if u['has_password'] else '  (no password)'}")
+    return 0
+
+
+def cmd_teams(args: argparse.Namespace) -> int:
+    from plugin.store import Store
+
+    if args.action != "list" and not args.team:
+        raise AccountError(f"teams {args.action}: name the team")
+    with Store(_target(args)) as store:
+        if args.action == "add":
+            store.add_team(args.team)
+            if args.runners:
+                store.set_team_members(args.team, args.runners)
+            print(f"team {args.team}: {len(args.runners or [])} runner(s) added")
+        elif args.action == "delete":
+            store.delete_team(args.team)
+            print(f"team {args.team} deleted")
+        elif args.action in ("add-runners", "remove-runners"):
+            store.set_team_members(args.team, args.runners or [], add=args.action == "add-runners")
+            print(f"team {args.team}: {len(args.runners or [])} runner(s) {args.action.split('-')[0]}ed")
+        elif args.action in ("add-coach", "remove-coach"):
+            for name in args.runners or []:
+                store.set_team_coach(args.team, name, add=args.action == "add-coach")
+            print(f"team {args.team}: coach(es) {', '.join(args.runners or [])} {args.action.split('-')[0]}ed")
+        else:
+            for t in store.teams():
+                print(f"{t['name']}: coaches {', '.join(t['coaches']) or '-'}; {len(t['runners'])} runner(s): "
+                      f"{', '.join(t['runners'])}")  # fmt: skip
+    return 0
+
+
+def cmd_migrate_store(args: argparse.Namespace) -> int:
+    from plugin.store import Store
+    from plugin.store.copy import copy_store
+
+    source_target = args.source if is_postgres_url(args.source) else Path(args.source.removeprefix("sqlite:"))
+    if isinstance(source_target, Path) and not source_target.exists():
+        raise ConfigError(f"{source_target}: no such database")
+    with Store(source_target) as source, Store(args.target) as target:
+        print(f"copying {source.where} → {target.where}", flush=True)
+        reports = copy_store(source, target)
+    width = max(len(r.table) for r in reports)
+    bad = [r for r in reports if not r.ok]
+    for r in reports:
+        mark = "ok" if r.ok else "MISMATCH"
+        print(f"  {r.table:<{width}}  {r.source_rows:>9} → {r.target_rows:>9}  sha256-sum {r.target_sum[:16]}  {mark}")
+    if bad:
+        print(f"migrate-store: {len(bad)} table(s) differ: {', '.join(r.table for r in bad)}", file=sys.stderr)
+        return 1
+    print(f"verified: {sum(r.source_rows for r in reports)} rows in {len(reports)} tables, counts and checksums equal")
+    return 0
+
+
+def _password(args: argparse.Namespace) -> str:
+    if args.password_file:
+        lines = Path(args.password_file).read_text(encoding="utf-8").splitlines()
+        return lines[0] if lines else ""
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    import getpass
+
+    first = getpass.getpass("new password: ")
+    if getpass.getpass("again: ") != first:
+        raise AccountError("the two passwords differ")
+    return first
+
+
+def _when(t: float | None) -> str:
+    if t is None:
+        return "never"
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run ingest, risk engine, notifications and the web dashboard")
     r.add_argument("--config", type=Path, help="YAML config file")
     r.add_argument("--broker", help="mqtt[s]://user:pass@host:port (overrides the config)")
-    r.add_argument("--db", type=Path, help="SQLite database file")
+    r.add_argument("--db", help="SQLite database file, or postgresql://user@host/db (password: PGPASSWORD)")
     r.add_argument("--listen", help="HOST:PORT of the web dashboard (default 127.0.0.1:8765)")
     r.add_argument("--notify", action="append", metavar="APPRISE_URL", help="add a notification URL (repeatable)")
     r.set_defaults(func=cmd_run)
@@ -138,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export", help="export runs as CSV or JSON")
     e.add_argument("--format", choices=("csv", "json"), default="csv")
-    e.add_argument("--db", type=Path)
+    e.add_argument("--db", help="SQLite file or postgresql:// URL")
     e.add_argument("--config", type=Path)
     e.add_argument("--runner")
     e.add_argument("--out", type=Path, help="file to write (default: stdout)")
@@ -146,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("seed-history", help="write N weeks of simulated runs into the database (demo)")
     s.add_argument("--weeks", type=int, default=8)
-    s.add_argument("--db", type=Path)
+    s.add_argument("--db", help="SQLite file or postgresql:// URL")
     s.add_argument("--config", type=Path)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--runner", default="alex")
@@ -157,6 +282,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="inject a loading spike, fatigue drift and a fast forefoot transition, then run the rules",
     )
     s.set_defaults(func=cmd_seed)
+
+    u = sub.add_parser("users", help="club accounts: admin, coach (their teams), runner (themself)")
+    u.add_argument("action", choices=("list", "add", "passwd", "delete", "token", "tokens", "revoke"))
+    u.add_argument("name", nargs="?", help="user name (revoke: the token id `tokens` lists)")
+    u.add_argument("--role", choices=("admin", "coach", "runner"), default="runner")
+    u.add_argument("--runner", help="for --role runner: the runner name their insoles report")
+    u.add_argument("--label", default="api", help="token: what it is for (e.g. home-assistant)")
+    u.add_argument("--password-file", help="read the password from the first line of this file")
+    u.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    u.add_argument("--db", help="SQLite file or postgresql:// URL")
+    u.add_argument("--config", type=Path)
+    u.set_defaults(func=cmd_users)
+
+    t = sub.add_parser("teams", help="teams of runners and their coaches")
+    t.add_argument("action", choices=("list", "add", "delete", "add-runners", "remove-runners", "add-coach",
+                                      "remove-coach"))  # fmt: skip
+    t.add_argument("team", nargs="?")
+    t.add_argument("runners", nargs="*", help="runner names (add-coach/remove-coach: user names)")
+    t.add_argument("--db", help="SQLite file or postgresql:// URL")
+    t.add_argument("--config", type=Path)
+    t.set_defaults(func=cmd_teams)
+
+    m = sub.add_parser("migrate-store", help="copy a store into an empty database, verified by counts and checksums")
+    m.add_argument("--from", dest="source", required=True, help="sqlite:/path/to/footfall-dashboard.db (or a URL)")
+    m.add_argument("--to", dest="target", required=True, help="postgresql://user@host/db (or sqlite:/path)")
+    m.set_defaults(func=cmd_migrate_store)
     return p
 
 
@@ -173,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except StoreError as err:
         print(f"footfall-dashboard: database error: {err}", file=sys.stderr)
+        return 2
+    except AccountError as err:
+        print(f"footfall-dashboard: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

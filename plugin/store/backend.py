@@ -25,7 +25,7 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -379,6 +379,27 @@ class PostgresBackend(Backend):
                 yield
             finally:
                 raw.execute("SELECT pg_advisory_unlock(%s)", (lid,))
+
+    def notify(self, channel: str, payload: str) -> None:
+        """``pg_notify``: every connection listening on ``channel`` — in every worker — gets ``payload``."""
+        with self.pool.connection() as raw:
+            raw.execute("SELECT pg_notify(%s, %s)", (channel, payload))
+
+    def listen(self, channel: str, on_message: Callable[[str], None], stop: threading.Event) -> None:
+        """Call ``on_message(payload)`` for every notification on ``channel`` until ``stop`` is set; a lost
+        connection is opened again (notifications sent meanwhile are missed: they are live updates only)."""
+        psycopg = self._psycopg
+        while not stop.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True, application_name="footfall-listen") as conn:
+                    conn.execute(f"LISTEN {channel}")
+                    while not stop.is_set():
+                        for n in conn.notifies(timeout=0.5):
+                            on_message(n.payload)
+            except psycopg.Error as err:
+                if not stop.is_set():
+                    log.warning("store %s: LISTEN %s failed (%s); retrying", self.describe(), channel, _short(err))
+                    stop.wait(2.0)
 
     def run_script(self, conn: Conn, sql: str) -> None:
         assert isinstance(conn, _PgConn)

@@ -133,6 +133,14 @@ class RunQueries(StoreBase):
             f"SELECT {','.join(WINDOW_COLS)} FROM windows WHERE run_id = ? ORDER BY window_index", (run_id,)
         )
 
+    def run_window_measures(self, run_id: str) -> list[dict[str, Any]]:
+        """The few window columns the in-run rules compare (index, cadence, contact time, VALR), oldest first."""
+        return self._rows(
+            "SELECT window_index, cadence_spm, contact_ms, valr_mean FROM windows WHERE run_id = ? "
+            "ORDER BY window_index",
+            (run_id,),
+        )
+
     def window_stats(
         self,
         *,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from plugin.web import api, live, pages
+from plugin.web.accounts import AccountsGate
 from plugin.web.auth import auth_middleware, require_token_if_exposed, security_headers
 from plugin.web.context import DashboardContext
 
@@ -20,7 +21,7 @@ def create_app(ctx: DashboardContext) -> web.Application:
     """Build the web app. Raises ``ConfigError`` when listening beyond loopback without a token."""
     require_token_if_exposed(ctx.listen_host, ctx.token)
     app = web.Application(
-        middlewares=[security_headers, api.api_errors, auth_middleware(ctx.token)],
+        middlewares=[security_headers, api.api_errors, auth_middleware(ctx.token, AccountsGate(ctx.store))],
         client_max_size=MAX_BODY_BYTES,
     )
     app[api.CTX_KEY] = ctx
