@@ -130,8 +130,9 @@ def cmd_seed(args: argparse.Namespace) -> int:
         else:
             n = seed_history(store, **kwargs)
         counts = store.counts()
+    where = describe_target(db)
     print(
-        f"seeded {describe_target(db)}: {n} messages, {counts['runs']} runs, {counts['windows']} windows, {counts['alerts']} alerts"
+        f"seeded {where}: {n} messages, {counts['runs']} runs, {counts['windows']} windows, {counts['alerts']} alerts"
     )
     return 0
 
