@@ -130,10 +130,9 @@ def cmd_seed(args: argparse.Namespace) -> int:
         else:
             n = seed_history(store, **kwargs)
         counts = store.counts()
-    where = describe_target(db)
-    print(
-        f"seeded {where}: {n} messages, {counts['runs']} runs, {counts['windows']} windows, {counts['alerts']} alerts"
-    )
+    w = describe_target(db)
+    stats = f"{counts['runs']} runs, {counts['windows']} windows, {counts['alerts']} alerts"
+    print(f"seeded {w}: {n} messages, {stats}")
     return 0
 
 
