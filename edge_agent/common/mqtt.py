@@ -201,7 +201,10 @@ class MqttConnection:
         self.birth_payload = birth_payload.encode() if isinstance(birth_payload, str) else birth_payload
         self.connected = asyncio.Event()
         self.state = "disconnected"
-        self.stats = {"connects": 0, "connection_losses": 0, "failed_attempts": 0, "published": 0, "received": 0}
+        self.stats = {
+            "connects": 0, "connection_losses": 0, "failed_attempts": 0, "published": 0, "received": 0,
+            "received_bytes": 0,
+        }  # fmt: skip
         self._subs: list[tuple[str, int, MessageCallback, bool]] = []
         self._listeners: list[ConnectListener] = []
         self._client: paho.Client | None = None
@@ -361,6 +364,7 @@ class MqttConnection:
         def on_message(_c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
             m = MqttMessage(msg.topic, bytes(msg.payload), bool(msg.retain), int(msg.qos))
             self.stats["received"] += 1
+            self.stats["received_bytes"] += len(m.payload)
             on_loop = False
             for pattern, _, cb, in_thread in list(self._subs):
                 if not paho.topic_matches_sub(_filter_of(pattern), m.topic):

@@ -285,7 +285,7 @@ async def test_ack_alert_publishes_and_is_idempotent(fresh_store: Store) -> None
         resp = await client.post(f"/api/alerts/{target}/ack", json={"by": "coach"}, headers=origin(client))
         assert resp.status == 200 and (await resp.json())["already_acked"] is False
         ev = await asyncio.wait_for(nxt, 5)
-        assert ev.type == "alert_ack" and ev.data == {"alert_id": target, "by": "coach"}
+        assert ev.type == "alert_ack" and ev.data == {"alert_id": target, "by": "coach", "runner": "alex"}
         again = await (await client.post(f"/api/alerts/{target}/ack", headers=origin(client))).json()
         assert again["already_acked"] is True and again["by"] == "coach", "the first acknowledgement is kept"
         open_ = (await (await client.get("/api/alerts?include_acked=false")).json())["alerts"]
