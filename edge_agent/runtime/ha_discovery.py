@@ -49,10 +49,11 @@ def _both_feet(measure: str, field: str = "mean", digits: int = 1) -> str:
     """Both feet pooled as :func:`edge_agent.common.measures.pool_stats` pools them: the ``field`` (mean or p90) of
     each foot weighted by its step count ``n`` (feet without a value weigh nothing) — the number the dashboard
     stores for the same summary."""
+    known = "mean is not none" + ("" if field == "mean" else f" and {{0}}.{field} is not none")
     return (
         f"{{% set l = value_json.left.{measure} %}}{{% set r = value_json.right.{measure} %}}"
-        f"{{% set ln = l.n if l.mean is not none and l.{field} is not none else 0 %}}"
-        f"{{% set rn = r.n if r.mean is not none and r.{field} is not none else 0 %}}"
+        f"{{% set ln = l.n if l.{known.format('l')} else 0 %}}"
+        f"{{% set rn = r.n if r.{known.format('r')} else 0 %}}"
         "{% if ln + rn > 0 %}"
         f"{{{{ (((l.{field} or 0) * ln + (r.{field} or 0) * rn) / (ln + rn)) | round({digits}) }}}}"
         "{% else %}{{ none }}{% endif %}"
