@@ -131,6 +131,11 @@ class DashboardConfig(BaseSettings):
     listen: str = Field("127.0.0.1:8765", title="host:port of the web dashboard")
     token: SecretStr | None = Field(None, title="API/dashboard token (required unless listening on loopback)")
     notify_urls: list[SecretStr] = Field(default_factory=list, title="Apprise URLs for push notifications")
+    trusted_proxies: list[str] = Field(
+        default_factory=list, title="Trusted reverse proxies",
+        description="IP addresses or networks of the reverse proxies in front of the dashboard: only their "
+        "X-Forwarded-Proto/-Host/-For headers are believed (docs/club.md).",
+    )  # fmt: skip
     risk: RiskConfig = Field(default_factory=RiskConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
@@ -161,6 +166,14 @@ class DashboardConfig(BaseSettings):
                 f"(token: in the file or {ENV_PREFIX}TOKEN) or listen on 127.0.0.1"
             )
         return self
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, v: list[str]) -> list[str]:
+        from plugin.web.proxy import parse_networks
+
+        parse_networks(v)
+        return v
 
     @field_validator("database")
     @classmethod

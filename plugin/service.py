@@ -110,6 +110,7 @@ class DashboardService:
             store=self.store, hub=self.hub, health=self.health,
             token=self.config.token.get_secret_value() if self.config.token else None,
             listen_host=self.config.listen_host, notify_test=self.notify_test,
+            trusted_proxies=tuple(self.config.trusted_proxies),
             risk=lambda: risk_summary(self.store, config=self.engine.config if self.engine else None),  # type: ignore[arg-type]
         )  # fmt: skip
         app = create_app(ctx)

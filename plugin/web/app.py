@@ -8,6 +8,7 @@ from plugin.web import api, live, pages
 from plugin.web.accounts import AccountsGate
 from plugin.web.auth import auth_middleware, require_token_if_exposed, security_headers
 from plugin.web.context import DashboardContext
+from plugin.web.proxy import forwarded_middleware, parse_networks
 
 #: POST bodies are small JSON objects (settings, acks); anything bigger is refused with 413.
 MAX_BODY_BYTES = 64 * 1024
@@ -21,7 +22,12 @@ def create_app(ctx: DashboardContext) -> web.Application:
     """Build the web app. Raises ``ConfigError`` when listening beyond loopback without a token."""
     require_token_if_exposed(ctx.listen_host, ctx.token)
     app = web.Application(
-        middlewares=[security_headers, api.api_errors, auth_middleware(ctx.token, AccountsGate(ctx.store))],
+        middlewares=[
+            forwarded_middleware(parse_networks(ctx.trusted_proxies)),
+            security_headers,
+            api.api_errors,
+            auth_middleware(ctx.token, AccountsGate(ctx.store)),
+        ],
         client_max_size=MAX_BODY_BYTES,
     )
     app[api.CTX_KEY] = ctx

@@ -253,3 +253,23 @@ def test_cli_manages_users_teams_and_tokens(dbs: Databases, tmp_path: Any, capsy
     assert cli(["users", "revoke", ids[0], "--db", db]) == 0
     with Store(dbs.target("cli")) as s:
         assert s.principal_for_token(token) is None
+
+
+async def test_behind_a_trusted_proxy_a_cookie_login_may_change_things(club: tuple[Store, dict[str, str]]) -> None:
+    """A TLS-terminating proxy talks plain HTTP: its X-Forwarded-* headers make the browser's https origin match,
+    but only when it is a trusted proxy — anyone else sending them changes nothing."""
+    store, _ = club
+    session = store.create_session("cory")
+    alert = store.list_alerts(runner="alex")[0]["alert_id"]
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "club.example",
+                 "X-Forwarded-For": "203.0.113.7", "Origin": "https://club.example"}  # fmt: skip
+    untrusted = await _client(store)
+    trusted = await _client(store, trusted_proxies=("127.0.0.1",))
+    try:
+        resp = await untrusted.post(f"/api/alerts/{alert}/ack", cookies={"footfall_user": session}, headers=forwarded)
+        assert resp.status == 403 and store.get_alert(alert)["acked"] is False
+        resp = await trusted.post(f"/api/alerts/{alert}/ack", cookies={"footfall_user": session}, headers=forwarded)
+        assert resp.status == 200 and store.get_alert(alert)["acked_by"] == "cory"
+    finally:
+        await untrusted.close()
+        await trusted.close()
