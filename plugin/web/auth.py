@@ -137,10 +137,10 @@ def auth_middleware(token: str | None, gate: AccountsGate | None = None) -> Midd
         request[AUTH_KEY] = "none"
         request[PRINCIPAL_KEY] = HOME_ADMIN
         users = gate is not None and await gate.enabled()
-        if token is None and _host_name(request.host).lower() not in _LOOPBACK_NAMES:
-            # Open on loopback only: refuse foreign Host names (DNS rebinding).
-            return _deny(request, 403, "this dashboard only answers to localhost (configure a token)")
         if token is None and not users:
+            # Open on loopback only: refuse foreign Host names (DNS rebinding).
+            if _host_name(request.host).lower() not in _LOOPBACK_NAMES:
+                return _deny(request, 403, "this dashboard only answers to localhost (configure a token)")
             request[AUTH_KEY] = "loopback"
         elif request.path not in _PUBLIC_PATHS and not request.path.startswith(_PUBLIC_PREFIXES):
             bearer = _bearer(request)
