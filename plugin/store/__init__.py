@@ -118,8 +118,7 @@ class Store(SummaryWrites, StreamQueries, RunQueries, AlertQueries, CatalogQueri
         log.warning("store %s: %d run(s) held later copies of a window; kept in table quarantine, runs reassembled",
                     self.where, len(run_ids))  # fmt: skip
         with self._tx() as w:
-            for run_id in sorted(r for r in run_ids if r):
-                self._reaggregate_run(w, run_id)
+            self._reaggregate_runs(w, sorted(r for r in run_ids if r))
 
     def schema_version(self) -> int:
         return int(self._one("SELECT MAX(version) FROM schema_version")[0])

@@ -22,6 +22,11 @@ def aggregate(c: Combine, duration: str) -> str:
     return f"SUM({col} * {w}) / NULLIF(SUM(CASE WHEN {col} IS NOT NULL THEN {w} END), 0)"
 
 
+def combine_exprs(table: str) -> dict[str, str]:
+    """Column → its aggregate over ``table``'s rows, for every pooled column."""
+    return {c.column: aggregate(c, DURATION[table]) for c in COMBINE}
+
+
 def combine_sql(
     table: str, *, columns: Iterable[str] = MEASURE_COLUMNS, rename: Mapping[str, str] | None = None
 ) -> str:

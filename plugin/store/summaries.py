@@ -1,19 +1,24 @@
 """Storing summaries: every ``msg_id`` once, every window slot once, runs kept current, streams advanced.
 
-- A batch is ONE transaction (what makes thousands of summaries per second possible). When a row cannot be stored
-  (an integer beyond 64 bits, text the database refuses), the batch is redone with one SAVEPOINT per message, so
-  that message alone is rejected and the rest — and everything stored before — stays.
-- Exactly once, also with several ingest workers on one PostgreSQL database: the ledger ``messages`` is unique
-  on ``msg_id`` and on the stream position ``(device_id, stream_id, seq)``, ``windows`` on ``(run_id,
-  window_index)``; inserts are ``ON CONFLICT DO NOTHING``, so a re-sent copy — the same msg_id, a new msg_id on a
-  stored position, or a new msg_id for a stored window — is a duplicate, never a second row.
-- Caps (each message beyond one is refused with a reason, stored nothing, acknowledged nothing, so the agent
-  keeps it): :data:`MAX_WINDOWS_PER_RUN`, :data:`MAX_STREAMS_PER_DEVICE` streams active in the last
-  ``GAP_GIVE_UP_S``, and a run belongs to the device that started it.
-- Streams advance from the database: the highest contiguous seq is recomputed after each commit-bound batch from
-  the ``messages`` rows under the stream's row lock (PostgreSQL ``FOR UPDATE``), so two workers that stored
-  different seqs of one stream end with the right figure. Rows are locked in key order (no deadlock cycles);
-  a deadlock or serialization failure PostgreSQL still reports retries the whole batch.
+A batch is two short transactions, each a handful of round trips whatever its size:
+
+1. **The rows** — the ledger ``messages``, ``windows`` (+ their step records) and run summaries, as multi-row
+   ``INSERT … ON CONFLICT DO NOTHING RETURNING``. Exactly once, also with several ingest workers on one PostgreSQL
+   database: the ledger is unique on ``msg_id`` and on the stream position ``(device_id, stream_id, seq)``,
+   ``windows`` on ``(run_id, window_index)``, so a re-sent copy — the same msg_id, a new msg_id on a stored
+   position, or a new msg_id for a stored window — is a duplicate, never a second row. These inserts touch no
+   row another worker touches, so workers do not wait for each other. When a row cannot be stored (an integer
+   beyond 64 bits, text the database refuses), the batch is redone with one SAVEPOINT per message: that message
+   alone is rejected and the rest — and everything stored before — stays.
+2. **What follows from them** — each stream's highest seq and contiguous seq, the devices' and runners' first/last
+   seen, and runs assembled from their windows — under a lock per stream and per run (PostgreSQL transaction
+   advisory locks, taken in one sorted statement: no deadlock cycles), each recomputed from the committed rows
+   by a statement that starts after the lock is held. So whichever worker stored which seq or window, the last
+   one to finish leaves the right figures, and acks (read from ``streams``) follow the database.
+
+Caps (a message beyond one is refused with a reason, stored nothing, acknowledged nothing, so the agent keeps it):
+:data:`MAX_WINDOWS_PER_RUN`, :data:`MAX_STREAMS_PER_DEVICE` streams active in the last ``GAP_GIVE_UP_S``, and a run
+belongs to the device that started it. A deadlock or serialization failure PostgreSQL still reports retries.
 """
 
 from __future__ import annotations
@@ -21,16 +26,16 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
 
-from edge_agent.common.measures import pooled_measures
+from edge_agent.common.measures import MEASURE_COLUMNS, pooled_measures
 from edge_agent.contract import StepRecord, WindowSummary
-from plugin.store.backend import Conn
+from plugin.store.backend import Conn, lock_id
 from plugin.store.base import RUN_COLS, WINDOW_COLS, StoreBase, StoredMsg
-from plugin.store.measures_sql import combine_sql
+from plugin.store.measures_sql import combine_exprs
 
 log = logging.getLogger(__name__)
 
@@ -41,21 +46,34 @@ GAP_GIVE_UP_S = 7 * 86400.0
 MAX_WINDOWS_PER_RUN = 20_000
 #: A device may have at most this many streams (outbox databases) active within ``GAP_GIVE_UP_S``.
 MAX_STREAMS_PER_DEVICE = 32
-_STREAM_CACHE_MAX = 100_000
+#: Rows per multi-row INSERT (SQLite allows 32,766 parameters per statement; a window row has 35).
+CHUNK = 400
 _RECORDS: TypeAdapter[list[StepRecord]] = TypeAdapter(list[StepRecord])
+_INT_COLS = frozenset({"windows", "steps", "valr_n", "vilr_n", "contact_n", "peak_force_n", "si_left_n",
+                       "si_right_n", "rearfoot", "midfoot", "forefoot"})  # fmt: skip
+_RUN_CONFLICT = f"ON CONFLICT(run_id) DO UPDATE SET {','.join(f'{c}=excluded.{c}' for c in RUN_COLS[1:])}"
+T = TypeVar("T")
 
-# A run assembled from its windows while its RunSummary has not arrived (yet): the pooled measures combined as
-# edge_agent.common.measures.COMBINE defines, over the run's windows.
-_RUN_FROM_WINDOWS_SQL = (
-    f"SELECT MIN(t_start) AS started_at, MAX(t_end) AS ended_at, COUNT(*) AS windows, {combine_sql('windows')}, "
-    "MAX(device_id) AS device_id, MAX(runner) AS runner FROM windows WHERE run_id = ?"
-)
-_INT_RUN_COLS = ("windows", "steps", "valr_n", "vilr_n", "contact_n", "peak_force_n", "si_left_n", "si_right_n",
-                 "rearfoot", "midfoot", "forefoot")  # fmt: skip
+# Runs assembled from their windows while their RunSummary has not arrived (yet): the pooled measures combined as
+# edge_agent.common.measures.COMBINE defines; a run whose RunSummary is stored (complete = 1) is left alone.
+_AGG = {
+    "run_id": "run_id", "device_id": "MAX(device_id)", "runner": "MAX(runner)", "started_at": "MIN(t_start)",
+    "ended_at": "MAX(t_end)", "duration_s": "MAX(t_end) - MIN(t_start)", "windows": "COUNT(*)",
+    "profile": "NULL", "complete": "0", "updated_at": "?",
+}  # fmt: skip
+
+
+def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterable[Sequence[T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _in(n: int) -> str:
+    return "(" + ",".join("?" * n) + ")"
 
 
 class _BatchState:
-    """What one batch learns while it goes (caps, first/last seen), written once at its end."""
+    """What one batch learns while it goes (caps, first/last seen), written by its second transaction."""
 
     def __init__(self) -> None:
         self.touched_runs: set[str] = set()
@@ -65,8 +83,9 @@ class _BatchState:
         self.runners: dict[str, tuple[float, float, float | None]] = {}
         self.run_windows: dict[str, int] = {}
         self.run_owner: dict[str, str | None] = {}
-        self.new_windows = 0
+        self.streams: dict[str, dict[str, float]] = {}  # device → its stream ids → updated_at
         self.new_streams: set[tuple[str, str]] = set()
+        self.new_windows = 0
 
 
 class SummaryWrites(StoreBase):
@@ -79,7 +98,7 @@ class SummaryWrites(StoreBase):
         return self.store_batch([(msg, received_at if received_at is not None else time.time())])[0] is True
 
     def insert_many(self, msgs: Iterable[StoredMsg | tuple[StoredMsg, float]]) -> int:
-        """Store many summaries in one transaction; returns how many were new."""
+        """Store many summaries in one batch; returns how many were new."""
         now = time.time()
         items = [m if isinstance(m, tuple) else (m, now) for m in msgs]
         return sum(1 for r in self.store_batch(items) if r is True)
@@ -87,53 +106,250 @@ class SummaryWrites(StoreBase):
     def store_batch(
         self, items: Sequence[tuple[StoredMsg, float] | tuple[StoredMsg, float, str | None]]
     ) -> list[bool | str]:
-        """Store a batch in one transaction. Per item: True = stored, False = duplicate, str = ``"reason: detail"``
-        why it was not stored (that item alone; the rest of the batch commits).
+        """Store a batch. Per item: True = stored, False = duplicate, str = ``"reason: detail"`` why it was not
+        stored (that item alone; the rest of the batch commits).
 
         A window may carry the already-validated JSON text it was parsed from; it is stored as received (saves
         re-serialising on the ingest hot path), otherwise the model is serialised.
         """
         norm = [(it[0], it[1], it[2] if len(it) > 2 else None) for it in items]  # type: ignore[misc]
+        if not norm:
+            return []
+
+        def rows() -> tuple[list[bool | str], _BatchState]:
+            try:  # fast path: the whole batch in a few statements
+                return self._store_rows(norm, careful=False)
+            except self.db.row_errors:  # a row the database cannot take: one SAVEPOINT per message
+                return self._store_rows(norm, careful=True)
+
+        results, st = self._retrying(rows)
+        self._retrying(lambda: self._follow_up(st))
+        self._known_streams.update(st.new_streams)
+        if len(self._known_streams) > 100_000:
+            self._known_streams.clear()
+        return results
+
+    def _retrying(self, fn: Callable[[], T]) -> T:
         for attempt in range(8):
             try:
-                try:  # fast path: the whole batch in one go
-                    return self._store_batch(norm, careful=False)
-                except self.db.row_errors:  # a row the database cannot take: one SAVEPOINT per message
-                    return self._store_batch(norm, careful=True)
+                return fn()
             except self.db.retry_errors as err:
                 if attempt == 7:
                     raise
-                log.info("store %s: batch retried after %s", self.where, type(err).__name__)
+                log.info("store %s: transaction retried after %s", self.where, type(err).__name__)
                 time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
         raise AssertionError("unreachable")
 
-    # -- one batch -----------------------------------------------------------------------------------------------
-    def _store_batch(self, items: list[tuple[StoredMsg, float, str | None]], careful: bool) -> list[bool | str]:
-        results: list[bool | str] = []
+    # -- 1. the rows ---------------------------------------------------------------------------------------------
+    def _store_rows(
+        self, items: list[tuple[StoredMsg, float, str | None]], careful: bool
+    ) -> tuple[list[bool | str], _BatchState]:
         st = _BatchState()
-        d = self.db.dialect
+        results: list[bool | str] = [False] * len(items)
         with self._tx() as w:
-            for msg, received_at, raw in items:
+            self._prefetch(w, items, st)
+            todo: list[int] = []
+            for i, (msg, _, _) in enumerate(items):
                 st.touched_streams.add((msg.device_id, msg.stream_id))
-                refused = self._refuse(w, msg, st)
+                refused = self._refuse(msg, st)
                 if refused is not None:
-                    results.append(refused)
-                    continue
-                if careful:
+                    results[i] = refused
+                else:
+                    todo.append(i)
+            if careful:
+                for i in todo:
+                    msg, received_at, raw = items[i]
                     w.execute("SAVEPOINT m")
                     try:
-                        new = self._insert_one(w, msg, received_at, raw)
+                        new = self._insert_rows(w, [(msg, received_at, raw)])[0]
                     except self.db.row_errors as err:
                         w.execute("ROLLBACK TO SAVEPOINT m")
                         w.execute("RELEASE SAVEPOINT m")
-                        results.append(_unstorable(err))
+                        results[i] = _unstorable(err)
                         continue
                     w.execute("RELEASE SAVEPOINT m")
-                else:
-                    new = self._insert_one(w, msg, received_at, raw)
-                results.append(new)
-                if new:
-                    self._note(msg, received_at, st)
+                    results[i] = new
+            else:
+                for i, new in zip(todo, self._insert_rows(w, [items[i] for i in todo]), strict=True):
+                    results[i] = new
+            for i in todo:
+                if results[i] is True:
+                    self._note(items[i][0], items[i][1], st)
+            if st.new_windows:
+                self._count(w, "summaries", st.new_windows)
+        return results, st
+
+    def _prefetch(self, w: Conn, items: list[tuple[StoredMsg, float, str | None]], st: _BatchState) -> None:
+        """The batch's devices' streams and its runs' owners and window counts, in three queries."""
+        devices = sorted({m.device_id for m, _, _ in items})
+        for chunk in _chunks(devices):
+            for dev, stream, at in w.execute(
+                f"SELECT device_id, stream_id, updated_at FROM streams WHERE device_id IN {_in(len(chunk))}", chunk
+            ):
+                st.streams.setdefault(dev, {})[stream] = float(at)
+        runs = sorted({m.run_id for m, _, _ in items})
+        for chunk in _chunks(runs):
+            for run_id, owner in w.execute(f"SELECT run_id, device_id FROM runs WHERE run_id IN {_in(len(chunk))}",
+                                           chunk):  # fmt: skip
+                st.run_owner[run_id] = owner
+            for run_id, n, owner in w.execute(
+                f"SELECT run_id, COUNT(*), MIN(device_id) FROM windows WHERE run_id IN {_in(len(chunk))} "
+                "GROUP BY run_id",
+                chunk,
+            ):
+                st.run_windows[run_id] = int(n)
+                st.run_owner.setdefault(run_id, owner)
+
+    def _refuse(self, msg: StoredMsg, st: _BatchState) -> str | None:
+        """Why this message may not be stored (a cap, another device's run), or None."""
+        key = (msg.device_id, msg.stream_id)
+        known = st.streams.get(msg.device_id, {})
+        if msg.stream_id not in known and key not in st.new_streams:
+            cutoff = time.time() - GAP_GIVE_UP_S
+            active = sum(1 for at in known.values() if at > cutoff)
+            pending = sum(1 for dev, _ in st.new_streams if dev == msg.device_id)
+            if active + pending >= MAX_STREAMS_PER_DEVICE:
+                return f"too_many_streams: device {msg.device_id!r} has {MAX_STREAMS_PER_DEVICE} active streams"
+            st.new_streams.add(key)
+        owner = st.run_owner.get(msg.run_id)
+        if owner is not None and owner != msg.device_id:
+            return f"foreign_run: run {msg.run_id!r} belongs to another device"
+        if isinstance(msg, WindowSummary):
+            if st.run_windows.get(msg.run_id, 0) >= MAX_WINDOWS_PER_RUN:
+                return f"run_full: run {msg.run_id!r} holds {MAX_WINDOWS_PER_RUN} windows already"
+            st.run_windows[msg.run_id] = st.run_windows.get(msg.run_id, 0) + 1  # counted while deciding
+        st.run_owner.setdefault(msg.run_id, msg.device_id)
+        return None
+
+    def _note(self, msg: StoredMsg, received_at: float, st: _BatchState) -> None:
+        if isinstance(msg, WindowSummary):
+            st.touched_runs.add(msg.run_id)
+            st.new_windows += 1
+        key = (msg.device_id, msg.stream_id)
+        if key not in st.max_seq or msg.seq > st.max_seq[key][0]:
+            st.max_seq[key] = (msg.seq, received_at)
+        dv = st.devices.get(msg.device_id)
+        st.devices[msg.device_id] = (
+            min(dv[0], received_at) if dv else received_at, max(dv[1], received_at) if dv else received_at,
+            msg.runner if msg.runner is not None else (dv[2] if dv else None),
+        )  # fmt: skip
+        if msg.runner is not None:
+            r = st.runners.get(msg.runner)
+            t = msg.device_time
+            st.runners[msg.runner] = (
+                min(r[0], t) if r else t, max(r[1], t) if r else t,
+                msg.body_mass_kg if msg.body_mass_kg is not None else (r[2] if r else None),
+            )  # fmt: skip
+
+    def _count(self, w: Conn, name: str, delta: int) -> None:
+        w.execute(
+            "INSERT INTO store_counters(name, shard, value) VALUES (?,?,?) ON CONFLICT(name, shard) "
+            "DO UPDATE SET value = store_counters.value + excluded.value",
+            (name, self.shard, delta),
+        )
+
+    def _insert_rows(self, w: Conn, items: list[tuple[StoredMsg, float, str | None]]) -> list[bool]:
+        """Ledger rows, then windows and run summaries for the messages the ledger took; True = stored."""
+        new_ids: set[str] = set()
+        for chunk in _chunks(items):
+            args: list[Any] = []
+            for msg, received_at, _ in chunk:
+                args += (msg.msg_id, msg.device_id, msg.stream_id, msg.seq, msg.kind, msg.run_id, received_at)
+            new_ids.update(
+                r[0]
+                for r in w.execute(
+                    "INSERT INTO messages(msg_id, device_id, stream_id, seq, kind, run_id, received_at) VALUES "
+                    + ",".join(["(?,?,?,?,?,?,?)"] * len(chunk))
+                    + " ON CONFLICT DO NOTHING RETURNING msg_id",
+                    args,
+                ).fetchall()
+            )
+        windows = [(m, raw) for m, _, raw in items if m.msg_id in new_ids and isinstance(m, WindowSummary)]
+        stored = self._insert_windows(w, windows)  # type: ignore[arg-type]
+        runs = [(m, at) for m, at, _ in items if m.msg_id in new_ids and not isinstance(m, WindowSummary)]
+        if runs:
+            cols = [*RUN_COLS, "summary_json"]
+            rows = []
+            for msg, received_at in runs:
+                row = {
+                    "run_id": msg.run_id, "device_id": msg.device_id, "runner": msg.runner,
+                    "started_at": msg.started_at, "ended_at": msg.ended_at, "duration_s": msg.duration_s,  # type: ignore[union-attr]
+                    "windows": msg.windows, **pooled_measures(msg).as_dict(), "profile": msg.profile,  # type: ignore[union-attr]
+                    "complete": 1, "updated_at": received_at,
+                }  # fmt: skip
+                rows.append([*(row[c] for c in RUN_COLS), msg.model_dump_json()])  # complete, with defaults
+                stored.add(msg.msg_id)
+            update = ",".join(f"{c}=excluded.{c}" for c in cols[1:])
+            sql = f"INSERT INTO runs({','.join(cols)}) VALUES {_in(len(cols))} ON CONFLICT(run_id) DO UPDATE SET "
+            w.executemany(sql + update, rows)
+        # A message the ledger took whose window slot was stored already stays in the ledger: a duplicate.
+        return [m.msg_id in stored for m, _, _ in items]
+
+    def _insert_windows(self, w: Conn, windows: list[tuple[WindowSummary, str | None]]) -> set[str]:
+        stored: set[str] = set()
+        if not windows:
+            return stored
+        sqlite = self.db.name == "sqlite"
+        # SQLite splits the step records off in C (json_remove/json_extract, as migration 0004): no re-parse.
+        # PostgreSQL checks the text with the json type's parser and keeps it verbatim; a window that names step
+        # records is serialised without them (the records go to their own table).
+        json_sql = "json_remove(?, '$.step_records')" if sqlite else "CAST(? AS json)::text"
+        texts: dict[str, str] = {}
+        for chunk in _chunks(windows):
+            args: list[Any] = []
+            for msg, raw in chunk:
+                text = raw if raw is not None else msg.model_dump_json()
+                texts[msg.msg_id] = text
+                if not sqlite and '"step_records"' in text:
+                    text = msg.model_dump_json(exclude={"step_records"})
+                m = pooled_measures(msg).as_dict()
+                args += (msg.msg_id, msg.run_id, msg.device_id, msg.runner, msg.window_index, msg.t_start,
+                         msg.t_end, msg.activity, *(m[c] for c in MEASURE_COLUMNS), text)  # fmt: skip
+            marks = "(" + ",".join("?" * len(WINDOW_COLS)) + f",{json_sql})"
+            try:
+                stored.update(
+                    r[0]
+                    for r in w.execute(
+                        f"INSERT INTO windows({','.join(WINDOW_COLS)},json) VALUES "
+                        + ",".join([marks] * len(chunk))
+                        + " ON CONFLICT(run_id, window_index) DO NOTHING RETURNING msg_id",
+                        args,
+                    ).fetchall()
+                )
+            except self.db.errors as err:  # JSON the database cannot read: the careful path names the window
+                if "json" not in str(err).lower():
+                    raise
+                names = ", ".join(m.msg_id for m, _ in chunk) if len(chunk) == 1 else f"{len(chunk)} windows"
+                detail = str(err).splitlines()[0]
+                raise ValueError(f"window {names}: the database cannot read its JSON ({detail})") from None
+        steps = [m for m, _ in windows if m.msg_id in stored and m.step_records]
+        if steps:
+            if sqlite:
+                w.executemany(
+                    "INSERT INTO window_steps(msg_id, run_id, window_index, n, records) "
+                    "VALUES (?, ?, ?, ?, json_extract(?, '$.step_records'))",
+                    [(m.msg_id, m.run_id, m.window_index, len(m.step_records), texts[m.msg_id]) for m in steps],
+                )
+            else:
+                w.executemany(
+                    "INSERT INTO window_steps(msg_id, run_id, window_index, n, records) VALUES (?, ?, ?, ?, ?)",
+                    [(m.msg_id, m.run_id, m.window_index, len(m.step_records),
+                      _RECORDS.dump_json(m.step_records).decode()) for m in steps],
+                )  # fmt: skip
+        return stored
+
+    # -- 2. what follows from the rows -----------------------------------------------------------------------------
+    def _follow_up(self, st: _BatchState) -> None:
+        streams = sorted(st.touched_streams)
+        runs = sorted(st.touched_runs)
+        if not streams and not runs:
+            return
+        d = self.db.dialect
+        with self._tx() as w:
+            if self.db.name == "postgresql":
+                keys = sorted({lock_id(f"footfall:stream:{a}/{b}") for a, b in streams}
+                              | {lock_id(f"footfall:run:{r}") for r in runs})  # fmt: skip
+                w.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(?::bigint[]) AS k ORDER BY k", (keys,))
             w.executemany(
                 "INSERT INTO streams(device_id, stream_id, contiguous_seq, max_seq, updated_at) VALUES (?,?,0,?,?) "
                 "ON CONFLICT(device_id, stream_id) DO UPDATE SET "
@@ -154,208 +370,71 @@ class SummaryWrites(StoreBase):
                 "body_mass_kg = COALESCE(excluded.body_mass_kg, runners.body_mass_kg)",
                 [(name, *v) for name, v in sorted(st.runners.items())],
             )
-            for run_id in sorted(st.touched_runs):
-                self._reaggregate_run(w, run_id)
-            for device_id, stream_id in sorted(st.touched_streams):
-                self._advance_stream(w, device_id, stream_id)
-            if st.new_windows:
-                self._count(w, "summaries", st.new_windows)
-        return results
+            for chunk in _chunks(runs):
+                self._reaggregate_runs(w, list(chunk))
+            self._advance_streams(w, streams)
 
-    def _count(self, w: Conn, name: str, delta: int) -> None:
+    def _reaggregate_runs(self, w: Conn, run_ids: list[str]) -> None:
+        """Keep incomplete runs current from their windows, in one statement (a stored RunSummary wins)."""
+        exprs = {**_AGG, **combine_exprs("windows")}
+        select = ", ".join(
+            f"COALESCE({exprs[c]}, 0)" if c in _INT_COLS and c != "windows" else exprs[c] for c in RUN_COLS
+        )
         w.execute(
-            "INSERT INTO store_counters(name, shard, value) VALUES (?,?,?) ON CONFLICT(name, shard) "
-            "DO UPDATE SET value = store_counters.value + excluded.value",
-            (name, self.shard, delta),
+            f"INSERT INTO runs({','.join(RUN_COLS)}) SELECT {select} FROM windows WHERE run_id IN {_in(len(run_ids))} "
+            f"GROUP BY run_id {_RUN_CONFLICT} WHERE runs.complete = 0",
+            [time.time(), *run_ids],
         )
 
-    def _refuse(self, w: Conn, msg: StoredMsg, st: _BatchState) -> str | None:
-        """Why this message may not be stored (a cap, another device's run), or None."""
-        key = (msg.device_id, msg.stream_id)
-        if key not in self._known_streams and key not in st.new_streams:
-            if w.execute("SELECT 1 FROM streams WHERE device_id = ? AND stream_id = ?", key).fetchone() is not None:
-                if len(self._known_streams) > _STREAM_CACHE_MAX:
-                    self._known_streams.clear()
-                self._known_streams.add(key)
-            else:
-                active = w.execute(
-                    "SELECT COUNT(*) FROM streams WHERE device_id = ? AND updated_at > ?",
-                    (msg.device_id, time.time() - GAP_GIVE_UP_S),
-                ).fetchone()[0]
-                pending = sum(1 for dev, _ in st.new_streams if dev == msg.device_id)
-                if int(active) + pending >= MAX_STREAMS_PER_DEVICE:
-                    return (f"too_many_streams: device {msg.device_id!r} has {MAX_STREAMS_PER_DEVICE} active "
-                            "streams already")  # fmt: skip
-                st.new_streams.add(key)
-        if msg.run_id not in st.run_owner:
-            row = w.execute("SELECT device_id FROM runs WHERE run_id = ?", (msg.run_id,)).fetchone()
-            count, owner = w.execute(
-                "SELECT COUNT(*), MIN(device_id) FROM windows WHERE run_id = ?", (msg.run_id,)
-            ).fetchone()
-            st.run_owner[msg.run_id] = row[0] if row is not None else owner
-            st.run_windows[msg.run_id] = int(count)
-        owner = st.run_owner[msg.run_id]
-        if owner is not None and owner != msg.device_id:
-            return f"foreign_run: run {msg.run_id!r} belongs to another device"
-        if isinstance(msg, WindowSummary) and st.run_windows[msg.run_id] >= MAX_WINDOWS_PER_RUN:
-            return f"run_full: run {msg.run_id!r} holds {MAX_WINDOWS_PER_RUN} windows already"
-        return None
-
-    def _note(self, msg: StoredMsg, received_at: float, st: _BatchState) -> None:
-        if isinstance(msg, WindowSummary):
-            st.touched_runs.add(msg.run_id)
-            st.run_windows[msg.run_id] += 1
-            st.new_windows += 1
-        st.run_owner.setdefault(msg.run_id, msg.device_id)
-        if st.run_owner[msg.run_id] is None:
-            st.run_owner[msg.run_id] = msg.device_id
-        key = (msg.device_id, msg.stream_id)
-        if key not in st.max_seq or msg.seq > st.max_seq[key][0]:
-            st.max_seq[key] = (msg.seq, received_at)
-        dv = st.devices.get(msg.device_id)
-        st.devices[msg.device_id] = (
-            min(dv[0], received_at) if dv else received_at, max(dv[1], received_at) if dv else received_at,
-            msg.runner if msg.runner is not None else (dv[2] if dv else None),
-        )  # fmt: skip
-        if msg.runner is not None:
-            r = st.runners.get(msg.runner)
-            t = msg.device_time
-            st.runners[msg.runner] = (
-                min(r[0], t) if r else t, max(r[1], t) if r else t,
-                msg.body_mass_kg if msg.body_mass_kg is not None else (r[2] if r else None),
-            )  # fmt: skip
-
-    def _insert_one(self, w: Conn, msg: StoredMsg, received_at: float, raw: str | None) -> bool:
-        cur = w.execute(
-            "INSERT INTO messages(msg_id, device_id, stream_id, seq, kind, run_id, received_at) "
-            "VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
-            (msg.msg_id, msg.device_id, msg.stream_id, msg.seq, msg.kind, msg.run_id, received_at),
-        )
-        if cur.rowcount == 0:
-            return False
-        m = pooled_measures(msg).as_dict()
-        if isinstance(msg, WindowSummary):
-            row = {
-                "msg_id": msg.msg_id, "run_id": msg.run_id, "device_id": msg.device_id, "runner": msg.runner,
-                "window_index": msg.window_index, "t_start": msg.t_start, "t_end": msg.t_end,
-                "activity": msg.activity, **m,
-            }  # fmt: skip
-            # The message's ledger row stays either way: a later copy of a stored window slot is a duplicate.
-            return self._insert_window(w, msg, [row[c] for c in WINDOW_COLS], raw)
-        row = {
-            "run_id": msg.run_id, "device_id": msg.device_id, "runner": msg.runner,
-            "started_at": msg.started_at, "ended_at": msg.ended_at, "duration_s": msg.duration_s,
-            "windows": msg.windows, **m, "profile": msg.profile, "complete": 1, "updated_at": received_at,
-        }  # fmt: skip
-        cols = [*RUN_COLS, "summary_json"]
-        w.execute(
-            f"INSERT INTO runs({','.join(cols)}) VALUES ({','.join('?' * len(cols))}) "
-            f"ON CONFLICT(run_id) DO UPDATE SET {','.join(f'{c}=excluded.{c}' for c in cols[1:])}",
-            [*(row[c] for c in RUN_COLS), msg.model_dump_json()],  # complete, with defaults, for the API
-        )
-        return True
-
-    def _insert_window(self, w: Conn, msg: WindowSummary, values: list[Any], raw: str | None) -> bool:
-        cols = ",".join([*WINDOW_COLS, "json"])
-        marks = ",".join("?" * len(WINDOW_COLS))
-        conflict = "ON CONFLICT(run_id, window_index) DO NOTHING"
-        text = raw if raw is not None else msg.model_dump_json()
-        if self.db.name == "sqlite":
-            try:
-                # SQLite splits the step records off in C (same functions as migration 0004): no re-parse here.
-                cur = w.execute(
-                    f"INSERT INTO windows({cols}) VALUES ({marks}, json_remove(?, '$.step_records')) {conflict}",
-                    [*values, text],
-                )
-                if cur.rowcount == 1 and msg.step_records:
-                    w.execute(
-                        "INSERT INTO window_steps(msg_id, run_id, window_index, n, records) "
-                        "VALUES (?, ?, ?, ?, json_extract(?, '$.step_records'))",
-                        (msg.msg_id, msg.run_id, msg.window_index, len(msg.step_records), text),
-                    )
-            except self.db.errors as err:  # JSON SQLite cannot read: this message alone is rejected
-                if "JSON" not in str(err):
-                    raise
-                raise ValueError(f"window {msg.msg_id}: SQLite cannot read its JSON ({err})") from None
-            return bool(cur.rowcount == 1)
-        # PostgreSQL: the text as received (checked by the json type's parser, kept verbatim) unless it names step
-        # records, which then go to their own table.
-        if '"step_records"' in text:
-            text = msg.model_dump_json(exclude={"step_records"})
-        try:
-            cur = w.execute(f"INSERT INTO windows({cols}) VALUES ({marks}, CAST(? AS json)::text) {conflict}",
-                            [*values, text])  # fmt: skip
-        except self.db.row_errors as err:
-            if "json" not in str(err).lower():
-                raise
-            raise ValueError(
-                f"window {msg.msg_id}: the database cannot read its JSON ({str(err).splitlines()[0]})"
-            ) from None
-        if cur.rowcount == 1 and msg.step_records:
-            w.execute(
-                "INSERT INTO window_steps(msg_id, run_id, window_index, n, records) VALUES (?, ?, ?, ?, ?)",
-                (msg.msg_id, msg.run_id, msg.window_index, len(msg.step_records),
-                 _RECORDS.dump_json(msg.step_records).decode()),
-            )  # fmt: skip
-        return bool(cur.rowcount == 1)
-
-    def _reaggregate_run(self, w: Conn, run_id: str) -> None:
-        """Keep an incomplete run's row current from its windows (the RunSummary, once here, wins)."""
-        done = w.execute("SELECT complete FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        if done is not None and done[0]:
-            return
-        agg = dict(w.execute(_RUN_FROM_WINDOWS_SQL, (run_id,)).fetchone())
-        if not agg["windows"]:
-            return
-        row = {
-            "run_id": run_id, **agg, "duration_s": max(0.0, agg["ended_at"] - agg["started_at"]),
-            "profile": None, "complete": 0, "updated_at": time.time(),
-        }  # fmt: skip
-        for k in _INT_RUN_COLS:
-            row[k] = int(row[k] or 0)
-        w.execute(
-            f"INSERT INTO runs({','.join(RUN_COLS)}) VALUES ({','.join('?' * len(RUN_COLS))}) "
-            f"ON CONFLICT(run_id) DO UPDATE SET {','.join(f'{c}=excluded.{c}' for c in RUN_COLS[1:])}",
-            [row[c] for c in RUN_COLS],
-        )
-
-    def _advance_stream(self, w: Conn, device_id: str, stream_id: str) -> None:
-        """Move the stream's contiguous seq forward over what is stored; give up on gaps older than
-        ``GAP_GIVE_UP_S`` (the agent can no longer send them) so acks stop asking for them forever."""
-        lock = " FOR UPDATE" if self.db.name == "postgresql" else ""
-        row = w.execute(
-            f"SELECT contiguous_seq FROM streams WHERE device_id = ? AND stream_id = ?{lock}", (device_id, stream_id)
-        ).fetchone()
-        if row is None:
-            return
-        start = contiguous = int(row[0])
-        abandoned = 0
+    def _advance_streams(self, w: Conn, streams: list[tuple[str, str]]) -> None:
+        """Move each stream's contiguous seq forward over what is stored (one query for all of them); give up on
+        gaps older than ``GAP_GIVE_UP_S`` (the agent can no longer send them) so acks stop asking for them."""
         now = time.time()
-        stop = False
-        while not stop:
-            chunk = w.execute(
-                "SELECT seq, received_at FROM messages WHERE device_id = ? AND stream_id = ? AND seq > ? "
-                "ORDER BY seq LIMIT 1000",
-                (device_id, stream_id, contiguous),
+        updates = []
+        for chunk in _chunks(streams, 200):
+            pairs = ",".join(["(?,?)"] * len(chunk))
+            args = [x for pair in chunk for x in pair]
+            current = {
+                (r[0], r[1]): int(r[2])
+                for r in w.execute(
+                    f"SELECT device_id, stream_id, contiguous_seq FROM streams WHERE (device_id, stream_id) IN "
+                    f"(VALUES {pairs})",
+                    args,
+                )
+            }
+            above: dict[tuple[str, str], list[tuple[int, float]]] = {}
+            limit = 50_000
+            rows = w.execute(
+                "SELECT m.device_id, m.stream_id, m.seq, m.received_at FROM messages m JOIN streams s "
+                "ON s.device_id = m.device_id AND s.stream_id = m.stream_id "
+                f"WHERE (s.device_id, s.stream_id) IN (VALUES {pairs}) AND m.seq > s.contiguous_seq "
+                "ORDER BY m.device_id, m.stream_id, m.seq LIMIT ?",
+                [*args, limit],
             ).fetchall()
-            for seq, received_at in chunk:
-                if seq != contiguous + 1:
-                    if now - received_at < GAP_GIVE_UP_S:
-                        stop = True
-                        break
-                    log.warning(
-                        "stream %s/%s: seq %d–%d never arrived within %.0f days; no longer asking for them",
-                        device_id, stream_id, contiguous + 1, seq - 1, GAP_GIVE_UP_S / 86400,
-                    )  # fmt: skip
-                    abandoned += seq - 1 - contiguous
-                contiguous = seq
-            stop = stop or len(chunk) < 1000
-        if contiguous != start:
-            w.execute(
-                "UPDATE streams SET contiguous_seq = ?, abandoned = abandoned + ? "
-                "WHERE device_id = ? AND stream_id = ? AND contiguous_seq < ?",
-                (contiguous, abandoned, device_id, stream_id, contiguous),
-            )
+            for dev, stream, seq, at in rows:
+                above.setdefault((dev, stream), []).append((int(seq), float(at)))
+            truncated = (rows[-1][0], rows[-1][1]) if len(rows) == limit else None
+            for key, start in current.items():
+                contiguous, abandoned = start, 0
+                for seq, received_at in above.get(key, []):
+                    if seq != contiguous + 1:
+                        if now - received_at < GAP_GIVE_UP_S:
+                            break
+                        log.warning(
+                            "stream %s/%s: seq %d–%d never arrived within %.0f days; no longer asking for them",
+                            key[0], key[1], contiguous + 1, seq - 1, GAP_GIVE_UP_S / 86400,
+                        )  # fmt: skip
+                        abandoned += seq - 1 - contiguous
+                    contiguous = seq
+                if contiguous != start:
+                    updates.append((contiguous, abandoned, key[0], key[1], contiguous))
+            if truncated is not None:
+                log.info("store %s: stream %s/%s advances over the next batches", self.where, *truncated)
+        w.executemany(
+            "UPDATE streams SET contiguous_seq = ?, abandoned = abandoned + ? "
+            "WHERE device_id = ? AND stream_id = ? AND contiguous_seq < ?",
+            updates,
+        )
 
     def set_device_status(self, device_id: str, status: str, at: float | None = None) -> None:
         """Record a device's retained ``online``/``offline`` status."""

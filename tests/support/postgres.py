@@ -37,7 +37,9 @@ def have_postgres() -> bool:
 class PostgresCluster:
     """``start()`` … ``stop()``; ``url(db)``, ``create_db(name, template)``, ``drop_db(name)``."""
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None, *, durable: bool = False) -> None:
+        """``durable``: PostgreSQL's default fsync/commit settings (benchmarks), else fast throw-away ones."""
+        self.durable = durable
         self.root = Path(root or tempfile.mkdtemp(prefix="footfall-pg-"))
         self.data = self.root / "data"
         self.port = free_port()
@@ -60,10 +62,11 @@ class PostgresCluster:
             shutil.chown(self.root, "postgres")
         self._run(initdb, "-D", str(self.data), "-A", "trust", "-U", self.user, "--locale=C.UTF-8", "-E", "UTF8",
                   "--no-sync")  # fmt: skip
-        opts = (
-            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off -c synchronous_commit=off "
-            "-c full_page_writes=off -c max_connections=200 -c shared_buffers=128MB"
-        )
+        opts = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c max_connections=200 "
+        if self.durable:
+            opts += "-c shared_buffers=512MB -c max_wal_size=4GB"
+        else:
+            opts += "-c shared_buffers=128MB -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run(pg_ctl, "-D", str(self.data), "-o", opts, "-l", str(self.root / "server.log"), "-w", "start")
         wait_port(self.port, 30)
         return self
