@@ -529,17 +529,24 @@ class Ingest:
         if not self._ack_pending:
             return
         now = time.monotonic()
-        for key in list(self._ack_pending):
-            last = self._ack_sent_at.get(key)
-            if not force and last is not None and now - last < self.ack_interval:
-                continue
+        due = [
+            key
+            for key in self._ack_pending
+            if force or (last := self._ack_sent_at.get(key)) is None or now - last >= self.ack_interval
+        ]
+        if not due:
+            return
+        try:
+            states = self.store.ack_states(due)  # one query for all of them (their streams rows)
+        except Exception:
+            log.exception("could not read the ack state of %d stream(s)", len(due))
+            return
+        for key in due:
             device_id, stream_id = key
-            try:
-                ack = self.ack_for(device_id, stream_id)
-                self.publish(Topics(device_id, self.base).ack, ack.model_dump_json(), qos=1)
-            except Exception:
-                log.exception("could not send the ack for %s/%s", device_id, stream_id)
-                continue
+            contiguous, missing, highest = states[key]
+            ack = Ack(device_id=device_id, stream_id=stream_id, acked_seq=contiguous, missing=missing,
+                      highest_seq=highest)  # fmt: skip
+            self.publish(Topics(device_id, self.base).ack, ack.model_dump_json(), qos=1)
             self.stats.acks_sent += 1
             if len(self._ack_sent_at) > 100_000:
                 self._ack_sent_at.clear()

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from edge_agent.contract import FootStats, RunSummary, Stat, WindowSummary
@@ -70,18 +70,37 @@ def weighted_mean(pairs: Iterable[tuple[float | None, int | float | None]]) -> t
     return (total / weight if weight else None), weight
 
 
+def _pooled(stats: Sequence[Stat]) -> tuple[int, float | None, float | None, float | None, float | None]:
+    """(n, mean, sd, p90, max) of the union of the groups — plain numbers (the ingest hot path)."""
+    n = 0
+    total = 0.0
+    for s in stats:
+        if s.mean is not None and s.n > 0:
+            n += s.n
+            total += s.mean * s.n
+    if n == 0:
+        return 0, None, None, None, None
+    mean = total / n
+    var = 0.0
+    p90_sum = 0.0
+    p90_n = 0
+    top: float | None = None
+    for s in stats:
+        if s.mean is None or s.n <= 0:
+            continue
+        var += ((s.sd or 0.0) ** 2 + (s.mean - mean) ** 2) * s.n
+        if s.p90 is not None:
+            p90_sum += s.p90 * s.n
+            p90_n += s.n
+        if s.max is not None and (top is None or s.max > top):
+            top = s.max
+    return n, mean, (math.sqrt(var / n) if n > 1 else None), (p90_sum / p90_n if p90_n else None), top
+
+
 def pool_stats(stats: Sequence[Stat]) -> Stat:
     """The Stat of the union of several groups of steps (see the module docstring for each field)."""
-    known = [s for s in stats if s.mean is not None and s.n > 0]
-    n = sum(s.n for s in known)
-    if n == 0:
-        return Stat()
-    mean, _ = weighted_mean((s.mean, s.n) for s in known)
-    assert mean is not None
-    var = sum(((s.sd or 0.0) ** 2 + ((s.mean or 0.0) - mean) ** 2) * s.n for s in known) / n
-    p90, _ = weighted_mean((s.p90, s.n) for s in known)
-    maxes = [s.max for s in known if s.max is not None]
-    return Stat(n=n, mean=mean, sd=math.sqrt(var) if n > 1 else None, p90=p90, max=max(maxes) if maxes else None)
+    n, mean, sd, p90, top = _pooled(stats)
+    return Stat() if n == 0 else Stat(n=n, mean=mean, sd=sd, p90=p90, max=top)
 
 
 # -- one number per summary --------------------------------------------------------------------------------------
@@ -116,36 +135,32 @@ class PooledMeasures:
     body_mass_kg: float | None
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _feet(left: Stat, right: Stat) -> Stat:
-    return pool_stats([left, right])
+        return {name: getattr(self, name) for name in MEASURE_COLUMNS}
 
 
 def pooled_measures(msg: WindowSummary | RunSummary) -> PooledMeasures:
     """Pool the two feet of one summary (step-weighted; see the module docstring)."""
     left: FootStats = msg.left
     right: FootStats = msg.right
-    valr = _feet(left.valr_bw_s, right.valr_bw_s)
-    vilr = _feet(left.vilr_bw_s, right.vilr_bw_s)
-    contact = _feet(left.contact_ms, right.contact_ms)
-    peak = _feet(left.peak_force_bw, right.peak_force_bw)
+    valr_n, valr, _, valr_p90, valr_max = _pooled((left.valr_bw_s, right.valr_bw_s))
+    vilr_n, vilr, _, _, _ = _pooled((left.vilr_bw_s, right.vilr_bw_s))
+    contact_n, contact, _, _, _ = _pooled((left.contact_ms, right.contact_ms))
+    peak_n, peak, _, _, _ = _pooled((left.peak_force_bw, right.peak_force_bw))
     a = msg.asymmetry
     return PooledMeasures(
         steps=msg.steps,
         cadence_spm=msg.cadence_spm,
         duty_factor=msg.duty_factor,
-        valr_mean=valr.mean,
-        valr_n=valr.n,
-        valr_p90=valr.p90,
-        valr_max=valr.max,
-        vilr_mean=vilr.mean,
-        vilr_n=vilr.n,
-        contact_ms=contact.mean,
-        contact_n=contact.n,
-        peak_force_bw=peak.mean,
-        peak_force_n=peak.n,
+        valr_mean=valr,
+        valr_n=valr_n,
+        valr_p90=valr_p90,
+        valr_max=valr_max,
+        vilr_mean=vilr,
+        vilr_n=vilr_n,
+        contact_ms=contact,
+        contact_n=contact_n,
+        peak_force_bw=peak,
+        peak_force_n=peak_n,
         si_left=left.strike_index.mean,
         si_left_n=left.strike_index.n if left.strike_index.mean is not None else 0,
         si_right=right.strike_index.mean,

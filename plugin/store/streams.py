@@ -41,6 +41,31 @@ class StreamQueries(StoreBase):
             missing.append((expected, max_seq))
         return contiguous, missing, max(max_seq, contiguous)
 
+    def ack_states(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, list[tuple[int, int]], int]]:
+        """:meth:`ack_state` of many streams: one query for all of them, plus one per stream that has a gap."""
+        out: dict[tuple[str, str], tuple[int, list[tuple[int, int]], int]] = {}
+        gaps: list[tuple[str, str]] = []
+        for i in range(0, len(keys), 200):
+            chunk = keys[i : i + 200]
+            pairs = ",".join(["(?,?)"] * len(chunk))
+            rows = self._rows(
+                "SELECT device_id, stream_id, contiguous_seq, max_seq FROM streams WHERE (device_id, stream_id) IN "
+                f"(VALUES {pairs})",
+                [x for key in chunk for x in key],
+            )
+            for r in rows:
+                key = (r["device_id"], r["stream_id"])
+                contiguous, top = int(r["contiguous_seq"]), int(r["max_seq"])
+                if contiguous >= top:
+                    out[key] = (contiguous, [], contiguous)
+                else:
+                    gaps.append(key)
+        for key in gaps:
+            out[key] = self.ack_state(*key)
+        for key in keys:
+            out.setdefault(key, (0, [], 0))
+        return out
+
     def stream_state(self, device_id: str, stream_id: str) -> tuple[int, list[tuple[int, int]]]:
         """(highest contiguous seq stored, missing inclusive ranges below the highest seq seen)."""
         contiguous, missing, _ = self.ack_state(device_id, stream_id)

@@ -51,6 +51,12 @@ CHUNK = 400
 _RECORDS: TypeAdapter[list[StepRecord]] = TypeAdapter(list[StepRecord])
 _INT_COLS = frozenset({"windows", "steps", "valr_n", "vilr_n", "contact_n", "peak_force_n", "si_left_n",
                        "si_right_n", "rearfoot", "midfoot", "forefoot"})  # fmt: skip
+_LEDGER_COLS = ("msg_id", "device_id", "stream_id", "seq", "kind", "run_id", "received_at")
+#: PostgreSQL array types of the bulk-inserted columns (the rest are double precision).
+_PG_TYPES = {
+    **dict.fromkeys(("msg_id", "device_id", "stream_id", "kind", "run_id", "runner", "activity", "json"), "text"),
+    **dict.fromkeys(("seq", "window_index", *_INT_COLS), "bigint"),
+}
 _RUN_CONFLICT = f"ON CONFLICT(run_id) DO UPDATE SET {','.join(f'{c}=excluded.{c}' for c in RUN_COLS[1:])}"
 T = TypeVar("T")
 
@@ -250,20 +256,8 @@ class SummaryWrites(StoreBase):
 
     def _insert_rows(self, w: Conn, items: list[tuple[StoredMsg, float, str | None]]) -> list[bool]:
         """Ledger rows, then windows and run summaries for the messages the ledger took; True = stored."""
-        new_ids: set[str] = set()
-        for chunk in _chunks(items):
-            args: list[Any] = []
-            for msg, received_at, _ in chunk:
-                args += (msg.msg_id, msg.device_id, msg.stream_id, msg.seq, msg.kind, msg.run_id, received_at)
-            new_ids.update(
-                r[0]
-                for r in w.execute(
-                    "INSERT INTO messages(msg_id, device_id, stream_id, seq, kind, run_id, received_at) VALUES "
-                    + ",".join(["(?,?,?,?,?,?,?)"] * len(chunk))
-                    + " ON CONFLICT DO NOTHING RETURNING msg_id",
-                    args,
-                ).fetchall()
-            )
+        ledger = [(m.msg_id, m.device_id, m.stream_id, m.seq, m.kind, m.run_id, at) for m, at, _ in items]
+        new_ids = self._bulk_insert(w, "messages", _LEDGER_COLS, ledger, "ON CONFLICT DO NOTHING")
         windows = [(m, raw) for m, _, raw in items if m.msg_id in new_ids and isinstance(m, WindowSummary)]
         stored = self._insert_windows(w, windows)  # type: ignore[arg-type]
         runs = [(m, at) for m, at, _ in items if m.msg_id in new_ids and not isinstance(m, WindowSummary)]
@@ -285,43 +279,56 @@ class SummaryWrites(StoreBase):
         # A message the ledger took whose window slot was stored already stays in the ledger: a duplicate.
         return [m.msg_id in stored for m, _, _ in items]
 
+    def _bulk_insert(
+        self, w: Conn, table: str, cols: Sequence[str], rows: Sequence[Sequence[Any]], conflict: str
+    ) -> set[str]:
+        """Insert ``rows`` (first column: ``msg_id``) with ``conflict``; the msg_ids actually inserted. SQLite:
+        multi-row VALUES; PostgreSQL: one ``unnest`` of typed arrays per column (a short statement whatever the
+        batch)."""
+        if not rows:
+            return set()
+        json_sql = "json_remove(?, '$.step_records')" if self.db.name == "sqlite" else "CAST(? AS json)::text"
+        if self.db.name == "sqlite":
+            out: set[str] = set()
+            marks = "(" + ",".join("?" if c != "json" else json_sql for c in cols) + ")"
+            for chunk in _chunks(rows):
+                sql = f"INSERT INTO {table}({','.join(cols)}) VALUES {','.join([marks] * len(chunk))} {conflict} "
+                out.update(r[0] for r in w.execute(sql + "RETURNING msg_id", [x for row in chunk for x in row]))
+            return out
+        # %b: binary parameters — the text format would escape every character of every JSON document.
+        arrays = ",".join(f"%b::{_PG_TYPES.get(c, 'float8')}[]" for c in cols)
+        select = ",".join("CAST(json AS json)::text" if c == "json" else c for c in cols)
+        sql = (f"INSERT INTO {table}({','.join(cols)}) SELECT {select} FROM unnest({arrays}) AS u({','.join(cols)}) "
+               f"{conflict} RETURNING msg_id")  # fmt: skip
+        cur = w.raw.execute(sql, [list(col) for col in zip(*rows, strict=True)])  # type: ignore[attr-defined]
+        return {r[0] for r in cur}
+
     def _insert_windows(self, w: Conn, windows: list[tuple[WindowSummary, str | None]]) -> set[str]:
-        stored: set[str] = set()
         if not windows:
-            return stored
+            return set()
         sqlite = self.db.name == "sqlite"
         # SQLite splits the step records off in C (json_remove/json_extract, as migration 0004): no re-parse.
-        # PostgreSQL checks the text with the json type's parser and keeps it verbatim; a window that names step
+        # PostgreSQL checks the text with the json type's parser and keeps it verbatim; a window that carries step
         # records is serialised without them (the records go to their own table).
-        json_sql = "json_remove(?, '$.step_records')" if sqlite else "CAST(? AS json)::text"
         texts: dict[str, str] = {}
-        for chunk in _chunks(windows):
-            args: list[Any] = []
-            for msg, raw in chunk:
-                text = raw if raw is not None else msg.model_dump_json()
-                texts[msg.msg_id] = text
-                if not sqlite and '"step_records"' in text:
-                    text = msg.model_dump_json(exclude={"step_records"})
-                m = pooled_measures(msg).as_dict()
-                args += (msg.msg_id, msg.run_id, msg.device_id, msg.runner, msg.window_index, msg.t_start,
-                         msg.t_end, msg.activity, *(m[c] for c in MEASURE_COLUMNS), text)  # fmt: skip
-            marks = "(" + ",".join("?" * len(WINDOW_COLS)) + f",{json_sql})"
-            try:
-                stored.update(
-                    r[0]
-                    for r in w.execute(
-                        f"INSERT INTO windows({','.join(WINDOW_COLS)},json) VALUES "
-                        + ",".join([marks] * len(chunk))
-                        + " ON CONFLICT(run_id, window_index) DO NOTHING RETURNING msg_id",
-                        args,
-                    ).fetchall()
-                )
-            except self.db.errors as err:  # JSON the database cannot read: the careful path names the window
-                if "json" not in str(err).lower():
-                    raise
-                names = ", ".join(m.msg_id for m, _ in chunk) if len(chunk) == 1 else f"{len(chunk)} windows"
-                detail = str(err).splitlines()[0]
-                raise ValueError(f"window {names}: the database cannot read its JSON ({detail})") from None
+        rows = []
+        for msg, raw in windows:
+            text = raw if raw is not None else msg.model_dump_json()
+            texts[msg.msg_id] = text
+            if not sqlite and msg.step_records:
+                text = msg.model_dump_json(exclude={"step_records"})
+            m = pooled_measures(msg)
+            rows.append((msg.msg_id, msg.run_id, msg.device_id, msg.runner, msg.window_index, msg.t_start, msg.t_end,
+                         msg.activity, *(getattr(m, c) for c in MEASURE_COLUMNS), text))  # fmt: skip
+        try:
+            stored = self._bulk_insert(w, "windows", (*WINDOW_COLS, "json"), rows,
+                                       "ON CONFLICT(run_id, window_index) DO NOTHING")  # fmt: skip
+        except self.db.errors as err:  # JSON the database cannot read: the careful path names the window
+            if "json" not in str(err).lower():
+                raise
+            names = windows[0][0].msg_id if len(windows) == 1 else f"{len(windows)} windows"
+            detail = str(err).splitlines()[0]
+            raise ValueError(f"window {names}: the database cannot read its JSON ({detail})") from None
         steps = [m for m, _ in windows if m.msg_id in stored and m.step_records]
         if steps:
             if sqlite:
@@ -347,6 +354,10 @@ class SummaryWrites(StoreBase):
         d = self.db.dialect
         with self._tx() as w:
             if self.db.name == "postgresql":
+                # What this transaction writes is recomputed from the rows of step 1, which are durable already:
+                # losing it in a crash only delays the figures to the next batch (acks never claim more than the
+                # durable rows), so it need not wait for its own WAL flush.
+                w.execute("SET LOCAL synchronous_commit = off")
                 keys = sorted({lock_id(f"footfall:stream:{a}/{b}") for a, b in streams}
                               | {lock_id(f"footfall:run:{r}") for r in runs})  # fmt: skip
                 w.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(?::bigint[]) AS k ORDER BY k", (keys,))
