@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,8 @@ from plugin.store import Store
 url, broker, name = sys.argv[1], sys.argv[2], sys.argv[3]
 store = Store(url, shard=name)
 ingest = Ingest(store, MqttConfig(url=broker, client_id=name, share_group="bench", ha_discovery=False))
+print("imported", flush=True)
+sys.stdin.readline()  # "go": the clock starts here, after Python's start-up and imports
 ingest.start()
 print("ready", flush=True)
 signal.sigwait([signal.SIGTERM, signal.SIGINT])
@@ -136,9 +139,22 @@ def publish(port: int, msgs: list[tuple[str, str]]) -> None:
     pub.loop_stop()
 
 
-def start_workers(url: str, broker: MosquittoBroker, names: list[str], env: dict[str, str]) -> list[Any]:
+def start_workers(
+    url: str, broker: MosquittoBroker, names: list[str], env: dict[str, str], on_go: Callable[[], None] | None = None
+) -> list[Any]:
     argv = [sys.executable, "-c", WORKER, url, broker.url]
-    procs = [subprocess.Popen([*argv, n, str(REPO)], stdout=subprocess.PIPE, text=True, env=env) for n in names]
+    procs = [
+        subprocess.Popen([*argv, n, str(REPO)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        for n in names
+    ]
+    for p in procs:
+        assert p.stdout is not None and p.stdout.readline().strip() == "imported"
+    if on_go is not None:
+        on_go()
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write("go\n")
+        p.stdin.flush()
     for p in procs:
         assert p.stdout is not None and p.stdout.readline().strip() == "ready"
     return procs
@@ -163,7 +179,12 @@ def bench_ingest(url: str, work: Path, n: int, workers: int, tag: str) -> float:
         with Store(url) as s:
             before = s.summaries()
             t0 = time.perf_counter()
-            procs = start_workers(url, broker, names, env)
+
+            def go() -> None:
+                nonlocal t0
+                t0 = time.perf_counter()
+
+            procs = start_workers(url, broker, names, env, go)
             while s.summaries() < before + len(msgs):
                 if time.perf_counter() - t0 > 600:
                     raise TimeoutError(f"{s.summaries() - before} of {len(msgs)} stored")
