@@ -244,6 +244,11 @@ def _when(t: float | None) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M")
 
 
+def _database_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", help="SQLite file or postgresql:// URL (default: the config's)")
+    p.add_argument("--config", type=Path)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="footfall-dashboard", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"footfall-dashboard {__version__}")
@@ -291,8 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--label", default="api", help="token: what it is for (e.g. home-assistant)")
     u.add_argument("--password-file", help="read the password from the first line of this file")
     u.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
-    u.add_argument("--db", help="SQLite file or postgresql:// URL")
-    u.add_argument("--config", type=Path)
+    _database_args(u)
     u.set_defaults(func=cmd_users)
 
     t = sub.add_parser("teams", help="teams of runners and their coaches")
@@ -300,8 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "remove-coach"))  # fmt: skip
     t.add_argument("team", nargs="?")
     t.add_argument("runners", nargs="*", help="runner names (add-coach/remove-coach: user names)")
-    t.add_argument("--db", help="SQLite file or postgresql:// URL")
-    t.add_argument("--config", type=Path)
+    _database_args(t)
     t.set_defaults(func=cmd_teams)
 
     m = sub.add_parser("migrate-store", help="copy a store into an empty database, verified by counts and checksums")

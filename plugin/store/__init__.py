@@ -81,7 +81,7 @@ class Store(SummaryWrites, StreamQueries, RunQueries, AlertQueries, CatalogQueri
             if check and isinstance(self.db, SqliteBackend):
                 self._quick_check()
             applied = migrate(self.db)
-            if 5 in applied:
+            if 5 in applied:  # 0005 moved later copies of windows aside: their runs are assembled again
                 self._reassemble_quarantined_runs()
         except BaseException:
             self.db.close()
