@@ -300,8 +300,9 @@ def main() -> None:
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
         "PostgreSQL with default durability (fsync, synchronous_commit on); SQLite WAL, synchronous=NORMAL"
     )
-    cluster = PostgresCluster(durable=True).start()
+    cluster = PostgresCluster(durable=True)
     try:
+        cluster.start()
         with tempfile.TemporaryDirectory(prefix="footfall-club-bench-") as d:
             work = Path(d)
             url = cluster.create_db("club")

@@ -53,8 +53,9 @@ def pg_cluster() -> Iterator[PostgresCluster]:
     """One throw-away PostgreSQL server for the whole session (started on first use)."""
     if not have_postgres():
         pytest.skip("PostgreSQL server not installed (apt-get install postgresql; .ci/run installs it)")
-    cluster = PostgresCluster().start()
+    cluster = PostgresCluster()
     try:
+        cluster.start()
         from plugin.store import Store
 
         Store(cluster.create_db("footfall_template")).close()  # migrated once; tests copy it
