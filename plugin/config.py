@@ -52,7 +52,6 @@ class MqttConfig(BrokerConfig):
         description="How long the broker keeps queuing summaries for this worker while it is away (MQTT 5).",
     )  # fmt: skip
     ha_discovery: bool = Field(True, title="Announce the plugin's entities to Home Assistant")
-    ha_discovery: bool = Field(True, title="Announce the plugin's entities to Home Assistant")
     ha_prefix: str = Field("homeassistant", pattern=TOPIC_PATTERN, title="HA discovery prefix")
 
     @model_validator(mode="after")
