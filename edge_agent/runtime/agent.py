@@ -128,15 +128,7 @@ async def run_agent(cfg: AgentConfig, *, duration_s: float | None = None) -> dic
         retention_without_plugin_s=cfg.outbox.retention_without_plugin_s,
         require_plugin_ack=cfg.outbox.require_plugin_ack,
     )
-    settings = BrokerSettings(
-        url=cfg.mqtt.url,
-        client_id=cfg.client_id,
-        keepalive=cfg.mqtt.keepalive_s,
-        username=cfg.mqtt.username,
-        password=cfg.mqtt.password,
-        tls_ca=cfg.mqtt.tls_ca,
-        tls_insecure=cfg.mqtt.tls_insecure,
-    )
+    settings = BrokerSettings.from_config(cfg.mqtt, cfg.client_id)  # the dashboard's ingest builds it alike
     log.info(
         "footfall agent %s: profile %s, source %s, broker %s, outbox %s (%d rows carried over)",
         cfg.device_id,
