@@ -11,6 +11,10 @@ Runs ``footfall-agent run`` in a subprocess on the simulator (2×16 Moticon and 
   (fresh NUMBA_CACHE_DIR) and a warm one;
 - all of it for the numba JIT and for the ahead-of-time kernel build (``footfall-agent
   build-kernels``; no numba in the process), side by side in one run;
+- the same with in-run feedback on (a metronome at 172 spm rendered by the WAV sink at 48 kHz, paced like a sound
+  card; docs/feedback.md) beside the same agent without it, AOT kernels, 2×16 @ 100 Hz: with 100 ms batches (the
+  default with feedback, for step → cue latency) and 200 ms (the default without), so the cost of the metronome
+  and of the shorter batches show separately, as ratios;
 - that a read-only package directory works with NUMBA_CACHE_DIR on a writable path (a copy of
   the package bind-mounted read-only in a private mount namespace via ``unshare -m``; skipped
   when that is not permitted).
@@ -28,6 +32,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -97,7 +102,7 @@ class FirstLive:
         self.c.disconnect()
 
 
-def write_config(workdir: Path, url: str, profile: str, device: str, batch_ms: float) -> Path:
+def write_config(workdir: Path, url: str, profile: str, device: str, batch_ms: float, feedback: bool = False) -> Path:
     cfg = {
         "device_id": device,
         "profile": profile,
@@ -108,6 +113,12 @@ def write_config(workdir: Path, url: str, profile: str, device: str, batch_ms: f
         "source": {"type": "simulator", "speed": 1.0, "endless": True, "batch_ms": batch_ms, "params": {"seed": 1}},
         "log_level": "WARNING",
     }
+    if feedback:
+        cfg["runner"] = "bench"
+        cfg["feedback"] = {
+            "sink": {"type": "wav", "path": str(workdir / f"{device}.wav"), "sample_rate_hz": 48000},
+            "target_cadence_spm": 172.0,
+        }
     path = workdir / f"{device}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -125,10 +136,14 @@ def run_agent(
     wrap: list[str] | None = None,
     batch_ms: float = 50.0,
     aot_dir: Path | None = None,
+    feedback: bool = False,
+    settle_s: float = 3.0,
 ) -> dict[str, float | None]:
     """One agent process; with ``aot_dir`` it must run the ahead-of-time build, else the numba JIT."""
-    device = f"bench-{profile.replace('.', '-')}-{int(batch_ms)}-{'aot' if aot_dir else 'jit'}"
-    cfg = write_config(workdir, url, profile, device, batch_ms)
+    device = (
+        f"bench-{profile.replace('.', '-')}-{int(batch_ms)}-{'aot' if aot_dir else 'jit'}{'-fb' if feedback else ''}"
+    )
+    cfg = write_config(workdir, url, profile, device, batch_ms, feedback)
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
     env.update(NUMBA_CACHE_DIR=str(cache), PYTHONPATH=str(pythonpath), PYTHONDONTWRITEBYTECODE="1")
     env["FOOTFALL_KERNELS"] = "aot" if aot_dir else "jit"  # never a stray build in ~/.cache
@@ -146,7 +161,7 @@ def run_agent(
         out: dict[str, float | None] = {"first_publish_s": first}
         if seconds > 0 and proc.poll() is None:
             pid = proc.pid if not wrap else _child_pid(proc.pid)
-            time.sleep(3.0)  # settle after start-up
+            time.sleep(settle_s)  # settle after start-up (with feedback: until the metronome runs)
             c0, w0, z0 = cpu_seconds(pid), time.monotonic(), wakeups(pid)
             time.sleep(seconds)
             c1, w1, z1 = cpu_seconds(pid), time.monotonic(), wakeups(pid)
@@ -167,6 +182,34 @@ def run_agent(
     out["exit_code"] = float(proc.returncode)
     if proc.returncode != 0:
         sys.stderr.write(err.decode(errors="replace")[-2000:])
+    return out
+
+
+def feedback_cost(url: str, port: int, work: Path, aot_dir: Path, seconds: float) -> dict[str, object]:
+    """The agent with and without in-run feedback, AOT kernels, 2×16 @ 100 Hz, measured one after the other in
+    alternation (twice each) so that load from elsewhere on the machine falls on both; CPU as ratios."""
+    cache = work / "cache-feedback"
+    variants = {
+        "no feedback, 200 ms batches": (200.0, False),
+        "feedback, 100 ms batches": (100.0, True),
+        "feedback, 200 ms batches": (200.0, True),
+    }
+    cpu: dict[str, list[float]] = {k: [] for k in variants}
+    other: dict[str, dict[str, float | None]] = {}
+    for _round in range(2):
+        for name, (batch_ms, fb) in variants.items():
+            res = run_agent(url, port, "moticon-opengo", cache, seconds, work, batch_ms=batch_ms, aot_dir=aot_dir,
+                            feedback=fb, settle_s=10.0)  # fmt: skip
+            if res.get("cpu_pct_one_core") is not None:
+                cpu[name].append(float(res["cpu_pct_one_core"]))  # type: ignore[arg-type]
+            other[name] = {k: res.get(k) for k in ("peak_rss_mb", "wakeups_per_s", "exit_code")}
+    base = statistics.mean(cpu["no feedback, 200 ms batches"])
+    out: dict[str, object] = {}
+    for name in variants:
+        mean = statistics.mean(cpu[name])
+        out[name] = {"cpu_pct_one_core": round(mean, 3), "runs": [round(c, 3) for c in cpu[name]],
+                     "ratio_to_no_feedback": round(mean / base, 2), **other[name]}  # fmt: skip
+        print(f"2x16@100Hz AOT, {name}:", json.dumps(out[name]), flush=True)
     return out
 
 
@@ -283,6 +326,7 @@ def main() -> int:
         default=[50.0, 200.0],
         help="source batch lengths to measure (default: 50 = the sources' default, and 200)",
     )
+    ap.add_argument("--only-feedback", action="store_true", help="only the with/without in-run feedback comparison")
     args = ap.parse_args()
     results: dict[str, object] = {"machine": f"{os.cpu_count()} cores, {os.uname().machine}"}
     with tempfile.TemporaryDirectory(prefix="bench-agent-") as tmp:
@@ -296,7 +340,9 @@ def main() -> int:
             aot_dir = aot.build(work / "aot").parent
             results["aot_build_s"] = time.perf_counter() - t0
             print(f"ahead-of-time kernel build: {results['aot_build_s']:.1f} s", flush=True)
-            for profile, label in (("moticon-opengo", "2x16@100Hz"), ("pedar-99", "2x99@100Hz")):
+            results["feedback"] = feedback_cost(broker.url, broker.port, work, aot_dir, args.seconds)
+            profiles = () if args.only_feedback else (("moticon-opengo", "2x16@100Hz"), ("pedar-99", "2x99@100Hz"))
+            for profile, label in profiles:
                 cache = work / f"cache-{profile}"
                 cold = run_agent(broker.url, broker.port, profile, cache, 0.0, work)
                 runs = [(b, None, "numba JIT") for b in args.batch_ms] + [(200.0, aot_dir, "AOT build")]
@@ -316,14 +362,15 @@ def main() -> int:
                         "exit_codes": [cold["exit_code"], warm["exit_code"]],
                     }
                     print(key, json.dumps(results[key]), flush=True)
-            for profile, label in (("moticon-opengo", "2x16@100Hz"), ("pedar-99", "2x99@100Hz")):
+            for profile, label in profiles:
                 key = f"pipeline only, in-process, {label}, 200 ms batches"
                 results[key] = pipeline_cost(profile)
                 print(key, json.dumps(results[key]), flush=True)
-            results["numba_floor"] = numba_floor_rss_mb(work)
-            print("numba floor (one cached kernel, nothing else):", json.dumps(results["numba_floor"]), flush=True)
-            results["read_only_package"] = read_only_check(broker.url, broker.port, work)
-            print("read-only package + NUMBA_CACHE_DIR:", json.dumps(results["read_only_package"]), flush=True)
+            if not args.only_feedback:
+                results["numba_floor"] = numba_floor_rss_mb(work)
+                print("numba floor (one cached kernel, nothing else):", json.dumps(results["numba_floor"]), flush=True)
+                results["read_only_package"] = read_only_check(broker.url, broker.port, work)
+                print("read-only package + NUMBA_CACHE_DIR:", json.dumps(results["read_only_package"]), flush=True)
         finally:
             broker.stop()
     if args.json:

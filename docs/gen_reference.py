@@ -570,7 +570,35 @@ def examples() -> dict[str, BaseModel]:
             "created_at": T0 + 440.0,
         }
     )
-    return {"WindowSummary": window, "RunSummary": run, "LiveUpdate": live, "Ack": ack, "Alert": alert}
+    target = contract.FeedbackTarget.model_validate(
+        {
+            "kind": "target",
+            "target_id": "5d0c2b7e9a4f4e1c",
+            "runner": "alex",
+            "set_by": "program",
+            "set_at": T0 - 86400.0,
+            "valid_until": T0 + 6 * 86400.0,
+            "note": "Stage 1, week 2: cadence +3 % (165 → 170), VALR 10 % under baseline",
+            "cadence": {"spm": 170.0, "band_spm": 3.0},
+            "loading": {"baseline_bw_s": 62.0, "max_pct_of_baseline": 90.0},
+            "cues": {
+                "metronome": True,
+                "cadence_cue": True,
+                "loading_cue": True,
+                "min_interval_s": 20.0,
+                "repeat_s": 60.0,
+                "summary_every_min": 5.0,
+            },
+        }
+    )
+    return {
+        "WindowSummary": window,
+        "RunSummary": run,
+        "LiveUpdate": live,
+        "Ack": ack,
+        "Alert": alert,
+        "FeedbackTarget": target,
+    }
 
 
 def compact_json(obj: Any, indent: int = 0, width: int = 110) -> str:

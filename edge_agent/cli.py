@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edge_agent.common.cli import add_broker_arguments, broker_overrides
 from edge_agent.config import AgentConfig, ConfigError, describe, load_config
 
 log = logging.getLogger("footfall")
@@ -58,6 +59,23 @@ def _source_override(spec: str) -> dict[str, Any]:
     raise ConfigError(f"--source {spec!r}: expected 'simulator' or 'replay:PATH'")
 
 
+def _feedback_sink(spec: str) -> dict[str, Any]:
+    """``--feedback``: wav:PATH, alsa[:DEVICE], pulse[:SINK], gpio:PIN or none (the rest of the sink from the
+    config)."""
+    kind, _, arg = spec.partition(":")
+    if spec == "none":
+        return {"type": "none"}
+    if kind == "wav" and arg:
+        return {"type": "wav", "path": arg}
+    if kind == "alsa":
+        return {"type": "alsa", **({"device": arg} if arg else {})}
+    if kind == "pulse":
+        return {"type": "pulse", **({"sink": arg} if arg else {})}
+    if kind == "gpio" and arg:
+        return {"type": "gpio", "pin": arg}
+    raise ConfigError(f"--feedback {spec!r}: expected wav:PATH, alsa[:DEVICE], pulse[:SINK], gpio:PIN or none")
+
+
 def config_from_args(args: argparse.Namespace) -> AgentConfig:
     """The config file + environment + command-line overrides."""
     overrides: dict[str, Any] = {
@@ -69,8 +87,12 @@ def config_from_args(args: argparse.Namespace) -> AgentConfig:
         "kernels": getattr(args, "kernels", None),
         "log_level": getattr(args, "log_level", None),
     }
-    if getattr(args, "broker", None):
-        overrides["mqtt"] = {"url": args.broker}
+    mqtt = broker_overrides(args, "footfall-agent")
+    if mqtt:
+        overrides["mqtt"] = mqtt
+    if getattr(args, "target_cadence", None) is not None:
+        overrides["feedback"] = {"target_cadence_spm": args.target_cadence}
+    sink = _feedback_sink(args.feedback) if getattr(args, "feedback", None) else None
     source: dict[str, Any] | None = None
     if getattr(args, "source", None):
         source = _source_override(args.source)
@@ -79,7 +101,7 @@ def config_from_args(args: argparse.Namespace) -> AgentConfig:
         extra["speed"] = args.speed
     if getattr(args, "seed", None) is not None:
         extra["params"] = {"seed": args.seed}
-    return load_config(args.config, source_override=source, source_extra=extra, **overrides)
+    return load_config(args.config, source_override=source, source_extra=extra, feedback_sink=sink, **overrides)
 
 
 def _setup(cfg: AgentConfig) -> None:
@@ -100,12 +122,23 @@ def _setup(cfg: AgentConfig) -> None:
 # -- commands ----------------------------------------------------------------------------------------
 
 
+def run_duration(cfg: AgentConfig, duration_s: float | None) -> float | None:
+    """``--duration S`` means S seconds of running: the simulator simulates a run of S seconds (with its own
+    standing and walking around it, so the run ends as a run does) and the pipeline reads the source to its end;
+    any other source is read for S seconds of source time (a recording shorter than that ends sooner)."""
+    if duration_s is None or cfg.source.type != "simulator":
+        return duration_s
+    cfg.source.duration_s = duration_s  # type: ignore[union-attr]
+    cfg.source.endless = False  # type: ignore[union-attr]
+    return None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     _setup(cfg)
     from edge_agent.runtime.agent import run_agent
 
-    stats = asyncio.run(run_agent(cfg, duration_s=args.duration))
+    stats = asyncio.run(run_agent(cfg, duration_s=run_duration(cfg, args.duration)))
     if args.stats:
         print(json.dumps(stats, default=str, indent=2))
     return 0
@@ -219,8 +252,18 @@ def cmd_profiles(args: argparse.Namespace) -> int:
 
 
 def cmd_validate_config(args: argparse.Namespace) -> int:
+    """Everything ``run`` checks before it measures: the file, the hardware profile, a replay's recording."""
+    from edge_agent.profiles import ProfileError, load_profile
+
     try:
         cfg = load_config(args.file)
+        try:
+            load_profile(cfg.profile)
+        except ProfileError as err:
+            raise ConfigError(f"{args.file}: key 'profile': {err}") from None
+        replay = getattr(cfg.source, "path", None) if cfg.source.type == "replay" else None
+        if replay is not None and not Path(replay).exists():
+            raise ConfigError(f"{args.file}: key 'source.path': the recording {str(replay)!r} does not exist")
     except ConfigError as err:
         print(err, file=sys.stderr)
         return 2
@@ -231,7 +274,7 @@ def cmd_validate_config(args: argparse.Namespace) -> int:
 
 
 def cmd_health(args: argparse.Namespace) -> int:
-    from edge_agent.runtime.agent import check_health
+    from edge_agent.runtime.health import check_health
 
     state_dir = args.state_dir
     if state_dir is None:
@@ -240,7 +283,7 @@ def cmd_health(args: argparse.Namespace) -> int:
         except ConfigError as err:
             print(err, file=sys.stderr)
             return 2
-    ok, msg = check_health(state_dir, args.max_age)
+    ok, msg = check_health(state_dir, args.max_age, args.max_failing)
     print(msg)
     return 0 if ok else 1
 
@@ -256,9 +299,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="measure and publish (the service)")
     _add_config_options(p)
-    p.add_argument("--broker", metavar="mqtt[s]://user:pass@host:port", help="broker URL (overrides the config)")
-    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds of source time, then drain")
+    add_broker_arguments(p, env="FOOTFALL_MQTT__PASSWORD")
+    p.add_argument(
+        "--duration",
+        type=float,
+        metavar="S",
+        help="S seconds of running: the simulator simulates an S-second run; other sources are read for S seconds "
+        "of source time; then the outbox is drained",
+    )
     p.add_argument("--stats", action="store_true", help="print the final counters as JSON")
+    p.add_argument(
+        "--feedback",
+        metavar="SINK",
+        help="in-run feedback to wav:PATH, alsa[:DEVICE], pulse[:SINK] or gpio:PIN; none: off (docs/feedback.md)",
+    )
+    p.add_argument(
+        "--target-cadence",
+        type=float,
+        metavar="SPM",
+        help="metronome and cadence band at SPM steps/min (overrides the program's target)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("calibrate", help="zero offsets (no load) and body weight (standing) → state_dir")
@@ -296,6 +356,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", type=Path)
     p.add_argument("--state-dir", type=Path)
     p.add_argument("--max-age", type=float, default=60.0, help="seconds (default 60)")
+    p.add_argument(
+        "--max-failing",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="unhealthy once the outbox publisher has failed for S seconds in a row (default 30)",
+    )
     p.set_defaults(func=cmd_health)
 
     p = sub.add_parser(
@@ -366,10 +433,11 @@ def main(argv: list[str] | None = None) -> int:
         from edge_agent.analysis.kernels import KernelsUnavailable
         from edge_agent.profiles import ProfileError
         from edge_agent.recordings import RecordingError
+        from edge_agent.runtime.feedback import FeedbackError
         from edge_agent.runtime.outbox import OutboxError
         from edge_agent.sources.base import SourceError
 
-        if isinstance(err, ProfileError | RecordingError | KernelsUnavailable):
+        if isinstance(err, ProfileError | RecordingError | KernelsUnavailable | FeedbackError):
             print(f"footfall-agent: {err}", file=sys.stderr)
             return 2
         analysis = sys.modules.get("edge_agent.analysis.analyzer")  # not imported here: it would load numba

@@ -30,7 +30,8 @@ from edge_agent.common.config import (
     load_yaml,
 )
 from edge_agent.common.redact import redact_url
-from edge_agent.contract import DEFAULT_BASE_TOPIC, DEVICE_ID_PATTERN
+from edge_agent.contract import DEFAULT_BASE_TOPIC, DEVICE_ID_PATTERN, RUNNER_ID_PATTERN
+from edge_agent.runtime.feedback.settings import FEEDBACK_BATCH_MS, FeedbackConfig
 from edge_agent.sources import SourceConfig
 from edge_agent.sources.simulator import SimulatorSourceConfig
 
@@ -229,6 +230,11 @@ class AgentConfig(BaseSettings):
     outbox: OutboxConfig = Field(default_factory=OutboxConfig, title="Outbox", description="Durable queue.")
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig, title="Pipeline", description="Windows, runs.")
     analysis: AnalysisSettings = Field(default_factory=AnalysisSettings, title="Analysis", description="Kernels.")
+    feedback: FeedbackConfig = Field(
+        default_factory=FeedbackConfig,
+        title="In-run feedback",
+        description="Metronome and cues during the run (docs/feedback.md); off unless a sink is set.",
+    )
     state_dir: Path = Field(
         default_factory=default_state_dir,
         title="State directory",
@@ -259,9 +265,23 @@ class AgentConfig(BaseSettings):
         """Hand frames over in 200 ms batches unless the file says otherwise: on an idle Pi each
         wakeup costs more than the kernels, and 50 ms batches (the sources' generic default) take
         the agent over its < 1 % CPU budget (benchmarks/bench_agent.py: 1.6 % vs 0.7 % of a core
-        for 2×16 @ 100 Hz). Latency +0.15 s; windows are 10 s and live updates 1 s."""
+        for 2×16 @ 100 Hz). Latency +0.15 s; windows are 10 s and live updates 1 s. With in-run feedback on,
+        100 ms batches keep step → cue under 300 ms (docs/feedback.md)."""
         if "batch_ms" not in self.source.model_fields_set:
-            self.source.batch_ms = AGENT_BATCH_MS
+            self.source.batch_ms = FEEDBACK_BATCH_MS if self.feedback.enabled else AGENT_BATCH_MS
+        return self
+
+    @model_validator(mode="after")
+    def _runner_names_a_topic(self) -> AgentConfig:
+        """Program targets arrive on ``<base>/_runners/<runner>/target``: with feedback on, the runner must be able
+        to name that topic (a runner without targets still gets --target-cadence)."""
+        import re
+
+        if self.feedback.enabled and self.runner is not None and not re.match(RUNNER_ID_PATTERN, self.runner):
+            raise ValueError(
+                f"runner {self.runner!r} cannot name the target topic of in-run feedback: use letters, digits, "
+                "_ and - (e.g. ana-maria)"
+            )
         return self
 
     @field_validator("log_level", mode="before")
@@ -294,19 +314,21 @@ def load_config(
     *,
     source_override: dict[str, Any] | None = None,
     source_extra: dict[str, Any] | None = None,
+    feedback_sink: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> AgentConfig:
     """Load and validate; raises :class:`ConfigError` with file, key path, value and line.
 
     ``overrides`` (command line) win over the environment and the file; ``source_override``
     replaces the file's ``source`` block (``--source``), ``source_extra`` is merged into it
-    (``--speed``, ``--seed``).
+    (``--speed``, ``--seed``). ``feedback_sink`` (``--feedback``) replaces the file's ``feedback.sink``, or is
+    merged into it when both are of the same type (the file's sample rate, pin wiring … are kept).
     """
     origin = str(path) if path is not None else "<no config file>"
     root: yaml.Node | None = None
     data: dict[str, Any] = {}
     if path is not None:
-        doc = load_yaml(path)
+        doc = load_yaml(path, allow_empty=False)  # an empty file given on purpose is a mistake, not "all defaults"
         data, root = doc.data, doc.root
     if source_override is not None or source_extra:
         src = dict(source_override) if source_override is not None else dict(data.get("source") or {})
@@ -323,6 +345,12 @@ def load_config(
                 src[key] = value
         data = {**data, "source": src}
         overrides["source"] = src
+    if feedback_sink is not None:
+        fb = dict(data.get("feedback") or {})
+        file_sink = fb.get("sink")
+        old: dict[str, Any] = file_sink if isinstance(file_sink, dict) else {}
+        fb["sink"] = {**old, **feedback_sink} if old.get("type") == feedback_sink.get("type") else feedback_sink
+        data = {**data, "feedback": fb}
     token = _yaml_data.set(data)
     try:
         return AgentConfig(**_drop_none(overrides))

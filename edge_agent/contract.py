@@ -11,6 +11,7 @@ Topics (``<base>`` defaults to ``footfall``)::
     <base>/<device_id>/live      LiveUpdate, QoS 0, ~1 Hz, not stored              agent → plugin
     <base>/<device_id>/ack       Ack (highest contiguous seq + gaps), QoS 1        plugin → agent
     <base>/<device_id>/alert     Alert, QoS 1                                       plugin → all
+    <base>/_runners/<runner>/target  FeedbackTarget, QoS 1, retained             plugin → agent
 
 End-to-end delivery (docs/design.md §6): every outbox message carries ``stream_id`` (random, fixed for
 the life of the agent's outbox database) and ``seq`` (1, 2, 3 … within that stream). The plugin
@@ -33,7 +34,7 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 SCHEMA_VERSION = 1
 #: Payloads above this size are rejected before parsing (hostile or broken publishers).
@@ -41,6 +42,12 @@ MAX_PAYLOAD_BYTES = 256 * 1024
 DEFAULT_BASE_TOPIC = "footfall"
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 _DEVICE_ID_RE = re.compile(DEVICE_ID_PATTERN)
+#: A runner name that can be a topic segment (the per-runner target topic); same alphabet as device ids.
+RUNNER_ID_PATTERN = DEVICE_ID_PATTERN
+#: Topic node under which per-runner topics live (not a valid device id, so never mistaken for one).
+RUNNERS_NODE = "_runners"
+#: Targets are small; anything bigger is rejected before parsing.
+MAX_TARGET_BYTES = 8 * 1024
 
 Side = Literal["left", "right"]
 StrikeZone = Literal["rearfoot", "midfoot", "forefoot"]
@@ -261,6 +268,97 @@ class Alert(WireModel):
     created_at: Finite
 
 
+class CadenceTarget(WireModel):
+    """The step rate to run at: the metronome's tempo, and the band the cadence cue keeps the runner in."""
+
+    spm: float = Field(ge=100.0, le=240.0, allow_inf_nan=False, title="Target cadence (steps/min, both feet)")
+    band_spm: float = Field(
+        default=3.0, gt=0.0, le=30.0, allow_inf_nan=False, title="On target while |cadence − spm| ≤ this (spm)"
+    )
+
+
+class LoadingTarget(WireModel):
+    """A ceiling on the recent vertical average loading rate: absolute (BW/s) or a share of the runner's baseline.
+
+    Exactly one of ``max_bw_s`` and ``max_pct_of_baseline`` is given; the latter needs ``baseline_bw_s``. Stage 1 of
+    a retraining program ("VALR 10–20 % under baseline", Willy et al. 2016) is ``max_pct_of_baseline: 90``.
+    """
+
+    baseline_bw_s: float | None = Field(
+        default=None, gt=0.0, le=1000.0, allow_inf_nan=False, title="The runner's baseline VALR (BW/s)"
+    )
+    max_bw_s: float | None = Field(default=None, gt=0.0, le=1000.0, allow_inf_nan=False, title="VALR ceiling (BW/s)")
+    max_pct_of_baseline: float | None = Field(
+        default=None, gt=0.0, le=300.0, allow_inf_nan=False, title="VALR ceiling as % of the baseline"
+    )
+
+    @model_validator(mode="after")
+    def _one_ceiling(self) -> LoadingTarget:
+        if (self.max_bw_s is None) == (self.max_pct_of_baseline is None):
+            raise ValueError("give exactly one of max_bw_s and max_pct_of_baseline")
+        if self.max_pct_of_baseline is not None and self.baseline_bw_s is None:
+            raise ValueError("max_pct_of_baseline needs baseline_bw_s")
+        return self
+
+    @property
+    def ceiling_bw_s(self) -> float:
+        if self.max_bw_s is not None:
+            return self.max_bw_s
+        assert self.baseline_bw_s is not None and self.max_pct_of_baseline is not None
+        return self.baseline_bw_s * self.max_pct_of_baseline / 100.0
+
+
+class CueSettings(WireModel):
+    """Which sounds the agent makes for this target, and how often at most."""
+
+    metronome: bool = Field(default=True, title="Metronome at the target cadence")
+    cadence_cue: bool = Field(default=True, title="Cue when the cadence leaves its band")
+    loading_cue: bool = Field(default=True, title="Cue when the loading rate rises above its ceiling")
+    min_interval_s: float = Field(
+        default=20.0, ge=3.0, le=3600.0, allow_inf_nan=False, title="Never more than one cue per this many seconds"
+    )
+    repeat_s: float | None = Field(
+        default=60.0,
+        ge=3.0,
+        le=3600.0,
+        allow_inf_nan=False,
+        title="While still out of band, cue again after this many seconds (null: once per excursion)",
+    )
+    summary_every_min: float | None = Field(
+        default=None, ge=1.0, le=120.0, allow_inf_nan=False, title="Spoken summary every N minutes (null: none)"
+    )
+
+
+class FeedbackTarget(WireModel):
+    """Plugin → agent, retained per runner: what the in-run biofeedback aims for (docs/feedback.md).
+
+    Untrusted input like every message: the agent validates it, checks the runner and ``valid_until``, keeps the
+    last accepted one on disk and runs offline with it. Both ``cadence`` and ``loading`` null means no targets
+    (the agent stays silent).
+    """
+
+    schema_version: int = SCHEMA_VERSION
+    kind: Literal["target"] = "target"
+    target_id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", title="Unique id")
+    runner: str = Field(pattern=RUNNER_ID_PATTERN, title="Runner the target is for")
+    set_by: str = Field(min_length=1, max_length=64, title="Who set it (e.g. program, dashboard-cli)")
+    set_at: Finite = Field(title="When it was set (Unix s)")
+    valid_until: Finite | None = Field(default=None, title="Not used after this (Unix s); null: until replaced")
+    note: str | None = Field(default=None, max_length=200, title="Why, in plain words (e.g. the program stage)")
+    cadence: CadenceTarget | None = None
+    loading: LoadingTarget | None = None
+    cues: CueSettings = Field(default_factory=CueSettings)
+
+    @model_validator(mode="after")
+    def _valid_span(self) -> FeedbackTarget:
+        if self.valid_until is not None and self.valid_until <= self.set_at:
+            raise ValueError(f"valid_until {self.valid_until} is not after set_at {self.set_at}")
+        return self
+
+    def expired(self, now: float) -> bool:
+        return self.valid_until is not None and now >= self.valid_until
+
+
 StoredMessage = Annotated[WindowSummary | RunSummary, Field(discriminator="kind")]
 _stored_adapter: TypeAdapter[WindowSummary | RunSummary] = TypeAdapter(StoredMessage)
 
@@ -274,24 +372,65 @@ class PayloadError(ValueError):
         self.detail = detail
 
 
-def parse_stored_message(payload: bytes | str) -> WindowSummary | RunSummary:
-    """Validate an agent→plugin payload, rejecting oversized, non-JSON, unknown-version input."""
+def _json_object(payload: bytes | str, max_bytes: int) -> dict[str, Any]:
+    """The payload as a JSON object of the supported ``schema_version``, or a :class:`PayloadError`."""
     raw = payload.encode() if isinstance(payload, str) else payload
-    if len(raw) > MAX_PAYLOAD_BYTES:
-        raise PayloadError("oversized", f"{len(raw)} bytes > {MAX_PAYLOAD_BYTES}")
+    if len(raw) > max_bytes:
+        raise PayloadError("oversized", f"{len(raw)} bytes > {max_bytes}")
     try:
         data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise PayloadError("not_json", str(err)[:200]) from None
+    except UnicodeDecodeError as err:
+        raise PayloadError("not_json", f"not UTF-8 text (byte {err.start})") from None
+    except json.JSONDecodeError as err:
+        raise PayloadError("not_json", f"{err.msg} at character {err.pos}") from None
     if not isinstance(data, dict):
         raise PayloadError("not_object", f"top level is {type(data).__name__}")
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
         raise PayloadError("unknown_version", f"schema_version {version!r} (supported: {SCHEMA_VERSION})")
+    return data
+
+
+def parse_stored_message(payload: bytes | str) -> WindowSummary | RunSummary:
+    """Validate an agent→plugin payload, rejecting oversized, non-JSON, unknown-version input."""
+    data = _json_object(payload, MAX_PAYLOAD_BYTES)
     try:
         return _stored_adapter.validate_python(data)
+    except ValidationError as err:
+        raise PayloadError("invalid", describe_errors(err)) from None
+    except ValueError as err:
+        raise PayloadError("invalid", type(err).__name__) from None
+
+
+def describe_errors(err: ValidationError, limit: int = 3) -> str:
+    """Where and why a payload failed, never its content (logs must not quote what a peer sent)."""
+    parts = [
+        f"{'.'.join(str(p) for p in e['loc']) or '<top level>'}: {e['type']}"
+        for e in err.errors(include_input=False, include_url=False)[:limit]
+    ]
+    more = err.error_count() - limit
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def parse_target(payload: bytes | str) -> FeedbackTarget:
+    """Validate a plugin→agent target payload (size, JSON, version, kind, every field's bounds)."""
+    try:
+        data = _json_object(payload, MAX_TARGET_BYTES)
+    except RecursionError:
+        raise PayloadError("too_deep", "JSON nested too deeply") from None
+    if data.get("kind") != "target":
+        raise PayloadError("wrong_kind", f"kind {data.get('kind')!r} (expected 'target')")
+    try:
+        return FeedbackTarget.model_validate(data)
     except ValueError as err:
         raise PayloadError("invalid", str(err)[:500]) from None
+
+
+def runner_target_topic(runner: str, base: str = DEFAULT_BASE_TOPIC) -> str:
+    """``<base>/_runners/<runner>/target``: the retained target of one runner (plugin → agent)."""
+    if not re.match(RUNNER_ID_PATTERN, runner):
+        raise ValueError(f"runner {runner!r} cannot name a topic: it must match {RUNNER_ID_PATTERN}")
+    return f"{base.rstrip('/')}/{RUNNERS_NODE}/{runner}/target"
 
 
 def new_msg_id() -> str:
@@ -303,7 +442,7 @@ def new_stream_id() -> str:
 
 
 def valid_device_id(device_id: str) -> bool:
-    return bool(_DEVICE_ID_RE.match(device_id))
+    return bool(_DEVICE_ID_RE.fullmatch(device_id))  # fullmatch: `$` alone accepts a trailing newline
 
 
 class Topics:
@@ -340,7 +479,7 @@ class Topics:
 
 def json_schema() -> dict[str, Any]:
     """One JSON Schema document covering every message of the contract."""
-    models: list[type[BaseModel]] = [WindowSummary, RunSummary, LiveUpdate, Ack, Alert]
+    models: list[type[BaseModel]] = [WindowSummary, RunSummary, LiveUpdate, Ack, Alert, FeedbackTarget]
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "footfall MQTT contract",

@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from plugin import __version__
+from edge_agent.common.cli import add_broker_arguments, broker_overrides
+from plugin import __version__, targets
 from plugin.config import ConfigError, DashboardConfig, load_config
 from plugin.store import AccountError, StoreError
 from plugin.store.backend import describe_target, is_postgres_url
@@ -26,8 +27,9 @@ from plugin.store.backend import describe_target, is_postgres_url
 
 def _config(args: argparse.Namespace) -> DashboardConfig:
     overrides: dict[str, Any] = {}
-    if getattr(args, "broker", None):
-        overrides["mqtt"] = {"url": args.broker}
+    mqtt = broker_overrides(args, "footfall-dashboard")
+    if mqtt:
+        overrides["mqtt"] = mqtt
     if getattr(args, "db", None):
         if is_postgres_url(args.db):
             overrides["database"] = args.db
@@ -35,6 +37,8 @@ def _config(args: argparse.Namespace) -> DashboardConfig:
             overrides["db_path"] = args.db
     if getattr(args, "listen", None):
         overrides["listen"] = args.listen
+    if getattr(args, "notify_file", None):
+        overrides["notify_urls_file"] = args.notify_file
     cfg = load_config(args.config, **overrides)
     if getattr(args, "notify", None):
         cfg = cfg.model_copy(update={"notify_urls": [*cfg.notify_urls, *(_secret(u) for u in args.notify)]})
@@ -48,7 +52,7 @@ def _secret(url: str) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from plugin.service import DashboardService
+    from plugin.service import DashboardService, ListenError
 
     cfg = _config(args)
     logging.getLogger().setLevel(cfg.log_level)
@@ -60,15 +64,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
-        await service.start()
-        print(f"footfall dashboard {__version__}: {service.url or '(web disabled)'} — broker "
-              f"{cfg.mqtt.redacted_url}, database {cfg.db_path}", flush=True)  # fmt: skip
         try:
+            await service.start()
+            print(f"footfall dashboard {__version__}: {service.url or '(web disabled)'} — broker "
+                  f"{cfg.mqtt.redacted_url}, database {cfg.db_path}", flush=True)  # fmt: skip
             await stop.wait()
         finally:
             await service.stop()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except ListenError as err:
+        print(f"footfall-dashboard: {err}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -93,13 +101,49 @@ def _target(args: argparse.Namespace, *, must_exist: bool = False) -> Path | str
 def cmd_export(args: argparse.Namespace) -> int:
     from plugin.store import Store
 
-    with Store(_target(args, must_exist=True)) as store:
+    if (args.format == "fit") != (args.run is not None):
+        print("footfall-dashboard export: --format fit needs --run RUN_ID (and --run is only for fit)", file=sys.stderr)
+        return 2
+    db = _target(args, must_exist=True)
+    if args.format == "fit":
+        return _export_fit(db, args.run, args.out)
+    with Store(db) as store:
         text = store.export_runs(args.format, runner=args.runner)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
         print(f"wrote {args.out} ({text.count(chr(10)) if args.format == 'csv' else 'json'} lines)")
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def _export_fit(db: Path | str, run_id: str, out: Path | None) -> int:
+    """One run as a FIT activity file: ``--out FILE``, ``--out -`` (stdout) or ``footfall-<run id>.fit`` here."""
+    from edge_agent.common.fitfile import FitExportError
+    from plugin.fit_export import export_run_fit
+    from plugin.store import Store
+
+    if str(out) == "-" and sys.stdout.isatty():
+        print("footfall-dashboard export: a FIT file is binary: give --out FILE or redirect stdout", file=sys.stderr)
+        return 2
+    problem = f"no run {run_id!r} in {describe_target(db)}"
+    with Store(db) as store:
+        try:
+            exported = export_run_fit(store, run_id)
+        except FitExportError as err:
+            exported, problem = None, str(err)
+    if exported is None:
+        print(f"footfall-dashboard export: {problem}", file=sys.stderr)
+        return 2
+    name, fit = exported
+    target = "-" if str(out) == "-" else str(out or name)
+    if target == "-":
+        sys.stdout.buffer.write(fit.data)
+        sys.stdout.buffer.flush()
+    else:
+        Path(target).write_bytes(fit.data)
+    print(f"wrote {target} ({len(fit.data)} bytes, {fit.messages.get('record', 0)} records)",
+          file=sys.stderr if target == "-" else sys.stdout)  # fmt: skip
     return 0
 
 
@@ -256,22 +300,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run ingest, risk engine, notifications and the web dashboard")
     r.add_argument("--config", type=Path, help="YAML config file")
-    r.add_argument("--broker", help="mqtt[s]://user:pass@host:port (overrides the config)")
+    add_broker_arguments(r, env="FOOTFALL_DASHBOARD_MQTT__PASSWORD")
     r.add_argument("--db", help="SQLite database file, or postgresql://user@host/db (password: PGPASSWORD)")
     r.add_argument("--listen", help="HOST:PORT of the web dashboard (default 127.0.0.1:8765)")
-    r.add_argument("--notify", action="append", metavar="APPRISE_URL", help="add a notification URL (repeatable)")
+    r.add_argument(
+        "--notify-file",
+        type=Path,
+        metavar="FILE",
+        help="Apprise notification URLs, one per line (they hold tokens: keep them out of the command line)",
+    )
+    r.add_argument(
+        "--notify",
+        action="append",
+        metavar="APPRISE_URL",
+        help="add a notification URL (repeatable; visible in the process list: prefer --notify-file or "
+        "FOOTFALL_DASHBOARD_NOTIFY_URLS)",
+    )
     r.set_defaults(func=cmd_run)
 
     v = sub.add_parser("validate-config", help="check a config file; errors name the key and line")
     v.add_argument("file", type=Path)
     v.set_defaults(func=cmd_validate)
 
-    e = sub.add_parser("export", help="export runs as CSV or JSON")
-    e.add_argument("--format", choices=("csv", "json"), default="csv")
+    e = sub.add_parser("export", help="export runs as CSV or JSON, or one run as a FIT activity file")
+    e.add_argument("--format", choices=("csv", "json", "fit"), default="csv")
+    e.add_argument("--run", metavar="RUN_ID", help="the run to write as a FIT file (--format fit)")
     e.add_argument("--db", help="SQLite file or postgresql:// URL")
     e.add_argument("--config", type=Path)
     e.add_argument("--runner")
-    e.add_argument("--out", type=Path, help="file to write (default: stdout)")
+    e.add_argument("--out", type=Path, help="file to write (default: stdout; fit: footfall-<run id>.fit, - = stdout)")
     e.set_defaults(func=cmd_export)
 
     s = sub.add_parser("seed-history", help="write N weeks of simulated runs into the database (demo)")
@@ -311,6 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--from", dest="source", required=True, help="sqlite:/path/to/footfall-dashboard.db (or a URL)")
     m.add_argument("--to", dest="target", required=True, help="postgresql://user@host/db (or sqlite:/path)")
     m.set_defaults(func=cmd_migrate_store)
+    t = sub.add_parser("target", help="set, switch off or show a runner's in-run feedback target (retained MQTT)")
+    targets.add_arguments(t)
+    t.set_defaults(func=lambda a: targets.cmd_target(a, _config))
     return p
 
 

@@ -9,6 +9,7 @@ notification URLs) are ``SecretStr``: they never appear in reprs or logs; the br
 from __future__ import annotations
 
 import contextvars
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,6 +27,9 @@ from edge_agent.common.config import (
     load_yaml,
 )
 from edge_agent.common.redact import mask_url, redact_url
+
+#: The dashboard token's minimum length (plugin.web.auth refuses shorter ones too).
+MIN_TOKEN_LENGTH = 16
 
 ENV_PREFIX = "FOOTFALL_DASHBOARD_"
 __all__ = ["ConfigError", "DashboardConfig", "MqttConfig", "RetentionConfig", "RiskConfig", "load_config"]
@@ -135,9 +139,19 @@ class DashboardConfig(BaseSettings):
         description="IP addresses or networks of the reverse proxies in front of the dashboard: only their "
         "X-Forwarded-Proto/-Host/-For headers are believed (docs/club.md).",
     )  # fmt: skip
+    notify_urls_file: Path | None = Field(
+        None,
+        title="File of Apprise URLs, one per line ('#' comments); added to notify_urls (e.g. a Docker secret)",
+    )
     risk: RiskConfig = Field(default_factory=RiskConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    mdns: Literal["auto", "on", "off"] = Field(
+        "auto",
+        title="Announce the dashboard over mDNS (_footfall._tcp)",
+        description="auto: only when listening beyond loopback; on: always (not with a loopback listen address); "
+        "off: never. Home Assistant discovers the dashboard by it (docs/home-assistant.md).",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -158,12 +172,28 @@ class DashboardConfig(BaseSettings):
 
     @model_validator(mode="after")
     def _token_when_exposed(self) -> DashboardConfig:
+        """A token is at least 16 characters (run refuses shorter ones, so validate-config does too), and one
+        is needed beyond loopback. (A model-level check: errors about the secret field itself are cut short.)"""
+        if self.token is not None and len(self.token.get_secret_value()) < MIN_TOKEN_LENGTH:
+            n = len(self.token.get_secret_value())
+            raise ValueError(f"token is too short ({n} characters, need at least {MIN_TOKEN_LENGTH})")
         host, _ = split_listen(self.listen)
-        if not is_loopback(host) and (self.token is None or len(self.token.get_secret_value()) < 16):
+        if not is_loopback(host) and self.token is None:
             raise ValueError(
-                f"listen {self.listen} is not loopback: set a token of at least 16 characters "
+                f"listen {self.listen} is not loopback: set a token of at least {MIN_TOKEN_LENGTH} characters "
                 f"(token: in the file or {ENV_PREFIX}TOKEN) or listen on 127.0.0.1"
             )
+        if self.mdns == "on" and is_loopback(host):
+            raise ValueError(
+                f"mdns: on, but listen {self.listen} is loopback: no other machine could connect to what it "
+                "announces. Listen on a LAN address (with a token), or set mdns: auto or off"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _read_notify_file(self) -> DashboardConfig:
+        if self.notify_urls_file is not None:
+            self.notify_urls = [*self.notify_urls, *read_url_file(self.notify_urls_file)]
         return self
 
     @field_validator("trusted_proxies")
@@ -202,6 +232,26 @@ class DashboardConfig(BaseSettings):
         if self.database:
             d["database"] = redact_url(self.database)
         return d
+
+
+def read_url_file(path: Path) -> list[SecretStr]:
+    """Apprise URLs from a file, one per line; blank lines and ``#`` comments skipped. Errors name the file and
+    line, never the content (the URLs are secrets)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(
+            f"notify_urls_file {str(path)!r}: {getattr(err, 'strerror', None) or type(err).__name__}"
+        ) from None
+    urls = []
+    for i, line in enumerate(lines, start=1):
+        url = line.strip()
+        if not url or url.startswith("#"):
+            continue
+        if not re.fullmatch(r"[a-z][a-z0-9+.-]{1,15}://\S+", url):
+            raise ValueError(f"notify_urls_file {str(path)!r}: line {i} is not an Apprise URL (scheme://…)")
+        urls.append(SecretStr(url))
+    return urls
 
 
 def split_listen(v: str) -> tuple[str, int]:

@@ -44,7 +44,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from edge_agent.common.mqtt import BrokerSettings, MqttConnection, MqttError, MqttMessage
+from edge_agent.common.mqtt import MqttConnection, MqttError, MqttMessage
 from edge_agent.contract import (
     MAX_PAYLOAD_BYTES,
     SCHEMA_VERSION,
@@ -262,8 +262,8 @@ class Ingest:
         self._loop_thread: threading.Thread | None = None
         self.status_topic = f"{self.base}/{PLUGIN_NODE}/status"
         v5 = mqtt_config.protocol == "5"
-        self.settings = BrokerSettings.from_config(
-            mqtt_config, mqtt_config.client_id, protocol=5 if v5 else 4, clean_start=False,
+        self.settings = mqtt_config.connection_settings(
+            mqtt_config.client_id, protocol=5 if v5 else 4, clean_start=False,
             session_expiry_s=mqtt_config.session_expiry_s, max_packet_size=MAX_PACKET_BYTES if v5 else None,
             backoff_min_s=0.2, backoff_max_s=30.0, max_inflight=1000,
         )  # fmt: skip
@@ -453,7 +453,7 @@ class Ingest:
             self._reject("wrong_topic", topic, f"kind {msg.kind!r} published on {leaf!r}")
             return None
         if msg.device_id != device_id:
-            self._reject("device_mismatch", topic, f"payload device_id {msg.device_id!r} ≠ topic {device_id!r}")
+            self._reject("device_mismatch", topic, f"payload device_id differs from the topic's {device_id!r}")
             return None
         return msg
 
@@ -513,7 +513,7 @@ class Ingest:
     def _handle_status(self, device_id: str, payload: bytes, at: float) -> None:
         status = payload.decode("utf-8", "replace").strip()[:32]
         if status not in ("online", "offline"):
-            self._reject("bad_status", f"{self.base}/{device_id}/status", repr(status))
+            self._reject("bad_status", f"{self.base}/{device_id}/status", f"{len(payload)} bytes, not online/offline")
             return
         self.stats.status += 1
         self.store.set_device_status(device_id, status, at)

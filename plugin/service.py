@@ -22,13 +22,15 @@ from aiohttp import web
 
 from edge_agent.contract import LiveUpdate, RunSummary, WindowSummary
 from plugin import __version__
-from plugin.config import DashboardConfig, RiskConfig
+from plugin.config import ConfigError, DashboardConfig, RiskConfig
 from plugin.events import EventHub
 from plugin.ha import HaPublisher
 from plugin.ingest import Ingest
+from plugin.mdns import MdnsAnnouncer, should_announce
 from plugin.notify import AlertDispatcher, Notifier
 from plugin.risk import RiskEngine, risk_summary
 from plugin.store import Store, window_measures
+from plugin.summary import instance_id
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,10 @@ EVENTS_CHANNEL = "footfall_events"
 MAX_NOTIFY_BYTES = 7900
 
 
+class ListenError(RuntimeError):
+    """The web dashboard cannot bind its address (in use, not an address of this machine, no permission)."""
+
+
 class DashboardService:
     """Owns every long-lived part; ``await start()`` … ``await stop()``, or ``await run()`` until cancelled."""
 
@@ -59,6 +65,7 @@ class DashboardService:
         self.ha: HaPublisher | None = None
         self.dispatcher: AlertDispatcher | None = None
         self.runner: web.AppRunner | None = None
+        self.mdns: MdnsAnnouncer | None = None
         self.url: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._settings_seen: dict[str, Any] = {}
@@ -94,9 +101,9 @@ class DashboardService:
             loop=loop, ha=self.ha,
         )  # fmt: skip
         self._apply_settings()
-        await asyncio.to_thread(self.ingest.start, 0)
-        if self.serve_web:
+        if self.serve_web:  # before MQTT: a port in use fails the start before anything is received
             await self._start_web()
+        await asyncio.to_thread(self.ingest.start, 0)
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="footfall-housekeeping"))
         log.info("footfall dashboard %s: database %s, broker %s%s", __version__, store.where, cfg.mqtt.redacted_url,
                  f", web {self.url}" if self.url else "")  # fmt: skip
@@ -112,14 +119,35 @@ class DashboardService:
             listen_host=self.config.listen_host, notify_test=self.notify_test,
             trusted_proxies=tuple(self.config.trusted_proxies),
             risk=lambda: risk_summary(self.store, config=self.engine.config if self.engine else None),  # type: ignore[arg-type]
+            risk_config=lambda: self.engine.config if self.engine else self.config.risk,
         )  # fmt: skip
         app = create_app(ctx)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.config.listen_host, self.config.listen_port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as err:
+            raise ListenError(f"cannot listen on {self.config.listen}: {err.strerror or err}") from None
         host = self.config.listen_host
         self.url = f"http://{f'[{host}]' if ':' in host else host}:{self.config.listen_port}/"
+        if should_announce(self.config.mdns, host):
+            await self._start_mdns()
+
+    async def _start_mdns(self) -> None:
+        """Announce the dashboard over mDNS; a network that refuses multicast costs discovery, not the dashboard."""
+        assert self.store is not None
+        announcer = MdnsAnnouncer(
+            listen_host=self.config.listen_host, port=self.config.listen_port,
+            instance_id=await asyncio.to_thread(instance_id, self.store), token_required=self.config.token is not None,
+        )  # fmt: skip
+        try:
+            await announcer.start()
+        except (OSError, ConfigError) as err:
+            log.error("mDNS announcement failed, Home Assistant will not discover this dashboard: %s", err)
+            await announcer.stop()
+            return
+        self.mdns = announcer
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -127,6 +155,9 @@ class DashboardService:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
+        if self.mdns is not None:
+            await self.mdns.stop()
+            self.mdns = None
         if self.runner is not None:
             await self.runner.cleanup()
         if self.ingest is not None:

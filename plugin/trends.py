@@ -192,16 +192,36 @@ def baseline(
     return out
 
 
+def period_summary(
+    store: Any,
+    *,
+    since: float,
+    until: float,
+    runner: str | None = None,
+    device_id: str | None = None,
+    runners: Runners = None,
+) -> dict[str, Any]:
+    """The pooled measures of the runs starting in [since, until) (one trend point, ``t`` = since)."""
+    where, args = run_filters(device_id, runner, since, until, "started_at", runners)
+    row = store._rows(f"SELECT {_AGG} FROM runs{where}", args)[0]
+    return _point(row, _iso(since))
+
+
 def week_over_week(
     store: Any, *, ref: float, runner: str | None = None, device_id: str | None = None, runners: Runners = None
 ) -> dict[str, Any]:
     """The 7 days before ``ref`` against the 7 days before those."""
-    weeks = []
-    for k in (1, 2):
-        where, args = run_filters(device_id, runner, ref - k * 7 * DAY, ref - (k - 1) * 7 * DAY, "started_at", runners)
-        row = store._rows(f"SELECT {_AGG} FROM runs{where}", args)[0]
-        weeks.append(_point(row, _iso(ref - k * 7 * DAY)))
-    this, last = weeks
+    this, last = (
+        period_summary(
+            store,
+            since=ref - k * 7 * DAY,
+            until=ref - (k - 1) * 7 * DAY,
+            runner=runner,
+            device_id=device_id,
+            runners=runners,
+        )
+        for k in (1, 2)
+    )
     keys = ("runs", "steps", "load_min", "cadence_spm", "valr_mean", "valr_p90", "contact_ms",
             "forefoot_share_pct", "asymmetry_contact_pct")  # fmt: skip
     changes: dict[str, Any] = {}

@@ -187,7 +187,7 @@ def test_documented_environment_variables_take_effect(monkeypatch: pytest.Monkey
 def test_mqtt_schema_file_is_the_contracts_schema() -> None:
     on_disk = json.loads((DOCS / "mqtt-schema.json").read_text(encoding="utf-8"))
     assert on_disk == json.loads(json.dumps(contract.json_schema()))
-    assert set(on_disk["messages"]) == {"WindowSummary", "RunSummary", "LiveUpdate", "Ack", "Alert"}
+    assert set(on_disk["messages"]) == {"WindowSummary", "RunSummary", "LiveUpdate", "Ack", "Alert", "FeedbackTarget"}
 
 
 def test_topic_table_matches_the_code() -> None:
@@ -227,7 +227,8 @@ def test_mqtt_examples_validate_against_models_and_schema() -> None:
         found[model] = data
         getattr(contract, model).model_validate(data)
         jsonschema.Draft202012Validator(schema[model]).validate(data)
-    assert set(found) == {"WindowSummary", "RunSummary", "LiveUpdate", "Ack", "Alert"}
+    assert set(found) == {"WindowSummary", "RunSummary", "LiveUpdate", "Ack", "Alert", "FeedbackTarget"}
+    assert contract.parse_target(json.dumps(found["FeedbackTarget"])).runner == found["FeedbackTarget"]["runner"]
     # The stored kinds also pass the plugin's own entry point (size, version, discriminator).
     for model in ("WindowSummary", "RunSummary"):
         assert contract.parse_stored_message(json.dumps(found[model])).kind == found[model]["kind"]
@@ -396,3 +397,13 @@ def test_link_checker_catches_broken_links(tmp_path: Path) -> None:
         "a.md: link to b.md#nope — no heading #nope there",
         "a.md: link to pic.png — pic.png does not exist",
     ]
+
+
+def test_documented_dashboard_settings_are_the_ones_it_accepts() -> None:
+    """docs/dashboard.md lists the settings POST /api/settings takes; a key documented but refused is a lie."""
+    from plugin.web.context import DEFAULT_SETTINGS_SCHEMA
+
+    text = (REPO / "docs" / "dashboard.md").read_text(encoding="utf-8")
+    sentence = text[text.index("Defaults:\n`notify_urls`") : text.index("POST a JSON object with any subset")]
+    documented = set(re.findall(r"`([a-z_]+)` \(", sentence))
+    assert documented == {s.key for s in DEFAULT_SETTINGS_SCHEMA}

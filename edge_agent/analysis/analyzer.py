@@ -11,14 +11,15 @@ the variants chosen and their sources: ``docs/measures.md``.
 from __future__ import annotations
 
 import gc
+import itertools
 import logging
 import math
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from itertools import repeat
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
@@ -634,22 +635,112 @@ class AnalysisResult:
     quality: dict
     duration_s: float
     warnings: list[str] = field(default_factory=list)
+    sample_rate_hz: float = 0.0  # median frame interval over both feet, as a rate
 
 
-def _standing_weight(rec: Recording, profile: HardwareProfile) -> float | None:
-    """Body weight from the recording's standing segments, else from any quiet window."""
-    streams = [s for s in (rec.left, rec.right) if s is not None and len(s.t)]
-    if len(streams) != 2:
+#: Each foot's ``(t, raw)`` for one stretch of time, both feet cut at the same instant.
+FrameChunk = dict[str, tuple[np.ndarray, np.ndarray]]
+#: Frames of the lead foot read before the sample rate of a stream is measured (≈ 11 min at 100 Hz).
+RATE_FRAMES = 65_536
+
+
+class FrameSource(Protocol):
+    """What the analysis reads: a whole :class:`Recording` (:class:`RecordingFrames`) or a file read as a stream
+    (:class:`edge_agent.recordings.FrameStream`). ``chunks()`` may be called twice (body weight, then steps)."""
+
+    source: str
+    body_mass_kg: float | None
+    segments: list[Any]
+
+    def chunks(self) -> Iterable[FrameChunk]: ...
+
+    def progress(self) -> tuple[int, int]: ...
+
+
+class RecordingFrames:
+    """A :class:`Recording` in memory, cut into chunks of ``chunk_frames`` frames of the longer foot, the other
+    foot cut at the same instants, so neither runs far ahead of the other."""
+
+    def __init__(self, rec: Recording, chunk_frames: int = 4096) -> None:
+        self.rec = rec
+        self.source = str(getattr(rec, "source", "?"))
+        self.body_mass_kg = getattr(rec, "body_mass_kg", None)
+        self.segments = list(getattr(rec, "segments", []) or [])
+        self.chunk_frames = chunk_frames
+        self.streams = {s: getattr(rec, s) for s in ("left", "right") if getattr(rec, s) is not None}
+        self.clocks = {s: _clock(st.t) for s, st in self.streams.items()}
+        self.total = sum(len(st.t) for st in self.streams.values())
+        self.done = 0
+
+    def period(self) -> float | None:
+        periods = [c[3] for c in self.clocks.values() if c[3] is not None]
+        return min(periods) if periods else None
+
+    def progress(self) -> tuple[int, int]:
+        return self.done, self.total
+
+    def chunks(self) -> Iterator[FrameChunk]:
+        self.done = 0
+        if not self.streams:
+            return
+        lead = max(self.streams, key=lambda s: len(self.streams[s].t))
+        lead_cum = self.clocks[lead][0]
+        cuts = list(range(self.chunk_frames, len(lead_cum), self.chunk_frames))
+        pos = dict.fromkeys(self.streams, 0)
+        for k in range(len(cuts) + 1):
+            chunk: FrameChunk = {}
+            for side, st in self.streams.items():
+                if k < len(cuts):
+                    cum = self.clocks[side][0]
+                    end = max(pos[side], int(np.searchsorted(cum, lead_cum[cuts[k]], side="left")))
+                else:
+                    end = len(st.t)
+                if end > pos[side]:
+                    chunk[side] = (st.t[pos[side] : end], st.raw[pos[side] : end])
+                    self.done += end - pos[side]
+                    pos[side] = end
+            yield chunk
+
+
+class TimeWindow:
+    """Only the frames with ``t_start ≤ t < t_end`` of another source (``analyze --segment``)."""
+
+    def __init__(self, inner: FrameSource, t_start: float, t_end: float) -> None:
+        self.inner, self.t_start, self.t_end = inner, t_start, t_end
+        self.source, self.body_mass_kg = inner.source, inner.body_mass_kg
+        self.segments = [g for g in inner.segments if g.t_end > t_start and g.t_start < t_end]
+
+    def progress(self) -> tuple[int, int]:
+        return self.inner.progress()
+
+    def chunks(self) -> Iterator[FrameChunk]:
+        for chunk in self.inner.chunks():
+            out: FrameChunk = {}
+            for side, (t, raw) in chunk.items():
+                m = (t >= self.t_start) & (t < self.t_end)
+                if m.any():
+                    out[side] = (t[m], raw[m])
+            yield out
+
+
+def _standing_weight(source: FrameSource, profile: HardwareProfile) -> float | None:
+    """Body weight from the recording's standing segments, else from any quiet window (one pass over the
+    frames keeping only time and total force of each foot)."""
+    parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"left": [], "right": []}
+    for chunk in source.chunks():
+        for side, (t, raw) in chunk.items():
+            parts[side].append((np.asarray(t, dtype=np.float64), total_force(profile, raw)))
+    if not parts["left"] or not parts["right"]:
         return None
-    tl, fl = streams[0].t, total_force(profile, streams[0].raw)
-    tr, fr = streams[1].t, total_force(profile, streams[1].raw)
+    tl, fl = (np.concatenate(x) for x in zip(*parts["left"], strict=True))
+    tr, fr = (np.concatenate(x) for x in zip(*parts["right"], strict=True))
     okl = np.isfinite(tl)
     okr = np.isfinite(tr)
     tl, fl, tr, fr = tl[okl], fl[okl], tr[okr], fr[okr]
     if tl.size < 10 or tr.size < 10:
         return None
     total = fl + np.interp(tl, tr, fr)
-    segs = [g for g in getattr(rec, "segments", []) or [] if "stand" in str(g.label).lower()]
+    segs = [g for g in source.segments if "stand" in str(g.label).lower()]
     for g in segs:
         m = (tl >= g.t_start) & (tl <= g.t_end)
         est = estimate_body_weight(tl[m], total[m], window_s=min(2.0, max(0.5, (g.t_end - g.t_start) / 2)))
@@ -696,12 +787,10 @@ def analyze_recording(
     Body weight, first found: ``body_mass_kg`` argument, ``config.body_mass_kg``, the recording's
     body mass, a quiet standing window (labelled standing segments first), else 70 kg (warned).
     """
-    config = config or AnalysisConfig()
-    if profile is None:
-        profile = load_profile(rec.profile)
     if not isinstance(chunk_frames, int) or chunk_frames < 1:
         raise AnalysisError(f"analyze_recording: chunk_frames = {chunk_frames!r} must be a positive integer")
-    warnings: list[str] = []
+    if profile is None:
+        profile = load_profile(rec.profile)
     for side in ("left", "right"):
         st = getattr(rec, side)
         if st is not None:
@@ -710,87 +799,112 @@ def analyze_recording(
                 raise AnalysisError(
                     f"recording {getattr(rec, 'source', '?')} {side} stream: {len(st.t)} times for {len(st.raw)} frames"
                 )
+    frames = RecordingFrames(rec, chunk_frames)
+    return analyze_frames(frames, profile, body_mass_kg, config, progress, period=frames.period())
+
+
+def analyze_frames(
+    source: FrameSource,
+    profile: HardwareProfile,
+    body_mass_kg: float | None = None,
+    config: AnalysisConfig | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    period: float | None = None,
+) -> AnalysisResult:
+    """Analyse frames chunk by chunk: memory holds a chunk, the steps, and each foot's clock (8 bytes a frame),
+    never the frames of the whole recording. ``period``: the median frame interval when known in advance; else
+    it is measured on the first :data:`RATE_FRAMES` frames. Body weight as in :func:`analyze_recording`; an
+    estimate from standing costs one more pass over the frames."""
+    config = config or AnalysisConfig()
+    warnings: list[str] = []
     if body_mass_kg is not None:
         bw, src = body_mass_kg * G0, "argument"
     elif config.body_mass_kg is not None:
         bw, src = config.body_mass_kg * G0, "config"
-    elif getattr(rec, "body_mass_kg", None):
-        bw, src = float(rec.body_mass_kg or 0.0) * G0, "recording"
+    elif source.body_mass_kg:
+        bw, src = float(source.body_mass_kg) * G0, "recording"
     else:
-        est = _standing_weight(rec, profile)
+        est = _standing_weight(source, profile)
         if est is not None:
             bw, src = est, "standing"
         else:
             bw, src = DEFAULT_BODY_MASS_KG * G0, "default"
             warnings.append(f"no body mass and no quiet standing: assuming {DEFAULT_BODY_MASS_KG} kg")
-            log.warning("%s: %s", getattr(rec, "source", "recording"), warnings[-1])
+            log.warning("%s: %s", source.source, warnings[-1])
     if not math.isfinite(bw) or bw <= 0:
         raise AnalysisError(f"analyze_recording: body weight {bw!r} N (from {src}) is not positive")
-    streams = {s: getattr(rec, s) for s in ("left", "right") if getattr(rec, s) is not None}
-    clocks = {s: _clock(st.t) for s, st in streams.items()}
-    periods = [c[3] for c in clocks.values() if c[3] is not None]
-    if config.sample_rate_hz is None:
-        measured = 1.0 / min(periods) if periods else None
-        if measured is not None and abs(measured / profile.sample_rate_hz - 1.0) > 0.05:
+    chunks = iter(source.chunks())
+    ahead: list[FrameChunk] = []
+    if period is None:  # measure on the first frames (the whole recording when it is short)
+        for chunk in chunks:
+            ahead.append(chunk)
+            if max((sum(len(c[s][0]) for c in ahead if s in c) for s in ("left", "right")), default=0) >= RATE_FRAMES:
+                break
+        periods = []
+        for side in ("left", "right"):
+            ts = [c[side][0] for c in ahead if side in c]
+            if ts:
+                p = _clock(np.concatenate(ts))[3]
+                if p is not None:
+                    periods.append(p)
+        period = min(periods) if periods else None
+    if config.sample_rate_hz is None and period is not None:
+        measured = 1.0 / period
+        if abs(measured / profile.sample_rate_hz - 1.0) > 0.05:
             warnings.append(
                 f"frames arrive at {measured:.1f} Hz, profile {profile.name!r} says "
                 f"{profile.sample_rate_hz:g} Hz: using the measured rate"
             )
-            log.warning("%s: %s", getattr(rec, "source", "recording"), warnings[-1])
+            log.warning("%s: %s", source.source, warnings[-1])
             config = replace(config, sample_rate_hz=measured)
     gc_was_on = gc.isenabled()
     gc.disable()  # tens of thousands of Step records, no cycles: the cyclic GC would only rescan them
     try:
-        return _run_recording(
-            streams, clocks, GaitAnalyzer(profile, bw, config, hold_s=None), chunk_frames, progress, bw, src, warnings
-        )
+        gait = GaitAnalyzer(profile, bw, config, hold_s=None)
+        return _feed(source, itertools.chain(ahead, chunks), gait, progress, bw, src, warnings)
     finally:
         if gc_was_on:
             gc.enable()
 
 
-def _run_recording(
-    streams: dict[str, Any],
-    clocks: dict[str, tuple],
+def _feed(
+    source: FrameSource,
+    chunks: Iterable[FrameChunk],
     gait: GaitAnalyzer,
-    chunk_frames: int,
     progress: Callable[[int, int], None] | None,
     bw: float,
     src: str,
     warnings: list[str],
 ) -> AnalysisResult:
-    """Feed both feet in chunks cut at the same instants, so neither runs far ahead of the other."""
-    total = sum(len(st.t) for st in streams.values())
     steps: list[Step] = []
-    lead = max(streams.values(), key=lambda st: len(st.t)) if streams else None
-    done = 0
-    tmin = min((c[1] for c in clocks.values()), default=math.inf)
-    tmax = max((c[2] for c in clocks.values()), default=-math.inf)
-    if lead is not None:
-        cum = {s: c[0] for s, c in clocks.items()}
-        lead_cum = cum[next(s for s, st in streams.items() if st is lead)]
-        cuts = list(range(chunk_frames, len(lead_cum), chunk_frames))
-        pos = {s: 0 for s in streams}
-        for k in range(len(cuts) + 1):
-            for side, st in streams.items():
-                if k < len(cuts):
-                    end = max(pos[side], int(np.searchsorted(cum[side], lead_cum[cuts[k]], side="left")))
-                else:
-                    end = len(st.t)
-                if end > pos[side]:
-                    steps.extend(gait.feed(side, st.t[pos[side] : end], st.raw[pos[side] : end]))  # type: ignore[arg-type]
-                    done += end - pos[side]
-                    pos[side] = end
-            if progress is not None:
-                progress(done, total)
+    clocks: dict[str, list[np.ndarray]] = {"left": [], "right": []}
+    tmin, tmax = math.inf, -math.inf
+    for chunk in chunks:
+        for side in ("left", "right"):
+            if side not in chunk:
+                continue
+            t, raw = chunk[side]
+            if len(t) != len(raw):
+                raise AnalysisError(f"recording {source.source} {side} stream: {len(t)} times for {len(raw)} frames")
+            steps.extend(gait.feed(side, t, raw))  # type: ignore[arg-type]
+            t = np.asarray(t, dtype=np.float64)
+            clocks[side].append(t)
+            fin = t[np.isfinite(t)]
+            if fin.size:
+                tmin, tmax = min(tmin, float(fin.min())), max(tmax, float(fin.max()))
+        if progress is not None:
+            progress(*source.progress())
     steps.extend(gait.flush())
     steps.sort(key=_TIME_ORDER)
-    duration = tmax - tmin if math.isfinite(tmin) else 0.0
+    diffs = [np.diff(np.concatenate(ts)) for ts in clocks.values() if sum(len(t) for t in ts) > 1]
+    dt = float(np.median(np.concatenate(diffs))) if diffs else 0.0
     return AnalysisResult(
         steps=steps,
         body_weight_n=bw,
         body_weight_source=src,
         quality=gait.quality,
-        duration_s=duration,
+        duration_s=tmax - tmin if math.isfinite(tmin) else 0.0,
         warnings=warnings,
+        sample_rate_hz=1.0 / dt if dt > 0 else 0.0,
     )

@@ -21,11 +21,13 @@ from dataclasses import fields
 from typing import Any, TextIO
 
 from edge_agent.analysis.step import Step
+from edge_agent.recordings import FrameStream
 
 SCHEMA = "footfall.analyze/1"
-FORMATS = ("table", "csv", "json")
-#: Show a progress bar on a TTY, or for recordings at least this long even when stderr is not a TTY.
-LONG_RECORDING_S = 3600.0
+FORMATS = ("table", "csv", "json", "fit")
+#: Show a progress bar on a TTY, or for recordings at least this many frames (an hour of two feet at 100 Hz)
+#: even when stderr is not a TTY.
+LONG_RECORDING_FRAMES = 720_000
 STEP_FIELDS = [f.name for f in fields(Step)]
 
 
@@ -48,12 +50,13 @@ def add_analyze_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
         "--format",
         default="table",
         dest="fmt",
-        metavar="{table,csv,json}",
-        help="output: table (default), csv (one row per step), json (steps + summary)",
+        metavar="{table,csv,json,fit}",
+        help="output: table (default), csv (one row per step), json (steps + summary), fit (activity file for "
+        "training platforms, written to --out or <recording>.fit)",
     )
     parser.add_argument("--input-format", dest="input_format", help="skip auto-detection (e.g. moticon-txt)")
     parser.add_argument("--segment", help="only analyse the labelled segment(s) with this name, e.g. 'Walking'")
-    parser.add_argument("-o", "--output", help="write to this file instead of stdout")
+    parser.add_argument("-o", "--output", "--out", help="write to this file instead of stdout")
     parser.add_argument("--no-progress", action="store_true", help="never show the progress bar")
     return parser
 
@@ -77,8 +80,8 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
-def build_report(rec: Any, result: Any, profile_name: str) -> dict[str, Any]:
-    """The ``analyze`` JSON document for an AnalysisResult of a Recording."""
+def build_report(source: str, result: Any, profile_name: str) -> dict[str, Any]:
+    """The ``analyze`` JSON document for an AnalysisResult of the recording at ``source``."""
     from edge_agent.analysis.aggregator import summarize
 
     steps: list[Step] = list(result.steps)
@@ -111,10 +114,10 @@ def build_report(rec: Any, result: Any, profile_name: str) -> dict[str, Any]:
     return _clean(
         {
             "schema": SCHEMA,
-            "source": str(getattr(rec, "source", "")),
+            "source": source,
             "profile": profile_name,
             "duration_s": result.duration_s,
-            "sample_rate_hz": rec.sample_rate_hz,
+            "sample_rate_hz": result.sample_rate_hz,
             "body_weight_n": result.body_weight_n,
             "body_weight_source": result.body_weight_source,
             "steps": [s.to_dict() for s in steps],
@@ -207,12 +210,16 @@ FORMATTERS: dict[str, Callable[[dict[str, Any]], str]] = {
 
 
 # -- running ------------------------------------------------------------------------------------------
-def _progress(duration_s: float, enabled: bool, stream: TextIO) -> tuple[Callable[[int, int], None] | None, Any]:
-    if not enabled or not (stream.isatty() or duration_s >= LONG_RECORDING_S):
+def _progress(source: Any, enabled: bool, stream: TextIO) -> tuple[Callable[[int, int], None] | None, Any]:
+    """A progress bar on a terminal, or for big inputs (an hour of frames, or a file over 64 MB) anywhere."""
+    total = source.progress()[1]
+    big = total >= (64 << 20 if isinstance(source, FrameStream) else LONG_RECORDING_FRAMES)
+    if not enabled or not (stream.isatty() or big):
         return None, None
     from tqdm import tqdm
 
-    bar = tqdm(total=0, unit="frames", unit_scale=True, file=stream, desc="analysing", leave=False)
+    unit = "B" if isinstance(source, FrameStream) else "frames"
+    bar = tqdm(total=total, unit=unit, unit_scale=True, file=stream, desc="analysing", leave=False)
 
     def update(done: int, total: int) -> None:
         if bar.total != total:
@@ -222,7 +229,14 @@ def _progress(duration_s: float, enabled: bool, stream: TextIO) -> tuple[Callabl
     return update, bar
 
 
-def analyze_path(
+def analyze_path(path: str, **options: Any) -> dict[str, Any]:
+    """Load (or stream), analyse and report one recording (``options`` as :func:`load_and_analyze`); InputError
+    for anything the user can fix."""
+    _, result, profile_name = load_and_analyze(path, **options)
+    return build_report(str(path), result, profile_name)
+
+
+def load_and_analyze(
     path: str,
     profile: str | None = None,
     body_mass_kg: float | None = None,
@@ -230,46 +244,59 @@ def analyze_path(
     segment: str | None = None,
     progress: bool = False,
     stream: TextIO | None = None,
-) -> dict[str, Any]:
-    """Load, analyse and report one recording; InputError for anything the user can fix."""
-    from edge_agent.analysis.analyzer import AnalysisError, analyze_recording
+    *,
+    whole: bool = False,
+) -> tuple[Any, Any, str]:
+    """(what was read, AnalysisResult, profile name) of one recording; InputError for anything the user can fix.
+
+    Tabular files (Moticon exports, gaitpdb, plain CSV) are read a chunk of rows at a time, so memory does not
+    grow with the file; native recordings (compact binary), force-plate files (sides found over the whole trial)
+    and, with ``whole``, every file are loaded into a :class:`Recording`, which is then what was read (a stream
+    otherwise).
+    """
+    from edge_agent.analysis.analyzer import AnalysisError, FrameSource, RecordingFrames, TimeWindow, analyze_frames
     from edge_agent.profiles import ProfileError, load_profile
-    from edge_agent.recordings import RecordingError, load_recording
+    from edge_agent.recordings import RecordingError, load_recording, open_stream
 
     if body_mass_kg is not None and not (math.isfinite(body_mass_kg) and 10 <= body_mass_kg <= 400):
         raise InputError(f"--body-mass {body_mass_kg!r}: expected kilograms between 10 and 400")
     try:
-        rec = load_recording(path, profile=profile, fmt=input_format)
-        prof = load_profile(rec.profile)
+        frames = None if whole else open_stream(path, profile=profile, fmt=input_format)
+        read: Any
+        if frames is not None:
+            prof = load_profile(frames.profile)
+            source: FrameSource = frames
+            read = frames
+        else:
+            rec = load_recording(path, profile=profile, fmt=input_format)
+            prof = load_profile(rec.profile)
+            source = RecordingFrames(rec)
+            read = rec
     except (RecordingError, ProfileError) as err:
         raise InputError(str(err)) from None
     if segment:
-        spans = rec.segment(segment)
+        spans = [s for s in source.segments if s.label.strip().lower() == segment.strip().lower()]
         if not spans:
-            known = sorted({s.label for s in rec.segments}) or ["none"]
+            known = sorted({s.label for s in source.segments}) or ["none"]
             raise InputError(f"{path}: no segment {segment!r} (segments: {', '.join(known)})")
-        rec = (
-            rec.slice(min(s.t_start for s in spans), max(s.t_end for s in spans))
-            if len(spans) == 1
-            else _join_segments(rec, spans)
-        )
-    update, bar = _progress(rec.duration_s, progress, stream or sys.stderr)
+        # Several segments with the same label are separate bouts: the first is analysed (and said so).
+        first = min(spans, key=lambda s: s.t_start)
+        source = TimeWindow(source, first.t_start, first.t_end)
+    update, bar = _progress(source, progress, stream or sys.stderr)
     try:
-        result = analyze_recording(rec, profile=prof, body_mass_kg=body_mass_kg, progress=update)
-    except AnalysisError as err:
-        raise InputError(f"{path}: {err}") from None
+        result = analyze_frames(
+            source, prof, body_mass_kg, progress=update, period=getattr(source, "period", lambda: None)()
+        )
+    except (AnalysisError, RecordingError) as err:
+        raise InputError(f"{path}: {err}" if not str(err).startswith(str(path)) else str(err)) from None
     finally:
         if bar is not None:
             bar.close()
-    return build_report(rec, result, prof.name)
-
-
-def _join_segments(rec: Any, spans: list[Any]) -> Any:
-    """Several segments with the same label: analyse the first (they are separate bouts); say so."""
-    first = min(spans, key=lambda s: s.t_start)
-    out = rec.slice(first.t_start, first.t_end)
-    out.notes = (out.notes + " " if out.notes else "") + f"first of {len(spans)} segments named {first.label!r}"
-    return out
+    if not result.quality["left"]["frames"] and not result.quality["right"]["frames"]:
+        raise InputError(
+            f"{path}: no samples to analyse (the file has no data rows{' in that segment' if segment else ''})"
+        )
+    return read, result, prof.name
 
 
 def run_analyze(args: argparse.Namespace) -> int:
@@ -278,6 +305,10 @@ def run_analyze(args: argparse.Namespace) -> int:
     if fmt not in FORMATS:
         print(f"footfall-agent analyze: --format {fmt!r}: choose one of {', '.join(FORMATS)}", file=sys.stderr)
         return 2
+    if fmt == "fit":
+        from edge_agent.analysis.fit_export import run_analyze_fit
+
+        return run_analyze_fit(args)
     try:
         report = analyze_path(
             args.path,

@@ -17,13 +17,16 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from edge_agent.common.redact import is_secret_key, redact_text, redact_url
+
+if TYPE_CHECKING:
+    from edge_agent.common.mqtt import BrokerSettings
 
 MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 64
@@ -187,7 +190,7 @@ def format_validation_error(
             node, exact = _node_for(root, loc)
         if node is not None and root is not None and (exact or e["type"] == "missing"):
             where = f"{origin}:{node.start_mark.line + 1}"
-        elif env_prefix:
+        elif env_prefix and loc:
             env = env_prefix + "__".join(str(p).upper() for p in loc if not isinstance(p, int))
             where = f"{origin} (not set in the file; environment {env} or a default)"
         else:
@@ -285,6 +288,21 @@ class BrokerConfig(StrictModel):
 
     def credentials(self) -> tuple[str | None, str | None]:
         return self.username, self.password.get_secret_value() if self.password is not None else None
+
+    def connection_settings(self, client_id: str, **options: Any) -> BrokerSettings:
+        """What :class:`~edge_agent.common.mqtt.MqttConnection` needs to connect as ``client_id``."""
+        from edge_agent.common.mqtt import BrokerSettings
+
+        return BrokerSettings(
+            url=self.url,
+            client_id=client_id,
+            keepalive=self.keepalive_s,
+            username=self.username,
+            password=self.password,
+            tls_ca=self.tls_ca,
+            tls_insecure=self.tls_insecure,
+            **options,
+        )
 
 
 def urlsplit_checked(url: str) -> SplitResult:

@@ -142,15 +142,6 @@ class BrokerSettings:
             pw = pw.get_secret_value()
         return user, pw
 
-    @classmethod
-    def from_config(cls, cfg: Any, client_id: str, **kw: Any) -> BrokerSettings:
-        """Settings from a :class:`edge_agent.common.config.BrokerConfig` (the agent's and the dashboard's ``mqtt``
-        section): the same URL, credentials and TLS handling on both sides."""
-        return cls(
-            url=cfg.url, client_id=client_id, keepalive=cfg.keepalive_s, username=cfg.username,
-            password=cfg.password, tls_ca=cfg.tls_ca, tls_insecure=cfg.tls_insecure, **kw,
-        )  # fmt: skip
-
     def redacted_url(self) -> str:
         """The URL with any password replaced by ``***`` (safe for logs)."""
         parts = urlsplit(self.url)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from edge_agent.profiles import ProfileError, load_profile
 from edge_agent.recordings import importers as _imp
+from edge_agent.recordings.importers import FrameStream
 from edge_agent.recordings.model import FootStream, Recording, RecordingError, Segment, Side, check_stream
 from edge_agent.recordings.native import (
     SUFFIX,
@@ -27,6 +28,7 @@ __all__ = [
     "FORMATS",
     "SUFFIX",
     "FootStream",
+    "FrameStream",
     "Recording",
     "RecordingError",
     "RecordingWarning",
@@ -35,6 +37,7 @@ __all__ = [
     "Side",
     "detect_format",
     "load_recording",
+    "open_stream",
     "save_recording",
 ]
 
@@ -69,12 +72,8 @@ def detect_format(path: Path) -> str:
     return fmt
 
 
-def load_recording(path: str | os.PathLike[str], profile: str | None = None, fmt: str | None = None) -> Recording:
-    """Load any supported recording; ``profile`` overrides the format's default and is checked to fit.
-
-    Raises RecordingError (a ValueError) naming the file and, where it can, the line and column.
-    """
-    path = Path(path)
+def _resolve(path: Path, profile: str | None, fmt: str | None) -> tuple[Path, str, int | None]:
+    """(the file to read, its format, the sensor count of ``profile``) with the errors both readers give."""
     if not path.exists():
         raise RecordingError(f"{path}: no such file")
     fmt = fmt or detect_format(path)
@@ -88,6 +87,15 @@ def load_recording(path: str | os.PathLike[str], profile: str | None = None, fmt
             n_profile = load_profile(profile).n_sensors
         except ProfileError as err:
             raise RecordingError(f"{path}: {err}") from None
+    return path, fmt, n_profile
+
+
+def load_recording(path: str | os.PathLike[str], profile: str | None = None, fmt: str | None = None) -> Recording:
+    """Load any supported recording; ``profile`` overrides the format's default and is checked to fit.
+
+    Raises RecordingError (a ValueError) naming the file and, where it can, the line and column.
+    """
+    path, fmt, n_profile = _resolve(Path(path), profile, fmt)
     if fmt == "native":
         rec = load_native(path)
     elif fmt == "moticon-txt":
@@ -106,17 +114,32 @@ def load_recording(path: str | os.PathLike[str], profile: str | None = None, fmt
     return rec
 
 
+def open_stream(path: str | os.PathLike[str], profile: str | None = None, fmt: str | None = None) -> FrameStream | None:
+    """A :class:`FrameStream` over a tabular recording (Moticon exports, gaitpdb, plain CSV), checked against its
+    profile; None for formats read whole (native, Fukuchi), which :func:`load_recording` reads."""
+    path, fmt, n_profile = _resolve(Path(path), profile, fmt)
+    if fmt not in _imp.STREAMABLE:
+        return None
+    stream = FrameStream(path, fmt, profile, n_profile)
+    _check_sensor_counts(stream.profile, {side: len(cols) for side, cols in stream.sides.items()}, path)
+    return stream
+
+
 def check_fits_profile(rec: Recording, where: object = "<recording>") -> None:
     """RecordingError unless the profile exists and has as many sensors as each foot stream."""
+    _check_sensor_counts(rec.profile, {side: fs.n_sensors for side, fs in rec.streams()}, where)
+
+
+def _check_sensor_counts(profile: str, counts: dict[str, int], where: object) -> None:
     try:
-        prof = load_profile(rec.profile)
+        prof = load_profile(profile)
     except ProfileError as err:
         raise RecordingError(f"{where}: {err}") from None
-    for side, fs in rec.streams():
-        if fs.n_sensors != prof.n_sensors:
+    for side, n in counts.items():
+        if n != prof.n_sensors:
             raise RecordingError(
-                f"{where}: profile {rec.profile!r} has {prof.n_sensors} sensors but the {side} foot "
-                f"of this recording has {fs.n_sensors}"
+                f"{where}: profile {profile!r} has {prof.n_sensors} sensors but the {side} foot "
+                f"of this recording has {n}"
             )
 
 

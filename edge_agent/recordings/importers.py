@@ -13,29 +13,131 @@ import gzip
 import io
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from edge_agent.recordings.model import SIDES, FootStream, Recording, RecordingError, Segment, check_stream
+from edge_agent.recordings.model import (
+    MAX_GAP_S,
+    SIDES,
+    FootStream,
+    Recording,
+    RecordingError,
+    Segment,
+    Side,
+    check_stream,
+)
 
 _PRESSURE = re.compile(r"^(left|right) pressure (\d+)\[")
 
 
-def open_text(path: Path) -> str:
-    """File content as text, gunzipping ``.gz`` transparently."""
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
+#: Rows parsed at a time: the text of one chunk (not the file) is what is held, so memory does not grow with the
+#: file. A line longer than MAX_LINE_CHARS is refused (no insole writes one; a junk file could be one huge line).
+CHUNK_ROWS = 4096
+MAX_LINE_CHARS = 1 << 20
+
+
+class TextLines:
+    """The lines of a text file (``.gz`` read transparently), one at a time, numbered from 1, each bounded.
+
+    ``bytes_read`` / ``size`` (of the file on disk) measure progress. Decoding errors and overlong lines are a
+    :class:`RecordingError` naming the file and line.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.size = path.stat().st_size
         try:
-            raw = gzip.decompress(raw)
+            raw = open(path, "rb")  # noqa: SIM115 - closed by close()
+        except OSError as err:
+            raise RecordingError(f"{path}: cannot read ({err.strerror})") from None
+        self._raw = raw
+        gz = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+        self._bin = gzip.GzipFile(fileobj=raw) if gz else raw
+        self._text = io.TextIOWrapper(self._bin, encoding="utf-8-sig", newline=None)  # type: ignore[arg-type]
+        self.line_no = 0
+        self._pushed: str | None = None
+
+    @property
+    def bytes_read(self) -> int:
+        return self._raw.tell()
+
+    def readline(self) -> str | None:
+        """The next line without its line break, or None at the end of the file."""
+        if self._pushed is not None:
+            line, self._pushed = self._pushed, None
+            self.line_no += 1
+            return line
+        try:
+            line = self._text.readline(MAX_LINE_CHARS + 1)
+        except UnicodeDecodeError as err:
+            raise RecordingError(f"{self.path}:{self.line_no + 1}: not UTF-8 text ({err.reason})") from None
         except (OSError, EOFError) as err:
-            raise RecordingError(f"{path}: broken gzip stream ({err})") from None
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise RecordingError(f"{path}: not UTF-8 text (byte {err.start})") from None
+            raise RecordingError(f"{self.path}: broken gzip stream ({err})") from None
+        if not line:
+            return None
+        self.line_no += 1
+        if len(line) > MAX_LINE_CHARS:
+            raise RecordingError(f"{self.path}:{self.line_no}: line longer than {MAX_LINE_CHARS:,} characters")
+        return line.rstrip("\n")
+
+    def unread(self, line: str) -> None:
+        """Give back the line just read (a header parser that looked one line too far)."""
+        self._pushed = line
+        self.line_no -= 1
+
+    def close(self) -> None:
+        self._text.close()
+        self._raw.close()
+
+    def __enter__(self) -> TextLines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_rows(
+    lines: TextLines, sep: str | None, n_cols: int, skip: frozenset[int] = frozenset(), chunk_rows: int = CHUNK_ROWS
+) -> Iterator[tuple[int, np.ndarray]]:
+    """The numeric table that follows in ``lines``, ``chunk_rows`` rows at a time, each with the line number of
+    its first row. Blank lines are allowed only at the end of the file; ``skip`` columns (text labels) stay NaN.
+    Errors name file:line:column."""
+    blank_at: int | None = None
+    while True:
+        chunk: list[str] = []
+        first = lines.line_no + 1
+        while len(chunk) < chunk_rows:
+            line = lines.readline()
+            if line is None:
+                break
+            if not line.strip():
+                blank_at = blank_at or lines.line_no
+                continue
+            if blank_at is not None:
+                raise RecordingError(f"{lines.path}:{blank_at}: expected {n_cols} columns, found an empty line")
+            if not chunk:
+                first = lines.line_no
+            chunk.append(line)
+        if not chunk:
+            return
+        yield (
+            first,
+            _parse_rows(lines.path, chunk, first, sep, n_cols, skip)
+            if skip
+            else _fast_table(lines.path, chunk, first, sep, n_cols),
+        )
+        if len(chunk) < chunk_rows:
+            return
+
+
+def read_table(lines: TextLines, sep: str | None, n_cols: int, skip: frozenset[int] = frozenset()) -> np.ndarray:
+    """The whole table as one array (a chunk's text at a time is held, never the file's)."""
+    parts = [data for _, data in read_rows(lines, sep, n_cols, skip)]
+    return np.concatenate(parts) if parts else np.empty((0, n_cols))
 
 
 def _parse_rows(
@@ -77,13 +179,6 @@ def _fast_table(path: Path, lines: list[str], first_line: int, sep: str | None, 
     return _parse_rows(path, lines, first_line, sep, n_cols)
 
 
-def _data_lines(text: str, start: int) -> tuple[list[str], int]:
-    lines = text.splitlines()[start:]
-    while lines and not lines[-1].strip():
-        lines.pop()
-    return lines, start + 1
-
-
 def _stream_from(t: np.ndarray, block: np.ndarray, where: str) -> tuple[FootStream | None, np.ndarray]:
     """Rows where every sensor of the foot has a value; a side that never streams gives None."""
     ok = ~np.isnan(block).any(axis=1)
@@ -103,19 +198,8 @@ def _moticon_table(path: Path, names: list[str], data: np.ndarray, fmt: str) -> 
     cols = {n.strip(): i for i, n in enumerate(names)}
     rec = Recording(profile="moticon-opengo", left=None, right=None, source=str(path), meta={"format": fmt})
     t = data[:, 0]
-    for side in SIDES:
-        idx = []
-        for i, n in enumerate(names):
-            m = _PRESSURE.match(n.strip())
-            if m and m.group(1) == side:
-                idx.append((int(m.group(2)), i))
-        if not idx:
-            continue
-        idx.sort()
-        if [k for k, _ in idx] != list(range(1, len(idx) + 1)):
-            raise RecordingError(f"{path}: {side} pressure columns are not numbered 1…N")
-        block = data[:, [i for _, i in idx]]
-        fs, ok = _stream_from(t, block, f"{path}: {side}")
+    for side, idx in _moticon_sides(path, names).items():
+        fs, ok = _stream_from(t, data[:, idx], f"{path}: {side}")
         setattr(rec, side, fs)
         if fs is None:
             continue
@@ -129,6 +213,24 @@ def _moticon_table(path: Path, names: list[str], data: np.ndarray, fmt: str) -> 
                 rec.reference[f"{side}_{key}"] = np.nan_to_num(data[ok, j], nan=0.0)
     _moticon_events(rec, names, data)
     return rec
+
+
+def _moticon_sides(path: Path, names: list[str]) -> dict[Side, list[int]]:
+    """Column indices of each foot's ``<side> pressure <i>[…]`` cells, in sensor order."""
+    out: dict[Side, list[int]] = {}
+    for side in SIDES:
+        idx = []
+        for i, n in enumerate(names):
+            m = _PRESSURE.match(n.strip())
+            if m and m.group(1) == side:
+                idx.append((int(m.group(2)), i))
+        if not idx:
+            continue
+        idx.sort()
+        if [k for k, _ in idx] != list(range(1, len(idx) + 1)):
+            raise RecordingError(f"{path}: {side} pressure columns are not numbered 1…N")
+        out[side] = [i for _, i in idx]
+    return out
 
 
 def _moticon_events(rec: Recording, names: list[str], data: np.ndarray) -> None:
@@ -161,15 +263,13 @@ def _moticon_events(rec: Recording, names: list[str], data: np.ndarray) -> None:
             rec.reference[key] = times
 
 
-def load_moticon_txt(path: Path) -> Recording:
-    text = open_text(path)
-    lines = text.splitlines()
+def _moticon_txt_header(lines: TextLines) -> tuple[list[str], dict[str, str]]:
+    """Column names and ``key: value`` header of a Moticon text export; ``lines`` is left at the first data row."""
     header: dict[str, str] = {}
     names: list[str] | None = None
-    start = 0
-    for i, line in enumerate(lines):
+    while (line := lines.readline()) is not None:
         if not line.startswith("#"):
-            start = i
+            lines.unread(line)
             break
         body = line[1:].strip()
         if body.startswith("time\t"):
@@ -177,13 +277,19 @@ def load_moticon_txt(path: Path) -> Recording:
         elif ":" in body:
             k, v = body.split(":", 1)
             header[k.strip()] = v.strip()
-    else:
-        start = len(lines)
     if names is None:
-        raise RecordingError(f"{path}: Moticon export without a '# time<TAB>…' column header line")
-    rows, first = _data_lines(text, start)
-    labels = frozenset(j for j, n in enumerate(names) if "label" in n.lower())  # e.g. 'Right Events label[]'
-    data = _parse_rows(path, rows, first, "\t", len(names), labels)
+        raise RecordingError(f"{lines.path}: Moticon export without a '# time<TAB>…' column header line")
+    return names, header
+
+
+def _label_columns(names: list[str]) -> frozenset[int]:
+    return frozenset(j for j, n in enumerate(names) if "label" in n.lower())  # e.g. 'Right Events label[]'
+
+
+def load_moticon_txt(path: Path) -> Recording:
+    with TextLines(path) as lines:
+        names, header = _moticon_txt_header(lines)
+        data = read_table(lines, "\t", len(names), _label_columns(names))
     rec = _moticon_table(path, names, data, "moticon-txt")
     rec.notes = header.get("Notes", "")
     rec.meta.update(
@@ -207,17 +313,23 @@ def load_moticon_txt(path: Path) -> Recording:
     return rec
 
 
+def _header_line(lines: TextLines, sep: str) -> list[str]:
+    line = lines.readline()
+    return [] if line is None else line.rstrip("\r").split(sep)
+
+
 def load_moticon_csv(path: Path) -> Recording:
-    text = open_text(path)
-    first_nl = text.find("\n")
-    names = text[:first_nl].rstrip("\r").split(";")
-    body, first = _data_lines(text, 1)
-    data = _fast_table(path, body, first, ";", len(names))
+    with TextLines(path) as lines:
+        names = _header_line(lines, ";")
+        data = read_table(lines, ";", len(names))
     rec = _moticon_table(path, names, data, "moticon-csv")
-    classif = path.parent / "classif.csv"
-    if classif.is_file():
-        rec.segments = _read_classif(classif)
+    rec.segments = _moticon_segments(path)
     return rec
+
+
+def _moticon_segments(path: Path) -> list[Segment]:
+    classif = path.parent / "classif.csv"
+    return _read_classif(classif) if classif.is_file() else []
 
 
 def _read_classif(path: Path) -> list[Segment]:
@@ -234,32 +346,42 @@ def _read_classif(path: Path) -> list[Segment]:
 # -- PhysioNet gaitpdb --------------------------------------------------------------------------
 def load_gaitpdb(path: Path) -> Recording:
     """19 columns: time, 8 left sensors (N), 8 right sensors (N), left total, right total."""
-    text = open_text(path)
-    body, first = _data_lines(text, 0)
-    data = _fast_table(path, body, first, None, 19)
+    with TextLines(path) as lines:
+        data = read_table(lines, None, 19)
     t = data[:, 0]
     rec = Recording(profile="ultraflex-8", left=None, right=None, source=str(path), meta={"format": "gaitpdb"})
-    for side, lo in (("left", 1), ("right", 9)):
-        fs, _ = _stream_from(t, data[:, lo : lo + 8], f"{path}: {side}")
+    for side, cols in GAITPDB_SIDES.items():
+        fs, _ = _stream_from(t, data[:, cols], f"{path}: {side}")
         setattr(rec, side, fs)
     rec.reference["left_total_force_n"] = data[:, 17].copy()
     rec.reference["right_total_force_n"] = data[:, 18].copy()
     subject = path.name.split("_")[0]
     rec.meta["subject"] = subject
-    demo = path.parent / "demographics.csv"
-    if demo.is_file():
-        with open(demo, encoding="utf-8-sig", newline="") as f:
-            for row in csv.DictReader(f):
-                if row.get("ID", "").strip() == subject:
-                    w = (row.get("Weight (kg)") or "").strip()
-                    try:
-                        mass = float(w)
-                    except ValueError:
-                        mass = math.nan
-                    if math.isfinite(mass) and mass > 0:
-                        rec.body_mass_kg = mass
-                    rec.meta["demographics"] = {k: v for k, v in row.items() if k}
+    rec.body_mass_kg, demographics = _gaitpdb_demographics(path)
+    if demographics is not None:
+        rec.meta["demographics"] = demographics
     return rec
+
+
+def _gaitpdb_demographics(path: Path) -> tuple[float | None, dict[str, str] | None]:
+    """Body mass and the demographics row of the file's subject (``demographics.csv`` beside it)."""
+    subject = path.name.split("_")[0]
+    demo = path.parent / "demographics.csv"
+    if not demo.is_file():
+        return None, None
+    with open(demo, encoding="utf-8-sig", newline="") as f:
+        for row in csv.DictReader(f):
+            if row.get("ID", "").strip() == subject:
+                w = (row.get("Weight (kg)") or "").strip()
+                try:
+                    mass = float(w)
+                except ValueError:
+                    mass = math.nan
+                return (mass if math.isfinite(mass) and mass > 0 else None), {k: v for k, v in row.items() if k}
+    return None, None
+
+
+GAITPDB_SIDES: dict[Side, list[int]] = {"left": list(range(1, 9)), "right": list(range(9, 17))}
 
 
 # -- Fukuchi running biomechanics dataset (force plate) -----------------------------------------
@@ -363,13 +485,12 @@ def load_fukuchi(path: Path) -> Recording:
     by which foot's markers are on the ground (``meta['side_assignment']`` says how). Each foot's stream
     carries the plate force outside the other foot's contacts and 0 during them.
     """
-    text = open_text(path)
-    lines = text.splitlines()
-    names = lines[0].split("\t") if lines else []
-    if [n.strip() for n in names[:3]] != ["Time", "Fx", "Fy"]:
-        raise RecordingError(f"{path}:1: expected a Fukuchi forces header 'Time, Fx, Fy, …', got {lines[:1]}")
-    body, first = _data_lines(text, 1)
-    data = _fast_table(path, body, first, "\t", len(names))
+    with TextLines(path) as lines:
+        names = _header_line(lines, "\t")
+        if [n.strip() for n in names[:3]] != ["Time", "Fx", "Fy"]:
+            raise RecordingError(f"{path}:1: expected a Fukuchi forces header 'Time, Fx, Fy, …', got {names[:3]}")
+        first = lines.line_no + 1
+        data = read_table(lines, "\t", len(names))
     idx = data[:, 0]
     if (np.diff(idx) <= 0).any():
         i = int(np.argmax(np.diff(idx) <= 0)) + 1
@@ -442,24 +563,17 @@ def _fukuchi_info(rec: Recording, info: Path, file_name: str, speed_code: str) -
 _CSV_COL = re.compile(r"^(left|right)_(\d+)$")
 
 
-def load_plain_csv(path: Path, profile: str | None, n_profile: int | None) -> Recording:
-    """Header ``time,left_1…left_N,right_1…right_N`` (either side may be absent; blank = not sampled)."""
-    if profile is None or n_profile is None:
-        raise RecordingError(f"{path}: a plain CSV recording needs --profile (its raw unit and sensor layout)")
-    text = open_text(path)
-    first_nl = text.find("\n")
-    names = [n.strip() for n in (text if first_nl < 0 else text[:first_nl]).rstrip("\r").split(",")]
+def _csv_sides(path: Path, names: list[str], profile: str, n_profile: int) -> dict[Side, list[int]]:
+    """Column indices of ``left_<i>`` / ``right_<i>``, checked against the header rules and the profile."""
     if not names or names[0].lower() != "time":
         raise RecordingError(f"{path}:1: first column must be 'time' (seconds), found {names[:1]}")
-    sides: dict[str, list[tuple[int, int]]] = {"left": [], "right": []}
+    sides: dict[Side, list[tuple[int, int]]] = {"left": [], "right": []}
     for j, n in enumerate(names[1:], start=1):
         m = _CSV_COL.match(n)
         if not m:
             raise RecordingError(f"{path}:1: column {j + 1}: {n!r} is not left_<i> or right_<i>")
-        sides[m.group(1)].append((int(m.group(2)), j))
-    body, first = _data_lines(text, 1)
-    data = _fast_table(path, body, first, ",", len(names))
-    rec = Recording(profile=profile, left=None, right=None, source=str(path), meta={"format": "csv"})
+        sides[m.group(1)].append((int(m.group(2)), j))  # type: ignore[index]
+    out: dict[Side, list[int]] = {}
     for side, cols in sides.items():
         if not cols:
             continue
@@ -468,7 +582,25 @@ def load_plain_csv(path: Path, profile: str | None, n_profile: int | None) -> Re
             raise RecordingError(f"{path}:1: {side}_<i> columns must be numbered 1…N without gaps")
         if len(cols) != n_profile:
             raise RecordingError(f"{path}: has {len(cols)} {side} sensors but profile {profile!r} has {n_profile}")
-        fs, _ = _stream_from(data[:, 0], data[:, [j for _, j in cols]], f"{path}: {side}")
+        out[side] = [j for _, j in cols]
+    return out
+
+
+def _csv_names(lines: TextLines) -> list[str]:
+    return [n.strip() for n in _header_line(lines, ",")]
+
+
+def load_plain_csv(path: Path, profile: str | None, n_profile: int | None) -> Recording:
+    """Header ``time,left_1…left_N,right_1…right_N`` (either side may be absent; blank = not sampled)."""
+    if profile is None or n_profile is None:
+        raise RecordingError(f"{path}: a plain CSV recording needs --profile (its raw unit and sensor layout)")
+    with TextLines(path) as lines:
+        names = _csv_names(lines)
+        sides = _csv_sides(path, names, profile, n_profile)
+        data = read_table(lines, ",", len(names))
+    rec = Recording(profile=profile, left=None, right=None, source=str(path), meta={"format": "csv"})
+    for side, cols in sides.items():
+        fs, _ = _stream_from(data[:, 0], data[:, cols], f"{path}: {side}")
         setattr(rec, side, fs)
     return rec
 
@@ -496,3 +628,83 @@ def sniff(path: Path, head: str) -> str | None:
 
 def format_names() -> Iterable[str]:
     return ("native", "moticon-txt", "moticon-csv", "gaitpdb", "fukuchi", "csv")
+
+
+# -- streaming (``footfall-agent analyze``) -------------------------------------------------------
+FrameChunk = dict[Side, tuple[np.ndarray, np.ndarray]]
+STREAMABLE = ("moticon-txt", "moticon-csv", "gaitpdb", "csv")
+
+
+class FrameStream:
+    """A tabular recording read ``CHUNK_ROWS`` rows at a time, both feet cut at the same rows, so analysing a file
+    holds one chunk of it, never the file. ``chunks()`` may be called again (a second pass re-reads the file)."""
+
+    def __init__(
+        self, path: Path, fmt: str, profile: str | None, n_profile: int | None, chunk_rows: int = CHUNK_ROWS
+    ) -> None:
+        if fmt not in STREAMABLE:
+            raise RecordingError(f"{path}: format {fmt!r} is not read as a stream")
+        if fmt == "csv" and (profile is None or n_profile is None):
+            raise RecordingError(f"{path}: a plain CSV recording needs --profile (its raw unit and sensor layout)")
+        self.path = path
+        self.fmt = fmt
+        self.source = str(path)
+        self.profile = profile or ("ultraflex-8" if fmt == "gaitpdb" else "moticon-opengo")
+        self.body_mass_kg = _gaitpdb_demographics(path)[0] if fmt == "gaitpdb" else None
+        self.segments = _moticon_segments(path) if fmt == "moticon-csv" else []
+        self._n_profile = n_profile
+        self.chunk_rows = chunk_rows
+        with TextLines(path) as lines:
+            self.sides = self._layout(lines)[3]  # header errors now, not at the first chunk
+        self.bytes_read = 0
+        self.size = path.stat().st_size
+
+    def _layout(self, lines: TextLines) -> tuple[str | None, int, frozenset[int], dict[Side, list[int]]]:
+        """Read the header; ``lines`` is left at the first data row. (sep, columns, label columns, sides)."""
+        if self.fmt == "moticon-txt":
+            names, _ = _moticon_txt_header(lines)
+            return "\t", len(names), _label_columns(names), _moticon_sides(self.path, names)
+        if self.fmt == "moticon-csv":
+            names = _header_line(lines, ";")
+            return ";", len(names), frozenset(), _moticon_sides(self.path, names)
+        if self.fmt == "gaitpdb":
+            return None, 19, frozenset(), GAITPDB_SIDES
+        names = _csv_names(lines)
+        return ",", len(names), frozenset(), _csv_sides(self.path, names, self.profile, self._n_profile or 0)
+
+    def chunks(self) -> Iterator[FrameChunk]:
+        """Each foot's ``(t, raw)`` for the next rows; time checked to move forward across chunks too."""
+        last: dict[Side, float] = {}
+        with TextLines(self.path) as lines:
+            sep, n_cols, skip, sides = self._layout(lines)
+            for first, data in read_rows(lines, sep, n_cols, skip, self.chunk_rows):
+                self.bytes_read = lines.bytes_read
+                t = data[:, 0]
+                chunk: FrameChunk = {}
+                for side, cols in sides.items():
+                    where = f"{self.path}: {side} (samples counted from line {first})"
+                    fs, _ = _stream_from(t, data[:, cols], where)
+                    if fs is None:
+                        continue
+                    if side in last:
+                        _check_continues(last[side], fs, where)
+                    last[side] = float(fs.t[-1])
+                    chunk[side] = (fs.t, fs.raw)
+                yield chunk
+        self.bytes_read = self.size
+
+    def progress(self) -> tuple[int, int]:
+        """(bytes read, file size): the progress bar of a stream."""
+        return self.bytes_read, self.size
+
+
+def _check_continues(t_prev: float, fs: FootStream, where: str) -> None:
+    """The stream's next chunk starts after the last sample of the previous one (and within a day of it)."""
+    t0 = float(fs.t[0])
+    if t0 <= t_prev:
+        raise RecordingError(f"{where}: time goes backwards or repeats at t={t0:.6f} s (after {t_prev:.6f} s)")
+    if t0 - t_prev > MAX_GAP_S:
+        raise RecordingError(
+            f"{where}: time leaps by {t0 - t_prev:.6g} s at t={t0:.6f} s: more than {MAX_GAP_S:.0f} s between two "
+            "samples is not one recording"
+        )

@@ -136,18 +136,34 @@ class Recording:
         return out
 
 
+#: Sample times beyond ±this many seconds are no clock (Unix time is ~1.8e9 s); a recording is one session, so
+#: consecutive samples more than :data:`MAX_GAP_S` apart are two recordings (or a corrupt time column).
+MAX_ABS_TIME_S = 1e11
+MAX_GAP_S = 86400.0
+
+
 def check_stream(fs: FootStream, where: str) -> None:
-    """Reject what would silently corrupt the analysis: NaN/inf and time that does not move forward."""
+    """Reject what would silently corrupt the analysis: NaN/inf, implausible clocks and time that does not move
+    forward (or leaps by more than a day)."""
     if fs.n_samples == 0:
         return
     if not np.all(np.isfinite(fs.t)):
         i = int(np.argmin(np.isfinite(fs.t)))
         raise RecordingError(f"{where}: time is not a finite number at sample {i}")
+    if (np.abs(fs.t) > MAX_ABS_TIME_S).any():
+        i = int(np.argmax(np.abs(fs.t) > MAX_ABS_TIME_S))
+        raise RecordingError(f"{where}: time {fs.t[i]:.6g} s at sample {i} is not a plausible clock reading")
     dt = np.diff(fs.t)
     if (dt <= 0).any():
         i = int(np.argmax(dt <= 0)) + 1
         raise RecordingError(
             f"{where}: time goes backwards or repeats at sample {i} ({fs.t[i - 1]:.6f} s → {fs.t[i]:.6f} s)"
+        )
+    if (dt > MAX_GAP_S).any():
+        i = int(np.argmax(dt > MAX_GAP_S)) + 1
+        raise RecordingError(
+            f"{where}: time leaps by {dt[i - 1]:.6g} s at sample {i} ({fs.t[i - 1]:.6f} s → {fs.t[i]:.6f} s): "
+            f"more than {MAX_GAP_S:.0f} s between two samples is not one recording"
         )
     if not np.all(np.isfinite(fs.raw)):
         i, j = np.argwhere(~np.isfinite(fs.raw))[0]

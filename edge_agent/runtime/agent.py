@@ -22,8 +22,9 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,12 +32,18 @@ from edge_agent.analysis.kernels import load_kernels
 from edge_agent.config import AgentConfig
 from edge_agent.contract import LiveUpdate, Topics
 from edge_agent.profiles import HardwareProfile, load_profile
+from edge_agent.runtime.health import HEARTBEAT_FILE, write_heartbeat
 from edge_agent.runtime.pipeline import Calibration, OutboxSink, Pipeline, warm_up
+
+if TYPE_CHECKING:
+    from edge_agent.common.mqtt import MqttConnection
+    from edge_agent.runtime.feedback.engine import FeedbackEngine
+    from edge_agent.runtime.outbox import Outbox
+    from edge_agent.runtime.publisher import OutboxPublisher
 
 log = logging.getLogger(__name__)
 
 CALIBRATION_FILE = "calibration.json"
-HEARTBEAT_FILE = "heartbeat.json"
 HEARTBEAT_EVERY_S = 5.0
 #: Sources that read files or generate data: the pipeline may wait for them (no frame is dropped).
 LOSSLESS_SOURCES = ("replay", "simulator")
@@ -57,25 +64,6 @@ def load_calibration(cfg: AgentConfig) -> Calibration | None:
     except ValueError as err:
         log.warning("%s; running without it", err)
         return None
-
-
-def _write_heartbeat(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    tmp.replace(path)
-
-
-def check_health(state_dir: Path, max_age_s: float) -> tuple[bool, str]:
-    """For ``footfall-agent health`` (Docker HEALTHCHECK): is the running agent's heartbeat fresh?"""
-    path = state_dir / HEARTBEAT_FILE
-    try:
-        data = json.loads(path.read_text())
-        age = time.time() - float(data["time"])
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        return False, f"no heartbeat at {path}: {err}"
-    if age > max_age_s:
-        return False, f"heartbeat {age:.0f} s old (> {max_age_s:.0f} s) at {path}"
-    return True, f"ok: heartbeat {age:.1f} s old, activity {data.get('activity')}, backlog {data.get('backlog')}"
 
 
 class _Signals:
@@ -108,18 +96,10 @@ class _Signals:
             loop.remove_signal_handler(sig)
 
 
-async def run_agent(cfg: AgentConfig, *, duration_s: float | None = None) -> dict[str, Any]:
-    """Run until the source ends, ``duration_s`` (source seconds) passed, or a signal; returns stats."""
-    from edge_agent.common.mqtt import BrokerSettings, MqttConnection
-    from edge_agent.runtime.ha_discovery import HaDiscovery
+def open_outbox(cfg: AgentConfig) -> Outbox:
     from edge_agent.runtime.outbox import Outbox
-    from edge_agent.runtime.publisher import OutboxPublisher
-    from edge_agent.sources import create_source
 
-    profile = load_profile(cfg.profile)
-    cfg.state_dir.mkdir(parents=True, exist_ok=True)
-    topics = Topics(cfg.device_id, cfg.mqtt.base_topic)
-    outbox = Outbox(
+    return Outbox(
         cfg.outbox_path,
         cfg.device_id,
         max_rows=cfg.outbox.max_rows,
@@ -128,128 +108,195 @@ async def run_agent(cfg: AgentConfig, *, duration_s: float | None = None) -> dic
         retention_without_plugin_s=cfg.outbox.retention_without_plugin_s,
         require_plugin_ack=cfg.outbox.require_plugin_ack,
     )
-    settings = BrokerSettings.from_config(cfg.mqtt, cfg.client_id)  # the dashboard's ingest builds it alike
-    log.info(
-        "footfall agent %s: profile %s, source %s, broker %s, outbox %s (%d rows carried over)",
-        cfg.device_id,
-        profile.name,
-        cfg.source.type,
-        settings.redacted_url(),
-        cfg.outbox_path,
-        outbox.backlog,
-    )
-    t_start = time.monotonic()
-    first_publish: dict[str, float] = {}
-    stats: dict[str, Any] = {}
-    try:
-        async with MqttConnection(settings, will=(topics.status, b"offline", True)) as conn:
-            # New rows wake the publisher directly (outbox listener), so the idle poll and the PUBACK
-            # bookkeeping can be slow: fewer wakeups is most of the agent's real-time CPU.
-            publisher = OutboxPublisher(conn, outbox, topics, poll_s=PUBLISHER_POLL_S, puback_flush_s=1.0)
-            pub_task = asyncio.create_task(publisher.run(), name="footfall-outbox-publisher")
-            discovery = None
-            if cfg.mqtt.ha_discovery.enabled:
-                discovery = HaDiscovery(conn, topics, prefix=cfg.mqtt.ha_discovery.prefix, model=profile.name)
-                discovery.start()
 
-            # Signals from here on: a SIGTERM during the (possibly long, cold-cache) kernel warm-up
-            # still ends cleanly, with the retained "offline" status.
-            stop_early = asyncio.Event()
-            pipeline_ref: list[Pipeline] = []
 
-            def on_signal() -> None:
-                stop_early.set()
-                for p in pipeline_ref:
-                    p.request_stop()
+async def warm_kernels(profile: HardwareProfile) -> tuple[float, str]:
+    """Compile or load the kernels in a worker thread (the loop keeps connecting); (seconds, backend)."""
+    warm_s = await asyncio.to_thread(warm_up, profile)
+    kernels = load_kernels()
+    if kernels.backend == "aot":
+        log.info("kernels ready in %.2f s (ahead-of-time build %s, no numba)", warm_s, kernels.origin)
+    else:
+        log.info(
+            "kernels ready in %.2f s (numba JIT, NUMBA_CACHE_DIR=%s; `footfall-agent build-kernels` "
+            "would keep numba/LLVM out of this process)",
+            warm_s,
+            kernels.origin,
+        )
+    return warm_s, kernels.backend
 
-            with _Signals(on_signal) as sigs:
-                warm_s = await asyncio.to_thread(warm_up, profile)
-                kernels = load_kernels()
-                if kernels.backend == "aot":
-                    log.info("kernels ready in %.2f s (ahead-of-time build %s, no numba)", warm_s, kernels.origin)
-                else:
-                    log.info(
-                        "kernels ready in %.2f s (numba JIT, NUMBA_CACHE_DIR=%s; `footfall-agent build-kernels` "
-                        "would keep numba/LLVM out of this process)",
-                        warm_s,
-                        kernels.origin,
-                    )
 
-                def live(msg: LiveUpdate) -> bool:
-                    """QoS 0, never stored: if the broker is away the update is simply skipped."""
-                    if not conn.connected.is_set():
-                        return False
-                    conn.publish_nowait(topics.live, msg.model_dump_json(exclude_none=True), qos=0)
-                    first_publish.setdefault("live", time.monotonic() - t_start)
-                    return True
+async def drain_outbox(outbox: Outbox, conn: MqttConnection, publisher: OutboxPublisher, timeout_s: float) -> bool:
+    """Deliver what can be delivered within ``timeout_s`` (waiting for the broker counts against it); the rest
+    stays in the outbox for the next start."""
+    if not outbox.undelivered():
+        return True
+    log.info("draining the outbox (up to %.0f s)", timeout_s)
+    deadline = time.monotonic() + timeout_s
+    if not await conn.wait_connected(timeout_s):
+        log.warning("broker unreachable: %d messages kept in the outbox", outbox.undelivered())
+        return False
+    return await publisher.drain(max(0.0, deadline - time.monotonic()))
 
-                pipeline = Pipeline(
-                    profile,
-                    device_id=cfg.device_id,
-                    runner=cfg.runner,
-                    sink=OutboxSink(outbox, topics),
-                    settings=cfg.pipeline,
-                    live=live,
-                    body_mass_kg=cfg.body_mass_kg,
-                    analysis_overrides=cfg.analysis.overrides(),
-                    calibration=load_calibration(cfg),
-                    backlog=lambda: outbox.backlog,
+
+class AgentRun:
+    """One life of the agent process: outbox → connection → publisher (+ HA discovery) → pipeline on the source.
+
+    Signals stop it cleanly at any point after the connection is up: a SIGTERM during the (possibly long,
+    cold-cache) kernel warm-up still ends with the retained "offline" status.
+    """
+
+    def __init__(self, cfg: AgentConfig, *, duration_s: float | None = None) -> None:
+        self.cfg = cfg
+        self.duration_s = duration_s
+        self.profile = load_profile(cfg.profile)
+        self.topics = Topics(cfg.device_id, cfg.mqtt.base_topic)
+        self.pipeline: Pipeline | None = None
+        self.stop_early = asyncio.Event()
+        self._t_start = time.monotonic()
+        self.first_live_s: float | None = None
+
+    def _on_signal(self) -> None:
+        self.stop_early.set()
+        if self.pipeline is not None:
+            self.pipeline.request_stop()
+
+    def _live_sink(self, conn: MqttConnection) -> Callable[[LiveUpdate], bool]:
+        def live(msg: LiveUpdate) -> bool:
+            """QoS 0, never stored: if the broker is away the update is simply skipped."""
+            if not conn.connected.is_set():
+                return False
+            conn.publish_nowait(self.topics.live, msg.model_dump_json(exclude_none=True), qos=0)
+            if self.first_live_s is None:
+                self.first_live_s = time.monotonic() - self._t_start
+            return True
+
+        return live
+
+    async def _heartbeat(self, outbox: Outbox, conn: MqttConnection, publisher: OutboxPublisher) -> None:
+        path = self.cfg.state_dir / HEARTBEAT_FILE
+        while True:
+            p = self.pipeline
+            with contextlib.suppress(OSError):
+                write_heartbeat(
+                    path,
+                    {
+                        "time": time.time(),
+                        "pid": os.getpid(),
+                        "activity": p.tracker.activity if p else "starting",
+                        "run_id": p.run_id if p else None,
+                        "backlog": outbox.backlog,
+                        "connected": conn.connected.is_set(),
+                        "publisher": publisher.health(),  # footfall-agent health: red while delivery keeps failing
+                    },
                 )
-                pipeline_ref.append(pipeline)
-                hb_path = cfg.state_dir / HEARTBEAT_FILE
+            await asyncio.sleep(HEARTBEAT_EVERY_S)
 
-                async def heartbeat() -> None:
-                    while True:
-                        with contextlib.suppress(OSError):
-                            _write_heartbeat(
-                                hb_path,
-                                {
-                                    "time": time.time(),
-                                    "pid": os.getpid(),
-                                    "activity": pipeline.tracker.activity,
-                                    "run_id": pipeline.run_id,
-                                    "backlog": outbox.backlog,
-                                    "connected": conn.connected.is_set(),
-                                },
-                            )
-                        await asyncio.sleep(HEARTBEAT_EVERY_S)
+    def _feedback(self, conn: MqttConnection) -> FeedbackEngine | None:
+        """The in-run feedback engine when a sink is configured, subscribed to the runner's target topic."""
+        cfg = self.cfg
+        if not cfg.feedback.enabled:
+            return None
+        from edge_agent.contract import runner_target_topic
+        from edge_agent.runtime.feedback.engine import FeedbackEngine
 
-                hb_task = asyncio.create_task(heartbeat(), name="footfall-heartbeat")
-                source = create_source(cfg.source, profile)
-                if not stop_early.is_set():
-                    async with source:
-                        await pipeline.run(source, duration_s=duration_s, lossless=cfg.source.type in LOSSLESS_SOURCES)
-                # Deliver what we can; the rest stays in the outbox for the next start.
-                drained = True
-                if outbox.undelivered():
-                    log.info("draining the outbox (up to %.0f s)", cfg.outbox.drain_timeout_s)
-                    if await conn.wait_connected(min(cfg.outbox.drain_timeout_s, 5.0)):
-                        drained = await publisher.drain(cfg.outbox.drain_timeout_s)
-                    else:
-                        drained = False
-                        log.warning("broker unreachable: %d messages kept in the outbox", outbox.undelivered())
-            hb_task.cancel()
-            pub_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pub_task
-            if discovery is not None:
-                discovery.stop()
-            stats = {
-                "pipeline": pipeline.stats,
-                "source": source.stats,
-                "outbox": outbox.stats(),
-                "publisher": dict(publisher.stats),
-                "drained": drained,
-                "signal": sigs.received,
-                "first_live_s": first_publish.get("live"),
-                "warm_up_s": warm_s,
-                "kernels": kernels.backend,
-                "numba_loaded": "numba" in sys.modules,
-            }
-    finally:
-        outbox.close()
-    log.info("agent stopped: %s", json.dumps(stats.get("pipeline", {}), default=str))
-    return stats
+        engine = FeedbackEngine(cfg.feedback, runner=cfg.runner, state_dir=cfg.state_dir)
+        if cfg.runner is not None:
+            conn.subscribe(runner_target_topic(cfg.runner, cfg.mqtt.base_topic), engine.on_target_message, qos=1)
+        else:
+            log.info("feedback: no runner configured, so no program targets (feedback.target_cadence_spm still works)")
+        return engine
+
+    async def run(self) -> dict[str, Any]:
+        from edge_agent.common.mqtt import MqttConnection
+        from edge_agent.runtime.ha_discovery import HaDiscovery
+        from edge_agent.runtime.publisher import OutboxPublisher
+        from edge_agent.sources import create_source
+
+        cfg, topics = self.cfg, self.topics
+        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        outbox = open_outbox(cfg)
+        settings = cfg.mqtt.connection_settings(cfg.client_id)
+        log.info(
+            "footfall agent %s: profile %s, source %s, broker %s, outbox %s (%d rows carried over)",
+            cfg.device_id,
+            self.profile.name,
+            cfg.source.type,
+            settings.redacted_url(),
+            cfg.outbox_path,
+            outbox.backlog,
+        )
+        stats: dict[str, Any] = {}
+        try:
+            async with (
+                MqttConnection(settings, will=(topics.status, b"offline", True)) as conn,
+                contextlib.AsyncExitStack() as feedback_scope,
+            ):
+                feedback = self._feedback(conn)
+                if feedback is not None:
+                    await feedback_scope.enter_async_context(feedback)
+                # New rows wake the publisher directly (outbox listener), so the idle poll and the PUBACK
+                # bookkeeping can be slow: fewer wakeups is most of the agent's real-time CPU.
+                publisher = OutboxPublisher(conn, outbox, topics, poll_s=PUBLISHER_POLL_S, puback_flush_s=1.0)
+                pub_task = asyncio.create_task(publisher.run(), name="footfall-outbox-publisher")
+                discovery = None
+                if cfg.mqtt.ha_discovery.enabled:
+                    discovery = HaDiscovery(conn, topics, prefix=cfg.mqtt.ha_discovery.prefix, model=self.profile.name)
+                    discovery.start()
+                hb_task = asyncio.create_task(self._heartbeat(outbox, conn, publisher), name="footfall-heartbeat")
+                with _Signals(self._on_signal) as sigs:
+                    warm_s, backend = await warm_kernels(self.profile)
+                    self.pipeline = pipeline = Pipeline(
+                        self.profile,
+                        device_id=cfg.device_id,
+                        runner=cfg.runner,
+                        sink=OutboxSink(outbox, topics),
+                        settings=cfg.pipeline,
+                        live=self._live_sink(conn),
+                        body_mass_kg=cfg.body_mass_kg,
+                        analysis_overrides=cfg.analysis.overrides(),
+                        calibration=load_calibration(cfg),
+                        backlog=lambda: outbox.backlog,
+                    )
+                    if feedback is not None:
+                        pipeline.step_listeners.append(feedback.on_steps)
+                    source = create_source(cfg.source, self.profile)
+                    if not self.stop_early.is_set():
+                        async with source:
+                            lossless = cfg.source.type in LOSSLESS_SOURCES
+                            await pipeline.run(source, duration_s=self.duration_s, lossless=lossless)
+                    drained = await drain_outbox(outbox, conn, publisher, cfg.outbox.drain_timeout_s)
+                hb_task.cancel()
+                pub_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pub_task
+                if discovery is not None:
+                    discovery.stop()
+                if feedback is not None:
+                    await feedback.close()
+                stats = {
+                    "pipeline": pipeline.stats,
+                    "source": source.stats,
+                    "outbox": outbox.stats(),
+                    "publisher": dict(publisher.stats),
+                    "drained": drained,
+                    "signal": sigs.received,
+                    "first_live_s": self.first_live_s,
+                    "warm_up_s": warm_s,
+                    "kernels": backend,
+                    "numba_loaded": "numba" in sys.modules,
+                }
+                if feedback is not None:
+                    stats["feedback"] = feedback.stats
+        finally:
+            outbox.close()
+        log.info("agent stopped: %s", json.dumps(stats.get("pipeline", {}), default=str))
+        return stats
+
+
+async def run_agent(cfg: AgentConfig, *, duration_s: float | None = None) -> dict[str, Any]:
+    """Run until the source ends, ``duration_s`` (source seconds) passed, or a signal; returns stats."""
+    return await AgentRun(cfg, duration_s=duration_s).run()
 
 
 # -- calibrate -------------------------------------------------------------------------------------

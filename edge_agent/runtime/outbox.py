@@ -62,6 +62,10 @@ class OutboxError(RuntimeError):
     """The outbox file cannot be used (corrupt, another device's, newer schema)."""
 
 
+class AckRefused(ValueError):
+    """An ack claims seqs this outbox never assigned: forged or from another outbox's past. Nothing is deleted."""
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxRow:
     seq: int
@@ -144,15 +148,18 @@ class Outbox:
         self._lock = threading.RLock()
         self._listeners: list[Callable[[], None]] = []
         self._warned = False
+        self.refused_acks = 0  # acks refused since this process opened the outbox (AckRefused)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            self._check_integrity()  # before the pragmas below write anything
             self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # new files only; must precede WAL
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
             self.stream_id = self._init_meta()
             self._rows = int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+            self._sent_high = self._highest_handed_over()
         except sqlite3.DatabaseError as err:
             raise OutboxError(
                 f"outbox {self.path}: cannot open as SQLite outbox ({err}); the file was left untouched"
@@ -161,6 +168,38 @@ class Outbox:
             log.info("outbox %s: %d rows carried over (stream %s)", self.path, self._rows, self.stream_id)
 
     # ------------------------------------------------------------------ setup
+    def _highest_handed_over(self) -> int:
+        """The highest seq ever handed to the broker: an ack can only cover rows up to it (rows never sent cannot
+        have been received). A row of this outbox sent before a restart has ``attempts > 0`` (or a PUBACK); one
+        published but killed before that was written is simply sent again before an ack can delete it."""
+        sent, lowest = self._db.execute(
+            "SELECT MAX(CASE WHEN attempts > 0 OR puback_at IS NOT NULL THEN seq END), MIN(seq) FROM outbox"
+        ).fetchone()
+        if sent is not None:
+            return int(sent)
+        if lowest is not None:
+            return int(lowest) - 1  # rows remain and none was sent: everything below them is gone already
+        return int(self._db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()[0])
+
+    def handing_over(self, seq: int) -> None:
+        """The publisher is about to publish ``seq`` (called before the publish, so no ack can outrun it)."""
+        with self._lock:
+            if seq > self._sent_high:
+                self._sent_high = seq
+
+    def _check_integrity(self) -> None:
+        """``PRAGMA quick_check`` before anything is written: a file damaged mid-way (bad sector, torn copy)
+        would otherwise open, carry rows over and fail on every read. Refused with the file kept as it is
+        (its intact rows may be recoverable with ``sqlite3 FILE .recover``)."""
+        rows = self._db.execute("PRAGMA quick_check(5)").fetchall()
+        problems = [line.strip() for r in rows if r and r[0] != "ok" for line in str(r[0]).splitlines()]
+        if problems:
+            self._db.close()
+            raise OutboxError(
+                f"outbox {self.path} is corrupt (SQLite quick_check: {'; '.join(problems)[:300]}); the file was "
+                "left untouched: move it aside to start a new outbox (sqlite3 FILE .recover may save its rows)"
+            )
+
     def _init_meta(self) -> str:
         meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
         if not meta:
@@ -292,6 +331,7 @@ class Outbox:
             return
         now = self._clock()
         with self._lock, self._tx():
+            self._sent_high = max(self._sent_high, *seqs)
             resent = self._db.execute(
                 f"SELECT COUNT(*) FROM outbox WHERE attempts > 0 AND seq IN ({_marks(seqs)})", list(seqs)
             ).fetchone()[0]
@@ -344,12 +384,23 @@ class Outbox:
         between ``acked_seq`` and it that are not listed as missing are stored too and are deleted
         (this releases rows above a gap the outbox itself dropped, which would otherwise stall the
         plugin's contiguous seq forever) — only when ``missing`` cannot have been truncated.
-        Missing ranges we still hold are scheduled for immediate resend.
+        Missing ranges we still hold are scheduled for immediate resend. An ack naming a seq beyond the last one
+        assigned here raises :class:`AckRefused` and deletes nothing. An ack is never applied beyond the highest
+        seq handed to the broker (:meth:`handing_over`): nothing a peer sends deletes a row it cannot have received.
         """
         last_seq = self.last_seq()
-        if acked_seq > last_seq:
-            log.warning("outbox: ack for seq %d beyond the last assigned seq %d; clamped", acked_seq, last_seq)
-            acked_seq = last_seq
+        claimed = max(acked_seq, highest_seq if highest_seq is not None else acked_seq)
+        if claimed > last_seq:
+            # No plugin can have stored a seq that was never assigned: a forged ack (docs/security.md) or one
+            # meant for a lost copy of this outbox. Trust none of it.
+            self.refused_acks += 1
+            raise AckRefused(f"ack claims seq {claimed}, beyond the last assigned seq {last_seq}; refused")
+        with self._lock:
+            sent_high = self._sent_high
+        if claimed > sent_high:
+            log.debug("outbox: ack for seq %d applied only up to seq %d, the highest sent", claimed, sent_high)
+            acked_seq = min(acked_seq, sent_high)
+            highest_seq = None if highest_seq is None else min(highest_seq, sent_high)
         deleted = 0
         while True:  # big acks (a drained backlog) in chunks: puts are not blocked for long
             with self._lock, self._tx():
@@ -367,7 +418,7 @@ class Outbox:
                 gap_deleted = 0
                 ranges = sorted((max(a, acked_seq + 1), b) for a, b in missing if b >= a and b > acked_seq)
                 if highest_seq is not None and len(missing) < ACK_MISSING_CAP:
-                    upper = min(highest_seq, last_seq)
+                    upper = min(highest_seq, last_seq, sent_high)
                     lo = acked_seq + 1
                     for a, b in [*ranges, (upper + 1, upper + 1)]:
                         if a > lo:
@@ -547,6 +598,7 @@ class Outbox:
             oldest_age_s=(now - oldest) if oldest is not None else None,
             stream_id=self.stream_id,
             last_seq=self.last_seq(),
+            refused_acks=self.refused_acks,
         )
         return out
 

@@ -9,12 +9,13 @@ import contextlib
 import functools
 import logging
 import time
+from typing import Any
 
 from pydantic import ValidationError
 
 from edge_agent.common.mqtt import MqttConnection, MqttError, MqttMessage, post_threadsafe
-from edge_agent.contract import Ack, Topics
-from edge_agent.runtime.outbox import Outbox
+from edge_agent.contract import Ack, Topics, describe_errors
+from edge_agent.runtime.outbox import AckRefused, Outbox
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class OutboxPublisher:
             "acks": 0,
             "acked_rows": 0,
             "bad_acks": 0,
+            "refused_acks": 0,
             "send_errors": 0,
             "max_inflight": 0,
         }
@@ -71,6 +73,10 @@ class OutboxPublisher:
         self._reconnected = False
         self._bad_ack_logged: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._failing_since: float | None = None  # monotonic time of the first failure in a row
+        self._failure_logged = 0.0
+        self._failures = 0
+        self._last_error: str | None = None
 
     def wake(self) -> None:
         """Thread-safe: new rows are waiting (wired to ``Outbox.add_listener`` by ``run``)."""
@@ -87,16 +93,23 @@ class OutboxPublisher:
         except (ValidationError, ValueError) as err:
             self.stats["bad_acks"] += 1
             reason = type(err).__name__
-            if reason not in self._bad_ack_logged:
+            if reason not in self._bad_ack_logged:  # where and why, never what the peer sent
                 self._bad_ack_logged.add(reason)
-                log.warning("ignoring malformed ack on %s: %s", msg.topic, str(err)[:200])
+                detail = describe_errors(err) if isinstance(err, ValidationError) else reason
+                log.warning("ignoring malformed ack on %s: %s", msg.topic, detail)
+            return
+        try:
+            n = await asyncio.to_thread(self.outbox.apply_ack, ack)
+        except AckRefused as err:
+            self.stats["refused_acks"] += 1
+            if self.stats["refused_acks"] in (1, 10, 100) or self.stats["refused_acks"] % 1000 == 0:
+                log.warning("%s on %s (%d refused so far)", err, msg.topic, self.stats["refused_acks"])
             return
         self.stats["acks"] += 1
         self._waiting_since = None
         if self._no_ack_warned:
             self._no_ack_warned = False
             log.info("plugin acknowledgements are arriving again on %s", self.topics.ack)
-        n = await asyncio.to_thread(self.outbox.apply_ack, ack)
         self.stats["acked_rows"] += n
         if ack.missing:
             self._wake.set()
@@ -115,9 +128,11 @@ class OutboxPublisher:
                     await self._step()
                 except asyncio.CancelledError:
                     raise
-                except Exception:  # a DB or broker hiccup must not end delivery for the process
-                    log.exception("outbox publisher step failed; retrying in 1 s")
+                except Exception as err:  # a DB or broker hiccup must not end delivery for the process
+                    self._step_failed(err)
                     await asyncio.sleep(1.0)
+                else:
+                    self._step_ok()
         finally:
             unsubscribe()
             flusher.cancel()
@@ -139,6 +154,7 @@ class OutboxPublisher:
             rows = await asyncio.to_thread(self.outbox.pending, free, list(self._inflight))
         sent: list[int] = []
         for row in rows:
+            self.outbox.handing_over(row.seq)
             try:
                 fut = self.conn.publish_nowait(row.topic, row.payload, qos=row.qos)
             except MqttError:
@@ -159,6 +175,32 @@ class OutboxPublisher:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.poll_s):
                 await self._wake.wait()
+
+    def _step_failed(self, err: Exception) -> None:
+        """The first failure with its traceback, then one line a minute while it keeps failing."""
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+            self._failure_logged = now
+            log.exception("outbox publisher step failed; retrying every second")
+        elif now - self._failure_logged >= 60.0:
+            self._failure_logged = now
+            log.error("outbox publisher still failing after %.0f s (%d attempts): %s",
+                      now - self._failing_since, self._failures + 1, _short(err))  # fmt: skip
+        self._failures += 1
+        self._last_error = _short(err)
+
+    def _step_ok(self) -> None:
+        if self._failing_since is not None:
+            log.info("outbox publisher recovered after %d failed attempts", self._failures)
+            self._failing_since = None
+            self._failures = 0
+
+    def health(self) -> dict[str, Any]:
+        """For the heartbeat (:mod:`edge_agent.runtime.health`): how long delivery has been failing, if it is."""
+        failing = None if self._failing_since is None else round(time.monotonic() - self._failing_since, 1)
+        return {"failing_s": failing, "failures": self._failures, "last_error": self._last_error,
+                "refused_acks": self.stats["refused_acks"]}  # fmt: skip
 
     def _on_puback(self, seq: int, fut: asyncio.Future[None]) -> None:
         self._inflight.pop(seq, None)

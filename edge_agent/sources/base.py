@@ -155,6 +155,11 @@ class Pacer:
         self.speed = speed
         self._start: float | None = None
 
+    @property
+    def start(self) -> float | None:
+        """Loop-clock (monotonic) time of ``sim_t = 0``, from the first :meth:`wait_until` on."""
+        return self._start
+
     async def wait_until(self, sim_t: float) -> None:
         loop = asyncio.get_running_loop()
         if self._start is None:

@@ -30,7 +30,11 @@ class SimulatorSourceConfig(SourceConfigBase):
 
 
 class SimulatorSource(InsoleSource):
-    """Yields the simulator's frames; ``t`` = agent clock at open + simulated time (``device_t``)."""
+    """Yields the simulator's frames; ``t`` = agent clock when pacing starts + simulated time (``device_t``).
+
+    At speed 1 a frame is stamped with the moment a real insole would have sent it (the pacer releases it then),
+    not the moment the source was opened: generating the first frames takes a while, and step → cue latencies
+    (docs/feedback.md) are measured on these stamps."""
 
     name = "simulator"
 
@@ -50,6 +54,7 @@ class SimulatorSource(InsoleSource):
 
     async def batches(self) -> AsyncIterator[FrameBatch]:
         pacer = Pacer(self.cfg.speed)
+        anchored = False
         while not self._closed and not self.stream.exhausted:
             start = self.stream.time
             if self.stream.needs_generation(self.batch_frames):  # ~1024 frames at once: off the loop
@@ -57,6 +62,8 @@ class SimulatorSource(InsoleSource):
             left, right = self.stream.next_chunk(self.batch_frames)
             slots = round((self.stream.time - start) * self.fs)
             await pacer.wait_until(self.stream.time)
+            if not anchored and pacer.start is not None:
+                self._t0, anchored = pacer.start, True
             sides: tuple[tuple[Side, FootStream], ...] = (("left", left), ("right", right))
             for side, fs in sides:
                 yield self._count(

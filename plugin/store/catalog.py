@@ -53,6 +53,15 @@ class CatalogQueries(StoreBase):
                 (key, text),
             )
 
+    def setting_default(self, key: str, value: Any) -> Any:
+        """The stored value of ``key``; stores ``value`` first if there is none (atomic: concurrent callers
+        all get the one value that was stored first)."""
+        text = json.dumps(value, allow_nan=False)
+        with self._tx() as w:
+            w.execute("INSERT INTO settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING", (key, text))
+            stored = w.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()[0]
+        return json.loads(stored)
+
     def settings(self) -> dict[str, Any]:
         return {r["key"]: json.loads(r["value"]) for r in self._rows("SELECT key, value FROM settings ORDER BY key")}
 

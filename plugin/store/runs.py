@@ -4,8 +4,6 @@ the query, not after it."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import time
@@ -13,11 +11,10 @@ from typing import Any, Literal
 
 import pydantic_core
 
+from plugin.export import rows_to_csv
 from plugin.store.base import RUN_COLS, WINDOW_COLS, Runners, StoreBase, run_filters
 
 log = logging.getLogger(__name__)
-
-_FORMULA_START = ("=", "+", "-", "@")
 
 
 class RunQueries(StoreBase):
@@ -133,6 +130,22 @@ class RunQueries(StoreBase):
             f"SELECT {','.join(WINDOW_COLS)} FROM windows WHERE run_id = ? ORDER BY window_index", (run_id,)
         )
 
+    def list_windows(
+        self,
+        *,
+        runner: str | None = None,
+        device_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 1000,
+        offset: int = 0,
+        runners: Runners = None,
+    ) -> list[dict[str, Any]]:
+        """Window measure columns (no JSON) of the windows starting in [since, until), oldest first."""
+        where, args = run_filters(device_id, runner, since, until, "t_start", runners)
+        sql = f"SELECT {','.join(WINDOW_COLS)} FROM windows{where} ORDER BY t_start, msg_id LIMIT ? OFFSET ?"
+        return self._rows(sql, [*args, int(limit), int(offset)])
+
     def run_window_measures(self, run_id: str) -> list[dict[str, Any]]:
         """The few window columns the in-run rules compare (index, cadence, contact time, VALR), oldest first."""
         return self._rows(
@@ -197,16 +210,7 @@ class RunQueries(StoreBase):
         ]
         if fmt == "json":
             return json.dumps(rows, indent=1, allow_nan=False)
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(RUN_COLS), lineterminator="\n")
-        writer.writeheader()
-        for r in rows:
-            # Neutralise spreadsheet formula injection in free-text fields (runner names come from devices).
-            for k in ("runner", "device_id", "run_id", "profile"):
-                if isinstance(r.get(k), str) and r[k][:1] in _FORMULA_START:
-                    r[k] = "'" + r[k]
-            writer.writerow(r)
-        return buf.getvalue()
+        return rows_to_csv(rows, RUN_COLS)  # text cells neutralised: runner names come from devices
 
     def apply_retention(self, window_days: float | None, now: float | None = None) -> int:
         """Delete windows (with their step records) older than ``window_days``; runs, alerts and the dedupe

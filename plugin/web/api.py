@@ -26,12 +26,17 @@ from typing import Any
 
 from aiohttp import web
 
+from edge_agent.common.fitfile import MIME_TYPE as FIT_MIME_TYPE
+from edge_agent.common.fitfile import FitExportError
 from edge_agent.common.redact import MASK, mask_url
+from plugin.fit_export import export_run_fit
 from plugin.risk import risk_summary
 from plugin.store import Principal
 from plugin.store.accounts import HOME_ADMIN
+from plugin.summary import summary as dashboard_summary
 from plugin.trends import trends as compute_trends
 from plugin.web.accounts import principal, require_admin
+from plugin.web.auth import THROTTLE_KEY
 from plugin.web.context import DashboardContext, SettingSpec
 
 log = logging.getLogger(__name__)
@@ -194,7 +199,7 @@ def parse_choice(name: str, raw: str | None, choices: tuple[str, ...] | list[str
 def parse_device(raw: str | None) -> str | None:
     if raw is None or raw == "":
         return None
-    if not _DEVICE_RE.match(raw):
+    if not _DEVICE_RE.fullmatch(raw):
         raise ApiError(400, f"query parameter 'device_id': {raw[:40]!r} is not a valid device id")
     return raw
 
@@ -218,7 +223,7 @@ def _check_unknown(request: web.Request, allowed: set[str]) -> None:
 
 def _path_id(request: web.Request, name: str) -> str:
     value = request.match_info[name]
-    if not _ID_RE.match(value):
+    if not _ID_RE.fullmatch(value):
         raise ApiError(400, f"{name} {value[:64]!r} is not a valid id ([A-Za-z0-9:_-], ≤ 64 chars)")
     return value
 
@@ -242,10 +247,12 @@ async def health(request: web.Request) -> web.Response:
         return json_response({"version": data.get("version"), "store": {"ok": store.get("ok")},
                               "broker": {"connected": (data.get("broker") or {}).get("connected")}})  # fmt: skip
     cache = request.app[RUN_CACHE]
+    throttle = request.app[THROTTLE_KEY]
     data["web"] = {
         "live_clients": len(request.app[LIVE_TASKS]),
         "auth": "token" if ctx.token else "loopback-open",
         "run_cache": {"hits": cache.hits, "misses": cache.misses},
+        "auth_throttle": {"clients": throttle.clients, "failures": throttle.failures, "refused": throttle.refused},
     }
     return json_response(data)
 
@@ -299,27 +306,26 @@ async def overview(request: web.Request) -> web.Response:
     return json_response(await _call(gather))
 
 
-async def list_runs(request: web.Request) -> web.Response:
+async def _paged(request: web.Request, key: str, fetch: Callable[..., Any], default_limit: int, max_limit: int
+                 ) -> web.Response:  # fmt: skip
+    """A filtered, paged listing (``device_id, runner, since, until, limit, offset``): ``{key: [...], "limit",
+    "offset", "next_offset"}`` (``next_offset`` null on the last page)."""
     _check_unknown(request, {"device_id", "runner", "since", "until", "limit", "offset"})
     q = request.query
-    limit = parse_int("limit", q.get("limit"), 100, 1, 1000)
+    limit = parse_int("limit", q.get("limit"), default_limit, 1, max_limit)
     offset = parse_int("offset", q.get("offset"), 0, 0, 10_000_000)
     since, until = parse_time("since", q.get("since")), parse_time("until", q.get("until"))
     if since is not None and until is not None and until < since:
         raise ApiError(400, "query parameters: 'until' is before 'since'")
-    runs = await _call(
-        _ctx(request).store.list_runs,
-        device_id=parse_device(q.get("device_id")),
-        runner=parse_runner(q.get("runner")),
-        since=since,
-        until=until,
-        limit=limit,
-        offset=offset,
-        runners=principal(request).runners,
-    )
-    return json_response(
-        {"runs": runs, "limit": limit, "offset": offset, "next_offset": offset + limit if len(runs) == limit else None}
-    )
+    rows = await _call(fetch, device_id=parse_device(q.get("device_id")), runner=parse_runner(q.get("runner")),
+                       since=since, until=until, limit=limit, offset=offset,
+                       runners=principal(request).runners)  # fmt: skip
+    next_offset = offset + limit if len(rows) == limit else None
+    return json_response({key: rows, "limit": limit, "offset": offset, "next_offset": next_offset})
+
+
+async def list_runs(request: web.Request) -> web.Response:
+    return await _paged(request, "runs", _ctx(request).store.list_runs, 100, 1000)
 
 
 RUN_CACHE: web.AppKey[RunCache] = web.AppKey("footfall_run_cache", RunCache)
@@ -373,13 +379,32 @@ async def _visible_run(request: web.Request, run_id: str) -> None:
         raise ApiError(404, f"run {run_id!r} not found")
 
 
+async def get_run_fit(request: web.Request) -> web.Response:
+    """The run as a FIT activity file (``application/vnd.ant.fit``, an attachment named after the run)."""
+    _check_unknown(request, set())
+    run_id = _path_id(request, "run_id")
+    await _visible_run(request, run_id)
+    try:
+        exported = await _call(export_run_fit, _ctx(request).store, run_id)
+    except FitExportError as err:
+        raise ApiError(422, str(err)) from None
+    if exported is None:
+        raise ApiError(404, f"run {run_id!r} not found")
+    name, fit = exported
+    return web.Response(
+        body=fit.data,
+        content_type=FIT_MIME_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
 async def _prewarm_runs(app: web.Application) -> None:
     """When a run ends, encode its detail page in the background so the runner's first look is instant
     (a 60-min run at 10-s windows costs ~130 ms cold, ~5 ms from the cache)."""
     ctx = app[CTX_KEY]
     async for event in ctx.hub.subscribe():
         run_id = event.data.get("run_id") if event.type == "run" else None
-        if isinstance(run_id, str) and _ID_RE.match(run_id):
+        if isinstance(run_id, str) and _ID_RE.fullmatch(run_id):
             try:
                 await _call(run_detail_body, ctx.store, app[RUN_CACHE], run_id, "columns")
             except Exception:  # a cache warm-up must never take the dashboard down
@@ -455,6 +480,10 @@ async def _json_body(request: web.Request, *, optional: bool = False) -> dict[st
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ApiError(400, f"request body: invalid JSON ({str(err)[:120]})") from None
+    except RecursionError:
+        raise ApiError(400, "request body: JSON nested too deeply") from None
+    except ValueError as err:  # e.g. an integer of more than 4,300 digits
+        raise ApiError(400, f"request body: unusable JSON value ({str(err)[:80]})") from None
     if not isinstance(body, dict):
         raise ApiError(400, f"request body: expected a JSON object, got {type(body).__name__}")
     return body
@@ -539,7 +568,7 @@ def _validate(spec: SettingSpec, value: Any, current: Any) -> Any:
             continue
         if MASK in item:
             raise ApiError(400, f"setting '{spec.key}[{i}]': masked value does not match a stored URL; re-enter it")
-        if len(item) > spec.max_length or not re.match(r"^[a-z][a-z0-9+.-]{1,15}://\S+$", item):
+        if len(item) > spec.max_length or not re.fullmatch(r"[a-z][a-z0-9+.-]{1,15}://\S+", item):
             raise ApiError(400, f"setting '{spec.key}[{i}]': expected an Apprise URL like 'ntfy://topic'")
         out.append(item)
     return out
@@ -618,6 +647,20 @@ async def export(request: web.Request) -> web.Response:
     )
 
 
+async def summary(request: web.Request) -> web.Response:
+    """This dashboard's identity, runners with their current figures, devices, recent alerts (plugin/summary.py)."""
+    _check_unknown(request, set())
+    ctx = _ctx(request)
+    config = ctx.risk_config() if ctx.risk_config is not None else None
+    scope = principal(request).runners
+    return json_response(await _call(dashboard_summary, ctx.store, risk_config=config, runners=scope))
+
+
+async def list_windows(request: web.Request) -> web.Response:
+    """Window measures (no step records) starting in [since, until), oldest first — e.g. for hourly statistics."""
+    return await _paged(request, "windows", _ctx(request).store.list_windows, 1000, 5000)
+
+
 async def meta(request: web.Request) -> web.Response:
     """Devices and runners, for filter menus."""
     ctx = _ctx(request)
@@ -650,6 +693,14 @@ async def api_errors(request: web.Request, handler: Callable[[web.Request], Any]
         return json_response({"error": err.message}, status=err.status)
     except web.HTTPRequestEntityTooLarge:
         return json_response({"error": "request body too large"}, status=413)
+    except web.HTTPMethodNotAllowed as exc:
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        message = f"method {request.method} not allowed on {request.path} (allowed: {allowed})"
+        resp = json_response({"error": message}, 405)
+        resp.headers["Allow"] = allowed
+        return resp
+    except web.HTTPNotFound:
+        return json_response({"error": f"no API route {request.method} {request.path}"}, status=404)
     except web.HTTPException as exc:
         if exc.status >= 400:
             return json_response({"error": exc.reason}, status=exc.status)
@@ -668,8 +719,11 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/overview", overview)
     r.add_get("/api/meta", meta)
     r.add_get("/api/me", me)
+    r.add_get("/api/summary", summary)
+    r.add_get("/api/windows", list_windows)
     r.add_get("/api/runs", list_runs)
     r.add_get("/api/runs/{run_id}", get_run)
+    r.add_get("/api/runs/{run_id}/fit", get_run_fit)
     r.add_get("/api/trends", trends)
     r.add_get("/api/alerts", list_alerts)
     r.add_post("/api/alerts/{alert_id}/ack", ack_alert)

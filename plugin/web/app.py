@@ -6,35 +6,33 @@ from aiohttp import web
 
 from plugin.web import api, live, pages
 from plugin.web.accounts import AccountsGate
-from plugin.web.auth import auth_middleware, require_token_if_exposed, security_headers
+from plugin.web.auth import THROTTLE_KEY, auth_middleware, require_token_if_exposed, security_headers
 from plugin.web.context import DashboardContext
 from plugin.web.proxy import forwarded_middleware, parse_networks
+from plugin.web.throttle import FailureThrottle
 
 #: POST bodies are small JSON objects (settings, acks); anything bigger is refused with 413.
 MAX_BODY_BYTES = 64 * 1024
 
 
-async def _not_found(request: web.Request) -> web.Response:
-    raise api.ApiError(404, f"no API route {request.method} {request.path}")
-
-
 def create_app(ctx: DashboardContext) -> web.Application:
     """Build the web app. Raises ``ConfigError`` when listening beyond loopback without a token."""
     require_token_if_exposed(ctx.listen_host, ctx.token)
+    throttle = FailureThrottle()
     app = web.Application(
         middlewares=[
             forwarded_middleware(parse_networks(ctx.trusted_proxies)),
             security_headers,
             api.api_errors,
-            auth_middleware(ctx.token, AccountsGate(ctx.store)),
+            auth_middleware(ctx.token, throttle, AccountsGate(ctx.store)),
         ],
         client_max_size=MAX_BODY_BYTES,
     )
     app[api.CTX_KEY] = ctx
+    app[THROTTLE_KEY] = throttle
     api.add_routes(app)
     live.setup_live(app)
     pages.add_routes(app)
-    app.router.add_route("*", "/api/{tail:.*}", _not_found)
     app.on_response_prepare.append(_strip_server_header)
     return app
 

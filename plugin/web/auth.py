@@ -9,6 +9,9 @@ Rules (docs/design.md §6 "secure by default"):
 * The token arrives as ``Authorization: Bearer <token>`` (scripts, Home Assistant) or through the login
   page, which sets an ``HttpOnly; SameSite=Strict`` cookie holding an HMAC of the token (the token
   itself never sits in the browser). Both are compared in constant time (``hmac.compare_digest``).
+* Failed authentication (wrong Bearer token, failed login) is throttled per client address
+  (:mod:`plugin.web.throttle`): beyond the budget every attempt is a 429 before any comparison.
+* Malformed credentials (a cookie or token that is not ASCII/UTF-8) are simply wrong: 401, never a 500.
 * State-changing requests authenticated by cookie (or by nothing, on loopback) must come from this
   origin (``Origin``, else ``Referer``) — the classic CSRF defence (OWASP CSRF cheat sheet,
   "Verifying origin with standard headers"). Bearer requests cannot be forged cross-site.
@@ -22,25 +25,29 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 from collections.abc import Awaitable, Callable
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from edge_agent.common.config import ConfigError, is_loopback
+from plugin.config import MIN_TOKEN_LENGTH
 from plugin.store import Principal
 from plugin.store.accounts import HOME_ADMIN
 from plugin.web.accounts import PRINCIPAL_KEY, USER_COOKIE, AccountsGate
+from plugin.web.throttle import FailureThrottle
 
 log = logging.getLogger(__name__)
 
 COOKIE_NAME = "footfall_session"
-MIN_TOKEN_LENGTH = 16
 _UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _PUBLIC_PREFIXES = ("/static/",)
 _PUBLIC_PATHS = frozenset({"/login", "/favicon.ico"})
-_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+#: A redirect target after login: one absolute path on this origin, printable ASCII only (no tab, newline or
+#: backslash, which browsers drop or read as "/" — ``/\t/evil`` would become ``//evil``), not ``//``.
+_SAFE_PATH = re.compile(r"/(?![/\\])[!-\[\]-~]*")
 
 #: Content-Security-Policy: scripts only from our own files (no inline script, no eval), nothing
 #: framed or framing. Plotly sets element styles at run time, so styles allow 'unsafe-inline'
@@ -60,6 +67,7 @@ SECURITY_HEADERS = {
 }
 
 AUTH_KEY = web.RequestKey("footfall_auth", str)  # how this request was authenticated
+THROTTLE_KEY: web.AppKey[FailureThrottle] = web.AppKey("footfall_auth_throttle", FailureThrottle)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -79,8 +87,14 @@ def session_value(token: str) -> str:
     return hmac.new(token.encode(), b"footfall-dashboard-session-v1", hashlib.sha256).hexdigest()
 
 
+def _bytes(text: str) -> bytes:
+    """Header text as bytes for a constant-time comparison; undecodable bytes (aiohttp keeps them as
+    surrogates) compare as the bytes they were, never as an exception."""
+    return text.encode("utf-8", "surrogateescape")
+
+
 def token_matches(given: str, token: str) -> bool:
-    return hmac.compare_digest(given.encode(), token.encode())
+    return hmac.compare_digest(_bytes(given), _bytes(token))
 
 
 def _bearer(request: web.Request) -> str | None:
@@ -107,8 +121,12 @@ def same_origin(request: web.Request) -> bool:
 
 
 def safe_next(target: str | None) -> str:
-    """Only redirect to a local path after login (no open redirect to ``//evil`` or ``https://…``)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Only redirect to a path on this origin after login (no open redirect to ``//evil``, ``https://…`` or
+    ``/\t/evil``, which a browser normalises to ``//evil``); anything else → ``/``."""
+    if not target or not _SAFE_PATH.fullmatch(target):
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
         return "/"
     return target
 
@@ -124,11 +142,32 @@ def _deny(request: web.Request, status: int, message: str) -> web.StreamResponse
             resp.headers["WWW-Authenticate"] = 'Bearer realm="footfall"'
         return resp
     if status == 401:
-        raise web.HTTPFound(f"/login?next={request.path_qs}" if request.path != "/" else "/login")
+        raise web.HTTPFound(f"/login?next={quote(request.path_qs, safe='/')}" if request.path != "/" else "/login")
     return web.Response(status=status, text=message)
 
 
-def auth_middleware(token: str | None, gate: AccountsGate | None = None) -> Middleware:
+def throttled(request: web.Request, throttle: FailureThrottle) -> web.Response | None:
+    """A 429 answer if this client used up its failed-authentication budget, else None."""
+    wait = throttle.retry_after(request.remote)
+    if not wait:
+        return None
+    retry = FailureThrottle.header(wait)
+    message = f"too many failed authentication attempts from this address: retry in {retry} s"
+    if _is_api(request) or request.method != "GET":
+        resp: web.Response = web.json_response({"error": message}, status=429)
+    else:
+        resp = web.Response(status=429, text=message)
+    resp.headers["Retry-After"] = retry
+    return resp
+
+
+def loopback_host(host_header: str) -> bool:
+    """The ``Host`` names a loopback address (``localhost``, 127.0.0.0/8, ``[::1]``): never a DNS name a web
+    page elsewhere could rebind."""
+    return is_loopback(_host_name(host_header))
+
+
+def auth_middleware(token: str | None, throttle: FailureThrottle, gate: AccountsGate | None = None) -> Middleware:
     """Authenticate every request except static files and the login page."""
     cookie_ok = session_value(token) if token else None
 
@@ -139,21 +178,26 @@ def auth_middleware(token: str | None, gate: AccountsGate | None = None) -> Midd
         users = gate is not None and await gate.enabled()
         if token is None and not users:
             # Open on loopback only: refuse foreign Host names (DNS rebinding).
-            if _host_name(request.host).lower() not in _LOOPBACK_NAMES:
+            if not loopback_host(request.host):
                 return _deny(request, 403, "this dashboard only answers to localhost (configure a token)")
             request[AUTH_KEY] = "loopback"
         elif request.path not in _PUBLIC_PATHS and not request.path.startswith(_PUBLIC_PREFIXES):
             bearer = _bearer(request)
             cookie = request.cookies.get(COOKIE_NAME)
+            if bearer is not None and (refused := throttled(request, throttle)) is not None:
+                return refused
             if token is not None and bearer is not None and token_matches(bearer, token):
                 request[AUTH_KEY] = "bearer"
-            elif token is not None and cookie is not None and cookie_ok and hmac.compare_digest(cookie, cookie_ok):
-                request[AUTH_KEY] = "cookie"
             elif users and gate is not None and (found := await _user(request, gate, bearer)) is not None:
                 request[PRINCIPAL_KEY] = found[0]
                 request[AUTH_KEY] = found[1]
             else:
-                return _deny(request, 401, "authentication required")
+                if bearer is not None:  # a wrong token is a guess, whatever else the request carries
+                    throttle.failed(request.remote)
+                    log.warning("wrong Bearer token from %s", request.remote)  # never the token itself
+                if cookie is None or cookie_ok is None or not hmac.compare_digest(_bytes(cookie), cookie_ok.encode()):
+                    return _deny(request, 401, "authentication required")
+                request[AUTH_KEY] = "cookie"
         if (
             request.method in _UNSAFE_METHODS
             and request[AUTH_KEY] not in ("bearer", "user-bearer")

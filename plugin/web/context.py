@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:  # the web layer only calls the Store; importing it at runtime is the service's job
+    from plugin.config import RiskConfig
     from plugin.events import EventHub
     from plugin.store import Store
 
@@ -117,7 +118,8 @@ class DashboardContext:
     ``token``: required whenever ``listen_host`` is not loopback (``create_app`` refuses otherwise).
     ``notify_test``: sends a test notification through the configured notifiers; True if delivered.
     ``risk``: returns the risk summary ``{"level", "reasons"}`` (or just the level); defaults to
-    ``plugin.risk.risk_summary(store)``.
+    ``plugin.risk.risk_summary(store)``. ``risk_config``: the risk engine's current thresholds (per-runner
+    risk levels in ``GET /api/summary``); defaults to ``RiskConfig()``.
     ``sse_heartbeat_s``: SSE comment heartbeat so proxies and browsers keep idle streams open.
     ``prewarm_runs``: encode a run's detail response in the background when its ``run`` event arrives.
     """
@@ -130,6 +132,7 @@ class DashboardContext:
     notify_test: Callable[[], Awaitable[bool]] | None = None
     settings_schema: tuple[SettingSpec, ...] = DEFAULT_SETTINGS_SCHEMA
     risk: Callable[[], dict[str, Any] | str] | None = None
+    risk_config: Callable[[], RiskConfig] | None = None
     sse_heartbeat_s: float = 15.0
     prewarm_runs: bool = True
     title: str = "footfall"

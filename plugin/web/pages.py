@@ -18,7 +18,15 @@ from aiohttp import web
 from plugin.store.accounts import SESSION_TTL_S
 from plugin.web.accounts import USER_COOKIE
 from plugin.web.api import _ID_RE, CTX_KEY
-from plugin.web.auth import COOKIE_NAME, safe_next, same_origin, session_value, token_matches
+from plugin.web.auth import (
+    COOKIE_NAME,
+    THROTTLE_KEY,
+    safe_next,
+    same_origin,
+    session_value,
+    throttled,
+    token_matches,
+)
 
 log = logging.getLogger(__name__)
 
@@ -184,11 +192,13 @@ async def runs_page(request: web.Request) -> web.Response:
 
 async def run_page(request: web.Request) -> web.Response:
     run_id = request.match_info["run_id"]
-    if not _ID_RE.match(run_id):
+    if not _ID_RE.fullmatch(run_id):
         raise web.HTTPBadRequest(text="invalid run id")
     body = (
         f'<div class="page-head"><h1 class="page-title"><span id="run-title">Run {e(run_id)}</span></h1>'
-        '<a class="btn ghost" href="/runs">All runs</a></div>'
+        f'<span><a class="btn" id="run-fit" href="/api/runs/{e(run_id)}/fit" download '
+        'title="FIT activity file for Garmin Connect, Strava, intervals.icu or Golden Cheetah">Download FIT</a> '
+        '<a class="btn ghost" href="/runs">All runs</a></span></div>'
         + _card("run-summary", "Summary", "Whole-run averages; L and R are the left and right foot.", "wide")
         + '<div class="grid">'
         + '<section class="card" id="card-scatter"><h2>Strike index vs loading rate <span class="tip" tabindex="0" '
@@ -290,6 +300,9 @@ async def login_post(request: web.Request) -> web.Response:
         raise web.HTTPFound("/")
     if not same_origin(request):
         return web.Response(status=403, text="cross-origin login refused")
+    refused = throttled(request, request.app[THROTTLE_KEY])
+    if refused is not None:
+        return refused
     form = await request.post()
     next_ = safe_next(str(form.get("next", "/")))
     resp = web.HTTPSeeOther(next_)
@@ -297,8 +310,8 @@ async def login_post(request: web.Request) -> web.Response:
         name, password = str(form.get("username", ""))[:64], str(form.get("password", ""))[:1024]
         who = await asyncio.to_thread(ctx.store.verify_password, name, password)
         if who is None:
+            request.app[THROTTLE_KEY].failed(request.remote)  # per client: see plugin/web/throttle.py
             log.warning("dashboard login failed for a user from %s", request.remote)  # never log the password
-            await asyncio.sleep(0.5)  # blunt online guessing
             return web.Response(status=401, text=_login_form(next_, "User name or password is not right.",
                                                             users=True), content_type="text/html")  # fmt: skip
         session = await asyncio.to_thread(ctx.store.create_session, name)
@@ -307,8 +320,8 @@ async def login_post(request: web.Request) -> web.Response:
         raise resp
     given = str(form.get("token", ""))
     if token is None or not token_matches(given, token):
+        request.app[THROTTLE_KEY].failed(request.remote)  # per client: see plugin/web/throttle.py
         log.warning("dashboard login failed from %s", request.remote)  # never log the attempted token
-        await asyncio.sleep(0.5)  # blunt online guessing
         return web.Response(
             status=401, text=_login_form(next_, "That token is not right.", users=users), content_type="text/html"
         )

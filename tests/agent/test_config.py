@@ -173,8 +173,11 @@ def test_validate_config_command(tmp_path: Path) -> None:
     assert bad.returncode == 2
     assert f"{tmp_path / 'agent.yaml'}:11: key 'pipeline.window_s'" in bad.stderr
     assert "hunter2" not in bad.stderr + bad.stdout
+    recording = tmp_path / "run.ffrec"  # validate-config checks that a replay's recording exists, as run does
+    recording.write_bytes(b"")
+    text = GOOD.replace("/data/run.ffrec", str(recording))
     good = subprocess.run(
-        [sys.executable, "-m", "edge_agent", "validate-config", str(write(tmp_path, GOOD, "ok.yaml")), "--show"],
+        [sys.executable, "-m", "edge_agent", "validate-config", str(write(tmp_path, text, "ok.yaml")), "--show"],
         capture_output=True,
         text=True,
         timeout=60,

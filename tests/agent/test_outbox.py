@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from edge_agent.contract import Ack, Topics, WindowSummary, parse_stored_message
-from edge_agent.runtime.outbox import Outbox, OutboxError
+from edge_agent.runtime.outbox import AckRefused, Outbox, OutboxError
 from tests.support.paths import REPO
 
 T = Topics("dev1")
@@ -98,17 +98,42 @@ def test_ack_guards(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     assert ob.apply_ack(Ack(device_id="dev1", stream_id="otherstream", acked_seq=5)) == 0
     assert ob.apply_ack(Ack(device_id="dev2", stream_id=ob.stream_id, acked_seq=5)) == 0
     assert ob.backlog == 5
-    with caplog.at_level(logging.WARNING):
-        assert ob.ack(99) == 5
-    assert "beyond the last assigned seq" in caplog.text
+    # a forged ack (or one for a lost copy of this outbox) claims seqs never assigned: refused, nothing deleted
+    for acked, highest in ((99, None), (0, 99), (5, 6)):
+        with pytest.raises(AckRefused, match="beyond the last assigned seq 5"):
+            ob.ack(acked, [], highest_seq=highest)
+    assert ob.backlog == 5 and ob.stats()["refused_acks"] == 3
+    # an ack only covers rows handed to the broker: none yet, then 1..3
+    assert ob.ack(5) == 0 and ob.backlog == 5
+    for seq in (1, 2, 3):
+        ob.handing_over(seq)
+    assert ob.ack(5, [], highest_seq=5) == 3 and [r.seq for r in ob.pending(100)] == [4, 5]
+    ob.mark_sent([4, 5])
+    assert ob.ack(5) == 2
     ob.put(T.summary, window(6))
     assert ob.last_seq() == 6 and ob.backlog == 1
+
+
+def test_what_was_sent_before_a_restart_is_known_after_it(tmp_path: Path) -> None:
+    """Acks after a restart may cover rows the previous process sent (attempts > 0), never the others."""
+    path = tmp_path / "o.db"
+    ob = Outbox(path, "dev1")
+    for i in range(6):
+        ob.put(T.summary, window(i))
+    ob.mark_sent([1, 2, 3, 4])
+    ob.close()
+    ob = Outbox(path, "dev1")
+    assert ob.ack(6) == 4 and [r.seq for r in ob.pending(100)] == [5, 6]
+    ob.close()
+    ob = Outbox(path, "dev1")  # only unsent rows left: acks delete nothing
+    assert ob.ack(6) == 0 and ob.backlog == 2
 
 
 def test_highest_seq_releases_rows_above_a_gap(tmp_path: Path) -> None:
     ob = Outbox(tmp_path / "o.db", "dev1")
     for i in range(10):
         ob.put(T.summary, window(i))
+    ob.handing_over(10)  # the publisher handed seqs up to 10 to the broker
     # plugin: has 1-3, 6-8 (4-5 missing), highest 8
     assert ob.ack(3, [(4, 5)], highest_seq=8) == 6
     assert [r.seq for r in ob.pending(100)] == [4, 5, 9, 10]
@@ -179,6 +204,7 @@ def test_size_bound_counts_payload_bytes_on_every_path_and_drops_by_priority(
     assert any(
         "size bound 10,000 payload bytes reached" in r.message and r.levelno == logging.ERROR for r in caplog.records
     )
+    ob.handing_over(10)
     assert ob.ack(5, []) == 3  # seqs 1, 4, 5 acked
     assert ob.payload_bytes() == real_bytes(path) == 6_500
     ob.close()
@@ -207,6 +233,7 @@ def test_outbox_file_from_before_the_size_bound_gets_its_byte_count(tmp_path: Pa
     ob = Outbox(path, "dev1")
     assert ob.payload_bytes() == stored > 0 and ob.backlog == 3
     ob.put(T.summary, window(1))
+    ob.handing_over(4)
     assert ob.ack(4, []) == 4 and ob.payload_bytes() == 0
 
 
@@ -355,6 +382,7 @@ def test_space_is_given_back_after_a_backlog_drains(tmp_path: Path) -> None:
         ob.put(T.summary, lambda s, m: b"x" * 8000, kind="summary")
     pages = lambda: ob._db.execute("PRAGMA page_count").fetchone()[0]  # noqa: E731
     full = pages()
+    ob.handing_over(400)
     ob.ack(400)
     for _ in range(3):
         ob.expire()
@@ -369,6 +397,7 @@ def test_large_acks_are_applied_in_chunks(tmp_path: Path, monkeypatch: pytest.Mo
     ob = Outbox(tmp_path / "o.db", "dev1")
     for i in range(30):
         ob.put(T.summary, window(i))
+    ob.handing_over(30)
     assert ob.ack(22, [(25, 26)], highest_seq=28) == 26  # 1..22 in 4 chunks, then 23, 24, 27, 28
     assert [r.seq for r in ob.pending(100)] == [25, 26, 29, 30]
     assert ob.backlog == 4 and ob.stats()["acked"] == 26

@@ -485,3 +485,27 @@ def test_no_broker_keeps_everything_and_the_next_start_delivers_it(broker, tmp_p
     assert s2["outbox"]["stream_id"] == s1["outbox"]["stream_id"]  # same outbox, same stream
     assert acker.stored() == s2["outbox"]["last_seq"] >= stored  # everything from the first run arrived
     assert acker.invalid == 0
+
+
+@pytest.mark.timeout(240)
+def test_duration_means_seconds_of_simulated_running(broker, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`run --source simulator --duration 300` simulates a 300 s run: ~30 windows of 10 s, and one run of ~300 s
+    (the simulator's own 60 s default run used to be all that was simulated)."""
+    sub = Subscriber(broker.port)
+    cfg = write_config(tmp_path, broker.url, outbox={"require_plugin_ack": False, "drain_timeout_s": 20})
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "edge_agent", "run", "--config", str(cfg), "--source", "simulator",
+             "--speed", "0", "--duration", "300", "--stats"],
+            capture_output=True, text=True, timeout=200, env=agent_env(tmp_path), cwd=tmp_path,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        stats = json.loads(proc.stdout)
+        time.sleep(0.5)
+    finally:
+        sub.stop()
+    runs = [parse_stored_message(p) for p in sub.on("run")]
+    assert len(runs) == 1 and isinstance(runs[0], RunSummary)
+    assert runs[0].duration_s == pytest.approx(300.0, abs=8.0)
+    assert 28 <= stats["pipeline"]["published"]["summary"] <= 32
+    assert stats["drained"] is True

@@ -246,7 +246,7 @@ def test_agent_yaml_validates_as_compose_runs_it(monkeypatch: pytest.MonkeyPatch
     config_in_container = cmd[cmd.index("--config") + 1]
     assert mounted[config_in_container] == "./agent.yaml"  # compose mounts this file where CMD reads it
     cfg = load_agent_config(DOCKER / "agent.yaml")
-    assert cfg.mqtt.username == "footfall-agent" and cfg.mqtt.password is not None
+    assert cfg.mqtt.username == cfg.device_id == "treadmill" and cfg.mqtt.password is not None  # the ACL's %u
     assert cfg.mqtt.password.get_secret_value() == ex["AGENT_MQTT_PASSWORD"]
     assert cfg.state_dir == Path("/var/lib/footfall") and cfg.numba_cache_dir == Path("/var/cache/footfall")
     assert cfg.kernel_dir == Path("/opt/footfall/kernels")  # where the image's build stage compiled them
@@ -309,7 +309,7 @@ class Kit:
     def start_mosquitto(self) -> None:
         passwd = self.root / "passwd"
         users = {"footfall-dashboard": self.env["DASHBOARD_MQTT_PASSWORD"],
-                 "footfall-agent": self.env["AGENT_MQTT_PASSWORD"], "homeassistant": "ha-secret"}  # fmt: skip
+                 "treadmill": self.env["AGENT_MQTT_PASSWORD"], "homeassistant": "ha-secret"}  # fmt: skip
         for i, (user, pw) in enumerate(users.items()):
             args = ["-c"] if i == 0 else []
             subprocess.run([_tool("mosquitto_passwd"), *args, "-b", str(passwd), user, pw], check=True, timeout=30)

@@ -10,6 +10,7 @@ from pathlib import Path
 from edge_agent.tools.broker import AmqttBroker, MosquittoBroker, free_port, have_mosquitto, make_broker, wait_port
 
 __all__ = [
+    "SHIPPED_ACL",
     "AmqttBroker",
     "MosquittoBroker",
     "free_port",
@@ -21,10 +22,19 @@ __all__ = [
 ]
 
 
-def harden(b: MosquittoBroker, d: Path, *, users: dict[str, str] | None = None, tls: bool = False) -> Path | None:
+#: The ACL the Docker kit ships (docs/security.md).
+SHIPPED_ACL = Path(__file__).resolve().parents[2] / "docker" / "mosquitto" / "acl"
+
+
+def harden(
+    b: MosquittoBroker, d: Path, *, users: dict[str, str] | None = None, tls: bool = False, acl: Path | None = None
+) -> Path | None:
     """Before ``b.start()``: refuse anonymous clients and accept ``users`` (name → password), and/or
-    serve TLS only with a private CA made in ``d``. Returns that CA's certificate (None without TLS)."""
+    serve TLS only with a private CA made in ``d``, and/or enforce the ACL file ``acl`` (e.g.
+    :data:`SHIPPED_ACL`). Returns that CA's certificate (None without TLS)."""
     conf = b.conf.read_text()
+    if acl is not None:
+        conf += f"acl_file {acl}\n"
     if users:
         pw = d / "passwd"
         for i, (name, password) in enumerate(users.items()):

@@ -1,6 +1,11 @@
-"""Real footfall processes for the end-to-end tests: ``footfall-agent run`` with the simulator and
-``footfall-dashboard run``, each a subprocess a test can SIGKILL, SIGSTOP or stop cleanly, plus read-only views of
-their databases."""
+"""Child processes for the tests: real footfall processes (``footfall-agent run`` with the simulator,
+``footfall-dashboard run``) a test can SIGKILL, SIGSTOP or stop cleanly, with read-only views of their databases;
+and any child's own peak resident memory, read from ``/proc/<pid>/status``.
+
+``VmHWM`` is the peak RSS of the process's current address space, so it starts afresh at ``exec``; the
+``wait4``/``getrusage`` figure does not (it keeps the peak of the parent's pages the child inherited at fork, so
+a child of a big pytest process would look as big as pytest).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -199,3 +205,29 @@ class DashboardProc:
             return 0
         with _ro(self.db) as db:
             return int(db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+
+
+def vm_hwm_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def run_measured(argv: list[str], poll_s: float = 0.005, **kw: Any) -> tuple[int, float, str, str]:
+    """Run ``argv`` to the end; (exit code, its peak RSS in MB, stdout, stderr)."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    out: list[str] = []
+    reader = threading.Thread(target=lambda: out.extend(proc.communicate()), daemon=True)
+    reader.start()
+    peak = 0.0
+    while proc.poll() is None:
+        hwm = vm_hwm_mb(proc.pid)  # the last reading before exit holds the peak (VmHWM only grows)
+        if hwm is not None:
+            peak = max(peak, hwm)
+        time.sleep(poll_s)
+    reader.join()
+    return proc.returncode, peak, out[0], out[1]

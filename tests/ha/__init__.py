@@ -1,0 +1,1 @@
+"""Home Assistant integration tests (run in .venv-ha; see tests/ha/conftest.py)."""
