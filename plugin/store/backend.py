@@ -28,7 +28,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
 from edge_agent.common.redact import redact_url
@@ -147,7 +147,6 @@ class SqliteBackend(Backend):
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
-        self._locks: dict[str, threading.Lock] = {}
         self._closed = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self.path.exists():
@@ -205,11 +204,15 @@ class SqliteBackend(Backend):
             else:
                 self._w.execute("COMMIT")
 
+    #: Named locks per (file, name), shared by every store on the file in this process.
+    _named_locks: ClassVar[dict[tuple[str, str], threading.Lock]] = {}
+    _named_locks_guard: ClassVar[threading.Lock] = threading.Lock()
+
     @contextlib.contextmanager
     def exclusive(self, key: str) -> Iterator[None]:
-        """One SQLite file is written by one process: a per-name lock in this process is enough."""
-        with self._readers_lock:
-            lock = self._locks.setdefault(key, threading.Lock())
+        """One SQLite file is written by one process: a lock per file and name in this process is enough."""
+        with SqliteBackend._named_locks_guard:
+            lock = SqliteBackend._named_locks.setdefault((str(self.path.resolve()), key), threading.Lock())
         with lock:
             yield
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterable
 
 import pytest
@@ -211,3 +213,44 @@ def test_no_baseline_stays_unknown_but_names_open_alerts(store: Store) -> None:
     s = risk_summary(store)
     assert s["level"] == "unknown" and "No baseline yet" in s["reasons"][0]
     assert s["reasons"][1] == "Spike (warning, not acknowledged)"
+
+
+def test_two_workers_evaluating_one_runner_at_once_raise_one_alert(
+    dbs: Databases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers (their own Store and RiskEngine on one database) each store one spiking window of the same run
+    and evaluate it at the same moment. The "once per run" check is held open for 0.3 s to make the race wide:
+    the runner's lock (a PostgreSQL advisory lock across processes; per process on SQLite) makes check + alert one
+    step, so exactly one alert is raised (without the lock both workers pass the check)."""
+    msgs = history(seed=5, scenario=Scenario(spike=(20, 10, 3, 1.6)))
+    spiked_run = next(m.run_id for m in msgs if isinstance(m, WindowSummary) and m.window_index == 10
+                      and m.run_id.endswith(sorted({x.run_id for x in msgs})[20].split("-")[-1]))  # fmt: skip
+    first, second = (next(m for m in msgs if isinstance(m, WindowSummary) and m.run_id == spiked_run
+                          and m.window_index == i) for i in (10, 11))  # fmt: skip
+    held_open = Store.has_alert
+
+    def slow_check(self: Store, rule: str, run_id: str) -> bool:
+        found = held_open(self, rule, run_id)
+        time.sleep(0.3)
+        return found
+
+    monkeypatch.setattr(Store, "has_alert", slow_check)
+    with dbs.store() as one, dbs.store() as two:
+        earlier = [m for m in msgs if m.run_id != spiked_run or (isinstance(m, WindowSummary) and m.window_index < 10)]
+        one.insert_many(earlier)
+        assert one.insert_message(first) and two.insert_message(second)
+        engines = (RiskEngine(one), RiskEngine(two))
+        barrier = threading.Barrier(2)
+        raised: list[Alert] = []
+
+        def evaluate(engine: RiskEngine, window: WindowSummary) -> None:
+            barrier.wait()
+            raised.extend(engine.on_summary(window))
+
+        threads = [threading.Thread(target=evaluate, args=pair) for pair in zip(engines, (first, second), strict=True)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert [a.rule for a in raised] == ["loading_spike"]
+        assert [a["rule"] for a in one.list_alerts()] == ["loading_spike"]
