@@ -255,7 +255,14 @@ class SummaryWrites(StoreBase):
         )
 
     def _insert_rows(self, w: Conn, items: list[tuple[StoredMsg, float, str | None]]) -> list[bool]:
-        """Ledger rows, then windows and run summaries for the messages the ledger took; True = stored."""
+        """Ledger rows, then windows and run summaries for the messages the ledger took; True = stored. A msg_id
+        that comes twice in one batch is stored once: its first copy."""
+        all_items = items
+        firsts: dict[str, int] = {}
+        for i, (m, _, _) in enumerate(items):
+            firsts.setdefault(m.msg_id, i)
+        first_of = set(firsts.values())
+        items = [it for i, it in enumerate(items) if i in first_of]  # the rest are duplicates (False below)
         ledger = [(m.msg_id, m.device_id, m.stream_id, m.seq, m.kind, m.run_id, at) for m, at, _ in items]
         new_ids = self._bulk_insert(w, "messages", _LEDGER_COLS, ledger, "ON CONFLICT DO NOTHING")
         windows = [(m, raw) for m, _, raw in items if m.msg_id in new_ids and isinstance(m, WindowSummary)]
@@ -277,7 +284,7 @@ class SummaryWrites(StoreBase):
             sql = f"INSERT INTO runs({','.join(cols)}) VALUES {_in(len(cols))} ON CONFLICT(run_id) DO UPDATE SET "
             w.executemany(sql + update, rows)
         # A message the ledger took whose window slot was stored already stays in the ledger: a duplicate.
-        return [m.msg_id in stored for m, _, _ in items]
+        return [i in first_of and m.msg_id in stored for i, (m, _, _) in enumerate(all_items)]
 
     def _bulk_insert(
         self, w: Conn, table: str, cols: Sequence[str], rows: Sequence[Sequence[Any]], conflict: str

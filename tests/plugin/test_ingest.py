@@ -321,10 +321,13 @@ async def test_agent_and_dashboard_deliver_over_tls_with_passwords(mosquitto_fac
 
 
 # -- integrity and isolation under hostile load (issue 12 §4, §9, §11; issue 13 §1) ---------------------------------
-def test_a_genuine_summary_does_not_wait_behind_another_devices_flood(broker: Any, tmp_path: Path) -> None:
+def test_a_genuine_summary_does_not_wait_behind_another_devices_flood(mosquitto_factory: Any, tmp_path: Path) -> None:
     """The writer is held (a slow disk) while device ``flood`` sends 2,000 messages and device ``home`` one: once
     it goes on, the batches serve the devices in turn, so ``home``'s summary is stored in the first batch, not
-    after the flood; the flood beyond its device's share of the queue is dropped unacknowledged."""
+    after the flood; the flood beyond its device's share of the queue is dropped unacknowledged. (The broker's own
+    queue for the session is made large enough that it drops nothing: this is about the dashboard's queue.)"""
+    broker = mosquitto_factory(max_queued_messages=100_000)
+    broker.start()
     store = Store(tmp_path / "dash.db")
     order: list[str] = []
     gate = threading.Event()
@@ -357,9 +360,7 @@ def test_a_genuine_summary_does_not_wait_behind_another_devices_flood(broker: An
         assert ingest.wait_idle(60)
         assert order.index("home") <= 1 + 100  # in the first batch after the held one, not behind the flood
         assert ingest.stats.dropped_flood > 0  # the flood's excess: not stored, not acknowledged
-        # (the broker may drop part of a burst this size itself, at its queue limit for our session: agents
-        # re-send what was never acknowledged, which this raw publisher does not)
-        assert ingest.wait_idle(30) and ingest.stats.stored + ingest.stats.dropped_flood <= 2002, ingest.stats
+        assert wait_until(lambda: ingest.stats.stored + ingest.stats.dropped_flood == 2002, 60), ingest.stats
         contiguous, _, _ = store.ack_state("flood", base.stream_id)
         assert contiguous < 2001 and store.counts()["windows"] == ingest.stats.stored
     finally:

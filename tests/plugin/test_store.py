@@ -436,3 +436,11 @@ def test_dashboard_database_file_is_private_and_a_damaged_file_is_refused(tmp_pa
     with pytest.raises(StoreError, match=r"private\.db: .*(damaged|not a usable)"):
         Store(db)
     assert db.read_bytes() == bytes(raw)  # left as it was
+
+
+def test_a_message_twice_in_one_batch_is_stored_once(store: Store) -> None:
+    windows, run = one_run()
+    batch = [*windows[:6], windows[2], run, windows[4], run]  # re-sent copies inside the same batch
+    results = store.store_batch([(m, time.time()) for m in batch])
+    assert results == [True] * 6 + [False, True, False, False]
+    assert store.counts()["windows"] == 6 == store.summaries() and store.counts()["messages"] == 7
