@@ -173,6 +173,12 @@ class WindowSummary(Envelope):
     body_mass_kg: NonNeg | None = None
     step_records: list[StepRecord] = Field(default_factory=list, max_length=2000)
 
+    @model_validator(mode="after")
+    def _ends_after_it_starts(self) -> WindowSummary:
+        if self.t_end < self.t_start:
+            raise ValueError(f"t_end ({self.t_end}) is before t_start ({self.t_start})")
+        return self
+
 
 class RunSummary(Envelope):
     """The whole run, sent when the agent decides the run has ended."""
@@ -192,6 +198,12 @@ class RunSummary(Envelope):
     quality: Quality = Field(default_factory=Quality)
     body_mass_kg: NonNeg | None = None
     profile: str | None = Field(default=None, max_length=64)
+
+    @model_validator(mode="after")
+    def _ends_after_it_starts(self) -> RunSummary:
+        if self.ended_at < self.started_at:
+            raise ValueError(f"ended_at ({self.ended_at}) is before started_at ({self.started_at})")
+        return self
 
 
 class LiveUpdate(WireModel):
