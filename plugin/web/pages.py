@@ -1,4 +1,5 @@
-"""HTML pages: small server-rendered shells; the content is drawn by ``static/app.js`` from the JSON API.
+"""HTML pages: small server-rendered shells; the content is drawn by the ES modules in ``static/js/`` (entry
+``main.js``, one module per page in ``js/pages/``) from the JSON API.
 
 Everything interpolated here goes through ``html.escape`` (run ids, titles, error text); the front end
 only ever inserts user-supplied text with ``textContent``. No inline script anywhere, so the CSP can
@@ -71,7 +72,7 @@ def render(page: str, title: str, body: str, *, data: dict[str, str] | None = No
         f"<title>{e(title)} · footfall</title>"
         '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">'
         '<link rel="stylesheet" href="/static/app.css">'
-        f'{scripts}<script src="/static/app.js" defer></script></head>'
+        f'{scripts}<script type="module" src="/static/js/main.js"></script></head>'
         f'<body data-page="{e(page)}"{attrs}>{header}<main id="main">{body}</main>'
         '<div id="toasts" class="toasts" aria-live="polite"></div>'
         '<footer class="foot">footfall — your data stays at home. Measures are estimates from insoles; '
