@@ -13,25 +13,27 @@ ALTER TABLE windows ADD COLUMN lr_basis TEXT;
 ALTER TABLE runs ADD COLUMN valr_lo DOUBLE PRECISION;
 ALTER TABLE runs ADD COLUMN valr_hi DOUBLE PRECISION;
 ALTER TABLE runs ADD COLUMN lr_basis TEXT;
-UPDATE windows SET
-    valr_lo = json_extract(json, '$.valr.lo'),
-    valr_hi = json_extract(json, '$.valr.hi'),
-    lr_basis = CASE WHEN json_type(json, '$.valr') = 'object'
-            THEN 'corrected@' || CASE WHEN json_extract(json, '$.valr.sample_rate_hz') > 0
-                THEN CAST(json_extract(json, '$.valr.sample_rate_hz') + 0.5 AS INTEGER) || 'Hz' ELSE '?Hz' END
-            ELSE 'sampled@' || CASE WHEN json_extract(json, '$.quality.sample_rate_hz') > 0
-                THEN CAST(json_extract(json, '$.quality.sample_rate_hz') + 0.5 AS INTEGER) || 'Hz' ELSE '?Hz' END
-        END || COALESCE('/' || NULLIF(json_extract(json, '$.profile'), ''), '')
-    WHERE json_valid(json);
-UPDATE runs SET
-    valr_lo = json_extract(summary_json, '$.valr.lo'),
-    valr_hi = json_extract(summary_json, '$.valr.hi'),
-    lr_basis = CASE WHEN json_type(summary_json, '$.valr') = 'object'
-            THEN 'corrected@' || CASE WHEN json_extract(summary_json, '$.valr.sample_rate_hz') > 0
-                THEN CAST(json_extract(summary_json, '$.valr.sample_rate_hz') + 0.5 AS INTEGER) || 'Hz' ELSE '?Hz' END
-            ELSE 'sampled@' || CASE WHEN json_extract(summary_json, '$.quality.sample_rate_hz') > 0
-                THEN CAST(json_extract(summary_json, '$.quality.sample_rate_hz') + 0.5 AS INTEGER) || 'Hz'
-                ELSE '?Hz' END
-        END || COALESCE('/' || NULLIF(json_extract(summary_json, '$.profile'), ''), '')
-    WHERE summary_json IS NOT NULL AND json_valid(summary_json);
+CREATE TEMP TABLE lr_fill AS
+    WITH docs(tbl, k, doc) AS (
+        SELECT 'windows', msg_id, json FROM windows WHERE json_valid(json)
+        UNION ALL
+        SELECT 'runs', run_id, summary_json FROM runs WHERE summary_json IS NOT NULL AND json_valid(summary_json)
+    ), parts AS (
+        SELECT tbl, k, json_extract(doc, '$.valr.lo') AS lo, json_extract(doc, '$.valr.hi') AS hi,
+               json_type(doc, '$.valr') = 'object' AS corrected,
+               CASE WHEN json_type(doc, '$.valr') = 'object' THEN json_extract(doc, '$.valr.sample_rate_hz')
+                    ELSE json_extract(doc, '$.quality.sample_rate_hz') END AS rate,
+               NULLIF(json_extract(doc, '$.profile'), '') AS profile
+        FROM docs
+    )
+    SELECT tbl, k, lo, hi,
+           CASE WHEN corrected THEN 'corrected@' ELSE 'sampled@' END
+           || CASE WHEN rate > 0 THEN CAST(rate + 0.5 AS INTEGER) || 'Hz' ELSE '?Hz' END
+           || COALESCE('/' || profile, '') AS basis
+    FROM parts;
+UPDATE windows SET valr_lo = f.lo, valr_hi = f.hi, lr_basis = f.basis
+    FROM lr_fill f WHERE f.tbl = 'windows' AND f.k = windows.msg_id;
+UPDATE runs SET valr_lo = f.lo, valr_hi = f.hi, lr_basis = f.basis
+    FROM lr_fill f WHERE f.tbl = 'runs' AND f.k = runs.run_id;
+DROP TABLE lr_fill;
 CREATE INDEX windows_basis_t ON windows(lr_basis, device_id, t_start);
