@@ -141,6 +141,7 @@ class Pipeline:
             device_id=device_id,
             runner=runner,
             profile_name=profile.name,
+            sample_rate_hz=self.analyzer.sample_rate_hz,
             settings=self.settings,
             thresholds=self.thresholds,
             sink=sink,
