@@ -346,3 +346,90 @@ async def test_mqtt_to_browser_live_through_the_real_service(broker: Any, tmp_pa
     finally:
         pub.loop_stop()
         await svc.stop()
+
+
+LIVE_CARD_JS = """() => {
+  const stats = [...document.querySelectorAll('#live-card .stat')];
+  return stats.length ? Object.fromEntries(stats.map((s) => [s.querySelector('.label').textContent,
+    s.querySelector('.value').firstChild.textContent])) : null;
+}"""
+
+
+async def test_a_running_agent_reaches_the_right_now_card(broker: Any, tmp_path: Path, browser_context: Any) -> None:
+    """`footfall-agent run` on the simulator (real time) → real broker → the dashboard service → SSE → the
+    overview's "Right now" card shows the agent's live cadence and a growing step count, no reload."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import yaml
+
+    from plugin.config import load_config
+    from plugin.service import DashboardService
+    from tests.support.brokers import free_port
+
+    port = free_port()
+    cfg = load_config(
+        None,
+        mqtt={"url": broker.url, "client_id": "dash-live-card", "ha_discovery": False},
+        db_path=str(tmp_path / "live.db"),
+        listen=f"127.0.0.1:{port}",
+    )
+    svc = DashboardService(cfg)
+    await svc.start()
+    agent_cfg = tmp_path / "agent.yaml"
+    agent_cfg.write_text(yaml.safe_dump({
+        "device_id": "live-card-sim", "runner": "ana", "state_dir": str(tmp_path / "agent"),
+        "mqtt": {"url": broker.url, "ha_discovery": {"enabled": False}},
+        "source": {"type": "simulator", "speed": 1.0, "params": {"duration_s": 600, "seed": 4, "standing_s": 2}},
+        "pipeline": {"run_detection": {"run_start_s": 2}, "live_hz": 2},
+    }))  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+    env["NUMBA_CACHE_DIR"] = str(tmp_path.parent / "numba-cache-e2e")
+    env["PYTHONPATH"] = str(REPO)
+    agent = None
+    try:
+        page = await browser_context.new_page()
+        seen = watch(page)
+        await goto(page, f"http://127.0.0.1:{port}/")
+        await page.wait_for_function("() => document.getElementById('live-status').dataset.state === 'open'")
+        assert "Waiting for the insoles" in await page.text_content("#live-card")
+        await page.evaluate("window.__noReload = 3")
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "edge_agent", "run", "--config", str(agent_cfg), "--body-mass", "70"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tmp_path,
+        )  # fmt: skip
+        # The card fills with the agent's values: a cadence and a step count, then the count grows.
+        await page.wait_for_function(
+            f"() => {{ const v = ({LIVE_CARD_JS})(); return v && v.Cadence !== '–' && v.Steps !== '–'; }}",
+            timeout=120_000,
+        )
+        first = await page.evaluate(LIVE_CARD_JS)
+        cadence = float(first["Cadence"].replace(",", ""))
+        assert 120 <= cadence <= 220, first
+        steps = int(first["Steps"].replace(",", ""))
+        await page.wait_for_function(
+            f"() => Number(({LIVE_CARD_JS})().Steps.replace(/[^0-9]/g, '')) > {steps}", timeout=30_000
+        )
+        assert "live-card-sim" in await page.text_content("#live-note")
+        assert await page.evaluate("window.__noReload") == 3
+
+        # A page opened mid-run shows the run at once, not "waiting" until the next update: the agent is paused
+        # (SIGSTOP: nothing new is published) and a fresh overview still fills from the latest live update.
+        agent.send_signal(signal.SIGSTOP)
+        await page.wait_for_timeout(1500)  # let an update already in flight arrive before the page opens
+        shown = await page.evaluate(LIVE_CARD_JS)
+        fresh = await browser_context.new_page()
+        await goto(fresh, f"http://127.0.0.1:{port}/")
+        await fresh.wait_for_function(f"() => {{ const v = ({LIVE_CARD_JS})(); return v && v.Steps !== '–'; }}",
+                                      timeout=10_000)  # fmt: skip
+        assert await fresh.evaluate(LIVE_CARD_JS) == shown, "the latest live values, as the open page shows them"
+        agent.send_signal(signal.SIGCONT)
+        assert seen["errors"] == [] and seen["dialogs"] == [] and seen["console"] == []
+    finally:
+        if agent is not None:
+            agent.send_signal(signal.SIGCONT)
+            agent.terminate()
+            agent.wait(timeout=30)
+        await svc.stop()
