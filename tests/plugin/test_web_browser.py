@@ -138,6 +138,7 @@ async def test_dashboard_in_chromium(tmp_path: Path, browser_context: Any) -> No
         await goto(page, server.url + "/")
         await page.wait_for_selector("#risk-level")
         assert await page.text_content("#risk-level") in ("low", "elevated", "high", "unknown")
+        assert (await page.text_content("#risk-headline")).endswith("."), "the level explained in one sentence"
         assert await page.locator("#overview-alerts li.alert").count() == min(5, len(engine_alerts))
         assert "null" not in await page.text_content("#recent-alerts")
         glance = await page.evaluate(POINTS_JS, "chart-glance")

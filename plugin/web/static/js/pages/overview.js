@@ -56,15 +56,10 @@ async function renderOverview(first = true) {
   try { data = await api("/api/overview"); } catch (err) { ["#risk-card", "#latest-run", "#recent-alerts"].forEach((s) => showError($(`${s} .card-body`), err)); return; }
 
   const level = data.risk_level || "unknown";
-  const riskText = {
-    // Mirrors plugin.risk.risk_summary: open (unacknowledged) alerts of the last 28 days count until acknowledged.
-    low: "No open warnings: nothing stands out against your own baseline. Acknowledged alerts no longer count.",
-    elevated: "An alert is still open, or your training load jumped — read the reasons, consider an easier week, and acknowledge the alert once you have.",
-    high: "Several warning signs in the last 7 days. Ease off and read the alerts.",
-    unknown: "Not enough history for a personal baseline yet — keep running with the insoles.",
-  }[level] || "";
+  // plugin.risk.risk_summary explains the level in one sentence naming its time window (headline).
+  const headline = (data.risk && data.risk.headline) || "";
   const reasons = ((data.risk && data.risk.reasons) || []).slice(0, 5);
-  fill($("#risk-card .card-body"), h("div", { class: `risk risk-${level}`, id: "risk-level", text: level }), h("p", { class: "muted", text: riskText }),
+  fill($("#risk-card .card-body"), h("div", { class: `risk risk-${level}`, id: "risk-level", text: level }), h("p", { class: "muted", id: "risk-headline", text: headline }),
     reasons.length ? h("ul", { class: "reasons" }, reasons.map((r) => h("li", { text: r }))) : null);
 
   const run = data.latest_run;
