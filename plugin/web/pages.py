@@ -127,8 +127,9 @@ async def trends_page(request: web.Request) -> web.Response:
         + _card(
             "wow",
             "This week vs last week",
-            "The 7 days up to your latest run against the 7 days before. Small week-to-week changes are "
-            "normal; look for trends that persist.",
+            "This week (since Monday, UTC — the weeks of the charts) up to your latest run against last week. "
+            "Totals compare with last week by the same day and time. Small week-to-week changes are normal; "
+            "look for trends that persist.",
             "wide",
         )
         + '<div class="charts">'

@@ -50,7 +50,11 @@ function drawWeekOverWeek(tr) {
     if (!isNum(m.change_pct)) return;
     // Direction only — whether a change is good depends on the measure; ≥ 10 % is highlighted.
     const ch = m.change_pct, arrow = Math.abs(ch) < 2 ? "→" : ch > 0 ? "▲" : "▼";
-    el.append(h("div", { class: `change ${Math.abs(ch) >= 10 ? "big" : "flat"}`, title: "change against the week before", text: `${arrow} ${num(Math.abs(ch), 0)} % vs ${num(m.last_week, WOW[i][3])}` }));
+    // Totals (runs, steps, minutes) of the week in progress compare with last week up to the same moment.
+    const soFar = isNum(m.last_week_to_date);
+    el.append(h("div", { class: `change ${Math.abs(ch) >= 10 ? "big" : "flat"}`,
+      title: soFar ? "change against last week up to the same weekday and time" : "change against last week (Monday to Sunday)",
+      text: `${arrow} ${num(Math.abs(ch), 0)} % vs ${num(soFar ? m.last_week_to_date : m.last_week, WOW[i][3])}${soFar ? " by now" : ""}` }));
   });
 }
 
