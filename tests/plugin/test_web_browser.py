@@ -45,6 +45,21 @@ POINTS_JS = """(id) => {
 }"""
 
 
+async def drawn_points(page: Any, chart_id: str) -> list[int] | None:
+    """Scroll a chart into view (charts below the fold are drawn when they come near it) and count its points."""
+    await page.locator(f"#{chart_id}").scroll_into_view_if_needed()
+    await page.wait_for_function(f"() => document.getElementById('{chart_id}').data !== undefined")
+    return await page.evaluate(POINTS_JS, chart_id)  # type: ignore[no-any-return]
+
+
+async def draw_every_chart(page: Any) -> None:
+    """Scroll through the page so that every lazily drawn chart is drawn (before a full-page screenshot)."""
+    for chart_id in await page.evaluate("() => [...document.querySelectorAll('.chart[id]')].map((e) => e.id)"):
+        await page.locator(f"#{chart_id}").scroll_into_view_if_needed()
+        await page.wait_for_function(f"() => !document.getElementById('{chart_id}').dataset.pending")
+    await page.evaluate("window.scrollTo(0, 0)")
+
+
 class Server:
     def __init__(self, ctx: DashboardContext) -> None:
         self.ctx = ctx
@@ -141,7 +156,7 @@ async def test_dashboard_in_chromium(tmp_path: Path, browser_context: Any) -> No
         assert (await page.text_content("#risk-headline")).endswith("."), "the level explained in one sentence"
         assert await page.locator("#overview-alerts li.alert").count() == min(5, len(engine_alerts))
         assert "null" not in await page.text_content("#recent-alerts")
-        glance = await page.evaluate(POINTS_JS, "chart-glance")
+        glance = await drawn_points(page, "chart-glance")
         assert glance and all(n >= 8 for n in glance), glance
         await page.wait_for_function("() => document.getElementById('live-status').dataset.state === 'open'")
         hub.publish("live", {"device_id": "sim-1", "activity": "running", "cadence_spm": 172.4,
@@ -149,13 +164,13 @@ async def test_dashboard_in_chromium(tmp_path: Path, browser_context: Any) -> No
                              "last_valr_bw_s": 47.2, "steps_in_run": 1234})  # fmt: skip
         await page.wait_for_function("() => document.querySelector('#live-card').textContent.includes('172')")
         assert "midfoot" in await page.text_content("#live-card")
+        await draw_every_chart(page)
         await page.screenshot(path=str(SCREENSHOTS / "overview.png"), full_page=True)
 
         # Trends: every chart drawn with points.
         await goto(page, server.url + "/trends")
         for cid in TREND_CHARTS:
-            await page.wait_for_function(f"() => document.getElementById('chart-{cid}').data !== undefined")
-            points = await page.evaluate(POINTS_JS, f"chart-{cid}")
+            points = await drawn_points(page, f"chart-{cid}")
             assert points and max(points) >= 10, (cid, points)
         assert await page.locator("#wow .stat").count() == 8, "week-over-week tiles"
         await page.select_option("#trend-filters select[name=period]", "run")
@@ -164,6 +179,7 @@ async def test_dashboard_in_chromium(tmp_path: Path, browser_context: Any) -> No
         )  # per-run points: ~4 runs a week over 12 weeks
         await page.select_option("#trend-filters select[name=period]", "week")
         await page.wait_for_function("() => document.getElementById('chart-cadence').data.at(-1).y.length < 20")
+        await draw_every_chart(page)
         await page.screenshot(path=str(SCREENSHOTS / "trends.png"), full_page=True)
 
         # Runs list → run detail (the newest run of "alex" carries per-step records).
@@ -179,12 +195,13 @@ async def test_dashboard_in_chromium(tmp_path: Path, browser_context: Any) -> No
         await page.click(f'a[href="/runs/{run_id}"]')
         await page.wait_for_url(f"**/runs/{run_id}")
         await page.wait_for_selector("body[data-ready]")
-        scatter = await page.evaluate(POINTS_JS, "chart-scatter")
+        scatter = await drawn_points(page, "chart-scatter")
         assert scatter and min(scatter) >= 100, scatter
-        assert await page.evaluate(POINTS_JS, "chart-zonefoot") == [2, 2, 2]
-        windows = await page.evaluate(POINTS_JS, "chart-windows")
+        assert await drawn_points(page, "chart-zonefoot") == [2, 2, 2]
+        windows = await drawn_points(page, "chart-windows")
         assert windows and min(windows) >= 20
         assert await page.locator("#cop-map svg circle").count() >= 200
+        await draw_every_chart(page)
         await page.screenshot(path=str(SCREENSHOTS / "run.png"), full_page=True)
 
         # A run of the XSS-named runner: the name is shown as text, nothing executes.
@@ -250,6 +267,7 @@ async def test_dashboard_in_chromium(tmp_path: Path, browser_context: Any) -> No
         # Dark mode renders too (screenshot for the docs).
         await page.emulate_media(color_scheme="dark")
         await goto(page, f"{server.url}/runs/{run_id}")
+        await draw_every_chart(page)
         await page.screenshot(path=str(SCREENSHOTS / "run-dark.png"), full_page=True)
 
         assert seen["dialogs"] == [], f"script injected: {seen['dialogs']}"

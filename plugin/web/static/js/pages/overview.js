@@ -1,8 +1,8 @@
 /* Overview: live card, injury-risk context, latest run, open alerts, an 8-week glance chart. */
 import { alertItem } from "../alerts.js";
 import { api } from "../api.js";
-import { COLORS, plot } from "../charts.js";
-import { $, ago, css, fill, fmtDate, fmtDuration, h, isNum, num, showError, stat, toDate, zoneBar } from "../dom.js";
+import { COLORS, plot, timeAxis, utcX } from "../charts.js";
+import { $, ago, css, fill, fmtDate, fmtDuration, h, isNum, num, showError, stat, zoneBar } from "../dom.js";
 
 export async function render() {
   const liveBody = $("#live-card .card-body");
@@ -92,8 +92,8 @@ async function renderOverview(first = true) {
     const pts = tr.points || [];
     const c = COLORS();
     plot("chart-glance", [
-      { type: "bar", name: "Steps", x: pts.map((p) => toDate(p.t)), y: pts.map((p) => p.steps), marker: { color: c.accent, opacity: 0.55 }, hovertemplate: "%{y:,.0f} steps<extra></extra>" },
-      { type: "scatter", mode: "lines+markers", name: "VALR (BW/s)", yaxis: "y2", x: pts.map((p) => toDate(p.t)), y: pts.map((p) => p.valr_mean), line: { color: c.crit, width: 2 }, hovertemplate: "%{y:.0f} BW/s<extra></extra>" },
-    ], { yaxis: { title: { text: "steps / week" } }, yaxis2: { title: { text: "VALR (BW/s)" }, overlaying: "y", side: "right", showgrid: false, rangemode: "tozero", tickformat: ".0f", tickfont: { color: css("--muted") } }, margin: { l: 56, r: 52, t: 30, b: 40 } });
+      { type: "bar", name: "Steps", x: pts.map((p) => utcX(p.t)), y: pts.map((p) => p.steps), marker: { color: c.accent, opacity: 0.55 }, hovertemplate: "%{y:,.0f} steps<extra></extra>" },
+      { type: "scatter", mode: "lines+markers", name: "VALR (BW/s)", yaxis: "y2", x: pts.map((p) => utcX(p.t)), y: pts.map((p) => p.valr_mean), line: { color: c.crit, width: 2 }, hovertemplate: "%{y:.0f} BW/s<extra></extra>" },
+    ], { xaxis: timeAxis(pts.map((p) => p.t), "week"), yaxis: { title: { text: "steps / week" } }, yaxis2: { title: { text: "VALR (BW/s)" }, overlaying: "y", side: "right", showgrid: false, rangemode: "tozero", tickformat: ".0f", tickfont: { color: css("--muted") } }, margin: { l: 56, r: 52, t: 30, b: 40 } });
   } catch (err) { showError($("#week-glance .card-body"), err); }
 }

@@ -1,7 +1,7 @@
 /* Trends: charts per week, day or run with the personal baseline band; this week vs last week. */
 import { api } from "../api.js";
-import { COLORS, plot } from "../charts.js";
-import { $, fill, h, isNum, num, showError, stat, toDate } from "../dom.js";
+import { COLORS, MIN_SPAN, plot, rangeAtLeast, timeAxis, utcX } from "../charts.js";
+import { $, fill, h, isNum, num, showError, stat } from "../dom.js";
 
 const get = (p, ...keys) => { for (const k of keys) { const v = k.split(".").reduce((o, part) => (o == null ? undefined : o[part]), p); if (v !== undefined && v !== null) return v; } return null; };
 
@@ -61,7 +61,9 @@ function drawWeekOverWeek(tr) {
 function drawTrends(tr) {
   drawWeekOverWeek(tr);
   const pts = tr.points || [];
-  const x = pts.map((p) => toDate(p.t));
+  const x = pts.map((p) => utcX(p.t));
+  // Every chart gets the same time axis, so their ticks name the same dates (UTC days, Monday weeks).
+  const xaxis = timeAxis(pts.map((p) => p.t), tr.period);
   const c = COLORS();
   const line = (name, ys, color, extra = {}) => ({ type: "scatter", mode: "lines+markers", name, x, y: ys, line: { color, width: 2 }, marker: { size: 5 }, ...extra });
   const col = (...keys) => pts.map((p) => get(p, ...keys));
@@ -76,13 +78,13 @@ function drawTrends(tr) {
     { type: "bar", name: "Rearfoot", x, y: z.map((v) => v[0]), marker: { color: c.rear }, hovertemplate: "%{y:.0f} %" },
     { type: "bar", name: "Midfoot", x, y: z.map((v) => v[1]), marker: { color: c.mid }, hovertemplate: "%{y:.0f} %" },
     { type: "bar", name: "Forefoot", x, y: z.map((v) => v[2]), marker: { color: c.fore }, hovertemplate: "%{y:.0f} %" },
-  ], { barmode: "stack", yaxis: { title: { text: "share of steps (%)" }, range: [0, 100] } });
+  ], { barmode: "stack", xaxis, yaxis: { title: { text: "share of steps (%)" }, range: [0, 100] } });
 
   plot("chart-si", [
     line("Left", col("strike_index_left", "si_left"), c.left),
     line("Right", col("strike_index_right", "si_right"), c.right),
   ], {
-    yaxis: { title: { text: "strike index (0 heel … 1 toe)" }, range: [0, 1] },
+    xaxis, yaxis: { title: { text: "strike index (0 heel … 1 toe)" }, range: [0, 1] },
     shapes: [1 / 3, 2 / 3].map((y) => ({ type: "line", xref: "paper", x0: 0, x1: 1, y0: y, y1: y, line: { color: c.muted, dash: "dot", width: 1 } })),
   });
 
@@ -103,7 +105,7 @@ function drawTrends(tr) {
   }
   valrTraces.push(line("VALR mean", col("valr_mean"), c.accent, { hovertemplate: "%{y:.0f} BW/s" }));
   valrTraces.push(line("VALR p90", col("valr_p90"), c.crit, { line: { color: c.crit, width: 1.5, dash: "dot" }, hovertemplate: "%{y:.0f} BW/s" }));
-  plot("chart-valr", valrTraces, { yaxis: { title: { text: "BW/s" } } });
+  plot("chart-valr", valrTraces, { xaxis, yaxis: { title: { text: "BW/s" } } });
   const note = (id, text) => {
     const card = document.getElementById(id);
     if (!card) return;
@@ -127,25 +129,28 @@ function drawTrends(tr) {
       { type: "scatter", mode: "lines", name: "Your baseline", x: xs, y: [m.mean - m.sd, m.mean - m.sd], fill: "tonexty", fillcolor: "rgba(127,127,127,0.18)", line: { width: 0 }, hoverinfo: "skip" },
     ];
   };
-  plot("chart-cadence", [...band("cadence_spm"), line("Cadence", col("cadence_spm"), c.accent, { hovertemplate: "%{y:.0f} spm" })], { yaxis: { title: { text: "steps/min" } } });
-  plot("chart-contact", [...band("contact_ms"), line("Contact time", col("contact_ms"), c.left, { hovertemplate: "%{y:.0f} ms" })], { yaxis: { title: { text: "ms" } } });
+  // Cadence and contact time barely move from week to week: a minimum axis span keeps ±1 % noise looking small.
+  const cadence = [...band("cadence_spm"), line("Cadence", col("cadence_spm"), c.accent, { hovertemplate: "%{y:.0f} spm" })];
+  plot("chart-cadence", cadence, { xaxis, yaxis: { title: { text: "steps/min" }, ...rangeAtLeast(cadence.map((t) => t.y), MIN_SPAN.cadence_spm) } });
+  const contact = [...band("contact_ms"), line("Contact time", col("contact_ms"), c.left, { hovertemplate: "%{y:.0f} ms" })];
+  plot("chart-contact", contact, { xaxis, yaxis: { title: { text: "ms" }, ...rangeAtLeast(contact.map((t) => t.y), MIN_SPAN.contact_ms) } });
   plot("chart-asym", [
     line("Contact time", col("asymmetry_contact_pct", "asym_contact_pct"), c.left, { hovertemplate: "%{y:.1f} %" }),
     line("VALR", col("asymmetry_valr_pct", "asym_valr_pct"), c.crit, { hovertemplate: "%{y:.1f} %" }),
     line("Strike index", col("asymmetry_si_pct", "asym_si_pct"), c.mid, { hovertemplate: "%{y:.1f} %" }),
-  ], { yaxis: { title: { text: "symmetry index (%)" }, zeroline: true, zerolinecolor: c.muted } });
+  ], { xaxis, yaxis: { title: { text: "symmetry index (%)" }, zeroline: true, zerolinecolor: c.muted } });
 
   // Training load: a series of {t, acute, chronic, acwr}, or the same fields on each point.
   const tl = tr.training_load || {};
   const series = Array.isArray(tl.series) ? tl.series : Array.isArray(tl.points) ? tl.points : pts;
-  const tx = series.map((p) => toDate(get(p, "t", "date")));
+  const tx = series.map((p) => utcX(get(p, "t", "date")));
   const tg = (...keys) => series.map((p) => get(p, ...keys));
   plot("chart-load", [
     { type: "scatter", mode: "lines", name: "Acute (7 d)", x: tx, y: tg("acute", "load_acute", "training_load.acute"), line: { color: c.right, width: 2 } },
     { type: "scatter", mode: "lines", name: "Chronic (28 d)", x: tx, y: tg("chronic", "load_chronic", "training_load.chronic"), line: { color: c.left, width: 2 } },
     { type: "scatter", mode: "lines", name: "ACWR", yaxis: "y2", x: tx, y: tg("acwr", "training_load.acwr"), line: { color: c.muted, width: 1.5, dash: "dot" }, hovertemplate: "%{y:.2f}" },
   ], {
-    yaxis: { title: { text: tl.unit ? `load (${tl.unit}/day)` : "load" } },
+    xaxis, yaxis: { title: { text: tl.unit ? `load (${tl.unit}/day)` : "load" } },
     yaxis2: { title: { text: "ACWR" }, overlaying: "y", side: "right", showgrid: false, range: [0, 2.5], tick0: 0, dtick: 0.5, tickformat: ".1f", tickfont: { color: c.muted } },
     shapes: [{ type: "line", xref: "paper", yref: "y2", x0: 0, x1: 1, y0: 1.5, y1: 1.5, line: { color: c.crit, dash: "dot", width: 1 } }],
     margin: { l: 56, r: 52, t: 30, b: 40 },
