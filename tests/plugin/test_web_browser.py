@@ -452,3 +452,121 @@ async def test_a_running_agent_reaches_the_right_now_card(broker: Any, tmp_path:
             agent.terminate()
             agent.wait(timeout=30)
         await svc.stop()
+
+
+RECTS_OVERLAP_JS = """(id) => {
+  const el = document.getElementById(id);
+  const bar = el.querySelector('.modebar');
+  const legend = el.querySelector('.legend');
+  if (!bar || !legend || getComputedStyle(bar).opacity === '0' || bar.offsetParent === null) return false;
+  const a = bar.getBoundingClientRect(), b = legend.getBoundingClientRect();
+  return a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+}"""
+TICKS_JS = "(id) => [...document.querySelectorAll(`#${id} .xtick text`)].map((t) => t.textContent)"
+Y_SPAN_JS = "(id) => { const r = document.getElementById(id)._fullLayout.yaxis.range; return r[1] - r[0]; }"
+# Line breaks inside the broker address: pairs of neighbouring characters drawn on different lines.
+BREAKS_JS = """() => {
+  const stat = [...document.querySelectorAll('#system-card .stat')].find((s) => s.textContent.startsWith('Broker'));
+  const sub = stat.querySelector('.sub');
+  const walker = document.createTreeWalker(sub, NodeFilter.SHOW_TEXT);
+  const chars = [];
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    for (let i = 0; i < n.length; i++) {
+      const r = document.createRange(); r.setStart(n, i); r.setEnd(n, i + 1);
+      chars.push([n.data[i], Math.round(r.getBoundingClientRect().top)]);
+    }
+  }
+  const breaks = [];
+  for (let i = 1; i < chars.length; i++) if (chars[i][1] > chars[i - 1][1]) breaks.push(chars[i - 1][0] + chars[i][0]);
+  return { text: sub.textContent, breaks };
+}"""
+PAINT_JS = """() => {
+  const paint = Object.fromEntries(performance.getEntriesByType('paint').map((e) => [e.name, e.startTime]));
+  const ready = performance.getEntriesByName('footfall:ready')[0];
+  return { fp: paint['first-paint'], fcp: paint['first-contentful-paint'], ready: ready ? ready.startTime : null,
+           plotly: performance.getEntriesByType('resource').some((r) => r.name.endsWith('/plotly.min.js')) };
+}"""
+
+
+async def test_what_a_runner_sees_on_a_phone_and_a_desktop(tmp_path: Path, browser_context: Any) -> None:
+    """The runner-facing details of issue 13: mode bar vs legends on a phone, agreeing tick dates, calm cadence and
+    contact axes, human evidence labels, sampled steps, not-found pages, the broker address, first paint."""
+    store = seed_store(tmp_path / "dash.db", weeks=12, alerts=0)
+    risk_engine_alerts(store, 12)
+    server = Server(DashboardContext(store=store, hub=EventHub(), health=health))
+    await server.start()
+    try:
+        page = await browser_context.new_page()
+        seen = watch(page)
+
+        # First paint of every page (reported, not asserted: speed belongs in benchmarks/).
+        run_id = store.list_runs(runner="alex", limit=1)[0]["run_id"]
+        paints = {}
+        for path in ("/", "/trends", "/runs", f"/runs/{run_id}", "/alerts", "/settings"):
+            await goto(page, server.url + path)
+            paints[path.split("/")[1] + ("/{id}" if path.count("/") > 1 else "") or "overview"] = await page.evaluate(
+                PAINT_JS
+            )
+        print("\nfirst paint (ms; this machine):")
+        for name, p in paints.items():
+            ms = {k: float("nan") if p[k] is None else p[k] for k in ("fp", "fcp", "ready")}
+            print(f"  {name:10s} FP {ms['fp']:7.0f}  FCP {ms['fcp']:7.0f}  cards drawn {ms['ready']:7.0f}  "
+                  f"plotly loaded: {p['plotly']}")  # fmt: skip
+        assert not paints["runs"]["plotly"] and not paints["alerts"]["plotly"], "no charts → no plotly"
+
+        # Desktop trends: every time chart names the same dates; cadence/contact axes span at least 20 spm / 30 ms.
+        await goto(page, server.url + "/trends")
+        ticks = {}
+        for cid in TREND_CHARTS:
+            await drawn_points(page, f"chart-{cid}")
+            ticks[cid] = await page.evaluate(TICKS_JS, f"chart-{cid}")
+        assert len(ticks["zones"]) >= 4 and all(t == ticks["zones"] for t in ticks.values()), ticks
+        assert await page.evaluate(Y_SPAN_JS, "chart-cadence") >= 20
+        assert await page.evaluate(Y_SPAN_JS, "chart-contact") >= 30
+
+        # Alert evidence in words with units, nothing cut off.
+        await goto(page, server.url + "/alerts")
+        labels = await page.locator(".ev-label").all_text_contents()
+        assert labels and not any("_" in x or x in ("Window index", "Z", "Z-score") for x in labels), labels
+        assert "Above your baseline, in SDs" in labels and "10-s window no." in labels
+        cut = await page.evaluate(
+            "() => [...document.querySelectorAll('.ev-label')]"
+            ".filter((e) => e.scrollWidth > e.clientWidth + 1).map((e) => e.textContent)"
+        )
+        assert cut == []
+
+        # The insole plot says its dots are sampled steps.
+        await goto(page, f"{server.url}/runs/{run_id}")
+        await page.wait_for_selector("#cop-note")
+        assert "sampled steps" in await page.text_content("#cop-map svg")
+        assert "of the run's" in await page.text_content("#cop-note")
+
+        # An unknown run says so instead of "Loading…"; an unknown page is footfall's 404 page.
+        await goto(page, server.url + "/runs/no-such-run-123")
+        assert "Run not found" in await page.text_content("#not-found")
+        assert "Loading" not in await page.text_content("#main")
+        resp = await page.goto(server.url + "/no/such/page")
+        assert resp.status == 404 and "Page not found" in await page.text_content("h1")
+        assert await page.locator("nav a[href='/runs']").count() == 1
+        assert "script-src 'self'" in (await resp.all_headers())["content-security-policy"]
+
+        # A phone: plotly's mode bar never lands on a legend, even when the chart is touched.
+        phone = await browser_context.new_page()
+        await phone.set_viewport_size({"width": 360, "height": 780})
+        await goto(phone, server.url + "/trends")
+        for cid in ("zones", "valr", "load"):
+            await drawn_points(phone, f"chart-{cid}")
+            await phone.hover(f"#chart-{cid} .nsewdrag")
+            await phone.wait_for_timeout(300)
+            assert not await phone.evaluate(RECTS_OVERLAP_JS, f"chart-{cid}"), cid
+        # …and the broker address wraps, if at all, between its parts, not inside a number.
+        await goto(phone, server.url + "/settings")
+        await phone.wait_for_selector("#system-card .stat")
+        shown = await phone.evaluate(BREAKS_JS)
+        assert shown["text"] == "mqtt://127.0.0.1:1883"
+        assert all(pair[0] in "/@" or pair[1] == ":" for pair in shown["breaks"]), shown
+        assert seen["errors"] == [] and [m for m in seen["console"] if "404 (Not Found)" not in m] == []
+        assert len(seen["console"]) == 2, "the unknown run's API call and the unknown page"
+    finally:
+        await server.stop()
+        store.close()

@@ -27,5 +27,5 @@ if (load) {
       return drawn;
     })
     .catch((err) => console.error(err))
-    .finally(() => { document.body.dataset.ready = "1"; });
+    .finally(() => { performance.mark("footfall:ready"); document.body.dataset.ready = "1"; });
 }
