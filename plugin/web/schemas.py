@@ -453,57 +453,18 @@ class PeriodFigures(ApiModel):
     asymmetry_valr_pct: float | None = None
 
 
-class LastRun(ApiModel):
-    run_id: str
-    device_id: str
-    started_at: float | None = None
-    ended_at: float | None = None
-    duration_s: float | None = None
-    steps: int | None = None
-    complete: bool = False
-
-
-class SummaryLoad(ApiModel):
-    status: str
-    acute: float | None = None
-    chronic: float | None = None
-    acwr: float | None = None
-    unit: str | None = None
-
-
-class SummaryRisk(ApiModel):
-    level: RiskLevel
-    reasons: list[str]
-
-
 class SummaryRunner(ApiModel):
     name: str
     runs: int
     first_seen: float | None = None
     last_seen: float | None = None
     device_ids: list[str]
-    last_run: LastRun | None
+    last_run: RunRow | None
     open_alerts: int
     last_7_days: PeriodFigures
     last_28_days: PeriodFigures
-    training_load: SummaryLoad
-    risk: SummaryRisk
-
-
-class SummaryAlert(ApiModel):
-    alert_id: str
-    rule: str
-    severity: Severity
-    confidence: float
-    title: str
-    message: str
-    device_id: str | None = None
-    runner: str | None = None
-    run_id: str | None = None
-    created_at: float
-    acked: bool
-    acked_at: float | None = None
-    acked_by: str | None = None
+    training_load: TrainingLoad
+    risk: RiskSummary
 
 
 class Instance(ApiModel):
@@ -517,7 +478,7 @@ class DashboardSummary(ApiModel):
     runners: list[SummaryRunner]
     devices: list[Device]
     open_alerts: int
-    recent_alerts: list[SummaryAlert]
+    recent_alerts: list[AlertRow]
 
 
 #: Route → response model (2xx). Routes answering something other than JSON (the FIT file, the CSV/JSON export,

@@ -16,12 +16,16 @@ export function loadPlotly() {
   if (window.Plotly) return Promise.resolve(window.Plotly);
   if (!plotlyLoading) {
     plotlyLoading = new Promise((resolve, reject) => {
-      const s = document.createElement("script");
-      s.src = PLOTLY_SRC;
-      s.async = true;
-      s.onload = () => (window.Plotly ? resolve(window.Plotly) : reject(new Error("plotly.min.js did not define Plotly")));
-      s.onerror = () => { plotlyLoading = null; reject(new Error("plotly.min.js did not load")); };
-      document.head.append(s);
+      // After the next frame: the cards are painted before plotly's parse (seconds on a slow phone) holds the
+      // main thread, even when the script comes straight from the cache.
+      requestAnimationFrame(() => setTimeout(() => {
+        const s = document.createElement("script");
+        s.src = PLOTLY_SRC;
+        s.async = true;
+        s.onload = () => (window.Plotly ? resolve(window.Plotly) : reject(new Error("plotly.min.js did not define Plotly")));
+        s.onerror = () => { plotlyLoading = null; reject(new Error("plotly.min.js did not load")); };
+        document.head.append(s);
+      }, 0));
     });
   }
   return plotlyLoading;
