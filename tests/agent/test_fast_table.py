@@ -59,7 +59,9 @@ def _same(a: object, b: object) -> None:
      "null", "1_000", " 1.5", "1.5 ", '"1.5"', "1,5", "1.5.5", "1e", "e5", ".", "-", "0x10", "١", "½", "true",
      ""],
 )  # fmt: skip
-def test_every_cell_reads_as_the_text_parser_reads_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cell: str) -> None:
+def test_every_cell_reads_as_the_text_parser_reads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cell: str
+) -> None:
     rows = [f"{k * 0.01:.2f},1,2,3,4,5,6,7,8" for k in range(300)]
     rows[150] = f"1.50,1,2,{cell},4,5,6,7,8"
     path = tmp_path / "rec.csv"
