@@ -142,6 +142,10 @@ COLUMNS: dict[str, str] = {
     "band_lo": "f8",
     "band_hi": "f8",
 }
+#: The keys of :data:`STEP_KEYS` whose values are floats (or None).
+FLOAT_KEYS: tuple[str, ...] = tuple(
+    k for k in STEP_KEYS if k in ("valr_lo_bw_s", "valr_hi_bw_s") or COLUMNS.get(k) == "f8"
+)
 #: Float columns that are plain :class:`Step` fields of the same name (NaN ↔ None where the field is optional).
 _OPTIONAL_FLOATS = (
     "strike_index",
