@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import math
+import os
 import sys
 from collections.abc import Callable
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
@@ -27,9 +28,10 @@ from edge_agent.recordings import FrameStream
 
 SCHEMA = "footfall.analyze/1"
 FORMATS = ("table", "csv", "json", "fit")
-#: Show a progress bar on a TTY, or for recordings at least this many frames (an hour of two feet at 100 Hz)
-#: even when stderr is not a TTY.
-LONG_RECORDING_FRAMES = 720_000
+#: The progress bar appears on a terminal once the analysis has run this long (a quick file never shows one).
+PROGRESS_DELAY_S = 2.0
+#: Overrides :data:`PROGRESS_DELAY_S` (seconds; 0 draws the bar at once).
+PROGRESS_DELAY_ENV = "FOOTFALL_PROGRESS_DELAY_S"
 STEP_FIELDS = list(STEP_KEYS)
 
 
@@ -96,13 +98,22 @@ def _clean_floats(values: list[float | None]) -> list[float | None]:
     return [round(v, 6) if v is not None and v - v == 0 else None for v in values]
 
 
-def step_rows(table: StepTable) -> list[dict[str, Any]]:
+class StepRows(list):  # type: ignore[type-arg]
+    """The report's ``steps`` (a list of dicts) that also keeps the columns it was built from, so the JSON
+    layout reads columns instead of every dict again."""
+
+    columns: dict[str, list[Any]]
+
+
+def step_rows(table: StepTable) -> StepRows:
     """The report's ``steps``: one :meth:`Step.to_dict` per step, JSON-safe as :func:`_clean` makes it."""
     cols = table.to_columns()
     for key in FLOAT_KEYS:
         cols[key] = _clean_floats(cols[key])
     keys = list(cols)
-    return [dict(zip(keys, row, strict=True)) for row in zip(*cols.values(), strict=True)]
+    rows = StepRows(dict(zip(keys, row, strict=True)) for row in zip(*cols.values(), strict=True))
+    rows.columns = cols
+    return rows
 
 
 def build_report(source: str, result: Any, profile_name: str) -> dict[str, Any]:
@@ -272,14 +283,32 @@ def _json_value(v: Any) -> str:
     raise TypeError(f"{kind.__name__} is not a JSON scalar")
 
 
+_JSON_BOOL = {True: "true", False: "false", None: "null"}
+
+
+def _json_column(values: list[Any]) -> list[str]:
+    """:func:`_json_value` of each value, a whole column of one type at C speed."""
+    kinds = set(map(type, values))
+    if kinds == {float} and all(map(math.isfinite, values)):
+        return list(map(float.__repr__, values))
+    if kinds <= {bool, type(None)}:
+        return [_JSON_BOOL[v] for v in values]
+    if kinds == {str}:
+        return list(map(encode_basestring, values))
+    return list(map(_json_value, values))
+
+
 def _json_steps(steps: list[dict[str, Any]]) -> str:
     """The ``steps`` list of the report at json's ``indent=2`` (a list of flat rows with the same keys)."""
     keys = tuple(steps[0])
     if any(tuple(row) != keys for row in steps):
         raise ValueError("steps with different keys")
-    columns = [list(map(_json_value, [row[k] for row in steps])) for k in keys]
+    columns = getattr(steps, "columns", None)
+    if columns is None or tuple(columns) != keys or any(len(c) != len(steps) for c in columns.values()):
+        columns = {k: [row[k] for row in steps] for k in keys}
+    tokens = [_json_column(columns[k]) for k in keys]
     template = "{\n" + ",\n".join(f"      {encode_basestring(k).replace('%', '%%')}: %s" for k in keys) + "\n    }"
-    return "[\n    " + ",\n    ".join(template % row for row in zip(*columns, strict=True)) + "\n  ]"
+    return "[\n    " + ",\n    ".join(template % row for row in zip(*tokens, strict=True)) + "\n  ]"
 
 
 FORMATTERS: dict[str, Callable[[dict[str, Any]], str]] = {
@@ -290,16 +319,34 @@ FORMATTERS: dict[str, Callable[[dict[str, Any]], str]] = {
 
 
 # -- running ------------------------------------------------------------------------------------------
+def _progress_delay() -> float:
+    try:
+        delay = float(os.environ.get(PROGRESS_DELAY_ENV, PROGRESS_DELAY_S))
+    except ValueError:
+        return PROGRESS_DELAY_S
+    return delay if math.isfinite(delay) and delay >= 0 else PROGRESS_DELAY_S
+
+
 def _progress(source: Any, enabled: bool, stream: TextIO) -> tuple[Callable[[int, int], None] | None, Any]:
-    """A progress bar on a terminal, or for big inputs (an hour of frames, or a file over 64 MB) anywhere."""
-    total = source.progress()[1]
-    big = total >= (64 << 20 if isinstance(source, FrameStream) else LONG_RECORDING_FRAMES)
-    if not enabled or not (stream.isatty() or big):
+    """A tqdm progress bar on ``stream`` when it is a terminal, drawn once the work has taken
+    :data:`PROGRESS_DELAY_S`; nothing when it is not a terminal (a pipe, a file, a CI log) or ``enabled`` is False.
+    tqdm is a core dependency already (its ``delay`` is the "more than a few seconds" rule)."""
+    if not enabled or not stream.isatty():
         return None, None
     from tqdm import tqdm
 
+    total = source.progress()[1]
     unit = "B" if isinstance(source, FrameStream) else "frames"
-    bar = tqdm(total=total, unit=unit, unit_scale=True, file=stream, desc="analysing", leave=False)
+    bar = tqdm(
+        total=total,
+        unit=unit,
+        unit_scale=True,
+        file=stream,
+        desc="analysing",
+        leave=False,
+        delay=_progress_delay(),
+        mininterval=0.2,
+    )
 
     def update(done: int, total: int) -> None:
         if bar.total != total:
