@@ -6,8 +6,9 @@ COPY pyproject.toml README.md ./
 COPY edge_agent ./edge_agent
 COPY plugin ./plugin
 COPY hardware_profiles ./hardware_profiles
+# The PostgreSQL driver is included so the same image serves a home (SQLite) and a club (docs/club.md).
 RUN python -m venv /opt/footfall \
-    && /opt/footfall/bin/pip install --no-cache-dir .
+    && /opt/footfall/bin/pip install --no-cache-dir ".[postgresql]"
 
 FROM python:3.11-slim-bookworm
 COPY --from=build /opt/footfall /opt/footfall

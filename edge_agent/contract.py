@@ -205,6 +205,12 @@ class WindowSummary(Envelope):
     profile: str | None = Field(default=None, max_length=64, title="Hardware profile (insole model)")
     step_records: list[StepRecord] = Field(default_factory=list, max_length=2000)
 
+    @model_validator(mode="after")
+    def _ends_after_it_starts(self) -> WindowSummary:
+        if self.t_end < self.t_start:
+            raise ValueError(f"t_end ({self.t_end}) is before t_start ({self.t_start})")
+        return self
+
 
 class RunSummary(Envelope):
     """The whole run, sent when the agent decides the run has ended."""
@@ -225,6 +231,12 @@ class RunSummary(Envelope):
     body_mass_kg: NonNeg | None = None
     valr: LoadingRateEstimate | None = Field(default=None, title="VALR, both feet: bias-aware mean and interval")
     profile: str | None = Field(default=None, max_length=64, title="Hardware profile (insole model)")
+
+    @model_validator(mode="after")
+    def _ends_after_it_starts(self) -> RunSummary:
+        if self.ended_at < self.started_at:
+            raise ValueError(f"ended_at ({self.ended_at}) is before started_at ({self.started_at})")
+        return self
 
 
 class LiveUpdate(WireModel):

@@ -26,7 +26,7 @@ from edge_agent.common.config import (
     is_loopback,
     load_yaml,
 )
-from edge_agent.common.redact import mask_url
+from edge_agent.common.redact import mask_url, redact_url
 
 #: The dashboard token's minimum length (plugin.web.auth refuses shorter ones too).
 MIN_TOKEN_LENGTH = 16
@@ -36,10 +36,33 @@ __all__ = ["ConfigError", "DashboardConfig", "MqttConfig", "RetentionConfig", "R
 
 
 class MqttConfig(BrokerConfig):
-    client_id: str = Field("footfall-dashboard", max_length=64, title="MQTT client id")
+    client_id: str = Field(
+        "footfall-dashboard", max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", title="MQTT client id",
+        description="Unique per dashboard process: the broker keeps this worker's persistent session under it.",
+    )  # fmt: skip
     base_topic: str = Field("footfall", pattern=TOPIC_PATTERN, title="Base topic of the agents")
+    protocol: Literal["5", "3.1.1"] = Field(
+        "5", title="MQTT protocol version",
+        description="5 (Mosquitto 2, EMQX, VerneMQ): persistent session with expiry, shared subscriptions and a "
+        "maximum packet size; 3.1.1 for brokers without MQTT 5 (then one dashboard process only).",
+    )  # fmt: skip
+    share_group: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_-]{1,64}$", title="Shared-subscription group",
+        description="Set the same group on every dashboard worker of one PostgreSQL database: each summary then "
+        "goes to ONE of them ($share/<group>/…, MQTT 5). Unset: this process receives every summary.",
+    )  # fmt: skip
+    session_expiry_s: int = Field(
+        7 * 86400, ge=60, le=4294967295, title="Session expiry (s)",
+        description="How long the broker keeps queuing summaries for this worker while it is away (MQTT 5).",
+    )  # fmt: skip
     ha_discovery: bool = Field(True, title="Announce the plugin's entities to Home Assistant")
     ha_prefix: str = Field("homeassistant", pattern=TOPIC_PATTERN, title="HA discovery prefix")
+
+    @model_validator(mode="after")
+    def _share_needs_v5(self) -> MqttConfig:
+        if self.share_group and self.protocol != "5":
+            raise ValueError("share_group needs protocol 5 (shared subscriptions are an MQTT 5 feature)")
+        return self
 
 
 class RiskConfig(StrictModel):
@@ -103,9 +126,19 @@ class DashboardConfig(BaseSettings):
 
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     db_path: Path = Field(Path("footfall-dashboard.db"), title="SQLite database file")
+    database: str | None = Field(
+        None, title="PostgreSQL database",
+        description="postgresql://user@host:5432/footfall for a club (PostgreSQL 15+, several dashboard workers); "
+        "unset = the SQLite file db_path. Give the password through PGPASSWORD or ~/.pgpass, not the URL.",
+    )  # fmt: skip
     listen: str = Field("127.0.0.1:8765", title="host:port of the web dashboard")
     token: SecretStr | None = Field(None, title="API/dashboard token (required unless listening on loopback)")
     notify_urls: list[SecretStr] = Field(default_factory=list, title="Apprise URLs for push notifications")
+    trusted_proxies: list[str] = Field(
+        default_factory=list, title="Trusted reverse proxies",
+        description="IP addresses or networks of the reverse proxies in front of the dashboard: only their "
+        "X-Forwarded-Proto/-Host/-For headers are believed (docs/club.md).",
+    )  # fmt: skip
     notify_urls_file: Path | None = Field(
         None,
         title="File of Apprise URLs, one per line ('#' comments); added to notify_urls (e.g. a Docker secret)",
@@ -163,6 +196,26 @@ class DashboardConfig(BaseSettings):
             self.notify_urls = [*self.notify_urls, *read_url_file(self.notify_urls_file)]
         return self
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, v: list[str]) -> list[str]:
+        from plugin.web.proxy import parse_networks
+
+        parse_networks(v)
+        return v
+
+    @field_validator("database")
+    @classmethod
+    def _database(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("postgresql://", "postgres://")):
+            raise ValueError("database must be a postgresql:// URL (the SQLite file is db_path)")
+        return v
+
+    @property
+    def store_target(self) -> Path | str:
+        """Where the store lives: the PostgreSQL URL when set, else the SQLite file."""
+        return self.database or self.db_path
+
     @property
     def listen_host(self) -> str:
         return split_listen(self.listen)[0]
@@ -176,6 +229,8 @@ class DashboardConfig(BaseSettings):
         d = self.model_dump(mode="json")
         d["mqtt"]["url"] = self.mqtt.redacted_url
         d["notify_urls"] = [mask_url(u.get_secret_value()) for u in self.notify_urls]
+        if self.database:
+            d["database"] = redact_url(self.database)
         return d
 
 

@@ -4,7 +4,8 @@ For the demo (`footfall-dashboard seed-history`), the risk-engine tests and the 
 messages from a small pure-Python model (no numpy, no numba — the plugin must run without the analysis stack);
 the numbers follow docs/design.md §4: cadence ~165–175 spm, contact ~250 ms, VALR mean ~50 BW/s with forefoot steps
 loading ~30 % slower (meta-analysis, Sports Health 2021, PMC7734358), Herzog's SI% for asymmetry and
-Zifchock's symmetry angle. Scenarios inject what the risk rules look for: an in-run loading spike, a too-fast
+Zifchock's symmetry angle, and the per-foot run statistics pooled from the windows, all as defined in
+:mod:`edge_agent.common.measures`. Scenarios inject what the risk rules look for: an in-run loading spike, a too-fast
 forefoot transition, fatigue drift, a persistent asymmetry, a training-load jump.
 """
 
@@ -16,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from edge_agent.common.measures import pool_stats, symmetry_angle_pct, symmetry_index_pct
 from edge_agent.contract import (
     SCHEMA_VERSION,
     Asymmetry,
@@ -114,15 +116,6 @@ def _foot(
         impulse_bw_s=_stat(peak * contact / 1000.0 * 0.64, 0.01, steps),
         cop_ml_excursion=_stat(0.22 + rng.gauss(0, 0.01), 0.03, steps),
     )
-
-
-def _sym_angle(left: float, right: float) -> float:
-    """Zifchock 2008 symmetry angle in % of 90°."""
-    return (45.0 - math.degrees(math.atan2(left, right))) / 90.0 * 100.0
-
-
-def _asym(lv: float, rv: float) -> float:
-    return (rv - lv) / (0.5 * (rv + lv)) * 100.0
 
 
 def generate_history(
@@ -238,14 +231,12 @@ def generate_history(
                     left=left,
                     right=right,
                     asymmetry=Asymmetry(
-                        contact_ms_pct=_asym(cl, cr),
-                        valr_pct=_asym(lv, rv),
+                        contact_ms_pct=symmetry_index_pct(cl, cr),
+                        valr_pct=symmetry_index_pct(lv, rv),
                         peak_force_pct=0.0,
-                        strike_index_pct=_asym(left.strike_index.mean or 0.0, right.strike_index.mean or 0.0)
-                        if (left.strike_index.mean or 0.0) + (right.strike_index.mean or 0.0) > 0
-                        else None,
-                        contact_ms_sa=_sym_angle(cl, cr),
-                        valr_sa=_sym_angle(lv, rv) if lv + rv > 0 else None,
+                        strike_index_pct=symmetry_index_pct(left.strike_index.mean, right.strike_index.mean),
+                        contact_ms_sa=symmetry_angle_pct(cl, cr),
+                        valr_sa=symmetry_angle_pct(lv, rv) if lv + rv > 0 else None,
                     ),
                     quality=Quality(frames=int(window_s * 100), sample_rate_hz=100.0, loading_rate_low_confidence=True),
                     body_mass_kg=model.body_mass_kg,
@@ -273,16 +264,6 @@ def _v2(schema_version: int, left: FootStats, right: FootStats, profile: str) ->
     return {"schema_version": schema_version, "profile": profile, "valr": est}
 
 
-def _pool(stats: list[Stat]) -> Stat:
-    n = sum(s.n for s in stats if s.mean is not None)
-    if n == 0:
-        return Stat()
-    mean = sum((s.mean or 0.0) * s.n for s in stats if s.mean is not None) / n
-    sd = math.sqrt(sum(((s.sd or 0.0) ** 2 + ((s.mean or 0.0) - mean) ** 2) * s.n for s in stats) / n)
-    p90 = sum((s.p90 or 0.0) * s.n for s in stats) / n
-    return Stat(n=n, mean=mean, sd=sd, p90=p90, max=max(s.max or 0.0 for s in stats))
-
-
 def _pool_foot(feet: list[FootStats]) -> FootStats:
     return FootStats(
         steps=sum(f.steps for f in feet),
@@ -293,7 +274,7 @@ def _pool_foot(feet: list[FootStats]) -> FootStats:
         ),
         zone_uncertain=sum(f.zone_uncertain for f in feet),
         **{
-            k: _pool([getattr(f, k) for f in feet])
+            k: pool_stats([getattr(f, k) for f in feet])
             for k in (
                 "strike_index",
                 "valr_bw_s",
@@ -331,12 +312,12 @@ def _run_summary(
         left=left,
         right=right,
         asymmetry=Asymmetry(
-            contact_ms_pct=_asym(lc, rc),
-            valr_pct=_asym(lv, rv),
+            contact_ms_pct=symmetry_index_pct(lc, rc),
+            valr_pct=symmetry_index_pct(lv, rv),
             peak_force_pct=0.0,
-            strike_index_pct=_asym(ls, rs) if ls + rs > 0 else None,
-            contact_ms_sa=_sym_angle(lc, rc),
-            valr_sa=_sym_angle(lv, rv),
+            strike_index_pct=symmetry_index_pct(ls, rs) if ls + rs > 0 else None,
+            contact_ms_sa=symmetry_angle_pct(lc, rc),
+            valr_sa=symmetry_angle_pct(lv, rv),
         ),
         quality=Quality(
             frames=sum(w.quality.frames for w in windows), sample_rate_hz=100.0, loading_rate_low_confidence=True

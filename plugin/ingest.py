@@ -1,42 +1,50 @@
 """MQTT ingest: agent summaries → validated → stored once → acknowledged end to end (docs/design.md §6).
 
+The broker connection is the one both sides share, :class:`edge_agent.common.mqtt.MqttConnection` (same URL,
+credentials and TLS handling as the agent), here in MQTT 5 with a persistent session, on its own small event loop
+thread so that ingest needs nothing from the web app's loop. With ``mqtt.share_group`` set, summaries and runs
+arrive through a shared subscription (``$share/<group>/…``): several dashboard workers on one PostgreSQL database
+each get a share, and the database keeps them exactly-once (docs/club.md).
+
 Threads and why:
-- paho's network thread only enqueues ``(topic, payload, received_at)`` — it never parses or touches SQLite,
-  so a slow disk cannot stall keep-alives. The queue is bounded: when full, paho's thread blocks and TCP
-  back-pressure reaches the broker instead of memory growing without limit.
+- paho's network thread only enqueues ``(topic, payload, received_at)`` — it never parses or touches the database,
+  so a slow disk cannot stall keep-alives. The queue is bounded in bytes: when full, paho's thread blocks and TCP
+  back-pressure reaches the broker instead of memory growing without limit. Each device has its own share of
+  the queue (:data:`DEVICE_QUEUE_BYTES`): a device flooding beyond it has its excess dropped unacknowledged (its
+  agent keeps and re-sends it), and batches take messages from the devices in turn, so a genuine summary from
+  another device never waits behind a flood. The broker drops packets above the maximum packet size we announce.
 - One writer thread drains the queue in batches (up to ``batch_max`` messages or ``batch_wait`` s), validates
   each payload with the contract's ``parse_stored_message`` and stores the batch in ONE transaction (that is
-  what makes ≥ 2,000 summaries/s possible on a Pi-class disk), then publishes the :class:`Ack` for every stream
-  it touched — only after the commit, so an acknowledged message is always durable.
+  what makes thousands of summaries/s possible), then publishes the :class:`Ack` for every stream it touched —
+  only after the commit, so an acknowledged message is always durable.
 
-Acks are debounced: at most one per stream per ``ack_interval`` s, and always one after the last batch (the
-agent deletes acknowledged outbox rows and re-sends the missing ranges). Duplicates are acknowledged too:
-a re-send means the agent missed our previous Ack.
+Acks are read from the database (highest contiguous seq, gaps, highest seq: one stream row and one bounded index
+range), so they are right whichever worker stored which seq. They are debounced: at most one per stream per
+``ack_interval`` s, and always one after the last batch. Duplicates are acknowledged too: a re-send means the
+agent missed our previous Ack.
 
 Bad payloads (oversized, not JSON, too deeply nested, unknown ``schema_version``, schema violations, NaN/inf,
-numbers beyond 64-bit, a device id that differs from the topic, a summary on the run topic …) are counted per
-reason and logged ONCE per reason per minute, without the payload; they never stop ingest and never touch what
-is stored.
+numbers beyond 64-bit, a device id that differs from the topic, a summary on the run topic, a window ending
+before it starts, caps …) are counted per reason and logged ONCE per reason per minute, without the payload;
+they never stop ingest and never touch what is stored.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-import queue
 import re
-import ssl
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import TypeAdapter
 
+from edge_agent.common.mqtt import MqttConnection, MqttError, MqttMessage
 from edge_agent.contract import (
     MAX_PAYLOAD_BYTES,
     SCHEMA_VERSION,
@@ -57,6 +65,15 @@ log = logging.getLogger(__name__)
 StoredMsg = WindowSummary | RunSummary
 #: Topic segment for the plugin's own status/state (not a valid device id, so never mistaken for one).
 PLUGIN_NODE = "_dashboard"
+#: The ingest queue holds at most this many payload bytes (then paho's thread waits: TCP back-pressure) …
+QUEUE_BYTES = 64 * 1024 * 1024
+#: … of which one device may hold at most this many (its excess is dropped unacknowledged and re-sent later).
+DEVICE_QUEUE_BYTES = 8 * 1024 * 1024
+#: The largest MQTT packet the dashboard accepts: a payload at the contract's limit plus topic and headers.
+MAX_PACKET_BYTES = MAX_PAYLOAD_BYTES + 4096
+#: Publishes other than acks made while the broker is away wait for the next connection (at most this many).
+MAX_PENDING_PUBLISHES = 1000
+_ITEM_OVERHEAD = 200  # bytes counted per queued message beyond its payload
 
 
 _VERSION_RE = re.compile(rb'"schema_version"\s*:\s*' + str(SCHEMA_VERSION).encode() + rb"\s*[,}]")
@@ -83,6 +100,7 @@ class IngestStats:
     duplicates: int = 0
     rejected: int = 0
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    dropped_flood: int = 0
     live: int = 0
     status: int = 0
     acks_sent: int = 0
@@ -92,8 +110,9 @@ class IngestStats:
     def as_dict(self) -> dict[str, Any]:
         return {
             "stored": self.stored, "duplicates": self.duplicates, "rejected": self.rejected,
-            "rejected_by_reason": dict(self.rejected_by_reason), "live": self.live, "status": self.status,
-            "acks_sent": self.acks_sent, "batches": self.batches, "max_batch": self.max_batch,
+            "rejected_by_reason": dict(self.rejected_by_reason), "dropped_flood": self.dropped_flood,
+            "live": self.live, "status": self.status, "acks_sent": self.acks_sent, "batches": self.batches,
+            "max_batch": self.max_batch,
         }  # fmt: skip
 
 
@@ -126,6 +145,78 @@ class _ReasonLog:
         )  # fmt: skip
 
 
+Item = tuple[str, bytes, float]
+
+
+class FairQueue:
+    """A queue bounded in bytes, with one FIFO per device; :meth:`take` serves the devices in turn.
+
+    ``put`` blocks while the whole queue is full (back-pressure), but refuses (returns False) a message whose
+    device already holds ``device_bytes``: one flooding device can never fill the queue for the others.
+    """
+
+    def __init__(self, max_bytes: int = QUEUE_BYTES, device_bytes: int = DEVICE_QUEUE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.device_bytes = device_bytes
+        self._queues: OrderedDict[str, deque[Item]] = OrderedDict()
+        self._bytes: Counter[str] = Counter()
+        self.total_bytes = 0
+        self.count = 0
+        self._cond = threading.Condition()
+
+    def put(self, key: str, item: Item, timeout: float | None = None) -> bool:
+        size = len(item[1]) + _ITEM_OVERHEAD
+        with self._cond:
+            if self._bytes[key] + size > self.device_bytes and self._bytes[key] > 0:
+                return False
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while self.total_bytes + size > self.max_bytes and self.count > 0:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._cond.wait(left)
+            self._queues.setdefault(key, deque()).append(item)
+            self._bytes[key] += size
+            self.total_bytes += size
+            self.count += 1
+            self._cond.notify_all()
+        return True
+
+    def take(self, max_items: int, wait_first: float, wait_fill: float) -> list[Item]:
+        """Up to ``max_items``, one device after the other; waits ``wait_first`` for the first item and then up
+        to ``wait_fill`` for the batch to fill."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self.count > 0, wait_first):
+                return []
+            deadline = time.monotonic() + wait_fill
+            while self.count < max_items:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._cond.wait(left):
+                    break
+            out: list[Item] = []
+            while self._queues and len(out) < max_items:
+                for key in list(self._queues):
+                    q = self._queues[key]
+                    item = q.popleft()
+                    out.append(item)
+                    size = len(item[1]) + _ITEM_OVERHEAD
+                    self._bytes[key] -= size
+                    self.total_bytes -= size
+                    self.count -= 1
+                    if not q:
+                        del self._queues[key]
+                        del self._bytes[key]
+                    else:
+                        self._queues.move_to_end(key)  # served: to the back of the line
+                    if len(out) >= max_items:
+                        break
+            self._cond.notify_all()
+            return out
+
+    def empty(self) -> bool:
+        return self.count == 0
+
+
 class Ingest:
     """Subscribes to every agent under the base topic, stores summaries and acknowledges them."""
 
@@ -142,7 +233,8 @@ class Ingest:
         batch_max: int = 1000,
         batch_wait: float = 0.05,
         ack_interval: float = 0.5,
-        queue_size: int = 50_000,
+        queue_bytes: int = QUEUE_BYTES,
+        device_queue_bytes: int = DEVICE_QUEUE_BYTES,
     ) -> None:
         self.store = store
         self.cfg = mqtt_config
@@ -156,128 +248,161 @@ class Ingest:
         self.batch_wait = batch_wait
         self.ack_interval = ack_interval
         self.stats = IngestStats()
-        self._q: queue.Queue[tuple[str, bytes, float]] = queue.Queue(queue_size)
+        self._q = FairQueue(queue_bytes, device_queue_bytes)
         self._stop = threading.Event()
-        self._idle = threading.Event()
+        self._busy = threading.Event()
         self._reason_log = _ReasonLog()
+        self._flood_log = _ReasonLog()
         self._ack_pending: dict[tuple[str, str], float] = {}
         self._ack_sent_at: dict[tuple[str, str], float] = {}
-        self._connected = threading.Event()
+        self._pending_publishes: deque[tuple[str, bytes | str, int, bool]] = deque(maxlen=MAX_PENDING_PUBLISHES)
         self._was_connected = False
         self._writer: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
         self.status_topic = f"{self.base}/{PLUGIN_NODE}/status"
-        self.client = self._make_client()
+        v5 = mqtt_config.protocol == "5"
+        self.settings = mqtt_config.connection_settings(
+            mqtt_config.client_id, protocol=5 if v5 else 4, clean_start=False,
+            session_expiry_s=mqtt_config.session_expiry_s, max_packet_size=MAX_PACKET_BYTES if v5 else None,
+            backoff_min_s=0.2, backoff_max_s=30.0, max_inflight=1000,
+        )  # fmt: skip
+        self.conn = MqttConnection(self.settings, will=(self.status_topic, b"offline", True))
 
-    # -- MQTT -------------------------------------------------------------------------------------------------
-    def _make_client(self) -> mqtt.Client:
-        c = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=self.cfg.client_id, clean_session=False, protocol=mqtt.MQTTv311
-        )
-        user, password = self.cfg.credentials()
-        if user is not None:
-            c.username_pw_set(user, password)
-        if self.cfg.tls:
-            c.tls_set(ca_certs=str(self.cfg.tls_ca) if self.cfg.tls_ca else None, cert_reqs=ssl.CERT_REQUIRED)
-        c.will_set(self.status_topic, "offline", qos=1, retain=True)
-        c.reconnect_delay_set(1, 30)
-        c.max_queued_messages_set(10_000)
-        c.on_connect = self._on_connect
-        c.on_disconnect = self._on_disconnect
-        c.on_message = self._on_message
-        return c
-
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any = None) -> None:
-        if rc.is_failure:
-            log.error("MQTT broker %s refused the connection: %s", self.cfg.redacted_url, rc)
-            return
+    # -- subscriptions -------------------------------------------------------------------------------------------
+    def subscriptions(self) -> list[tuple[str, int]]:
+        """Summaries and runs (shared among the workers of ``share_group``); status, live and Home Assistant's
+        birth message on every worker (each serves its own browsers)."""
+        share = f"$share/{self.cfg.share_group}/" if self.cfg.share_group else ""
         subs = [
-            (Topics.wildcard(self.base, "summary"), 1),
-            (Topics.wildcard(self.base, "run"), 1),
+            (share + Topics.wildcard(self.base, "summary"), 1),
+            (share + Topics.wildcard(self.base, "run"), 1),
             (Topics.wildcard(self.base, "status"), 1),
             (Topics.wildcard(self.base, "live"), 0),
         ]
         if self.cfg.ha_discovery:
             subs.append((f"{self.cfg.ha_prefix}/status", 1))
-        client.subscribe(subs)
-        client.publish(self.status_topic, "online", qos=1, retain=True)
-        self._connected.set()
+        return subs
+
+    def _enqueue(self, msg: MqttMessage) -> None:
+        """paho's network thread: queue the message under its device (never parse, never touch the store)."""
+        self._busy.set()
+        parts = msg.topic.split("/")
+        key = parts[-2] if len(parts) >= 2 else "?"
+        if len(msg.payload) > MAX_PACKET_BYTES:  # a broker ignoring our maximum packet size: not even queued
+            self._reject("oversized", msg.topic, f"{len(msg.payload)} bytes")
+            return
+        if not self._q.put(key, (msg.topic, msg.payload, time.time())):
+            self.stats.dropped_flood += 1
+            self._flood_log(
+                "flood", msg.topic, f"device {key!r} has {self._q.device_bytes // 1024} KiB queued; dropped, not acked"
+            )
+
+    # -- lifecycle -----------------------------------------------------------------------------------------------
+    def _run_loop(self, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    def _call(self, coro: Any, timeout: float | None = 30.0) -> Any:
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def start(self, connect_timeout: float | None = 10.0) -> None:
+        ready = threading.Event()
+        self._loop_thread = threading.Thread(target=self._run_loop, args=(ready,), name="footfall-mqtt", daemon=True)
+        self._loop_thread.start()
+        ready.wait()
+        self._writer = threading.Thread(target=self._writer_loop, name="footfall-ingest-writer", daemon=True)
+        self._writer.start()
+
+        async def connect() -> bool:
+            for topic, qos in self.subscriptions():
+                self.conn.subscribe(topic, self._enqueue, qos, in_network_thread=True)
+            self.conn.add_connect_listener(self._connected_cb)
+            await self.conn.__aenter__()
+            return await self.conn.wait_connected(connect_timeout) if connect_timeout else False
+
+        if not self._call(connect(), None) and connect_timeout:
+            log.warning("MQTT broker %s not reachable yet; retrying in the background", self.cfg.redacted_url)
+
+    def _connected_cb(self) -> None:
         if self._was_connected:
             log.warning("MQTT connection to %s is back", self.cfg.redacted_url)
         else:
-            log.info("connected to MQTT broker %s", self.cfg.redacted_url)
+            log.info("connected to MQTT broker %s as %s", self.cfg.redacted_url, self.cfg.client_id)
         self._was_connected = True
+        while self._pending_publishes:
+            self._publish_now(*self._pending_publishes.popleft())
         if self.on_connect:
             self.on_connect()
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any = None) -> None:
-        if self._connected.is_set() and not self._stop.is_set():
-            log.warning("MQTT connection to %s lost (%s); reconnecting", self.cfg.redacted_url, rc)
-        self._connected.clear()
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        self._idle.clear()
-        self._q.put((message.topic, bytes(message.payload), time.time()))
-
-    @property
-    def connected(self) -> bool:
-        return self._connected.is_set()
-
-    def publish(self, topic: str, payload: str | bytes, qos: int = 1, retain: bool = False) -> None:
-        """Thread-safe publish (paho queues it while disconnected, up to its in-memory limit)."""
-        info = self.client.publish(topic, payload, qos=qos, retain=retain)
-        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
-            log.warning("MQTT publish to %s failed: %s", topic, mqtt.error_string(info.rc))
-
-    def start(self, connect_timeout: float | None = 10.0) -> None:
-        self._writer = threading.Thread(target=self._writer_loop, name="footfall-ingest-writer", daemon=True)
-        self._writer.start()
-        self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=30)
-        self.client.loop_start()
-        if connect_timeout and not self._connected.wait(connect_timeout):
-            log.warning("MQTT broker %s not reachable yet; retrying in the background", self.cfg.redacted_url)
-
     def stop(self, drain_timeout: float = 5.0) -> None:
-        """Store what is queued, send the final acks, disconnect.
+        """Store what is queued, send the final acks, disconnect (publishing the retained ``offline``).
 
-        The subscriptions stay in the broker's persistent session (clean_session=False), so QoS 1 summaries
-        published while the plugin is down are queued by the broker; anything that arrives between the drain
-        and the disconnect is not acknowledged and therefore re-sent by the agent's outbox.
+        The subscriptions stay in the broker's persistent session, so QoS 1 summaries published while the plugin
+        is down are queued by the broker; anything that arrives between the drain and the disconnect is not
+        acknowledged and therefore re-sent by the agent's outbox.
         """
         self.wait_idle(drain_timeout)
         self._stop.set()
         if self._writer:
             self._writer.join(drain_timeout + 5)
-        with contextlib.suppress(Exception):
-            self.client.publish(self.status_topic, "offline", qos=1, retain=True).wait_for_publish(2)
-        self.client.disconnect()
-        self.client.loop_stop()
+        if self._loop is not None and self._loop.is_running():
+            with contextlib.suppress(Exception):
+                self._call(self.conn.close(), 10.0)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._loop_thread:
+            self._loop_thread.join(10)
+
+    @property
+    def connected(self) -> bool:
+        return self.conn.connected.is_set()
+
+    def publish(self, topic: str, payload: str | bytes, qos: int = 1, retain: bool = False) -> None:
+        """Thread-safe publish. While the broker is away, up to :data:`MAX_PENDING_PUBLISHES` (alerts, Home
+        Assistant state) wait for the next connection; acks are not kept (the agent re-sends, we ack again)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self._pending_publishes.append((topic, payload, qos, retain))
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._publish_now, topic, payload, qos, retain)
+
+    def _publish_now(self, topic: str, payload: bytes | str, qos: int, retain: bool) -> None:
+        try:
+            fut = self.conn.publish_nowait(topic, payload, qos=qos, retain=retain)
+        except MqttError:
+            if not topic.endswith("/ack"):
+                self._pending_publishes.append((topic, payload, qos, retain))
+            return
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception())  # lost acks are re-sent, never raised
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
-        """True once the queue is empty and every pending ack was sent (tests, shutdown)."""
+        """True once the queue is empty, the writer idle and every pending ack sent (tests, shutdown)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._q.empty() and self._idle.wait(0.05) and self._q.empty() and not self._ack_pending:
+            if self._q.empty() and not self._busy.is_set() and not self._ack_pending:
                 return True
+            time.sleep(0.02)
         return False
 
     # -- writer -----------------------------------------------------------------------------------------------
     def _writer_loop(self) -> None:
         while not self._stop.is_set():
-            try:
-                first = self._q.get(timeout=0.1)
-            except queue.Empty:
+            batch = self._q.take(self.batch_max, 0.1, self.batch_wait)
+            if not batch:
                 self._flush_acks()
-                if not self._ack_pending:
-                    self._idle.set()
+                if not self._ack_pending and self._q.empty():
+                    self._busy.clear()
                 continue
-            batch = [first]
-            deadline = time.monotonic() + self.batch_wait
-            while len(batch) < self.batch_max:
-                remaining = deadline - time.monotonic()
-                try:
-                    batch.append(self._q.get(timeout=remaining) if remaining > 0 else self._q.get_nowait())
-                except queue.Empty:
-                    break
+            self._busy.set()
             try:
                 self._process(batch)
             except Exception:  # never let one bad batch kill ingest; the agent will re-send (no ack)
@@ -289,7 +414,7 @@ class Ingest:
         self.stats.rejected_by_reason[reason] += 1
         self._reason_log(reason, topic, detail)
 
-    def _process(self, batch: list[tuple[str, bytes, float]]) -> None:
+    def _process(self, batch: list[Item]) -> None:
         accepted: list[tuple[StoredMsg, float, str | None]] = []
         for topic, payload, received_at in batch:
             if self.cfg.ha_discovery and topic == f"{self.cfg.ha_prefix}/status":
@@ -351,15 +476,15 @@ class Ingest:
         new: list[StoredMsg] = []
         now = time.monotonic()
         for (msg, _, _), res in zip(accepted, results, strict=True):
-            key = (msg.device_id, msg.stream_id)
-            self._ack_pending.setdefault(key, now)
             if res is True:
                 new.append(msg)
             elif res is False:
                 self.stats.duplicates += 1
-            else:  # SQLite integers are 64-bit: a bigger count/seq is refused by the store, alone
-                reason = "out_of_range" if "OverflowError" in res else "unstorable"
-                self._reject(reason, f"{self.base}/{msg.device_id}/{msg.kind}", res)
+            else:  # refused by the store (a cap, another device's run, a value the database cannot hold)
+                reason, _, detail = res.partition(": ")
+                self._reject(reason, f"{self.base}/{msg.device_id}/{msg.kind}", detail)
+            # the ack says what the database holds: never a message it refused (the agent keeps that one)
+            self._ack_pending.setdefault((msg.device_id, msg.stream_id), now)
         self.stats.stored += len(new)
         self.stats.batches += 1
         self.stats.max_batch = max(self.stats.max_batch, len(accepted))
@@ -396,35 +521,41 @@ class Ingest:
             self.on_status(device_id, status)
 
     def ack_for(self, device_id: str, stream_id: str) -> Ack:
-        contiguous, missing = self.store.stream_state(device_id, stream_id)
-        highest = max([contiguous] + [hi for _, hi in missing])
-        streams = self.store.streams(device_id)
-        for s in streams:
-            if s["stream_id"] == stream_id:
-                highest = max(highest, int(s["max_seq"]))
+        """The stream's ack, from the database (whichever worker stored which seq)."""
+        contiguous, missing, highest = self.store.ack_state(device_id, stream_id)
         return Ack(device_id=device_id, stream_id=stream_id, acked_seq=contiguous, missing=missing, highest_seq=highest)
 
     def _flush_acks(self, force: bool = False) -> None:
         if not self._ack_pending:
             return
         now = time.monotonic()
-        for key in list(self._ack_pending):
-            last = self._ack_sent_at.get(key)
-            if not force and last is not None and now - last < self.ack_interval:
-                continue
+        due = [
+            key
+            for key in self._ack_pending
+            if force or (last := self._ack_sent_at.get(key)) is None or now - last >= self.ack_interval
+        ]
+        if not due:
+            return
+        try:
+            states = self.store.ack_states(due)  # one query for all of them (their streams rows)
+        except Exception:
+            log.exception("could not read the ack state of %d stream(s)", len(due))
+            return
+        for key in due:
             device_id, stream_id = key
-            try:
-                ack = self.ack_for(device_id, stream_id)
-                self.publish(Topics(device_id, self.base).ack, ack.model_dump_json(), qos=1)
-            except Exception:
-                log.exception("could not send the ack for %s/%s", device_id, stream_id)
-                continue
+            contiguous, missing, highest = states[key]
+            ack = Ack(device_id=device_id, stream_id=stream_id, acked_seq=contiguous, missing=missing,
+                      highest_seq=highest)  # fmt: skip
+            self.publish(Topics(device_id, self.base).ack, ack.model_dump_json(), qos=1)
             self.stats.acks_sent += 1
+            if len(self._ack_sent_at) > 100_000:
+                self._ack_sent_at.clear()
             self._ack_sent_at[key] = now
             del self._ack_pending[key]
 
     def health(self) -> dict[str, Any]:
         return {
-            "ingest": {**self.stats.as_dict(), "queue": self._q.qsize()},
-            "broker": {"connected": self.connected, "url": self.cfg.redacted_url},
-        }
+            "ingest": {**self.stats.as_dict(), "queue": self._q.count, "queue_bytes": self._q.total_bytes},
+            "broker": {"connected": self.connected, "url": self.cfg.redacted_url,
+                       "shared_group": self.cfg.share_group, "client_id": self.cfg.client_id},
+        }  # fmt: skip

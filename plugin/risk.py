@@ -137,21 +137,33 @@ class RiskEngine:
     def _state(self, msg: WindowSummary) -> _RunState:
         st = self._runs.get(msg.run_id)
         if st is None:
-            # First window seen by this process (new run, or a restart mid-run): rebuild from the store.
             st = _RunState(msg.run_id)
-            for w in self.store.run_windows(msg.run_id):
-                st.windows[w["window_index"]] = {k: w[k] for k in _WINDOW_KEYS}
             self._runs[msg.run_id] = st
             if len(self._runs) > 64:  # forget the oldest runs (ended long ago)
                 for old in list(self._runs)[:-32]:
                     del self._runs[old]
+        # The run's windows up to this one as stored — by this process or another worker sharing the database —
+        # so the rules see the same run whatever order or batches the windows arrived in.
+        st.windows = {
+            w["window_index"]: {k: w[k] for k in _WINDOW_KEYS}
+            for w in self.store.run_window_measures(msg.run_id)
+            if w["window_index"] <= msg.window_index
+        }
         return st
 
     # -- in-run rules -----------------------------------------------------------------------------------------
     def on_summary(self, msg: WindowSummary) -> list[Alert]:
-        """Evaluate one newly stored window (call in arrival order; duplicates are harmless)."""
+        """Evaluate one newly stored window (call in arrival order; duplicates are harmless).
+
+        Several dashboard workers may store windows of one runner at once: the rules of one runner run under a
+        lock every worker of the database shares, so a cooldown or "once per run" check and the alert it allows
+        are one step (never two alerts for one event)."""
         if msg.activity != "running":
             return []
+        with self.store.exclusive(f"risk:{msg.runner or 'device:' + msg.device_id}"):
+            return self._on_summary(msg)
+
+    def _on_summary(self, msg: WindowSummary) -> list[Alert]:
         st = self._state(msg)
         m = window_measures(msg)
         st.windows[msg.window_index] = {k: m[k] for k in _WINDOW_KEYS}
@@ -295,7 +307,11 @@ class RiskEngine:
 
     # -- run-level rules --------------------------------------------------------------------------------------
     def on_run(self, msg: RunSummary) -> list[Alert]:
-        """Evaluate a newly stored RunSummary (the run's end)."""
+        """Evaluate a newly stored RunSummary (the run's end), under the runner's lock (see :meth:`on_summary`)."""
+        with self.store.exclusive(f"risk:{msg.runner or 'device:' + msg.device_id}"):
+            return self._on_run(msg)
+
+    def _on_run(self, msg: RunSummary) -> list[Alert]:
         self._runs.pop(msg.run_id, None)
         who = {k: v for k, v in _who(msg).items() if v}
         base = baseline(

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import threading
 import time
 from typing import Any
 
@@ -27,7 +29,7 @@ from plugin.ingest import Ingest
 from plugin.mdns import MdnsAnnouncer, should_announce
 from plugin.notify import AlertDispatcher, Notifier
 from plugin.risk import RiskEngine, risk_summary
-from plugin.store import Store
+from plugin.store import Store, window_measures
 from plugin.summary import instance_id
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,9 @@ SETTING_TO_RISK = {
     "acwr_threshold": "acwr_threshold",
 }
 RETENTION_EVERY_S = 6 * 3600.0
+#: PostgreSQL NOTIFY channel of the hub events every worker forwards to its browsers.
+EVENTS_CHANNEL = "footfall_events"
+MAX_NOTIFY_BYTES = 7900
 
 
 class ListenError(RuntimeError):
@@ -64,6 +69,8 @@ class DashboardService:
         self.url: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._settings_seen: dict[str, Any] = {}
+        self._listen_stop = threading.Event()
+        self._listener: threading.Thread | None = None
         self.alerts_raised = 0
 
     # -- lifecycle --------------------------------------------------------------------------------------------
@@ -71,7 +78,14 @@ class DashboardService:
         cfg = self.config
         loop = asyncio.get_running_loop()
         self.hub.bind(loop)
-        self.store = store = await asyncio.to_thread(Store, cfg.db_path)
+        self.store = store = await asyncio.to_thread(Store, cfg.store_target, shard=cfg.mqtt.client_id)
+        if store.backend == "postgresql":  # browsers on every worker see what any worker stored
+            self.hub.set_broadcast(self._broadcast)
+            self._listener = threading.Thread(
+                target=store.db.listen, args=(EVENTS_CHANNEL, self._on_broadcast, self._listen_stop),  # type: ignore[attr-defined]
+                name="footfall-listen", daemon=True,
+            )  # fmt: skip
+            self._listener.start()
         self.engine = RiskEngine(store, cfg.risk)
         self.ingest = Ingest(
             store, cfg.mqtt, on_stored=self._on_stored, on_live=self._on_live, on_status=self._on_status,
@@ -91,7 +105,7 @@ class DashboardService:
             await self._start_web()
         await asyncio.to_thread(self.ingest.start, 0)
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="footfall-housekeeping"))
-        log.info("footfall dashboard %s: db %s, broker %s%s", __version__, cfg.db_path, cfg.mqtt.redacted_url,
+        log.info("footfall dashboard %s: database %s, broker %s%s", __version__, store.where, cfg.mqtt.redacted_url,
                  f", web {self.url}" if self.url else "")  # fmt: skip
 
     async def _start_web(self) -> None:
@@ -103,6 +117,7 @@ class DashboardService:
             store=self.store, hub=self.hub, health=self.health,
             token=self.config.token.get_secret_value() if self.config.token else None,
             listen_host=self.config.listen_host, notify_test=self.notify_test,
+            trusted_proxies=tuple(self.config.trusted_proxies),
             risk=lambda: risk_summary(self.store, config=self.engine.config if self.engine else None),  # type: ignore[arg-type]
             risk_config=lambda: self.engine.config if self.engine else self.config.risk,
         )  # fmt: skip
@@ -149,6 +164,9 @@ class DashboardService:
             await asyncio.to_thread(self.ingest.stop)
         if self.dispatcher is not None and self.dispatcher.pending:
             await asyncio.sleep(0)  # let finished notification futures settle
+        self._listen_stop.set()
+        if self._listener is not None:
+            await asyncio.to_thread(self._listener.join, 5)
         if self.store is not None:
             self.store.close()
 
@@ -173,6 +191,26 @@ class DashboardService:
             self.hub.publish_threadsafe(msg.kind, _compact(msg))
         if self.ha is not None and any(isinstance(m, RunSummary) for m in msgs):
             self.ha.publish_state()
+
+    def _broadcast(self, type_: str, data: dict[str, Any]) -> None:
+        """Send a hub event to every worker of the database (``pg_notify``; 8,000 bytes at most)."""
+        payload = json.dumps({"t": type_, "d": data}, default=str, allow_nan=False)
+        if len(payload.encode()) > MAX_NOTIFY_BYTES:  # an alert with long evidence: the page reloads the rest
+            slim = {k: v for k, v in data.items() if k not in ("evidence", "message")}
+            payload = json.dumps({"t": type_, "d": {**slim, "truncated": True}}, default=str, allow_nan=False)
+        try:
+            assert self.store is not None
+            self.store.db.notify(EVENTS_CHANNEL, payload)  # type: ignore[attr-defined]
+        except Exception as err:  # the database is away: this worker's own browsers still get it
+            log.warning("could not broadcast a %s event (%s); delivering it here only", type_, type(err).__name__)
+            self.hub.deliver_threadsafe(type_, data)
+
+    def _on_broadcast(self, payload: str) -> None:
+        try:
+            event = json.loads(payload)
+            self.hub.deliver_threadsafe(str(event["t"]), dict(event["d"]))
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring a malformed event broadcast")
 
     def _on_live(self, live: LiveUpdate) -> None:
         self.hub.publish_threadsafe("live", live.model_dump(mode="json"))
@@ -234,6 +272,7 @@ class DashboardService:
         ing = self.ingest.health() if self.ingest else {"ingest": {}, "broker": {"connected": False, "url": None}}
         return {
             **ing,
+            "store": self.store.health() if self.store else {"ok": False, "summaries": None},
             "devices": len(self.store.devices()) if self.store else 0,
             "version": __version__,
             "alerts_raised": self.alerts_raised,
@@ -244,9 +283,7 @@ class DashboardService:
 
 
 def _compact(msg: WindowSummary | RunSummary) -> dict[str, Any]:
-    from plugin.store import window_measures
-
-    m = window_measures(msg)  # type: ignore[arg-type]
+    m = window_measures(msg)
     d: dict[str, Any] = {
         "device_id": msg.device_id, "runner": msg.runner, "run_id": msg.run_id, "steps": msg.steps,
         "cadence_spm": msg.cadence_spm, "valr_mean": m["valr_mean"], "contact_ms": m["contact_ms"],

@@ -23,6 +23,7 @@ from plugin import __version__
 from plugin.config import RiskConfig
 from plugin.risk import risk_summary
 from plugin.store import Store
+from plugin.store.base import Runners
 from plugin.trends import DAY, period_summary, training_load
 
 #: Settings key of this dashboard's identity (a random UUID made once per database).
@@ -58,20 +59,22 @@ def runner_figures(store: Store, name: str, *, now: float, risk_config: RiskConf
     return figures
 
 
-def summary(store: Store, *, now: float | None = None, risk_config: RiskConfig | None = None) -> dict[str, Any]:
-    """The document of ``GET /api/summary`` (docs/dashboard.md)."""
+def summary(
+    store: Store, *, now: float | None = None, risk_config: RiskConfig | None = None, runners: Runners = None
+) -> dict[str, Any]:
+    """The document of ``GET /api/summary`` (docs/dashboard.md); ``runners``: only these runners (a user's
+    scope, docs/club.md), None = all."""
     now = time.time() if now is None else now
-    open_alerts = store.list_alerts(include_acked=False, limit=1000)
-    runners = []
-    for row in store.runners():
+    open_alerts = store.list_alerts(include_acked=False, limit=1000, runners=runners)
+    visible = runners
+    runners_out = []
+    for row in store.runners(runners=visible):
         name = row["name"]
         last = store.list_runs(runner=name, limit=1)
-        devices = store._r().execute(  # the store's per-thread reader, as plugin/trends.py uses it
-            "SELECT DISTINCT device_id FROM runs WHERE runner = ? ORDER BY device_id", (name,)
-        )
-        runners.append({
+        devices = store._rows("SELECT DISTINCT device_id FROM runs WHERE runner = ? ORDER BY device_id", (name,))
+        runners_out.append({
             "name": name, "runs": row["runs"], "first_seen": row["first_seen"], "last_seen": row["last_seen"],
-            "device_ids": [r[0] for r in devices],
+            "device_ids": [r["device_id"] for r in devices],
             "last_run": {k: last[0][k] for k in ("run_id", "device_id", "started_at", "ended_at", "duration_s",
                                                  "steps", "complete")} if last else None,
             "open_alerts": sum(1 for a in open_alerts if a["runner"] == name),
@@ -79,13 +82,13 @@ def summary(store: Store, *, now: float | None = None, risk_config: RiskConfig |
         })  # fmt: skip
     devices = [
         {k: d.get(k) for k in ("device_id", "status", "status_at", "first_seen", "last_seen", "last_runner", "runs")}
-        for d in store.devices()
+        for d in store.devices(runners=visible)
     ]
     return {
         "instance": {"id": instance_id(store), "version": __version__},
         "generated_at": now,
-        "runners": runners,
+        "runners": runners_out,
         "devices": devices,
         "open_alerts": len(open_alerts),
-        "recent_alerts": [alert_view(a) for a in store.list_alerts(limit=RECENT_ALERTS)],
+        "recent_alerts": [alert_view(a) for a in store.list_alerts(limit=RECENT_ALERTS, runners=visible)],
     }

@@ -3,8 +3,9 @@
 Everything is computed from the ``runs`` table with SQL aggregates over indexed columns (a year of runs is a
 few hundred rows), so a trend query stays in the low milliseconds. Definitions (docs/design.md §4):
 
-- Per-step measures (VALR, VILR, contact time, strike index) pool runs weighted by their step counts; cadence is
-  weighted by run duration. ``valr_p90`` per period is the step-weighted mean of the runs' p90 — an
+- Runs combine into a point (a run, day, week, or a coach's team) as :data:`edge_agent.common.measures.COMBINE`
+  defines, in SQL: per-step measures (VALR, VILR, contact time, strike index) weighted by their step counts,
+  cadence by run duration. ``valr_p90`` per period is the step-weighted mean of the runs' p90 — an
   approximation (an exact pooled percentile needs every step), stated in the API output.
 - Baseline: the runner's own runs in the 28 days before the reference time (the end of the latest run in
   the query range) — mean, SD and a time-aware EWMA (λ = 2/(28+1) per day, Williams 2017). Fewer than
@@ -22,6 +23,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from plugin.store import run_filters
+from plugin.store.base import Runners
+from plugin.store.measures_sql import combine_sql
 
 DAY = 86400.0
 BASELINE_DAYS = 28
@@ -45,32 +48,44 @@ BASELINE_MEASURES: dict[str, str] = {
     "asymmetry_valr_pct": "asym_valr_pct",
 }
 
-_BUCKET = {
-    "day": "date(started_at, 'unixepoch')",
-    # ISO weeks start on Monday: move to the coming Sunday (or stay), then back 6 days.
-    "week": "date(started_at, 'unixepoch', 'weekday 0', '-6 days')",
-}
 
-_AGG = """
-COUNT(*) AS runs, SUM(steps) AS steps, SUM(duration_s) AS duration_s,
-SUM(cadence_spm * duration_s) / NULLIF(SUM(CASE WHEN cadence_spm IS NOT NULL THEN duration_s END), 0) AS cadence_spm,
-SUM(valr_mean * valr_n) / NULLIF(SUM(CASE WHEN valr_mean IS NOT NULL THEN valr_n END), 0) AS valr_mean,
-SUM(valr_p90 * valr_n) / NULLIF(SUM(CASE WHEN valr_p90 IS NOT NULL THEN valr_n END), 0) AS valr_p90,
-MAX(valr_max) AS valr_max,
-SUM(vilr_mean * vilr_n) / NULLIF(SUM(CASE WHEN vilr_mean IS NOT NULL THEN vilr_n END), 0) AS vilr_mean,
-SUM(contact_ms * contact_n) / NULLIF(SUM(CASE WHEN contact_ms IS NOT NULL THEN contact_n END), 0) AS contact_ms,
-SUM(si_left * si_left_n) / NULLIF(SUM(CASE WHEN si_left IS NOT NULL THEN si_left_n END), 0) AS strike_index_left,
-SUM(si_right * si_right_n) / NULLIF(SUM(CASE WHEN si_right IS NOT NULL THEN si_right_n END), 0)
-    AS strike_index_right,
-SUM(rearfoot) AS rearfoot, SUM(midfoot) AS midfoot, SUM(forefoot) AS forefoot,
-SUM(asym_contact_pct * steps) / NULLIF(SUM(CASE WHEN asym_contact_pct IS NOT NULL THEN steps END), 0)
-    AS asymmetry_contact_pct,
-SUM(asym_valr_pct * steps) / NULLIF(SUM(CASE WHEN asym_valr_pct IS NOT NULL THEN steps END), 0)
-    AS asymmetry_valr_pct,
-SUM(asym_si_pct * steps) / NULLIF(SUM(CASE WHEN asym_si_pct IS NOT NULL THEN steps END), 0)
-    AS asymmetry_si_pct,
-MIN(started_at) AS first_start, MAX(ended_at) AS last_end
-"""
+def _bucket(store: Any, period: str) -> str:
+    """Day number (days since 1970-01-01 UTC) of a run's start, or of the Monday starting its ISO week (day 0 was
+    a Thursday, so Monday is the day whose (day + 3) mod 7 is 0)."""
+    day = store.db.dialect.day("started_at")
+    return day if period == "day" else f"({day} - ({day} + 3) % 7)"
+
+
+#: Trend points' names for the pooled columns (edge_agent.common.measures.COMBINE defines how each combines).
+_POINT_NAMES = {
+    "si_left": "strike_index_left", "si_right": "strike_index_right", "asym_contact_pct": "asymmetry_contact_pct",
+    "asym_valr_pct": "asymmetry_valr_pct", "asym_si_pct": "asymmetry_si_pct",
+}  # fmt: skip
+_AGG = (
+    "COUNT(*) AS runs, SUM(duration_s) AS duration_s, "
+    + combine_sql(
+        "runs",
+        columns=(
+            "steps",
+            "cadence_spm",
+            "valr_mean",
+            "valr_p90",
+            "valr_max",
+            "vilr_mean",
+            "contact_ms",
+            "si_left",
+            "si_right",
+            "rearfoot",
+            "midfoot",
+            "forefoot",
+            "asym_contact_pct",
+            "asym_valr_pct",
+            "asym_si_pct",
+        ),
+        rename=_POINT_NAMES,
+    )
+    + ", MIN(started_at) AS first_start, MAX(ended_at) AS last_end"
+)
 
 
 def _iso(t: float) -> str:
@@ -91,10 +106,6 @@ def _point(row: dict[str, Any], t: str) -> dict[str, Any]:
     return row
 
 
-def _conn(store: Any) -> Any:
-    return store._r()  # the store's per-thread reader connection
-
-
 def trend_points(
     store: Any,
     period: Period = "week",
@@ -103,27 +114,23 @@ def trend_points(
     until: float | None = None,
     runner: str | None = None,
     device_id: str | None = None,
+    runners: Runners = None,
 ) -> list[dict[str, Any]]:
-    """One point per run, UTC day or ISO week (Monday), oldest first."""
-    where, args = run_filters(device_id, runner, since, until, "started_at")
-    conn = _conn(store)
+    """One point per run, UTC day or ISO week (Monday), oldest first (``runners``: only these runners, pooled)."""
+    where, args = run_filters(device_id, runner, since, until, "started_at", runners)
     if period == "run":
         sql = (
-            f"SELECT run_id, device_id, runner, started_at, {_AGG} FROM runs{where} GROUP BY run_id ORDER BY started_at"
+            f"SELECT run_id, device_id, runner, started_at, {_AGG} FROM runs{where} GROUP BY run_id "
+            "ORDER BY started_at, run_id"
         )
         points = []
-        for r in conn.execute(sql, args):
-            d = dict(r)
+        for d in store._rows(sql, args):
             points.append(_point(d, _iso(d.pop("started_at"))))
         return points
-    if period not in _BUCKET:
+    if period not in ("day", "week"):
         raise ValueError(f"period must be 'run', 'day' or 'week', not {period!r}")
-    sql = f"SELECT {_BUCKET[period]} AS bucket, {_AGG} FROM runs{where} GROUP BY bucket ORDER BY bucket"
-    out = []
-    for r in conn.execute(sql, args):
-        d = dict(r)
-        out.append(_point(d, d.pop("bucket") + "T00:00:00Z"))
-    return out
+    sql = f"SELECT {_bucket(store, period)} AS bucket, {_AGG} FROM runs{where} GROUP BY bucket ORDER BY bucket"
+    return [_point(d, _iso(int(d.pop("bucket")) * DAY)) for d in store._rows(sql, args)]
 
 
 def baseline(
@@ -135,17 +142,18 @@ def baseline(
     days: float = BASELINE_DAYS,
     min_runs: int = MIN_BASELINE_RUNS,
     exclude_run: str | None = None,
+    runners: Runners = None,
 ) -> dict[str, Any]:
     """Personal baseline from the runs ending in the ``days`` before ``ref`` (``exclude_run`` left out)."""
-    where, args = run_filters(device_id, runner, ref - days * DAY, None, "started_at")
+    where, args = run_filters(device_id, runner, ref - days * DAY, None, "started_at", runners)
     where += " AND ended_at <= ?" if where else " WHERE ended_at <= ?"
     args.append(ref)
     if exclude_run is not None:
         where += " AND run_id != ?"
         args.append(exclude_run)
     cols = ", ".join(f"{expr} AS {name}" for name, expr in BASELINE_MEASURES.items())
-    sql = f"SELECT started_at, {cols} FROM runs{where} ORDER BY started_at"
-    rows = [dict(r) for r in _conn(store).execute(sql, args)]
+    sql = f"SELECT started_at, {cols} FROM runs{where} ORDER BY started_at, run_id"
+    rows = store._rows(sql, args)
     out: dict[str, Any] = {
         "window_days": days,
         "from": _iso(ref - days * DAY),
@@ -185,21 +193,32 @@ def baseline(
 
 
 def period_summary(
-    store: Any, *, since: float, until: float, runner: str | None = None, device_id: str | None = None
+    store: Any,
+    *,
+    since: float,
+    until: float,
+    runner: str | None = None,
+    device_id: str | None = None,
+    runners: Runners = None,
 ) -> dict[str, Any]:
     """The pooled measures of the runs starting in [since, until) (one trend point, ``t`` = since)."""
-    where, args = run_filters(device_id, runner, since, until, "started_at")
-    row = dict(_conn(store).execute(f"SELECT {_AGG} FROM runs{where}", args).fetchone())
+    where, args = run_filters(device_id, runner, since, until, "started_at", runners)
+    row = store._rows(f"SELECT {_AGG} FROM runs{where}", args)[0]
     return _point(row, _iso(since))
 
 
 def week_over_week(
-    store: Any, *, ref: float, runner: str | None = None, device_id: str | None = None
+    store: Any, *, ref: float, runner: str | None = None, device_id: str | None = None, runners: Runners = None
 ) -> dict[str, Any]:
     """The 7 days before ``ref`` against the 7 days before those."""
     this, last = (
         period_summary(
-            store, since=ref - k * 7 * DAY, until=ref - (k - 1) * 7 * DAY, runner=runner, device_id=device_id
+            store,
+            since=ref - k * 7 * DAY,
+            until=ref - (k - 1) * 7 * DAY,
+            runner=runner,
+            device_id=device_id,
+            runners=runners,
         )
         for k in (1, 2)
     )
@@ -223,18 +242,17 @@ def training_load(
     device_id: str | None = None,
     since: float | None = None,
     with_series: bool = True,
+    runners: Runners = None,
 ) -> dict[str, Any]:
     """Daily running minutes with acute (7 d) / chronic (28 d) EWMA and their ratio, up to ``ref``'s day."""
-    where, args = run_filters(device_id, runner, None, ref, "started_at")
-    rows = (
-        _conn(store)
-        .execute(
-            f"SELECT CAST(started_at / 86400 AS INTEGER) AS day, SUM(duration_s) / 60.0 AS load FROM runs{where} "
-            "GROUP BY day ORDER BY day",
-            args,
+    where, args = run_filters(device_id, runner, None, ref, "started_at", runners)
+    day = _bucket(store, "day")
+    rows = [
+        (r["day"], r["load"])
+        for r in store._rows(
+            f"SELECT {day} AS day, SUM(duration_s) / 60.0 AS load FROM runs{where} GROUP BY {day} ORDER BY day", args
         )
-        .fetchall()
-    )
+    ]
     la, lc = 2.0 / (ACUTE_DAYS + 1), 2.0 / (CHRONIC_DAYS + 1)
     out: dict[str, Any] = {
         "unit": "min",
@@ -279,10 +297,15 @@ def training_load(
 
 
 def latest_end(
-    store: Any, *, runner: str | None = None, device_id: str | None = None, until: float | None = None
+    store: Any,
+    *,
+    runner: str | None = None,
+    device_id: str | None = None,
+    until: float | None = None,
+    runners: Runners = None,
 ) -> float | None:
-    where, args = run_filters(device_id, runner, None, until, "started_at")
-    row = _conn(store).execute(f"SELECT MAX(ended_at) FROM runs{where}", args).fetchone()
+    where, args = run_filters(device_id, runner, None, until, "started_at", runners)
+    row = store._one(f"SELECT MAX(ended_at) FROM runs{where}", args)
     return None if row[0] is None else float(row[0])
 
 
@@ -294,6 +317,7 @@ def trends(
     until: float | None = None,
     runner: str | None = None,
     device_id: str | None = None,
+    runners: Runners = None,
 ) -> dict[str, Any]:
     """The dashboard's trend document: points, baseline, week-over-week and training load.
 
@@ -304,8 +328,9 @@ def trends(
         raise ValueError(f"period must be 'run', 'day' or 'week', not {period!r}")
     if since is not None and until is not None and since >= until:
         raise ValueError(f"since ({since}) must be before until ({until})")
-    points = trend_points(store, period, since=since, until=until, runner=runner, device_id=device_id)
-    ref = latest_end(store, runner=runner, device_id=device_id, until=until)
+    who: dict[str, Any] = {"runner": runner, "device_id": device_id, "runners": runners}
+    points = trend_points(store, period, since=since, until=until, **who)
+    ref = latest_end(store, until=until, **who)
     out: dict[str, Any] = {
         "period": period,
         "since": _iso(since) if since is not None else None,
@@ -325,7 +350,7 @@ def trends(
         out["week_over_week"] = None
         out["training_load"] = {"status": "no_data", "acute": None, "chronic": None, "acwr": None, "series": []}
         return out
-    out["baseline"] = baseline(store, ref=ref, runner=runner, device_id=device_id)
-    out["week_over_week"] = week_over_week(store, ref=ref, runner=runner, device_id=device_id)
-    out["training_load"] = training_load(store, ref=ref + 1.0, runner=runner, device_id=device_id, since=since)
+    out["baseline"] = baseline(store, ref=ref, **who)
+    out["week_over_week"] = week_over_week(store, ref=ref, **who)
+    out["training_load"] = training_load(store, ref=ref + 1.0, since=since, **who)
     return out

@@ -9,6 +9,7 @@ import pytest
 
 from tests.support.brokers import MosquittoBroker, have_mosquitto, make_broker
 from tests.support.paths import SHARED_DATA
+from tests.support.postgres import PostgresCluster, have_postgres
 
 
 @pytest.fixture(scope="session")
@@ -45,3 +46,20 @@ def mosquitto_factory(tmp_path: Path) -> Iterator[object]:
     yield factory
     for b in made:
         b.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PostgresCluster]:
+    """One throw-away PostgreSQL server for the whole session (started on first use)."""
+    if not have_postgres():
+        pytest.skip("PostgreSQL server not installed (apt-get install postgresql; .ci/run installs it)")
+    cluster = PostgresCluster()
+    try:
+        cluster.start()
+        from plugin.store import Store
+
+        Store(cluster.create_db("footfall_template")).close()  # migrated once; tests copy it
+        cluster.templates.add("footfall_template")
+        yield cluster
+    finally:
+        cluster.stop()

@@ -24,7 +24,7 @@ way, so the definitions live here, once:
 - **Asymmetry**: symmetry index SI% = (R − L) / (0.5 (R + L)) × 100 (Robinson/Herzog 1987/1989),
   positive = right larger; and the symmetry angle SA = (45° − atan(L/R)) / 90° × 100 (Zifchock et al.
   2008, Gait Posture 27:622), which has the same sign convention and stays bounded (±50 %) when
-  the values are small, where SI% explodes.
+  the values are small, where SI% explodes. Both are defined once, in :mod:`edge_agent.common.measures`.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ import numpy as np
 
 from edge_agent.analysis.loading_rate import mean_estimate
 from edge_agent.analysis.step import ZONES, Step, StepTable
+from edge_agent.common.measures import symmetry_angle_pct, symmetry_index_pct
 from edge_agent.contract import Asymmetry, FootStats, LoadingRateEstimate, Stat, StepRecord, ZoneCounts
 
 #: Strides (same-foot contact to contact) longer than this are pauses, not strides (walking ≈ 1.1 s).
@@ -92,30 +93,6 @@ def foot_stats(steps: Steps) -> FootStats:
         impulse_bw_s=stat(c["impulse_bw_s"]),
         cop_ml_excursion=stat(c["cop_ml_excursion"]),
     )
-
-
-def symmetry_index_pct(left: float | None, right: float | None) -> float | None:
-    """SI% = (R − L) / (0.5 (R + L)) × 100 (Herzog 1989); None when undefined (R + L = 0)."""
-    if left is None or right is None:
-        return None
-    denom = 0.5 * (left + right)
-    if denom == 0.0 or not math.isfinite(denom):
-        return None
-    return (right - left) / denom * 100.0
-
-
-def symmetry_angle_pct(left: float | None, right: float | None) -> float | None:
-    """SA = (45° − atan(L/R)) / 90° × 100 (Zifchock 2008), incl. the paper's correction when the
-    term exceeds 90° (values of opposite sign). 0 = symmetric, ±50 = one side zero."""
-    if left is None or right is None or not (math.isfinite(left) and math.isfinite(right)):
-        return None
-    if left == 0.0 and right == 0.0:
-        return None
-    theta = 90.0 * math.copysign(1.0, left) if right == 0.0 else math.degrees(math.atan(left / right))
-    term = 45.0 - theta
-    if term > 90.0:
-        term -= 180.0
-    return term / 90.0 * 100.0
 
 
 def asymmetry(left: FootStats, right: FootStats) -> Asymmetry:

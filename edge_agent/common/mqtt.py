@@ -16,6 +16,14 @@ Design (aiomqtt-style surface, paho-mqtt 2.x underneath, ``CallbackAPIVersion.VE
   ``offline``; a clean exit publishes ``offline`` itself (a clean DISCONNECT suppresses the will).
 * **Secrets.** Username/password come from the URL or settings and never appear in reprs or logs
   (:meth:`BrokerSettings.redacted_url`).
+* **MQTT 5 for the dashboard.** ``protocol=5`` speaks MQTT v5: a persistent session (``clean_start=False`` with a
+  session expiry) so the broker queues QoS 1 messages while a dashboard worker restarts, shared subscriptions
+  (``$share/<group>/<filter>``: the broker hands each message to ONE member of the group, so several ingest
+  workers split the load), and a Maximum Packet Size the broker must respect (it drops larger messages instead of
+  sending them). The agent stays on MQTT 3.1.1 with a clean session: its outbox, not the broker, holds its data.
+* **Network-thread subscribers.** ``subscribe(..., in_network_thread=True)`` calls the callback in paho's thread
+  (it must be quick and thread-safe): the dashboard's ingest queue blocks there when full, so back-pressure
+  reaches TCP and the broker instead of memory, and the event loop (the web app) never waits on it.
 
 The agent's outbox publisher on top of it is :mod:`edge_agent.runtime.publisher`.
 """
@@ -37,6 +45,8 @@ from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +90,14 @@ class BrokerSettings:
     backoff_max_s: float = 60.0
     #: paho's in-flight window; the publisher's own window must not exceed it.
     max_inflight: int = 100
+    #: 4 = MQTT 3.1.1, 5 = MQTT 5 (persistent session, shared subscriptions, maximum packet size)
+    protocol: int = 4
+    #: False = resume the broker-side session (subscriptions and queued QoS 1 messages) on reconnect
+    clean_start: bool = True
+    #: MQTT 5: how long the broker keeps the session after a disconnect (persistent sessions only)
+    session_expiry_s: int = 7 * 86400
+    #: MQTT 5: the largest packet this client accepts (the broker drops bigger ones for us); None = no limit
+    max_packet_size: int | None = None
     _parsed: Any = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -95,6 +113,8 @@ class BrokerSettings:
             raise ValueError(f"broker url {self.redacted_url()!r}: bad port") from None
         if self.keepalive < 5:
             raise ValueError(f"broker keepalive {self.keepalive} s is too short (min 5)")
+        if self.protocol not in (4, 5):
+            raise ValueError(f"MQTT protocol {self.protocol}: 4 (3.1.1) or 5")
         self._parsed = (
             parts.hostname,
             port,
@@ -172,8 +192,11 @@ class MqttConnection:
         self.birth_payload = birth_payload.encode() if isinstance(birth_payload, str) else birth_payload
         self.connected = asyncio.Event()
         self.state = "disconnected"
-        self.stats = {"connects": 0, "connection_losses": 0, "failed_attempts": 0, "published": 0, "received": 0}
-        self._subs: list[tuple[str, int, MessageCallback]] = []
+        self.stats = {
+            "connects": 0, "connection_losses": 0, "failed_attempts": 0, "published": 0, "received": 0,
+            "received_bytes": 0,
+        }  # fmt: skip
+        self._subs: list[tuple[str, int, MessageCallback, bool]] = []
         self._listeners: list[ConnectListener] = []
         self._client: paho.Client | None = None
         self._inflight: dict[int, asyncio.Future[None]] = {}
@@ -283,11 +306,12 @@ class MqttConnection:
     async def _connect_once(self) -> None:
         s = self.settings
         loop = asyncio.get_running_loop()
+        v5 = s.protocol == 5
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=s.client_id,
-            clean_session=True,
-            protocol=paho.MQTTv311,
+            clean_session=None if v5 else s.clean_start,
+            protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
             reconnect_on_failure=False,
         )
         user, pw = s.credentials()
@@ -330,15 +354,37 @@ class MqttConnection:
 
         def on_message(_c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
             m = MqttMessage(msg.topic, bytes(msg.payload), bool(msg.retain), int(msg.qos))
-            post_threadsafe(loop, self._dispatch, m)
+            self.stats["received"] += 1
+            self.stats["received_bytes"] += len(m.payload)
+            on_loop = False
+            for pattern, _, cb, in_thread in list(self._subs):
+                if not paho.topic_matches_sub(_filter_of(pattern), m.topic):
+                    continue
+                if not in_thread:
+                    on_loop = True
+                    continue
+                try:
+                    cb(m)
+                except Exception:
+                    log.exception("MQTT callback %r failed", cb)
+            if on_loop:
+                post_threadsafe(loop, self._dispatch, m)
 
         client.on_connect = on_connect
         client.on_disconnect = on_disconnect
         client.on_publish = on_publish
         client.on_message = on_message
+        connect_kw: dict[str, Any] = {}
+        if v5:
+            props = Properties(PacketTypes.CONNECT)
+            if not s.clean_start:
+                props.SessionExpiryInterval = int(s.session_expiry_s)
+            if s.max_packet_size:
+                props.MaximumPacketSize = int(s.max_packet_size)
+            connect_kw = {"clean_start": s.clean_start, "properties": props}
         try:
             async with asyncio.timeout(s.connect_timeout_s + 1):
-                await asyncio.to_thread(client.connect, s.host, s.port, s.keepalive)
+                await asyncio.to_thread(client.connect, s.host, s.port, s.keepalive, **connect_kw)
             client.loop_start()
             async with asyncio.timeout(s.connect_timeout_s):
                 rc = await connack
@@ -350,8 +396,8 @@ class MqttConnection:
             raise MqttConnectRefused(f"broker refused connection: {rc}")
         self._client = client
         self._inflight = {}
-        for topic, qos, _ in self._subs:
-            client.subscribe(topic, qos)
+        for topic in dict.fromkeys(t for t, *_ in self._subs):
+            client.subscribe(topic, max(q for t, q, *_ in self._subs if t == topic))
         if self.will:
             client.publish(self.will[0], self.birth_payload, qos=1, retain=True)
         self.state = "connected"
@@ -375,9 +421,8 @@ class MqttConnection:
                 fut.exception()  # mark retrieved: nobody may be awaiting a fire-and-forget publish
 
     def _dispatch(self, msg: MqttMessage) -> None:
-        self.stats["received"] += 1
-        for pattern, _, cb in list(self._subs):
-            if paho.topic_matches_sub(pattern, msg.topic):
+        for pattern, _, cb, in_thread in list(self._subs):
+            if not in_thread and paho.topic_matches_sub(_filter_of(pattern), msg.topic):
                 self._run_callback(cb, msg)
 
     def _run_callback(self, cb: Callable[..., Any], *args: Any) -> None:
@@ -421,10 +466,14 @@ class MqttConnection:
         """Publish and, for qos ≥ 1, wait for the broker's PUBACK."""
         await self.publish_nowait(topic, payload, qos, retain)
 
-    def subscribe(self, topic: str, callback: MessageCallback, qos: int = 1) -> Callable[[], None]:
+    def subscribe(
+        self, topic: str, callback: MessageCallback, qos: int = 1, *, in_network_thread: bool = False
+    ) -> Callable[[], None]:
         """Call ``callback(MqttMessage)`` (sync or async) for matching messages, across reconnects.
+        ``topic`` may be a shared subscription (``$share/<group>/<filter>``, MQTT 5). ``in_network_thread``:
+        call a plain function in paho's thread instead of on the event loop (see the module docstring).
         Returns a function that removes the subscription."""
-        entry = (topic, qos, callback)
+        entry = (topic, qos, callback, in_network_thread)
         self._subs.append(entry)
         if self._client is not None and self.connected.is_set():
             self._client.subscribe(topic, qos)
@@ -432,7 +481,7 @@ class MqttConnection:
         def unsubscribe() -> None:
             if entry in self._subs:
                 self._subs.remove(entry)
-            if self._client is not None and not any(t == topic for t, _, _ in self._subs):
+            if self._client is not None and not any(t == topic for t, *_ in self._subs):
                 self._client.unsubscribe(topic)
 
         return unsubscribe
@@ -446,6 +495,14 @@ class MqttConnection:
     @property
     def inflight(self) -> int:
         return len(self._inflight)
+
+
+def _filter_of(subscription: str) -> str:
+    """The topic filter of a subscription: ``$share/<group>/<filter>`` → ``<filter>``."""
+    if subscription.startswith("$share/"):
+        parts = subscription.split("/", 2)
+        return parts[2] if len(parts) == 3 else subscription
+    return subscription
 
 
 def post_threadsafe(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> None:

@@ -45,32 +45,23 @@ def _stat(side: str, measure: str, field: str = "mean", digits: int = 1) -> str:
     )
 
 
-def _both_feet_mean(measure: str, digits: int = 1) -> str:
-    """Step-weighted mean over both feet (each foot's ``Stat`` carries its own n)."""
+def _both_feet(measure: str, field: str = "mean", digits: int = 1) -> str:
+    """Both feet pooled as :func:`edge_agent.common.measures.pool_stats` pools them: the ``field`` (mean or p90) of
+    each foot weighted by its step count ``n`` (feet without a value weigh nothing) — the number the dashboard
+    stores for the same summary."""
+    known = "mean is not none" + ("" if field == "mean" else f" and {{0}}.{field} is not none")
     return (
         f"{{% set l = value_json.left.{measure} %}}{{% set r = value_json.right.{measure} %}}"
-        "{% set ln = l.n if l.mean is not none else 0 %}{% set rn = r.n if r.mean is not none else 0 %}"
+        f"{{% set ln = l.n if l.{known.format('l')} else 0 %}}"
+        f"{{% set rn = r.n if r.{known.format('r')} else 0 %}}"
         "{% if ln + rn > 0 %}"
-        f"{{{{ (((l.mean or 0) * ln + (r.mean or 0) * rn) / (ln + rn)) | round({digits}) }}}}"
+        f"{{{{ (((l.{field} or 0) * ln + (r.{field} or 0) * rn) / (ln + rn)) | round({digits}) }}}}"
         "{% else %}{{ none }}{% endif %}"
     )
 
 
-def _worse_foot(measure: str, field: str, digits: int = 1) -> str:
-    """The larger of the two feet (p90 loading rate: the foot that is loaded harder counts)."""
-    return (
-        f"{{% set vals = [value_json.left.{measure}.{field}, value_json.right.{measure}.{field}]"
-        " | reject('none') | list %}"
-        f"{{{{ (vals | max) | round({digits}) if vals else none }}}}"
-    )
-
-
-#: The window's loading rate (contract v2 ``valr``: bias-aware mean and 90 % interval), the both-feet mean of
-#: the steps when a summary has no estimate.
-_VALR_MEAN = (
-    "{% set e = value_json.valr if value_json.valr is defined else none %}"
-    "{% if e %}{{ e.mean | round(1) }}{% else %}" + _both_feet_mean("valr_bw_s") + "{% endif %}"
-)
+#: The window's loading-rate interval (contract v2 ``valr``: the bias-aware mean's 90 % interval) as the VALR
+#: sensor's attributes and as text; the sensor's state is the both-feet mean the dashboard stores.
 _VALR_ATTRIBUTES = (
     "{% set e = value_json.valr if value_json.valr is defined else none %}"
     "{{ {'interval_low': e.lo | round(1), 'interval_high': e.hi | round(1), 'sample_rate_hz': e.sample_rate_hz,"
@@ -104,7 +95,7 @@ SENSORS: tuple[EntityDescription, ...] = (
         "valr_mean",
         "Loading rate (VALR) mean",
         "summary",
-        _VALR_MEAN,
+        _both_feet("valr_bw_s"),
         unit="BW/s",
         icon="mdi:chart-bell-curve",
         precision=1,
@@ -122,7 +113,7 @@ SENSORS: tuple[EntityDescription, ...] = (
         "valr_p90",
         "Loading rate (VALR) p90",
         "summary",
-        _worse_foot("valr_bw_s", "p90"),
+        _both_feet("valr_bw_s", "p90"),
         unit="BW/s",
         icon="mdi:chart-bell-curve",
         precision=1,

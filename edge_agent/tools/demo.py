@@ -186,8 +186,10 @@ class Demo:
         for url in args.notify:
             dash_argv += ["--notify", url]
         # The token goes through the environment, never the command line (visible in `ps`).
-        token_env = {"FOOTFALL_DASHBOARD_TOKEN": args.token} if args.token else None
-        dashboard = self._spawn("dashboard", dash_argv, logs / "dashboard.log", token_env)
+        dash_env = {"FOOTFALL_DASHBOARD_TOKEN": args.token} if args.token else {}
+        if not isinstance(self.broker, MosquittoBroker):  # the embedded broker speaks MQTT 3.1.1 only
+            dash_env["FOOTFALL_DASHBOARD_MQTT__PROTOCOL"] = "3.1.1"
+        dashboard = self._spawn("dashboard", dash_argv, logs / "dashboard.log", dash_env or None)
         url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
         _wait_http(url + "api/health", 60.0, dashboard)
 

@@ -2,5 +2,5 @@
 CREATE TABLE risk_state (
     key        TEXT PRIMARY KEY,
     value      TEXT NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at DOUBLE PRECISION NOT NULL
 );

@@ -1,8 +1,12 @@
 """JSON API of the dashboard (documented in docs/dashboard.md).
 
 Handlers validate every query parameter (a bad one is a 400 naming the parameter and the value)
-and call the synchronous, thread-safe ``Store`` through ``asyncio.to_thread`` so one slow SQLite
+and call the synchronous, thread-safe ``Store`` through ``asyncio.to_thread`` so one slow database
 query never stalls the event loop (and with it the live SSE streams).
+
+Every route is filtered by the request's principal (:mod:`plugin.web.accounts`): the runners a user may see are
+passed to each query (``runners=``), a run or alert of another runner is "not found" (its existence is not
+revealed), and settings are for admins. In home mode the principal is an admin and nothing is filtered.
 """
 
 from __future__ import annotations
@@ -27,8 +31,11 @@ from edge_agent.common.fitfile import FitExportError
 from edge_agent.common.redact import MASK, mask_url
 from plugin.fit_export import export_run_fit
 from plugin.risk import risk_summary
+from plugin.store import Principal
+from plugin.store.accounts import HOME_ADMIN
 from plugin.summary import summary as dashboard_summary
 from plugin.trends import trends as compute_trends
+from plugin.web.accounts import principal, require_admin
 from plugin.web.auth import THROTTLE_KEY
 from plugin.web.context import DashboardContext, SettingSpec
 
@@ -113,15 +120,7 @@ class RunCache:
 
     @staticmethod
     def version(store: Any, run_id: str) -> tuple[Any, ...] | None:
-        row = (
-            store._r()
-            .execute(  # the store's per-thread reader, as plugin/trends.py uses it
-                "SELECT updated_at, (SELECT COUNT(*) FROM windows WHERE run_id = ?) FROM runs WHERE run_id = ?",
-                (run_id, run_id),
-            )
-            .fetchone()
-        )
-        return None if row is None else tuple(row)
+        return store.run_version(run_id)  # type: ignore[no-any-return]
 
     def get(self, key: tuple[str, str], version: tuple[Any, ...]) -> bytes | None:
         with self._lock:
@@ -243,6 +242,10 @@ async def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 async def health(request: web.Request) -> web.Response:
     ctx = _ctx(request)
     data = dict(await _call(ctx.health))  # the service's health() reads the store: not on the event loop
+    if not principal(request).is_admin:  # coaches and runners: up or not, no broker or ingest details
+        store = data.get("store") or {}
+        return json_response({"version": data.get("version"), "store": {"ok": store.get("ok")},
+                              "broker": {"connected": (data.get("broker") or {}).get("connected")}})  # fmt: skip
     cache = request.app[RUN_CACHE]
     throttle = request.app[THROTTLE_KEY]
     data["web"] = {
@@ -254,8 +257,21 @@ async def health(request: web.Request) -> web.Response:
     return json_response(data)
 
 
-def _risk(ctx: DashboardContext) -> dict[str, Any]:
-    """``{"level", "reasons", ...}`` from the injected callable, else the risk engine's summary."""
+_LEVEL_ORDER = ("unknown", "low", "elevated", "high")
+
+
+def _risk(ctx: DashboardContext, who: Principal = HOME_ADMIN) -> dict[str, Any]:
+    """``{"level", "reasons", ...}`` from the injected callable, else the risk engine's summary. A runner gets
+    their own; a coach the worst of their team's runners, with each runner's level."""
+    if who.runners is not None:
+        by_runner = {r: risk_summary(ctx.store, runner=r) for r in sorted(who.runners)}
+        if not by_runner:
+            return {"level": "unknown", "reasons": ["no runners to show"], "by_runner": {}}
+        worst = max(by_runner.items(), key=lambda kv: _LEVEL_ORDER.index(kv[1]["level"]))
+        if len(by_runner) == 1:
+            return worst[1]
+        return {"level": worst[1]["level"], "reasons": [f"{worst[0]}: {r}" for r in worst[1]["reasons"][:3]],
+                "by_runner": {k: v["level"] for k, v in by_runner.items()}}  # fmt: skip
     if ctx.risk is not None:
         r = ctx.risk()
         return r if isinstance(r, dict) else {"level": str(r), "reasons": []}
@@ -267,22 +283,24 @@ async def overview(request: web.Request) -> web.Response:
     _check_unknown(request, {"device_id"})
     ctx = _ctx(request)
     device = parse_device(request.query.get("device_id"))
+    who = principal(request)
+    scope = who.runners
 
     def gather() -> dict[str, Any]:
         try:
-            risk = _risk(ctx)
+            risk = _risk(ctx, who)
         except Exception:  # the page still works without the risk engine; say why in the log
             log.exception("risk level unavailable")
             risk = {"level": "unknown", "reasons": ["risk engine error (see the dashboard log)"]}
-        newest = ctx.store.list_runs(device_id=device, limit=1)
+        newest = ctx.store.list_runs(device_id=device, limit=1, runners=scope)
         return {
             # The run row only: the overview shows the run's measures, not its windows and steps.
             "latest_run": newest[0] if newest else None,
             "risk_level": risk.get("level", "unknown"),
             "risk": risk,
-            "alerts": ctx.store.list_alerts(limit=5, include_acked=False),
-            "devices": ctx.store.devices(),
-            "runners": ctx.store.runners(),
+            "alerts": ctx.store.list_alerts(limit=5, include_acked=False, runners=scope),
+            "devices": ctx.store.devices(runners=scope),
+            "runners": ctx.store.runners(runners=scope),
         }
 
     return json_response(await _call(gather))
@@ -300,7 +318,8 @@ async def _paged(request: web.Request, key: str, fetch: Callable[..., Any], defa
     if since is not None and until is not None and until < since:
         raise ApiError(400, "query parameters: 'until' is before 'since'")
     rows = await _call(fetch, device_id=parse_device(q.get("device_id")), runner=parse_runner(q.get("runner")),
-                       since=since, until=until, limit=limit, offset=offset)  # fmt: skip
+                       since=since, until=until, limit=limit, offset=offset,
+                       runners=principal(request).runners)  # fmt: skip
     next_offset = offset + limit if len(rows) == limit else None
     return json_response({key: rows, "limit": limit, "offset": offset, "next_offset": next_offset})
 
@@ -343,16 +362,28 @@ async def get_run(request: web.Request) -> web.Response:
     _check_unknown(request, {"steps"})
     run_id = _path_id(request, "run_id")
     fmt = parse_choice("steps", request.query.get("steps"), STEP_FORMATS, "rows")
+    await _visible_run(request, run_id)
     body = await _call(run_detail_body, _ctx(request).store, request.app[RUN_CACHE], run_id, fmt)
     if body is None:
         raise ApiError(404, f"run {run_id!r} not found")
     return web.Response(body=body, content_type="application/json", charset="utf-8")
 
 
+async def _visible_run(request: web.Request, run_id: str) -> None:
+    """404 unless the run exists and the principal may see its runner (another runner's run is "not found")."""
+    who = principal(request)
+    if who.runners is None:
+        return
+    row = await _call(_ctx(request).store.run_row, run_id)
+    if row is None or not who.can_see(row["runner"]):
+        raise ApiError(404, f"run {run_id!r} not found")
+
+
 async def get_run_fit(request: web.Request) -> web.Response:
     """The run as a FIT activity file (``application/vnd.ant.fit``, an attachment named after the run)."""
     _check_unknown(request, set())
     run_id = _path_id(request, "run_id")
+    await _visible_run(request, run_id)
     try:
         exported = await _call(export_run_fit, _ctx(request).store, run_id)
     except FitExportError as err:
@@ -389,11 +420,24 @@ async def _prewarm_ctx(app: web.Application) -> Any:
 
 
 async def trends(request: web.Request) -> web.Response:
-    _check_unknown(request, {"period", "since", "until", "runner", "device_id"})
+    """One runner's trend (``runner=``), a team's pooled trend (``team=``), or everything the user may see."""
+    _check_unknown(request, {"period", "since", "until", "runner", "device_id", "team"})
     q = request.query
     since, until = parse_time("since", q.get("since")), parse_time("until", q.get("until"))
     if since is not None and until is not None and until <= since:
         raise ApiError(400, "query parameters: 'until' must be after 'since'")
+    who = principal(request)
+    runner = parse_runner(q.get("runner"))
+    if runner is not None and not who.can_see(runner):
+        raise ApiError(404, f"runner {runner!r} not found")
+    scope = who.runners
+    team = q.get("team")
+    if team:
+        teams = await _call(_ctx(request).store.teams, None if who.is_admin else who.username)
+        found = next((t for t in teams if t["name"] == team), None)
+        if found is None:
+            raise ApiError(404, f"team {team[:64]!r} not found")
+        scope = frozenset(found["runners"]) if scope is None else frozenset(found["runners"]) & scope
     try:
         data = await _call(
             compute_trends,
@@ -401,11 +445,14 @@ async def trends(request: web.Request) -> web.Response:
             period=parse_choice("period", q.get("period"), PERIODS, "week"),
             since=since,
             until=until,
-            runner=parse_runner(q.get("runner")),
+            runner=runner,
             device_id=parse_device(q.get("device_id")),
+            runners=scope,
         )
     except ValueError as err:  # the trend engine names the offending argument
         raise ApiError(400, str(err)) from None
+    if team:
+        data["team"] = team
     return json_response(data)
 
 
@@ -417,6 +464,7 @@ async def list_alerts(request: web.Request) -> web.Response:
         since=parse_time("since", q.get("since")),
         limit=parse_int("limit", q.get("limit"), 100, 1, 1000),
         include_acked=parse_bool("include_acked", q.get("include_acked"), True),
+        runners=principal(request).runners,
     )
     return json_response({"alerts": alerts})
 
@@ -445,9 +493,13 @@ async def ack_alert(request: web.Request) -> web.Response:
     ctx = _ctx(request)
     alert_id = _path_id(request, "alert_id")
     body = await _json_body(request, optional=True)
-    by = body.get("by", "dashboard")
+    who = principal(request)
+    by = body.get("by", who.username or "dashboard")
     if not isinstance(by, str) or not 1 <= len(by) <= 64:
         raise ApiError(400, "request body: 'by' must be a string of 1–64 characters")
+    alert = await _call(ctx.store.get_alert, alert_id)
+    if alert is None or not who.can_see(alert["runner"]):
+        raise ApiError(404, f"alert {alert_id!r} not found")
     if not await _call(ctx.store.ack_alert, alert_id, by):
         existing = await _call(ctx.store.get_alert, alert_id)
         if existing is None:
@@ -462,7 +514,7 @@ async def ack_alert(request: web.Request) -> web.Response:
                 "acked_at": existing.get("acked_at"),
             }
         )
-    ctx.hub.publish("alert_ack", {"alert_id": alert_id, "by": by})
+    ctx.hub.publish("alert_ack", {"alert_id": alert_id, "by": by, "runner": alert["runner"]})
     return json_response({"ok": True, "alert_id": alert_id, "already_acked": False, "by": by})
 
 
@@ -531,6 +583,7 @@ def _read_settings(ctx: DashboardContext) -> dict[str, Any]:
 
 
 async def get_settings(request: web.Request) -> web.Response:
+    require_admin(request)
     ctx = _ctx(request)
     values = await _call(_read_settings, ctx)
     return json_response(
@@ -544,6 +597,7 @@ async def get_settings(request: web.Request) -> web.Response:
 
 async def post_settings(request: web.Request) -> web.Response:
     """Validate the whole body first, then write: a bad field changes nothing."""
+    require_admin(request)
     ctx = _ctx(request)
     body = await _json_body(request)
     specs = {s.key: s for s in ctx.settings_schema}
@@ -563,6 +617,7 @@ async def post_settings(request: web.Request) -> web.Response:
 
 
 async def notify_test(request: web.Request) -> web.Response:
+    require_admin(request)
     ctx = _ctx(request)
     if ctx.notify_test is None:
         raise ApiError(501, "no notifier configured in this dashboard")
@@ -581,6 +636,7 @@ async def export(request: web.Request) -> web.Response:
         device_id=parse_device(q.get("device_id")),
         since=parse_time("since", q.get("since")),
         until=parse_time("until", q.get("until")),
+        runners=principal(request).runners,
     )
     stamp = datetime.now(UTC).strftime("%Y%m%d")
     return web.Response(
@@ -596,7 +652,8 @@ async def summary(request: web.Request) -> web.Response:
     _check_unknown(request, set())
     ctx = _ctx(request)
     config = ctx.risk_config() if ctx.risk_config is not None else None
-    return json_response(await _call(dashboard_summary, ctx.store, risk_config=config))
+    scope = principal(request).runners
+    return json_response(await _call(dashboard_summary, ctx.store, risk_config=config, runners=scope))
 
 
 async def list_windows(request: web.Request) -> web.Response:
@@ -607,8 +664,22 @@ async def list_windows(request: web.Request) -> web.Response:
 async def meta(request: web.Request) -> web.Response:
     """Devices and runners, for filter menus."""
     ctx = _ctx(request)
-    devices, runners = await asyncio.gather(_call(ctx.store.devices), _call(ctx.store.runners))
+    scope = principal(request).runners
+    devices, runners = await asyncio.gather(_call(ctx.store.devices, scope), _call(ctx.store.runners, scope))
     return json_response({"devices": devices, "runners": runners})
+
+
+async def me(request: web.Request) -> web.Response:
+    """Who is signed in: user name (None in home mode), role, the runners they see (None = all) and teams."""
+    who = principal(request)
+    teams: list[dict[str, Any]] = []
+    if who.role != "runner" and who.username is not None:
+        teams = await _call(_ctx(request).store.teams, None if who.is_admin else who.username)
+    return json_response({
+        "username": who.username, "role": who.role,
+        "runners": None if who.runners is None else sorted(who.runners),
+        "teams": [{"name": t["name"], "runners": t["runners"]} for t in teams],
+    })  # fmt: skip
 
 
 @web.middleware
@@ -647,6 +718,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/health", health)
     r.add_get("/api/overview", overview)
     r.add_get("/api/meta", meta)
+    r.add_get("/api/me", me)
     r.add_get("/api/summary", summary)
     r.add_get("/api/windows", list_windows)
     r.add_get("/api/runs", list_runs)

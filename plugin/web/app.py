@@ -5,8 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from plugin.web import api, live, pages
+from plugin.web.accounts import AccountsGate
 from plugin.web.auth import THROTTLE_KEY, auth_middleware, require_token_if_exposed, security_headers
 from plugin.web.context import DashboardContext
+from plugin.web.proxy import forwarded_middleware, parse_networks
 from plugin.web.throttle import FailureThrottle
 
 #: POST bodies are small JSON objects (settings, acks); anything bigger is refused with 413.
@@ -18,7 +20,12 @@ def create_app(ctx: DashboardContext) -> web.Application:
     require_token_if_exposed(ctx.listen_host, ctx.token)
     throttle = FailureThrottle()
     app = web.Application(
-        middlewares=[security_headers, api.api_errors, auth_middleware(ctx.token, throttle)],
+        middlewares=[
+            forwarded_middleware(parse_networks(ctx.trusted_proxies)),
+            security_headers,
+            api.api_errors,
+            auth_middleware(ctx.token, throttle, AccountsGate(ctx.store)),
+        ],
         client_max_size=MAX_BODY_BYTES,
     )
     app[api.CTX_KEY] = ctx

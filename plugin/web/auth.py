@@ -15,6 +15,9 @@ Rules (docs/design.md §6 "secure by default"):
 * State-changing requests authenticated by cookie (or by nothing, on loopback) must come from this
   origin (``Origin``, else ``Referer``) — the classic CSRF defence (OWASP CSRF cheat sheet,
   "Verifying origin with standard headers"). Bearer requests cannot be forged cross-site.
+* With accounts (users in the database, :mod:`plugin.web.accounts`) a per-user token or a user's login cookie is
+  accepted too, and every request carries its :class:`~plugin.store.Principal` for the role filters; an
+  open loopback dashboard then asks for a login as well.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ from aiohttp.typedefs import Middleware
 
 from edge_agent.common.config import ConfigError, is_loopback
 from plugin.config import MIN_TOKEN_LENGTH
+from plugin.store import Principal
+from plugin.store.accounts import HOME_ADMIN
+from plugin.web.accounts import PRINCIPAL_KEY, USER_COOKIE, AccountsGate
 from plugin.web.throttle import FailureThrottle
 
 log = logging.getLogger(__name__)
@@ -161,14 +167,16 @@ def loopback_host(host_header: str) -> bool:
     return is_loopback(_host_name(host_header))
 
 
-def auth_middleware(token: str | None, throttle: FailureThrottle) -> Middleware:
+def auth_middleware(token: str | None, throttle: FailureThrottle, gate: AccountsGate | None = None) -> Middleware:
     """Authenticate every request except static files and the login page."""
     cookie_ok = session_value(token) if token else None
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         request[AUTH_KEY] = "none"
-        if token is None:
+        request[PRINCIPAL_KEY] = HOME_ADMIN
+        users = gate is not None and await gate.enabled()
+        if token is None and not users:
             # Open on loopback only: refuse foreign Host names (DNS rebinding).
             if not loopback_host(request.host):
                 return _deny(request, 403, "this dashboard only answers to localhost (configure a token)")
@@ -178,8 +186,11 @@ def auth_middleware(token: str | None, throttle: FailureThrottle) -> Middleware:
             cookie = request.cookies.get(COOKIE_NAME)
             if bearer is not None and (refused := throttled(request, throttle)) is not None:
                 return refused
-            if bearer is not None and token_matches(bearer, token):
+            if token is not None and bearer is not None and token_matches(bearer, token):
                 request[AUTH_KEY] = "bearer"
+            elif users and gate is not None and (found := await _user(request, gate, bearer)) is not None:
+                request[PRINCIPAL_KEY] = found[0]
+                request[AUTH_KEY] = found[1]
             else:
                 if bearer is not None:  # a wrong token is a guess, whatever else the request carries
                     throttle.failed(request.remote)
@@ -187,11 +198,27 @@ def auth_middleware(token: str | None, throttle: FailureThrottle) -> Middleware:
                 if cookie is None or cookie_ok is None or not hmac.compare_digest(_bytes(cookie), cookie_ok.encode()):
                     return _deny(request, 401, "authentication required")
                 request[AUTH_KEY] = "cookie"
-        if request.method in _UNSAFE_METHODS and request[AUTH_KEY] != "bearer" and not same_origin(request):
+        if (
+            request.method in _UNSAFE_METHODS
+            and request[AUTH_KEY] not in ("bearer", "user-bearer")
+            and not same_origin(request)
+        ):
             return _deny(request, 403, "cross-origin request refused (Origin must match this dashboard)")
         return await handler(request)
 
     return middleware
+
+
+async def _user(request: web.Request, gate: AccountsGate, bearer: str | None) -> tuple[Principal, str] | None:
+    """The user named by a per-user bearer token or a login session cookie."""
+    if bearer is not None:
+        p = await gate.for_token(bearer)
+        return None if p is None else (p, "user-bearer")
+    session = request.cookies.get(USER_COOKIE)
+    if session:
+        p = await gate.for_session(session)
+        return None if p is None else (p, "user-cookie")
+    return None
 
 
 @web.middleware

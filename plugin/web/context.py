@@ -136,4 +136,6 @@ class DashboardContext:
     sse_heartbeat_s: float = 15.0
     prewarm_runs: bool = True
     title: str = "footfall"
+    #: Reverse proxies (IPs or networks) whose X-Forwarded-Proto/-Host/-For are believed (plugin/web/proxy.py).
+    trusted_proxies: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)

@@ -4,6 +4,10 @@ SSE rather than a websocket: one-way is all the dashboard needs, the browser's `
 reconnects by itself, and it passes through HTTP proxies. Each event carries an ``id:`` line (the
 hub's event id) and a ``event:`` type; a comment line every ``sse_heartbeat_s`` (15 s by default)
 keeps idle connections from being dropped by proxies and lets the server notice a closed browser.
+
+A coach or runner (:mod:`plugin.web.accounts`) gets only the events of the runners they may see: summaries, runs,
+alerts and acknowledgements name their runner; live updates and device status name a device, whose latest runner
+decides (the device list is re-read every few seconds).
 """
 
 from __future__ import annotations
@@ -12,13 +16,16 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import weakref
 from collections.abc import AsyncGenerator
-from typing import cast
+from typing import Any, cast
 
 from aiohttp import web
 
 from plugin.events import Event
+from plugin.store import Principal
+from plugin.web.accounts import principal
 from plugin.web.api import CTX_KEY, LIVE_TASKS, _clean, _json_default
 from plugin.web.auth import SECURITY_HEADERS
 
@@ -34,8 +41,35 @@ def format_event(event: Event) -> bytes:
     return f"id: {event.id}\nevent: {etype}\ndata: {data}\n\n".encode()
 
 
+class EventFilter:
+    """Whether one event may go to this stream's principal."""
+
+    def __init__(self, store: Any, who: Principal, refresh_s: float = 5.0) -> None:
+        self.store = store
+        self.who = who
+        self.refresh_s = refresh_s
+        self._device_runner: dict[str, str | None] = {}
+        self._at = -1e9
+
+    async def __call__(self, event: Event) -> bool:
+        if self.who.runners is None:
+            return True
+        data = event.data
+        if "runner" in data:
+            return self.who.can_see(data["runner"])
+        device = data.get("device_id")
+        if not isinstance(device, str):
+            return False
+        if device not in self._device_runner or time.monotonic() - self._at > self.refresh_s:
+            devices = await asyncio.to_thread(self.store.devices)
+            self._device_runner = {d["device_id"]: d["last_runner"] for d in devices}
+            self._at = time.monotonic()
+        return self.who.can_see(self._device_runner.get(device))
+
+
 async def live(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CTX_KEY]
+    visible = EventFilter(ctx.store, principal(request))
     resp = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream; charset=utf-8",
@@ -60,7 +94,9 @@ async def live(request: web.Request) -> web.StreamResponse:
             if not done:
                 await resp.write(b": heartbeat\n\n")
                 continue
-            await resp.write(format_event(pending.result()))
+            event = pending.result()
+            if await visible(event):
+                await resp.write(format_event(event))
             pending = asyncio.ensure_future(anext(events))
     except (ConnectionResetError, asyncio.CancelledError):
         pass  # browser went away or the server is shutting down

@@ -1,4 +1,5 @@
-"""HTML pages: small server-rendered shells; the content is drawn by ``static/app.js`` from the JSON API.
+"""HTML pages: small server-rendered shells; the content is drawn by the ES modules in ``static/js/`` (entry
+``main.js``, one module per page in ``js/pages/``) from the JSON API.
 
 Everything interpolated here goes through ``html.escape`` (run ids, titles, error text); the front end
 only ever inserts user-supplied text with ``textContent``. No inline script anywhere, so the CSP can
@@ -7,6 +8,7 @@ forbid it (``script-src 'self'``).
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
 from pathlib import Path
@@ -14,6 +16,8 @@ from pathlib import Path
 import plotly
 from aiohttp import web
 
+from plugin.store.accounts import SESSION_TTL_S
+from plugin.web.accounts import USER_COOKIE
 from plugin.web.api import _ID_RE, CTX_KEY
 from plugin.web.auth import (
     COOKIE_NAME,
@@ -68,7 +72,7 @@ def render(page: str, title: str, body: str, *, data: dict[str, str] | None = No
         f"<title>{e(title)} · footfall</title>"
         '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">'
         '<link rel="stylesheet" href="/static/app.css">'
-        f'{scripts}<script src="/static/app.js" defer></script></head>'
+        f'{scripts}<script type="module" src="/static/js/main.js"></script></head>'
         f'<body data-page="{e(page)}"{attrs}>{header}<main id="main">{body}</main>'
         '<div id="toasts" class="toasts" aria-live="polite"></div>'
         '<footer class="foot">footfall — your data stays at home. Measures are estimates from insoles; '
@@ -253,28 +257,47 @@ async def settings_page(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------- login
 
 
-def _login_form(next_: str, error: str = "") -> str:
+def _login_form(next_: str, error: str = "", *, users: bool = False) -> str:
     err = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
+    if users:
+        fields = (
+            '<label>User name <input type="text" name="username" autocomplete="username" required autofocus></label>'
+            '<label>Password <input type="password" name="password" autocomplete="current-password" required>'
+            "</label>"
+        )
+        intro = "<p>Sign in with the user name and password your club's admin gave you.</p>"
+    else:
+        fields = (
+            '<label>Access token <input type="password" name="token" autocomplete="current-password" required '
+            "autofocus></label>"
+        )
+        intro = (
+            "<p>This dashboard is reachable from your network, so it needs the access token from its configuration.</p>"
+        )
     body = (
-        '<section class="card login"><h1>Sign in</h1>'
-        "<p>This dashboard is reachable from your network, so it needs the access token from its "
-        "configuration.</p>"
+        f'<section class="card login"><h1>Sign in</h1>{intro}'
         f'{err}<form method="post" action="/login"><input type="hidden" name="next" value="{e(next_)}">'
-        '<label>Access token <input type="password" name="token" autocomplete="current-password" required '
-        'autofocus></label><button class="btn primary" type="submit">Sign in</button></form></section>'
+        f'{fields}<button class="btn primary" type="submit">Sign in</button></form></section>'
     )
     return render("login", "Sign in", body, nav=False)
 
 
+async def _accounts_on(request: web.Request) -> bool:
+    return bool(await asyncio.to_thread(request.app[CTX_KEY].store.has_users))
+
+
 async def login_get(request: web.Request) -> web.Response:
-    if request.app[CTX_KEY].token is None:
+    users = await _accounts_on(request)
+    if request.app[CTX_KEY].token is None and not users:
         raise web.HTTPFound("/")
-    return web.Response(text=_login_form(safe_next(request.query.get("next"))), content_type="text/html")
+    return web.Response(text=_login_form(safe_next(request.query.get("next")), users=users), content_type="text/html")
 
 
 async def login_post(request: web.Request) -> web.Response:
-    token = request.app[CTX_KEY].token
-    if token is None:
+    ctx = request.app[CTX_KEY]
+    token = ctx.token
+    users = await _accounts_on(request)
+    if token is None and not users:
         raise web.HTTPFound("/")
     if not same_origin(request):
         return web.Response(status=403, text="cross-origin login refused")
@@ -282,12 +305,27 @@ async def login_post(request: web.Request) -> web.Response:
     if refused is not None:
         return refused
     form = await request.post()
-    given, next_ = str(form.get("token", "")), safe_next(str(form.get("next", "/")))
-    if not token_matches(given, token):
+    next_ = safe_next(str(form.get("next", "/")))
+    resp = web.HTTPSeeOther(next_)
+    if "username" in form and users:
+        name, password = str(form.get("username", ""))[:64], str(form.get("password", ""))[:1024]
+        who = await asyncio.to_thread(ctx.store.verify_password, name, password)
+        if who is None:
+            request.app[THROTTLE_KEY].failed(request.remote)  # per client: see plugin/web/throttle.py
+            log.warning("dashboard login failed for a user from %s", request.remote)  # never log the password
+            return web.Response(status=401, text=_login_form(next_, "User name or password is not right.",
+                                                            users=True), content_type="text/html")  # fmt: skip
+        session = await asyncio.to_thread(ctx.store.create_session, name)
+        resp.set_cookie(USER_COOKIE, session, httponly=True, samesite="Strict", path="/", secure=request.secure,
+                        max_age=int(SESSION_TTL_S))  # fmt: skip
+        raise resp
+    given = str(form.get("token", ""))
+    if token is None or not token_matches(given, token):
         request.app[THROTTLE_KEY].failed(request.remote)  # per client: see plugin/web/throttle.py
         log.warning("dashboard login failed from %s", request.remote)  # never log the attempted token
-        return web.Response(status=401, text=_login_form(next_, "That token is not right."), content_type="text/html")
-    resp = web.HTTPSeeOther(next_)
+        return web.Response(
+            status=401, text=_login_form(next_, "That token is not right.", users=users), content_type="text/html"
+        )
     resp.set_cookie(
         COOKIE_NAME,
         session_value(token),
@@ -302,7 +340,11 @@ async def login_post(request: web.Request) -> web.Response:
 
 async def logout(request: web.Request) -> web.Response:
     resp = web.HTTPSeeOther("/login")
+    session = request.cookies.get(USER_COOKIE)
+    if session and len(session) < 200:
+        await asyncio.to_thread(request.app[CTX_KEY].store.end_session, session)
     resp.del_cookie(COOKIE_NAME, path="/")
+    resp.del_cookie(USER_COOKIE, path="/")
     raise resp
 
 

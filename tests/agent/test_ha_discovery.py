@@ -200,19 +200,19 @@ def test_value_templates_render_real_messages() -> None:
         if c["state_topic"] == T.summary:  # a window without steps → "None" (HA: unknown), never an error
             assert tpl.render(value_json=empty) == "None", cid
     assert out["cadence"] == "173"
-    assert out["valr_mean"] == "60.1"  # no estimate in the message: step-weighted (62·15 + 58·14) / 29
-    assert out["valr_interval"] == "None"
-    # with the window's estimate (contract v2): its mean, the interval as attributes and as text
-    corrected = {**window, "valr": {"mean": 181.6, "lo": 150.2, "hi": 209.7, "n": 29, "sample_rate_hz": 100.0}}
+    assert out["valr_mean"] == "60.1"  # step-weighted: (62·15 + 58·14) / 29
+    assert out["valr_interval"] == "None"  # a schema-1 window has no estimate
+    assert out["valr_p90"] == "79.3"  # pooled like the dashboard: (81.5·15 + 77·14) / 29
+    # with the window's estimate (contract v2): the same pooled mean, the interval as attributes and as text
+    corrected = {**window, "valr": {"mean": 60.1, "lo": 50.2, "hi": 69.7, "n": 29, "sample_rate_hz": 100.0}}
     valr = cmps["footfall_dev1_valr_mean"]
     assert valr["json_attributes_topic"] == T.summary
-    assert env.from_string(valr["value_template"]).render(value_json=corrected) == "181.6"
+    assert env.from_string(valr["value_template"]).render(value_json=corrected) == "60.1"
     attrs = json.loads(env.from_string(valr["json_attributes_template"]).render(value_json=corrected))
-    assert attrs == {"interval_low": 150.2, "interval_high": 209.7, "sample_rate_hz": 100.0, "steps": 29}
+    assert attrs == {"interval_low": 50.2, "interval_high": 69.7, "sample_rate_hz": 100.0, "steps": 29}
     assert json.loads(env.from_string(valr["json_attributes_template"]).render(value_json=window)) == {}
     text = env.from_string(cmps["footfall_dev1_valr_interval"]["value_template"]).render(value_json=corrected)
-    assert text == "≈ 182 BW/s (150–210)"
-    assert out["valr_p90"] == "81.5"  # the harder-loaded foot
+    assert text == "≈ 60 BW/s (50–70)"
     assert (out["strike_index_left"], out["strike_index_right"]) == ("0.21", "0.18")
     assert out["strike_zone"] == "rearfoot"  # 25 rearfoot vs 4 midfoot steps
     assert (out["contact_time_left"], out["contact_time_right"]) == ("252.0", "244.0")

@@ -33,6 +33,7 @@ from tests.support.paths import REPO
 
 DOCKER = REPO / "docker"
 COMPOSE = DOCKER / "compose.yaml"
+CLUB = DOCKER / "compose.club.yaml"
 DOCKERFILES = ("agent.Dockerfile", "dashboard.Dockerfile")
 
 
@@ -45,10 +46,10 @@ def _load_generator() -> Any:
     return mod
 
 
-def example_env() -> dict[str, str]:
-    """docker/env.example as a mapping (what a user copies to docker/.env)."""
+def example_env(name: str = "env.example") -> dict[str, str]:
+    """docker/env.example (or club.env.example) as a mapping (what a user copies to docker/.env)."""
     out = {}
-    for line in (DOCKER / "env.example").read_text(encoding="utf-8").splitlines():
+    for line in (DOCKER / name).read_text(encoding="utf-8").splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
             key, _, value = line.partition("=")
             out[key.strip()] = value.strip()
@@ -72,12 +73,12 @@ def substitute(value: str, env: dict[str, str]) -> str:
     return _VAR.sub(sub, value).replace("$$", "$")
 
 
-def compose_file() -> dict[str, Any]:
-    return yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+def compose_file(path: Path = COMPOSE) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
-def service_env(service: str, env: dict[str, str]) -> dict[str, str]:
-    raw = compose_file()["services"][service].get("environment") or {}
+def service_env(service: str, env: dict[str, str], path: Path = COMPOSE) -> dict[str, str]:
+    raw = compose_file(path)["services"][service].get("environment") or {}
     return {k: substitute(str(v), env) for k, v in raw.items()}
 
 
@@ -126,11 +127,11 @@ def compose() -> list[str]:
     return cmd
 
 
-def run_compose_config(compose: list[str], env_file: Path) -> subprocess.CompletedProcess[str]:
+def run_compose_config(compose: list[str], env_file: Path, path: Path = COMPOSE) -> subprocess.CompletedProcess[str]:
     # A clean environment: variables exported in the shell would override the env file.
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "DOCKER_CONFIG")}
     return subprocess.run(
-        [*compose, "-p", "footfall", "-f", str(COMPOSE), "--env-file", str(env_file), "--profile", "agent", "config"],
+        [*compose, "-p", "footfall", "-f", str(path), "--env-file", str(env_file), "--profile", "agent", "config"],
         capture_output=True, text=True, timeout=120, env=env, cwd=DOCKER,
     )  # fmt: skip
 
@@ -163,6 +164,46 @@ def test_compose_refuses_to_start_without_the_secrets(compose: list[str], tmp_pa
     assert "set it in docker/.env" in res.stderr and "PASSWORD" in res.stderr
 
 
+def test_club_compose_validates_two_workers_one_database_one_share_group(compose: list[str], tmp_path: Path) -> None:
+    env_file = tmp_path / "club.env"
+    shutil.copy(DOCKER / "club.env.example", env_file)
+    res = run_compose_config(compose, env_file, CLUB)
+    assert res.returncode == 0, res.stderr
+    services = yaml.safe_load(res.stdout)["services"]
+    assert set(services) == {"postgres", "mosquitto", "dashboard-1", "dashboard-2", "proxy"}
+    workers = [services[f"dashboard-{i}"]["environment"] for i in (1, 2)]
+    assert workers[0]["FOOTFALL_DASHBOARD_DATABASE"] == workers[1]["FOOTFALL_DASHBOARD_DATABASE"]
+    assert workers[0]["FOOTFALL_DASHBOARD_DATABASE"].startswith("postgresql://footfall@postgres:5432/")
+    assert ":" not in workers[0]["FOOTFALL_DASHBOARD_DATABASE"].split("//")[1].split("@")[0]  # no password in it
+    assert workers[0]["FOOTFALL_DASHBOARD_MQTT__SHARE_GROUP"] == workers[1]["FOOTFALL_DASHBOARD_MQTT__SHARE_GROUP"]
+    ids = {w["FOOTFALL_DASHBOARD_MQTT__CLIENT_ID"] for w in workers}
+    assert len(ids) == 2  # each worker keeps its own broker session
+    assert "ports" not in services["dashboard-1"]  # reached through the proxy only
+    conf = (DOCKER / "nginx" / "club.conf").read_text(encoding="utf-8")
+    assert "server dashboard-1:8765" in conf and "server dashboard-2:8765" in conf
+    live = conf.split("location = /api/live", 1)[1]
+    assert "proxy_buffering off" in live and "X-Forwarded-Proto" in live
+
+
+def test_club_dashboard_environment_loads_as_a_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    ex = example_env("club.env.example")
+    for name in ("dashboard-1", "dashboard-2"):
+        env = service_env(name, ex, CLUB)
+        for k in list(os.environ):
+            if k.startswith("FOOTFALL_DASHBOARD_"):
+                monkeypatch.delenv(k)
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        cfg = load_dashboard_config(None, listen="0.0.0.0:8765")
+        assert str(cfg.store_target).startswith("postgresql://") and cfg.mqtt.share_group == "footfall-club"
+        assert cfg.mqtt.protocol == "5" and cfg.trusted_proxies == ["172.31.240.0/24"]
+
+
+def test_club_compose_variables_exist_in_its_env_example() -> None:
+    names = {n for n, _op, _arg in _VAR.findall(CLUB.read_text(encoding="utf-8"))}
+    assert names <= set(example_env("club.env.example"))
+
+
 # -- hadolint -----------------------------------------------------------------------------------------------------
 
 
@@ -181,7 +222,8 @@ def test_hadolint_finds_nothing(dockerfile: str) -> None:
 def test_every_footfall_variable_in_the_kit_is_read_by_a_config_class() -> None:
     names = _load_generator().env_names()
     assert "FOOTFALL_DASHBOARD_WEB__TOKEN" not in names  # the check has teeth: a wrong name is not "known"
-    used = {k for svc in compose_file()["services"].values() for k in (svc.get("environment") or {})}
+    used = {k for f in (COMPOSE, CLUB) for svc in compose_file(f)["services"].values()
+            for k in (svc.get("environment") or {})}  # fmt: skip
     used |= {k for f in DOCKERFILES for k in dockerfile_env(f)}
     footfall = {k for k in used if k.startswith("FOOTFALL_")}
     assert footfall, "the kit sets no FOOTFALL_ variables?"

@@ -18,9 +18,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge_agent.contract import MAX_PAYLOAD_BYTES, RunSummary, WindowSummary
 from plugin.config import MqttConfig
 from plugin.history import RunnerModel, generate_history
-from plugin.ingest import Ingest
+from plugin.ingest import FairQueue, Ingest
 from plugin.store import Store
-from tests.support.brokers import harden
+from tests.support.brokers import MosquittoBroker, harden
 from tests.support.paths import DATA
 from tests.support.waiting import wait_until
 
@@ -209,10 +209,11 @@ def test_hostile_payloads_rejected_counted_and_history_intact(
         ("footfall/sim-1/summary", variant(cadence_spm="fast"), "invalid"),
         ("footfall/sim-1/summary", variant(msg_id="<img src=x onerror=alert(1)>"), "invalid"),
         ("footfall/sim-1/summary", variant(seq=0), "invalid"),
-        ("footfall/sim-1/summary", variant(steps=10**30), "out_of_range"),
+        ("footfall/sim-1/summary", variant(steps=10**30, seq=10**6), "out_of_range"),
         ("footfall/sim-1/summary", b'{"schema_version": 1, "kind": "summary", "steps": 1' + b"0" * 5000 + b"}",
          "invalid"),  # an integer literal beyond Python's 4300-digit limit
         ("footfall/sim-1/summary", variant(device_id="other-device"), "device_mismatch"),
+        ("footfall/sim-1/summary", variant(t_end=good["t_start"] - 1, seq=10**6 + 1), "invalid"),  # ends before start
         ("footfall/sim-1/run", variant(), "wrong_topic"),
         ("footfall/<script>/summary", variant(), "bad_topic"),
     ]  # fmt: skip
@@ -357,3 +358,125 @@ async def test_agent_and_dashboard_deliver_over_tls_with_passwords(mosquitto_fac
     finally:
         ingest.stop()
         store.close()
+
+
+# -- integrity and isolation under hostile load (issue 12 §4, §9, §11; issue 13 §1) ---------------------------------
+def test_a_genuine_summary_does_not_wait_behind_another_devices_flood(mosquitto_factory: Any, tmp_path: Path) -> None:
+    """The writer is held (a slow disk) while device ``flood`` sends 2,000 messages and device ``home`` one: once
+    it goes on, the batches serve the devices in turn, so ``home``'s summary is stored in the first batch, not
+    after the flood; the flood beyond its device's share of the queue is dropped unacknowledged. (The broker's own
+    queue for the session is made large enough that it drops nothing: this is about the dashboard's queue.)"""
+    broker = mosquitto_factory(max_queued_messages=100_000)
+    broker.start()
+    store = Store(tmp_path / "dash.db")
+    order: list[str] = []
+    gate = threading.Event()
+
+    def slow_first_batch(msgs: list[Any]) -> None:
+        gate.wait(30)
+        order.extend(m.device_id for m in msgs)
+
+    cfg = MqttConfig(url=broker.url, client_id="dash-fair")
+    ingest = Ingest(store, cfg, on_stored=slow_first_batch, batch_max=100, device_queue_bytes=400_000)
+    ingest.start()
+    raw = RawClient(broker.port)
+    try:
+        base = next(m for m in generate_history(weeks=1, seed=15) if isinstance(m, WindowSummary))
+        first = base.model_copy(update={"device_id": "flood", "run_id": "flood-run", "msg_id": "flood-first"})
+        raw.publish("footfall/flood/summary", first.model_dump_json())
+        assert wait_until(lambda: ingest._busy.is_set() and ingest._q.empty())  # the writer holds batch 1
+        flood = [
+            base.model_copy(update={"device_id": "flood", "run_id": "flood-run", "msg_id": f"flood{i:07d}",
+                                    "seq": i + 2, "window_index": i + 1})
+            for i in range(2000)
+        ]  # fmt: skip
+        for m in flood:
+            raw.c.publish("footfall/flood/summary", m.model_dump_json(), qos=1)
+        home = base.model_copy(update={"device_id": "home", "run_id": "home-run", "msg_id": "home-genuine"})
+        raw.publish("footfall/home/summary", home.model_dump_json())
+        assert wait_until(lambda: "home" in ingest._q._queues, 20)
+        gate.set()
+        assert wait_until(lambda: "home" in order, 30)
+        assert ingest.wait_idle(60)
+        assert order.index("home") <= 1 + 100  # in the first batch after the held one, not behind the flood
+        assert ingest.stats.dropped_flood > 0  # the flood's excess: not stored, not acknowledged
+        assert wait_until(lambda: ingest.stats.stored + ingest.stats.dropped_flood == 2002, 60), ingest.stats
+        contiguous, _, _ = store.ack_state("flood", base.stream_id)
+        assert contiguous < 2001 and store.counts()["windows"] == ingest.stats.stored
+    finally:
+        gate.set()
+        raw.close()
+        ingest.stop()
+        store.close()
+
+
+def test_an_ack_costs_the_same_with_ten_or_a_thousand_streams(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Acks read one stream row: counted in SQLite virtual-machine steps, the ack of a device with 1,000 streams
+    costs what it costs with 10 (the previous version read every stream of the device for every ack)."""
+    from plugin.store import summaries
+
+    monkeypatch.setattr(summaries, "MAX_STREAMS_PER_DEVICE", 5000)
+    base = next(m for m in generate_history(weeks=1, seed=16) if isinstance(m, WindowSummary))
+
+    def ack_cost(streams: int) -> int:
+        store = Store(tmp_path / f"acks{streams}.db")
+        msgs = [base.model_copy(update={"msg_id": f"s{i:09d}", "stream_id": f"strm{i:06d}", "seq": 1,
+                                        "window_index": i}) for i in range(streams)]  # fmt: skip
+        store.insert_many(msgs)
+        ingest = Ingest(store, MqttConfig(client_id="no-broker"))
+        conn = store.db._reader()  # type: ignore[attr-defined]
+        steps = [0]
+
+        def count() -> int:
+            steps[0] += 1
+            return 0
+
+        conn.set_progress_handler(count, 10)
+        ack = ingest.ack_for(base.device_id, "strm000003")
+        conn.set_progress_handler(None, 10)
+        store.close()
+        assert (ack.acked_seq, ack.missing, ack.highest_seq) == (1, [], 1)
+        return steps[0]
+
+    small, large = ack_cost(10), ack_cost(1000)
+    assert large <= 2 * small + 5, (small, large)
+
+
+def test_payloads_beyond_the_maximum_packet_size_never_reach_the_dashboard(broker: Any, tmp_path: Path) -> None:
+    """MQTT 5 Maximum Packet Size: the broker drops a 5 MB payload for us instead of sending it (the dashboard
+    buffered 50 MB payloads before rejecting them); what fits is ingested as usual."""
+    if not isinstance(broker, MosquittoBroker):
+        pytest.skip("needs Mosquitto (MQTT 5)")
+    store = Store(tmp_path / "dash.db")
+    ingest = Ingest(store, MqttConfig(url=broker.url, client_id="dash-bigpackets"))
+    ingest.start()
+    raw = RawClient(broker.port)
+    try:
+        for _ in range(3):
+            raw.publish("footfall/sim-1/summary", b"x" * (5 * 1024 * 1024))
+        good = next(m for m in generate_history(weeks=1, seed=17) if isinstance(m, WindowSummary))
+        raw.publish(topic_for(good), good.model_dump_json())
+        assert wait_until(lambda: ingest.stats.stored == 1)
+        assert ingest.conn.stats["received_bytes"] < 100_000  # the 15 MB were never sent to us
+        assert ingest.stats.rejected == 0
+    finally:
+        raw.close()
+        ingest.stop()
+        store.close()
+
+
+def test_fair_queue_is_bounded_in_bytes_per_device_and_overall() -> None:
+    q = FairQueue(max_bytes=10_000, device_bytes=4_000)
+
+    def item(dev: str) -> tuple[str, bytes, float]:
+        return (f"footfall/{dev}/summary", b"x" * 800, 0.0)  # 1,000 bytes counted with the overhead
+
+    assert all(q.put("a", item("a")) for _ in range(4))
+    assert q.put("a", item("a")) is False  # device a holds its share
+    assert all(q.put("b", item("b")) for _ in range(4))
+    assert q.put("c", item("c")) and q.put("c", item("c"))
+    assert q.put("c", item("c"), timeout=0.05) is False  # the whole queue is full: put waits (here: times out)
+    assert q.total_bytes == 10_000
+    batch = q.take(5, 0, 0)
+    assert [t.split("/")[1] for t, _, _ in batch] == ["a", "b", "c", "a", "b"]  # the devices in turn
+    assert q.count == 5 and q.total_bytes == 5_000

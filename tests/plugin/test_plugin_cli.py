@@ -19,6 +19,7 @@ import pytest
 from edge_agent.common.redact import mask_url
 from plugin.cli import main
 from plugin.config import ConfigError, load_config
+from plugin.store import Store
 from tests.support.brokers import free_port
 
 
@@ -84,6 +85,9 @@ def test_seed_export_and_bad_database(tmp_path: Path, capsys: pytest.CaptureFixt
 
 def test_run_serves_health_and_stops_cleanly(broker: Any, tmp_path: Path) -> None:
     port = free_port()
+    assert main(["seed-history", "--db", str(tmp_path / "run.db"), "--weeks", "1"]) == 0
+    with Store(tmp_path / "run.db") as s:
+        windows = s.counts()["windows"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "plugin.cli", "run", "--broker", broker.url, "--db", str(tmp_path / "run.db"),
@@ -107,6 +111,7 @@ def test_run_serves_health_and_stops_cleanly(broker: Any, tmp_path: Path) -> Non
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as r:
                 health = json.loads(r.read())
         assert health["broker"]["connected"] is True and health["notify"]["services"][0].startswith("json://••••••#")
+        assert health["store"] == {"backend": "sqlite", "ok": True, "summaries": windows}  # the database's figure
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)

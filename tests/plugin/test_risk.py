@@ -1,9 +1,10 @@
-"""Risk engine on simulated histories (plugin/history.py), stored in a real SQLite store as the service does."""
+"""Risk engine on simulated histories (plugin/history.py), stored as the service does, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterable
-from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,7 @@ from plugin.history import RunnerModel, Scenario, generate_history
 from plugin.risk import RiskEngine, risk_level, risk_summary
 from plugin.store import Store, window_measures
 from plugin.trends import DAY
+from tests.plugin.conftest import Databases
 
 Msg = WindowSummary | RunSummary
 
@@ -32,13 +34,6 @@ def history(**kw: object) -> list[Msg]:
     kw.setdefault("weeks", 8)
     kw.setdefault("step_records_last_runs", 0)
     return list(generate_history(**kw))  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(tmp_path / "risk.db")
-    yield s
-    s.close()
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -80,7 +75,7 @@ def test_restart_and_redelivery_do_not_realert_and_ack_holds(store: Store) -> No
     assert len(store.list_alerts()) == 1 and store.list_alerts()[0]["acked_by"] == "runner"
 
 
-def test_cooldown_holds_then_expires(tmp_path: Path) -> None:
+def test_cooldown_holds_then_expires(dbs: Databases) -> None:
     sc = Scenario(spike=(20, 10, 2, 1.6))
     two_spikes = history(seed=6, scenario=sc)
     # a second spike in the next run (two days later)
@@ -89,10 +84,10 @@ def test_cooldown_holds_then_expires(tmp_path: Path) -> None:
         if isinstance(m, WindowSummary) and m.run_id == nxt and m.window_index in (5, 6):
             two_spikes[i] = _scaled(m, 1.6)
     long_cd = RiskConfig(cooldown_days={"loading_spike": 7.0})
-    with Store(tmp_path / "a.db") as s:
+    with dbs.store("a") as s:
         assert [a.rule for _, a in feed(s, RiskEngine(s, long_cd), two_spikes)] == ["loading_spike"]
     short_cd = RiskConfig(cooldown_days={"loading_spike": 1.0})
-    with Store(tmp_path / "b.db") as s:
+    with dbs.store("b") as s:
         assert [a.rule for _, a in feed(s, RiskEngine(s, short_cd), two_spikes)] == ["loading_spike"] * 2
 
 
@@ -158,13 +153,13 @@ def test_training_load_spike_is_context_with_low_confidence(store: Store) -> Non
     assert "Impellizzeri 2020" in alert.message
 
 
-def test_absolute_valr_is_informational_and_not_repeated(store: Store) -> None:
+def test_absolute_valr_is_informational_and_not_repeated(store: Store, dbs: Databases) -> None:
     heavy = RunnerModel(valr_bw_s=80.0)
     fired = feed(store, RiskEngine(store), history(weeks=4, seed=12, runner=heavy))
     assert [(a.rule, a.severity) for _, a in fired] == [("valr_absolute", "info")]
     assert "Napier 2018" in fired[0][1].message
     off = RiskConfig(valr_absolute_enabled=False)
-    with Store(store.path.with_name("off.db")) as s:
+    with dbs.store("off") as s:
         assert feed(s, RiskEngine(s, off), history(weeks=4, seed=12, runner=heavy)) == []
 
 
@@ -198,7 +193,7 @@ def test_absolute_valr_fires_only_when_the_interval_clears_the_threshold(store: 
         assert "≈ 80 BW/s (60–92)" in status and "uncertainty at 100 Hz" in status
 
 
-def test_spike_baseline_compares_like_with_like(store: Store) -> None:
+def test_spike_baseline_compares_like_with_like(store: Store, dbs: Databases) -> None:
     """Weeks of schema-1 windows (uncorrected) are no baseline for corrected ones, which read ≈ 30 % higher at
     100 Hz: no spike; nor are another device's windows. The same jump within one basis is a spike."""
     msgs = history(seed=5, schema_version=1)
@@ -208,10 +203,10 @@ def test_spike_baseline_compares_like_with_like(store: Store) -> None:
     engine = RiskEngine(store)
     assert feed(store, engine, [m for m in upgraded if isinstance(m, WindowSummary)]) == []
     assert any("no baseline yet" in v and "corrected@100Hz/moticon-opengo" in v for v in engine.last_status.values())
-    with Store(store.path.with_name("same.db")) as s:  # the same +30 % inside one basis: a spike
+    with dbs.store("same") as s:  # the same +30 % inside one basis: a spike
         same = [_scaled(m, 1.3) if m.run_id == new_run and isinstance(m, WindowSummary) else m for m in msgs]
         assert [a.rule for _, a in feed(s, RiskEngine(s), same)] == ["loading_spike"]
-    with Store(store.path.with_name("other.db")) as s:  # another device's history is not this one's baseline
+    with dbs.store("other") as s:  # another device's history is not this one's baseline
         moved = [m.model_copy(update={"device_id": "other-pair"}) if m.run_id != new_run else m for m in same]
         e = RiskEngine(s)
         assert [a.rule for _, a in feed(s, e, moved) if a.rule == "loading_spike"] == []
@@ -281,3 +276,44 @@ def test_no_baseline_stays_unknown_but_names_open_alerts(store: Store) -> None:
     s = risk_summary(store)
     assert s["level"] == "unknown" and "No baseline yet" in s["reasons"][0]
     assert s["reasons"][1] == "Spike (warning, not acknowledged)"
+
+
+def test_two_workers_evaluating_one_runner_at_once_raise_one_alert(
+    dbs: Databases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers (their own Store and RiskEngine on one database) each store one spiking window of the same run
+    and evaluate it at the same moment. The "once per run" check is held open for 0.3 s to make the race wide:
+    the runner's lock (a PostgreSQL advisory lock across processes; per process on SQLite) makes check + alert one
+    step, so exactly one alert is raised (without the lock both workers pass the check)."""
+    msgs = history(seed=5, scenario=Scenario(spike=(20, 10, 3, 1.6)))
+    spiked_run = next(m.run_id for m in msgs if isinstance(m, WindowSummary) and m.window_index == 10
+                      and m.run_id.endswith(sorted({x.run_id for x in msgs})[20].split("-")[-1]))  # fmt: skip
+    first, second = (next(m for m in msgs if isinstance(m, WindowSummary) and m.run_id == spiked_run
+                          and m.window_index == i) for i in (10, 11))  # fmt: skip
+    held_open = Store.has_alert
+
+    def slow_check(self: Store, rule: str, run_id: str) -> bool:
+        found = held_open(self, rule, run_id)
+        time.sleep(0.3)
+        return found
+
+    monkeypatch.setattr(Store, "has_alert", slow_check)
+    with dbs.store() as one, dbs.store() as two:
+        earlier = [m for m in msgs if m.run_id != spiked_run or (isinstance(m, WindowSummary) and m.window_index < 10)]
+        one.insert_many(earlier)
+        assert one.insert_message(first) and two.insert_message(second)
+        engines = (RiskEngine(one), RiskEngine(two))
+        barrier = threading.Barrier(2)
+        raised: list[Alert] = []
+
+        def evaluate(engine: RiskEngine, window: WindowSummary) -> None:
+            barrier.wait()
+            raised.extend(engine.on_summary(window))
+
+        threads = [threading.Thread(target=evaluate, args=pair) for pair in zip(engines, (first, second), strict=True)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert [a.rule for a in raised] == ["loading_spike"]
+        assert [a["rule"] for a in one.list_alerts()] == ["loading_spike"]

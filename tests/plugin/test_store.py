@@ -1,21 +1,30 @@
-"""Store: migrations, dedupe, runs from windows, acks state, bad rows, export, retention — on real SQLite files."""
+"""Store: migrations, dedupe, runs from windows, acks state, bad rows, export, retention — on real SQLite files and
+a real PostgreSQL server (each test using ``store`` or ``dbs`` runs on both)."""
 
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
+import random
 import sqlite3
+import stat
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from edge_agent.contract import Alert, RunSummary, WindowSummary
+from edge_agent.contract import Alert, RunSummary, WindowSummary, loading_rate_basis
 from plugin.history import generate_history
-from plugin.store import WINDOW_COLS, Store, StoreError, window_measures
+from plugin.store import WINDOW_COLS, Store, StoreError, summaries, window_measures
+from plugin.store.backend import open_backend
+from plugin.store.migrations import load_migrations, migrate
+from tests.plugin.conftest import Databases
 from tests.support.paths import REPO
+
+LATEST = load_migrations()[-1].version
 
 
 def one_run(seed: int = 0, step_records: int = 1) -> tuple[list[WindowSummary], RunSummary]:
@@ -27,21 +36,14 @@ def one_run(seed: int = 0, step_records: int = 1) -> tuple[list[WindowSummary], 
     return windows, msgs[last]  # type: ignore[return-value]
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(tmp_path / "dash.db")
-    yield s
-    s.close()
-
-
-def test_migrations_apply_once_and_reopen_keeps_data(tmp_path: Path) -> None:
+def test_migrations_apply_once_and_reopen_keeps_data(dbs: Databases) -> None:
     windows, run = one_run()
-    with Store(tmp_path / "a.db") as s:
-        assert s.schema_version() == 5
+    with Store(dbs.target("a", empty=True)) as s:
+        assert s.schema_version() == LATEST
         assert s.insert_many([*windows, run]) == len(windows) + 1
-    with Store(tmp_path / "a.db") as s:  # reopening does not re-run migrations or lose rows
-        assert s.schema_version() == 5
-        assert s.counts()["windows"] == len(windows)
+    with Store(dbs.target("a")) as s:  # reopening does not re-run migrations or lose rows
+        assert s.schema_version() == LATEST
+        assert s.counts()["windows"] == len(windows) == s.summaries()
         assert s.counts()["runs"] == 1
 
 
@@ -55,7 +57,7 @@ def test_upgrade_from_an_older_schema_keeps_rows(tmp_path: Path) -> None:
             c.execute("INSERT INTO schema_version VALUES (?, 0)", (n,))
         c.execute("INSERT INTO streams VALUES ('dev1', 'stream1', 41, 42, 0)")
     with Store(db) as s:
-        assert s.schema_version() == 5
+        assert s.schema_version() == LATEST
         assert s.streams() == [{"device_id": "dev1", "stream_id": "stream1", "contiguous_seq": 41, "max_seq": 42,
                                 "updated_at": 0.0, "abandoned": 0}]  # fmt: skip
 
@@ -91,7 +93,7 @@ def test_upgrade_moves_step_records_out_of_the_window_json_without_losing_any(tm
         c.execute("UPDATE windows SET json = '{broken' || json WHERE msg_id = ?", (broken,))
         before = {r[0]: r[1] for r in c.execute("SELECT msg_id, json FROM windows")}
     with Store(db) as s:
-        assert s.schema_version() == 5
+        assert s.schema_version() == LATEST
         counts = s.counts()
         assert counts["windows"] == len(windows) and counts["messages"] == len(windows)
         assert counts["window_steps"] == len(with_records) - 1  # all but the unreadable row
@@ -107,30 +109,30 @@ def test_upgrade_moves_step_records_out_of_the_window_json_without_losing_any(tm
         by_id = {w["msg_id"]: w for w in got["windows"]}
         assert by_id[with_records[0].msg_id]["step_records"] == len(with_records[0].step_records)
         assert by_id[broken]["step_records"] == 0
-        after = {r[0]: r[1] for r in s._r().execute("SELECT msg_id, json FROM windows")}
+        after = {r["msg_id"]: r["json"] for r in s._rows("SELECT msg_id, json FROM windows")}
         assert after[broken] == before[broken]  # left as it was, still reported
-        # migration 0005: what the old rows' loading rates compare with, from their own JSON
-        basis = {r[0]: r[1] for r in s._r().execute("SELECT msg_id, lr_basis FROM windows")}
+        # migration 0008: what the old rows' loading rates compare with, from their own JSON
+        basis = {r["msg_id"]: r["lr_basis"] for r in s._rows("SELECT msg_id, lr_basis FROM windows")}
         assert basis[broken] is None  # unreadable JSON: no basis, so never in a baseline
-        assert {basis[w.msg_id] for w in windows if w.msg_id != broken} == {"sampled@100Hz"}
+        assert all(basis[w.msg_id] == loading_rate_basis(w) for w in windows if w.msg_id != broken)
         for w in windows:  # the rest: the same message minus its step records
             if w.msg_id != broken:
                 assert json.loads(after[w.msg_id]) == json.loads(w.model_dump_json(exclude={"step_records"}))
     with Store(db) as s:  # reopening does not migrate again
-        assert s.schema_version() == 5 and s.counts()["window_steps"] == len(with_records) - 1
+        assert s.schema_version() == LATEST and s.counts()["window_steps"] == len(with_records) - 1
 
 
 def test_step_records_are_stored_apart_and_read_only_when_asked_for(store: Store) -> None:
     windows, run = one_run()
     store.insert_many([*windows, run])
     with_records = [w for w in windows if w.step_records]
-    raw = store._r().execute("SELECT json FROM windows WHERE msg_id = ?", (with_records[0].msg_id,)).fetchone()[0]
+    raw = store._one("SELECT json FROM windows WHERE msg_id = ?", (with_records[0].msg_id,))[0]
     assert "step_records" not in json.loads(raw)
     full = store.get_run(run.run_id)
     assert len(full["steps"]) == sum(len(w.step_records) for w in windows)
     assert full["steps"][0] == {**with_records[0].step_records[0].model_dump(mode="json"),
                                 "window_index": with_records[0].window_index}  # fmt: skip
-    with sqlite3.connect(store.path) as c:
+    with store._tx() as c:
         c.execute("UPDATE window_steps SET records = '[{oops' WHERE msg_id = ?", (with_records[0].msg_id,))
     lite = store.get_run(run.run_id, include_steps=False)
     assert lite["steps"] == run.steps and lite["corrupt_rows"] == []  # the step count; records not even read
@@ -142,13 +144,15 @@ def test_step_records_are_stored_apart_and_read_only_when_asked_for(store: Store
     assert store.counts()["window_steps"] == 0  # records go with their windows
 
 
-def test_newer_schema_and_corrupt_file_are_refused_with_the_path(tmp_path: Path) -> None:
-    db = tmp_path / "new.db"
-    Store(db).close()
-    with sqlite3.connect(db) as c:
+def test_newer_schema_is_refused_with_the_path(dbs: Databases) -> None:
+    with dbs.store("new") as s, s._tx() as c:
         c.execute("INSERT INTO schema_version VALUES (99, 0)")
-    with pytest.raises(StoreError, match=r"new\.db.*schema version 99 is newer"):
-        Store(db)
+    where = "new.db" if dbs.backend == "sqlite" else "127.0.0.1"
+    with pytest.raises(StoreError, match=rf"{where}.*schema version 99 is newer"):
+        dbs.store("new")
+
+
+def test_corrupt_file_is_refused_with_the_path(tmp_path: Path) -> None:
     bad = tmp_path / "garbage.db"
     bad.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match=r"garbage\.db: not a usable footfall database"):
@@ -212,14 +216,16 @@ def test_unstorable_message_is_rejected_alone_and_nothing_else_changes(store: St
     windows, _ = one_run()
     store.insert_many(windows[:5])
     before = (store.counts(), store.fingerprint())
-    huge = windows[5].model_copy(update={"seq": 2**70})  # does not fit SQLite's 64-bit INTEGER
+    huge = windows[5].model_copy(update={"seq": 2**70})  # does not fit a 64-bit integer column
     results = store.store_batch([(huge, 0.0), (windows[6], 0.0)])
-    assert isinstance(results[0], str) and "OverflowError" in results[0]
+    assert isinstance(results[0], str) and results[0].startswith("out_of_range: ")
     assert results[1] is True
     assert store.counts()["windows"] == before[0]["windows"] + 1
     assert store.counts()["messages"] == before[0]["messages"] + 1
-    # raw text SQLite cannot read as JSON (the ingest hands over the received text): rejected alone, named
-    results = store.store_batch([(windows[7], 0.0, "{not json"), (windows[8], 0.0, windows[8].model_dump_json())])
+    # raw text the database cannot read as JSON (the ingest hands over the received text): rejected alone, named
+    # (a window without step records: with them, PostgreSQL stores the model re-serialised without the records)
+    bare = windows[7].model_copy(update={"step_records": []})
+    results = store.store_batch([(bare, 0.0, "{not json"), (windows[8], 0.0, windows[8].model_dump_json())])
     assert isinstance(results[0], str) and windows[7].msg_id in results[0] and "JSON" in results[0]
     assert results[1] is True and store.counts()["windows"] == before[0]["windows"] + 2
     assert store.insert_message(windows[7]) is True  # nothing half-stored: the same message stores fine later
@@ -228,7 +234,7 @@ def test_unstorable_message_is_rejected_alone_and_nothing_else_changes(store: St
 def test_unreadable_json_row_is_reported_not_dropped(store: Store) -> None:
     windows, run = one_run()
     store.insert_many(windows)
-    with sqlite3.connect(store.path) as c:
+    with store._tx() as c:
         c.execute("UPDATE windows SET json = '{broken' WHERE msg_id = ?", (windows[2].msg_id,))
     got = store.get_run(run.run_id)
     assert len(got["windows"]) == len(windows)  # the row is still listed
@@ -300,3 +306,190 @@ def test_readers_in_threads_while_writing(store: Store) -> None:
     assert not errors
     assert store.counts()["messages"] == len(msgs)
     assert store.integrity_check() == ["ok"]
+
+
+# -- upgrading a database written by the previous release -----------------------------------------------------
+MAIN_DB = REPO / "tests" / "data" / "dashboard-main-v4.db.gz"
+
+
+def _main_v4_copy(tmp_path: Path) -> Path:
+    db = tmp_path / "main-v4.db"
+    db.write_bytes(gzip.decompress(MAIN_DB.read_bytes()))
+    return db
+
+
+def _v4_into_postgres(sqlite_db: Path, url: str) -> None:
+    """The same rows in a PostgreSQL database at schema version 4 (what a v4 store there would hold)."""
+    backend = open_backend(url)
+    try:
+        migrate(backend, target=4)
+        with sqlite3.connect(sqlite_db) as src, backend.tx() as dst:
+            for table in ("devices", "runners", "messages", "streams", "runs", "windows", "window_steps", "alerts",
+                          "settings", "risk_state"):  # fmt: skip
+                cols = [r[1] for r in src.execute(f"PRAGMA table_info({table})")]
+                rows = src.execute(f"SELECT {','.join(cols)} FROM {table}").fetchall()
+                dst.executemany(f"INSERT INTO {table}({','.join(cols)}) VALUES ({','.join('?' * len(cols))})", rows)
+    finally:
+        backend.close()
+
+
+def test_a_database_written_by_the_previous_release_upgrades_on_both_backends(dbs: Databases, tmp_path: Path) -> None:
+    sqlite_db = _main_v4_copy(tmp_path)
+    with sqlite3.connect(sqlite_db) as c:
+        before = {t: c.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("messages", "windows", "runs")}
+        runs_before = {r[0]: r[1:] for r in c.execute("SELECT run_id, steps, valr_mean, complete FROM runs")}
+        copy_id, pos_id = "copy0000000000000001", "copy0000000000000002"
+        copy = c.execute("SELECT run_id, window_index, json FROM windows WHERE msg_id = ?", (copy_id,)).fetchone()
+    assert before == {"messages": 102, "windows": 100, "runs": 2}
+    if dbs.backend == "sqlite":
+        target: Path | str = sqlite_db
+    else:
+        target = dbs.target("old", empty=True)
+        _v4_into_postgres(sqlite_db, str(target))
+    with Store(target) as s:
+        assert s.schema_version() == LATEST
+        counts = s.counts()
+        # the later copy of a window and the second msg_id on a stored stream position (with its window) are
+        # moved aside, not lost: 102 - 2 ledger rows, 100 - 2 windows
+        assert (counts["messages"], counts["windows"], counts["runs"]) == (101, 98, 2)
+        moved = s._rows("SELECT tbl, key, reason, row_json FROM quarantine ORDER BY tbl, key")
+        assert [(m["tbl"], m["key"]) for m in moved] == [
+            ("messages", pos_id),
+            ("windows", copy_id),
+            ("windows", pos_id),
+        ]
+        assert moved[1]["row_json"] == copy[2] and "later copy" in moved[1]["reason"]
+        assert s.summaries() == 98
+        assert {r["run_id"]: (r["steps"], r["valr_mean"], r["complete"]) for r in s.list_runs()} == {
+            k: (v[0], v[1], bool(v[2])) for k, v in runs_before.items()
+        }
+        assert s.list_alerts()[0]["alert_id"] == "alert-main-0001"
+        assert s.get_setting("notify_urls") == ["json://127.0.0.1:9/x"]
+        run = s.get_run(copy[0])
+        assert [w["window_index"] for w in run["windows"]].count(copy[1]) == 1 and run["corrupt_rows"] == []
+        # the unique slots hold from now on: the same copy again is a duplicate, not a second row
+        first = s._one("SELECT json FROM windows WHERE run_id = ? AND window_index = ?", copy[:2])[0]
+        msg = WindowSummary.model_validate_json(first).model_copy(update={"msg_id": "copy0000000000000009",
+                                                                           "seq": 10_000})  # fmt: skip
+        assert s.insert_message(msg) is False and s.counts()["windows"] == 98
+        # migration 0008: the release's schema-1 rows keep their VALR, with the basis the contract gives them
+        for r in s._rows("SELECT json, valr_lo, valr_hi, lr_basis FROM windows"):
+            w = WindowSummary.model_validate_json(r["json"])
+            assert (r["lr_basis"], r["valr_lo"], r["valr_hi"]) == (loading_rate_basis(w), None, None)
+            assert r["lr_basis"].startswith("sampled@")
+        for r in s._rows("SELECT summary_json, lr_basis FROM runs WHERE summary_json IS NOT NULL"):
+            assert r["lr_basis"] == loading_rate_basis(RunSummary.model_validate_json(r["summary_json"]))
+    with Store(target) as s:  # opening again changes nothing
+        assert s.counts()["windows"] == 98 and len(s._rows("SELECT key FROM quarantine")) == 3
+
+
+def test_migration_0008_fills_interval_and_basis_from_the_stored_json_on_both_backends(dbs: Databases) -> None:
+    """Rows stored before 0008 (schema-1 and schema-2 messages alike) get the interval and the basis the store
+    gives a new message: the migration's SQL follows edge_agent.contract.loading_rate_basis on both databases."""
+    windows, run = one_run(seed=5)
+    old = list(generate_history(weeks=1, seed=6, step_records_last_runs=0, schema_version=1))
+    v1_run = next(m for m in old if isinstance(m, RunSummary))
+    v1 = [m for m in old if m.run_id == v1_run.run_id]
+    odd = windows[1].model_copy(update={"msg_id": "oddrate00001", "seq": 90_001, "window_index": 9_001,
+        "valr": windows[1].valr.model_copy(update={"sample_rate_hz": 99.5})})  # fmt: skip
+    assert windows[0].valr is not None and v1_run.valr is None
+    partial = windows[:6]  # a run whose RunSummary has not arrived: assembled from its windows
+    with dbs.store() as s:
+        assert s.insert_many([*partial, odd, *v1]) == len(partial) + 1 + len(v1)
+        cols = "msg_id, valr_lo, valr_hi, lr_basis"
+        want_w = {r["msg_id"]: r for r in s._rows(f"SELECT {cols} FROM windows")}
+        want_r = {r["run_id"]: r for r in s._rows("SELECT run_id, valr_lo, valr_hi, lr_basis FROM runs")}
+        assert want_w["oddrate00001"]["lr_basis"] == "corrected@100Hz/moticon-opengo"  # half up, as the contract
+        assert want_r[run.run_id]["lr_basis"] == loading_rate_basis(windows[0]) and want_r[run.run_id]["valr_lo"]
+        with s._tx() as w:  # back to version 7: the columns gone
+            w.execute("DROP INDEX windows_basis_t")
+            for table in ("windows", "runs"):
+                for col in ("valr_lo", "valr_hi", "lr_basis"):
+                    w.execute(f"ALTER TABLE {table} DROP COLUMN {col}")
+            w.execute("DELETE FROM schema_version WHERE version = 8")
+    with dbs.store() as s:
+        assert s.schema_version() == LATEST
+        got_w = {r["msg_id"]: r for r in s._rows(f"SELECT {cols} FROM windows")}
+        got_r = {r["run_id"]: r for r in s._rows("SELECT run_id, valr_lo, valr_hi, lr_basis FROM runs")}
+    assert got_w == want_w  # the windows' own values, exactly
+    assert got_r.keys() == want_r.keys()
+    for k, r in got_r.items():  # a run assembled again: the same sums, maybe in another order (PostgreSQL)
+        assert r["lr_basis"] == want_r[k]["lr_basis"], k
+        for col in ("valr_lo", "valr_hi"):
+            want = want_r[k][col]
+            assert r[col] is None if want is None else r[col] == pytest.approx(want, rel=1e-12), (k, col)
+
+
+# -- exactly once, caps --------------------------------------------------------------------------------------------
+def test_later_copies_of_a_window_are_duplicates_and_do_not_inflate_the_run(store: Store) -> None:
+    windows, run = one_run()
+    store.insert_many(windows)
+    runs_before = store.list_runs()
+    w = windows[3]
+    copies = [w.model_copy(update={"msg_id": f"copy{i:012d}", "seq": 10_000 + i}) for i in range(50)]
+    results = store.store_batch([(c, time.time()) for c in copies])
+    assert results == [False] * 50  # each copy is a duplicate of window 3
+    assert store.counts()["windows"] == len(windows) == store.summaries()
+    assert store.list_runs() == [{**runs_before[0], "updated_at": store.list_runs()[0]["updated_at"]}]
+    # a new msg_id on a stream position already stored is a duplicate too, whatever window it claims to be
+    forged = windows[5].model_copy(update={"msg_id": "forged000001", "seq": windows[2].seq, "window_index": 9999})
+    assert store.insert_message(forged) is False
+    assert store.get_run(run.run_id)["windows"][-1]["window_index"] == windows[-1].window_index
+
+
+def test_a_run_holds_at_most_max_windows(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(summaries, "MAX_WINDOWS_PER_RUN", 5)
+    windows, _ = one_run()
+    results = store.store_batch([(w, time.time()) for w in windows[:8]])
+    assert results[:5] == [True] * 5
+    assert all(isinstance(r, str) and r.startswith("run_full: ") for r in results[5:])
+    assert store.counts()["windows"] == 5 and store.stream_state(windows[0].device_id, windows[0].stream_id)[0] < 8
+
+
+def test_streams_per_device_are_capped_and_another_device_is_not_affected(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(summaries, "MAX_STREAMS_PER_DEVICE", 3)
+    windows, _ = one_run()
+    base = windows[0]
+    flood = [base.model_copy(update={"msg_id": f"flood{i:08d}", "stream_id": f"str{i:05d}", "seq": 1,
+                                     "window_index": i}) for i in range(6)]  # fmt: skip
+    results = store.store_batch([(m, time.time()) for m in flood])
+    assert results[:3] == [True] * 3
+    assert all(isinstance(r, str) and r.startswith("too_many_streams: ") for r in results[3:])
+    assert len(store.streams(base.device_id)) == 3
+    other = base.model_copy(update={"msg_id": "other0000001", "device_id": "dev-other", "run_id": "other-run"})
+    assert store.insert_message(other) is True  # the cap is per device
+
+
+def test_a_window_for_another_devices_run_is_refused(store: Store) -> None:
+    windows, run = one_run()
+    store.insert_many([*windows[:3], run])
+    intruder = windows[4].model_copy(update={"msg_id": "intruder0001", "device_id": "dev-evil", "seq": 1})
+    (result,) = store.store_batch([(intruder, time.time())])
+    assert isinstance(result, str) and result.startswith("foreign_run: ")
+    assert store.counts()["windows"] == 3
+
+
+def test_dashboard_database_file_is_private_and_a_damaged_file_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "private.db"
+    windows, run = one_run()
+    with Store(db) as s:
+        s.insert_many([*windows, run])
+        s.set_setting("notify_urls", ["json://user:secret@127.0.0.1:9/"])
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600  # it holds notification URLs (secrets)
+    raw = bytearray(db.read_bytes())
+    mid = len(raw) // 2
+    raw[mid : mid + 20 * 1024] = random.Random(1).randbytes(20 * 1024)
+    db.write_bytes(bytes(raw))
+    with pytest.raises(StoreError, match=r"private\.db: .*(damaged|not a usable)"):
+        Store(db)
+    assert db.read_bytes() == bytes(raw)  # left as it was
+
+
+def test_a_message_twice_in_one_batch_is_stored_once(store: Store) -> None:
+    windows, run = one_run()
+    batch = [*windows[:6], windows[2], run, windows[4], run]  # re-sent copies inside the same batch
+    results = store.store_batch([(m, time.time()) for m in batch])
+    assert results == [True] * 6 + [False, True, False, False]
+    assert store.counts()["windows"] == 6 == store.summaries() and store.counts()["messages"] == 7

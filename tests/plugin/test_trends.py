@@ -1,10 +1,9 @@
-"""Trends, baselines and training load against independent hand computations, on real SQLite stores."""
+"""Trends, baselines and training load against independent hand computations, on SQLite and PostgreSQL stores."""
 
 from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -14,13 +13,6 @@ from plugin.store import Store
 from plugin.trends import DAY, baseline, training_load, trends
 
 T0 = 1_767_225_600.0  # 2026-01-01 00:00 UTC (a Thursday)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(tmp_path / "t.db")
-    yield s
-    s.close()
 
 
 def template() -> RunSummary:

@@ -1,4 +1,5 @@
-"""Dashboard JSON API, auth, SSE and security headers against a real aiohttp server on a real SQLite store.
+"""Dashboard JSON API, auth, SSE and security headers against a real aiohttp server on a real store — every test
+runs on SQLite and on PostgreSQL.
 
 The store is seeded with ``plugin.history`` (the backend's simulated weeks of WindowSummary/RunSummary
 messages), plus a runner whose name is an XSS probe, plus real ``Alert`` models.
@@ -27,33 +28,51 @@ from plugin.store import Store
 from plugin.web import ConfigError, DashboardContext, create_app
 from plugin.web.api import RUN_CACHE
 from plugin.web.auth import COOKIE_NAME, session_value
+from tests.plugin.conftest import BACKENDS
 from tests.support.dashboard import SECRET_URL, TOKEN, XSS_RUNNER, health, make_alert, seed_store
+from tests.support.postgres import PostgresCluster
 
 
 def make_ctx(store: Store, **kw: Any) -> DashboardContext:
     return DashboardContext(store=store, hub=kw.pop("hub", EventHub()), health=health, **kw)
 
 
-@pytest.fixture(scope="module")
-def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Seeded once per module; tests that write use ``fresh_store`` instead."""
-    path = tmp_path_factory.mktemp("web") / "dash.db"
-    seed_store(path).close()
-    yield path
+@pytest.fixture(scope="module", params=BACKENDS)
+def seeded_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path | str]:
+    """Seeded once per module and backend; tests that write use ``fresh_store`` instead."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("web") / "dash.db"
+        seed_store(path).close()
+        yield path
+        return
+    cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
+    url = cluster.create_db(template="footfall_template")
+    seed_store(url).close()
+    yield url
+    cluster.drop_db(url.rsplit("/", 1)[1])
 
 
 @pytest.fixture
-def store(seeded_db: Path) -> Iterator[Store]:
+def store(seeded_db: Path | str) -> Iterator[Store]:
     s = Store(seeded_db)
     yield s
     s.close()
 
 
 @pytest.fixture
-def fresh_store(tmp_path: Path) -> Iterator[Store]:
-    s = seed_store(tmp_path / "fresh.db", weeks=2)
+def fresh_store(seeded_db: Path | str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Store]:
+    """A store of the same backend as ``seeded_db``, seeded with two weeks, for tests that write."""
+    if isinstance(seeded_db, Path):
+        s = seed_store(tmp_path / "fresh.db", weeks=2)
+        yield s
+        s.close()
+        return
+    cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
+    url = cluster.create_db(template="footfall_template")
+    s = seed_store(url, weeks=2)
     yield s
     s.close()
+    cluster.drop_db(url.rsplit("/", 1)[1])
 
 
 async def _client(ctx: DashboardContext) -> TestClient:
@@ -266,7 +285,7 @@ async def test_ack_alert_publishes_and_is_idempotent(fresh_store: Store) -> None
         resp = await client.post(f"/api/alerts/{target}/ack", json={"by": "coach"}, headers=origin(client))
         assert resp.status == 200 and (await resp.json())["already_acked"] is False
         ev = await asyncio.wait_for(nxt, 5)
-        assert ev.type == "alert_ack" and ev.data == {"alert_id": target, "by": "coach"}
+        assert ev.type == "alert_ack" and ev.data == {"alert_id": target, "by": "coach", "runner": "alex"}
         again = await (await client.post(f"/api/alerts/{target}/ack", headers=origin(client))).json()
         assert again["already_acked"] is True and again["by"] == "coach", "the first acknowledgement is kept"
         open_ = (await (await client.get("/api/alerts?include_acked=false")).json())["alerts"]
@@ -373,7 +392,7 @@ async def test_token_auth_bearer_cookie_and_csrf(fresh_store: Store) -> None:
         assert page.status == 302 and page.headers["Location"] == "/login?next=/trends"
         assert (await client.get("/api/runs", headers={"Authorization": "Bearer wrong-token-xxxxxxxx"})).status == 401
         assert (await client.get("/api/runs", headers={"Authorization": f"Bearer {TOKEN}"})).status == 200
-        assert (await client.get("/static/app.js")).status == 200, "static files need no token"
+        assert (await client.get("/static/js/main.js")).status == 200, "static files need no token"
         assert (await client.get("/login")).status == 200
 
         # Login: wrong token → 401 page, right one → HttpOnly SameSite=Strict cookie that is not the token.
@@ -450,7 +469,7 @@ async def test_security_headers_and_no_inline_script(client: TestClient, store: 
             assert "cdn" not in text.lower() and "https://" not in text
     js = await client.get("/static/plotly.min.js")
     assert js.status == 200 and len(await js.read()) > 1_000_000
-    assert (await client.get("/static/app.js")).status == 200
+    assert (await client.get("/static/js/main.js")).status == 200
 
 
 async def test_user_text_is_escaped_in_pages(store: Store) -> None:

@@ -126,8 +126,11 @@ async def test_hostile_payloads_change_nothing_and_keep_memory_bounded(deploymen
     async with session() as s:
         _, _, body = await deployment.request("GET", "/api/health", session=s, headers=BEARER)
     reasons = json.loads(body)["ingest"]["rejected_by_reason"]
-    for reason in ("oversized", "not_json", "bad_status", "device_mismatch"):
+    for reason in ("not_json", "bad_status", "device_mismatch"):
         assert reasons.get(reason), (reason, reasons)
+    # the 1 MB payload never reaches the dashboard: the kit's Mosquitto refuses packets over max_packet_size, and
+    # the dashboard's MQTT 5 Maximum Packet Size makes any broker drop them instead of delivering
+    assert "oversized" not in reasons, reasons
     assert reasons.get("too_deep", 0) + reasons.get("invalid", 0) >= 5, reasons
     current, peak = rss_mb(deployment.pid)
     assert peak - deployment.baseline_mb < RSS_GROWTH_MB, (deployment.baseline_mb, current, peak)

@@ -32,9 +32,10 @@ def make_alert(n: int, *, runner: str = "alex", severity: str = "warning", run_i
     )
 
 
-def seed_store(path: Path, *, weeks: int = 8, alerts: int = 3) -> Store:
-    """A real store with ``weeks`` of one runner, one week of an XSS-named runner, and a few alerts."""
-    store = Store(path)
+def seed_store(target: Path | str, *, weeks: int = 8, alerts: int = 3) -> Store:
+    """A real store (a SQLite path or a PostgreSQL URL) with ``weeks`` of one runner, one week of an XSS-named
+    runner, and a few alerts."""
+    store = Store(target)
     seed_history(store, weeks=weeks, step_records_last_runs=1, seed=1)
     seed_history(store, weeks=1, seed=2, runner=RunnerModel(name=XSS_RUNNER, device_id="sim-2"))
     latest = store.list_runs(runner="alex", limit=1)[0]["run_id"]

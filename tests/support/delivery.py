@@ -22,14 +22,14 @@ DEVICE = "dev1"
 TOPICS = Topics(DEVICE)
 
 
-def make_message(i: int, kind: str = "summary") -> WindowSummary | RunSummary:
+def make_message(i: int, kind: str = "summary", device_id: str = DEVICE) -> WindowSummary | RunSummary:
     common: dict[str, Any] = dict(
         msg_id="placeholder",
-        device_id=DEVICE,
+        device_id=device_id,
         stream_id="none",
         seq=1,
         device_time=1.7e9 + i,
-        run_id=f"{DEVICE}-20260101T0000{i % 60:02d}",
+        run_id=f"{device_id}-20260101T0000{i % 60:02d}",
     )
     if kind == "run":
         return RunSummary(**common, started_at=1.7e9, ended_at=1.7e9 + 600, duration_s=600, windows=60, steps=1700)
@@ -41,15 +41,21 @@ def make_message(i: int, kind: str = "summary") -> WindowSummary | RunSummary:
 class Agent:
     """The agent's delivery path, in-process: Outbox → OutboxPublisher → MqttConnection."""
 
-    def __init__(self, url: str, db: Path, tls_ca: Path | None = None, **outbox_kw: Any) -> None:
+    def __init__(
+        self, url: str, db: Path, tls_ca: Path | None = None, *, device_id: str = DEVICE, **outbox_kw: Any
+    ) -> None:
         outbox_kw.setdefault("resend_after_s", 1.0)
         outbox_kw.setdefault("max_resend_after_s", 2.0)
-        self.outbox = Outbox(db, DEVICE, **outbox_kw)
+        self.device_id = device_id
+        self.topics = Topics(device_id)
+        self.outbox = Outbox(db, device_id, **outbox_kw)
         self.settings = BrokerSettings(
-            url=url, client_id=f"agent-{DEVICE}", backoff_min_s=0.05, backoff_max_s=0.5, tls_ca=tls_ca
+            url=url, client_id=f"agent-{device_id}", backoff_min_s=0.05, backoff_max_s=0.5, tls_ca=tls_ca
         )
-        self.conn = MqttConnection(self.settings, will=(TOPICS.status, b"offline", True))
-        self.publisher = OutboxPublisher(self.conn, self.outbox, TOPICS, window=100, poll_s=0.1, expire_every_s=1.0)
+        self.conn = MqttConnection(self.settings, will=(self.topics.status, b"offline", True))
+        self.publisher = OutboxPublisher(
+            self.conn, self.outbox, self.topics, window=100, poll_s=0.1, expire_every_s=1.0
+        )
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Agent:
@@ -64,15 +70,13 @@ class Agent:
         await self.conn.close()
         self.outbox.close()
 
-    async def produce(self, n: int, rate_hz: float | None = None, run_every: int = 0) -> list[int]:
+    async def produce(self, n: int, rate_hz: float | None = None, run_every: int = 0, first: int = 0) -> list[int]:
+        """Put messages ``first`` … ``first + n - 1`` (each its own window index) into the outbox."""
         seqs = []
-        for i in range(n):
+        for i in range(first, first + n):
             kind = "run" if run_every and (i + 1) % run_every == 0 else "summary"
-            seqs.append(
-                await asyncio.to_thread(
-                    self.outbox.put, TOPICS.run if kind == "run" else TOPICS.summary, make_message(i, kind)
-                )
-            )
+            topic = self.topics.run if kind == "run" else self.topics.summary
+            seqs.append(await asyncio.to_thread(self.outbox.put, topic, make_message(i, kind, self.device_id)))
             if rate_hz:
                 await asyncio.sleep(1 / rate_hz)
         return seqs

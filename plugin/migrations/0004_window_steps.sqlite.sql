@@ -6,8 +6,8 @@
 CREATE TABLE window_steps (
     msg_id       TEXT PRIMARY KEY REFERENCES windows(msg_id) ON DELETE CASCADE,
     run_id       TEXT NOT NULL,
-    window_index INTEGER NOT NULL,
-    n            INTEGER NOT NULL,          -- number of step records
+    window_index BIGINT NOT NULL,
+    n            BIGINT NOT NULL,          -- number of step records
     records      TEXT NOT NULL              -- JSON array of StepRecord objects
 );
 CREATE INDEX window_steps_run ON window_steps(run_id, window_index);
