@@ -25,7 +25,7 @@ import numpy as np
 #: Set to ``text`` to read every table with the text parser.
 READER_ENV = "FOOTFALL_CSV_READER"
 #: A block holds at most this many chunks, and is cut earlier at this many bytes.
-BLOCK_CHUNKS = 16
+BLOCK_CHUNKS = 4
 BLOCK_BYTES = 16 << 20
 _READ_BYTES = 1 << 20
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from edge_agent.analysis.kernels import load_kernels
 from edge_agent.recordings import RecordingError, load_recording, open_stream
-from edge_agent.recordings.fast_table import READER_ENV, FastRows
+from edge_agent.recordings.fast_table import BLOCK_CHUNKS, READER_ENV, FastRows
 from edge_agent.recordings.importers import CHUNK_ROWS, TextLines, read_rows
 from tests.support.paths import DATA
 
@@ -94,7 +94,7 @@ def test_line_breaks_and_blank_lines_read_as_the_text_parser_reads_them(
 
 def test_a_bad_cell_far_into_a_file_is_named_at_its_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Blocks before the bad one are parsed fast; the text parser takes over at the bad block's first line."""
-    n = 3 * 16 * CHUNK_ROWS + 100  # three whole blocks, then the bad row in the fourth
+    n = 3 * BLOCK_CHUNKS * CHUNK_ROWS + 100  # three whole blocks, then the bad row in the fourth
     t = np.arange(n) * 0.01
     path = tmp_path / "long.csv.gz"
     lines = [f"{x:.2f},1,2,3,4,5,6,7,8" for x in t]
@@ -112,7 +112,7 @@ def test_a_bad_cell_far_into_a_file_is_named_at_its_line(tmp_path: Path, monkeyp
     with pytest.raises(RecordingError, match=want):
         for chunk in stream.chunks():
             seen += len(chunk["left"][0])
-    assert seen == 3 * 16 * CHUNK_ROWS  # the clean blocks before it were read (and fast)
+    assert seen == 3 * BLOCK_CHUNKS * CHUNK_ROWS  # the clean blocks before it were read (and fast)
 
 
 @pytest.mark.parametrize("name", ["moticon_opengo_230927_102114_excerpt.txt.gz", "RBDS008runT35forces.txt.gz"])
