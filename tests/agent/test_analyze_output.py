@@ -16,26 +16,13 @@ import sys
 import termios
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from edge_agent.profiles import load_profile
-from edge_agent.recordings.simulator import RunParams, simulate
 from tests.support.paths import DATA, REPO, SHARED_DATA
+from tests.support.recordings import simulated_csv
 
 GOLDEN = DATA / "analyze_columns"
 READERS = ["kernel", "text"]  # the numba table parser, and the text parser it falls back to
-
-
-def simulated_csv(path: Path, seconds: float = 60.0, seed: int = 11) -> Path:
-    """The plain CSV the golden files were made from (the simulator's moticon-opengo runner)."""
-    rec, _ = simulate(load_profile("moticon-opengo"), RunParams(duration_s=seconds, seed=seed))
-    assert rec.left is not None and rec.right is not None
-    n = min(len(rec.left.t), len(rec.right.t))
-    table = np.column_stack([rec.left.t[:n], rec.left.raw[:n], rec.right.raw[:n]])
-    head = "time," + ",".join([*(f"left_{i}" for i in range(1, 17)), *(f"right_{i}" for i in range(1, 17))])
-    np.savetxt(path, table, fmt=["%.4f"] + ["%.3f"] * 32, delimiter=",", header=head, comments="")
-    return path
 
 
 def analyze(
@@ -55,7 +42,7 @@ def golden(name: str) -> bytes:
 @pytest.mark.parametrize("reader", READERS)
 @pytest.mark.parametrize("fmt", ["json", "csv"])
 def test_simulated_csv_output_is_byte_identical(tmp_path: Path, fmt: str, reader: str) -> None:
-    simulated_csv(tmp_path / "sim.csv")
+    simulated_csv(tmp_path / "sim.csv", 60.0, seed=11)  # as the golden files were made
     r = analyze(tmp_path, "sim.csv", "--profile", "moticon-opengo", "--format", fmt, reader=reader)
     assert r.returncode == 0, r.stderr
     assert r.stdout == golden(f"sim_analyze.{fmt}")

@@ -60,22 +60,22 @@ def parse_table(buf: np.ndarray, sep: int, skip: np.ndarray, out: np.ndarray) ->
                     i += 1
                 m = 0
                 digits = 0
-                frac = 0
-                while i < n and _ZERO <= buf[i] <= _NINE:
-                    if m > _M_LIMIT:
-                        return -1 - row
-                    m = m * 10 + (buf[i] - _ZERO)
-                    i += 1
-                    digits += 1
-                if i < n and buf[i] == _POINT:
-                    i += 1
-                    while i < n and _ZERO <= buf[i] <= _NINE:
+                frac = -1  # digits after the point, once there is one
+                while i < n:
+                    b = buf[i]
+                    if _ZERO <= b <= _NINE:
                         if m > _M_LIMIT:
                             return -1 - row
-                        m = m * 10 + (buf[i] - _ZERO)
-                        i += 1
+                        m = m * 10 + (b - _ZERO)
                         digits += 1
-                        frac += 1
+                        if frac >= 0:
+                            frac += 1
+                    elif b == _POINT and frac < 0:
+                        frac = 0
+                    else:
+                        break
+                    i += 1
+                frac = max(frac, 0)
                 if digits == 0 or m > _M_MAX:
                     return -1 - row
                 e = 0
