@@ -3,6 +3,7 @@
     python benchmarks/bench_hour.py                               # this tree: table parser, text parser, AOT
     python benchmarks/bench_hour.py --baseline-rev a8e4854        # also a git revision (the old path)
     python benchmarks/bench_hour.py --repeat 5 --no-aot
+    python benchmarks/bench_hour.py --parsers                     # also the CSV parser candidates in-process
 
 Writes one hour of 2 × 16 sensors at 100 Hz (the simulator's moticon-opengo runner repeated with shifted time) as a
 plain CSV (``time,left_1…,right_16``, 73 MB) and as a Moticon text export (``#`` header, tab-separated, the
@@ -99,6 +100,75 @@ def write_moticon_txt(path: Path, table: np.ndarray) -> None:
         np.savetxt(f, table, fmt=["%.2f"] + ["%.2f"] * 32, delimiter="\t")
 
 
+def compare_parsers(path: Path, rounds: int) -> None:
+    """Seconds to parse the plain CSV into float64 rows, in this process, the candidates interleaved: the text
+    parser's numpy ``loadtxt`` (4,096-row chunks), the table kernel (this tree's reader, whole blocks), and
+    pyarrow's and polars' CSV readers when installed (not dependencies of footfall)."""
+    import io
+
+    from edge_agent.recordings.importers import CHUNK_ROWS, TextLines, read_rows
+
+    n_cols = 33
+
+    def loadtxt() -> int:
+        rows = 0
+        with open(path, encoding="utf-8") as f:
+            f.readline()
+            while lines := [line for line in (f.readline() for _ in range(CHUNK_ROWS)) if line]:
+                rows += len(np.loadtxt(io.StringIO("".join(lines)), delimiter=",", ndmin=2))
+        return rows
+
+    def kernel() -> int:
+        with TextLines(path) as lines:
+            lines.readline()
+            return sum(len(data) for _, data in read_rows(lines, ",", n_cols))
+
+    candidates = {"numpy loadtxt": loadtxt, "table kernel": kernel}
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pa_csv
+
+        def arrow() -> int:
+            types = {f"c{j}": pa.float64() for j in range(n_cols)}
+            opts = pa_csv.ReadOptions(skip_rows=1, column_names=list(types), block_size=4 << 20)
+            rows = 0
+            for batch in pa_csv.open_csv(
+                path, read_options=opts, convert_options=pa_csv.ConvertOptions(column_types=types)
+            ):
+                rows += len(np.column_stack([c.to_numpy() for c in batch.columns]))
+            return rows
+
+        candidates[f"pyarrow {pa.__version__}"] = arrow
+    except ImportError:
+        print("pyarrow not installed: not compared")
+    try:
+        import polars as pl
+
+        def polars() -> int:
+            rows = 0
+            schema = {"time": pl.Float64, **{f"c{j}": pl.Float64 for j in range(1, n_cols)}}
+            for batch in pl.scan_csv(path, schema=schema, skip_rows=1, has_header=False).collect_batches():
+                rows += len(batch.to_numpy())
+            return rows
+
+        candidates[f"polars {pl.__version__}"] = polars
+    except ImportError:
+        print("polars not installed: not compared")
+    kernel()  # the kernel's first call loads it
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(rounds):
+        for name, fn in candidates.items():
+            t0 = time.perf_counter()
+            rows = fn()
+            times[name].append(time.perf_counter() - t0)
+            assert rows == int(SECONDS * RATE_HZ), (name, rows)
+    print(f"parsing the plain CSV in one process, {rounds} rounds interleaved (median s, MB/s):")
+    size = path.stat().st_size / 1e6
+    for name, ts in times.items():
+        t = statistics.median(ts)
+        print(f"  {name:20} {t:6.2f} s {size / t:7.0f} MB/s")
+
+
 def run_once(tree: Path, path: Path, out: Path, env: dict[str, str]) -> dict[str, float]:
     argv = [sys.executable, "-c", DRIVER, "analyze", str(path), "--format", "json", "--no-progress", "-o", str(out)]
     if path.suffix == ".csv":
@@ -127,6 +197,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="rounds (default 3); medians are printed")
     ap.add_argument("--baseline-rev", help="also run this git revision's tree (e.g. a8e4854: per-step records)")
     ap.add_argument("--no-aot", action="store_true", help="skip the ahead-of-time kernel variant (needs gcc)")
+    ap.add_argument("--parsers", action="store_true", help="also time the CSV parser candidates in this process")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="footfall-hour-") as tmp_name:
         tmp = Path(tmp_name)
@@ -189,6 +260,8 @@ def main() -> None:
             )
         print("end to end = the process from exec to exit; analyze = the command inside it, after imports and the")
         print("kernel load; × real time and frames/s from end to end; every variant's JSON identical to the first.")
+        if args.parsers:
+            compare_parsers(files["plain CSV"], args.repeat)
 
 
 if __name__ == "__main__":

@@ -242,7 +242,7 @@ def main() -> None:
         per_frame.append((s, t_kernel / n * 1e9))
     print()
     print(
-        "whole = analyze_recording, both feet (frames of both counted), Step records and flight times; "
+        "whole = analyze_recording, both feet (frames of both counted), step columns and flight times; "
         "x real time = recorded seconds per CPU second;"
     )
     print("1 foot = FootAnalyzer.feed (kernel + Step records); reduce = the per-frame sensor reduction alone;")

@@ -30,13 +30,20 @@ BLOCK_BYTES = 16 << 20
 _READ_BYTES = 1 << 20
 
 
-def table_parser() -> Callable[..., Any] | None:
-    """The table kernel of the process's kernels, or None with ``FOOTFALL_CSV_READER=text``."""
-    if os.environ.get(READER_ENV, "").strip().lower() == "text":
-        return None
+def enabled() -> bool:
+    """False with ``FOOTFALL_CSV_READER=text``."""
+    return os.environ.get(READER_ENV, "").strip().lower() != "text"
+
+
+def table_parser() -> Callable[..., Any]:
+    """The table kernel of the process's kernels (loaded on the first call)."""
     from edge_agent.analysis.kernels import load_kernels
 
     return load_kernels().parse_table
+
+
+#: Bytes of a numeric table besides its separator: digits, the point, signs, exponents, line ends.
+_NUMERIC_BYTES = b"0123456789.+-eE\r\n"
 
 
 class FastRows:
@@ -50,7 +57,6 @@ class FastRows:
 
     def __init__(
         self,
-        parse: Callable[..., Any],
         path: Path,
         first_line: int,
         sep: str,
@@ -63,7 +69,9 @@ class FastRows:
         self.chunk_rows, self.max_line = chunk_rows, max_line
         self.resume_line: int | None = None
         self.bytes_read = 0
-        self._parse_kernel = parse
+        self._parse_kernel: Callable[..., Any] | None = None  # loaded at the first block that looks numeric
+        self._numeric = np.zeros(256, dtype=bool)
+        self._numeric[list(_NUMERIC_BYTES + sep.encode("ascii", "replace"))] = True
         self._sep = ord(sep) if len(sep) == 1 and ord(sep) < 0x80 else -1
         self._skip = np.array([j in skip for j in range(n_cols)], dtype=np.uint8)
 
@@ -149,6 +157,10 @@ class FastRows:
         buf = np.frombuffer(block, dtype=np.uint8)
         if self._sep < 0 or int(buf.max()) >= 0x80:
             return None  # not ASCII: the text parser checks the UTF-8 and names the line
+        if self._parse_kernel is None:  # not before a block looks numeric: junk is refused without loading kernels
+            if not self.skip and not bool(self._numeric[buf].all()):
+                return None
+            self._parse_kernel = table_parser()
         out = np.empty((len(ends), self.n_cols), dtype=np.float64)
         if self._parse_kernel(buf, self._sep, self._skip, out) != len(ends):
             return None

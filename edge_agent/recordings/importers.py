@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_agent.recordings.fast_table import FastRows, table_parser
+from edge_agent.recordings.fast_table import FastRows, enabled
 from edge_agent.recordings.model import (
     MAX_GAP_S,
     SIDES,
@@ -113,9 +113,8 @@ def read_rows(
     Delimited tables are parsed by a numba kernel (:mod:`edge_agent.recordings.fast_table`) as long as the rows
     are plain numbers; from the first block that is not, the text parser reads on (same chunks, same values,
     same errors)."""
-    parse = table_parser() if sep is not None else None
-    if parse is not None:
-        fast = FastRows(parse, lines.path, lines.line_no + 1, sep, n_cols, skip, chunk_rows, MAX_LINE_CHARS)  # type: ignore[arg-type]
+    if sep is not None and enabled():
+        fast = FastRows(lines.path, lines.line_no + 1, sep, n_cols, skip, chunk_rows, MAX_LINE_CHARS)  # type: ignore[arg-type]
         lines.fast = fast
         yield from fast
         lines.fast = None
