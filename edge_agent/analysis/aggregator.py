@@ -151,7 +151,8 @@ def loading_rate_estimate(steps: Steps, sample_rate_hz: float | None) -> Loading
     if not sample_rate_hz:
         return None
     table = as_table(steps)
-    est = mean_estimate(table.cols["valr_bw_s"], table.lr_correction, table.lr_models(), sample_rate_hz)
+    valr, corrections = table.cols["valr_bw_s"].tolist(), table.lr_correction.tolist()
+    est = mean_estimate(valr, corrections, table.lr_models(), sample_rate_hz)
     if est is None:
         return None
     return LoadingRateEstimate(

@@ -360,7 +360,7 @@ def events_to_table(events: np.ndarray, side: Side, low_confidence: bool, fs: fl
     impact = ev[:, L.E_LR_IMPACT] > 0
     model = ev[:, L.E_LR_MODEL].astype(np.int8)
     band_lo, band_hi = step_band_columns(impact, model, fs)
-    cols = {
+    cols: dict[str, np.ndarray] = {
         "side": np.full(n, SIDES.index(side), dtype=np.int8),
         "t_contact": t_ic,
         "t_toe_off": t_to,

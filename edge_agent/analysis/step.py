@@ -7,7 +7,7 @@ import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from operator import attrgetter
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -171,7 +171,7 @@ def none_where_nan(col: np.ndarray) -> list[float | None]:
     return obj.tolist()
 
 
-class StepTable:
+class StepTable(Sequence[Step]):
     """Steps as columns (:data:`COLUMNS`, one numpy array each): what the analysis produces and the aggregator and
     the ``analyze`` report read. :class:`Step` records are built only for a consumer that wants them
     (:meth:`to_steps`, iteration, indexing); they equal the records the columns were made from, field by field."""
@@ -204,7 +204,7 @@ class StepTable:
         def floats(name: str) -> np.ndarray:
             return np.array([math.nan if v is None else v for v in map(attrgetter(name), steps)], dtype=np.float64)
 
-        zone = {None: -1, **{z: k for k, z in enumerate(ZONES)}}
+        zone: dict[str | None, int] = {None: -1, **{z: k for k, z in enumerate(ZONES)}}
         bands = [s.valr_band or (math.nan, math.nan) for s in steps]
         cols = {
             "side": np.array([s.side == "right" for s in steps], dtype=np.int8),
@@ -227,6 +227,12 @@ class StepTable:
 
     def __len__(self) -> int:
         return len(self.cols["t_contact"])
+
+    @overload
+    def __getitem__(self, key: int) -> Step: ...
+
+    @overload
+    def __getitem__(self, key: slice | np.ndarray) -> StepTable: ...
 
     def __getitem__(self, key: Any) -> Any:
         """``table[i]``: one :class:`Step`; ``table[a:b]`` or an index array / mask: a :class:`StepTable`."""
