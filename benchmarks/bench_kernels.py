@@ -242,7 +242,7 @@ def main() -> None:
         per_frame.append((s, t_kernel / n * 1e9))
     print()
     print(
-        "whole = analyze_recording, both feet (frames of both counted), Step records and flight times; "
+        "whole = analyze_recording, both feet (frames of both counted), step columns and flight times; "
         "x real time = recorded seconds per CPU second;"
     )
     print("1 foot = FootAnalyzer.feed (kernel + Step records); reduce = the per-frame sensor reduction alone;")
@@ -304,7 +304,7 @@ def aot_vs_jit(rows: list) -> None:
         size_mb = path.stat().st_size / 1e6
         mod = aot.load(Path(d))
     assert mod is not None
-    k_aot = Kernels(mod.run_chunk, mod.flush_state, "aot", str(path))
+    k_aot = Kernels(mod.run_chunk, mod.flush_state, mod.parse_table, "aot", str(path))
     print(f"ahead-of-time build: {build_s:.1f} s wall (pycc + cc), {size_mb:.1f} MB")
     print(f"{'profile':16} {'JIT 1 foot M/s':>14} {'AOT 1 foot M/s':>14} {'AOT/JIT':>8}")
     for name, prof, rec, _su, fr_jit in rows:

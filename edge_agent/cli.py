@@ -21,10 +21,13 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge_agent.common.cli import add_broker_arguments, broker_overrides
-from edge_agent.config import AgentConfig, ConfigError, describe, load_config
+from edge_agent.common.config import ConfigError
+
+if TYPE_CHECKING:  # edge_agent.config (the agent's whole configuration) is imported by the commands that read it:
+    from edge_agent.config import AgentConfig  # ``analyze`` starts without it
 
 log = logging.getLogger("footfall")
 
@@ -101,6 +104,8 @@ def config_from_args(args: argparse.Namespace) -> AgentConfig:
         extra["speed"] = args.speed
     if getattr(args, "seed", None) is not None:
         extra["params"] = {"seed": args.seed}
+    from edge_agent.config import load_config
+
     return load_config(args.config, source_override=source, source_extra=extra, feedback_sink=sink, **overrides)
 
 
@@ -253,6 +258,7 @@ def cmd_profiles(args: argparse.Namespace) -> int:
 
 def cmd_validate_config(args: argparse.Namespace) -> int:
     """Everything ``run`` checks before it measures: the file, the hardware profile, a replay's recording."""
+    from edge_agent.config import describe, load_config
     from edge_agent.profiles import ProfileError, load_profile
 
     try:
@@ -274,6 +280,7 @@ def cmd_validate_config(args: argparse.Namespace) -> int:
 
 
 def cmd_health(args: argparse.Namespace) -> int:
+    from edge_agent.config import load_config
     from edge_agent.runtime.health import check_health
 
     state_dir = args.state_dir
@@ -393,6 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_build_kernels(args: argparse.Namespace) -> int:
     from edge_agent.analysis.kernels import aot
+    from edge_agent.config import load_config
 
     if args.dir is None and args.config is not None:
         args.dir = load_config(args.config).kernel_dir

@@ -1,4 +1,6 @@
-"""Window and run statistics from a list of :class:`~edge_agent.analysis.step.Step` (pure functions, no I/O).
+"""Window and run statistics from steps (pure functions, no I/O): a :class:`~edge_agent.analysis.step.StepTable`
+(the analysis' columns) or a sequence of :class:`~edge_agent.analysis.step.Step` records (the live pipeline's),
+which are read as a table.
 
 The pipeline (windows, runs), the ``analyze`` command and the benchmarks all summarise steps the same
 way, so the definitions live here, once:
@@ -30,12 +32,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import pairwise
 
 import numpy as np
 
 from edge_agent.analysis.loading_rate import mean_estimate
-from edge_agent.analysis.step import Step
+from edge_agent.analysis.step import ZONES, Step, StepTable
 from edge_agent.common.measures import symmetry_angle_pct, symmetry_index_pct
 from edge_agent.contract import Asymmetry, FootStats, LoadingRateEstimate, Stat, StepRecord, ZoneCounts
 
@@ -45,9 +46,21 @@ MAX_STRIDE_S = 2.5
 MAX_STEP_GAP_S = 2.0
 
 
-def stat(values: Iterable[float | None]) -> Stat:
-    """Distribution of one measure; ``None`` and non-finite values are ignored."""
-    arr = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
+Steps = StepTable | Sequence[Step]
+
+
+def as_table(steps: Steps) -> StepTable:
+    """The steps as columns (a table as it is)."""
+    return steps if isinstance(steps, StepTable) else StepTable.from_steps(steps)
+
+
+def stat(values: Iterable[float | None] | np.ndarray) -> Stat:
+    """Distribution of one measure; ``None`` and non-finite values (NaN in a column) are ignored."""
+    if isinstance(values, np.ndarray):
+        arr = np.asarray(values, dtype=np.float64)
+        arr = arr[np.isfinite(arr)]
+    else:
+        arr = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
     n = int(arr.size)
     if n == 0:
         return Stat()
@@ -60,26 +73,25 @@ def stat(values: Iterable[float | None]) -> Stat:
     )
 
 
-def foot_stats(steps: Sequence[Step]) -> FootStats:
+def foot_stats(steps: Steps) -> FootStats:
     """Aggregates for the steps of ONE foot (the caller splits by side)."""
-    zones = ZoneCounts(
-        rearfoot=sum(1 for s in steps if s.strike_zone == "rearfoot"),
-        midfoot=sum(1 for s in steps if s.strike_zone == "midfoot"),
-        forefoot=sum(1 for s in steps if s.strike_zone == "forefoot"),
-    )
+    table = as_table(steps)
+    c = table.cols
+    n = len(table)
+    zone = c["zone"]
     return FootStats(
-        steps=len(steps),
-        zones=zones,
-        zone_uncertain=sum(1 for s in steps if s.zone_uncertain and s.strike_zone is not None),
-        strike_index=stat(s.strike_index for s in steps),
-        valr_bw_s=stat(s.valr_bw_s for s in steps),
-        vilr_bw_s=stat(s.vilr_bw_s for s in steps),
-        impact_peak_share=(sum(1 for s in steps if s.impact_peak) / len(steps)) if steps else None,
-        contact_ms=stat(s.contact_ms for s in steps),
-        flight_ms=stat(s.flight_ms for s in steps),
-        peak_force_bw=stat(s.peak_force_bw for s in steps),
-        impulse_bw_s=stat(s.impulse_bw_s for s in steps),
-        cop_ml_excursion=stat(s.cop_ml_excursion for s in steps),
+        steps=n,
+        zones=ZoneCounts(**{z: int(np.count_nonzero(zone == k)) for k, z in enumerate(ZONES)}),
+        zone_uncertain=int(np.count_nonzero(c["zone_uncertain"] & (zone >= 0))),
+        strike_index=stat(c["strike_index"]),
+        valr_bw_s=stat(c["valr_bw_s"]),
+        vilr_bw_s=stat(c["vilr_bw_s"]),
+        impact_peak_share=int(np.count_nonzero(c["impact_peak"])) / n if n else None,
+        contact_ms=stat(c["contact_ms"]),
+        flight_ms=stat(c["flight_ms"]),
+        peak_force_bw=stat(c["peak_force_bw"]),
+        impulse_bw_s=stat(c["impulse_bw_s"]),
+        cop_ml_excursion=stat(c["cop_ml_excursion"]),
     )
 
 
@@ -102,42 +114,45 @@ def asymmetry(left: FootStats, right: FootStats) -> Asymmetry:
     )
 
 
-def cadence_spm(steps: Sequence[Step], duration_s: float | None = None) -> float | None:
+def cadence_spm(steps: Steps, duration_s: float | None = None) -> float | None:
     """Steps of both feet per minute: over the span of contacts, or over ``duration_s`` when given.
 
     Pauses — no initial contact for more than :data:`MAX_STEP_GAP_S` (a stop at a crossing inside
     a run) — are not moving time: those intervals are left out, so a run's cadence is the cadence
     while moving. Without pauses this is exactly ``(n − 1) / (t_last − t_first) × 60``.
     """
+    n = len(steps)
     if duration_s is not None:
-        return len(steps) / duration_s * 60.0 if duration_s > 0 and steps else None
-    if len(steps) < 2:
+        return n / duration_s * 60.0 if duration_s > 0 and n else None
+    if n < 2:
         return None
-    times = sorted(s.t_contact for s in steps)
-    gaps = [b - a for a, b in pairwise(times) if 0.0 <= b - a <= MAX_STEP_GAP_S]
-    moving = sum(gaps)
+    d = np.diff(np.sort(as_table(steps).cols["t_contact"]))
+    gaps = d[(d >= 0.0) & (d <= MAX_STEP_GAP_S)]
+    moving = sum(gaps.tolist())  # summed in order, as the intervals follow each other
     return len(gaps) / moving * 60.0 if moving > 0 else None
 
 
-def duty_factor(steps: Sequence[Step]) -> float | None:
+def duty_factor(steps: Steps) -> float | None:
     """Mean contact / stride time over the strides (same-foot consecutive contacts) in ``steps``."""
-    ratios: list[float] = []
+    table = as_table(steps)
+    ratios: list[np.ndarray] = []
     for side in ("left", "right"):
-        foot = sorted((s for s in steps if s.side == side), key=lambda s: s.t_contact)
-        for a, b in pairwise(foot):
-            stride = b.t_contact - a.t_contact
-            if 0.0 < stride <= MAX_STRIDE_S and math.isfinite(a.contact_ms):
-                ratios.append(min(1.0, max(0.0, a.contact_ms / 1000.0 / stride)))
-    return float(np.mean(ratios)) if ratios else None
+        foot = table.side(side).sorted_by_contact().cols  # type: ignore[arg-type]
+        stride = np.diff(foot["t_contact"])
+        contact = foot["contact_ms"][:-1]
+        ok = (stride > 0.0) & (stride <= MAX_STRIDE_S) & np.isfinite(contact)
+        ratios.append(np.minimum(1.0, np.maximum(0.0, contact[ok] / 1000.0 / stride[ok])))
+    all_ratios = np.concatenate(ratios)
+    return float(np.mean(all_ratios)) if all_ratios.size else None
 
 
-def loading_rate_estimate(steps: Sequence[Step], sample_rate_hz: float | None) -> LoadingRateEstimate | None:
+def loading_rate_estimate(steps: Steps, sample_rate_hz: float | None) -> LoadingRateEstimate | None:
     """The pooled VALR of ``steps`` measured at ``sample_rate_hz``: bias-aware mean and 90 % interval."""
     if not sample_rate_hz:
         return None
-    est = mean_estimate(
-        [s.valr_bw_s for s in steps], [s.lr_correction for s in steps], [s.lr_model for s in steps], sample_rate_hz
-    )
+    table = as_table(steps)
+    valr, corrections = table.cols["valr_bw_s"].tolist(), table.lr_correction.tolist()
+    est = mean_estimate(valr, corrections, table.lr_models(), sample_rate_hz)
     if est is None:
         return None
     return LoadingRateEstimate(
@@ -164,7 +179,7 @@ class RunStats:
     t_start: float | None = None
     t_end: float | None = None
     valr: LoadingRateEstimate | None = None
-    step_list: list[Step] = field(default_factory=list, repr=False)
+    table: StepTable | None = field(default=None, repr=False)  # the steps summarised, time-ordered
 
     @property
     def duration_s(self) -> float | None:
@@ -186,16 +201,16 @@ class RunStats:
 
 
 def summarize(
-    steps: Sequence[Step],
+    steps: Steps,
     t_start: float | None = None,
     t_end: float | None = None,
     sample_rate_hz: float | None = None,
 ) -> RunStats:
     """Summary of a window or a run; ``t_start``/``t_end`` (same clock as the steps) are the period,
     ``sample_rate_hz`` the rate the steps were measured at (without it there is no ``valr`` estimate)."""
-    ordered = sorted(steps, key=lambda s: s.t_contact)
-    left = foot_stats([s for s in ordered if s.side == "left"])
-    right = foot_stats([s for s in ordered if s.side == "right"])
+    ordered = as_table(steps).sorted_by_contact()
+    left = foot_stats(ordered.side("left"))
+    right = foot_stats(ordered.side("right"))
     return RunStats(
         steps=len(ordered),
         cadence_spm=cadence_spm(ordered),
@@ -206,7 +221,7 @@ def summarize(
         t_start=t_start,
         t_end=t_end,
         valr=loading_rate_estimate(ordered, sample_rate_hz),
-        step_list=list(ordered),
+        table=ordered,
     )
 
 

@@ -14,19 +14,17 @@ import gc
 import itertools
 import logging
 import math
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from itertools import repeat
-from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
 from edge_agent.analysis.kernels import Kernels, load_kernels
 from edge_agent.analysis.kernels import layout as L
-from edge_agent.analysis.loading_rate import step_bands
-from edge_agent.analysis.step import FOREFOOT_MIN, REARFOOT_MAX, ZONE_UNCERTAINTY, Side, Step
+from edge_agent.analysis.loading_rate import step_band_columns
+from edge_agent.analysis.step import FOREFOOT_MIN, REARFOOT_MAX, SIDES, ZONE_UNCERTAINTY, Side, Step, StepTable
 from edge_agent.profiles import FsrDividerCalibration, HardwareProfile, SensorType, load_profile
 
 if TYPE_CHECKING:  # the recordings package is optional at import time
@@ -36,7 +34,6 @@ log = logging.getLogger(__name__)
 
 G0 = 9.80665  # standard gravity, N/kg
 DEFAULT_BODY_MASS_KG = 70.0
-_TIME_ORDER = attrgetter("t_contact")
 #: Loading rates below this sample rate are reported as low-confidence (docs/design.md §4).
 LR_CONFIDENT_HZ = 200.0
 #: Toe-off level per sensor type, as a fraction of the step's own peak (0: the off level, as on force plates).
@@ -45,7 +42,6 @@ TOE_OFF_PEAK_FRACTION: dict[SensorType, float] = {"force": 0.0, "capacitive": 0.
 #: ``contact_events="vendor"``: initial contact at this fraction of the step's peak (Moticon's reports).
 VENDOR_IC_PEAK_FRACTION = 0.06
 ContactEvents = Literal["physical", "vendor"]
-_LR_MODELS = np.array(["sampled", "rise", "rise_prior"], dtype=object)  # by the kernel's E_LR_MODEL code
 
 
 class AnalysisError(ValueError):
@@ -343,73 +339,59 @@ def kernel_setup(profile: HardwareProfile, body_weight_n: float, config: Analysi
     return KernelSetup(params=p, weights=weights, lut=lut, fs=fs, buf_len=buf_len)
 
 
-def _none_where_nan(col: np.ndarray) -> list[float | None]:
-    """Column → list with None for NaN (one C-level pass instead of a test per element in Python)."""
-    nan = np.isnan(col)
-    if not nan.any():
-        return col.tolist()
-    obj = col.astype(object)
-    obj[nan] = None
-    return obj.tolist()
-
-
-def events_to_steps(events: np.ndarray, side: Side, low_confidence: bool, fs: float) -> list[Step]:
-    """Event rows (kernel or reference) → Step records (rows of contacts that are no steps are skipped);
-    ``fs`` (Hz) sets the loading-rate intervals (:mod:`edge_agent.analysis.loading_rate`).
-
-    Written for speed (columns prepared by numpy, ``map`` over the constructor): at 100 Hz a step
-    arrives every ~70 frames, so building Step objects is a visible share of the whole analysis.
-    """
+def events_to_table(events: np.ndarray, side: Side, low_confidence: bool, fs: float) -> StepTable:
+    """Event rows (kernel or reference) → the steps' columns (rows of contacts that are no steps are skipped);
+    ``fs`` (Hz) sets the loading-rate intervals (:mod:`edge_agent.analysis.loading_rate`)."""
     ev = np.asarray(events, dtype=np.float64)
     if ev.shape[1] > L.E_KIND:
         ev = ev[ev[:, L.E_KIND] == L.K_STEP]
     n = len(ev)
     if n == 0:
-        return []
-    t_ic = ev[:, L.E_T_IC]
-    t_to = ev[:, L.E_T_TO]
-    si = ev[:, L.E_SI]
+        return StepTable.empty()
+    t_ic = ev[:, L.E_T_IC].copy()
+    t_to = ev[:, L.E_T_TO].copy()
+    si = ev[:, L.E_SI].copy()
     has_si = ~np.isnan(si)
-    zone = np.full(n, None, dtype=object)
-    zone[has_si & (si < REARFOOT_MAX)] = "rearfoot"
-    zone[has_si & (si > FOREFOOT_MIN)] = "forefoot"
-    zone[has_si & (si >= REARFOOT_MAX) & (si <= FOREFOOT_MIN)] = "midfoot"
+    zone = np.full(n, -1, dtype=np.int8)
+    zone[has_si & (si < REARFOOT_MAX)] = 0
+    zone[has_si & (si >= REARFOOT_MAX) & (si <= FOREFOOT_MIN)] = 1
+    zone[has_si & (si > FOREFOOT_MIN)] = 2
     near = (np.abs(si - REARFOOT_MAX) < ZONE_UNCERTAINTY) | (np.abs(si - FOREFOOT_MIN) < ZONE_UNCERTAINTY)
-    uncertain = has_si & near
-    si_list = _none_where_nan(si)
     impact = ev[:, L.E_LR_IMPACT] > 0
-    method = np.where(impact, "impact_peak", "fallback").tolist()
-    valr = ev[:, L.E_VALR]
-    model_code = ev[:, L.E_LR_MODEL].astype(np.int64)
-    models = _LR_MODELS[model_code].tolist()
-    return list(
-        map(
-            Step,
-            repeat(side),
-            t_ic.tolist(),
-            t_to.tolist(),
-            ((t_to - t_ic) * 1000.0).tolist(),
-            si_list,
-            zone.tolist(),
-            uncertain.tolist(),
-            (ev[:, L.E_IMPACT] > 0).tolist(),
-            _none_where_nan(valr),
-            _none_where_nan(ev[:, L.E_VILR]),
-            method,
-            repeat(low_confidence),
-            ev[:, L.E_PEAK].tolist(),
-            ev[:, L.E_IMPULSE].tolist(),
-            si_list,
-            _none_where_nan(ev[:, L.E_SI_Y]),
-            _none_where_nan(ev[:, L.E_COP_PATH]),
-            _none_where_nan(ev[:, L.E_COP_ML]),
-            repeat(None),
-            _none_where_nan(ev[:, L.E_IMPACT_BW]),
-            models,
-            _none_where_nan(ev[:, L.E_VALR_SAMPLED]),
-            step_bands(impact, model_code, fs),
-        )
-    )
+    model = ev[:, L.E_LR_MODEL].astype(np.int8)
+    band_lo, band_hi = step_band_columns(impact, model, fs)
+    cols: dict[str, np.ndarray] = {
+        "side": np.full(n, SIDES.index(side), dtype=np.int8),
+        "t_contact": t_ic,
+        "t_toe_off": t_to,
+        "contact_ms": (t_to - t_ic) * 1000.0,
+        "strike_index": si,
+        "zone": zone,
+        "zone_uncertain": has_si & near,
+        "impact_peak": ev[:, L.E_IMPACT] > 0,
+        "valr_bw_s": ev[:, L.E_VALR].copy(),
+        "vilr_bw_s": ev[:, L.E_VILR].copy(),
+        "lr_impact": impact,
+        "lr_low_confidence": np.full(n, low_confidence, dtype=bool),
+        "peak_force_bw": ev[:, L.E_PEAK].copy(),
+        "impulse_bw_s": ev[:, L.E_IMPULSE].copy(),
+        "cop_x": si,
+        "cop_y": ev[:, L.E_SI_Y].copy(),
+        "cop_path": ev[:, L.E_COP_PATH].copy(),
+        "cop_ml_excursion": ev[:, L.E_COP_ML].copy(),
+        "flight_ms": np.full(n, np.nan),
+        "impact_peak_bw": ev[:, L.E_IMPACT_BW].copy(),
+        "lr_model": model,
+        "valr_sampled_bw_s": ev[:, L.E_VALR_SAMPLED].copy(),
+        "band_lo": band_lo,
+        "band_hi": band_hi,
+    }
+    return StepTable(cols)
+
+
+def events_to_steps(events: np.ndarray, side: Side, low_confidence: bool, fs: float) -> list[Step]:
+    """Event rows → :class:`Step` records (:func:`events_to_table`)."""
+    return events_to_table(events, side, low_confidence, fs).to_steps()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -474,6 +456,10 @@ class FootAnalyzer:
 
     def feed(self, t: np.ndarray, raw: np.ndarray) -> list[Step]:
         """Process frames ``t`` (s, float64[n]) and ``raw`` (raw units, [n, S]); return finished steps."""
+        return self.feed_table(t, raw).to_steps()
+
+    def feed_table(self, t: np.ndarray, raw: np.ndarray) -> StepTable:
+        """:meth:`feed`, the finished steps as columns."""
         where = f"FootAnalyzer({self.profile.name}, {self.side}).feed"
         ta = np.asarray(t)
         if ta.dtype.kind not in "fiu":
@@ -486,7 +472,7 @@ class FootAnalyzer:
             raise AnalysisError(f"{where}: t has {ta.shape[0]} frames but raw has {ra.shape[0]}")
         su = self._setup
         rai = ra.view(np.int32)
-        out: list[Step] = []
+        out: list[StepTable] = []
         pos = 0
         n = ta.shape[0]
         while pos < n:
@@ -498,18 +484,22 @@ class FootAnalyzer:
                 ev = self._events[:ne]
                 self._contact_ic.extend(ev[:, L.E_T_IC].tolist())
                 self._contact_to.extend(ev[:, L.E_T_TO].tolist())
-                out.extend(events_to_steps(ev, self.side, self.low_confidence, su.fs))
+                out.append(events_to_table(ev, self.side, self.low_confidence, su.fs))
             pos += used
-        return out
+        return StepTable.concat(out)
 
     def flush(self) -> list[Step]:
         """End of stream: a contact whose toe-off was seen is emitted; an unfinished one is dropped
         (its toe-off, and so every per-step measure, is unknown) and counted as ``cut_contacts``."""
+        return self.flush_table().to_steps()
+
+    def flush_table(self) -> StepTable:
+        """:meth:`flush`, the steps as columns."""
         ne = self._kernels.flush_state(self._state, self._buf, self._setup.params, self._events)
         ev = self._events[:ne]
         self._contact_ic.extend(ev[:, L.E_T_IC].tolist())
         self._contact_to.extend(ev[:, L.E_T_TO].tolist())
-        return events_to_steps(ev, self.side, self.low_confidence, self._setup.fs)
+        return events_to_table(ev, self.side, self.low_confidence, self._setup.fs)
 
     def take_contacts(self) -> tuple[list[float], list[float]]:
         """(initial contacts, toe-offs) of every contact finished since the last call, steps or not
@@ -566,8 +556,7 @@ class GaitAnalyzer:
             "left": FootAnalyzer(profile, "left", body_weight_n, self.config),
             "right": FootAnalyzer(profile, "right", body_weight_n, self.config),
         }
-        self._held: dict[Side, list[Step]] = {"left": [], "right": []}  # time-ordered per foot
-        self._held_tc: dict[Side, list[float]] = {"left": [], "right": []}
+        self._held: dict[Side, StepTable] = {"left": StepTable.empty(), "right": StepTable.empty()}  # time-ordered
         # contact / toe-off times of each foot's finished contacts (steps or not), in time order
         self._ic: dict[Side, list[float]] = {"left": [], "right": []}
         self._to: dict[Side, list[float]] = {"left": [], "right": []}
@@ -581,15 +570,15 @@ class GaitAnalyzer:
     def sample_rate_hz(self) -> float:
         return self.feet["left"].sample_rate_hz
 
-    def _remember(self, side: Side, steps: list[Step]) -> None:
+    def _remember(self, side: Side, steps: StepTable) -> None:
         ic, to = self.feet[side].take_contacts()
         self._ic[side].extend(ic)
         self._to[side].extend(to)
-        self._held[side].extend(steps)
-        self._held_tc[side].extend(s.t_contact for s in steps)
+        if len(steps):
+            self._held[side] = StepTable.concat([self._held[side], steps])
 
-    def _flights(self, t_c: np.ndarray, other: Side) -> list[float | None]:
-        """Flight (ms) before each contact time: t_c − the other foot's last toe-off before it."""
+    def _flights(self, t_c: np.ndarray, other: Side) -> np.ndarray:
+        """Flight (ms) before each contact time: t_c − the other foot's last toe-off before it (NaN: unknown)."""
         ic = np.asarray(self._ic[other])
         to = np.asarray(self._to[other])
         k = np.searchsorted(ic, t_c, side="left") - 1
@@ -598,27 +587,36 @@ class GaitAnalyzer:
         o_open = self.feet[other].open_contact_start
         if o_open is not None:
             ok &= ~(o_open < t_c)  # the other foot is still on the ground
-        return [fl * 1000.0 if good else None for fl, good in zip(f.tolist(), ok.tolist(), strict=True)]
+        return np.where(ok, f * 1000.0, np.nan)
 
     def feed(self, side: Literal["left", "right"], t: np.ndarray, raw: np.ndarray) -> list[Step]:
+        return self.feed_table(side, t, raw).to_steps()
+
+    def feed_table(self, side: Literal["left", "right"], t: np.ndarray, raw: np.ndarray) -> StepTable:
+        """:meth:`feed`, the steps as columns."""
         if side not in self.feet:
             raise AnalysisError(f"GaitAnalyzer.feed: side = {side!r} must be 'left' or 'right'")
-        self._remember(side, self.feet[side].feed(t, raw))
+        self._remember(side, self.feet[side].feed_table(t, raw))
         return self._release(final=False)
 
     def flush(self) -> list[Step]:
-        for side in ("left", "right"):
-            self._remember(side, self.feet[side].flush())  # type: ignore[arg-type,index]
+        return self.flush_table().to_steps()
+
+    def flush_table(self) -> StepTable:
+        """:meth:`flush`, the steps as columns."""
+        for side in SIDES:
+            self._remember(side, self.feet[side].flush_table())
         return self._release(final=True)
 
-    def _release(self, final: bool) -> list[Step]:
+    def _release(self, final: bool) -> StepTable:
         """Release each foot's held steps whose flight can be decided (a time-ordered prefix)."""
-        out: list[Step] = []
+        out: list[StepTable] = []
         last = {side: foot.t_last for side, foot in self.feet.items()}
         for side, other in (("left", "right"), ("right", "left")):
-            held, tcs = self._held[side], self._held_tc[side]  # type: ignore[index]
-            if not held:
+            held = self._held[side]  # type: ignore[index]
+            if not len(held):
                 continue
+            tcs = held.cols["t_contact"]
             o_last = last[other]  # type: ignore[index]
             # releasable with a flight time: the other foot's stream has passed t_contact + margin
             if final:
@@ -626,39 +624,35 @@ class GaitAnalyzer:
             elif o_last is None:
                 r1 = 0
             else:
-                r1 = bisect_right(tcs, o_last - self._margin)
+                r1 = int(np.searchsorted(tcs, o_last - self._margin, side="right"))
             r2 = 0
             own = last[side]  # type: ignore[index]
             if self.hold_s is not None and own is not None:  # waited hold_s of this foot's time
-                r2 = bisect_left(tcs, own - self.hold_s)
+                r2 = int(np.searchsorted(tcs, own - self.hold_s, side="left"))
             r = max(r1, r2)
             if r == 0:
                 continue
-            batch = held[:r]
+            batch = held.take(slice(0, r))
+            flight = np.full(r, np.nan)  # beyond r1 the other foot is absent or lagging: flight unknown
             if r1:
-                flights = self._flights(np.asarray(tcs[:r1]), other)  # type: ignore[arg-type]
-                for st, fl in zip(batch, flights, strict=False):
-                    st.flight_ms = fl
-            for st in batch[r1:]:
-                st.flight_ms = None  # the other foot is absent or lagging: flight unknown
-            out.extend(batch)
-            del held[:r]
-            del tcs[:r]
+                flight[:r1] = self._flights(tcs[:r1], other)  # type: ignore[arg-type]
+            batch.cols["flight_ms"] = flight
+            out.append(batch)
+            self._held[side] = held.take(slice(r, None))  # type: ignore[index]
         # forget contacts no held step can refer to any more (keep one before the cutoff)
-        cutoff = min((tcs[0] for tcs in self._held_tc.values() if tcs), default=math.inf)
+        cutoff = min((float(h.cols["t_contact"][0]) for h in self._held.values() if len(h)), default=math.inf)
         for foot in self.feet.values():  # steps still to come start after these times
             start = foot.open_contact_start if foot.open_contact_start is not None else foot.t_last
             cutoff = min(cutoff, -math.inf if start is None else start - 1.0)
-        for side in ("left", "right"):
-            ic = self._ic[side]  # type: ignore[index]
+        for side in SIDES:
+            ic = self._ic[side]
             if len(ic) > 64:
                 k = max(0, min(bisect_left(ic, cutoff), len(ic) - 1) - 1)
                 k = max(k, len(ic) - 4096)  # bounded even when one foot's stream has stopped
                 if k:
                     del ic[:k]
-                    del self._to[side][:k]  # type: ignore[index]
-        out.sort(key=_TIME_ORDER)
-        return out
+                    del self._to[side][:k]
+        return StepTable.concat(out).sorted_by_contact()
 
     @property
     def quality(self) -> dict[str, dict]:
@@ -671,7 +665,7 @@ class GaitAnalyzer:
 
 @dataclass
 class AnalysisResult:
-    steps: list[Step]
+    steps: StepTable  # time-ordered; iterating or indexing it gives Step records
     body_weight_n: float
     body_weight_source: str  # "argument", "config", "recording", "standing", "default"
     quality: dict
@@ -933,7 +927,7 @@ def _feed(
     src: str,
     warnings: list[str],
 ) -> AnalysisResult:
-    steps: list[Step] = []
+    steps: list[StepTable] = []
     # each foot's frame intervals, chunk by chunk (across chunk edges too): the median gives the sample rate
     intervals: list[np.ndarray] = []
     t_end: dict[str, np.ndarray] = {}
@@ -945,7 +939,7 @@ def _feed(
             t, raw = chunk[side]
             if len(t) != len(raw):
                 raise AnalysisError(f"recording {source.source} {side} stream: {len(t)} times for {len(raw)} frames")
-            steps.extend(gait.feed(side, t, raw))  # type: ignore[arg-type]
+            steps.append(gait.feed_table(side, t, raw))  # type: ignore[arg-type]
             t = np.asarray(t, dtype=np.float64)
             if t.size:
                 intervals.append(np.diff(t, prepend=t_end[side]) if side in t_end else np.diff(t))
@@ -955,11 +949,10 @@ def _feed(
                 tmin, tmax = min(tmin, float(fin.min())), max(tmax, float(fin.max()))
         if progress is not None:
             progress(*source.progress())
-    steps.extend(gait.flush())
-    steps.sort(key=_TIME_ORDER)
+    steps.append(gait.flush_table())
     dt = _median(np.concatenate(intervals)) if sum(d.size for d in intervals) else 0.0
     return AnalysisResult(
-        steps=steps,
+        steps=StepTable.concat(steps).sorted_by_contact(),
         body_weight_n=bw,
         body_weight_source=src,
         quality=gait.quality,

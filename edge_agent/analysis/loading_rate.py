@@ -114,30 +114,21 @@ def step_case(impact_peak: bool, lr_model: str) -> LrCase:
     return "impact" if impact_peak else "fallback"
 
 
-def step_bands(impact: np.ndarray, model: np.ndarray, fs: float) -> list[tuple[float, float]]:
-    """Each step's (m_lo, m_hi) — its 90 % interval is VALR × these — as one of four shared tuples (one per
-    case): a Step holds a reference, not two more floats (``impact`` bool, ``model`` the kernel's codes)."""
-    bands = np.empty(4, dtype=object)
+def step_band_columns(impact: np.ndarray, model: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each step's (m_lo, m_hi) — its 90 % interval is VALR × these — as two columns (``impact`` bool, ``model``
+    the kernel's codes: 0 sampled, 1 rise, 2 rise_prior)."""
+    lo = np.empty(4)
+    hi = np.empty(4)
     for k, case in enumerate(("rise", "rise_prior", "impact", "fallback")):
-        bands[k] = step_interval_multipliers(fs, case)  # type: ignore[arg-type]
+        lo[k], hi[k] = step_interval_multipliers(fs, case)  # type: ignore[arg-type]
     code = np.where(model == 1, 0, np.where(model == 2, 1, np.where(impact, 2, 3)))
-    return bands[code].tolist()
+    return lo[code], hi[code]
 
 
 def step_intervals(valr: np.ndarray, impact: np.ndarray, model: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
     """Vectorised per-step intervals: ``valr`` (NaN allowed), ``impact`` bool, ``model`` the kernel's codes
     (0 sampled, 1 rise, 2 rise_prior). Returns (lo, hi) arrays (NaN where VALR is NaN)."""
-    m_lo = np.empty(valr.shape)
-    m_hi = np.empty(valr.shape)
-    for case, mask in (
-        ("rise", model == 1),
-        ("rise_prior", model == 2),
-        ("impact", (model == 0) & impact),
-        ("fallback", (model == 0) & ~impact),
-    ):
-        lo, hi = step_interval_multipliers(fs, case)  # type: ignore[arg-type]
-        m_lo[mask] = lo
-        m_hi[mask] = hi
+    m_lo, m_hi = step_band_columns(impact, model, fs)
     return valr * m_lo, valr * m_hi
 
 

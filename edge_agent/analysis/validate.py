@@ -24,6 +24,7 @@ import math
 import re
 import sys
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ def _stats(values: list[float | None] | list[float]) -> dict[str, float | int | 
     }
 
 
-def _zone_share(steps: list[Step]) -> dict[str, float | int]:
+def _zone_share(steps: Sequence[Step]) -> dict[str, float | int]:
     z = [s.strike_zone for s in steps if s.strike_zone is not None]
     n = len(z)
     return {
@@ -217,7 +218,7 @@ FSA_FOREFOOT_DEG = -1.6
 FSA_FLAT_FRACTION = 0.4  # reference "foot flat" instant: 40 % of stance (no static trial in the data)
 
 
-def marker_strike_angles(c3d: Path, steps: list[Step]) -> list[float]:
+def marker_strike_angles(c3d: Path, steps: Sequence[Step]) -> list[float]:
     """Kinematic foot-strike angle per step from the trial's markers (degrees, + = toes up).
 
     Angle of the heel(bottom)→MT-head-midpoint line in the sagittal plane at initial contact minus
@@ -275,7 +276,7 @@ def validate_fukuchi(data: Path) -> list[dict[str, Any]]:
     return results
 
 
-def _marker_strike(forces: Path, rec: Recording, steps: list[Step]) -> dict[str, Any]:
+def _marker_strike(forces: Path, rec: Recording, steps: Sequence[Step]) -> dict[str, Any]:
     c3d = forces.parent / forces.name.replace("forces.txt", ".c3d")
     if not c3d.is_file() or "markers" not in str(rec.meta.get("side_assignment", "")):
         return {"marker_fsa_deg": None}

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_agent.recordings.fast_table import FastRows, enabled
 from edge_agent.recordings.model import (
     MAX_GAP_S,
     SIDES,
@@ -61,10 +62,11 @@ class TextLines:
         self._text = io.TextIOWrapper(self._bin, encoding="utf-8-sig", newline=None)  # type: ignore[arg-type]
         self.line_no = 0
         self._pushed: str | None = None
+        self.fast: FastRows | None = None  # the fast parser while it reads this file's table
 
     @property
     def bytes_read(self) -> int:
-        return self._raw.tell()
+        return self._raw.tell() if self.fast is None else self.fast.bytes_read
 
     def readline(self) -> str | None:
         """The next line without its line break, or None at the end of the file."""
@@ -106,7 +108,27 @@ def read_rows(
 ) -> Iterator[tuple[int, np.ndarray]]:
     """The numeric table that follows in ``lines``, ``chunk_rows`` rows at a time, each with the line number of
     its first row. Blank lines are allowed only at the end of the file; ``skip`` columns (text labels) stay NaN.
-    Errors name file:line:column."""
+    Errors name file:line:column.
+
+    Delimited tables are parsed by a numba kernel (:mod:`edge_agent.recordings.fast_table`) as long as the rows
+    are plain numbers; from the first block that is not, the text parser reads on (same chunks, same values,
+    same errors)."""
+    if sep is not None and enabled():
+        fast = FastRows(lines.path, lines.line_no + 1, sep, n_cols, skip, chunk_rows, MAX_LINE_CHARS)  # type: ignore[arg-type]
+        lines.fast = fast
+        yield from fast
+        lines.fast = None
+        if fast.resume_line is None:
+            return
+        while lines.line_no < fast.resume_line - 1 and lines.readline() is not None:
+            pass
+    yield from _text_rows(lines, sep, n_cols, skip, chunk_rows)
+
+
+def _text_rows(
+    lines: TextLines, sep: str | None, n_cols: int, skip: frozenset[int], chunk_rows: int
+) -> Iterator[tuple[int, np.ndarray]]:
+    """:func:`read_rows` by the text parser."""
     blank_at: int | None = None
     while True:
         chunk: list[str] = []

@@ -138,7 +138,7 @@ def test_summarize_and_wire_roundtrip() -> None:
     assert rs.duty_factor == pytest.approx((0.2 / 0.7 + 0.3 / 0.7) / 2)
     assert rs.asymmetry.contact_ms_pct == pytest.approx(40.0)
     assert rs.duration_s == 10.0
-    assert [s.t_contact for s in rs.step_list] == [0.0, 0.35, 0.70, 1.05]
+    assert rs.table is not None and [s.t_contact for s in rs.table] == [0.0, 0.35, 0.70, 1.05]
     ws = WindowSummary(
         msg_id="abcdefgh12",
         device_id="pi",

@@ -145,32 +145,6 @@ def test_unknown_file_format_exits_2(tmp_path: Path) -> None:
     assert r.returncode == 2 and "unknown recording format" in r.stderr
 
 
-class _Source:
-    """A frame source as far as the progress bar cares: how far it is, out of how much."""
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-
-    def progress(self) -> tuple[int, int]:
-        return 0, self.total
-
-
-def test_progress_bar_for_long_recordings() -> None:
-    """tqdm draws to the given stream for a long recording even when it is not a TTY; never when disabled."""
-    from edge_agent.analysis.report import LONG_RECORDING_FRAMES, _progress
-
-    stream = io.StringIO()
-    update, bar = _progress(_Source(LONG_RECORDING_FRAMES), True, stream)
-    assert update is not None
-    update(500, 1000)
-    update(1000, 1000)
-    assert (bar.n, bar.total) == (1000, 1000)
-    bar.close()
-    assert "analysing" in stream.getvalue()
-    assert _progress(_Source(1000), True, io.StringIO()) == (None, None)  # short file, not a TTY
-    assert _progress(_Source(LONG_RECORDING_FRAMES), False, io.StringIO()) == (None, None)
-
-
 def test_segment_option_on_plantar_activity(shared_data: Path) -> None:
     seq = shared_data / "plantar-activity-moticon" / "S04" / "Sequence_01"
     r = run(str(seq), "--segment", "Walking on tiptoes", "--format", "json")

@@ -11,18 +11,8 @@ import pytest
 from edge_agent.analysis.analyzer import analyze_frames, analyze_recording
 from edge_agent.profiles import load_profile
 from edge_agent.recordings import FrameStream, RecordingError, load_recording, open_stream
-from edge_agent.recordings.simulator import RunParams, simulate
 from tests.support.paths import DATA
-
-
-def plain_csv(path: Path, seconds: float = 90.0) -> Path:
-    rec, _ = simulate(load_profile("moticon-opengo"), RunParams(duration_s=seconds, seed=5))
-    assert rec.left is not None and rec.right is not None
-    n = min(len(rec.left.t), len(rec.right.t))
-    table = np.column_stack([rec.left.t[:n], rec.left.raw[:n], rec.right.raw[:n]])
-    head = "time," + ",".join([*(f"left_{i}" for i in range(1, 17)), *(f"right_{i}" for i in range(1, 17))])
-    np.savetxt(path, table, fmt=["%.4f"] + ["%.3f"] * 32, delimiter=",", header=head, comments="")
-    return path
+from tests.support.recordings import simulated_csv
 
 
 def same(a: object, b: object) -> None:
@@ -34,7 +24,7 @@ def same(a: object, b: object) -> None:
 @pytest.mark.parametrize("chunk_rows", [4096, 333])
 @pytest.mark.parametrize("name", ["moticon_opengo_230927_102114_excerpt.txt.gz", "GaCo01_01.txt.gz", "csv"])
 def test_streamed_analysis_equals_the_whole_recording(tmp_path: Path, name: str, chunk_rows: int) -> None:
-    path = plain_csv(tmp_path / "run.csv") if name == "csv" else DATA / name
+    path = simulated_csv(tmp_path / "run.csv") if name == "csv" else DATA / name
     profile = "moticon-opengo" if name == "csv" else None
     whole = load_recording(path, profile=profile)
     prof = load_profile(whole.profile)
@@ -47,7 +37,7 @@ def test_streamed_analysis_equals_the_whole_recording(tmp_path: Path, name: str,
 
 
 def test_time_going_backwards_in_a_later_chunk_is_named(tmp_path: Path) -> None:
-    path = plain_csv(tmp_path / "run.csv", 30.0)
+    path = simulated_csv(tmp_path / "run.csv", 30.0)
     lines = path.read_text().splitlines()
     lines[2500] = lines[100]  # a row from the past, far past the first chunk
     path.write_text("\n".join(lines) + "\n")

@@ -1,6 +1,6 @@
-"""Streaming step kernels (numba, ``steps``), their array layouts (``layout``), an ahead-of-time
-build of the same code (``aot``); their plain Python/numpy twin, which the tests compare against, is
-``tests/agent/reference.py``.
+"""Streaming step kernels (numba, ``steps``), the numeric text-table parser (``table``), their array layouts
+(``layout``), an ahead-of-time build of the same code (``aot``); the step kernels' plain Python/numpy twin, which
+the tests compare against, is ``tests/agent/reference.py``.
 
 Use them through ``edge_agent.analysis.analyzer`` (validation, contiguous arrays, Step records); the kernel
 functions themselves are private and take raw parameter vectors. :func:`load_kernels` picks the
@@ -34,6 +34,7 @@ class KernelsUnavailable(RuntimeError):
 class Kernels:
     run_chunk: Callable[..., Any]
     flush_state: Callable[..., Any]
+    parse_table: Callable[..., Any]  # numeric text tables (kernels/table.py)
     backend: Backend
     origin: str  # the AOT module's path, or the numba cache directory
 
@@ -60,12 +61,13 @@ def _choose() -> Kernels:
     if mode != "jit":
         module = aot.load()
         if module is not None:
-            return Kernels(module.run_chunk, module.flush_state, "aot", str(module.__file__))
+            return Kernels(module.run_chunk, module.flush_state, module.parse_table, "aot", str(module.__file__))
         if mode == "aot":
             raise KernelsUnavailable(
                 f"FOOTFALL_KERNELS=aot but there is no ahead-of-time build of these kernels in "
                 f"{aot.kernel_dir()}: run `footfall-agent build-kernels` (needs gcc) or set FOOTFALL_KERNELS=auto"
             )
-    from edge_agent.analysis.kernels import steps
+    from edge_agent.analysis.kernels import steps, table
 
-    return Kernels(steps.run_chunk, steps.flush_state, "jit", os.environ.get("NUMBA_CACHE_DIR", "numba default"))
+    cache = os.environ.get("NUMBA_CACHE_DIR", "numba default")
+    return Kernels(steps.run_chunk, steps.flush_state, table.parse_table, "jit", cache)

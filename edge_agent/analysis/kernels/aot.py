@@ -19,7 +19,7 @@ agent at ≈ 185 MB against its 150 MB budget. The AOT module needs only numpy a
 * **Where**: :func:`kernel_dir` — ``$FOOTFALL_KERNEL_DIR``, else ``$XDG_CACHE_HOME/footfall/kernels``
   (``~/.cache/footfall/kernels``).
 * **Which build**: the module is named after :func:`build_key`, a hash of the kernel sources
-  (``steps.py``, ``layout.py`` and this module, which holds the signatures), the numba and numpy
+  (``steps.py``, ``table.py``, ``layout.py`` and this module, which holds the signatures), the numba and numpy
   versions, the Python ABI and the machine. A build from other code is therefore never loaded: it is
   simply not found, and the JIT runs instead.
 * **Same numbers**: both backends compile the same Python source; they may differ in the last bits
@@ -54,13 +54,16 @@ from types import ModuleType
 log = logging.getLogger(__name__)
 
 _HERE = Path(__file__).resolve().parent
-_SOURCES = (_HERE / "steps.py", _HERE / "layout.py", Path(__file__).resolve())  # code, layouts, signatures
+#: code, layouts, signatures
+_SOURCES = (_HERE / "steps.py", _HERE / "table.py", _HERE / "layout.py", Path(__file__).resolve())
 #: numba types of the exported kernels (what ``edge_agent.analysis.analyzer`` passes; C-contiguous arrays).
 _F1, _F2 = "f8[::1]", "f8[:, ::1]"
 SIGNATURES = {
     # t, raw, rawi | p, weights, lut | st, sensors, buf | events
     "run_chunk": f"UniTuple(i8, 2)({_F1}, f4[:, ::1], i4[:, ::1], {_F1}, {_F2}, {_F1}, {_F1}, {_F2}, {_F2}, {_F2})",
     "flush_state": f"i8({_F1}, {_F2}, {_F1}, {_F2})",
+    # buf, sep, skip | out  (kernels/table.py)
+    "parse_table": "i8(u1[::1], i8, u1[::1], f8[:, ::1])",
 }
 
 
@@ -186,7 +189,7 @@ def build(directory: Path | None = None, *, cpu: str = "host", force: bool = Fal
             from numba.pycc import CC
     except ImportError as err:
         raise KernelBuildError(f"numba is needed to build the kernels: {err}") from err
-    from edge_agent.analysis.kernels import steps
+    from edge_agent.analysis.kernels import steps, table
 
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)  # readable (images), never shared-writable
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".build-") as tmp:
@@ -198,7 +201,7 @@ def build(directory: Path | None = None, *, cpu: str = "host", force: bool = Fal
 
             cc.target_cpu = llvmlite.binding.get_host_cpu_name()
         for fn, sig in SIGNATURES.items():
-            cc.export(fn, sig)(getattr(steps, fn).py_func)
+            cc.export(fn, sig)(getattr(table if fn == "parse_table" else steps, fn).py_func)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
