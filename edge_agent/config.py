@@ -211,6 +211,14 @@ class AgentConfig(BaseSettings):
         default="insoles", pattern=DEVICE_ID_PATTERN, title="Device id", description="In topics and run ids."
     )
     runner: str | None = Field(default=None, max_length=64, title="Runner", description="Whose runs these are.")
+    shoe: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        title="Shoe pair",
+        description="The pair you run in: each run summary names it and the dashboard tags the run (docs/program.md).",
+    )
     profile: str = Field(
         default="moticon-opengo", title="Hardware profile", description="Bundled name or path to a profile YAML."
     )

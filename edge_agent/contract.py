@@ -198,6 +198,13 @@ class RunSummary(Envelope):
     quality: Quality = Field(default_factory=Quality)
     body_mass_kg: NonNeg | None = None
     profile: str | None = Field(default=None, max_length=64)
+    shoe: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        title="Shoe pair the run was in (the agent's `shoe:`; optional)",
+    )
 
     @model_validator(mode="after")
     def _ends_after_it_starts(self) -> RunSummary:
@@ -247,6 +254,7 @@ AlertKind = Literal[
     "fatigue_drift",
     "asymmetry",
     "training_load",
+    "shoe_change",
 ]
 
 

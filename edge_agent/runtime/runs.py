@@ -52,6 +52,7 @@ class RunRecorder:
         device_id: str,
         runner: str | None,
         profile_name: str,
+        shoe: str | None = None,
         settings: PipelineConfig,
         thresholds: ActivityThresholds,
         sink: Sink,
@@ -63,6 +64,7 @@ class RunRecorder:
     ) -> None:
         self.device_id = device_id
         self.runner = runner
+        self.shoe = shoe
         self.profile_name = profile_name
         self.settings = settings
         self.thresholds = thresholds
@@ -218,6 +220,7 @@ class RunRecorder:
             quality=self.quality.since(self._run_quality0, self._calibration_age()),
             body_mass_kg=round(self.body.n / G, 2),
             profile=self.profile_name,
+            shoe=self.shoe,
             **stats.wire_fields(),  # type: ignore[arg-type]
         )
         await self._emit(run_msg)
