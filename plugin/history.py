@@ -122,6 +122,13 @@ def _foot(
     )
 
 
+def history_start(*, weeks: int, end: float | None = None) -> float:
+    """The Monday 00:00 UTC on which :func:`generate_history` starts ``weeks`` weeks of history before ``end``."""
+    end = time.time() if end is None else end
+    end_monday = math.floor((end - 4 * DAY) / WEEK) * WEEK + 4 * DAY  # Unix epoch was a Thursday
+    return end_monday - weeks * WEEK
+
+
 def generate_history(
     *,
     weeks: int = 8,
@@ -142,8 +149,7 @@ def generate_history(
     model = runner or RunnerModel()
     sc = scenario or Scenario()
     end = time.time() if end is None else end
-    end_monday = math.floor((end - 4 * DAY) / WEEK) * WEEK + 4 * DAY  # Unix epoch was a Thursday
-    start = end_monday - weeks * WEEK
+    start = history_start(weeks=weeks, end=end)
     counter = _Counter(stream_id or f"sim{rng.getrandbits(48):012x}", ids=random.Random(seed + 7919))
     days_by_count = {1: [6], 2: [2, 6], 3: [1, 3, 6], 4: [0, 2, 4, 6], 5: [0, 1, 3, 4, 6], 6: [0, 1, 2, 3, 4, 6]}
     schedule: list[tuple[int, float, float]] = []  # (week, start time, minutes)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge_agent.contract import Alert, RunSummary
+from edge_agent.contract import Alert, FeedbackTarget, RunSummary
 from plugin.program.assessment import assess
 from plugin.program.journey import journey, program_target, target_key
 from plugin.program.shoes import new_pair_alert
@@ -139,16 +139,37 @@ class ProgramService:
                 self._push_stage(doc, stage)
         target = program_target(doc, now=now)
         dumped = target.model_dump(mode="json", exclude_none=True)
-        if target_key(dumped) != target_key(program["target"]):
-            self.store.set_program_target(runner, dumped)
-            doc["published_target"] = dumped
-            if self.publish is not None:
-                try:
-                    publish_target(self.publish, target, base_topic=self.base_topic)
-                    out.published = True
-                except Exception:  # the broker is away: the stored target goes out with the next change
-                    log.exception("could not publish the program target of %r", runner)
+        if self.publish is not None and target_key(dumped) != target_key(program["target"]):
+            out.published = self._publish(runner, target)
+            if out.published:
+                doc["published_target"] = dumped
         return doc
+
+    def _publish(self, runner: str, target: FeedbackTarget) -> bool:
+        """Publish (retained) and remember what was published; without a broker nothing is remembered, so the
+        target goes out once one is there."""
+        assert self.publish is not None
+        try:
+            publish_target(self.publish, target, base_topic=self.base_topic)
+        except Exception:
+            log.exception("could not publish the program target of %r", runner)
+            return False
+        self.store.set_program_target(runner, target.model_dump(mode="json", exclude_none=True))
+        return True
+
+    def publish_all(self) -> int:
+        """Publish every program's current target (the dashboard's start: the broker may have lost its retained
+        copies); returns how many were published."""
+        if self.publish is None:
+            return 0
+        n = 0
+        for program in self.store.list_programs():
+            runner = program["runner"]
+            with self.store.exclusive(f"program:{runner}"):
+                doc = journey(self.store, runner, now=self.clock())
+                if doc is not None and self._publish(runner, program_target(doc, now=self.clock())):
+                    n += 1
+        return n
 
     def _push_stage(self, doc: dict[str, Any], stage: int) -> None:
         title = f"{doc['runner']}: stage {stage} done — {STAGE_TEXT[stage].title}"

@@ -1,4 +1,5 @@
-"""HTML pages: small server-rendered shells; the content is drawn by ``static/app.js`` from the JSON API.
+"""HTML pages: small server-rendered shells; the content is drawn by ``static/app.js`` (or, for the pages in
+:data:`MODULE_PAGES`, by the ES module ``static/js/pages/<page>.js``) from the JSON API.
 
 Everything interpolated here goes through ``html.escape`` (run ids, titles, error text); the front end
 only ever inserts user-supplied text with ``textContent``. No inline script anywhere, so the CSP can
@@ -38,10 +39,13 @@ NAV = (
     ("/", "overview", "Overview"),
     ("/trends", "trends", "Trends"),
     ("/runs", "runs", "Runs"),
+    ("/journey", "journey", "Journey"),
     ("/alerts", "alerts", "Alerts"),
     ("/settings", "settings", "Settings"),
 )
-CHART_PAGES = frozenset({"overview", "trends", "run"})
+CHART_PAGES = frozenset({"overview", "trends", "run", "journey"})
+#: Pages drawn by their own ES module (``static/js/pages/<page>.js``) instead of ``app.js``.
+MODULE_PAGES = frozenset({"journey"})
 
 
 def e(text: object) -> str:
@@ -71,12 +75,19 @@ def render(page: str, title: str, body: str, *, data: dict[str, str] | None = No
         f"<title>{e(title)} · footfall</title>"
         '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">'
         '<link rel="stylesheet" href="/static/app.css">'
-        f'{scripts}<script src="/static/app.js" defer></script></head>'
+        f"{scripts}{_page_script(page)}</head>"
         f'<body data-page="{e(page)}"{attrs}>{header}<main id="main">{body}</main>'
         '<div id="toasts" class="toasts" aria-live="polite"></div>'
         '<footer class="foot">footfall — your data stays at home. Measures are estimates from insoles; '
         "judge trends against your own baseline, not absolute cut-offs.</footer></body></html>"
     )
+
+
+def _page_script(page: str) -> str:
+    shell = '<script src="/static/app.js" defer></script>'  # the live dot, tooltips
+    if page in MODULE_PAGES:
+        return shell + f'<script type="module" src="/static/js/pages/{e(page)}.js"></script>'
+    return shell
 
 
 def _page(page: str, title: str, body: str, **data: str) -> web.Response:
@@ -222,6 +233,44 @@ async def run_page(request: web.Request) -> web.Response:
     return _page("run", f"Run {run_id}", body, run_id=run_id)
 
 
+async def journey_page(request: web.Request) -> web.Response:
+    body = (
+        '<div class="page-head"><h1 class="page-title">Journey</h1><div class="filters"><label>Runner '
+        '<select id="journey-runner"></select></label></div></div>'
+        '<div id="journey-messages" role="status"></div>'
+        + _card("journey-stage", "Where you are", "The program's stage, replayed from your runs since it started.",
+                "wide")
+        + '<div class="grid">'
+        + _card("journey-targets", "This week's targets",
+                "What the metronome and the cues on your Pi aim for this week (published to your agent).")
+        + _card("journey-assessment", "Starting assessment", "Your last 4 weeks before the program started.")
+        + "</div>"
+        + '<div class="charts">'
+        + "".join(
+            f'<section class="card chart-card" id="card-{cid}"><h2>{e(t)} '
+            f'<span class="tip" tabindex="0" data-tip="{e(tip)}">?</span></h2>'
+            f'<div class="chart" id="chart-{cid}" role="img" aria-label="{e(t)} chart"></div></section>'
+            for cid, t, tip in JOURNEY_CHARTS
+        )
+        + "</div>"
+        + _card("journey-stages", "The stages", "What to do in each stage, why, what not to do yet, and the sources.",
+                "wide")
+        + _card("journey-shoes", "Shoes",
+                "Each pair against your other runs at a similar cadence: loading rate, strike mix, cadence, contact "
+                "time, and running time in the pair (the insoles measure no distance).", "wide")
+        + _card("journey-program", "Your program", "Goals and injury history are yours to enter; they stay here.",
+                "wide")
+    )  # fmt: skip
+    return _page("journey", "Journey", body)
+
+
+JOURNEY_CHARTS = (
+    ("journey-cadence", "Cadence", "Each run's cadence against your baseline and this week's target band."),
+    ("journey-valr", "Loading rate", "Each run's mean VALR against your baseline and the ceiling (10 % under it)."),
+    ("journey-strike", "Midfoot + forefoot share", "Share of steps not landing on the heel, per week."),
+)
+
+
 async def alerts_page(request: web.Request) -> web.Response:
     body = (
         '<div class="page-head"><h1 class="page-title">Alerts</h1>'
@@ -361,6 +410,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/trends", trends_page)
     r.add_get("/runs", runs_page)
     r.add_get("/runs/{run_id}", run_page)
+    r.add_get("/journey", journey_page)
     r.add_get("/alerts", alerts_page)
     r.add_get("/settings", settings_page)
     r.add_get("/login", login_get)
