@@ -55,14 +55,17 @@ def _mean(values: list[float | None]) -> float | None:
     return sum(known) / len(known) if known else None
 
 
-def load_inputs(store: Any, program: dict[str, Any]) -> tuple[Baseline, list[RunPoint], list[LoadingAlert]]:
+def load_inputs(
+    store: Any, program: dict[str, Any], now: float
+) -> tuple[Baseline, list[RunPoint], list[LoadingAlert]]:
+    """The baseline, the runs started since the program did (before ``now``) and the loading alerts."""
     a = program["assessment"]
     base = Baseline(a["cadence_spm"], a["valr_mean"], a.get("non_rearfoot_pct") or 0.0)
     runner = program["runner"]
     runs = [
         RunPoint(p["run_id"], _ts(p["t"]), _ts(p["t"]) + float(p["duration_s"] or 0.0), p["cadence_spm"],
                  p["valr_mean"], _non_rearfoot(p))
-        for p in trend_points(store, "run", runner=runner, since=program["started_at"])
+        for p in trend_points(store, "run", runner=runner, since=program["started_at"], until=now)
     ]  # fmt: skip
     alerts = [
         LoadingAlert(a["created_at"], a["acked_at"], a["title"])
@@ -89,11 +92,11 @@ def _stage_progress(rp: Replay, base: Baseline, recent: dict[str, Any]) -> float
 
 
 def journey(store: Any, runner: str, *, now: float) -> dict[str, Any] | None:
-    """The journey document of ``runner`` (None without a program)."""
+    """The journey document of ``runner`` as of ``now`` (None without a program)."""
     program = store.get_program(runner)
     if program is None:
         return None
-    base, runs, alerts = load_inputs(store, program)
+    base, runs, alerts = load_inputs(store, program, now)
     skip = program["skip_transition"]
     rp = replay(base, runs, alerts, started_at=program["started_at"], skip_transition=skip)
     goal_pct = float(program["cadence_goal_pct"])
@@ -124,7 +127,7 @@ def journey(store: Any, runner: str, *, now: float) -> dict[str, Any] | None:
     }
 
     # -- this week: too fast? ----------------------------------------------------------------------------------
-    weeks = trend_points(store, "week", runner=runner, since=program["started_at"])
+    weeks = trend_points(store, "week", runner=runner, since=program["started_at"], until=now)
     week_series = [
         {"t": w["t"], "runs": w["runs"], "cadence_spm": w["cadence_spm"], "valr_mean": w["valr_mean"],
          "non_rearfoot_pct": _non_rearfoot(w)}
