@@ -25,7 +25,9 @@ def add_program_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runner", required=True)
     p.add_argument("--goals", help="the runner's goals, in their words")
     p.add_argument("--injury-note", help="injury history the runner wants the coach to know")
-    p.add_argument("--cadence-goal", type=float, metavar="PCT", help=f"cadence rise 5–10 %% (default {DEFAULT_GOAL_PCT})")
+    p.add_argument(
+        "--cadence-goal", type=float, metavar="PCT", help=f"cadence rise 5–10 %% (default {DEFAULT_GOAL_PCT})"
+    )
     p.add_argument("--skip-transition", choices=("yes", "no"), help="skip the optional strike transition (stage 2)")
     p.add_argument("--json", action="store_true", help="show: the whole journey document as JSON")
 

@@ -55,9 +55,7 @@ def _mean(values: list[float | None]) -> float | None:
     return sum(known) / len(known) if known else None
 
 
-def load_inputs(
-    store: Any, program: dict[str, Any], now: float
-) -> tuple[Baseline, list[RunPoint], list[LoadingAlert]]:
+def load_inputs(store: Any, program: dict[str, Any], now: float) -> tuple[Baseline, list[RunPoint], list[LoadingAlert]]:
     """The baseline, the runs started since the program did (before ``now``) and the loading alerts."""
     a = program["assessment"]
     base = Baseline(a["cadence_spm"], a["valr_mean"], a.get("non_rearfoot_pct") or 0.0)
@@ -178,8 +176,11 @@ def journey(store: Any, runner: str, *, now: float) -> dict[str, Any] | None:
     elif rp.waiting_unlock or (rp.stage == 2 and loading_open):
         names = "; ".join(a.title for a in loading_open) or "a loading alert"
         if loading_open:
-            lock = {"locked": True, "reason": f"Stage 1 holds, but a loading alert is open ({names}). "
-                    "Acknowledge it on the Alerts page once the cause is clear; the transition waits until then."}
+            lock = {
+                "locked": True,
+                "reason": f"Stage 1 holds, but a loading alert is open ({names}). "
+                "Acknowledge it on the Alerts page once the cause is clear; the transition waits until then.",
+            }
         else:
             lock = {"locked": False, "reason": "Unlocked: stage 2 starts with your next run."}
     if rp.stage == 2:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 DAY = 86400.0
 WEEK = 7 * DAY
@@ -226,8 +225,11 @@ def replay(
                 start_stage(3, run.end)
         elif r.stage == 3:
             rise = cadence_rise_pct(base, run.cadence_spm)
-            if rise is not None and rise >= CADENCE_MIN_PCT and run.valr_mean is not None and (
-                run.valr_mean <= base.valr_ceiling
+            if (
+                rise is not None
+                and rise >= CADENCE_MIN_PCT
+                and run.valr_mean is not None
+                and (run.valr_mean <= base.valr_ceiling)
             ):
                 r.stage3_held += 1
             if r.stage3_held >= CONSOLIDATE_RUNS:

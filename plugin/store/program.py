@@ -78,7 +78,9 @@ class ProgramQueries(StoreBase):
         sets = ", ".join(f"{k} = ?" for k in fields)
         args = [int(v) if k == "skip_transition" else v for k, v in fields.items()]
         with self._tx() as w:
-            cur = w.execute(f"UPDATE programs SET {sets}, updated_at = ? WHERE runner = ?", (*args, time.time(), runner))
+            cur = w.execute(
+                f"UPDATE programs SET {sets}, updated_at = ? WHERE runner = ?", (*args, time.time(), runner)
+            )
             return cur.rowcount == 1
 
     def get_program(self, runner: str) -> dict[str, Any] | None:

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:  # the web layer only calls the Store; importing it at runtime is the service's job
-    from plugin.program import ProgramService
     from plugin.config import RiskConfig
     from plugin.events import EventHub
+    from plugin.program import ProgramService
     from plugin.store import Store
 
 SettingType = Literal["float", "int", "str", "url_list", "bool"]

@@ -4,6 +4,7 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -100,7 +101,7 @@ def test_a_gradual_cadence_rise_completes_stage_one(store: Store) -> None:
     cadences = [t.cadence.spm for t in f.targets()]
     base = a["cadence_spm"]
     assert cadences[0] == pytest.approx(base * 1.025, abs=0.1) and cadences[-1] == pytest.approx(base * 1.075, abs=0.1)
-    assert all(0 < b - x <= 0.026 * base for x, b in zip(cadences, cadences[1:], strict=False))
+    assert all(0 < b - x <= 0.026 * base for x, b in itertools.pairwise(cadences))
     last = f.targets()[-1]
     assert last.set_by == "program" and last.loading is not None
     assert last.loading.ceiling_bw_s == pytest.approx(0.9 * a["valr_mean"])
