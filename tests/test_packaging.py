@@ -34,6 +34,8 @@ def test_wheel_contains_profiles_migrations_and_static_assets(tmp_path: Path) ->
     assert profiles and {f"edge_agent/hardware_profiles/{n}" for n in profiles} <= names
     migrations = {p.name for p in (REPO / "plugin" / "migrations").glob("*.sql")}
     assert migrations and {f"plugin/migrations/{n}" for n in migrations} <= names
-    static = {p.name for p in (REPO / "plugin" / "web" / "static").iterdir()}
-    assert static and {f"plugin/web/static/{n}" for n in static} <= names
+    web = REPO / "plugin" / "web"
+    static = {p.relative_to(web).as_posix() for p in (web / "static").rglob("*") if p.is_file()}
+    assert "static/js/main.js" in static and "static/js/pages/run.js" in static
+    assert {f"plugin/web/{n}" for n in static} <= names
     assert not any(n.startswith(("tests/", "docs/", "benchmarks/")) for n in names)

@@ -1,5 +1,5 @@
-"""HTML pages: small server-rendered shells; the content is drawn by ``static/app.js`` (or, for the pages in
-:data:`MODULE_PAGES`, by the ES module ``static/js/pages/<page>.js``) from the JSON API.
+"""HTML pages: small server-rendered shells; the content is drawn by the ES modules in ``static/js/`` (entry
+``main.js``, one module per page in ``js/pages/``) from the JSON API.
 
 Everything interpolated here goes through ``html.escape`` (run ids, titles, error text); the front end
 only ever inserts user-supplied text with ``textContent``. No inline script anywhere, so the CSP can
@@ -44,8 +44,7 @@ NAV = (
     ("/settings", "settings", "Settings"),
 )
 CHART_PAGES = frozenset({"overview", "trends", "run", "journey"})
-#: Pages drawn by their own ES module (``static/js/pages/<page>.js``) instead of ``app.js``.
-MODULE_PAGES = frozenset({"journey"})
+
 
 
 def e(text: object) -> str:
@@ -75,19 +74,12 @@ def render(page: str, title: str, body: str, *, data: dict[str, str] | None = No
         f"<title>{e(title)} · footfall</title>"
         '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">'
         '<link rel="stylesheet" href="/static/app.css">'
-        f"{scripts}{_page_script(page)}</head>"
+        f'{scripts}<script type="module" src="/static/js/main.js"></script></head>'
         f'<body data-page="{e(page)}"{attrs}>{header}<main id="main">{body}</main>'
         '<div id="toasts" class="toasts" aria-live="polite"></div>'
         '<footer class="foot">footfall — your data stays at home. Measures are estimates from insoles; '
         "judge trends against your own baseline, not absolute cut-offs.</footer></body></html>"
     )
-
-
-def _page_script(page: str) -> str:
-    shell = '<script src="/static/app.js" defer></script>'  # the live dot, tooltips
-    if page in MODULE_PAGES:
-        return shell + f'<script type="module" src="/static/js/pages/{e(page)}.js"></script>'
-    return shell
 
 
 def _page(page: str, title: str, body: str, **data: str) -> web.Response:

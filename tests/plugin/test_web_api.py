@@ -392,7 +392,7 @@ async def test_token_auth_bearer_cookie_and_csrf(fresh_store: Store) -> None:
         assert page.status == 302 and page.headers["Location"] == "/login?next=/trends"
         assert (await client.get("/api/runs", headers={"Authorization": "Bearer wrong-token-xxxxxxxx"})).status == 401
         assert (await client.get("/api/runs", headers={"Authorization": f"Bearer {TOKEN}"})).status == 200
-        assert (await client.get("/static/app.js")).status == 200, "static files need no token"
+        assert (await client.get("/static/js/main.js")).status == 200, "static files need no token"
         assert (await client.get("/login")).status == 200
 
         # Login: wrong token → 401 page, right one → HttpOnly SameSite=Strict cookie that is not the token.
@@ -469,7 +469,7 @@ async def test_security_headers_and_no_inline_script(client: TestClient, store: 
             assert "cdn" not in text.lower() and "https://" not in text
     js = await client.get("/static/plotly.min.js")
     assert js.status == 200 and len(await js.read()) > 1_000_000
-    assert (await client.get("/static/app.js")).status == 200
+    assert (await client.get("/static/js/main.js")).status == 200
 
 
 async def test_user_text_is_escaped_in_pages(store: Store) -> None:
