@@ -10,7 +10,7 @@ const signed = (v, digits = 0, unit = "") => (isNum(v) ? `${v > 0 ? "+" : ""}${n
 
 export async function render() {
   const sel = $("#journey-runner");
-  const load = async (runner) => {
+  const load = async (runner, note = "") => {
     let doc;
     try { doc = await api(`/api/journey${runner ? `?runner=${encodeURIComponent(runner)}` : ""}`); } catch (err) {
       document.querySelectorAll("#main .card-body").forEach((el) => showError(el, err));
@@ -18,18 +18,18 @@ export async function render() {
     }
     if (!sel.options.length) for (const r of doc.runners) sel.append(h("option", { value: r, text: r }));
     if (doc.runner) sel.value = doc.runner;
-    draw(doc, () => load(sel.value));
+    draw(doc, (saved) => load(sel.value, saved), note);
   };
   sel.addEventListener("change", () => load(sel.value));
   document.addEventListener("footfall:run", () => load(sel.value));
   await load(new URLSearchParams(location.search).get("runner"));
 }
 
-function draw(doc, reload) {
+function draw(doc, reload, note) {
   const p = doc.program;
   drawMessages(p, doc.message);
   drawShoes(doc.shoes, doc.current_shoe);
-  drawProgramForm(doc, reload);
+  drawProgramForm(doc, reload, note);
   if (!p) {
     for (const id of ["journey-stage", "journey-targets", "journey-assessment", "journey-stages"]) {
       fill($(`#${id} .card-body`), h("p", { class: "muted", text: doc.runner ? "No program yet." : "No runners yet." }));
@@ -112,7 +112,7 @@ function drawShoes(shoes, current) {
     h("thead", {}, h("tr", {}, head.map((t, i) => h("th", { class: i === 0 || i === 8 ? "t-left" : null, text: t })))),
     h("tbody", {}, shoes.map((s) => {
       const d = s.change || {};
-      const flag = s.alerted_at ? h("span", { class: "badge sev-warning", text: "eased in?" }) : null;
+      const flag = s.alerted_at ? h("span", { class: "badge sev-warning", text: "alert raised", title: "A shoe-change alert was raised for this pair (see Alerts)" }) : null;
       return h("tr", { "data-shoe": s.name },
         h("td", {}, s.name, s.name === current ? h("span", { class: "muted", text: " (now)" }) : null, s.retired_at ? h("span", { class: "muted", text: " (retired)" }) : null, " ", flag),
         h("td", { text: num(s.runs) }), h("td", { text: `${num(s.hours, 1)} h` }), h("td", { text: num(s.steps) }),
@@ -123,11 +123,11 @@ function drawShoes(shoes, current) {
   h("p", { class: "muted", text: "Time is running time in the pair: the insoles measure no distance. A new pair that changes VALR or strike mix abruptly raises one alert." }));
 }
 
-function drawProgramForm(doc, reload) {
+function drawProgramForm(doc, reload, note) {
   const body = $("#journey-program .card-body");
   if (!doc.runner) { fill(body, h("p", { class: "muted", text: "No runners yet." })); return; }
   const p = doc.program;
-  const status = h("span", { role: "status" });
+  const status = h("span", { role: "status", text: note || "" });
   const goals = h("textarea", { name: "goals", rows: "2", maxlength: "2000" }); goals.value = p ? p.goals : "";
   const injury = h("textarea", { name: "injury_note", rows: "2", maxlength: "2000" }); injury.value = p ? p.injury_note : "";
   const skip = h("input", { type: "checkbox", name: "skip_transition" }); skip.checked = p ? p.skip_transition : false;
@@ -145,8 +145,7 @@ function drawProgramForm(doc, reload) {
     if (!p) json.cadence_goal_pct = Number(goal.value);
     try {
       await api(path, { method: p ? "PATCH" : "POST", json });
-      status.textContent = p ? "Saved." : "Started.";
-      await reload();
+      await reload(p ? "Saved." : "Started.");
     } catch (err) { status.textContent = err.message; }
   });
   fill(body, form);
