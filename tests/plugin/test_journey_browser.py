@@ -26,7 +26,7 @@ pytestmark = [
 ]
 
 
-async def test_journey_page_in_chromium(tmp_path: Path, browser_context: Any) -> None:  # noqa: F811
+async def test_journey_page_in_chromium(tmp_path: Path, browser_context: Any) -> None:
     db = tmp_path / "dash.db"
     assert cli(["seed-history", "--db", str(db), "--weeks", "10", "--program", "--seed", "0"]) == 0
     store = Store(db)
