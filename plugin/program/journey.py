@@ -168,7 +168,7 @@ def journey(store: Any, runner: str, *, now: float) -> dict[str, Any] | None:
             )})  # fmt: skip
 
     # -- stage 2 lock -------------------------------------------------------------------------------------------
-    lock = {"locked": False, "reason": None}
+    lock: dict[str, Any] = {"locked": False, "reason": None}
     if skip:
         lock = {"locked": False, "reason": "You chose to skip the strike transition — that is fine."}
     elif rp.stage == 1 and not rp.waiting_unlock:

@@ -127,6 +127,7 @@ async def tag_run(request: web.Request) -> web.Response:
         shoe_id = None
         if req.shoe is not None:
             shoe = ctx.store.shoe(run["runner"], req.shoe, create=True, at=run["started_at"])
+            assert shoe is not None
             shoe_id = shoe["shoe_id"]
         ctx.store.tag_run(run_id, shoe_id, source="dashboard")
         return {"run_id": run_id, "shoe": req.shoe, "shoe_id": shoe_id}

@@ -46,7 +46,6 @@ NAV = (
 CHART_PAGES = frozenset({"overview", "trends", "run", "journey"})
 
 
-
 def e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
