@@ -30,7 +30,7 @@ from edge_agent.common.config import (
     load_yaml,
 )
 from edge_agent.common.redact import redact_url
-from edge_agent.contract import DEFAULT_BASE_TOPIC, DEVICE_ID_PATTERN, RUNNER_ID_PATTERN
+from edge_agent.contract import DEFAULT_BASE_TOPIC, DEVICE_ID_PATTERN, RUNNER_ID_PATTERN, SHOE_NAME_PATTERN
 from edge_agent.runtime.feedback.settings import FEEDBACK_BATCH_MS, FeedbackConfig
 from edge_agent.sources import SourceConfig
 from edge_agent.sources.simulator import SimulatorSourceConfig
@@ -215,7 +215,7 @@ class AgentConfig(BaseSettings):
         default=None,
         min_length=1,
         max_length=64,
-        pattern=r"^[^\x00-\x1f\x7f]+$",
+        pattern=SHOE_NAME_PATTERN,
         title="Shoe pair",
         description="The pair you run in: each run summary names it and the dashboard tags the run (docs/program.md).",
     )

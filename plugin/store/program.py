@@ -13,11 +13,12 @@ import time
 import uuid
 from typing import Any
 
+from edge_agent.contract import SHOE_NAME_PATTERN
 from plugin.store.backend import StoreError
 from plugin.store.base import Runners, StoreBase, run_filters
 from plugin.store.measures_sql import combine_sql
 
-SHOE_NAME_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,64}$")
+SHOE_NAME_RE = re.compile(SHOE_NAME_PATTERN)
 TAG_SOURCES = ("agent", "dashboard", "cli")
 #: The pooled columns a shoe comparison shows (plus the run count and running time).
 SHOE_MEASURES = ("steps", "cadence_spm", "valr_mean", "contact_ms", "rearfoot", "midfoot", "forefoot")
@@ -28,7 +29,7 @@ _SHOE_AGG = (
 
 
 def check_shoe_name(name: object) -> str:
-    if not isinstance(name, str) or not SHOE_NAME_RE.match(name) or name.strip() != name:
+    if not isinstance(name, str) or not SHOE_NAME_RE.match(name) or len(name) > 64 or name.strip() != name:
         raise ValueError(f"shoe name {str(name)[:64]!r}: 1–64 printable characters, no surrounding spaces")
     return name
 
