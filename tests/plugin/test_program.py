@@ -225,6 +225,22 @@ def test_agent_tags_never_override_a_retro_tag_and_bad_names_are_refused(store: 
     assert store.tag_run(rid, None, source="cli") and store.run_shoe(rid) is None
 
 
+def test_a_shoe_name_is_checked_where_it_enters() -> None:
+    """The agent's config and the wire contract refuse a control character in a pair's name, naming the field."""
+    from edge_agent.config import AgentConfig
+    from edge_agent.contract import PayloadError, parse_stored_message
+
+    run = next(m for m in history(1, Scenario(shoe_change=(0, "a", "Road", 1.0, 0.0)), seed=1)
+               if isinstance(m, RunSummary))  # fmt: skip
+    assert parse_stored_message(run.model_dump_json().encode()).shoe == "Road"  # type: ignore[union-attr]
+    bad = run.model_dump_json().replace('"shoe":"Road"', '"shoe":"Ro\\u0007ad"')
+    with pytest.raises(PayloadError, match="shoe"):
+        parse_stored_message(bad.encode())
+    with pytest.raises(ValueError, match="shoe"):
+        AgentConfig(shoe="tab\there")
+    assert AgentConfig(shoe="Carbon racer").shoe == "Carbon racer"
+
+
 def test_no_program_without_four_weeks_of_runs(store: Store) -> None:
     Follow(store).feed(history(1, Scenario(), seed=1, runner=RunnerModel(runs_per_week=2)), start_at=None,
                        in_run_rules=False)  # fmt: skip
