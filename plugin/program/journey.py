@@ -7,10 +7,11 @@ otherwise; :func:`program_target` turns it into the :class:`~edge_agent.contract
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
-from edge_agent.contract import FeedbackTarget
+from edge_agent.contract import RUNNER_ID_PATTERN, FeedbackTarget
 from plugin.program.shoes import compare_shoes, current_shoe
 from plugin.program.stages import (
     CADENCE_LIMIT_PCT_PER_WEEK,
@@ -39,6 +40,7 @@ from plugin.targets import make_target
 from plugin.trends import trend_points
 
 TARGET_VALID_S = 8 * 86400.0
+RUNNER_ID_RE = re.compile(RUNNER_ID_PATTERN)
 
 
 def _ts(iso: str) -> float:
@@ -167,6 +169,13 @@ def journey(store: Any, runner: str, *, now: float) -> dict[str, Any] | None:
                 "usual strike in stage 1 and only get lighter; a strike change comes later, if at all."
             )})  # fmt: skip
 
+    if not RUNNER_ID_RE.match(runner):
+        messages.append({"level": "info", "code": "no_target_topic", "text": (
+            f"The name {runner!r} cannot name the MQTT topic of a feedback target (letters, digits, _ and - only): "
+            "the program works, but the Pi's metronome gets no targets from it until the agent's `runner:` is such "
+            "a name."
+        )})  # fmt: skip
+
     # -- stage 2 lock -------------------------------------------------------------------------------------------
     lock: dict[str, Any] = {"locked": False, "reason": None}
     if skip:
@@ -254,8 +263,11 @@ def _points_over(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a - b
 
 
-def program_target(doc: dict[str, Any], *, now: float) -> FeedbackTarget:
-    """The FeedbackTarget for the agent from a journey document (stage 3 fades the metronome out)."""
+def program_target(doc: dict[str, Any], *, now: float) -> FeedbackTarget | None:
+    """The FeedbackTarget for the agent from a journey document (stage 3 fades the metronome out); None when the
+    runner's name cannot name the target topic."""
+    if not RUNNER_ID_RE.match(doc["runner"]):
+        return None
     t = doc["targets"]
     stage = doc["stage"]
     note = f"Stage {stage}: {doc['stage_title']}" + (" (done: keep it up)" if doc["done"] else "")

@@ -138,6 +138,8 @@ class ProgramService:
                 out.completed.append(stage)
                 self._push_stage(doc, stage)
         target = program_target(doc, now=now)
+        if target is None:
+            return doc
         dumped = target.model_dump(mode="json", exclude_none=True)
         if self.publish is not None and target_key(dumped) != target_key(program["target"]):
             out.published = self._publish(runner, target)
@@ -167,7 +169,8 @@ class ProgramService:
             runner = program["runner"]
             with self.store.exclusive(f"program:{runner}"):
                 doc = journey(self.store, runner, now=self.clock())
-                if doc is not None and self._publish(runner, program_target(doc, now=self.clock())):
+                target = None if doc is None else program_target(doc, now=self.clock())
+                if target is not None and self._publish(runner, target):
                     n += 1
         return n
 

@@ -241,6 +241,18 @@ def test_a_shoe_name_is_checked_where_it_enters() -> None:
     assert AgentConfig(shoe="Carbon racer").shoe == "Carbon racer"
 
 
+def test_a_runner_name_that_cannot_be_a_topic_gets_the_program_without_targets(store: Store) -> None:
+    """``footfall demo``'s "Demo Runner": the program works; no target is built or published, and it says why."""
+    name = "Demo Runner"
+    f = Follow(store)
+    msgs = history(6, Scenario(program=(PROGRAM_WEEK, 0.075, 3)), seed=4, runner=RunnerModel(name=name))
+    f.feed(msgs, start_at=None, in_run_rules=False)
+    doc = f.program.start(name, at=program_start(6))
+    assert doc["stage"] == 1 and doc["published_target"] is None and f.published == []
+    assert [m["code"] for m in doc["messages"]].count("no_target_topic") == 1
+    assert f.program.publish_all() == 0
+
+
 def test_no_program_without_four_weeks_of_runs(store: Store) -> None:
     Follow(store).feed(history(1, Scenario(), seed=1, runner=RunnerModel(runs_per_week=2)), start_at=None,
                        in_run_rules=False)  # fmt: skip
