@@ -2,6 +2,7 @@
 
     python benchmarks/bench_kernels.py            # full (~1–2 min on the 2-core VM)
     python benchmarks/bench_kernels.py --quick    # smaller arrays, for a smoke run
+    python benchmarks/bench_kernels.py --baseline ../main   # only: this tree against another checkout, A/B
 
 Measures, for 16-, 99- and ~1000-sensor profiles at 100 Hz: frames/s and the multiple of real time
 of the whole analysis (``analyze_recording``: both feet, Step records, flight times), the kernel
@@ -107,12 +108,81 @@ def jit_times() -> tuple[float, float, float, int]:
     return runs[1][0], runs[0][1], runs[1][1], runs[1][2]
 
 
+#: One A/B measurement in a fresh process of one source tree: whole analysis (both feet) and one foot
+#: (kernel + Step records) of the same frames, best CPU time of ``repeat``; prints two numbers (M frames/s).
+_AB_CODE = textwrap.dedent(
+    """
+    import sys, time
+    import numpy as np
+    from edge_agent.analysis.analyzer import AnalysisConfig, FootAnalyzer, analyze_recording
+    from edge_agent.profiles import load_profile
+    from edge_agent.recordings import FootStream, Recording
+    d = np.load(sys.argv[1])
+    repeat = int(sys.argv[2])
+    prof = load_profile("moticon-opengo")
+    rec = Recording(profile=prof.name, left=FootStream(d["t"], d["left"]), right=FootStream(d["t"], d["right"]),
+                    body_mass_kg=70.0, notes="benchmark", source="benchmark")
+    cfg = AnalysisConfig(body_mass_kg=70.0)
+    analyze_recording(rec, prof, config=cfg, chunk_frames=4096)
+    def best(fn):
+        b = float("inf")
+        for _ in range(repeat):
+            t0 = time.process_time(); fn(); b = min(b, time.process_time() - t0)
+        return b
+    n = len(d["t"])
+    whole = best(lambda: analyze_recording(rec, prof, config=cfg, chunk_frames=65536))
+    foot = best(lambda: FootAnalyzer(prof, "left", 686.0).feed(rec.left.t, rec.left.raw))
+    print(2 * n / whole / 1e6, n / foot / 1e6)
+    """
+)
+
+
+def compare_trees(baseline: Path, quick: bool, rounds: int = 4) -> None:
+    """This tree against ``baseline`` (another checkout) on identical frames: 2×16 sensors at 100 Hz,
+    measured in fresh processes that alternate between the two trees (each with its own numba cache),
+    so both see the same machine load; the best of all rounds per tree, and their ratio."""
+    prof = load_profile("moticon-opengo")
+    n = 250_000 if quick else 1_500_000
+    rec = tiled_run(prof, n)
+    trees = {"this tree": REPO, "baseline": baseline.resolve()}
+    res: dict[str, list[tuple[float, float]]] = {k: [] for k in trees}
+    with tempfile.TemporaryDirectory() as d:
+        frames = Path(d) / "frames.npz"
+        np.savez(frames, t=rec.left.t, left=rec.left.raw, right=rec.right.raw)
+        caches = {k: Path(d) / f"numba-{i}" for i, k in enumerate(trees)}
+        for _ in range(rounds):
+            for name, tree in trees.items():
+                env = dict(os.environ, PYTHONPATH=str(tree), NUMBA_CACHE_DIR=str(caches[name]), FOOTFALL_KERNELS="jit")
+                out = subprocess.run(
+                    [sys.executable, "-c", _AB_CODE, str(frames), "3"],
+                    env=env, cwd=tree, capture_output=True, text=True, check=True,
+                ).stdout.split()  # fmt: skip
+                res[name].append((float(out[0]), float(out[1])))
+    print(f"A/B, moticon-opengo 2×16 sensors at 100 Hz, {n:,} frames per foot, {rounds} alternating rounds "
+          f"(fresh processes, best of 3 CPU times each), load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    print(f"{'tree':12} {'path':40} {'whole M fr/s (best, all rounds)':>44} {'1 foot M fr/s (best)':>22}")
+    for name, tree in trees.items():
+        w = [r[0] for r in res[name]]
+        f = [r[1] for r in res[name]]
+        rounds_txt = " ".join(f"{x:.1f}" for x in w)
+        print(f"{name:12} {tree!s:40} {max(w):>8.2f} ({rounds_txt:>32}) {max(f):>22.2f}")
+    this, base = res["this tree"], res["baseline"]
+    print(
+        f"ratio this/baseline: whole {max(r[0] for r in this) / max(r[0] for r in base):.3f}, "
+        f"1 foot {max(r[1] for r in this) / max(r[1] for r in base):.3f}"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller arrays (smoke run)")
+    ap.add_argument("--baseline", type=Path, help="only compare this tree with another checkout (A/B)")
     args = ap.parse_args()
     with contextlib.suppress(AttributeError, OSError):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    if args.baseline:
+        compare_trees(args.baseline, args.quick)
+        return
     elements = 4_000_000 if args.quick else 24_000_000  # float32 samples per foot (~96 MB, beyond cache)
     print(
         f"footfall kernel benchmark — one core, CPU time, numpy {np.__version__}, OPENBLAS_NUM_THREADS=1, "

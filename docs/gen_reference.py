@@ -470,6 +470,16 @@ def examples() -> dict[str, BaseModel]:
             "asymmetry": asym,
             "quality": quality,
             "body_mass_kg": 70.2,
+            "valr": {
+                "mean": 57.3,
+                "lo": 51.8,
+                "hi": 66.0,
+                "n": 28,
+                "sample_rate_hz": 100.0,
+                "corrected_share": 0.86,
+                "prior_share": 0.04,
+            },
+            "profile": "moticon-opengo",
             "step_records": [
                 {
                     "side": "left",
@@ -483,6 +493,8 @@ def examples() -> dict[str, BaseModel]:
                     "peak_force_bw": 2.47,
                     "cop_x": 0.15,
                     "cop_y": 0.52,
+                    "valr_lo_bw_s": 45.2,
+                    "valr_hi_bw_s": 77.0,
                 },
                 {
                     "side": "right",
@@ -496,6 +508,8 @@ def examples() -> dict[str, BaseModel]:
                     "peak_force_bw": 2.51,
                     "cop_x": 0.31,
                     "cop_y": 0.49,
+                    "valr_lo_bw_s": 51.7,
+                    "valr_hi_bw_s": 63.8,
                 },
             ],
         }
@@ -517,6 +531,15 @@ def examples() -> dict[str, BaseModel]:
             "asymmetry": asym,
             "quality": {**quality, "frames": 183_200, "dropped_frames": 31},
             "body_mass_kg": 70.2,
+            "valr": {
+                "mean": 56.8,
+                "lo": 54.1,
+                "hi": 63.5,
+                "n": 5140,
+                "sample_rate_hz": 100.0,
+                "corrected_share": 0.84,
+                "prior_share": 0.03,
+            },
             "profile": "moticon-opengo",
         }
     )

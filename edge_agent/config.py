@@ -171,6 +171,18 @@ class AnalysisSettings(StrictModel):
         default=None, gt=0, title="Minimum contact (ms)", description="Shorter = noise."
     )
     min_swing_ms: float | None = Field(default=None, gt=0, title="Minimum swing (ms)", description="Shorter = noise.")
+    toe_off_peak_fraction: float | None = Field(
+        default=None,
+        ge=0,
+        lt=0.5,
+        title="Toe-off level (× step peak)",
+        description="Empty: by the profile's sensor type (0.11 pressure insoles, 0 force plates).",
+    )
+    contact_events: Literal["physical", "vendor"] | None = Field(
+        default=None,
+        title="Contact events",
+        description="physical (default) or vendor: initial contact at 6 % of the step's peak, as Moticon's reports.",
+    )
 
     @model_validator(mode="after")
     def _order(self) -> AnalysisSettings:
@@ -179,7 +191,7 @@ class AnalysisSettings(StrictModel):
             raise ValueError(f"contact_off_bw {self.contact_off_bw} must not exceed contact_on_bw {self.contact_on_bw}")
         return self
 
-    def overrides(self) -> dict[str, float]:
+    def overrides(self) -> dict[str, float | str]:
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 

@@ -21,7 +21,12 @@ deletes acknowledged rows and re-sends the missing ones.
 
 Compatibility: ``schema_version`` is bumped on any incompatible change; a receiver rejects a
 version it does not know. Unknown extra fields are ignored so that additive changes do not
-require a lockstep upgrade. Numbers must be finite (NaN/inf rejected).
+require a lockstep upgrade. Numbers must be finite (NaN/inf rejected). Version 2 (summary, run):
+loading rates are corrected for the sampling rate and carry their interval (``valr``: the bias-aware
+mean of a window or run with its 90 % interval, docs/measures.md §3; per step ``valr_lo_bw_s`` /
+``valr_hi_bw_s``), and windows name their insole ``profile``. Receivers still accept version 1, whose
+VALR statistics are the samples' own (uncorrected): never compare them with version 2's
+(:func:`loading_rate_basis`).
 
 Run ``python -m edge_agent.contract`` to regenerate ``docs/mqtt-schema.json``.
 """
@@ -29,6 +34,7 @@ Run ``python -m edge_agent.contract`` to regenerate ``docs/mqtt-schema.json``.
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid
 from pathlib import Path
@@ -36,7 +42,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Versions of stored messages (summary, run) receivers accept.
+SUPPORTED_SCHEMA_VERSIONS = (1, 2)
 #: Payloads above this size are rejected before parsing (hostile or broken publishers).
 MAX_PAYLOAD_BYTES = 256 * 1024
 DEFAULT_BASE_TOPIC = "footfall"
@@ -127,6 +135,26 @@ class Asymmetry(WireModel):
     peak_force_sa: Finite | None = None
 
 
+class LoadingRateEstimate(WireModel):
+    """VALR of a window or run, both feet pooled: the bias-aware mean of the steps' (sampling-corrected)
+    values and its 90 % interval (docs/measures.md §3). Only comparable with estimates of the same
+    sample rate and insole (:func:`loading_rate_basis`)."""
+
+    mean: NonNeg = Field(title="Mean VALR (BW/s)")
+    lo: NonNeg = Field(title="90 % interval, lower bound (BW/s)")
+    hi: NonNeg = Field(title="90 % interval, upper bound (BW/s)")
+    n: Count = Field(default=0, title="Steps")
+    sample_rate_hz: NonNeg = Field(title="Sample rate of the steps (Hz)")
+    corrected_share: Unit = Field(default=0.0, title="Share of steps with a rise correction")
+    prior_share: Unit = Field(default=0.0, title="Share of steps corrected with the prior rise time")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LoadingRateEstimate:
+        if not self.lo <= self.mean <= self.hi:
+            raise ValueError(f"need lo ≤ mean ≤ hi, got {self.lo} / {self.mean} / {self.hi}")
+        return self
+
+
 class Quality(WireModel):
     frames: Count = Field(default=0, title="Frames processed")
     dropped_frames: Count = Field(default=0, title="Frames missing (counter gaps)")
@@ -154,6 +182,8 @@ class StepRecord(WireModel):
     peak_force_bw: NonNeg | None = None
     cop_x: Unit | None = Field(default=None, title="CoP at initial contact, heel→toe")
     cop_y: Unit | None = Field(default=None, title="CoP at initial contact, medial→lateral")
+    valr_lo_bw_s: NonNeg | None = Field(default=None, title="VALR 90 % interval, lower bound (BW/s)")
+    valr_hi_bw_s: NonNeg | None = Field(default=None, title="VALR 90 % interval, upper bound (BW/s)")
 
 
 class WindowSummary(Envelope):
@@ -173,6 +203,8 @@ class WindowSummary(Envelope):
     asymmetry: Asymmetry = Field(default_factory=Asymmetry)
     quality: Quality = Field(default_factory=Quality)
     body_mass_kg: NonNeg | None = None
+    valr: LoadingRateEstimate | None = Field(default=None, title="VALR, both feet: bias-aware mean and interval")
+    profile: str | None = Field(default=None, max_length=64, title="Hardware profile (insole model)")
     step_records: list[StepRecord] = Field(default_factory=list, max_length=2000)
 
     @model_validator(mode="after")
@@ -199,7 +231,8 @@ class RunSummary(Envelope):
     asymmetry: Asymmetry = Field(default_factory=Asymmetry)
     quality: Quality = Field(default_factory=Quality)
     body_mass_kg: NonNeg | None = None
-    profile: str | None = Field(default=None, max_length=64)
+    valr: LoadingRateEstimate | None = Field(default=None, title="VALR, both feet: bias-aware mean and interval")
+    profile: str | None = Field(default=None, max_length=64, title="Hardware profile (insole model)")
     shoe: str | None = Field(
         default=None, min_length=1, max_length=64, pattern=SHOE_NAME_PATTERN,
         title="Shoe pair the run was in (the agent's `shoe:`; optional)",
@@ -393,8 +426,9 @@ def _json_object(payload: bytes | str, max_bytes: int) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise PayloadError("not_object", f"top level is {type(data).__name__}")
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise PayloadError("unknown_version", f"schema_version {version!r} (supported: {SCHEMA_VERSION})")
+    if type(version) is not int or version not in SUPPORTED_SCHEMA_VERSIONS:
+        supported = ", ".join(map(str, SUPPORTED_SCHEMA_VERSIONS))
+        raise PayloadError("unknown_version", f"schema_version {version!r} (supported: {supported})")
     return data
 
 
@@ -417,6 +451,17 @@ def describe_errors(err: ValidationError, limit: int = 3) -> str:
     ]
     more = err.error_count() - limit
     return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def loading_rate_basis(msg: WindowSummary | RunSummary) -> str:
+    """What a message's VALR numbers can be compared with (besides the same device): the estimator —
+    ``corrected`` (schema 2: sampling-corrected, with an interval) or ``sampled`` (schema 1) — the sample
+    rate to the nearest hertz (half up) and the insole profile when the message names it, e.g.
+    ``corrected@100Hz/moticon-opengo``; ``?Hz`` when the rate is unknown."""
+    rate = msg.valr.sample_rate_hz if msg.valr is not None else msg.quality.sample_rate_hz
+    kind = "corrected" if msg.valr is not None else "sampled"
+    hz = f"{math.floor(rate + 0.5):d}Hz" if rate else "?Hz"
+    return f"{kind}@{hz}" + (f"/{msg.profile}" if msg.profile else "")
 
 
 def parse_target(payload: bytes | str) -> FeedbackTarget:

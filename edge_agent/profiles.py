@@ -25,6 +25,9 @@ from edge_agent.common.config import ConfigError, StrictModel, format_validation
 
 Region = Literal["heel", "midfoot", "forefoot", "toes"]
 FootSide = Literal["left", "right"]
+#: What the insole's cells measure. ``force``: load cells and force plates (unload as fast as the force);
+#: ``capacitive``, ``fsr``, ``resistive``: pressure sensors, which unload slowly (docs/profiles.md).
+SensorType = Literal["force", "capacitive", "fsr", "resistive"]
 
 
 def _per_foot(left: int, right: int) -> dict[FootSide, int]:
@@ -172,6 +175,11 @@ class HardwareProfile(_Strict):
         description="'N/cm2', 'kPa', 'MPa', 'psi' (pressure × area), 'N' (force) or 'counts' (ADC).",
     )
     raw_max: float | None = Field(default=None, gt=0.0, title="Saturation value in raw units")
+    sensor_type: SensorType = Field(
+        title="Sensor type",
+        description="force (load cells, force plates), capacitive, fsr or resistive (pressure insoles): "
+        "sets the toe-off rule (docs/measures.md §2).",
+    )
     sensors: list[Sensor] = Field(min_length=1, title="Sensors, in frame order")
     calibration: Calibration = Field(default_factory=LinearCalibration, title="Raw → newtons")
     insole_length_mm: float = Field(default=270.0, gt=0.0, title="Insole length (mm)", description="SI→mm.")

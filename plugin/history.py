@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 
 from edge_agent.common.measures import pool_stats, symmetry_angle_pct, symmetry_index_pct
 from edge_agent.contract import (
+    SCHEMA_VERSION,
     Asymmetry,
     FootStats,
+    LoadingRateEstimate,
     Quality,
     RunSummary,
     Stat,
@@ -41,6 +43,7 @@ class RunnerModel:
 
     name: str = "alex"
     device_id: str = "sim-1"
+    profile: str = "moticon-opengo"  # the insoles the runs were measured with (their loading-rate basis)
     body_mass_kg: float = 68.0
     cadence_spm: float = 168.0
     contact_ms: float = 255.0
@@ -139,11 +142,13 @@ def generate_history(
     seed: int = 0,
     step_records_last_runs: int = 2,
     stream_id: str | None = None,
+    schema_version: int = SCHEMA_VERSION,
 ) -> Iterator[WindowSummary | RunSummary]:
     """Yield the messages of ``weeks`` weeks of running, in publish order (each run's windows, then its run).
 
     The history ends before ``end`` (default: now); weeks start on Monday 00:00 UTC. ``window_s`` is coarser
-    than the agent's 10 s default to keep a year of history small (about 14 k windows).
+    than the agent's 10 s default to keep a year of history small (about 14 k windows). ``schema_version`` 1
+    gives what an agent before contract v2 sent (no loading-rate interval, windows without a profile).
     """
     rng = random.Random(seed)
     model = runner or RunnerModel()
@@ -265,10 +270,27 @@ def generate_history(
                     quality=Quality(frames=int(window_s * 100), sample_rate_hz=100.0, loading_rate_low_confidence=True),
                     body_mass_kg=model.body_mass_kg,
                     step_records=records,
+                    **_v2(schema_version, left, right, model.profile),
                 )
             )
         yield from windows
-        yield _run_summary(counter, model, run_id, windows, shoe)
+        yield _run_summary(counter, model, run_id, windows, schema_version, shoe)
+
+
+#: The simulated runner's loading-rate interval around the mean at 100 Hz (a typical width, docs/validation.md).
+_INTERVAL = (0.93, 1.12)
+
+
+def _v2(schema_version: int, left: FootStats, right: FootStats, profile: str) -> dict[str, object]:
+    """The contract-v2 fields (none for a schema-1 message): the pooled VALR with its interval, the profile."""
+    if schema_version < 2:
+        return {"schema_version": schema_version}
+    n = left.valr_bw_s.n + right.valr_bw_s.n
+    if n == 0:
+        return {"schema_version": schema_version, "profile": profile}
+    m = ((left.valr_bw_s.mean or 0.0) * left.valr_bw_s.n + (right.valr_bw_s.mean or 0.0) * right.valr_bw_s.n) / n
+    est = LoadingRateEstimate(mean=m, lo=m * _INTERVAL[0], hi=m * _INTERVAL[1], n=n, sample_rate_hz=100.0)
+    return {"schema_version": schema_version, "profile": profile, "valr": est}
 
 
 def _pool_foot(feet: list[FootStats]) -> FootStats:
@@ -297,7 +319,12 @@ def _pool_foot(feet: list[FootStats]) -> FootStats:
 
 
 def _run_summary(
-    counter: _Counter, model: RunnerModel, run_id: str, windows: list[WindowSummary], shoe: str | None = None
+    counter: _Counter,
+    model: RunnerModel,
+    run_id: str,
+    windows: list[WindowSummary],
+    schema_version: int,
+    shoe: str | None = None,
 ) -> RunSummary:
     left = _pool_foot([w.left for w in windows])
     right = _pool_foot([w.right for w in windows])
@@ -330,8 +357,8 @@ def _run_summary(
             frames=sum(w.quality.frames for w in windows), sample_rate_hz=100.0, loading_rate_low_confidence=True
         ),
         body_mass_kg=model.body_mass_kg,
-        profile="simulated",
         shoe=shoe,
+        **{"profile": model.profile, **_v2(schema_version, left, right, model.profile)},
     )
 
 

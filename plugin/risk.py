@@ -3,13 +3,19 @@
 Rules (kinds from ``edge_agent.contract.AlertKind``):
 
 - ``loading_spike`` (in-run, per window): window VALR above the runner's own window-level baseline by
-  ``spike_pct`` % AND ``spike_z`` SDs → alert on the very window that crosses (near real time).
-- ``valr_absolute`` (per run): run VALR above ``valr_absolute_bw_s`` (66 BW/s, Davis et al. 2016, BJSM 50:887);
-  informational only — Napier et al. 2018 found no link and insoles under-read loading rate (Peebles 2018).
+  ``spike_pct`` % AND ``spike_z`` SDs → alert on the very window that crosses (near real time). The baseline
+  holds only windows of the same device and loading-rate basis (``edge_agent.contract.loading_rate_basis``:
+  the same estimator, sample rate and insole), never a mix of corrected and uncorrected numbers.
+- ``valr_absolute`` (per run): the run's sampling-corrected VALR (contract v2: the bias-aware mean with its
+  90 % interval) above ``valr_absolute_bw_s`` (66 BW/s, Davis et al. 2016, BJSM 50:887) — only when the
+  interval's lower bound is above it; when only the mean is, the engine says the reading is uncertain at
+  that sample rate and does not alert. Informational only — Napier et al. 2018 found no link. A schema-1
+  run (no interval, uncorrected) is judged on its mean.
 - ``strike_transition`` (per run): forefoot share rising faster than ``transition_pp_per_week`` percentage
   points per week (least-squares slope over 21 days) — Ridge et al. 2013 (MSSE 45:1363): 10/19 runners
   developed bone-marrow oedema even on a gradual 10-week transition.
-- ``fatigue_drift`` (in-run): cadence falling and contact time or VALR rising against the run's own start.
+- ``fatigue_drift`` (in-run): cadence falling and contact time or VALR rising against the run's own start
+  (windows of one loading-rate basis only).
 - ``asymmetry`` (per run): |SI%| beyond the runner's own baseline in ``asymmetry_runs`` runs in a row
   (10 % is a convention, not evidence — Malisoux 2024 — so we compare with the runner, not a cut-off).
 - ``training_load`` (per run): EWMA ACWR ≥ ``acwr_threshold`` (Gabbett 2016 heuristic; Williams 2017 EWMA;
@@ -29,7 +35,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from edge_agent.contract import Alert, RunSummary, WindowSummary
+from edge_agent.contract import Alert, RunSummary, WindowSummary, loading_rate_basis
 from plugin.config import RiskConfig
 from plugin.store import Store, window_measures
 from plugin.trends import DAY, baseline, latest_end, training_load
@@ -49,12 +55,16 @@ INSOLE_CAVEAT = (
 )
 
 
+_WINDOW_KEYS = ("cadence_spm", "contact_ms", "valr_mean", "lr_basis")
+
+
 @dataclass
 class _RunState:
     run_id: str
-    windows: dict[int, dict[str, float | None]] = field(default_factory=dict)
+    windows: dict[int, dict[str, Any]] = field(default_factory=dict)
     spike_active: bool = False
     baseline: dict[str, Any] | None = None
+    baseline_basis: str | None = None
 
 
 def _who(msg: WindowSummary | RunSummary) -> dict[str, str | None]:
@@ -64,6 +74,14 @@ def _who(msg: WindowSummary | RunSummary) -> dict[str, str | None]:
 
 def _fmt_pct(x: float) -> str:
     return f"{x:+.0f} %"
+
+
+def _valr_text(valr: float, msg: WindowSummary | RunSummary) -> str:
+    """ "≈ 180 BW/s (150–210)" with the message's interval (contract v2), else "180 BW/s"."""
+    est = msg.valr
+    if est is None:
+        return f"{valr:.0f} BW/s"
+    return f"≈ {valr:.0f} BW/s ({est.lo:.0f}–{est.hi:.0f})"
 
 
 class RiskEngine:
@@ -127,7 +145,7 @@ class RiskEngine:
         # The run's windows up to this one as stored — by this process or another worker sharing the database —
         # so the rules see the same run whatever order or batches the windows arrived in.
         st.windows = {
-            w["window_index"]: {k: w[k] for k in ("cadence_spm", "contact_ms", "valr_mean")}
+            w["window_index"]: {k: w[k] for k in _WINDOW_KEYS}
             for w in self.store.run_window_measures(msg.run_id)
             if w["window_index"] <= msg.window_index
         }
@@ -148,7 +166,7 @@ class RiskEngine:
     def _on_summary(self, msg: WindowSummary) -> list[Alert]:
         st = self._state(msg)
         m = window_measures(msg)
-        st.windows[msg.window_index] = {k: m[k] for k in ("cadence_spm", "contact_ms", "valr_mean")}
+        st.windows[msg.window_index] = {k: m[k] for k in _WINDOW_KEYS}
         alerts: list[Alert] = []
         spike = self._spike(msg, st, m)
         if spike:
@@ -158,14 +176,15 @@ class RiskEngine:
             alerts.append(drift)
         return alerts
 
-    def _window_baseline(self, msg: WindowSummary, st: _RunState) -> dict[str, Any]:
-        if st.baseline is None:
+    def _window_baseline(self, msg: WindowSummary, st: _RunState, basis: str) -> dict[str, Any]:
+        if st.baseline is None or st.baseline_basis != basis:
             who = _who(msg)
             t0 = min(msg.t_start, self._run_start(msg) or msg.t_start)
             st.baseline = self.store.window_stats(
                 runner=who["runner"], device_id=msg.device_id, since=t0 - self.config.baseline_days * DAY,
-                until=t0, exclude_run=msg.run_id, min_steps=self.config.spike_min_steps,
+                until=t0, exclude_run=msg.run_id, min_steps=self.config.spike_min_steps, lr_basis=basis,
             )  # fmt: skip
+            st.baseline_basis = basis
         return st.baseline
 
     def _run_start(self, msg: WindowSummary) -> float | None:
@@ -177,10 +196,12 @@ class RiskEngine:
         valr = m["valr_mean"]
         if valr is None or msg.steps < c.spike_min_steps:
             return None
-        b = self._window_baseline(msg, st)
+        basis = m["lr_basis"]
+        b = self._window_baseline(msg, st, basis)
         if b["runs"] < c.min_baseline_runs or b["mean"] is None or b["sd"] is None:
             self.last_status[msg.runner or msg.device_id] = (
-                f"no baseline yet: {b['runs']} earlier run(s) in {c.baseline_days:g} days, {c.min_baseline_runs} needed"
+                f"no baseline yet: {b['runs']} earlier run(s) in {c.baseline_days:g} days with this device and "
+                f"loading-rate basis ({basis}), {c.min_baseline_runs} needed"
             )
             return None
         mean, sd = float(b["mean"]), float(b["sd"])
@@ -206,8 +227,9 @@ class RiskEngine:
         advice = CADENCE_ADVICE.format(lo=cad * 1.05, hi=cad * 1.10) if cad else ""
         message = (
             f"About {minute:.0f} min into this run (window {msg.window_index}), your average vertical loading "
-            f"rate was {valr:.0f} BW/s against your usual {mean:.0f} ± {sd:.0f} BW/s "
-            f"({b['windows']} windows from {b['runs']} runs in the last {c.baseline_days:g} days): "
+            f"rate was {_valr_text(valr, msg)} against your usual {mean:.0f} ± {sd:.0f} BW/s "
+            f"({b['windows']} windows from {b['runs']} runs in the last {c.baseline_days:g} days, same insoles "
+            f"and sample rate): "
             f"{_fmt_pct(rise_pct)}. Common causes: downhill running, fatigue, new shoes or a harder surface "
             f"— or a loose insole. {advice} If anything hurts, ease off. {INSOLE_CAVEAT}"
         )
@@ -218,7 +240,8 @@ class RiskEngine:
                 "window_index": msg.window_index, "valr_bw_s": valr, "baseline_mean": mean, "baseline_sd": sd,
                 "baseline_windows": b["windows"], "baseline_runs": b["runs"], "rise_pct": rise_pct, "z": z,
                 "steps": msg.steps, "cadence_spm": cad, "loading_rate_low_confidence": low_conf,
-                "threshold_pct": c.spike_pct, "threshold_z": c.spike_z,
+                "threshold_pct": c.spike_pct, "threshold_z": c.spike_z, "lr_basis": basis,
+                "valr_interval_bw_s": [msg.valr.lo, msg.valr.hi] if msg.valr is not None else None,
             },
             now,
         )  # fmt: skip
@@ -231,8 +254,10 @@ class RiskEngine:
             return None
         ref_w = [st.windows[i] for i in idx[1 : 1 + k]]  # skip window 0 (warm-up / run detection)
         cur_w = [st.windows[i] for i in idx[-k:]]
+        if len({w["lr_basis"] for w in ref_w + cur_w}) != 1:  # like with like: one device, rate and estimator
+            return None
 
-        def mean(ws: list[dict[str, float | None]], key: str) -> float | None:
+        def mean(ws: list[dict[str, Any]], key: str) -> float | None:
             vals = [w[key] for w in ws if w[key] is not None]
             return sum(vals) / len(vals) if len(vals) == len(ws) else None  # type: ignore[arg-type]
 
@@ -314,13 +339,22 @@ class RiskEngine:
 
     def _valr_absolute(self, msg: RunSummary, base: dict[str, Any], key: str, who: dict[str, Any]) -> Alert | None:
         c = self.config
-        valr = self._run_valr(msg)
+        est = msg.valr  # contract v2: corrected for the sample rate, with its 90 % interval
+        valr = est.mean if est is not None else self._run_valr(msg)
         if not c.valr_absolute_enabled or valr is None:
             return None
-        if valr < c.valr_absolute_bw_s * 0.95:
+        thr = c.valr_absolute_bw_s
+        if valr < thr * 0.95:
             self._set_armed("valr_absolute", key, True, msg.ended_at)
             return None
-        if valr < c.valr_absolute_bw_s or not self._armed("valr_absolute", key):
+        if valr < thr or not self._armed("valr_absolute", key):
+            return None
+        if est is not None and est.lo <= thr:
+            # the mean is above the threshold but the interval reaches below it: say so, do not alert
+            self.last_status[key] = (
+                f"run {msg.run_id}: loading rate {_valr_text(valr, msg)} — above {thr:.0f} BW/s only within its "
+                f"uncertainty at {est.sample_rate_hz:g} Hz, so no alert"
+            )
             return None
         self._set_armed("valr_absolute", key, False, msg.ended_at)
         if self._cooling("valr_absolute", msg.runner, msg.ended_at):
@@ -328,16 +362,23 @@ class RiskEngine:
         cad = msg.cadence_spm
         bm = (base.get("measures") or {}).get("valr_mean")
         base_txt = f" Your own 28-day baseline is {bm['mean']:.0f} BW/s." if bm else ""
+        how_sure = (
+            f" Even the low end of its 90 % interval at {est.sample_rate_hz:g} Hz is above the threshold."
+            if est is not None
+            else " (Measured by an older agent without the sample-rate correction: insoles under-read loading rate.)"
+        )
         message = (
-            f"This run's average vertical loading rate was {valr:.0f} BW/s, above {c.valr_absolute_bw_s:.0f} BW/s."
-            f"{base_txt} For information only: in one study women above 66 BW/s had more medically diagnosed "
-            f"injuries (Davis 2016), another found no link (Napier 2018), and insoles under-read loading rate "
-            f"(Peebles 2018). " + (CADENCE_ADVICE.format(lo=cad * 1.05, hi=cad * 1.10) if cad else "")
+            f"This run's average vertical loading rate was {_valr_text(valr, msg)}, above {thr:.0f} BW/s."
+            f"{how_sure}{base_txt} For information only: in one study women above 66 BW/s had more medically "
+            f"diagnosed injuries (Davis 2016), another found no link (Napier 2018). "
+            + (CADENCE_ADVICE.format(lo=cad * 1.05, hi=cad * 1.10) if cad else "")
         )
         return self._emit(
-            msg, "valr_absolute", "info", 0.3, f"Loading rate {valr:.0f} BW/s (above {c.valr_absolute_bw_s:.0f})",
-            message,
-            {"valr_bw_s": valr, "threshold_bw_s": c.valr_absolute_bw_s, "baseline": bm,
+            msg, "valr_absolute", "info", 0.3 if est is None else 0.5,
+            f"Loading rate {valr:.0f} BW/s (above {thr:.0f})", message,
+            {"valr_bw_s": valr, "valr_interval_bw_s": [est.lo, est.hi] if est is not None else None,
+             "sample_rate_hz": est.sample_rate_hz if est is not None else msg.quality.sample_rate_hz,
+             "lr_basis": loading_rate_basis(msg), "threshold_bw_s": thr, "baseline": bm,
              "sources": ["Davis 2016 BJSM 50:887", "Napier 2018", "Peebles 2018"]},
             msg.ended_at,
         )  # fmt: skip

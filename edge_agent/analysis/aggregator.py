@@ -16,6 +16,9 @@ way, so the definitions live here, once:
   running < 0.5 because of flight phases, walking > 0.5 because of double support; Cavagna 1977,
   Alexander 1989). Mean over strides; strides longer than :data:`MAX_STRIDE_S` (pauses, gaps) are
   left out.
+- **Loading rate of a window or run** (``valr``): both feet pooled, the bias-aware mean of the steps'
+  corrected VALR with its 90 % interval (:func:`edge_agent.analysis.loading_rate.mean_estimate`); needs
+  the sample rate the steps were measured at.
 - **Asymmetry**: symmetry index SI% = (R − L) / (0.5 (R + L)) × 100 (Robinson/Herzog 1987/1989),
   positive = right larger; and the symmetry angle SA = (45° − atan(L/R)) / 90° × 100 (Zifchock et al.
   2008, Gait Posture 27:622), which has the same sign convention and stays bounded (±50 %) when
@@ -31,9 +34,10 @@ from itertools import pairwise
 
 import numpy as np
 
+from edge_agent.analysis.loading_rate import mean_estimate
 from edge_agent.analysis.step import Step
 from edge_agent.common.measures import symmetry_angle_pct, symmetry_index_pct
-from edge_agent.contract import Asymmetry, FootStats, Stat, StepRecord, ZoneCounts
+from edge_agent.contract import Asymmetry, FootStats, LoadingRateEstimate, Stat, StepRecord, ZoneCounts
 
 #: Strides (same-foot contact to contact) longer than this are pauses, not strides (walking ≈ 1.1 s).
 MAX_STRIDE_S = 2.5
@@ -127,6 +131,26 @@ def duty_factor(steps: Sequence[Step]) -> float | None:
     return float(np.mean(ratios)) if ratios else None
 
 
+def loading_rate_estimate(steps: Sequence[Step], sample_rate_hz: float | None) -> LoadingRateEstimate | None:
+    """The pooled VALR of ``steps`` measured at ``sample_rate_hz``: bias-aware mean and 90 % interval."""
+    if not sample_rate_hz:
+        return None
+    est = mean_estimate(
+        [s.valr_bw_s for s in steps], [s.lr_correction for s in steps], [s.lr_model for s in steps], sample_rate_hz
+    )
+    if est is None:
+        return None
+    return LoadingRateEstimate(
+        mean=est.mean,
+        lo=min(est.lo, est.mean),
+        hi=max(est.hi, est.mean),
+        n=est.n,
+        sample_rate_hz=est.sample_rate_hz,
+        corrected_share=est.corrected_share,
+        prior_share=est.prior_share,
+    )
+
+
 @dataclass(slots=True)
 class RunStats:
     """Everything a WindowSummary / RunSummary carries about steps (the envelope is the pipeline's)."""
@@ -139,6 +163,7 @@ class RunStats:
     asymmetry: Asymmetry
     t_start: float | None = None
     t_end: float | None = None
+    valr: LoadingRateEstimate | None = None
     step_list: list[Step] = field(default_factory=list, repr=False)
 
     @property
@@ -156,11 +181,18 @@ class RunStats:
             "left": self.left,
             "right": self.right,
             "asymmetry": self.asymmetry,
+            "valr": self.valr,
         }
 
 
-def summarize(steps: Sequence[Step], t_start: float | None = None, t_end: float | None = None) -> RunStats:
-    """Summary of a window or a run; ``t_start``/``t_end`` (same clock as the steps) are the period."""
+def summarize(
+    steps: Sequence[Step],
+    t_start: float | None = None,
+    t_end: float | None = None,
+    sample_rate_hz: float | None = None,
+) -> RunStats:
+    """Summary of a window or a run; ``t_start``/``t_end`` (same clock as the steps) are the period,
+    ``sample_rate_hz`` the rate the steps were measured at (without it there is no ``valr`` estimate)."""
     ordered = sorted(steps, key=lambda s: s.t_contact)
     left = foot_stats([s for s in ordered if s.side == "left"])
     right = foot_stats([s for s in ordered if s.side == "right"])
@@ -173,6 +205,7 @@ def summarize(steps: Sequence[Step], t_start: float | None = None, t_end: float 
         asymmetry=asymmetry(left, right),
         t_start=t_start,
         t_end=t_end,
+        valr=loading_rate_estimate(ordered, sample_rate_hz),
         step_list=list(ordered),
     )
 
@@ -185,6 +218,10 @@ def _unit(v: float | None) -> float | None:
 
 def _finite(v: float | None) -> float | None:
     return v if v is not None and math.isfinite(v) else None
+
+
+def _nonneg(v: float | None) -> float | None:
+    return max(0.0, v) if v is not None and math.isfinite(v) else None
 
 
 def step_records(steps: Sequence[Step], t0: float = 0.0) -> list[StepRecord]:
@@ -205,6 +242,8 @@ def step_records(steps: Sequence[Step], t0: float = 0.0) -> list[StepRecord]:
                 peak_force_bw=max(0.0, peak) if peak is not None else None,
                 cop_x=_unit(s.cop_x),
                 cop_y=_unit(s.cop_y),
+                valr_lo_bw_s=_nonneg(s.valr_lo_bw_s),
+                valr_hi_bw_s=_nonneg(s.valr_hi_bw_s),
             )
         )
     return out

@@ -25,8 +25,9 @@ import numpy as np
 
 from edge_agent.analysis.kernels import Kernels, load_kernels
 from edge_agent.analysis.kernels import layout as L
+from edge_agent.analysis.loading_rate import step_bands
 from edge_agent.analysis.step import FOREFOOT_MIN, REARFOOT_MAX, ZONE_UNCERTAINTY, Side, Step
-from edge_agent.profiles import FsrDividerCalibration, HardwareProfile, load_profile
+from edge_agent.profiles import FsrDividerCalibration, HardwareProfile, SensorType, load_profile
 
 if TYPE_CHECKING:  # the recordings package is optional at import time
     from edge_agent.recordings import Recording
@@ -38,6 +39,13 @@ DEFAULT_BODY_MASS_KG = 70.0
 _TIME_ORDER = attrgetter("t_contact")
 #: Loading rates below this sample rate are reported as low-confidence (docs/design.md §4).
 LR_CONFIDENT_HZ = 200.0
+#: Toe-off level per sensor type, as a fraction of the step's own peak (0: the off level, as on force plates).
+#: Pressure insoles unload slowly and read longer stance than force plates; docs/measures.md §2.
+TOE_OFF_PEAK_FRACTION: dict[SensorType, float] = {"force": 0.0, "capacitive": 0.11, "fsr": 0.11, "resistive": 0.11}
+#: ``contact_events="vendor"``: initial contact at this fraction of the step's peak (Moticon's reports).
+VENDOR_IC_PEAK_FRACTION = 0.06
+ContactEvents = Literal["physical", "vendor"]
+_LR_MODELS = np.array(["sampled", "rise", "rise_prior"], dtype=object)  # by the kernel's E_LR_MODEL code
 
 
 class AnalysisError(ValueError):
@@ -71,6 +79,15 @@ class AnalysisConfig:
     gap_periods: float = 3.0  # a time step > 3 sample periods is a gap
     sample_rate_hz: float | None = None  # None: the profile's rate
     min_peak_bw: float = 0.3  # a contact never carrying 30 % BW is not a step (shuffle, resting foot)
+    # --- loading rate at insole sampling rates (docs/measures.md §3) ---
+    lr_model_max_hz: float = 300.0  # the raised-cosine rise correction applies below this sample rate
+    lr_fall_ratio: float = 2.0  # rise template: the impact bell falls over this many rise times
+    lr_rise_prior_ms: float = 18.0  # rise time assumed when no sample lies on the rise
+    lr_correction_min: float = 0.8  # the correction factor is clamped to [min, max]
+    lr_correction_max: float = 1.6
+    # --- contact edges (docs/measures.md §2) ---
+    toe_off_peak_fraction: float | None = None  # None: by the profile's sensor type (TOE_OFF_PEAK_FRACTION)
+    contact_events: ContactEvents = "physical"  # "vendor": also initial contact at 6 % of the step's peak
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> AnalysisError:
@@ -92,6 +109,11 @@ class AnalysisConfig:
             "cop_min_bw",
             "gap_periods",
             "min_peak_bw",
+            "lr_model_max_hz",
+            "lr_fall_ratio",
+            "lr_rise_prior_ms",
+            "lr_correction_min",
+            "lr_correction_max",
         ):
             v = getattr(self, name)
             if not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
@@ -108,6 +130,13 @@ class AnalysisConfig:
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int | float) or not math.isfinite(v) or v <= 0):
                 raise bad(name, "must be None or a positive finite number")
+        if self.lr_correction_min > 1 or self.lr_correction_max < 1:
+            raise bad("lr_correction_min", f"the limits must bracket 1 (max is {self.lr_correction_max})")
+        v = self.toe_off_peak_fraction
+        if v is not None and (not isinstance(v, int | float) or not math.isfinite(v) or not 0 <= v < 0.5):
+            raise bad("toe_off_peak_fraction", "must be None or a number in [0, 0.5)")
+        if self.contact_events not in ("physical", "vendor"):
+            raise bad("contact_events", "must be 'physical' or 'vendor'")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -234,13 +263,22 @@ class KernelSetup:
     """Everything the kernel needs besides the frames: parameters and sensor weights."""
 
     params: np.ndarray
-    wf: np.ndarray
-    wx: np.ndarray
-    wy: np.ndarray
-    off: np.ndarray
+    weights: np.ndarray  # float64[N_WEIGHTS, S]: rows W_F, W_X, W_Y, W_OFF (layout.py)
     lut: np.ndarray
     fs: float
     buf_len: int
+
+    @property
+    def wf(self) -> np.ndarray:
+        return self.weights[L.W_F]
+
+    @property
+    def wx(self) -> np.ndarray:
+        return self.weights[L.W_X]
+
+    @property
+    def wy(self) -> np.ndarray:
+        return self.weights[L.W_Y]
 
 
 def kernel_setup(profile: HardwareProfile, body_weight_n: float, config: AnalysisConfig) -> KernelSetup:
@@ -272,6 +310,16 @@ def kernel_setup(profile: HardwareProfile, body_weight_n: float, config: Analysi
     p[L.P_FALLBACK_FRAC] = config.fallback_stance_frac
     p[L.P_COP_MIN_BW] = config.cop_min_bw
     p[L.P_MIN_PEAK] = config.min_peak_bw
+    # the rise correction: below its rate limit, and not on low-passed force (the filter changes the
+    # rise's shape, so the template would no longer describe the samples)
+    p[L.P_LR_MODEL] = 1.0 if fs < config.lr_model_max_hz and not config.lowpass_hz else 0.0
+    p[L.P_LR_FALL_R] = config.lr_fall_ratio
+    p[L.P_LR_T1_PRIOR] = config.lr_rise_prior_ms / 1000.0
+    p[L.P_LR_CMIN] = config.lr_correction_min
+    p[L.P_LR_CMAX] = config.lr_correction_max
+    to_frac = config.toe_off_peak_fraction
+    p[L.P_TO_FRAC] = TOE_OFF_PEAK_FRACTION[profile.sensor_type] if to_frac is None else to_frac
+    p[L.P_IC_FRAC] = VENDOR_IC_PEAK_FRACTION if config.contact_events == "vendor" else 0.0
     x = profile.sensor_x()
     y = profile.sensor_y()
     cal = profile.calibration
@@ -290,16 +338,9 @@ def kernel_setup(profile: HardwareProfile, body_weight_n: float, config: Analysi
         p[L.P_C1] = float(wx @ off)
         p[L.P_C2] = float(wy @ off)
     buf_len = math.ceil(1.25 * fs * (config.max_contact_ms + config.min_swing_ms) / 1000.0) + 16
-    return KernelSetup(
-        params=p,
-        wf=np.ascontiguousarray(wf, dtype=np.float64),
-        wx=np.ascontiguousarray(wx, dtype=np.float64),
-        wy=np.ascontiguousarray(wy, dtype=np.float64),
-        off=np.ascontiguousarray(off, dtype=np.float64),
-        lut=lut,
-        fs=fs,
-        buf_len=buf_len,
-    )
+    weights = np.zeros((L.N_WEIGHTS, profile.n_sensors), dtype=np.float64)
+    weights[L.W_F], weights[L.W_X], weights[L.W_Y], weights[L.W_OFF] = wf, wx, wy, off
+    return KernelSetup(params=p, weights=weights, lut=lut, fs=fs, buf_len=buf_len)
 
 
 def _none_where_nan(col: np.ndarray) -> list[float | None]:
@@ -312,8 +353,9 @@ def _none_where_nan(col: np.ndarray) -> list[float | None]:
     return obj.tolist()
 
 
-def events_to_steps(events: np.ndarray, side: Side, low_confidence: bool) -> list[Step]:
-    """Event rows (kernel or reference) → Step records (rows of contacts that are no steps are skipped).
+def events_to_steps(events: np.ndarray, side: Side, low_confidence: bool, fs: float) -> list[Step]:
+    """Event rows (kernel or reference) → Step records (rows of contacts that are no steps are skipped);
+    ``fs`` (Hz) sets the loading-rate intervals (:mod:`edge_agent.analysis.loading_rate`).
 
     Written for speed (columns prepared by numpy, ``map`` over the constructor): at 100 Hz a step
     arrives every ~70 frames, so building Step objects is a visible share of the whole analysis.
@@ -335,7 +377,11 @@ def events_to_steps(events: np.ndarray, side: Side, low_confidence: bool) -> lis
     near = (np.abs(si - REARFOOT_MAX) < ZONE_UNCERTAINTY) | (np.abs(si - FOREFOOT_MIN) < ZONE_UNCERTAINTY)
     uncertain = has_si & near
     si_list = _none_where_nan(si)
-    method = np.where(ev[:, L.E_LR_IMPACT] > 0, "impact_peak", "fallback").tolist()
+    impact = ev[:, L.E_LR_IMPACT] > 0
+    method = np.where(impact, "impact_peak", "fallback").tolist()
+    valr = ev[:, L.E_VALR]
+    model_code = ev[:, L.E_LR_MODEL].astype(np.int64)
+    models = _LR_MODELS[model_code].tolist()
     return list(
         map(
             Step,
@@ -347,7 +393,7 @@ def events_to_steps(events: np.ndarray, side: Side, low_confidence: bool) -> lis
             zone.tolist(),
             uncertain.tolist(),
             (ev[:, L.E_IMPACT] > 0).tolist(),
-            _none_where_nan(ev[:, L.E_VALR]),
+            _none_where_nan(valr),
             _none_where_nan(ev[:, L.E_VILR]),
             method,
             repeat(low_confidence),
@@ -359,6 +405,9 @@ def events_to_steps(events: np.ndarray, side: Side, low_confidence: bool) -> lis
             _none_where_nan(ev[:, L.E_COP_ML]),
             repeat(None),
             _none_where_nan(ev[:, L.E_IMPACT_BW]),
+            models,
+            _none_where_nan(ev[:, L.E_VALR_SAMPLED]),
+            step_bands(impact, model_code, fs),
         )
     )
 
@@ -393,10 +442,7 @@ class FootAnalyzer:
         s = profile.n_sensors
         self._kernels: Kernels = kernels or load_kernels()
         self._state = L.new_state(s)
-        self._nan = np.zeros(s, dtype=np.int64)
-        self._sat = np.zeros(s, dtype=np.int64)
-        self._first = np.full(s, np.nan)  # first valid value per sensor
-        self._silent = np.arange(s, dtype=np.int64)  # silent sensors: the first st[S_NSILENT] entries
+        self._sensors = L.new_sensor_state(s)  # per-sensor counters, first values, the silent list
         self._buf = np.zeros((L.BUF_ROWS, self._setup.buf_len), dtype=np.float64)
         self._events = np.zeros((1024, L.N_EVENT_COLS), dtype=np.float64)
         self.low_confidence = self._setup.fs < LR_CONFIDENT_HZ
@@ -406,6 +452,11 @@ class FootAnalyzer:
     @property
     def body_weight_n(self) -> float:
         return float(self._setup.params[L.P_BW])
+
+    @property
+    def sample_rate_hz(self) -> float:
+        """The rate the kernels assume (the config's, else the profile's): the steps' loading-rate basis."""
+        return self._setup.fs
 
     def set_body_weight(self, body_weight_n: float) -> None:
         """Use a new body weight (N) for the frames fed from now on."""
@@ -440,28 +491,14 @@ class FootAnalyzer:
         n = ta.shape[0]
         while pos < n:
             ne, used = self._kernels.run_chunk(
-                ta[pos:],
-                ra[pos:],
-                rai[pos:],
-                su.params,
-                su.wf,
-                su.wx,
-                su.wy,
-                su.off,
-                su.lut,
-                self._state,
-                self._nan,
-                self._sat,
-                self._first,
-                self._silent,
-                self._buf,
+                ta[pos:], ra[pos:], rai[pos:], su.params, su.weights, su.lut, self._state, self._sensors, self._buf,
                 self._events,
-            )
+            )  # fmt: skip
             if ne:
                 ev = self._events[:ne]
                 self._contact_ic.extend(ev[:, L.E_T_IC].tolist())
                 self._contact_to.extend(ev[:, L.E_T_TO].tolist())
-                out.extend(events_to_steps(ev, self.side, self.low_confidence))
+                out.extend(events_to_steps(ev, self.side, self.low_confidence, su.fs))
             pos += used
         return out
 
@@ -472,7 +509,7 @@ class FootAnalyzer:
         ev = self._events[:ne]
         self._contact_ic.extend(ev[:, L.E_T_IC].tolist())
         self._contact_to.extend(ev[:, L.E_T_TO].tolist())
-        return events_to_steps(ev, self.side, self.low_confidence)
+        return events_to_steps(ev, self.side, self.low_confidence, self._setup.fs)
 
     def take_contacts(self) -> tuple[list[float], list[float]]:
         """(initial contacts, toe-offs) of every contact finished since the last call, steps or not
@@ -484,16 +521,17 @@ class FootAnalyzer:
     @property
     def quality(self) -> dict[str, int | list[int]]:
         st = self._state
-        silent = sorted(int(i) for i in self._silent[: int(st[L.S_NSILENT])])
+        sen = self._sensors
+        silent = sorted(int(i) for i in sen[L.SEN_SILENT, : int(st[L.S_NSILENT])])
         return {
             "frames": int(st[L.S_FRAMES]),
             "late_frames": int(st[L.S_LATE]),
             "bad_time_frames": int(st[L.S_BADTIME]),
             "dropped_frames": int(st[L.S_DROPPED]),
             "gaps": int(st[L.S_GAPS]),
-            "nan_samples": int(self._nan.sum()),
-            "saturated_samples": int(self._sat.sum()),
-            "saturated_sensors": [int(i) for i in np.flatnonzero(self._sat)],
+            "nan_samples": int(sen[L.SEN_NAN].sum()),
+            "saturated_samples": int(sen[L.SEN_SAT].sum()),
+            "saturated_sensors": [int(i) for i in np.flatnonzero(sen[L.SEN_SAT])],
             "silent_sensors": silent if st[L.S_FRAMES] > 0 else [],
             "steps": int(st[L.S_STEPS]),
             "short_contacts": int(st[L.S_SHORT]),
@@ -538,6 +576,10 @@ class GaitAnalyzer:
     def set_body_weight(self, body_weight_n: float) -> None:
         for foot in self.feet.values():
             foot.set_body_weight(body_weight_n)
+
+    @property
+    def sample_rate_hz(self) -> float:
+        return self.feet["left"].sample_rate_hz
 
     def _remember(self, side: Side, steps: list[Step]) -> None:
         ic, to = self.feet[side].take_contacts()
@@ -636,6 +678,7 @@ class AnalysisResult:
     duration_s: float
     warnings: list[str] = field(default_factory=list)
     sample_rate_hz: float = 0.0  # median frame interval over both feet, as a rate
+    kernel_rate_hz: float | None = None  # the rate the kernels assumed (the steps' loading-rate basis)
 
 
 #: Each foot's ``(t, raw)`` for one stretch of time, both feet cut at the same instant.
@@ -749,6 +792,19 @@ def _standing_weight(source: FrameSource, profile: HardwareProfile) -> float | N
     return estimate_body_weight(tl, total)
 
 
+def _median(a: np.ndarray) -> float:
+    """``np.median`` of a 1-D float array (NaN when one is NaN) from one partition, in place (``a`` is
+    reordered): on millions of frame intervals a fraction of ``np.median``'s time and no copy."""
+    m = a.size
+    if m == 0 or bool(np.isnan(a).any()):
+        return math.nan
+    k = m // 2
+    a.partition(k)
+    if m % 2:
+        return float(a[k])
+    return float((a[:k].max() + a[k]) / 2.0)
+
+
 def _clock(t: np.ndarray) -> tuple[np.ndarray, float, float, float | None]:
     """(running maximum of the clock, first, last, median frame period) of one stream.
 
@@ -766,7 +822,7 @@ def _clock(t: np.ndarray) -> tuple[np.ndarray, float, float, float | None]:
         lo, hi = (float(fin.min()), float(fin.max())) if fin.size else (math.inf, -math.inf)
     period = None
     if t.size > 10:
-        idx = np.unique(np.linspace(0, t.size - 2, min(t.size - 1, 20_000)).astype(np.int64))
+        idx = np.arange(0, t.size - 1, max(1, (t.size - 1) // 20_000))  # ≤ ~20,000 frame steps, evenly spread
         d = t[idx + 1] - t[idx]
         d = d[np.isfinite(d) & (d > 0)]
         if d.size:
@@ -812,9 +868,9 @@ def analyze_frames(
     *,
     period: float | None = None,
 ) -> AnalysisResult:
-    """Analyse frames chunk by chunk: memory holds a chunk, the steps, and each foot's clock (8 bytes a frame),
-    never the frames of the whole recording. ``period``: the median frame interval when known in advance; else
-    it is measured on the first :data:`RATE_FRAMES` frames. Body weight as in :func:`analyze_recording`; an
+    """Analyse frames chunk by chunk: memory holds a chunk, the steps, and each foot's frame intervals (8 bytes a
+    frame), never the frames of the whole recording. ``period``: the median frame interval when known in advance;
+    else it is measured on the first :data:`RATE_FRAMES` frames. Body weight as in :func:`analyze_recording`; an
     estimate from standing costs one more pass over the frames."""
     config = config or AnalysisConfig()
     warnings: list[str] = []
@@ -878,7 +934,9 @@ def _feed(
     warnings: list[str],
 ) -> AnalysisResult:
     steps: list[Step] = []
-    clocks: dict[str, list[np.ndarray]] = {"left": [], "right": []}
+    # each foot's frame intervals, chunk by chunk (across chunk edges too): the median gives the sample rate
+    intervals: list[np.ndarray] = []
+    t_end: dict[str, np.ndarray] = {}
     tmin, tmax = math.inf, -math.inf
     for chunk in chunks:
         for side in ("left", "right"):
@@ -889,7 +947,9 @@ def _feed(
                 raise AnalysisError(f"recording {source.source} {side} stream: {len(t)} times for {len(raw)} frames")
             steps.extend(gait.feed(side, t, raw))  # type: ignore[arg-type]
             t = np.asarray(t, dtype=np.float64)
-            clocks[side].append(t)
+            if t.size:
+                intervals.append(np.diff(t, prepend=t_end[side]) if side in t_end else np.diff(t))
+                t_end[side] = t[-1:]
             fin = t[np.isfinite(t)]
             if fin.size:
                 tmin, tmax = min(tmin, float(fin.min())), max(tmax, float(fin.max()))
@@ -897,8 +957,7 @@ def _feed(
             progress(*source.progress())
     steps.extend(gait.flush())
     steps.sort(key=_TIME_ORDER)
-    diffs = [np.diff(np.concatenate(ts)) for ts in clocks.values() if sum(len(t) for t in ts) > 1]
-    dt = float(np.median(np.concatenate(diffs))) if diffs else 0.0
+    dt = _median(np.concatenate(intervals)) if sum(d.size for d in intervals) else 0.0
     return AnalysisResult(
         steps=steps,
         body_weight_n=bw,
@@ -907,4 +966,5 @@ def _feed(
         duration_s=tmax - tmin if math.isfinite(tmin) else 0.0,
         warnings=warnings,
         sample_rate_hz=1.0 / dt if dt > 0 else 0.0,
+        kernel_rate_hz=gait.sample_rate_hz,
     )

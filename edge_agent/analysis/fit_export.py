@@ -48,9 +48,9 @@ def span_of(steps: Sequence[Step], t_start: float, t_end: float, unix0: float) -
         contact_ms=_mean(s.contact_ms for s in steps),
         contact_asymmetry_pct=stats.asymmetry.contact_ms_pct,
         valr_bw_s=_mean(s.valr_bw_s for s in steps),
-        # The 90 % interval of each step's VALR, where the analysis provides one (Step.valr_lo_bw_s/valr_hi_bw_s).
-        valr_lo_bw_s=_mean(getattr(s, "valr_lo_bw_s", None) for s in steps),
-        valr_hi_bw_s=_mean(getattr(s, "valr_hi_bw_s", None) for s in steps),
+        # The means of the bounds of each step's 90 % VALR interval (docs/measures.md).
+        valr_lo_bw_s=_mean(s.valr_lo_bw_s for s in steps),
+        valr_hi_bw_s=_mean(s.valr_hi_bw_s for s in steps),
         strike_index_left=left.strike_index.mean,
         strike_index_right=right.strike_index.mean,
         rearfoot=left.zones.rearfoot + right.zones.rearfoot,

@@ -17,10 +17,9 @@ import json
 import math
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import fields
 from typing import Any, TextIO
 
-from edge_agent.analysis.step import Step
+from edge_agent.analysis.step import STEP_KEYS, Step
 from edge_agent.recordings import FrameStream
 
 SCHEMA = "footfall.analyze/1"
@@ -28,7 +27,7 @@ FORMATS = ("table", "csv", "json", "fit")
 #: Show a progress bar on a TTY, or for recordings at least this many frames (an hour of two feet at 100 Hz)
 #: even when stderr is not a TTY.
 LONG_RECORDING_FRAMES = 720_000
-STEP_FIELDS = [f.name for f in fields(Step)]
+STEP_FIELDS = list(STEP_KEYS)
 
 
 class InputError(Exception):
@@ -56,6 +55,14 @@ def add_analyze_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     )
     parser.add_argument("--input-format", dest="input_format", help="skip auto-detection (e.g. moticon-txt)")
     parser.add_argument("--segment", help="only analyse the labelled segment(s) with this name, e.g. 'Walking'")
+    parser.add_argument(
+        "--contact-events",
+        choices=["physical", "vendor"],
+        default="physical",
+        dest="contact_events",
+        help="physical (default): contact from 0.03 BW (pressure insoles: toe-off at 11 %% of the step's peak); "
+        "vendor: also initial contact at 6 %% of the step's peak, as Moticon's reports (docs/measures.md §2)",
+    )
     parser.add_argument("-o", "--output", "--out", help="write to this file instead of stdout")
     parser.add_argument("--no-progress", action="store_true", help="never show the progress bar")
     return parser
@@ -85,7 +92,7 @@ def build_report(source: str, result: Any, profile_name: str) -> dict[str, Any]:
     from edge_agent.analysis.aggregator import summarize
 
     steps: list[Step] = list(result.steps)
-    stats = summarize(steps)
+    stats = summarize(steps, sample_rate_hz=getattr(result, "kernel_rate_hz", None))
     feet = {"left": stats.left, "right": stats.right}
     zones = {side: {**fs.zones.model_dump(), "uncertain": fs.zone_uncertain} for side, fs in feet.items()}
     with_si = [s for s in steps if s.strike_zone is not None]
@@ -108,6 +115,7 @@ def build_report(source: str, result: Any, profile_name: str) -> dict[str, Any]:
         "vilr_bw_s_mean": _mean([s.vilr_bw_s for s in steps]),
         "peak_force_bw_mean": _mean([s.peak_force_bw for s in steps]),
         "loading_rate_low_confidence": any(s.lr_low_confidence for s in steps),
+        "valr": stats.valr.model_dump() if stats.valr is not None else None,
         "feet": {side: fs.model_dump() for side, fs in feet.items()},
         "asymmetry": stats.asymmetry.model_dump(),
     }
@@ -169,6 +177,12 @@ def format_table(report: dict[str, Any]) -> str:
         w(
             f"{side:5} zones: rearfoot {z['rearfoot']}, midfoot {z['midfoot']}, forefoot {z['forefoot']} "
             f"({z['uncertain']} near a boundary)\n"
+        )
+    est = sm.get("valr")
+    if est:
+        w(
+            f"loading rate ≈ {est['mean']:.0f} BW/s ({est['lo']:.0f}–{est['hi']:.0f}, 90 % interval at "
+            f"{est['sample_rate_hz']:g} Hz; {100 * est['corrected_share']:.0f} % of steps rise-corrected)\n"
         )
     w(
         f"VALR mean {_f(sm['valr_bw_s_mean'], '.1f')} BW/s, VILR mean {_f(sm['vilr_bw_s_mean'], '.1f')} BW/s, "
@@ -246,6 +260,7 @@ def load_and_analyze(
     stream: TextIO | None = None,
     *,
     whole: bool = False,
+    contact_events: str = "physical",
 ) -> tuple[Any, Any, str]:
     """(what was read, AnalysisResult, profile name) of one recording; InputError for anything the user can fix.
 
@@ -254,7 +269,14 @@ def load_and_analyze(
     and, with ``whole``, every file are loaded into a :class:`Recording`, which is then what was read (a stream
     otherwise).
     """
-    from edge_agent.analysis.analyzer import AnalysisError, FrameSource, RecordingFrames, TimeWindow, analyze_frames
+    from edge_agent.analysis.analyzer import (
+        AnalysisConfig,
+        AnalysisError,
+        FrameSource,
+        RecordingFrames,
+        TimeWindow,
+        analyze_frames,
+    )
     from edge_agent.profiles import ProfileError, load_profile
     from edge_agent.recordings import RecordingError, load_recording, open_stream
 
@@ -284,8 +306,9 @@ def load_and_analyze(
         source = TimeWindow(source, first.t_start, first.t_end)
     update, bar = _progress(source, progress, stream or sys.stderr)
     try:
+        config = AnalysisConfig(contact_events=contact_events)  # type: ignore[arg-type]
         result = analyze_frames(
-            source, prof, body_mass_kg, progress=update, period=getattr(source, "period", lambda: None)()
+            source, prof, body_mass_kg, config, progress=update, period=getattr(source, "period", lambda: None)()
         )
     except (AnalysisError, RecordingError) as err:
         raise InputError(f"{path}: {err}" if not str(err).startswith(str(path)) else str(err)) from None
@@ -317,6 +340,7 @@ def run_analyze(args: argparse.Namespace) -> int:
             input_format=getattr(args, "input_format", None),
             segment=getattr(args, "segment", None),
             progress=not getattr(args, "no_progress", False),
+            contact_events=getattr(args, "contact_events", "physical"),
         )
     except InputError as err:
         print(f"footfall-agent analyze: error: {err}", file=sys.stderr)

@@ -413,14 +413,47 @@ def format_results(r: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _rates(text: str) -> list[float]:
+    try:
+        rates = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: comma-separated sample rates in Hz, e.g. 50,100,200") from None
+    if not rates or any(not (10.0 <= r <= 2000.0) for r in rates):
+        raise argparse.ArgumentTypeError(f"{text!r}: sample rates must lie in 10–2000 Hz")
+    return rates
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m edge_agent.analysis.validate", description=__doc__.splitlines()[0])
     ap.add_argument("data", nargs="?", type=Path, default=DEFAULT_DATA, help="the shared data folder")
     ap.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    ap.add_argument(
+        "--rates",
+        type=_rates,
+        metavar="HZ,HZ,…",
+        help="per-rate bias and scatter of VALR, contact time and strike index (edge_agent.analysis.validate_rates)",
+    )
+    ap.add_argument("--phases", type=int, default=16, help="--rates: sampling phases per plate trial (default 16)")
+    ap.add_argument("--seeds", type=int, default=3, help="--rates: simulated runners per force family (default 3)")
+    ap.add_argument("--markdown", action="store_true", help="--rates: Markdown tables (docs/validation.md)")
     args = ap.parse_args(argv)
     if not args.data.is_dir():
         print(f"validate: {args.data}: no such folder (the shared recordings)", file=sys.stderr)
         return 2
+    if args.rates:
+        from edge_agent.analysis import validate_rates as vr
+
+        if args.phases < 1 or args.seeds < 1:
+            print("validate: --phases and --seeds must be at least 1", file=sys.stderr)
+            return 2
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out = vr.run_rates(args.data, args.rates, args.phases, args.seeds)
+        if args.json:
+            print(json.dumps(out, indent=2, default=lambda o: None, allow_nan=False))
+        else:
+            sys.stdout.write(vr.markdown_rates(out) if args.markdown else vr.format_rates(out))
+        return 0
     res = run_validation(args.data)
     if args.json:
         print(json.dumps(res, indent=2, default=lambda o: None, allow_nan=True))

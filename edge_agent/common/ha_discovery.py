@@ -43,6 +43,7 @@ class EntityDescription:
     icon: str | None = None
     entity_category: str | None = None
     precision: int | None = None
+    attributes: str | None = None  # a Jinja template rendering a JSON object: extra state attributes
     extra: tuple[tuple[str, Any], ...] = ()
 
 
@@ -95,6 +96,9 @@ def component(desc: EntityDescription, *, node_id: str, device_name: str, state_
             c[k] = v
     if desc.options is not None:
         c["options"] = list(desc.options)
+    if desc.attributes is not None:
+        c["json_attributes_topic"] = state_topic
+        c["json_attributes_template"] = desc.attributes
     c.update(dict(desc.extra))
     return c
 

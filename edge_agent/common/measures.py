@@ -11,12 +11,16 @@ for both feet, or for several windows or runs, is defined here and nowhere else:
 - :func:`pooled_measures`: one summary (window or run) → :class:`PooledMeasures`, the numbers the dashboard
   stores in indexed columns and the risk engine compares: every per-step measure is the step-weighted mean of
   the two feet (``valr_p90`` included: the pooled p90 as above, not the worse foot), counts add up, ``valr_max``
-  is the larger foot's maximum.
+  is the larger foot's maximum. ``valr_lo``/``valr_hi`` are the summary's own loading-rate interval (contract v2
+  ``valr``: the agent's 90 % interval of the both-feet mean, docs/measures.md §3), None for a schema-1 summary.
 - :data:`COMBINE`: how each of those columns combines over several windows (a run assembled from its windows) or
   several runs (a day, a week, a team): the same weighted means, with the step counts stored beside each mean as
   the weights. ``plugin/store/measures_sql.py`` renders it as SQL aggregates; Python callers use
-  :func:`combine_rows`. A test checks that all of them — SQL on both databases, Python and the Home Assistant
-  templates — agree.
+  :func:`combine_rows`. The loading-rate interval combines as the ``valr_n``-weighted mean of its bounds: its
+  bias part, which dominates, is a fraction of the mean and combines so; its random part keeps each row's width
+  instead of shrinking with the added steps, so a combined interval is typically a little wider than one
+  recomputed from every step (conservative). Rows without an interval (schema 1) do not count. A test checks
+  that all of them — SQL on both databases, Python and the Home Assistant templates — agree.
 - :func:`symmetry_index_pct` and :func:`symmetry_angle_pct`: left/right asymmetry (Herzog 1989; Zifchock 2008,
   with the paper's correction when the angle term exceeds 90°).
 
@@ -115,6 +119,8 @@ class PooledMeasures:
     valr_n: int
     valr_p90: float | None
     valr_max: float | None
+    valr_lo: float | None
+    valr_hi: float | None
     vilr_mean: float | None
     vilr_n: int
     contact_ms: float | None
@@ -147,6 +153,7 @@ def pooled_measures(msg: WindowSummary | RunSummary) -> PooledMeasures:
     contact_n, contact, _, _, _ = _pooled((left.contact_ms, right.contact_ms))
     peak_n, peak, _, _, _ = _pooled((left.peak_force_bw, right.peak_force_bw))
     a = msg.asymmetry
+    est = msg.valr
     return PooledMeasures(
         steps=msg.steps,
         cadence_spm=msg.cadence_spm,
@@ -155,6 +162,8 @@ def pooled_measures(msg: WindowSummary | RunSummary) -> PooledMeasures:
         valr_n=valr_n,
         valr_p90=valr_p90,
         valr_max=valr_max,
+        valr_lo=est.lo if est is not None else None,
+        valr_hi=est.hi if est is not None else None,
         vilr_mean=vilr,
         vilr_n=vilr_n,
         contact_ms=contact,
@@ -199,6 +208,8 @@ COMBINE: tuple[Combine, ...] = (
     Combine("valr_n", "sum"),
     Combine("valr_p90", "mean", "valr_n"),
     Combine("valr_max", "max"),
+    Combine("valr_lo", "mean", "valr_n"),
+    Combine("valr_hi", "mean", "valr_n"),
     Combine("vilr_mean", "mean", "vilr_n"),
     Combine("vilr_n", "sum"),
     Combine("contact_ms", "mean", "contact_n"),

@@ -57,6 +57,8 @@ def detect_format(path: Path) -> str:
         raise RecordingError(f"{path}: cannot read ({err.strerror})") from None
     if is_native(head_b):
         return "native"
+    if len(head_b) >= 512 and 0 < head_b[0] < 0x20 and head_b[1] == 0x50:  # C3D: parameter block, 0x50
+        return "fukuchi-c3d"
     if head_b[:2] == b"\x1f\x8b":
         try:
             with gzip.open(path, "rb") as g:
@@ -106,6 +108,8 @@ def load_recording(path: str | os.PathLike[str], profile: str | None = None, fmt
         rec = _imp.load_gaitpdb(path)
     elif fmt == "fukuchi":
         rec = _imp.load_fukuchi(path)
+    elif fmt == "fukuchi-c3d":
+        rec = _imp.load_fukuchi_c3d(path)
     else:
         rec = _imp.load_plain_csv(path, profile, n_profile)
     if profile is not None:

@@ -1,9 +1,10 @@
 """A minimal reader for C3D motion-capture files (3D marker trajectories and their labels).
 
 Why our own: the Fukuchi running dataset ships each trial as ``.c3d`` with heel and metatarsal
-markers, which tell which foot is on the force plate. Only what that needs is implemented: Intel
-(processor type 84) files, integer or float point data, the ``POINT`` parameters. Spec: the C3D
-file format user guide (c3d.org), sections "The header", "Parameter section", "3D point data".
+markers, which tell which foot is on the force plate, and the plate's analog channels. Only what that
+needs is implemented: Intel (processor type 84) files, integer or float data, the ``POINT`` and ``ANALOG``
+parameters. Spec: the C3D file format user guide (c3d.org), sections "The header", "Parameter section",
+"3D point data", "Analog data".
 """
 
 from __future__ import annotations
@@ -94,6 +95,61 @@ def _params(data: bytes, start: int, path: Path) -> dict[str, dict[str, object]]
     for gid, name, value in raw:
         out.setdefault(groups.get(gid, str(gid)), {})[name] = value
     return out
+
+
+@dataclass
+class C3DAnalog:
+    """Analog channels: ``values`` (samples × channels), scaled as the file's ANALOG parameters say."""
+
+    labels: list[str]
+    units: list[str]
+    rate_hz: float
+    values: np.ndarray
+
+    def channel(self, label: str) -> np.ndarray:
+        try:
+            return self.values[:, self.labels.index(label)]
+        except ValueError:
+            raise RecordingError(f"C3D has no analog channel {label!r} (channels: {', '.join(self.labels)})") from None
+
+
+def read_c3d_analog(path: str | Path) -> C3DAnalog:
+    """The analog channels of a C3D file: ``(raw − OFFSET) × SCALE × GEN_SCALE`` per channel."""
+    path = Path(path)
+    data = path.read_bytes()
+    pts = read_c3d_points(path)  # validates the header and parses the parameters
+    n_points, analog_per_frame, first, last = struct.unpack_from("<hhhh", data, 2)
+    is_float = struct.unpack_from("<f", data, 12)[0] < 0
+    data_start = struct.unpack_from("<H", data, 16)[0]
+    an = pts.params.get("ANALOG", {})
+    used = an.get("USED", [0])
+    nch = int(used[0]) if isinstance(used, list) and used else 0
+    if nch <= 0 or analog_per_frame <= 0:
+        raise RecordingError(f"{path}: no analog channels")
+    ratio = analog_per_frame // nch
+    n_frames = last - first + 1
+    word = 4 if is_float else 2
+    per_frame = (n_points * 4 + analog_per_frame) * word
+    dt = np.dtype("<f4") if is_float else np.dtype("<i2")
+    frames = np.frombuffer(data, dtype=np.uint8, count=n_frames * per_frame, offset=(data_start - 1) * BLOCK)
+    block = np.ascontiguousarray(frames.reshape(n_frames, per_frame)[:, n_points * 4 * word :]).view(dt)
+    values = block.reshape(n_frames * ratio, nch).astype(np.float64)
+
+    def param(name: str, default: float) -> np.ndarray:
+        v = an.get(name)
+        arr = np.asarray(v if isinstance(v, list) and v else [default] * nch, dtype=np.float64)
+        return arr[:nch] if arr.size >= nch else np.full(nch, default)
+
+    gen = an.get("GEN_SCALE", [1.0])
+    gen_scale = float(gen[0]) if isinstance(gen, list) and gen else 1.0
+    values = (values - param("OFFSET", 0.0)) * param("SCALE", 1.0) * gen_scale
+    labels_v = an.get("LABELS", [])
+    labels = [str(x) for x in labels_v] if isinstance(labels_v, list) else [str(labels_v)]
+    units_v = an.get("UNITS", [])
+    units = [str(x) for x in units_v] if isinstance(units_v, list) else [str(units_v)]
+    rate_v = an.get("RATE", [pts.rate_hz * ratio])
+    rate = float(rate_v[0]) if isinstance(rate_v, list) and rate_v else pts.rate_hz * ratio
+    return C3DAnalog(labels=labels[:nch], units=units[:nch], rate_hz=rate, values=values)
 
 
 def read_c3d_points(path: str | Path) -> C3DPoints:

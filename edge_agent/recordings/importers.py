@@ -13,6 +13,7 @@ import gzip
 import io
 import math
 import re
+import struct
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -496,18 +497,42 @@ def load_fukuchi(path: Path) -> Recording:
         i = int(np.argmax(np.diff(idx) <= 0)) + 1
         raise RecordingError(f"{path}:{first + i}: sample index goes backwards ({idx[i - 1]:g} → {idx[i]:g})")
     t = (idx - 1.0) / FUKUCHI_RATE_HZ
-    fy = data[:, 2]
-    contacts = _contacts(fy, FUKUCHI_RATE_HZ)
     cols = [n.strip() for n in names]
-    side_of, how, agree = _assign_sides(contacts, fy, data[:, cols.index("COPz")] if "COPz" in cols else None)
     c3d = path.parent / re.sub(r"forces\.txt(\.gz)?$", ".c3d", path.name)
-    by_markers = _sides_from_markers(c3d, contacts, t) if c3d != path and c3d.is_file() else None
+    copz = data[:, cols.index("COPz")] if "COPz" in cols else None
+    return _fukuchi_recording(path, t, data[:, 2], copz, c3d if c3d != path and c3d.is_file() else None)
+
+
+def load_fukuchi_c3d(path: Path) -> Recording:
+    """A Fukuchi trial from its ``.c3d``: the plate's vertical force is ``−1000 × F1Z`` of the analog
+    channels (300 Hz; in this dataset's files the channel holds kN with the sign flipped, whatever its
+    UNITS say: it equals the ``forces.txt`` Fy to 0.005 N wherever that file is not zeroed — a test checks
+    it on RBDS008runT35). Unlike ``forces.txt`` it keeps the plate's low samples unzeroed, and it is the
+    only force record of S1's 3.5 m/s trial. Sides from the markers; otherwise as :func:`load_fukuchi`."""
+    from edge_agent.recordings.c3d import read_c3d_analog
+
+    try:
+        an = read_c3d_analog(path)
+        fy = -1000.0 * an.channel("F1Z")
+    except (OSError, ValueError, struct.error) as err:
+        raise RecordingError(f"{path}: no Fukuchi plate channels ({err})") from None
+    t = np.arange(fy.size) / an.rate_hz
+    return _fukuchi_recording(path, t, fy, None, path, forces_name=re.sub(r"\.c3d$", "forces.txt", path.name))
+
+
+def _fukuchi_recording(
+    path: Path, t: np.ndarray, fy: np.ndarray, copz: np.ndarray | None, c3d: Path | None, forces_name: str = ""
+) -> Recording:
+    """The two feet of one Fukuchi plate trial: contacts, sides, body mass and labels (RBDSinfo.txt)."""
+    contacts = _contacts(fy, FUKUCHI_RATE_HZ)
+    side_of, how, agree = _assign_sides(contacts, fy, copz)
+    by_markers = _sides_from_markers(c3d, contacts, t) if c3d is not None else None
     marker_agree = None
     if by_markers is not None:
         marker_agree = sum(a == b for a, b in zip(by_markers, side_of, strict=True)) / max(len(side_of), 1)
         side_of = by_markers
         how = (
-            f"from the trial's markers ({c3d.name}): the foot whose heel/MT1/MT5 markers are lower "
+            f"from the trial's markers ({c3d.name if c3d else ''}): the foot whose heel/MT1/MT5 markers are lower "
             f"{MARKER_PROBE_S * 1000:.0f} ms after initial contact; the plate-COPz rule agrees on "
             f"{marker_agree:.0%} of contacts"
         )
@@ -523,7 +548,7 @@ def load_fukuchi(path: Path) -> Recording:
     )
     if agree is not None:
         rec.meta["copz_alternation_agreement"] = round(agree, 3)
-    if marker_agree is not None:
+    if marker_agree is not None and copz is not None:
         rec.meta["marker_copz_side_agreement"] = round(marker_agree, 3)
     for k, side in enumerate(SIDES):
         f = np.where(owner == 1 - k, 0.0, np.maximum(fy, 0.0))
@@ -531,14 +556,15 @@ def load_fukuchi(path: Path) -> Recording:
         rec.reference[f"{side}_contact_start_s"] = np.asarray(
             [t[a] for (a, _), o in zip(contacts, side_of, strict=True) if o == k]
         )
-    rec.reference["plate_fy_n"] = fy.copy()
-    m = re.match(r"^(RBDS(\d+))run(T(\d)(\d))forces", path.name)
+    rec.reference["plate_fy_n"] = np.asarray(fy, dtype=np.float64).copy()
+    name = forces_name or path.name
+    m = re.match(r"^(RBDS(\d+))run(T(\d)(\d))forces", name)
     info = path.parent / "RBDSinfo.txt"
     if m:
         rec.meta["subject"] = int(m.group(2))
         rec.meta["speed_m_s"] = float(f"{m.group(4)}.{m.group(5)}")
         if info.is_file():
-            _fukuchi_info(rec, info, path.name, f"{m.group(4)}{m.group(5)}")
+            _fukuchi_info(rec, info, name, f"{m.group(4)}{m.group(5)}")
     return rec
 
 
@@ -627,7 +653,7 @@ def sniff(path: Path, head: str) -> str | None:
 
 
 def format_names() -> Iterable[str]:
-    return ("native", "moticon-txt", "moticon-csv", "gaitpdb", "fukuchi", "csv")
+    return ("native", "moticon-txt", "moticon-csv", "gaitpdb", "fukuchi", "fukuchi-c3d", "csv")
 
 
 # -- streaming (``footfall-agent analyze``) -------------------------------------------------------

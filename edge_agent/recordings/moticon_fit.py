@@ -144,6 +144,7 @@ def profile_dict(res: dict) -> dict:
         "sample_rate_hz": 100.0,
         "raw_unit": "N/cm2",
         "raw_max": 50.0,
+        "sensor_type": "capacitive",
         "insole_length_mm": INSOLE_MM,
         "source": (
             "Cell areas and positions fitted by edge_agent/recordings/moticon_fit.py (least squares: "

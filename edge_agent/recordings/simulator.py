@@ -2,20 +2,29 @@
 
 What it generates, per foot, frame by frame:
 
-* **Vertical force** of a running step (body weights, BW) as the sum of two components, after the
-  two-mass model of running ground reaction forces (Clark, Ryan & Weyand 2017, J Exp Biol 220:247:
-  an impact bell from the lower limb's collision plus an active half-sine from the body):
+* **Vertical force** of a running step (body weights, BW) as the sum of two bell-shaped impulses, after
+  the two-mass model of running ground reaction forces (Clark, Ryan & Weyand 2017, J Exp Biol 220:247:
+  the collision of the stance foot and shank, about 8 % of body mass, decelerated over a short interval
+  after touchdown, plus the rest of the body over the whole contact)::
 
-  - active hump ``A·sin(π·s(u))``, ``u = τ/T`` (``s(u) = u^γ``, γ = 1 except when a loading spike
-    has to steepen a step without impact peak);
-  - impact transient: a quarter-sine rise over ``impact_rise_ms`` (steep onset, as at a heel strike)
-    followed by a Gaussian fall (σ = ``rise/4``). Its amplitude is chosen so that the *total* force at
-    ``impact_rise_ms`` equals ``impact_peak_bw`` — the transient "rises to the impact peak" in the
-    measured curve, which is what a force plate shows (the literal "transient of height 1.6 BW plus
-    the active force" would put the impact peak at the active peak's height).
+      F(τ) = A1 · bell(τ; t1, r) + A2 · sin(π·s(τ/T))^p          0 ≤ τ ≤ T, 0 outside
+      bell: (1 − cos(πτ/t1))/2 for τ ≤ t1, (1 + cos(π(τ − t1)/(r·t1)))/2 until t1(1 + r), 0 after
 
+  ``t1`` = ``impact_rise_ms`` (the time to the impact peak), ``r`` = ``impact_fall_ratio``,
+  ``p`` = ``active_shape``, ``A2`` = ``active_peak_bw``, ``T`` = the contact time; ``A1`` is chosen so
+  that the force at ``t1`` equals ``impact_peak_bw`` (the force "rises to the impact peak", what a force
+  plate shows). ``s(u) = u^γ`` with γ = 1 except when a loading spike has to steepen a step without an
+  impact peak. Rearfoot, midfoot and forefoot strikes differ by the bell (a large, small or no ``A1``);
+  :data:`FORCE_FAMILIES` spans rises of 7–50 ms and loading rates of ≈ 20–330 BW/s.
   Walking steps (``walking_s``) use the classic double hump ``2.2·s·(1 − 0.6·s²)``, ``s = sin(πu)``
   (two ≈1.1 BW peaks, ≈0.9 BW valley); quiet standing loads each foot with ≈½ BW and a slow sway.
+* **What an insole reads** of that force: pressure sensors unload slowly. The reading follows a rising
+  force at once and a falling one with the time constant ``unloading_tau_ms``
+  (``y = F`` while ``F ≥ y``, else ``y → F`` exponentially), computed per step on a 2 kHz grid and
+  interpolated at the sample times; by default 0 for ``force`` profiles (plates, load cells) and 15 ms for
+  pressure insoles (:data:`UNLOADING_TAU_MS`; docs/measures.md §2 says why, and that FSR and resistive
+  insoles have no reference data here). Plus a swing-phase offset (insoles read 10–20 N in the air),
+  drift and noise.
 * **Centre of pressure** along the foot: from the strike index at contact to ≈0.85 at toe-off
   (smoothstep); midfoot strikers (SI ≥ 1/3) first move ≈0.03 backwards over ≈20 ms, as reported for
   midfoot strikes (docs/design.md §4). Medial–lateral: lateral at contact, medial (hallux) at toe-off plus
@@ -25,17 +34,17 @@ What it generates, per foot, frame by frame:
   ``Σwᵢxᵢ = x*``, ``Σwᵢyᵢ = y*`` by damped Newton on the (convex) log-partition dual, with the target
   clipped into the sensors' convex hull. ``fᵢ = F·wᵢ`` newtons, converted to raw units by inverting
   the profile's calibration (linear gain, or the FSR divider model), clipped at ``raw_max``, plus
-  noise, a swing-phase offset (insoles read 10–20 N in the air), drift, and dropped frames.
+  noise, a swing-phase offset, drift, and dropped frames.
 
-Ground truth (:class:`StepTruth`) is computed on the *generated* force curve on a 10 kHz grid.
-An impact peak is a local maximum in the first half of stance, ≥ 0.5 BW, followed by a dip of
-≥ 0.05 BW before the active peak — the kernels' default rule — so with short contacts (< ~210 ms at
-a 30 ms rise) or a low ``impact_peak_bw`` the transient merges into the active hump and the truth
-says "no impact peak", as on a force plate in fast running.
-VALR = mean slope between the 20 % and 80 % crossings of the impact peak (crossing times interpolated),
-VILR = the largest slope between them. Without an impact peak the fallback is the 20–80 % rise to the
-force reached at 13 % of stance (``lr_method="fallback"``; the kernels document the same rule in
-``docs/measures.md``). Contact and toe-off are where the generated force leaves and returns to zero.
+Ground truth (:class:`StepTruth`) is measured on the *continuous* force F (not on the insole's reading),
+with the kernels' own rules: the contact runs between the crossings of :data:`CONTACT_LEVEL_BW` (the
+force-plate threshold convention the kernels' off level follows); an impact peak is a local maximum in
+the first half of that contact, ≥ 0.5 BW, followed by a dip of ≥ 0.05 BW before the active peak (with
+short contacts or a low ``impact_peak_bw`` the transient merges into the active hump and the truth says
+"no impact peak", as on a force plate in fast running). VALR = the mean slope between the 20 % and 80 %
+crossings of the impact peak, VILR = the largest slope between them; without an impact peak the fallback
+is the 20–80 % rise to the force at 13 % of the contact (``lr_method="fallback"``, docs/measures.md).
+Crossing times and peaks are located on a 10 kHz grid and refined on a 1 µs one.
 
 Everything is generated in fixed blocks of frames with a random generator seeded by
 ``(seed, side, block)``, and the step schedule is drawn sequentially from its own generator, so
@@ -59,8 +68,14 @@ from edge_agent.recordings import FootStream, Recording, Segment
 G = 9.80665
 #: Frames per generation block; part of the determinism contract (changing it changes the noise).
 BLOCK_FRAMES = 1024
-#: Ground-truth grid (Hz) on which loading rates and peaks are measured.
+#: Ground-truth grid (Hz) on which crossings and peaks are located (then refined on a 1 µs grid).
 TRUTH_HZ = 10_000.0
+#: Contact edges of the truth: where the continuous force crosses this level (the kernels' off level).
+CONTACT_LEVEL_BW = 0.03
+#: Grid (s) of the insole's unloading-lag curve.
+LAG_GRID_S = 0.0005
+#: Unloading time constant (ms) per sensor type when ``RunParams.unloading_tau_ms`` is not set.
+UNLOADING_TAU_MS = {"force": 0.0, "capacitive": 15.0, "fsr": 15.0, "resistive": 15.0}
 #: Fallback loading-rate window: 20–80 % of the force reached at this fraction of stance.
 FALLBACK_STANCE_FRACTION = 0.13
 #: What counts as an impact peak in the truth: the same rule as the kernels' defaults.
@@ -94,8 +109,27 @@ class RunParams(BaseModel):
     impact_rise_ms: float = Field(
         30.0, ge=3, le=120, title="Impact rise time (ms)", description="Contact to the impact peak."
     )
-    active_peak_bw: float = Field(2.5, gt=0, le=6, title="Active peak (BW)", description="Height of the half-sine.")
-    contact_ms: float = Field(250.0, ge=80, le=1000, title="Contact time (ms)", description="Mean over both feet.")
+    impact_fall_ratio: float = Field(
+        0.5, ge=0.25, le=5, title="Impact fall / rise", description="The impact bell falls over this many rises."
+    )
+    active_peak_bw: float = Field(2.5, gt=0, le=6, title="Active peak (BW)", description="Height of the active hump.")
+    active_shape: float = Field(
+        1.0, ge=0.5, le=4, title="Active hump exponent", description="sin(πτ/T)^p: 1 a half sine, 2 a raised cosine."
+    )
+    unloading_tau_ms: float | None = Field(
+        None,
+        ge=0,
+        le=200,
+        title="Unloading lag (ms)",
+        description="Time constant of the reading following a falling force; empty: by the profile's sensor type.",
+    )
+    contact_ms: float = Field(
+        250.0,
+        ge=80,
+        le=1000,
+        title="Contact time (ms)",
+        description="Mean duration of the force curve over both feet (the truth's 0.03 BW edges lie a few ms inside).",
+    )
     asymmetry_pct: float = Field(
         0.0,
         ge=-50,
@@ -141,6 +175,65 @@ class RunParams(BaseModel):
         return self.standing_s + 2 * self.walking_s + self.duration_s
 
 
+#: Force families (per runner, drawn uniformly from these ranges; each step varies ±``jitter`` around them):
+#: contact time T (ms), impact rise t1 (ms), fall ratio r, impact bell amplitude A1 (BW), active peak A2 (BW),
+#: hump exponent p, strike index. Together they span the 15–40 ms rises and 40–200 BW/s VALRs of rearfoot
+#: running and the slower, bell-less loading of midfoot and forefoot strikes; ``rearfoot_very_sharp``
+#: (7–15 ms rises, up to ≈ 330 BW/s) is the stress case where a 100 Hz insole has at most one sample on
+#: the rise. The ranges span the rises and loading rates of rearfoot running in the literature
+#: (docs/design.md §4) and slower, shoulder-like impacts as on the Fukuchi plate; docs/validation.md reports
+#: each family.
+FORCE_FAMILIES: dict[str, dict[str, tuple[float, float]]] = {
+    "rearfoot": {
+        "T": (200, 300), "t1": (15, 40), "r": (1.0, 3.0), "A1": (0.7, 1.8), "A2": (2.0, 2.8), "p": (1.3, 2.6),
+        "si": (0.05, 0.28),
+    },
+    "rearfoot_sharp": {
+        "T": (200, 280), "t1": (10, 25), "r": (1.0, 2.5), "A1": (1.0, 2.0), "A2": (2.0, 2.8), "p": (1.3, 2.6),
+        "si": (0.05, 0.28),
+    },
+    "rearfoot_very_sharp": {
+        "T": (200, 260), "t1": (7, 15), "r": (0.7, 1.5), "A1": (1.0, 2.0), "A2": (2.0, 2.8), "p": (1.3, 2.6),
+        "si": (0.05, 0.28),
+    },
+    "midfoot": {
+        "T": (190, 280), "t1": (20, 45), "r": (1.0, 3.0), "A1": (0.2, 0.7), "A2": (2.1, 2.8), "p": (1.2, 2.4),
+        "si": (0.38, 0.62),
+    },
+    "forefoot": {
+        "T": (180, 260), "t1": (20, 50), "r": (1.0, 3.0), "A1": (0.0, 0.25), "A2": (2.2, 2.9), "p": (1.0, 2.0),
+        "si": (0.72, 0.9),
+    },
+}  # fmt: skip
+
+
+def family_params(family: str, seed: int, **overrides: Any) -> RunParams:
+    """RunParams of one runner of a force family (:data:`FORCE_FAMILIES`), drawn with ``seed``: the runner's
+    shape is fixed, each step varies by ±5 % (``jitter``)."""
+    if family not in FORCE_FAMILIES:
+        raise ValueError(f"family {family!r}: one of {', '.join(FORCE_FAMILIES)}")
+    rng = np.random.default_rng([seed, 4099])
+    u = {k: float(rng.uniform(*v)) for k, v in FORCE_FAMILIES[family].items()}
+    T, t1 = u["T"] / 1000.0, u["t1"] / 1000.0
+    # impact_peak_bw is the force at the end of the rise: the bell's amplitude plus the hump there
+    at_t1 = u["A2"] * math.sin(math.pi * t1 / T) ** u["p"]
+    values: dict[str, Any] = {
+        "seed": seed,
+        "contact_ms": u["T"],
+        "impact_rise_ms": u["t1"],
+        "impact_fall_ratio": u["r"],
+        "impact_peak_bw": u["A1"] + at_t1 if u["A1"] > 0.05 else None,
+        "active_peak_bw": u["A2"],
+        "active_shape": u["p"],
+        "strike_index_left": u["si"],
+        "strike_index_right": u["si"],
+        "cadence_spm": float(rng.uniform(160, 180)),
+        "jitter": 0.05,
+    }
+    values.update(overrides)
+    return RunParams(**values)
+
+
 @dataclass(slots=True)
 class StepTruth:
     """What the simulator put into one step, measured on its own 10 kHz force curve."""
@@ -172,35 +265,68 @@ class _StepShape:
     T: float
     gait: Gait
     active_bw: float
-    impact_amp: float  # impact transient amplitude (BW), 0 = none
+    impact_amp: float  # impact bell amplitude A1 (BW), 0 = none
     rise_s: float
     gamma: float  # active-hump time warp exponent
     si: float
     y0: float  # ML position at contact
     wander_phase: float
     spike_factor: float = 1.0
+    fall_ratio: float = 0.5  # the impact bell falls over this many rise times
+    shape_p: float = 1.0  # active hump exponent p
+    lag_s: float = 0.0  # the reading's unloading time constant (s)
+    _lag: tuple[np.ndarray, np.ndarray] | None = None  # (τ grid, reading) once computed
+
+    @property
+    def span_s(self) -> float:
+        """How long after contact the reading is not zero (the contact plus the unloading tail)."""
+        return self.T + 10.0 * self.lag_s
+
+
+def _hump(shape: _StepShape, tau: np.ndarray) -> np.ndarray:
+    u = np.clip(tau / shape.T, 0.0, 1.0)
+    su = u if shape.gamma == 1.0 else u**shape.gamma
+    s = np.sin(np.pi * su)
+    return shape.active_bw * (s if shape.shape_p == 1.0 else s**shape.shape_p)
+
+
+def _bell(tau: np.ndarray, rise_s: float, fall_ratio: float) -> np.ndarray:
+    """The impact bell: raised-cosine rise over ``rise_s`` to 1, raised-cosine fall over ``fall_ratio`` rises."""
+    up = 0.5 * (1.0 - np.cos(np.pi * np.clip(tau / rise_s, 0.0, 1.0)))
+    down = 0.5 * (1.0 + np.cos(np.pi * np.clip((tau - rise_s) / (fall_ratio * rise_s), 0.0, 1.0)))
+    return np.where(tau <= rise_s, up, down)
 
 
 def _force(shape: _StepShape, tau: np.ndarray) -> np.ndarray:
-    """Vertical force (BW) at times ``tau`` since contact; 0 outside [0, T]."""
-    T = shape.T
-    u = np.clip(tau / T, 0.0, 1.0)
-    inside = (tau >= 0.0) & (tau <= T)
+    """The true vertical force (BW) at times ``tau`` since contact; 0 outside [0, T]."""
+    tau = np.asarray(tau, dtype=np.float64)
+    inside = (tau >= 0.0) & (tau <= shape.T)
     if shape.gait == "walk":
-        s = np.sin(np.pi * u)
-        f = shape.active_bw * 2.2 * s * (1.0 - 0.6 * s * s)
-        return np.where(inside, f, 0.0)
-    su = u if shape.gamma == 1.0 else u**shape.gamma
-    f = shape.active_bw * np.sin(np.pi * su)
+        s = np.sin(np.pi * np.clip(tau / shape.T, 0.0, 1.0))
+        return np.where(inside, shape.active_bw * 2.2 * s * (1.0 - 0.6 * s * s), 0.0)
+    f = _hump(shape, tau)
     if shape.impact_amp > 0.0:
-        tr = shape.rise_s
-        sig = tr / 4.0
-        rise = np.sin(0.5 * np.pi * np.clip(tau / tr, 0.0, 1.0))
-        fall = np.exp(-0.5 * ((tau - tr) / sig) ** 2)
-        imp = np.where(tau <= tr, rise, fall)
-        # taper to exactly zero at toe-off so the contact ends where the active hump does
-        f = f + shape.impact_amp * imp * np.sin(0.5 * np.pi * np.clip((T - tau) / (0.5 * T), 0.0, 1.0))
+        f = f + shape.impact_amp * _bell(tau, shape.rise_s, shape.fall_ratio)
     return np.where(inside, f, 0.0)
+
+
+def _reading(shape: _StepShape, tau: np.ndarray) -> np.ndarray:
+    """What the insole reads of the step's force: the force, unloading with the lag ``shape.lag_s``."""
+    if shape.lag_s <= 0.0:
+        return _force(shape, tau)
+    if shape._lag is None:
+        grid = np.arange(0.0, shape.span_s + LAG_GRID_S, LAG_GRID_S)
+        f = _force(shape, grid).tolist()
+        a = math.exp(-LAG_GRID_S / shape.lag_s)
+        lagged = [0.0] * len(f)
+        prev = 0.0
+        for k, fk in enumerate(f):  # follows a rise at once, a fall with the time constant
+            prev = fk if fk >= prev else fk + (prev - fk) * a
+            lagged[k] = prev
+        shape._lag = (grid, np.asarray(lagged))
+    grid, reading = shape._lag
+    # the reading is never below the force: exact wherever it follows it (loading), interpolated in the tails
+    return np.maximum(_force(shape, tau), np.interp(tau, grid, reading, left=0.0, right=0.0))
 
 
 def _cop(shape: _StepShape, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -220,50 +346,76 @@ def _cop(shape: _StepShape, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def _crossing(t: np.ndarray, f: np.ndarray, level: float, i0: int, i1: int) -> float:
-    """First time in f[i0:i1+1] where f rises through level (linear interpolation)."""
-    seg = f[i0 : i1 + 1]
-    k = int(np.argmax(seg >= level))
-    j = i0 + k
-    if j == i0:
-        return float(t[j])
-    fa, fb = f[j - 1], f[j]
-    return float(t[j - 1] + (level - fa) / (fb - fa) * (t[j] - t[j - 1]))
+def _fine(shape: _StepShape, a: float, b: float) -> tuple[np.ndarray, np.ndarray]:
+    """The force on a 1 µs grid over [a, b] (at least 3 points)."""
+    x = np.linspace(a, b, max(3, math.ceil((b - a) * 1e6) + 1))
+    return x, _force(shape, x)
 
 
-def _truth_lr(shape: _StepShape) -> tuple[float, float, bool, str, float | None, float, float]:
-    """(valr, vilr, impact_peak, lr_method, impact_peak_bw, peak_bw, impulse) on the 10 kHz grid."""
+def _rise_through(shape: _StepShape, tau: np.ndarray, f: np.ndarray, level: float, i0: int, i1: int) -> float:
+    """First time in tau[i0..i1] where f rises through ``level``, refined on the 1 µs grid."""
+    k = i0 + int(np.argmax(f[i0 : i1 + 1] >= level))
+    if k == i0:
+        return float(tau[k])
+    x, g = _fine(shape, float(tau[k - 1]), float(tau[k]))
+    j = int(np.argmax(g >= level))
+    if j == 0:
+        return float(x[0])
+    return float(x[j - 1] + (level - g[j - 1]) / (g[j] - g[j - 1]) * (x[j] - x[j - 1]))
+
+
+def _fall_through(shape: _StepShape, tau: np.ndarray, f: np.ndarray, level: float) -> float:
+    """Last time the force falls through ``level``, refined on the 1 µs grid."""
+    k = int(np.flatnonzero(f >= level)[-1])
+    if k + 1 >= tau.size:
+        return float(tau[-1])
+    x, g = _fine(shape, float(tau[k]), float(tau[k + 1]))
+    j = int(np.flatnonzero(g >= level)[-1])
+    if j + 1 >= x.size:
+        return float(x[-1])
+    return float(x[j] + (g[j] - level) / (g[j] - g[j + 1]) * (x[j + 1] - x[j]))
+
+
+def _truth_lr(shape: _StepShape) -> tuple[float, float, bool, str, float | None, float, float, float, float]:
+    """(valr, vilr, impact_peak, lr_method, impact_peak_bw, peak_bw, impulse, τ_on, τ_off) of the continuous
+    force with the kernels' rules (module docstring); τ_on/τ_off are the contact edges after contact."""
     n = max(round(shape.T * TRUTH_HZ), 20)
     tau = np.linspace(0.0, shape.T, n + 1)
     f = _force(shape, tau)
+    on = _rise_through(shape, tau, f, CONTACT_LEVEL_BW, 0, n)
+    off = _fall_through(shape, tau, f, CONTACT_LEVEL_BW)
+    contact = off - on
     g = int(np.argmax(f))
     peak = float(f[g])
-    impulse = float(np.sum(0.5 * (f[1:] + f[:-1])) * (tau[1] - tau[0]))
+    inside = (tau > on) & (tau < off)
+    xs = np.concatenate(([on], tau[inside], [off]))
+    fs = np.concatenate(([CONTACT_LEVEL_BW], f[inside], [CONTACT_LEVEL_BW]))
+    impulse = float(np.sum(0.5 * (fs[1:] + fs[:-1]) * np.diff(xs)))
     ip: int | None = None
     if shape.gait == "run" and shape.impact_amp > 0.0 and g > 2:
         d = np.diff(f[: g + 1])
         for k in np.nonzero((d[:-1] > 0) & (d[1:] <= 0))[0] + 1:
             # the kernels' rule (AnalysisConfig / docs/measures.md): a local maximum in the first half
-            # of stance, at least IMPACT_MIN_BW high, the force dipping ≥ IMPACT_PROMINENCE_BW after it
-            if k > IMPACT_MAX_STANCE_FRAC * n:
+            # of the contact, at least IMPACT_MIN_BW high, the force dipping ≥ IMPACT_PROMINENCE_BW after it
+            if tau[k] > on + IMPACT_MAX_STANCE_FRAC * contact:
                 break
             if f[k] >= IMPACT_MIN_BW and f[k] - f[k : g + 1].min() >= IMPACT_PROMINENCE_BW:
                 ip = int(k)
                 break
     if ip is not None:
-        level, end, method = float(f[ip]), ip, "impact_peak"
+        x, h = _fine(shape, float(tau[ip - 1]), float(tau[ip + 1]))
+        j = int(np.argmax(h))
+        level, t_end, method = float(h[j]), float(x[j]), "impact_peak"
     else:
-        k13 = round(FALLBACK_STANCE_FRACTION * n)
-        level, end, method = float(f[k13]), k13, "fallback"
-    t20 = _crossing(tau, f, 0.2 * level, 0, end)
-    t80 = _crossing(tau, f, 0.8 * level, 0, end)
+        t_end = on + FALLBACK_STANCE_FRACTION * contact
+        level, method = float(_force(shape, np.array([t_end]))[0]), "fallback"
+    end = min(int(np.searchsorted(tau, t_end, "right")), n)
+    t20 = _rise_through(shape, tau, f, 0.2 * level, 0, end)
+    t80 = _rise_through(shape, tau, f, 0.8 * level, 0, end)
     valr = 0.6 * level / (t80 - t20)
-    i20 = int(np.searchsorted(tau, t20))
-    i80 = int(np.searchsorted(tau, t80))
-    slope = np.diff(f) / (tau[1] - tau[0])
-    lo, hi = max(i20 - 1, 0), max(i80, i20)
-    vilr = float(np.max(slope[lo:hi])) if hi > lo else valr
-    return valr, max(vilr, valr), ip is not None, method, (level if ip is not None else None), peak, impulse
+    x, h = _fine(shape, t20, t80)
+    vilr = float(np.max(np.diff(h) / np.diff(x))) if x.size > 1 else valr
+    return valr, max(vilr, valr), ip is not None, method, (level if ip is not None else None), peak, impulse, on, off
 
 
 # --------------------------------------------------------------------------------------------
@@ -272,9 +424,10 @@ def _truth_lr(shape: _StepShape) -> tuple[float, float, bool, str, float | None,
 class _Schedule:
     """Steps drawn sequentially from their own generator (so lazily extending it is deterministic)."""
 
-    def __init__(self, p: RunParams, endless: bool = False) -> None:
+    def __init__(self, p: RunParams, endless: bool = False, lag_s: float = 0.0) -> None:
         self.p = p
         self.endless = endless
+        self.lag_s = lag_s
         self.rng = np.random.default_rng([p.seed, 7919])
         self.shapes: list[_StepShape] = []
         self.t0s: list[float] = []
@@ -318,7 +471,7 @@ class _Schedule:
                 T = 0.62 * (1.0 + p.jitter * r[1])
                 si = float(np.clip(0.05 + 0.01 * r[2], 0.0, 0.2))
                 rise, active, imp_target = 0.03, 1.0 + 0.02 * r[4], 0.0
-            if t0 + T > self.t_end:
+            if t0 + T + 10.0 * self.lag_s > self.t_end:  # the reading must unload before the recording ends
                 self.done = True
                 break
             shape = _StepShape(
@@ -333,11 +486,15 @@ class _Schedule:
                 si=si,
                 y0=0.55 + 0.02 * r[5],
                 wander_phase=float(self.rng.random()),
+                fall_ratio=p.impact_fall_ratio,
+                shape_p=p.active_shape if gait == "run" else 1.0,
+                lag_s=self.lag_s,
             )
             if gait == "run" and imp_target > 0.0:
                 rise = min(rise, 0.45 * T)
                 shape.rise_s = rise
-                amp = imp_target - active * math.sin(math.pi * rise / T)
+                shape.fall_ratio = min(p.impact_fall_ratio, 0.9 * T / rise - 1.0)  # the bell ends before toe-off
+                amp = imp_target - float(_hump(shape, np.array([rise]))[0])
                 shape.impact_amp = amp if amp > 0.05 else 0.0
             factor = 1.0
             for s0, s1, fac in p.spikes:
@@ -353,12 +510,12 @@ class _Schedule:
             self.next_side ^= 1
 
     def _truth(self, shape: _StepShape) -> StepTruth:
-        valr, vilr, has_ip, method, ipbw, peak, impulse = _truth_lr(shape)
+        valr, vilr, has_ip, method, ipbw, peak, impulse, on, off = _truth_lr(shape)
         return StepTruth(
             side=shape.side,
-            t_contact=float(shape.t0),
-            t_toe_off=float(shape.t0 + shape.T),
-            contact_ms=float(shape.T * 1000.0),
+            t_contact=float(shape.t0 + on),
+            t_toe_off=float(shape.t0 + off),
+            contact_ms=float((off - on) * 1000.0),
             strike_index=shape.si,
             strike_zone=strike_zone(shape.si),
             impact_peak=has_ip,
@@ -381,11 +538,11 @@ class _Schedule:
         shape.spike_factor = factor
         if base.impact_peak:
             tr0 = shape.rise_s
-            imp_total = shape.impact_amp + shape.active_bw * math.sin(math.pi * tr0 / shape.T)
+            imp_total = shape.impact_amp + float(_hump(shape, np.array([tr0]))[0])
 
             def set_param(x: float) -> None:  # x = log rise time; keep the impact peak's height
                 shape.rise_s = math.exp(x)
-                shape.impact_amp = max(imp_total - shape.active_bw * math.sin(math.pi * shape.rise_s / shape.T), 0.06)
+                shape.impact_amp = max(imp_total - float(_hump(shape, np.array([shape.rise_s]))[0]), 0.06)
 
             lo, hi = (math.log(0.002), math.log(tr0)) if factor > 1 else (math.log(tr0), math.log(0.45 * shape.T))
         else:
@@ -583,7 +740,8 @@ class _Generator:
         self.fs = float(params.sample_rate_hz or profile.sample_rate_hz)
         self.endless = endless
         self.n_total = None if endless else math.floor(params.total_s * self.fs + 1e-9)
-        self.sched = _Schedule(params, endless)
+        tau_ms = UNLOADING_TAU_MS[profile.sensor_type] if params.unloading_tau_ms is None else params.unloading_tau_ms
+        self.sched = _Schedule(params, endless, lag_s=tau_ms / 1000.0)
         self.dist = _Distributor(profile)
         self.bw_n = params.body_mass_kg * G
         area = profile.sensor_area_cm2()
@@ -637,12 +795,12 @@ class _Generator:
         i0 = bisect.bisect_left(self.sched.t0s, float(t[0]) - 1.5)
         i1 = bisect.bisect_right(self.sched.t0s, float(t[-1]))
         for sh in shapes[i0:i1]:
-            if sh.side != side or sh.t0 + sh.T < t[0]:
+            if sh.side != side or sh.t0 + sh.span_s < t[0]:
                 continue
             a = int(np.searchsorted(t, sh.t0, "left"))
-            b = int(np.searchsorted(t, sh.t0 + sh.T, "right"))
+            b = int(np.searchsorted(t, sh.t0 + sh.span_s, "right"))
             tau = t[a:b] - sh.t0
-            force_bw[a:b] += _force(sh, tau)
+            force_bw[a:b] += _reading(sh, tau)
             cx, cy = _cop(sh, tau)
             tx[a:b], ty[a:b] = cx, cy
         if p.standing_s > 0:
@@ -711,7 +869,8 @@ def simulate(profile: HardwareProfile, params: RunParams | None = None) -> tuple
 def ground_truth_signals(
     profile: HardwareProfile, params: RunParams, side: Side, t: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Noise-free vertical force (N) and the centre of pressure the sensors carry (x, y) at times ``t``.
+    """Noise-free vertical force the sensors read (N; the unloading lag included) and the centre of
+    pressure they carry (x, y) at times ``t``.
 
     The CoP is the target after clipping into the sensors' hull, i.e. exactly what the generated
     frames' CoP is (before noise, offset and saturation); NaN where the foot is unloaded.

@@ -60,6 +60,18 @@ def _both_feet(measure: str, field: str = "mean", digits: int = 1) -> str:
     )
 
 
+#: The window's loading-rate interval (contract v2 ``valr``: the bias-aware mean's 90 % interval) as the VALR
+#: sensor's attributes and as text; the sensor's state is the both-feet mean the dashboard stores.
+_VALR_ATTRIBUTES = (
+    "{% set e = value_json.valr if value_json.valr is defined else none %}"
+    "{{ {'interval_low': e.lo | round(1), 'interval_high': e.hi | round(1), 'sample_rate_hz': e.sample_rate_hz,"
+    " 'steps': e.n} | tojson if e else {} | tojson }}"
+)
+_VALR_INTERVAL = (
+    "{% set e = value_json.valr if value_json.valr is defined else none %}"
+    "{{ '≈ %d BW/s (%d–%d)' | format(e.mean | round, e.lo | round, e.hi | round) if e else none }}"
+)
+
 _ZONE_TEMPLATE = (
     "{% set z = namespace(best=none, n=0) %}"
     "{% for k in ['rearfoot', 'midfoot', 'forefoot'] %}"
@@ -87,6 +99,15 @@ SENSORS: tuple[EntityDescription, ...] = (
         unit="BW/s",
         icon="mdi:chart-bell-curve",
         precision=1,
+        attributes=_VALR_ATTRIBUTES,
+    ),
+    EntityDescription(
+        "valr_interval",
+        "Loading rate with interval",
+        "summary",
+        _VALR_INTERVAL,
+        state_class=None,
+        icon="mdi:chart-bell-curve",
     ),
     EntityDescription(
         "valr_p90",

@@ -143,6 +143,7 @@ class Pipeline:
             runner=runner,
             shoe=shoe,
             profile_name=profile.name,
+            sample_rate_hz=self.analyzer.sample_rate_hz,
             settings=self.settings,
             thresholds=self.thresholds,
             sink=sink,

@@ -52,6 +52,7 @@ class RunRecorder:
         device_id: str,
         runner: str | None,
         profile_name: str,
+        sample_rate_hz: float,
         shoe: str | None = None,
         settings: PipelineConfig,
         thresholds: ActivityThresholds,
@@ -66,6 +67,7 @@ class RunRecorder:
         self.runner = runner
         self.shoe = shoe
         self.profile_name = profile_name
+        self.sample_rate_hz = sample_rate_hz  # the rate the kernels assume: the steps' loading-rate basis
         self.settings = settings
         self.thresholds = thresholds
         self.sink = sink
@@ -137,7 +139,7 @@ class RunRecorder:
             self.window = w
 
     def _summary(self, w: Window) -> WindowSummary:
-        stats = summarize(w.steps, w.t_start, w.t_end)
+        stats = summarize(w.steps, w.t_start, w.t_end, self.sample_rate_hz)
         activity = classify_steps(w.steps, self.thresholds)
         if activity == "unknown" and len(w.steps) < self.thresholds.min_steps:
             activity = "standing" if self.current_activity() == "standing" else "unknown"
@@ -155,6 +157,7 @@ class RunRecorder:
             quality=self.quality.since(w.quality0, self._calibration_age()),
             body_mass_kg=round(self.body.n / G, 2),
             step_records=step_records(w.steps, self.unix(0.0))[:2000] if self.settings.step_records else [],
+            profile=self.profile_name,
             **stats.wire_fields(),  # type: ignore[arg-type]
         )
 
@@ -206,7 +209,7 @@ class RunRecorder:
         run_steps = self._run_steps
         if run_steps:
             t_end = max(t_end, max(s.t_toe_off for s in run_steps))
-        stats: RunStats = summarize(run_steps, self.run_started, t_end)
+        stats: RunStats = summarize(run_steps, self.run_started, t_end, self.sample_rate_hz)
         run_msg = RunSummary(
             **_PENDING,
             device_id=self.device_id,

@@ -98,6 +98,7 @@ def agent_config(state_dir: Path, broker_url: str, run_s: float, seed: int) -> d
                 "standing_s": 8.0,
                 "walking_s": 15.0,
                 "cadence_spm": 168.0,
+                "impact_rise_ms": 45.0,  # VALR ≈ 50 BW/s, the seeded history's runner
                 "strike_index_left": 0.16,
                 "strike_index_right": 0.2,
                 "fatigue": 0.3,

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.common.measures import pooled_measures
+from edge_agent.contract import loading_rate_basis
 from plugin.store.accounts import AccountError, Accounts, Principal
 from plugin.store.alerts import AlertQueries
 from plugin.store.backend import Backend, SqliteBackend, StoreError, describe_target, open_backend
@@ -62,8 +63,9 @@ __all__ = [
 
 
 def window_measures(msg: StoredMsg) -> dict[str, Any]:
-    """The pooled measures of one window or run, as stored (what the risk engine compares)."""
-    return pooled_measures(msg).as_dict()
+    """The pooled measures of one window or run and its loading-rate basis, as stored (what the risk engine
+    compares)."""
+    return {**pooled_measures(msg).as_dict(), "lr_basis": loading_rate_basis(msg)}
 
 
 class Store(
@@ -87,6 +89,8 @@ class Store(
             applied = migrate(self.db)
             if 5 in applied:  # 0005 moved later copies of windows aside: their runs are assembled again
                 self._reassemble_quarantined_runs()
+            if 8 in applied:  # 0008 gave windows their loading-rate interval and basis: so do runs without a summary
+                self._reassemble_incomplete_runs()
         except BaseException:
             self.db.close()
             raise
@@ -123,6 +127,14 @@ class Store(
                     self.where, len(run_ids))  # fmt: skip
         with self._tx() as w:
             self._reaggregate_runs(w, sorted(r for r in run_ids if r))
+
+    def _reassemble_incomplete_runs(self) -> None:
+        """Assemble every run whose RunSummary has not arrived again from its windows (after a migration added
+        pooled columns to them)."""
+        run_ids = [r["run_id"] for r in self._rows("SELECT run_id FROM runs WHERE complete = 0 ORDER BY run_id")]
+        for i in range(0, len(run_ids), 400):
+            with self._tx() as w:
+                self._reaggregate_runs(w, run_ids[i : i + 400])
 
     def schema_version(self) -> int:
         return int(self._one("SELECT MAX(version) FROM schema_version")[0])

@@ -14,11 +14,13 @@ StoredMsg = WindowSummary | RunSummary
 
 RUN_COLS = (
     "run_id", "device_id", "runner", "started_at", "ended_at", "duration_s", "windows", *MEASURE_COLUMNS,
-    "profile", "complete", "updated_at",
+    "lr_basis", "profile", "complete", "updated_at",
 )  # fmt: skip
 WINDOW_COLS = (
     "msg_id", "run_id", "device_id", "runner", "window_index", "t_start", "t_end", "activity", *MEASURE_COLUMNS,
+    "lr_basis",
 )  # fmt: skip
+# lr_basis: what a row's VALR may be compared with besides the same device (edge_agent.contract.loading_rate_basis).
 
 #: Who may be seen: None = everyone (admin, home mode); otherwise the runner names a user may see.
 Runners = Collection[str] | None

@@ -17,7 +17,7 @@ TABLES = ("devices", "runners", "messages", "streams", "runs", "windows", "windo
 #: last assembled, not data). Row order does not matter: each row's hash is added up modulo 2**256.
 CHECKSUM_SQL = {
     "messages": "SELECT msg_id, device_id, stream_id, seq, kind, run_id, received_at FROM messages",
-    "windows": "SELECT msg_id, json FROM windows",
+    "windows": "SELECT msg_id, json, valr_lo, valr_hi, lr_basis FROM windows",  # (the other columns: from json)
     "window_steps": "SELECT msg_id, n, records FROM window_steps",
     "runs": f"SELECT {','.join(c for c in RUN_COLS if c != 'updated_at')}, summary_json FROM runs",
     "streams": "SELECT device_id, stream_id, contiguous_seq, max_seq, abandoned FROM streams",

@@ -147,9 +147,10 @@ class RunQueries(StoreBase):
         return self._rows(sql, [*args, int(limit), int(offset)])
 
     def run_window_measures(self, run_id: str) -> list[dict[str, Any]]:
-        """The few window columns the in-run rules compare (index, cadence, contact time, VALR), oldest first."""
+        """The few window columns the in-run rules compare (index, cadence, contact time, VALR and its loading-rate
+        basis), oldest first."""
         return self._rows(
-            "SELECT window_index, cadence_spm, contact_ms, valr_mean FROM windows WHERE run_id = ? "
+            "SELECT window_index, cadence_spm, contact_ms, valr_mean, lr_basis FROM windows WHERE run_id = ? "
             "ORDER BY window_index",
             (run_id,),
         )
@@ -163,10 +164,12 @@ class RunQueries(StoreBase):
         until: float,
         exclude_run: str | None = None,
         min_steps: int = 1,
+        lr_basis: str | None = None,
     ) -> dict[str, Any]:
         """Window-level VALR distribution (mean, SD) of a runner's windows starting in [since, until) — the
         baseline the in-run spike rule compares one window against. ``runner`` None = that device's windows
-        without a runner name."""
+        without a runner name. With ``lr_basis``, only that device's windows of that loading-rate basis
+        (``edge_agent.contract.loading_rate_basis``): like with like."""
         where = ["t_start >= ?", "t_start < ?", "valr_mean IS NOT NULL", "steps >= ?"]  # (runner, t_start) index
         args: list[Any] = [since, until, min_steps]
         if runner is not None:
@@ -175,6 +178,9 @@ class RunQueries(StoreBase):
         else:
             where.append("runner IS NULL AND device_id = ?")
             args.append(device_id)
+        if lr_basis is not None:
+            where.append("lr_basis = ? AND device_id = ?")
+            args.extend([lr_basis, device_id])
         if exclude_run is not None:
             where.append("run_id != ?")
             args.append(exclude_run)

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 from pydantic import TypeAdapter
 
 from edge_agent.common.measures import MEASURE_COLUMNS, pooled_measures
-from edge_agent.contract import StepRecord, WindowSummary
+from edge_agent.contract import StepRecord, WindowSummary, loading_rate_basis
 from plugin.store.backend import Conn, lock_id
 from plugin.store.base import RUN_COLS, WINDOW_COLS, StoreBase, StoredMsg
 from plugin.store.measures_sql import combine_exprs
@@ -54,7 +54,9 @@ _INT_COLS = frozenset({"windows", "steps", "valr_n", "vilr_n", "contact_n", "pea
 _LEDGER_COLS = ("msg_id", "device_id", "stream_id", "seq", "kind", "run_id", "received_at")
 #: PostgreSQL array types of the bulk-inserted columns (the rest are double precision).
 _PG_TYPES = {
-    **dict.fromkeys(("msg_id", "device_id", "stream_id", "kind", "run_id", "runner", "activity", "json"), "text"),
+    **dict.fromkeys(
+        ("msg_id", "device_id", "stream_id", "kind", "run_id", "runner", "activity", "lr_basis", "json"), "text"
+    ),
     **dict.fromkeys(("seq", "window_index", *_INT_COLS), "bigint"),
 }
 _RUN_CONFLICT = f"ON CONFLICT(run_id) DO UPDATE SET {','.join(f'{c}=excluded.{c}' for c in RUN_COLS[1:])}"
@@ -65,7 +67,7 @@ T = TypeVar("T")
 _AGG = {
     "run_id": "run_id", "device_id": "MAX(device_id)", "runner": "MAX(runner)", "started_at": "MIN(t_start)",
     "ended_at": "MAX(t_end)", "duration_s": "MAX(t_end) - MIN(t_start)", "windows": "COUNT(*)",
-    "profile": "NULL", "complete": "0", "updated_at": "?",
+    "lr_basis": "MAX(lr_basis)", "profile": "NULL", "complete": "0", "updated_at": "?",
 }  # fmt: skip
 
 
@@ -276,7 +278,7 @@ class SummaryWrites(StoreBase):
                     "run_id": msg.run_id, "device_id": msg.device_id, "runner": msg.runner,
                     "started_at": msg.started_at, "ended_at": msg.ended_at, "duration_s": msg.duration_s,  # type: ignore[union-attr]
                     "windows": msg.windows, **pooled_measures(msg).as_dict(), "profile": msg.profile,  # type: ignore[union-attr]
-                    "complete": 1, "updated_at": received_at,
+                    "lr_basis": loading_rate_basis(msg), "complete": 1, "updated_at": received_at,
                 }  # fmt: skip
                 rows.append([*(row[c] for c in RUN_COLS), msg.model_dump_json()])  # complete, with defaults
                 stored.add(msg.msg_id)
@@ -326,7 +328,8 @@ class SummaryWrites(StoreBase):
                 text = msg.model_dump_json(exclude={"step_records"})
             m = pooled_measures(msg)
             rows.append((msg.msg_id, msg.run_id, msg.device_id, msg.runner, msg.window_index, msg.t_start, msg.t_end,
-                         msg.activity, *(getattr(m, c) for c in MEASURE_COLUMNS), text))  # fmt: skip
+                         msg.activity, *(getattr(m, c) for c in MEASURE_COLUMNS), loading_rate_basis(msg),
+                         text))  # fmt: skip
         try:
             stored = self._bulk_insert(w, "windows", (*WINDOW_COLS, "json"), rows,
                                        "ON CONFLICT(run_id, window_index) DO NOTHING")  # fmt: skip

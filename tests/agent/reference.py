@@ -35,7 +35,8 @@ def _fsr_force(cal: FsrDividerCalibration, counts: float) -> float:
 
 
 def _reduce(profile: HardwareProfile, raw: np.ndarray, raw_max: float, pure_python: bool):
-    """Per-frame total force and moments (N, N·x, N·y) plus per-sensor counters.
+    """Per-frame total force and moments (N, N·x, N·y), per-sensor counters and a per-frame "some sample
+    saturated" flag.
 
     Silent sensors are those whose valid (finite) samples never take two distinct values.
     """
@@ -55,6 +56,7 @@ def _reduce(profile: HardwareProfile, raw: np.ndarray, raw_max: float, pure_pyth
         sat_cnt = [0] * s
         rmin = [math.inf] * s
         rmax = [-math.inf] * s
+        sat_frame = [False] * n
         rows = raw.tolist()
         for i in range(n):
             row = rows[i]
@@ -67,6 +69,7 @@ def _reduce(profile: HardwareProfile, raw: np.ndarray, raw_max: float, pure_pyth
                 else:
                     if v >= raw_max:
                         sat_cnt[j] += 1
+                        sat_frame[i] = True
                     rmin[j] = min(rmin[j], v)
                     rmax[j] = max(rmax[j], v)
                 fj = _fsr_force(cal, v) if fsr else (v - off) * gain[j]
@@ -82,10 +85,12 @@ def _reduce(profile: HardwareProfile, raw: np.ndarray, raw_max: float, pure_pyth
             np.array(sat_cnt),
             np.array(rmin),
             np.array(rmax),
+            np.array(sat_frame, dtype=bool),
         )
     v = raw.astype(np.float64)
     isn = ~np.isfinite(v)
-    sat = (~isn & (v >= raw_max)).sum(axis=0)
+    sat_mask = ~isn & (v >= raw_max)
+    sat = sat_mask.sum(axis=0)
     rmin = np.where(isn, math.inf, v).min(axis=0, initial=math.inf)
     rmax = np.where(isn, -math.inf, v).max(axis=0, initial=-math.inf)
     if fsr:
@@ -95,7 +100,7 @@ def _reduce(profile: HardwareProfile, raw: np.ndarray, raw_max: float, pure_pyth
         v = np.where(isn, cal.offset, v)
         forces = (v - cal.offset) * profile.linear_gain()
     F = forces.sum(axis=1)
-    return F, forces @ x, forces @ y, isn.sum(axis=0), sat, rmin, rmax
+    return F, forces @ x, forces @ y, isn.sum(axis=0), sat, rmin, rmax, sat_mask.any(axis=1)
 
 
 def _crossing(t0: float, v0: float, t1: float, v1: float, level: float) -> float:
@@ -131,22 +136,115 @@ def _rise_rates(bt: np.ndarray, bf: np.ndarray, peak: float, kmax: int) -> tuple
     return valr, vilr
 
 
-def measure_step(bt, bf, bx, by, t_ic, t_to, p) -> np.ndarray:
-    """One event row from a stance slice (index 0: last swing sample, -1: first sample after toe-off)."""
+def _template(t: np.ndarray | float, t0: float, t1: float, peak: float, fall: float) -> np.ndarray:
+    """The impact template: ``peak`` · raised-cosine rise over t1 from t0, raised-cosine fall over fall·t1."""
+    x = (np.asarray(t, dtype=np.float64) - t0) / t1
+    rise = 0.5 * (1.0 - np.cos(np.pi * np.clip(x, 0.0, 1.0)))
+    down = 0.5 * (1.0 - np.cos(np.pi * np.clip(1.0 - (x - 1.0) / fall, 0.0, 1.0)))
+    return peak * np.where(x <= 1.0, rise, down)
+
+
+def _u_of(level: float, peak: float) -> float:
+    """Where the raised-cosine rise to ``peak`` reaches ``level`` (fraction of the rise time)."""
+    return math.acos(min(1.0, max(-1.0, 1.0 - 2.0 * level / peak))) / math.pi
+
+
+def _fit_rise(bt, bf, ip, t_ic, off, fall, t1_prior):
+    """(t0, t1, peak, model): weighted least squares of t = t0 + t1·u over the IC anchor and the rising
+    samples, peak re-solved from the peak sample, three rounds (see steps._fit_rise); model 0 = rejected."""
+    fp, tp = bf[ip], bt[ip]
+    peak, t0, t1, model = fp, t_ic, tp - t_ic, 0
+    for _ in range(3):
+        us = [_u_of(off, peak)]
+        ts = [t_ic]
+        ws = [1.0]
+        for j in range(1, ip):
+            if off < bf[j] < 0.97 * peak:
+                u = _u_of(bf[j], peak)
+                us.append(u)
+                ts.append(bt[j])
+                ws.append(math.sin(math.pi * u) ** 2)
+        if len(us) < 2:
+            t1 = t1_prior
+            t0 = t_ic - t1 * _u_of(off, peak)
+            model = int(K.LR_RISE_PRIOR)
+        else:
+            u_, t_, w_ = np.array(us), np.array(ts), np.array(ws)
+            sw, su, st, suu, sut = (
+                w_.sum(),
+                (w_ * u_).sum(),
+                (w_ * t_).sum(),
+                (w_ * u_ * u_).sum(),
+                (w_ * u_ * t_).sum(),
+            )
+            den = sw * suu - su * su
+            if not den > 0:
+                return t0, t1, peak, 0
+            t1n = (sw * sut - su * st) / den
+            if not 0.002 < t1n < 0.2:
+                return t0, t1, peak, 0
+            t1, t0, model = t1n, (st - t1n * su) / sw, int(K.LR_RISE)
+        b = float(_template(tp, t0, t1, 1.0, fall))
+        if b < 0.3:
+            return t0, t1, peak, 0
+        peak = fp / b
+    return t0, t1, peak, model
+
+
+def _rise_correction(bt, ip, t0, t1, peak, fall):
+    """(C_VALR, C_VILR): the template's continuous rates / the sampled rule on its values at the samples."""
+    g = np.where(bt[: ip + 1] > t0, _template(bt[: ip + 1], t0, t1, peak, fall), 0.0)
+    valr_s, vilr_s = _rise_rates(bt[: ip + 1], g, float(g[ip]), ip)
+    if not valr_s > 0:
+        return math.nan, math.nan
+    k_rc = 0.6 / (1.0 - 2.0 * math.acos(0.6) / math.pi)
+    c = k_rc * peak / t1 / valr_s
+    return c, (0.5 * math.pi * peak / t1) / vilr_s if vilr_s > 0 else c
+
+
+def relative_edges(bt, bf, ipk, t_ic, t_to, off, to_frac, ic_frac):
+    """Edges at a fraction of the step's own peak (see steps._relative_edges): (t_ic, t_to, lvl_ic, lvl_to)."""
+    pk, last = bf[ipk], len(bt) - 2
+    lvl_ic, lvl_to = (off if bf[0] < off else bf[0]), off
+    if to_frac > 0:
+        lvl = max(off, to_frac * pk)
+        above = [k for k in range(ipk, last + 1) if bf[k] >= lvl]
+        k = above[-1] if above else ipk
+        if bf[k] > bf[k + 1]:
+            te = bt[k] + (bf[k] - lvl) * (bt[k + 1] - bt[k]) / (bf[k] - bf[k + 1])
+            if te < t_to:
+                t_to, lvl_to = te, lvl
+    if ic_frac > 0:
+        lvl = max(off, ic_frac * pk)
+        k = next((k for k in range(1, ipk) if bf[k] >= lvl), ipk)
+        if bf[k] > bf[k - 1]:
+            te = bt[k - 1] + (lvl - bf[k - 1]) * (bt[k] - bt[k - 1]) / (bf[k] - bf[k - 1])
+            if te > t_ic:
+                t_ic, lvl_ic = te, lvl
+    return t_ic, t_to, lvl_ic, lvl_to
+
+
+def measure_step(bt, bf, bx, by, t_ic, t_to, p, lvl_ic=None, lvl_to=None, t_ic_off=None, sat_t=math.inf) -> np.ndarray:
+    """One event row from a stance slice (index 0: last swing sample, -1: first sample after toe-off).
+
+    The contact runs from ``t_ic`` (force ``lvl_ic``) to ``t_to`` (force ``lvl_to``); ``t_ic_off`` is the
+    off-level initial contact (the rise template's anchor); ``sat_t`` the first saturated frame's time."""
     ev = np.full(K.N_EVENT_COLS, math.nan)
     off = p[K.P_OFF]
+    lvl_ic = (off if bf[0] < off else bf[0]) if lvl_ic is None else lvl_ic
+    lvl_to = off if lvl_to is None else lvl_to
+    t_ic_off = t_ic if t_ic_off is None else t_ic_off
     contact = t_to - t_ic
     last = len(bt) - 2
     ev[K.E_T_IC], ev[K.E_T_TO], ev[K.E_NSAMP], ev[K.E_KIND] = t_ic, t_to, last, K.K_STEP
     stance = bf[1 : last + 1]
     ipk = 1 + int(np.argmax(stance))
     ev[K.E_PEAK] = bf[ipk]
-    lvl_ic = off if bf[0] < off else bf[0]
-    ev[K.E_IMPULSE] = (
-        0.5 * (lvl_ic + bf[1]) * (bt[1] - t_ic)
-        + float(np.sum(0.5 * (stance[1:] + stance[:-1]) * np.diff(bt[1 : last + 1])))
-        + 0.5 * (bf[last] + off) * (t_to - bt[last])
-    )
+    inside = [k for k in range(1, last + 1) if t_ic <= bt[k] <= t_to] or [1]
+    k0, k1 = inside[0], inside[-1]
+    tt = np.concatenate(([t_ic], bt[k0 : k1 + 1], [t_to]))
+    ff = np.concatenate(([lvl_ic], bf[k0 : k1 + 1], [lvl_to]))
+    ev[K.E_IMPULSE] = float(np.sum(0.5 * (ff[1:] + ff[:-1]) * np.diff(tt)))
     iimp = -1
     for k in range(1, ipk):
         if bt[k] > t_ic + p[K.P_IMPACT_FRAC] * contact:
@@ -159,9 +257,23 @@ def measure_step(bt, bf, bx, by, t_ic, t_to, p) -> np.ndarray:
         ):
             iimp = k
             break
+    ev[K.E_LR_C], ev[K.E_LR_MODEL] = 1.0, K.LR_SAMPLED
     if iimp > 0:
         ev[K.E_IMPACT], ev[K.E_IMPACT_BW], ev[K.E_LR_IMPACT] = 1.0, bf[iimp], 1.0
-        ev[K.E_VALR], ev[K.E_VILR] = _rise_rates(bt, bf, bf[iimp], iimp)
+        valr, vilr = _rise_rates(bt, bf, bf[iimp], iimp)
+        ev[K.E_VALR_SAMPLED], ev[K.E_VILR_SAMPLED] = valr, vilr
+        if p[K.P_LR_MODEL] > 0 and not math.isnan(valr) and sat_t > bt[iimp]:
+            fall = p[K.P_LR_FALL_R]
+            t0, t1, peak, model = _fit_rise(bt, bf, iimp, t_ic_off, off, fall, p[K.P_LR_T1_PRIOR])
+            if model:
+                c, cv = _rise_correction(bt, iimp, t0, t1, peak, fall)
+                if not math.isnan(c):
+                    lo, hi = p[K.P_LR_CMIN], p[K.P_LR_CMAX]
+                    c = min(max(c, lo), hi)
+                    valr = valr * c
+                    vilr = max(vilr * min(max(cv, lo), hi), valr)
+                    ev[K.E_LR_C], ev[K.E_LR_MODEL], ev[K.E_LR_T1] = c, model, t1
+        ev[K.E_VALR], ev[K.E_VILR] = valr, vilr
     else:
         ev[K.E_IMPACT], ev[K.E_LR_IMPACT] = 0.0, 0.0
         tq = t_ic + p[K.P_FALLBACK_FRAC] * contact
@@ -169,6 +281,7 @@ def measure_step(bt, bf, bx, by, t_ic, t_to, p) -> np.ndarray:
         while kq < last and bt[kq] < tq:
             kq += 1
         ev[K.E_VALR], ev[K.E_VILR] = _rise_rates(bt, bf, float(np.interp(tq, bt, bf)), kq)
+        ev[K.E_VALR_SAMPLED], ev[K.E_VILR_SAMPLED] = ev[K.E_VALR], ev[K.E_VILR]
     if p[K.P_HAS_COP] > 0:
         idx = []
         for k in range(1, last + 1):
@@ -218,7 +331,7 @@ def analyze_reference(
     n = len(t)
     q["frames"] = n
     raw_max = p[K.P_RAW_MAX]
-    F, MX, MY, nan_cnt, sat_cnt, rmin, rmax = _reduce(profile, raw[keep], raw_max, pure_python)
+    F, MX, MY, nan_cnt, sat_cnt, rmin, rmax, sat_frame = _reduce(profile, raw[keep], raw_max, pure_python)
     gap = np.zeros(n, dtype=bool)
     gap[1:] = np.diff(t) > p[K.P_GAP]
     # 2. optional low-pass, restarted (at steady state) after each gap
@@ -248,12 +361,14 @@ def analyze_reference(
     cpart = 0
     bic = 0.0
     raw_prev = (0.0, 0.0, 0.0)  # previous frame's F, Mx, My before the re-zero
+    sat_t = math.inf  # first saturated frame of the current contact
 
     def finish() -> None:
         nonlocal t_on, t_off
         if cpart == 1 or (cpart == 2 and (bic - bF) / bw >= on):
             q["partial"] += 1
             return
+        lvl_ic, lvl_to = (off if ff[0] < off else ff[0]), off
         if not long_flag and i_off + 1 >= 4:
             # edges from the first/last stance chords (see steps._refine_edges)
             b_t, b_f, last = tt, ff, i_off - 1
@@ -263,6 +378,13 @@ def analyze_reference(
             if b_f[i_off] < off <= b_f[last] and b_f[last - 1] > b_f[last]:
                 te = b_t[last] + (b_f[last] - off) * (b_t[last] - b_t[last - 1]) / (b_f[last - 1] - b_f[last])
                 t_off = min(max(te, b_t[last]), b_t[i_off])
+        t_ic_off = t_on
+        if not long_flag and i_off + 1 >= 3 and (p[K.P_TO_FRAC] > 0 or p[K.P_IC_FRAC] > 0):
+            b_f = np.array(ff[: i_off + 1])
+            ipk = 1 + int(np.argmax(b_f[1:i_off]))
+            t_on, t_off, lvl_ic, lvl_to = relative_edges(
+                np.array(tt[: i_off + 1]), b_f, ipk, t_on, t_off, off, p[K.P_TO_FRAC], p[K.P_IC_FRAC]
+            )
         dur = t_off - t_on
         if long_flag or dur > p[K.P_MAX_CONTACT]:
             q["long"] += 1
@@ -270,7 +392,10 @@ def analyze_reference(
             q["short"] += 1
         else:
             sl = slice(0, i_off + 1)
-            ev = measure_step(np.array(tt[sl]), np.array(ff[sl]), np.array(xx[sl]), np.array(yy[sl]), t_on, t_off, p)
+            ev = measure_step(
+                np.array(tt[sl]), np.array(ff[sl]), np.array(xx[sl]), np.array(yy[sl]), t_on, t_off, p,
+                lvl_ic, lvl_to, t_ic_off, sat_t,
+            )  # fmt: skip
             if ev[K.E_PEAK] < p[K.P_MIN_PEAK]:
                 q["weak"] += 1
             else:
@@ -303,6 +428,7 @@ def analyze_reference(
                 mode = "contact"
                 cpart = 1 if not armed else (0 if verified else 2)
                 bic = bF
+                sat_t = math.inf
             elif fz < off:
                 armed = True
         else:
@@ -317,12 +443,14 @@ def analyze_reference(
                     t_off = _crossing(prev[0], prev[1], ti, fz, off)
                     i_off = len(tt) - 1
                     mode = "pending"
-            elif fz >= on:
+            elif fz >= on and prev[1] >= on:  # a one-frame spike does not re-open the contact
                 mode = "contact"
             elif ti - t_off >= p[K.P_MIN_SWING]:
                 finish()
                 mode = "swing"
                 verified = True
+        if sat_frame[i] and mode != "swing":
+            sat_t = min(sat_t, ti)
         if mode != "contact":
             # floor: down to the higher of this and the previous frame when both are below it, up
             # towards the lower when both are above it (and below the on level): one-frame spikes move nothing

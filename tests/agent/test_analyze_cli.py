@@ -179,3 +179,53 @@ def test_segment_option_on_plantar_activity(shared_data: Path) -> None:
     assert doc["summary"]["zone_share"]["forefoot"] > 0.6
     r = run(str(seq), "--segment", "Skydiving")
     assert r.returncode == 2 and "no segment 'Skydiving'" in r.stderr and "Walking" in r.stderr
+
+
+SINGLE_ZONE_CSV = DATA / "analyze_v1" / "fukuchi_s8_100hz.csv"
+#: ``analyze --format json`` of that CSV by the analysis before the loading-rate estimator (commit 1e56135).
+BEFORE = DATA / "analyze_v1" / "fukuchi_s8_100hz.json"
+
+
+def _paths(doc: object, prefix: str = "") -> dict[str, type]:
+    """Every key path of a JSON document with its value's type (list items share one path)."""
+    out: dict[str, type] = {}
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            out[f"{prefix}.{k}"] = type(v)
+            out.update(_paths(v, f"{prefix}.{k}"))
+    elif isinstance(doc, list):
+        for v in doc:
+            out.update(_paths(v, f"{prefix}[]"))
+    return out
+
+
+def test_plain_csv_single_zone_force_with_body_mass_keeps_every_field_and_value() -> None:
+    """A plain CSV through the single-zone-force profile with --body-mass: the same flags work, every JSON field
+    of before is still there with its type, and what the sampling-rate work does not touch is unchanged —
+    contacts, forces, impulses; the loading rate of before is kept as ``valr_sampled_bw_s``."""
+    r = run(str(SINGLE_ZONE_CSV), "--profile", "single-zone-force", "--body-mass", "69", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    new, old = json.loads(r.stdout), json.loads(BEFORE.read_text())
+    p_new, p_old = _paths(new), _paths(old)
+    missing = set(p_old) - set(p_new)
+    assert not missing, missing
+    changed = {k for k in p_old if p_old[k] is not p_new[k] and type(None) not in (p_old[k], p_new[k])}
+    assert not changed, changed
+    assert {"valr", "valr_lo_bw_s", "lr_model"} <= {k.rsplit(".", 1)[-1] for k in set(p_new) - set(p_old)}
+    assert (new["schema"], new["profile"], new["body_weight_n"]) == (
+        old["schema"],
+        old["profile"],
+        old["body_weight_n"],
+    )
+    assert new["quality"] == old["quality"] and len(new["steps"]) == len(old["steps"]) > 10
+    for a, b in zip(new["steps"], old["steps"], strict=True):
+        for k in ("side", "t_contact", "t_toe_off", "contact_ms", "flight_ms", "peak_force_bw", "impulse_bw_s",
+                  "impact_peak", "lr_method", "impact_peak_bw"):  # fmt: skip
+            assert a[k] == b[k], (k, a[k], b[k])
+        assert a["valr_sampled_bw_s"] == b["valr_bw_s"]
+        if a["lr_model"] == "sampled":  # VILR too is the samples' own where nothing was corrected
+            assert a["vilr_bw_s"] == b["vilr_bw_s"]
+        assert a["valr_lo_bw_s"] <= a["valr_bw_s"] <= a["valr_hi_bw_s"]
+    est = new["summary"]["valr"]
+    assert est["sample_rate_hz"] == 100.0 and est["lo"] <= est["mean"] <= est["hi"]
+    assert est["mean"] == pytest.approx(new["summary"]["valr_bw_s_mean"])

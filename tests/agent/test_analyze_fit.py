@@ -76,6 +76,11 @@ def expected_values(steps: list[dict[str, Any]]) -> dict[str, float]:
         "balance": 100.0 * left / (left + right),
         "valr": mean(s["valr_bw_s"] for s in steps),
     }
+    # The 90 % interval of each step's VALR (docs/measures.md): the window means of its bounds.
+    for name, key in (("valr_low", "valr_lo_bw_s"), ("valr_high", "valr_hi_bw_s")):
+        bounds = [s[key] for s in steps if s.get(key) is not None]
+        if bounds:
+            out[name] = mean(bounds)
     for side in ("left", "right"):
         si = [s["strike_index"] for s in by_side[side] if s["strike_index"] is not None]
         if si:
@@ -91,7 +96,15 @@ def assert_record(fit: DecodedFit, rec: dict[str, Any], want: dict[str, float]) 
     assert rec["stance_time"] == pytest.approx(want["stance_ms"], abs=STANCE_MS_TOL)
     assert rec["stance_time_balance"] == pytest.approx(want["balance"], abs=BALANCE_TOL)
     dev = fit.developer("record", rec)
-    for name in ("valr", "strike_index_left", "strike_index_right", "rearfoot_share", "midfoot_share"):
+    for name in (
+        "valr",
+        "valr_low",
+        "valr_high",
+        "strike_index_left",
+        "strike_index_right",
+        "rearfoot_share",
+        "midfoot_share",
+    ):
         if name in want:
             assert dev[name] == pytest.approx(want[name], rel=FLOAT32_REL, abs=JSON_ABS), name
         else:
@@ -156,7 +169,7 @@ def test_real_running_without_start_time_or_centre_of_pressure(tmp_path: Path) -
     t_last = max(float(fs.t[-1]) for _, fs in rec.streams())
     assert assert_windows(fit, doc["steps"], mtime - t_last) >= 5
     assert fit.one("session")["sport"] == "running"
-    assert {d["field_name"] for d in fit.messages["field_description_mesgs"]} == {"valr"}
+    assert {d["field_name"] for d in fit.messages["field_description_mesgs"]} == {"valr", "valr_low", "valr_high"}
     # --out - writes the same bytes to a pipe
     piped = analyze(str(copy), "--format", "fit", "--out", "-", cwd=tmp_path)
     assert piped.returncode == 0 and piped.stdout == out.read_bytes()

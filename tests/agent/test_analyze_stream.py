@@ -56,3 +56,19 @@ def test_time_going_backwards_in_a_later_chunk_is_named(tmp_path: Path) -> None:
     stream.chunk_rows = 1000
     with pytest.raises(RecordingError, match=r"run\.csv: left \(samples counted from line 2002\): time goes backwards"):
         analyze_frames(stream, load_profile("moticon-opengo"), body_mass_kg=70.0)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 11, 4096, 4097])
+def test_the_frame_interval_median_is_numpys(n: int) -> None:
+    """The sample rate of a result is 1 / the median frame interval, taken by one partition (analyzer._median):
+    exactly ``np.median``, also with ties, jitter and NaN."""
+    from edge_agent.analysis.analyzer import _median
+
+    rng = np.random.default_rng(n)
+    for a in (
+        rng.normal(0.01, 1e-4, n),
+        np.round(rng.normal(size=n), 1),
+        0.01 + rng.integers(0, 3, n) * 1e-5,
+    ):
+        assert _median(a) == float(np.median(a))
+    assert np.isnan(_median(np.array([0.01, np.nan, 0.01])))

@@ -63,6 +63,14 @@ def test_hostile_payloads_are_rejected_with_a_reason(payload: bytes, reason: str
     assert err.value.reason == reason
 
 
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_target_of_either_supported_schema_is_accepted(version: int) -> None:
+    """Targets did not change from schema 1 to 2 (the loading-rate interval is agent→plugin only): a plugin of
+    either version can set an agent's target."""
+    payload = json.dumps({**json.loads(target_payload(GOOD)), "schema_version": version}).encode()
+    assert parse_target(payload).loading == GOOD.loading
+
+
 def test_deep_nesting_under_the_size_limit_is_a_clear_rejection() -> None:
     with pytest.raises(PayloadError) as err:
         parse_target(b"[" * 4000 + b"]" * 4000)

@@ -138,6 +138,8 @@ def test_payload_matches_ha_schema_and_conventions() -> None:
             assert c["device_class"] == "duration"
         if c.get("device_class") == "enum":  # HA: enum sensors have options, no unit/state_class
             assert c["options"] and "state_class" not in c and "unit_of_measurement" not in c
+        elif c["unique_id"].endswith("_valr_interval"):  # text ("≈ 180 BW/s (150–210)"): no unit, no stats
+            assert "state_class" not in c and "unit_of_measurement" not in c
         else:
             assert c["state_class"] in ("measurement", "total_increasing")
         assert c["state_topic"] in (T.summary, T.live)
@@ -199,7 +201,18 @@ def test_value_templates_render_real_messages() -> None:
             assert tpl.render(value_json=empty) == "None", cid
     assert out["cadence"] == "173"
     assert out["valr_mean"] == "60.1"  # step-weighted: (62·15 + 58·14) / 29
+    assert out["valr_interval"] == "None"  # a schema-1 window has no estimate
     assert out["valr_p90"] == "79.3"  # pooled like the dashboard: (81.5·15 + 77·14) / 29
+    # with the window's estimate (contract v2): the same pooled mean, the interval as attributes and as text
+    corrected = {**window, "valr": {"mean": 60.1, "lo": 50.2, "hi": 69.7, "n": 29, "sample_rate_hz": 100.0}}
+    valr = cmps["footfall_dev1_valr_mean"]
+    assert valr["json_attributes_topic"] == T.summary
+    assert env.from_string(valr["value_template"]).render(value_json=corrected) == "60.1"
+    attrs = json.loads(env.from_string(valr["json_attributes_template"]).render(value_json=corrected))
+    assert attrs == {"interval_low": 50.2, "interval_high": 69.7, "sample_rate_hz": 100.0, "steps": 29}
+    assert json.loads(env.from_string(valr["json_attributes_template"]).render(value_json=window)) == {}
+    text = env.from_string(cmps["footfall_dev1_valr_interval"]["value_template"]).render(value_json=corrected)
+    assert text == "≈ 60 BW/s (50–70)"
     assert (out["strike_index_left"], out["strike_index_right"]) == ("0.21", "0.18")
     assert out["strike_zone"] == "rearfoot"  # 25 rearfoot vs 4 midfoot steps
     assert (out["contact_time_left"], out["contact_time_right"]) == ("252.0", "244.0")

@@ -20,6 +20,7 @@ PROFILE = parse_profile(
         "name": "fuzz-3",
         "sample_rate_hz": 200.0,
         "raw_unit": "N",
+        "sensor_type": "capacitive",
         "raw_max": RAW_MAX,
         "sensors": [
             {"x": 0.1, "y": 0.5, "area_cm2": 10.0, "region": "heel"},

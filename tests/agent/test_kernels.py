@@ -23,12 +23,13 @@ from tests.support.paths import DATA
 BW = 70.0 * G0
 
 
-def two_cell_profile(rate: float = 1000.0, raw_max: float | None = None) -> HardwareProfile:
+def two_cell_profile(rate: float = 1000.0, raw_max: float | None = None, sensor_type: str = "force") -> HardwareProfile:
     """A heel cell at x=0.1 and a toe cell at x=0.9 reporting newtons: CoP is easy to place."""
-    data = {
+    data: dict = {
         "name": "two-cell",
         "sample_rate_hz": rate,
         "raw_unit": "N",
+        "sensor_type": sensor_type,
         "sensors": [
             {"x": 0.1, "y": 0.4, "area_cm2": 10.0, "region": "heel"},
             {"x": 0.9, "y": 0.6, "area_cm2": 10.0, "region": "toes"},
@@ -96,8 +97,16 @@ def test_ramp_of_known_slope_gives_that_valr(rate: float) -> None:
     for s in steps:
         assert s.impact_peak and s.lr_method == "impact_peak"
         assert s.impact_peak_bw == pytest.approx(1.5, rel=1e-3)
-        assert s.valr_bw_s == pytest.approx(50.0, rel=0.01)
-        assert s.vilr_bw_s == pytest.approx(50.0, rel=0.01)  # a straight ramp: max slope = mean slope
+        # the sampled 20–80 % rule is exact on a straight ramp …
+        assert s.valr_sampled_bw_s == pytest.approx(50.0, rel=0.01)
+        # … and the rise correction (a raised-cosine template, below 300 Hz only) moves it by little
+        if rate < 300:
+            assert s.lr_model == "rise" and 1.0 <= s.lr_correction < 1.04
+            assert s.valr_bw_s == pytest.approx(50.0, rel=0.04)
+        else:
+            assert s.lr_model == "sampled" and s.lr_correction == 1.0 and s.valr_bw_s == s.valr_sampled_bw_s
+            assert s.vilr_bw_s == pytest.approx(50.0, rel=0.01)  # a straight ramp: max slope = mean slope
+        assert s.valr_lo_bw_s <= s.valr_bw_s < s.valr_hi_bw_s
         assert s.peak_force_bw == pytest.approx(2.5, abs=21.0 / rate)  # the apex may fall between samples
         assert s.lr_low_confidence is (rate < 200)
 
@@ -268,6 +277,7 @@ def test_single_zone_has_no_strike_index() -> None:
             "name": "one",
             "sample_rate_hz": 500,
             "raw_unit": "N",
+            "sensor_type": "force",
             "sensors": [{"x": 0.5, "y": 0.5, "area_cm2": 100, "region": "midfoot"}],
         }
     )
@@ -526,3 +536,105 @@ def test_real_excerpt_starting_mid_stance_counts_a_partial_contact() -> None:
     assert len(right) == q["steps"] >= 3
     assert right[0].t_contact > 3.0 and all(s.strike_zone == "rearfoot" for s in right)
     assert min(abs(right[0].t_contact - v) for v in vendor_ic) < 0.05  # the first one the vendor also has
+
+
+def _insole(rate: float, sensor_type: str = "capacitive", raw_max: float | None = None) -> HardwareProfile:
+    return two_cell_profile(rate, raw_max, sensor_type)
+
+
+def _tail_step(tau: np.ndarray, contact: float = 0.25, tail: float = 0.06) -> np.ndarray:
+    """A trapezoid step (2.0 BW plateau) whose unloading slows into a linear tail: 2.0 → 0.4 BW over the
+    last 20 ms of stance, then 0.4 → 0 over ``tail`` — the slow unloading of a pressure insole."""
+    xs = [0.0, 0.02, contact - 0.02, contact, contact + tail]
+    return np.where((tau >= 0) & (tau <= contact + tail), np.interp(tau, xs, [0.0, 2.0, 2.0, 0.4, 0.0]), 0.0)
+
+
+def test_insole_toe_off_is_the_last_fall_through_its_fraction_of_the_peak() -> None:
+    """Pressure insoles end contact where the force falls through 11 % of the step's peak (0.22 BW of 2.0), a
+    force-plate profile where it falls through 0.03 BW: on the same force, 27 ms and 49.5 ms after the
+    plateau ends; a configured fraction overrides the sensor type's."""
+    results = {}
+    for key, prof, cfg in (
+        ("insole", _insole(1000.0), AnalysisConfig()),
+        ("plate", _insole(1000.0, "force"), AnalysisConfig()),
+        ("insole_at_plate_rule", _insole(1000.0), AnalysisConfig(toe_off_peak_fraction=0.0)),
+        ("plate_at_20pct", _insole(1000.0, "force"), AnalysisConfig(toe_off_peak_fraction=0.2)),
+    ):
+        t, raw, starts = periodic(prof, _tail_step, period=0.8)
+        steps, _ = run_steps(prof, t, raw, cfg)
+        assert len(steps) == len(starts)
+        results[key] = [s.t_toe_off - s0 for s, s0 in zip(steps, starts, strict=True)]
+    assert results["insole"] == pytest.approx([0.25 + 0.06 * (0.4 - 0.22) / 0.4] * 5, abs=2e-3)
+    assert results["plate"] == pytest.approx([0.25 + 0.06 * (0.4 - 0.03) / 0.4] * 5, abs=2e-3)
+    assert results["insole_at_plate_rule"] == pytest.approx(results["plate"], abs=1e-9)
+    assert results["plate_at_20pct"] == pytest.approx([0.25] * 5, abs=2e-3)  # 0.4 BW: where the tail begins
+
+
+def test_vendor_contact_events_start_contact_at_six_percent_of_the_peak() -> None:
+    """``contact_events="vendor"``: initial contact where the force rises through 6 % of the step's peak (as
+    Moticon's reports), never earlier than the physical one; the strike index is still the first sample's."""
+    prof = _insole(1000.0)
+
+    def ramp(tau: np.ndarray) -> np.ndarray:  # 0 → 2 BW linearly over 40 ms, then a plateau
+        return np.where((tau >= 0) & (tau <= 0.25), np.interp(tau, [0.0, 0.04, 0.23, 0.25], [0.0, 2.0, 2.0, 0.0]), 0.0)
+
+    t, raw, starts = periodic(prof, ramp, cop_x=0.2)
+    phys, _ = run_steps(prof, t, raw)
+    vend, _ = run_steps(prof, t, raw, AnalysisConfig(contact_events="vendor"))
+    for a, b, s0 in zip(phys, vend, starts, strict=True):
+        assert a.t_contact - s0 == pytest.approx(0.04 * 0.03 / 2.0, abs=3e-4)  # the 0.03 BW crossing
+        assert b.t_contact - s0 == pytest.approx(0.04 * 0.06, abs=3e-4)  # 6 % of the 2.0 BW peak
+        assert a.strike_index == b.strike_index and a.t_toe_off == b.t_toe_off
+
+
+def test_a_saturated_rise_is_not_extrapolated() -> None:
+    """A cell clipping at raw_max during the rise makes the samples' peak a false one: the rise correction is not
+    applied to that step (``lr_model`` "sampled"); the same steps unclipped are corrected."""
+    rise = 0.015
+
+    def shape(tau: np.ndarray) -> np.ndarray:
+        x = tau / rise
+        up = 0.5 * (1 - np.cos(np.pi * np.clip(x, 0, 1)))
+        down = 0.5 * (1 + np.cos(np.pi * np.clip(x - 1, 0, 1)))
+        hump = np.where(tau > rise, 2.4 * np.sin(np.pi * np.clip((tau - rise) / 0.235, 0, 1)) ** 2, 0.0)
+        return np.where((tau >= 0) & (tau <= 0.25), 1.5 * np.where(x <= 1, up, down) + hump, 0.0)
+
+    free = _insole(100.0)
+    t, raw, _ = periodic(free, shape, cop_x=0.12)
+    steps, _ = run_steps(free, t, raw)
+    assert {s.lr_model for s in steps} <= {"rise", "rise_prior"} and all(s.lr_correction > 1.0 for s in steps)
+    clipped = _insole(100.0, raw_max=float(1.2 * BW * 0.9))  # the heel cell (90 % of the force) clips at 1.2 BW
+    raw_c = np.minimum(raw, np.float32(1.2 * BW * 0.9))
+    steps_c, fa = run_steps(clipped, t, raw_c)
+    assert fa.quality["saturated_samples"] > 0
+    assert [s.lr_model for s in steps_c if s.impact_peak] and all(
+        s.lr_model == "sampled" and s.valr_bw_s == s.valr_sampled_bw_s for s in steps_c if s.impact_peak
+    )
+
+
+def test_a_one_frame_spike_after_toe_off_does_not_reopen_the_contact() -> None:
+    """Force plates zero low samples and spike for one frame: a single frame above the on level inside the
+    80 ms confirmation wait is not the foot landing again (two frames are)."""
+    prof = _insole(300.0, "force")
+    contact = 0.24
+
+    def trapezoid(tau: np.ndarray) -> np.ndarray:
+        return np.where(
+            (tau >= 0) & (tau <= contact), np.interp(tau, [0, 0.02, contact - 0.02, contact], [0, 2, 2, 0]), 0.0
+        )
+
+    t, raw, starts = periodic(prof, trapezoid, period=0.7)
+    spiky = raw.copy()
+    bumps = []
+    for s0 in starts:
+        k = int(np.searchsorted(t, s0 + contact + 0.03))  # 30 ms after toe-off
+        spiky[k] += np.float32(0.2 * BW)
+        bumps.append(k)
+    clean, _ = run_steps(prof, t, raw)
+    one, _ = run_steps(prof, t, spiky)
+    assert [s.contact_ms for s in one] == pytest.approx([s.contact_ms for s in clean], abs=1e-9)
+    two = spiky.copy()
+    for k in bumps:
+        two[k + 1] += np.float32(0.2 * BW)  # two frames: the contact resumes and ends after them
+    merged, _ = run_steps(prof, t, two)
+    assert all(m.contact_ms > c.contact_ms + 25 for m, c in zip(merged, clean, strict=True))

@@ -110,6 +110,27 @@ def test_bad_region_rejected(tmp_path: Path) -> None:
     assert "sensors.2.region" in str(e.value) and "'ankle'" in str(e.value)
 
 
+def test_sensor_type_is_required_and_checked(tmp_path: Path) -> None:
+    """What the cells measure decides the contact rules: a profile must say it, with a known value."""
+    path = _copy(tmp_path, "diy-mcp3008-fsr4", lambda d: d.pop("sensor_type"))
+    with pytest.raises(ProfileError) as e:
+        load_profile_file(path)
+    assert str(path) in str(e.value) and "sensor_type" in str(e.value) and "required" in str(e.value).lower()
+    path = _copy(tmp_path, "diy-mcp3008-fsr4", lambda d: d.__setitem__("sensor_type", "piezo"))
+    with pytest.raises(ProfileError) as e:
+        load_profile_file(path)
+    msg = str(e.value)
+    assert "sensor_type" in msg and "'piezo'" in msg and "capacitive" in msg
+
+
+def test_bundled_sensor_types() -> None:
+    types = {name: load_profile(name).sensor_type for name in list_profiles()}
+    assert types["single-zone-force"] == types["force-plate-300"] == "force"
+    assert types["moticon-opengo"] == types["pedar-99"] == "capacitive"
+    assert {types[n] for n in ("diy-esp32-fsr8", "diy-esp32-fsr8-ble", "diy-mcp3008-fsr4")} == {"fsr"}
+    assert types["grid-60x21"] == types["ultraflex-8"] == "resistive"
+
+
 def test_name_must_match_file(tmp_path: Path) -> None:
     src = yaml.safe_load((profiles_dir() / "diy-mcp3008-fsr4.yaml").read_text(encoding="utf-8"))
     path = tmp_path / "my-insole.yaml"

@@ -323,6 +323,34 @@ def test_c3d_markers_name_the_foot_on_the_plate(shared_data: Path, tmp_path: Pat
     assert np.array_equal(fallback.reference["left_contact_start_s"], rec.reference["left_contact_start_s"])
 
 
+def test_c3d_analog_force_is_the_forces_file_and_a_trial_of_its_own(shared_data: Path, tmp_path: Path) -> None:
+    """The .c3d's analog plate force (−1000 × F1Z) equals forces.txt's Fy wherever that file is not zeroed; the
+    .c3d loads as a recording (sides from its markers, mass and labels from RBDSinfo.txt), and gives S1's
+    3.5 m/s trial, which has no forces.txt."""
+    from edge_agent.recordings.c3d import read_c3d_analog
+
+    fk = shared_data / "fukuchi-rbds"
+    an = read_c3d_analog(fk / "RBDS008runT35.c3d")
+    assert an.rate_hz == 300.0 and an.labels[:3] == ["F1X", "F1Y", "F1Z"]
+    fy_c3d = -1000.0 * an.channel("F1Z")
+    txt = load_recording(fk / "RBDS008runT35forces.txt").reference["plate_fy_n"]
+    kept = txt != 0.0
+    assert fy_c3d.shape == txt.shape and kept.sum() > 6000
+    assert np.max(np.abs(fy_c3d[kept] - txt[kept])) < 0.006
+    s8 = load_recording(fk / "RBDS008runT35.c3d")
+    assert s8.profile == "force-plate-300" and s8.body_mass_kg == 69.0 and s8.meta["contacts"] == 81
+    assert s8.meta["side_assignment"].startswith("from the trial's markers")
+    s1 = load_recording(fk / "RBDS001runT35.c3d")
+    assert (s1.meta["subject"], s1.meta["speed_m_s"], s1.body_mass_kg) == (1, 3.5, 62.0)
+    assert s1.meta["strike_label"]["right"] == "Forefoot" and s1.meta["contacts"] > 80
+    with pytest.raises(RecordingError, match="no analog channel 'F9Z'"):
+        an.channel("F9Z")
+    broken = tmp_path / "RBDS008runT35.c3d"
+    broken.write_bytes((fk / "RBDS008runT35.c3d").read_bytes()[:100_000])
+    with pytest.raises(RecordingError, match=r"RBDS008runT35\.c3d"):
+        load_recording(broken)
+
+
 def test_failed_save_leaves_the_existing_file_intact(tmp_path: Path) -> None:
     p = tmp_path / "keep.ffrec"
     good = _rec()

@@ -95,3 +95,55 @@ def test_command_prints_tables(shared_data: Path) -> None:
         timeout=60,
     )
     assert bad.returncode == 2 and "no such folder" in bad.stderr
+
+
+@pytest.fixture(scope="module")
+def by_rate(shared_data: Path) -> dict[str, Any]:
+    from edge_agent.analysis import validate_rates
+
+    return validate_rates.run_rates(shared_data, (50.0, 100.0, 200.0, 300.0), phases=8, seeds=2)
+
+
+def test_rate_targets_on_the_shared_recordings(by_rate: dict[str, Any]) -> None:
+    """The issue's targets in their equivalents on ../shared/data (docs/validation.md), and the one we report as
+    not met: the plate's contact time at 200 Hz, bounded by the 300 Hz reference's own scatter."""
+    t = by_rate["targets"]
+    for key in ("valr_step_200", "valr_step_100", "valr_run_100", "moticon_to", "moticon_si", "moticon_ic_vendor"):
+        assert t[key]["met"], (key, t[key])
+    assert t["zones"]["met"] and t["zones"]["value"] >= 0.9
+    assert t["plate_contact_200"]["value"] <= 11.0  # target 7 ms; the reference re-sampled at 300 Hz: 5.5–7.7 ms
+    # initial contact with the physical rule: as before this work on these files (p95 34.0 ms, 100 Hz)
+    phys = next(r for r in by_rate["moticon"] if r["source"].endswith("physical"))
+    assert phys["rates"]["100"]["ic_ms"]["p95_abs"] <= 34.5
+    # the simulator's sharp heel strikes: the correction brings 100 Hz within 20 % per step, 200 Hz within 5 %
+    sim = {r["source"]: r["rates"] for r in by_rate["simulator"]}
+    sharp = sim["simulator rearfoot_sharp"]
+    assert sharp["100"]["valr"]["abs_err_median"] <= 0.20 and sharp["200"]["valr"]["abs_err_median"] <= 0.05
+    for row in by_rate["plates"]:  # at 300 Hz nothing is corrected: the plates' own analysis, re-phased
+        assert row["rates"]["300"]["valr"]["corrected_share"] == 0.0
+
+
+def test_at_300_hz_loading_rates_are_the_samples_own(shared_data: Path) -> None:
+    """At or above lr_model_max_hz the estimator is off: every step's VALR is the sampled rule's, so the
+    Fukuchi plate's numbers are today's (docs/validation.md §3)."""
+    from edge_agent.analysis.analyzer import analyze_recording
+    from edge_agent.recordings import load_recording
+
+    for name in ("RBDS008runT35forces.txt", "RBDS001runT25forces.txt"):
+        res = analyze_recording(load_recording(shared_data / "fukuchi-rbds" / name))
+        assert res.kernel_rate_hz == 300.0 and len(res.steps) >= 70
+        assert all(s.lr_model == "sampled" and s.valr_bw_s == s.valr_sampled_bw_s for s in res.steps)
+        assert all(s.lr_correction == 1.0 for s in res.steps)
+
+
+def test_rates_command_prints_tables_and_markdown(shared_data: Path) -> None:
+    args = [sys.executable, "-m", "edge_agent.analysis.validate", str(shared_data), "--rates", "100,200"]
+    r = subprocess.run([*args, "--phases", "2", "--seeds", "1"], capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "VALR per-step median |error|" in r.stdout and "100 Hz" in r.stdout and "Targets" in r.stdout
+    md = subprocess.run(
+        [*args, "--phases", "2", "--seeds", "1", "--markdown"], capture_output=True, text=True, cwd=REPO, timeout=600
+    )
+    assert md.returncode == 0 and "| source | 100 Hz | 200 Hz |" in md.stdout
+    bad = subprocess.run([*args[:-1], "fast"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert bad.returncode == 2 and "comma-separated sample rates" in bad.stderr

@@ -21,6 +21,7 @@ from plugin.history import RunnerModel, generate_history
 from plugin.ingest import FairQueue, Ingest
 from plugin.store import Store
 from tests.support.brokers import MosquittoBroker, harden
+from tests.support.paths import DATA
 from tests.support.waiting import wait_until
 
 
@@ -131,6 +132,44 @@ def test_ack_names_gaps_below_the_highest_seq(setup: tuple[Store, Ingest, RawCli
     assert acks(raw)[-1]["missing"] == []
 
 
+V1 = DATA / "contract_v1"
+
+
+def test_schema_1_payloads_of_an_older_agent_are_still_stored_and_acked(
+    setup: tuple[Store, Ingest, RawClient],
+) -> None:
+    """The JSON a schema-1 agent really published (tests/data/contract_v1) next to a schema-2 agent's: both
+    stored and acknowledged; the old one's VALR keeps its own basis (uncorrected, no interval)."""
+    store, ingest, raw = setup
+    raw.subscribe("footfall/+/ack")
+    old = [(V1 / f).read_bytes() for f in ("window_0.json", "window_1.json", "run.json")]
+    for payload in old:
+        d = json.loads(payload)
+        assert d["schema_version"] == 1 and "valr" not in d
+        raw.publish(f"footfall/{d['device_id']}/{'summary' if d['kind'] == 'summary' else 'run'}", payload)
+    new = [m for m in generate_history(weeks=1, seed=14, step_records_last_runs=0)][:4]
+    assert all(m.schema_version == 2 and m.valr is not None for m in new if isinstance(m, WindowSummary))
+    for m in new:
+        raw.publish(topic_for(m), m.model_dump_json())
+    assert wait_until(lambda: handled(ingest) == len(old) + len(new))
+    assert ingest.wait_idle(20)
+    assert (ingest.stats.stored, ingest.stats.rejected) == (len(old) + len(new), 0)
+    assert raw.wait_for(
+        lambda r: any(
+            json.loads(p).get("device_id") == "old-agent" and json.loads(p).get("acked_seq") == 3
+            for t, p in r
+            if t.endswith("/ack")
+        )
+    )
+    run_id = json.loads(old[2])["run_id"]
+    row = store.run_row(run_id)
+    assert row is not None and row["complete"] and row["steps"] == json.loads(old[2])["steps"]
+    assert row["lr_basis"] == "sampled@100Hz/moticon-opengo" and row["valr_lo"] is None
+    assert {w["lr_basis"] for w in store.run_windows(run_id)} == {"sampled@100Hz"}
+    w_new = store.run_windows(new[0].run_id)[0]
+    assert w_new["lr_basis"] == "corrected@100Hz/moticon-opengo" and w_new["valr_lo"] < w_new["valr_mean"]
+
+
 def _nested(depth: int) -> bytes:
     return b'{"schema_version": 1, "kind": "summary", "x": ' + b"[" * depth + b"]" * depth + b"}"
 
@@ -159,7 +198,8 @@ def test_hostile_payloads_rejected_counted_and_history_intact(
         ("footfall/sim-1/summary", b"\xff\xfe\x00garbage", "not_json"),
         ("footfall/sim-1/summary", b"[1, 2, 3]", "not_object"),
         ("footfall/sim-1/summary", b"x" * (MAX_PAYLOAD_BYTES + 1), "oversized"),
-        ("footfall/sim-1/summary", variant(schema_version=2), "unknown_version"),
+        ("footfall/sim-1/summary", variant(schema_version=3), "unknown_version"),
+        ("footfall/sim-1/summary", variant(schema_version=True), "unknown_version"),
         ("footfall/sim-1/summary", variant(schema_version="1"), "unknown_version"),
         ("footfall/sim-1/summary", _nested(100_000), "too_deep"),
         ("footfall/sim-1/summary", variant(run_id="<script>alert(1)</script>"), "invalid"),

@@ -8,11 +8,11 @@ from collections.abc import Iterable
 
 import pytest
 
-from edge_agent.contract import Alert, RunSummary, WindowSummary
+from edge_agent.contract import Alert, LoadingRateEstimate, RunSummary, WindowSummary
 from plugin.config import RiskConfig
 from plugin.history import RunnerModel, Scenario, generate_history
 from plugin.risk import RiskEngine, risk_level, risk_summary
-from plugin.store import Store
+from plugin.store import Store, window_measures
 from plugin.trends import DAY
 from tests.plugin.conftest import Databases
 
@@ -91,7 +91,7 @@ def test_cooldown_holds_then_expires(dbs: Databases) -> None:
         assert [a.rule for _, a in feed(s, RiskEngine(s, short_cd), two_spikes)] == ["loading_spike"] * 2
 
 
-def _scaled(m: WindowSummary, k: float) -> WindowSummary:
+def _scaled(m: Msg, k: float) -> Msg:
     left = m.left.model_copy(update={"valr_bw_s": m.left.valr_bw_s.model_copy(
         update={"mean": m.left.valr_bw_s.mean * k})})  # type: ignore[operator]  # fmt: skip
     right = m.right.model_copy(update={"valr_bw_s": m.right.valr_bw_s.model_copy(
@@ -161,6 +161,69 @@ def test_absolute_valr_is_informational_and_not_repeated(store: Store, dbs: Data
     off = RiskConfig(valr_absolute_enabled=False)
     with dbs.store("off") as s:
         assert feed(s, RiskEngine(s, off), history(weeks=4, seed=12, runner=heavy)) == []
+
+
+def _with_estimate(m: Msg, k: float, lo: float, hi: float, rate: float = 100.0) -> Msg:
+    """A contract-v2 message: VALR ×k (corrected) and its interval as fractions of the new mean."""
+    m = _scaled(m, k)
+    mean = window_measures(m)["valr_mean"]  # type: ignore[arg-type]
+    est = LoadingRateEstimate(mean=mean, lo=mean * lo, hi=mean * hi, n=m.steps, sample_rate_hz=rate)
+    return m.model_copy(update={"valr": est, "profile": "moticon-opengo"})
+
+
+@pytest.mark.parametrize(("lo", "fires"), [(0.9, True), (0.75, False)])
+def test_absolute_valr_fires_only_when_the_interval_clears_the_threshold(store: Store, lo: float, fires: bool) -> None:
+    """A v2 run at ≈ 80 BW/s: with the interval's low end above 66 BW/s an (informational) alert naming the
+    interval; with it below, no alert and the engine says the reading is uncertain at that rate."""
+    msgs = history(weeks=4, seed=12, schema_version=1)  # ≈ 50 BW/s: never near the threshold
+    last_run = max(i for i, m in enumerate(msgs) if isinstance(m, RunSummary))
+    mean = window_measures(msgs[last_run])["valr_mean"]  # type: ignore[arg-type]
+    msgs[last_run] = _with_estimate(msgs[last_run], 80.0 / mean, lo, 1.15)
+    engine = RiskEngine(store)
+    fired = feed(store, engine, msgs)
+    if fires:
+        assert [(a.rule, a.severity) for _, a in fired] == [("valr_absolute", "info")]
+        alert = fired[0][1]
+        assert "≈ 80 BW/s (72–92)" in alert.message and "low end of its 90 % interval" in alert.message
+        assert alert.evidence["valr_interval_bw_s"] == pytest.approx([72.0, 92.0])
+        assert alert.evidence["lr_basis"] == "corrected@100Hz/moticon-opengo"
+    else:
+        assert fired == []
+        status = " ".join(engine.last_status.values())
+        assert "≈ 80 BW/s (60–92)" in status and "uncertainty at 100 Hz" in status
+
+
+def test_spike_baseline_compares_like_with_like(store: Store, dbs: Databases) -> None:
+    """Weeks of schema-1 windows (uncorrected) are no baseline for corrected ones, which read ≈ 30 % higher at
+    100 Hz: no spike; nor are another device's windows. The same jump within one basis is a spike."""
+    msgs = history(seed=5, schema_version=1)
+    runs = sorted({m.run_id for m in msgs})
+    new_run = runs[-1]
+    upgraded = [_with_estimate(m, 1.3, 0.85, 1.2) if m.run_id == new_run else m for m in msgs]
+    engine = RiskEngine(store)
+    assert feed(store, engine, [m for m in upgraded if isinstance(m, WindowSummary)]) == []
+    assert any("no baseline yet" in v and "corrected@100Hz/moticon-opengo" in v for v in engine.last_status.values())
+    with dbs.store("same") as s:  # the same +30 % inside one basis: a spike
+        same = [_scaled(m, 1.3) if m.run_id == new_run and isinstance(m, WindowSummary) else m for m in msgs]
+        assert [a.rule for _, a in feed(s, RiskEngine(s), same)] == ["loading_spike"]
+    with dbs.store("other") as s:  # another device's history is not this one's baseline
+        moved = [m.model_copy(update={"device_id": "other-pair"}) if m.run_id != new_run else m for m in same]
+        e = RiskEngine(s)
+        assert [a.rule for _, a in feed(s, e, moved) if a.rule == "loading_spike"] == []
+
+
+def test_fatigue_compares_windows_of_one_basis_only(store: Store) -> None:
+    msgs = history(seed=9, scenario=Scenario(fatigue_runs=(24,)), schema_version=1)
+    run = sorted({m.run_id for m in msgs})[24]
+    n = sum(1 for m in msgs if isinstance(m, WindowSummary) and m.run_id == run)
+    # the second half of that run measured at another sample rate: its VALR is not comparable with the first
+    mixed = [
+        _with_estimate(m, 1.0, 0.9, 1.1, rate=200.0)
+        if isinstance(m, WindowSummary) and m.run_id == run and m.window_index >= n // 2
+        else m
+        for m in msgs
+    ]
+    assert [a.rule for _, a in feed(store, RiskEngine(store), mixed)] == []
 
 
 def _open_alert(store: Store, n: int, severity: str, at: float, title: str) -> str:

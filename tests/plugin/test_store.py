@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.contract import Alert, RunSummary, WindowSummary
+from edge_agent.contract import Alert, RunSummary, WindowSummary, loading_rate_basis
 from plugin.history import generate_history
 from plugin.store import WINDOW_COLS, Store, StoreError, summaries, window_measures
 from plugin.store.backend import open_backend
@@ -76,9 +76,10 @@ def _v3_database(db: Path, windows: list[WindowSummary]) -> None:
             row = {"msg_id": w.msg_id, "run_id": w.run_id, "device_id": w.device_id, "runner": w.runner,
                    "window_index": w.window_index, "t_start": w.t_start, "t_end": w.t_end,
                    "activity": w.activity, **window_measures(w)}  # fmt: skip
-            cols = [*(c for c in WINDOW_COLS if c != "peak_force_n"), "json"]  # peak_force_n came with 0005
+            then = [k for k in WINDOW_COLS if k in {r[1] for r in c.execute("PRAGMA table_info(windows)")}]
+            cols = [*then, "json"]
             c.execute(f"INSERT INTO windows({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
-                      [*(row[k] for k in cols[:-1]), w.model_dump_json()])  # fmt: skip
+                      [*(row[k] for k in then), w.model_dump_json()])  # fmt: skip
 
 
 def test_upgrade_moves_step_records_out_of_the_window_json_without_losing_any(tmp_path: Path) -> None:
@@ -110,6 +111,10 @@ def test_upgrade_moves_step_records_out_of_the_window_json_without_losing_any(tm
         assert by_id[broken]["step_records"] == 0
         after = {r["msg_id"]: r["json"] for r in s._rows("SELECT msg_id, json FROM windows")}
         assert after[broken] == before[broken]  # left as it was, still reported
+        # migration 0008: what the old rows' loading rates compare with, from their own JSON
+        basis = {r["msg_id"]: r["lr_basis"] for r in s._rows("SELECT msg_id, lr_basis FROM windows")}
+        assert basis[broken] is None  # unreadable JSON: no basis, so never in a baseline
+        assert all(basis[w.msg_id] == loading_rate_basis(w) for w in windows if w.msg_id != broken)
         for w in windows:  # the rest: the same message minus its step records
             if w.msg_id != broken:
                 assert json.loads(after[w.msg_id]) == json.loads(w.model_dump_json(exclude={"step_records"}))
@@ -367,8 +372,52 @@ def test_a_database_written_by_the_previous_release_upgrades_on_both_backends(db
         msg = WindowSummary.model_validate_json(first).model_copy(update={"msg_id": "copy0000000000000009",
                                                                            "seq": 10_000})  # fmt: skip
         assert s.insert_message(msg) is False and s.counts()["windows"] == 98
+        # migration 0008: the release's schema-1 rows keep their VALR, with the basis the contract gives them
+        for r in s._rows("SELECT json, valr_lo, valr_hi, lr_basis FROM windows"):
+            w = WindowSummary.model_validate_json(r["json"])
+            assert (r["lr_basis"], r["valr_lo"], r["valr_hi"]) == (loading_rate_basis(w), None, None)
+            assert r["lr_basis"].startswith("sampled@")
+        for r in s._rows("SELECT summary_json, lr_basis FROM runs WHERE summary_json IS NOT NULL"):
+            assert r["lr_basis"] == loading_rate_basis(RunSummary.model_validate_json(r["summary_json"]))
     with Store(target) as s:  # opening again changes nothing
         assert s.counts()["windows"] == 98 and len(s._rows("SELECT key FROM quarantine")) == 3
+
+
+def test_migration_0008_fills_interval_and_basis_from_the_stored_json_on_both_backends(dbs: Databases) -> None:
+    """Rows stored before 0008 (schema-1 and schema-2 messages alike) get the interval and the basis the store
+    gives a new message: the migration's SQL follows edge_agent.contract.loading_rate_basis on both databases."""
+    windows, run = one_run(seed=5)
+    old = list(generate_history(weeks=1, seed=6, step_records_last_runs=0, schema_version=1))
+    v1_run = next(m for m in old if isinstance(m, RunSummary))
+    v1 = [m for m in old if m.run_id == v1_run.run_id]
+    odd = windows[1].model_copy(update={"msg_id": "oddrate00001", "seq": 90_001, "window_index": 9_001,
+        "valr": windows[1].valr.model_copy(update={"sample_rate_hz": 99.5})})  # fmt: skip
+    assert windows[0].valr is not None and v1_run.valr is None
+    partial = windows[:6]  # a run whose RunSummary has not arrived: assembled from its windows
+    with dbs.store() as s:
+        assert s.insert_many([*partial, odd, *v1]) == len(partial) + 1 + len(v1)
+        cols = "msg_id, valr_lo, valr_hi, lr_basis"
+        want_w = {r["msg_id"]: r for r in s._rows(f"SELECT {cols} FROM windows")}
+        want_r = {r["run_id"]: r for r in s._rows("SELECT run_id, valr_lo, valr_hi, lr_basis FROM runs")}
+        assert want_w["oddrate00001"]["lr_basis"] == "corrected@100Hz/moticon-opengo"  # half up, as the contract
+        assert want_r[run.run_id]["lr_basis"] == loading_rate_basis(windows[0]) and want_r[run.run_id]["valr_lo"]
+        with s._tx() as w:  # back to version 7: the columns gone
+            w.execute("DROP INDEX windows_basis_t")
+            for table in ("windows", "runs"):
+                for col in ("valr_lo", "valr_hi", "lr_basis"):
+                    w.execute(f"ALTER TABLE {table} DROP COLUMN {col}")
+            w.execute("DELETE FROM schema_version WHERE version = 8")
+    with dbs.store() as s:
+        assert s.schema_version() == LATEST
+        got_w = {r["msg_id"]: r for r in s._rows(f"SELECT {cols} FROM windows")}
+        got_r = {r["run_id"]: r for r in s._rows("SELECT run_id, valr_lo, valr_hi, lr_basis FROM runs")}
+    assert got_w == want_w  # the windows' own values, exactly
+    assert got_r.keys() == want_r.keys()
+    for k, r in got_r.items():  # a run assembled again: the same sums, maybe in another order (PostgreSQL)
+        assert r["lr_basis"] == want_r[k]["lr_basis"], k
+        for col in ("valr_lo", "valr_hi"):
+            want = want_r[k][col]
+            assert r[col] is None if want is None else r[col] == pytest.approx(want, rel=1e-12), (k, col)
 
 
 # -- exactly once, caps --------------------------------------------------------------------------------------------

@@ -173,6 +173,8 @@ async def test_dashboard_in_chromium(tmp_path: Path, browser_context: Any) -> No
         await page.wait_for_function("() => document.querySelectorAll('table.runs tbody tr').length < 10")
         cells = await page.locator("table.runs tbody td.t-left").all_text_contents()
         assert cells and set(cells) == {XSS_RUNNER}, "filtered by runner, name shown as text"
+        valr_cells = await page.locator("table.runs tbody td:nth-child(6)").all_text_contents()
+        assert valr_cells and all(c.startswith("≈ ") and "–" in c for c in valr_cells), valr_cells
         await page.select_option("#runs-runner", "")
         await page.wait_for_function("() => document.querySelectorAll('table.runs tbody tr').length === 50")
         await page.click(f'a[href="/runs/{run_id}"]')
@@ -184,6 +186,12 @@ async def test_dashboard_in_chromium(tmp_path: Path, browser_context: Any) -> No
         windows = await page.evaluate(POINTS_JS, "chart-windows")
         assert windows and min(windows) >= 20
         assert await page.locator("#cop-map svg circle").count() >= 200
+        # the run's loading rate with its 90 % interval, as stored (contract v2)
+        row = store.run_row(run_id)
+        assert row is not None and row["valr_lo"] < row["valr_mean"] < row["valr_hi"]
+        summary = await page.text_content("#run-summary")
+        assert f"≈ {row['valr_mean']:.0f}" in summary
+        assert f"90 % interval {row['valr_lo']:.0f}–{row['valr_hi']:.0f} BW/s" in summary
         await page.screenshot(path=str(SCREENSHOTS / "run.png"), full_page=True)
 
         # A run of the XSS-named runner: the name is shown as text, nothing executes.

@@ -56,10 +56,10 @@ log = logging.getLogger(__name__)
 _HERE = Path(__file__).resolve().parent
 _SOURCES = (_HERE / "steps.py", _HERE / "layout.py", Path(__file__).resolve())  # code, layouts, signatures
 #: numba types of the exported kernels (what ``edge_agent.analysis.analyzer`` passes; C-contiguous arrays).
-_F1, _F2, _I1 = "f8[::1]", "f8[:, ::1]", "i8[::1]"
+_F1, _F2 = "f8[::1]", "f8[:, ::1]"
 SIGNATURES = {
-    "run_chunk": f"UniTuple(i8, 2)({_F1}, f4[:, ::1], i4[:, ::1], {', '.join([_F1] * 7)}, {_I1}, {_I1}, "
-    f"{_F1}, {_I1}, {_F2}, {_F2})",
+    # t, raw, rawi | p, weights, lut | st, sensors, buf | events
+    "run_chunk": f"UniTuple(i8, 2)({_F1}, f4[:, ::1], i4[:, ::1], {_F1}, {_F2}, {_F1}, {_F1}, {_F2}, {_F2}, {_F2})",
     "flush_state": f"i8({_F1}, {_F2}, {_F1}, {_F2})",
 }
 

@@ -43,7 +43,14 @@ P_C2 = 26
 P_USE_LUT = 27  # 1 = non-linear calibration through the lookup table
 P_MIN_PEAK = 28  # a contact whose force never reaches this (BW) is not a step
 P_SAT_BITS = 29  # int32 bit pattern of the smallest float32 ≥ raw_max (fast saturation test)
-N_PARAMS = 30
+P_LR_MODEL = 30  # 1 = raised-cosine rise correction of impact-peak loading rates (sample rate below its limit)
+P_LR_FALL_R = 31  # rise template: the impact bell falls over this many rise times
+P_LR_T1_PRIOR = 32  # rise time (s) assumed when no sample lies on the rise
+P_LR_CMIN = 33  # the correction factor is clamped to [P_LR_CMIN, P_LR_CMAX]
+P_LR_CMAX = 34
+P_TO_FRAC = 35  # toe-off at the last fall through max(off, this × the step's peak); 0 = the off level
+P_IC_FRAC = 36  # initial contact at the first rise through max(off, this × the step's peak); 0 = the off level
+N_PARAMS = 37
 
 # --- state vector (float64) ---------------------------------------------------------------------
 S_MODE = 0  # 0 swing, 1 contact, 2 pending toe-off
@@ -82,7 +89,8 @@ S_PARTIAL = 37  # contacts whose initial contact was not observed (not steps)
 S_FRAW = 38  # previous frame's F, Mx, My before the re-zero (two-frame floor)
 S_MXRAW = 39
 S_MYRAW = 40
-N_STATE = 41
+S_SAT_T = 41  # time of the first frame with a saturated sample in the current contact (inf: none)
+N_STATE = 42
 
 # --- event columns (float64) --------------------------------------------------------------------
 E_T_IC = 0
@@ -100,18 +108,47 @@ E_COP_PATH = 11  # insole-normalised units
 E_COP_ML = 12  # fraction of insole width
 E_NSAMP = 13  # stance samples
 E_KIND = 14  # K_STEP, or why the contact is not a step
-N_EVENT_COLS = 15
+E_VALR_SAMPLED = 15  # VALR by the sampled 20–80 % rule alone (before the rise correction), BW/s
+E_VILR_SAMPLED = 16
+E_LR_C = 17  # the VALR correction factor applied (1 = none)
+E_LR_MODEL = 18  # LR_SAMPLED, LR_RISE or LR_RISE_PRIOR
+E_LR_T1 = 19  # fitted rise time of the impact transient (s), NaN without the correction
+N_EVENT_COLS = 20
 K_STEP = 0.0
 K_SHORT = 1.0
 K_LONG = 2.0
 K_WEAK = 3.0
 K_PARTIAL = 4.0
+LR_SAMPLED = 0.0  # loading rate from the samples alone (≥ the model's rate limit, fallback, or the model rejected)
+LR_RISE = 1.0  # corrected with a rise fitted to the samples on it
+LR_RISE_PRIOR = 2.0  # corrected with the prior rise time (no sample on the rise)
 
 BUF_ROWS = 4  # t, Fz (BW), CoP x, CoP y
+
+# --- per-sensor arrays ------------------------------------------------------------------------------
+W_F = 0  # weights[4, S] (float64, read-only): F = Σ W_F·v − C0 (lookup mode: 1)
+W_X = 1  # Mx = Σ W_X·v − C1 (lookup mode: the sensor's x)
+W_Y = 2  # My = Σ W_Y·v − C2 (lookup mode: the sensor's y)
+W_OFF = 3  # the sensor's raw zero (a NaN/±inf sample reads as this)
+N_WEIGHTS = 4
+SEN_NAN = 0  # sensors[4, S] (float64, updated in place): NaN/±inf samples per sensor
+SEN_SAT = 1  # saturated samples per sensor
+SEN_FIRST = 2  # first valid value per sensor (NaN until seen)
+SEN_SILENT = 3  # the silent sensors' indices: the first st[S_NSILENT] entries
+N_SENSOR_ROWS = 4
 
 
 def new_state(n_sensors: int) -> np.ndarray:
     """A fresh stream state (start in swing, no previous frame, every sensor possibly silent)."""
     st = np.zeros(N_STATE, dtype=np.float64)
     st[S_NSILENT] = n_sensors
+    st[S_SAT_T] = np.inf
     return st
+
+
+def new_sensor_state(n_sensors: int) -> np.ndarray:
+    """Fresh per-sensor state: no counts, no first values, every sensor on the silent list."""
+    sen = np.zeros((N_SENSOR_ROWS, n_sensors), dtype=np.float64)
+    sen[SEN_FIRST] = np.nan
+    sen[SEN_SILENT] = np.arange(n_sensors)
+    return sen

@@ -58,7 +58,7 @@ export const css = (name) => getComputedStyle(document.documentElement).getPrope
 // Explanations shown on hover, with units and sources (docs/design.md §4).
 export const GLOSSARY = {
   cadence: "Steps per minute, both feet. Raising it 5–10 % lowers loading rate and knee load (Heiderscheit 2011; Willy 2016).",
-  valr: "Vertical average loading rate in body weights per second: slope between 20 % and 80 % of the impact peak. Typical 40–100 BW/s; compare with your own baseline.",
+  valr: "Vertical average loading rate in body weights per second: slope between 20 % and 80 % of the impact peak, corrected for the insole's sample rate; ≈ marks the mean with its 90 % interval. Typical 40–100 BW/s; compare with your own baseline.",
   vilr: "Vertical instantaneous loading rate: the steepest slope in the same window (BW/s).",
   si: "Strike index: where the centre of pressure lands along the foot, 0 = heel, 1 = toe (Cavanagh & Lafortune 1980). Rearfoot < 0.33 ≤ midfoot ≤ 0.67 < forefoot.",
   contact: "Ground contact time per step in milliseconds.",
@@ -69,6 +69,12 @@ export const GLOSSARY = {
   steps: "Steps counted on both feet.",
   duration: "Time from the first to the last step of the run.",
 };
+
+// Loading rate of a run (contract v2 carries a 90 % interval): "≈ 180" and "90 % interval 150–210 BW/s".
+const hasInterval = (r) => isNum(r.valr_mean) && isNum(r.valr_lo) && isNum(r.valr_hi);
+export const valrValue = (r) => (hasInterval(r) ? `≈ ${num(r.valr_mean)}` : num(r.valr_mean));
+export const valrInterval = (r) => (hasInterval(r) ? `90 % interval ${num(r.valr_lo)}–${num(r.valr_hi)} BW/s` : null);
+export const valrCell = (r) => (hasInterval(r) ? `≈ ${num(r.valr_mean)} (${num(r.valr_lo)}–${num(r.valr_hi)})` : num(r.valr_mean));
 
 export function stat(label, value, unit, tipKey, sub) {
   const words = typeof value === "string" && /[a-z]{3,}/i.test(value) && value.length > 8;

@@ -2,7 +2,7 @@
 import { alertItem } from "../alerts.js";
 import { api } from "../api.js";
 import { COLORS, plot } from "../charts.js";
-import { $, ago, css, fill, fmtDate, fmtDuration, h, isNum, num, showError, stat, toDate, zoneBar } from "../dom.js";
+import { $, ago, css, fill, fmtDate, fmtDuration, h, isNum, num, showError, stat, toDate, valrInterval, valrValue, zoneBar } from "../dom.js";
 
 export async function render() {
   const liveBody = $("#live-card .card-body");
@@ -79,7 +79,7 @@ async function renderOverview(first = true) {
         stat("Duration", fmtDuration(run.duration_s), null, "duration"),
         stat("Steps", num(run.steps), null, "steps"),
         stat("Cadence", num(run.cadence_spm), "spm", "cadence"),
-        stat("VALR", num(run.valr_mean), "BW/s", "valr", `p90 ${num(run.valr_p90)} BW/s`),
+        stat("VALR", valrValue(run), "BW/s", "valr", [valrInterval(run), `p90 ${num(run.valr_p90)} BW/s`].filter(Boolean).join(" · ")),
         stat("Contact", num(run.contact_ms), "ms", "contact"),
         stat("Strike index", num(run.si_left, 2), null, "si", `L ${num(run.si_left, 2)} · R ${num(run.si_right, 2)}`)),
       zoneBar(run.rearfoot, run.midfoot, run.forefoot));

@@ -1,7 +1,7 @@
 /* One run: summary, per-step scatter, zones per foot, centre of pressure on the insole, windows through the run. */
 import { api } from "../api.js";
 import { COLORS, plot } from "../charts.js";
-import { $, fill, fmtDate, fmtDuration, h, isNum, num, showError, stat, toDate, zoneBar } from "../dom.js";
+import { $, fill, fmtDate, fmtDuration, h, isNum, num, showError, stat, toDate, valrInterval, valrValue, zoneBar } from "../dom.js";
 
 /** Insole outline width at heel→toe position x, as a fraction of the widest point.
  * Ported from edge_agent.profiles.insole_width_fraction (kept in JS so the plugin never imports
@@ -77,7 +77,7 @@ async function drawRun(runId) {
       stat("Duration", fmtDuration(run.duration_s), null, "duration"),
       stat("Steps", num(stepCount), null, "steps"),
       stat("Cadence", num(run.cadence_spm), "spm", "cadence"),
-      stat("VALR", num(run.valr_mean), "BW/s", "valr", `p90 ${num(run.valr_p90)} · max ${num(run.valr_max)}`),
+      stat("VALR", valrValue(run), "BW/s", "valr", [valrInterval(run), `p90 ${num(run.valr_p90)} · max ${num(run.valr_max)}`].filter(Boolean).join(" · ")),
       stat("VILR", num(run.vilr_mean), "BW/s", "vilr"),
       stat("Contact", num(run.contact_ms), "ms", "contact"),
       stat("Duty factor", num(run.duty_factor, 2), null, "duty"),

@@ -1,6 +1,6 @@
 /* Runs list: paged table, filter by runner. */
 import { api } from "../api.js";
-import { $, GLOSSARY, fill, fmtDateTime, fmtDuration, h, num, showError } from "../dom.js";
+import { $, GLOSSARY, fill, fmtDateTime, fmtDuration, h, num, showError, valrCell } from "../dom.js";
 
 export async function render() {
   const body = $("#runs-list .card-body");
@@ -29,7 +29,7 @@ export async function render() {
       tbody.append(h("tr", { onclick: () => location.assign(href) },
         h("td", {}, h("a", { href, text: fmtDateTime(r.started_at) })), h("td", { class: "t-left", text: r.runner || "–" }),
         h("td", { text: fmtDuration(r.duration_s) }), h("td", { text: num(r.steps) }), h("td", { text: num(r.cadence_spm) }),
-        h("td", { text: num(r.valr_mean) }), h("td", { text: num(r.contact_ms) }),
+        h("td", { text: valrCell(r) }), h("td", { text: num(r.contact_ms) }),
         h("td", { text: `${num(r.si_left, 2)} / ${num(r.si_right, 2)}` })));
     }
     offset = data.next_offset || offset;
