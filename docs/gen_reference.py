@@ -6,6 +6,7 @@ Writes:
   plugin config and the hardware-profile model: key path, type and constraints, default, title, description
   and environment variable (prefix and nested delimiter read from the settings classes themselves).
 * ``docs/mqtt-schema.json`` — the wire contract's JSON Schema (:func:`edge_agent.contract.json_schema`).
+* ``docs/api-schema.json`` — the dashboard HTTP API's response schemas (:mod:`plugin.web.schemas`).
 * the ``<!-- generated:begin NAME -->`` … ``<!-- generated:end NAME -->`` blocks of ``docs/mqtt.md`` (payload
   examples built AND validated through the contract models) and ``docs/home-assistant.md`` (entity tables
   built from the real discovery payloads of ``edge_agent/runtime/ha_discovery.py`` and ``plugin/ha.py``).
@@ -381,6 +382,12 @@ def config_reference() -> str:
         render_sections(profile_sections(), with_env=False),
     ]
     return "\n".join(parts).rstrip() + "\n"
+
+
+def api_schema_text() -> str:
+    from plugin.web.schemas import schema_text
+
+    return schema_text()
 
 
 def mqtt_schema() -> str:
@@ -775,7 +782,8 @@ FILLED_DOCS = ("mqtt.md", "home-assistant.md")
 
 def outputs() -> dict[Path, str]:
     """Every generated file (path → expected content)."""
-    out = {DOCS / "config-reference.md": config_reference(), DOCS / "mqtt-schema.json": mqtt_schema()}
+    out = {DOCS / "config-reference.md": config_reference(), DOCS / "mqtt-schema.json": mqtt_schema(),
+           DOCS / "api-schema.json": api_schema_text()}  # fmt: skip
     blocks = generated_blocks()
     for name in FILLED_DOCS:
         path = DOCS / name

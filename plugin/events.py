@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,9 @@ class Event:
 
 #: Events that happen in one worker but concern the browsers of every worker.
 SHARED_TYPES = frozenset({"summary", "run", "alert", "alert_ack"})
+#: A new subscriber first gets each device's latest live update when it is at most this old, so a page opened
+#: during a run shows the run at once instead of "waiting" until the next update (live events are ~1 Hz).
+LIVE_REPLAY_S = 30.0
 
 
 class EventHub:
@@ -36,6 +40,7 @@ class EventHub:
         self._ids = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._broadcast: Callable[[str, dict[str, Any]], None] | None = None
+        self._latest_live: dict[str, tuple[float, Event]] = {}  # device_id → (monotonic time, event)
 
     def set_broadcast(self, send: Callable[[str, dict[str, Any]], None] | None) -> None:
         """Send :data:`SHARED_TYPES` events through ``send`` (to every worker) instead of delivering them here;
@@ -55,6 +60,8 @@ class EventHub:
 
     def _deliver(self, type_: str, data: dict[str, Any]) -> None:
         event = Event(type_, data, next(self._ids))
+        if type_ == "live" and isinstance(data.get("device_id"), str):
+            self._latest_live[data["device_id"]] = (time.monotonic(), event)
         for q in self._subscribers:
             if q.full():
                 q.get_nowait()
@@ -74,6 +81,10 @@ class EventHub:
 
     async def subscribe(self) -> AsyncIterator[Event]:
         q: asyncio.Queue[Event] = asyncio.Queue(self._queue_size)
+        now = time.monotonic()
+        for at, event in sorted(self._latest_live.values(), key=lambda x: x[0]):
+            if now - at <= LIVE_REPLAY_S and not q.full():
+                q.put_nowait(event)
         self._subscribers.add(q)
         try:
             while True:

@@ -34,7 +34,7 @@ from plugin.program.journey import journey
 from plugin.program.shoes import current_shoe
 from plugin.risk import risk_summary
 from plugin.store import Store
-from plugin.trends import DAY, training_load, week_over_week
+from plugin.trends import DAY, period_summary, training_load
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +158,7 @@ class HaPublisher:
 
     def state(self, now: float | None = None) -> dict[str, Any]:
         now = time.time() if now is None else now
-        wow = week_over_week(self.store, ref=now)["measures"]
-        this = {k: v["this_week"] for k, v in wow.items()}
+        this = period_summary(self.store, since=now - 7 * DAY, until=now)  # the last 7 days, rolling
         risk = risk_summary(self.store, config=self.risk_config)
         tl = training_load(self.store, ref=now, with_series=False)
         program = program_state(self.store, now)

@@ -520,6 +520,44 @@ def _age(seconds: float, as_of: str) -> str:
     return "" if days < 1 else f"{days:.0f} day{'' if round(days) == 1 else 's'} {as_of}, "
 
 
+def _latest_run_vs_baseline(
+    store: Store, cfg: RiskConfig, ref: float, runner: str | None, device_id: str | None
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The baseline of the runs before the latest one (the latest left out, as the trends page's band) and the
+    latest run's VALR against it: ``{"valr_mean", "baseline_valr_mean", "rise_pct"}`` or None."""
+    latest = store.list_runs(runner=runner, device_id=device_id, limit=1)[0]
+    b = baseline(store, ref=ref, runner=runner, device_id=device_id, days=cfg.baseline_days,
+                 min_runs=cfg.min_baseline_runs, exclude_run=latest["run_id"])  # fmt: skip
+    ref_valr = (b.get("measures") or {}).get("valr_mean") or {}
+    mean, now = ref_valr.get("mean"), latest.get("valr_mean")
+    if b["status"] != "ok" or not mean or now is None:
+        return b, None
+    return b, {"run_id": latest["run_id"], "valr_mean": now, "baseline_valr_mean": mean,
+               "rise_pct": 100.0 * (now - mean) / mean}  # fmt: skip
+
+
+def _headline(level: RiskLevel, recent: list[dict[str, Any]], serious: list[dict[str, Any]], latest_high: bool,
+              acwr_high: bool, cfg: RiskConfig) -> str:  # fmt: skip
+    """One sentence saying why the level is what it is, naming its time window."""
+    window, days = f"{cfg.baseline_days:g} days", f"{cfg.baseline_days:g}-day"
+    if level == "high":
+        crit = sum(a["severity"] == "critical" for a in recent)
+        if len(recent) >= 2:
+            return f"{len(recent)} warnings in the last {RECENT_DAYS:g} days, not acknowledged."
+        return f"A critical alert in the last {RECENT_DAYS:g} days, not acknowledged." if crit else ""
+    if level == "elevated":
+        parts = []
+        if serious:
+            parts.append(f"{len(serious)} open warning{'s' if len(serious) > 1 else ''} from the last {window}")
+        if latest_high:
+            parts.append(f"your latest run's loading rate is {cfg.spike_pct:g} % or more above your {days} baseline")
+        if acwr_high:
+            parts.append("your training load jumped")
+        text = "; ".join(parts)
+        return text[:1].upper() + text[1:] + "."
+    return f"No open warnings in the last {window}, and your latest run is within your {days} baseline."
+
+
 def risk_summary(
     store: Store,
     *,
@@ -534,31 +572,39 @@ def risk_summary(
     runner acknowledges it, so it keeps counting for ``risk.baseline_days`` (28) — the same horizon as the
     baseline it was judged against; older open alerts are named in the reasons but no longer count (the baseline
     has moved on). ``high``: a ``critical`` or ≥ 2 warnings raised in the last 7 days; ``elevated``: any other
-    open warning/critical in the window, or EWMA ACWR ≥ the threshold; else ``low``. ``info`` alerts never raise
-    the level (they are context, e.g. the disputed 66 BW/s cut-off) but are named, so "low" never hides them.
+    open warning/critical in the window, EWMA ACWR ≥ the threshold, or the latest run's VALR ≥ ``spike_pct`` above
+    the baseline of the runs before it — acknowledging an alert is not resolving it, so the data itself keeps the
+    level up while the loading stays high; else ``low``. ``info`` alerts never raise the level (they are context,
+    e.g. the disputed 66 BW/s cut-off) but are named, so "low" never hides them; acknowledged alerts of the last
+    7 days are named too. ``headline`` says in one sentence why, naming its time window.
     ``now`` defaults to the end of the latest run (alerts carry the device clock of the summaries).
     """
     cfg = config or RiskConfig()
     ref = latest_end(store, runner=runner, device_id=device_id)
     if ref is None:
-        return {"level": "unknown", "reasons": ["no runs yet"], "baseline": "no_baseline", "open_alerts": 0}
+        return {"level": "unknown", "headline": "No runs yet.", "reasons": ["no runs yet"],
+                "baseline": "no_baseline", "open_alerts": 0}  # fmt: skip
     as_of = "before the latest run" if now is None else "ago"
     now = ref if now is None else now  # "as of the latest run" by default
     window = cfg.baseline_days * DAY
-    open_all = store.list_alerts(include_acked=False, runner=runner, limit=1000)
+    alerts = store.list_alerts(include_acked=True, runner=runner, limit=1000)
     if device_id is not None:
-        open_all = [a for a in open_all if a["device_id"] == device_id]
-    open_all = [a for a in open_all if a["created_at"] <= now]  # nothing from after the reference time
+        alerts = [a for a in alerts if a["device_id"] == device_id]
+    alerts = [a for a in alerts if a["created_at"] <= now]  # nothing from after the reference time
+    open_all = [a for a in alerts if not a["acked"]]
     counted = [a for a in open_all if now - a["created_at"] <= window]
     stale = len(open_all) - len(counted)
     serious = [a for a in counted if a["severity"] in ("warning", "critical")]
     recent = [a for a in serious if now - a["created_at"] <= RECENT_DAYS * DAY]
     info = [a for a in counted if a["severity"] == "info"]
+    acked_recent = [a for a in alerts if a["acked"] and a["severity"] in ("warning", "critical")
+                    and now - a["created_at"] <= RECENT_DAYS * DAY]  # fmt: skip
     reasons = [f"{a['title']} ({a['severity']}, {_age(now - a['created_at'], as_of)}not acknowledged)"
                for a in serious]  # fmt: skip
     summary: dict[str, Any] = {
         "open_alerts": len(counted), "open_warnings": len(serious), "open_info": len(info),
-        "open_older": stale, "window_days": cfg.baseline_days,
+        "open_older": stale, "recent_warnings": len(recent), "acked_recent": len(acked_recent),
+        "window_days": cfg.baseline_days, "recent_days": RECENT_DAYS,
     }  # fmt: skip
     tail = []
     if info:
@@ -566,15 +612,28 @@ def risk_summary(
             f"{len(info)} open informational alert{'s' if len(info) > 1 else ''} (not raising the level): "
             + "; ".join(a["title"] for a in info[:3])
         )
+    if acked_recent:
+        tail.append(
+            f"{len(acked_recent)} acknowledged alert{'s' if len(acked_recent) > 1 else ''} in the last "
+            f"{RECENT_DAYS:g} days: " + "; ".join(a["title"] for a in acked_recent[:3])
+        )
     if stale:
         tail.append(
             f"{stale} open alert{'s' if stale > 1 else ''} older than {cfg.baseline_days:g} days no longer "
             "count — acknowledge them on the Alerts page"
         )
-    b = baseline(store, ref=ref, runner=runner, device_id=device_id, days=cfg.baseline_days,
-                 min_runs=cfg.min_baseline_runs)  # fmt: skip
+    b, latest = _latest_run_vs_baseline(store, cfg, ref, runner, device_id)
     if b["status"] != "ok":
-        return {"level": "unknown", "reasons": [b["message"], *reasons, *tail], "baseline": "no_baseline", **summary}
+        return {"level": "unknown", "headline": b["message"], "reasons": [b["message"], *reasons, *tail],
+                "baseline": "no_baseline", **summary}  # fmt: skip
+    summary["latest_run"] = latest
+    latest_high = latest is not None and latest["rise_pct"] >= cfg.spike_pct
+    if latest_high:
+        assert latest is not None
+        reasons.append(
+            f"latest run: VALR {latest['valr_mean']:.0f} BW/s, {latest['rise_pct']:.0f} % above your "
+            f"{cfg.baseline_days:g}-day baseline of {latest['baseline_valr_mean']:.0f} BW/s"
+        )
     tl = training_load(store, ref=ref + 1.0, runner=runner, device_id=device_id, with_series=False)
     acwr_high = tl["status"] == "ok" and tl["acwr"] is not None and tl["acwr"] >= cfg.acwr_threshold
     if acwr_high:
@@ -582,13 +641,14 @@ def risk_summary(
     level: RiskLevel
     if any(a["severity"] == "critical" for a in recent) or len(recent) >= 2:
         level = "high"
-    elif serious or acwr_high:
+    elif serious or acwr_high or latest_high:
         level = "elevated"
     else:
         level = "low"
     if level == "low" and not tail:
         reasons.append(f"no open warnings in the last {cfg.baseline_days:g} days")
-    return {"level": level, "reasons": [*reasons, *tail], "baseline": "ok", "acwr": tl.get("acwr"), **summary}
+    return {"level": level, "headline": _headline(level, recent, serious, latest_high, acwr_high, cfg),
+            "reasons": [*reasons, *tail], "baseline": "ok", "acwr": tl.get("acwr"), **summary}  # fmt: skip
 
 
 def risk_level(

@@ -207,31 +207,43 @@ def period_summary(
     return _point(row, _iso(since))
 
 
+#: Week-over-week measures that are totals: a week in progress is compared with last week up to the same moment.
+_WOW_TOTALS = ("runs", "steps", "load_min")
+
+
+def week_start(t: float) -> float:
+    """Unix time of the Monday 00:00 UTC starting the week holding ``t`` (the weeks of the trend charts)."""
+    day = int(t // DAY)
+    return (day - (day + 3) % 7) * DAY
+
+
 def week_over_week(
     store: Any, *, ref: float, runner: str | None = None, device_id: str | None = None, runners: Runners = None
 ) -> dict[str, Any]:
-    """The 7 days before ``ref`` against the 7 days before those."""
-    this, last = (
-        period_summary(
-            store,
-            since=ref - k * 7 * DAY,
-            until=ref - (k - 1) * 7 * DAY,
-            runner=runner,
-            device_id=device_id,
-            runners=runners,
-        )
-        for k in (1, 2)
-    )
+    """This week (Monday 00:00 UTC up to ``ref``, the weeks the charts use) against last week (Monday to Monday).
+
+    Averages compare with the whole of last week; totals (runs, steps, minutes) with last week up to the same
+    weekday and time (``last_week_to_date``), so a week in progress does not look like a collapse."""
+    monday = week_start(ref)
+    who = {"runner": runner, "device_id": device_id, "runners": runners}
+    this = period_summary(store, since=monday, until=ref + 1.0, **who)
+    last = period_summary(store, since=monday - 7 * DAY, until=monday, **who)
+    last_to_date = period_summary(store, since=monday - 7 * DAY, until=ref + 1.0 - 7 * DAY, **who)
     keys = ("runs", "steps", "load_min", "cadence_spm", "valr_mean", "valr_p90", "contact_ms",
             "forefoot_share_pct", "asymmetry_contact_pct")  # fmt: skip
     changes: dict[str, Any] = {}
     for key in keys:
         a, b = this.get(key), last.get(key)
+        ref_value = last_to_date.get(key) if key in _WOW_TOTALS else b
         pct = None
-        if a is not None and b not in (None, 0):
-            pct = 100.0 * (a - b) / abs(b)
-        changes[key] = {"this_week": a, "last_week": b, "change_pct": pct}
-    return {"this_week_from": this["t"], "last_week_from": last["t"], "to": _iso(ref), "measures": changes}
+        if a is not None and ref_value not in (None, 0):
+            pct = 100.0 * (a - ref_value) / abs(ref_value)
+        entry = {"this_week": a, "last_week": b, "change_pct": pct}
+        if key in _WOW_TOTALS:
+            entry["last_week_to_date"] = ref_value
+        changes[key] = entry
+    return {"this_week_from": _iso(monday), "last_week_from": _iso(monday - 7 * DAY), "to": _iso(ref),
+            "measures": changes}  # fmt: skip
 
 
 def training_load(
@@ -350,7 +362,9 @@ def trends(
         out["week_over_week"] = None
         out["training_load"] = {"status": "no_data", "acute": None, "chronic": None, "acwr": None, "series": []}
         return out
-    out["baseline"] = baseline(store, ref=ref, **who)
+    # The band is the baseline the latest run is judged against: the runs before it, the latest left out.
+    latest = store.list_runs(until=until, limit=1, **who)
+    out["baseline"] = baseline(store, ref=ref, exclude_run=latest[0]["run_id"] if latest else None, **who)
     out["week_over_week"] = week_over_week(store, ref=ref, **who)
     out["training_load"] = training_load(store, ref=ref + 1.0, since=since, **who)
     return out

@@ -53,7 +53,7 @@ def _blocks(path: Path, lang: str) -> list[str]:
 # -- generated files -----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["config-reference.md", "mqtt-schema.json", *gen.FILLED_DOCS])
+@pytest.mark.parametrize("name", ["config-reference.md", "mqtt-schema.json", "api-schema.json", *gen.FILLED_DOCS])
 def test_generated_file_is_current(name: str) -> None:
     expected = gen.outputs()
     path = DOCS / name
@@ -76,7 +76,7 @@ def test_check_mode_reports_drift_and_write_mode_fixes_it(
 ) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
-    for name in ("config-reference.md", "mqtt-schema.json", *gen.FILLED_DOCS):
+    for name in ("config-reference.md", "mqtt-schema.json", "api-schema.json", *gen.FILLED_DOCS):
         shutil.copy(DOCS / name, docs / name)
     (docs / "config-reference.md").write_text("stale\n", encoding="utf-8")
     mqtt = docs / "mqtt.md"
@@ -182,6 +182,14 @@ def test_documented_environment_variables_take_effect(monkeypatch: pytest.Monkey
     d = load_dashboard_config(None)
     assert d.risk.spike_pct == 30 and d.mqtt.ha_prefix == "ha-dash"
     assert [u.get_secret_value() for u in d.notify_urls] == ["ntfy://ntfy.sh/footfall-test"]
+
+
+def test_api_schema_file_is_the_response_models_schema() -> None:
+    from plugin.web.schemas import openapi_like_schema
+
+    on_disk = json.loads((DOCS / "api-schema.json").read_text(encoding="utf-8"))
+    assert on_disk == json.loads(json.dumps(openapi_like_schema()))
+    jsonschema.Draft202012Validator.check_schema(on_disk)
 
 
 def test_mqtt_schema_file_is_the_contracts_schema() -> None:

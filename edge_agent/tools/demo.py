@@ -31,6 +31,12 @@ DEVICE_ID = "demo-insoles"
 RUNNER = "Demo Runner"
 
 
+USAGE = (
+    "usage: footfall demo [--listen HOST:PORT] [--notify APPRISE_URL]…\n"
+    "       (the agent is `footfall-agent`, the dashboard `footfall-dashboard`)"
+)
+
+
 def _parse_listen(value: str) -> tuple[str, int]:
     host, _, port = value.rpartition(":")
     if not host or not port.isdigit():
@@ -267,12 +273,11 @@ def _default_port() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["-h"], ["--help"]):  # asked for help: print it and succeed
+        print(f"{USAGE}\n\n{build_parser().format_help()}")
+        return 0
     if not argv or argv[0] != "demo":
-        print(
-            "usage: footfall demo [--listen HOST:PORT] [--notify APPRISE_URL]…\n"
-            "       (the agent is `footfall-agent`, the dashboard `footfall-dashboard`)",
-            file=sys.stderr,
-        )
+        print(USAGE, file=sys.stderr)
         return 2
     args = build_parser().parse_args(argv[1:])
     demo = Demo(args)

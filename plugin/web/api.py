@@ -35,9 +35,11 @@ from plugin.store import Principal
 from plugin.store.accounts import HOME_ADMIN
 from plugin.summary import summary as dashboard_summary
 from plugin.trends import trends as compute_trends
+from plugin.web import schemas
 from plugin.web.accounts import principal, require_admin
 from plugin.web.auth import THROTTLE_KEY
 from plugin.web.context import DashboardContext, SettingSpec
+from plugin.web.schemas import dump
 
 log = logging.getLogger(__name__)
 
@@ -244,8 +246,16 @@ async def health(request: web.Request) -> web.Response:
     data = dict(await _call(ctx.health))  # the service's health() reads the store: not on the event loop
     if not principal(request).is_admin:  # coaches and runners: up or not, no broker or ingest details
         store = data.get("store") or {}
-        return json_response({"version": data.get("version"), "store": {"ok": store.get("ok")},
-                              "broker": {"connected": (data.get("broker") or {}).get("connected")}})  # fmt: skip
+        return json_response(
+            dump(
+                schemas.Health,
+                {
+                    "version": data.get("version"),
+                    "store": {"ok": store.get("ok")},
+                    "broker": {"connected": (data.get("broker") or {}).get("connected")},
+                },
+            )
+        )
     cache = request.app[RUN_CACHE]
     throttle = request.app[THROTTLE_KEY]
     data["web"] = {
@@ -254,7 +264,7 @@ async def health(request: web.Request) -> web.Response:
         "run_cache": {"hits": cache.hits, "misses": cache.misses},
         "auth_throttle": {"clients": throttle.clients, "failures": throttle.failures, "refused": throttle.refused},
     }
-    return json_response(data)
+    return json_response(dump(schemas.Health, data))
 
 
 _LEVEL_ORDER = ("unknown", "low", "elevated", "high")
@@ -303,11 +313,11 @@ async def overview(request: web.Request) -> web.Response:
             "runners": ctx.store.runners(runners=scope),
         }
 
-    return json_response(await _call(gather))
+    return json_response(dump(schemas.Overview, await _call(gather)))
 
 
-async def _paged(request: web.Request, key: str, fetch: Callable[..., Any], default_limit: int, max_limit: int
-                 ) -> web.Response:  # fmt: skip
+async def _paged(request: web.Request, key: str, fetch: Callable[..., Any], default_limit: int, max_limit: int,
+                 model: type[schemas.ApiModel]) -> web.Response:  # fmt: skip
     """A filtered, paged listing (``device_id, runner, since, until, limit, offset``): ``{key: [...], "limit",
     "offset", "next_offset"}`` (``next_offset`` null on the last page)."""
     _check_unknown(request, {"device_id", "runner", "since", "until", "limit", "offset"})
@@ -321,11 +331,11 @@ async def _paged(request: web.Request, key: str, fetch: Callable[..., Any], defa
                        since=since, until=until, limit=limit, offset=offset,
                        runners=principal(request).runners)  # fmt: skip
     next_offset = offset + limit if len(rows) == limit else None
-    return json_response({key: rows, "limit": limit, "offset": offset, "next_offset": next_offset})
+    return json_response(dump(model, {key: rows, "limit": limit, "offset": offset, "next_offset": next_offset}))
 
 
 async def list_runs(request: web.Request) -> web.Response:
-    return await _paged(request, "runs", _ctx(request).store.list_runs, 100, 1000)
+    return await _paged(request, "runs", _ctx(request).store.list_runs, 100, 1000, schemas.RunsPage)
 
 
 RUN_CACHE: web.AppKey[RunCache] = web.AppKey("footfall_run_cache", RunCache)
@@ -352,7 +362,7 @@ def run_detail_body(store: Any, cache: RunCache, run_id: str, fmt: str) -> bytes
         if fmt == "columns":
             run["steps"] = steps_as_columns(run.get("steps") or [])
     run["steps_format"] = fmt
-    body = encode_json(run).encode()
+    body = encode_json(dump(schemas.RunDetail, run)).encode()
     cache.put((run_id, fmt), version, body)
     return body
 
@@ -453,7 +463,7 @@ async def trends(request: web.Request) -> web.Response:
         raise ApiError(400, str(err)) from None
     if team:
         data["team"] = team
-    return json_response(data)
+    return json_response(dump(schemas.Trends, data))
 
 
 async def list_alerts(request: web.Request) -> web.Response:
@@ -466,7 +476,7 @@ async def list_alerts(request: web.Request) -> web.Response:
         include_acked=parse_bool("include_acked", q.get("include_acked"), True),
         runners=principal(request).runners,
     )
-    return json_response({"alerts": alerts})
+    return json_response(dump(schemas.AlertsPage, {"alerts": alerts}))
 
 
 async def _json_body(request: web.Request, *, optional: bool = False) -> dict[str, Any]:
@@ -506,16 +516,19 @@ async def ack_alert(request: web.Request) -> web.Response:
             raise ApiError(404, f"alert {alert_id!r} not found")
         # Idempotent: the first acknowledgement is kept and reported.
         return json_response(
-            {
-                "ok": True,
-                "alert_id": alert_id,
-                "already_acked": True,
-                "by": existing.get("acked_by"),
-                "acked_at": existing.get("acked_at"),
-            }
+            dump(
+                schemas.AckResult,
+                {
+                    "ok": True,
+                    "alert_id": alert_id,
+                    "already_acked": True,
+                    "by": existing.get("acked_by"),
+                    "acked_at": existing.get("acked_at"),
+                },
+            )
         )
     ctx.hub.publish("alert_ack", {"alert_id": alert_id, "by": by, "runner": alert["runner"]})
-    return json_response({"ok": True, "alert_id": alert_id, "already_acked": False, "by": by})
+    return json_response(dump(schemas.AckResult, {"ok": True, "alert_id": alert_id, "already_acked": False, "by": by}))
 
 
 # ---------------------------------------------------------------- settings
@@ -587,11 +600,14 @@ async def get_settings(request: web.Request) -> web.Response:
     ctx = _ctx(request)
     values = await _call(_read_settings, ctx)
     return json_response(
-        {
-            "settings": {s.key: _masked(s, values[s.key]) for s in ctx.settings_schema},
-            "schema": [s.as_json() for s in ctx.settings_schema],
-            "notify_test": ctx.notify_test is not None,
-        }
+        dump(
+            schemas.Settings,
+            {
+                "settings": {s.key: _masked(s, values[s.key]) for s in ctx.settings_schema},
+                "schema": [s.as_json() for s in ctx.settings_schema],
+                "notify_test": ctx.notify_test is not None,
+            },
+        )
     )
 
 
@@ -622,7 +638,9 @@ async def notify_test(request: web.Request) -> web.Response:
     if ctx.notify_test is None:
         raise ApiError(501, "no notifier configured in this dashboard")
     delivered = await ctx.notify_test()
-    return json_response({"delivered": bool(delivered)}, status=200 if delivered else 502)
+    return json_response(
+        dump(schemas.NotifyTestResult, {"delivered": bool(delivered)}), status=200 if delivered else 502
+    )
 
 
 async def export(request: web.Request) -> web.Response:
@@ -653,12 +671,14 @@ async def summary(request: web.Request) -> web.Response:
     ctx = _ctx(request)
     config = ctx.risk_config() if ctx.risk_config is not None else None
     scope = principal(request).runners
-    return json_response(await _call(dashboard_summary, ctx.store, risk_config=config, runners=scope))
+    return json_response(
+        dump(schemas.DashboardSummary, await _call(dashboard_summary, ctx.store, risk_config=config, runners=scope))
+    )
 
 
 async def list_windows(request: web.Request) -> web.Response:
     """Window measures (no step records) starting in [since, until), oldest first — e.g. for hourly statistics."""
-    return await _paged(request, "windows", _ctx(request).store.list_windows, 1000, 5000)
+    return await _paged(request, "windows", _ctx(request).store.list_windows, 1000, 5000, schemas.WindowsPage)
 
 
 async def meta(request: web.Request) -> web.Response:
@@ -666,7 +686,7 @@ async def meta(request: web.Request) -> web.Response:
     ctx = _ctx(request)
     scope = principal(request).runners
     devices, runners = await asyncio.gather(_call(ctx.store.devices, scope), _call(ctx.store.runners, scope))
-    return json_response({"devices": devices, "runners": runners})
+    return json_response(dump(schemas.Meta, {"devices": devices, "runners": runners}))
 
 
 async def me(request: web.Request) -> web.Response:
@@ -675,11 +695,11 @@ async def me(request: web.Request) -> web.Response:
     teams: list[dict[str, Any]] = []
     if who.role != "runner" and who.username is not None:
         teams = await _call(_ctx(request).store.teams, None if who.is_admin else who.username)
-    return json_response({
+    return json_response(dump(schemas.Me, {
         "username": who.username, "role": who.role,
         "runners": None if who.runners is None else sorted(who.runners),
         "teams": [{"name": t["name"], "runners": t["runners"]} for t in teams],
-    })  # fmt: skip
+    }))  # fmt: skip
 
 
 @web.middleware

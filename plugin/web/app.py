@@ -24,6 +24,7 @@ def create_app(ctx: DashboardContext) -> web.Application:
             forwarded_middleware(parse_networks(ctx.trusted_proxies)),
             security_headers,
             api.api_errors,
+            pages.page_errors,
             auth_middleware(ctx.token, throttle, AccountsGate(ctx.store)),
         ],
         client_max_size=MAX_BODY_BYTES,

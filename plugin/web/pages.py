@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import plotly
@@ -31,6 +32,8 @@ from plugin.web.auth import (
 
 log = logging.getLogger(__name__)
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 #: plotly.js ships inside the plotly Python package: served locally, never from a CDN.
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
@@ -43,7 +46,6 @@ NAV = (
     ("/alerts", "alerts", "Alerts"),
     ("/settings", "settings", "Settings"),
 )
-CHART_PAGES = frozenset({"overview", "trends", "run", "journey"})
 
 
 def e(text: object) -> str:
@@ -52,7 +54,6 @@ def e(text: object) -> str:
 
 def render(page: str, title: str, body: str, *, data: dict[str, str] | None = None, nav: bool = True) -> str:
     attrs = "".join(f' data-{e(k.replace("_", "-"))}="{e(v)}"' for k, v in (data or {}).items())
-    scripts = '<script src="/static/plotly.min.js" defer></script>' if page in CHART_PAGES else ""
     links = "".join(
         f'<a href="{href}"{" aria-current=page" if key == page or (page == "run" and key == "runs") else ""}>'
         f"{label}</a>"
@@ -73,7 +74,7 @@ def render(page: str, title: str, body: str, *, data: dict[str, str] | None = No
         f"<title>{e(title)} · footfall</title>"
         '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">'
         '<link rel="stylesheet" href="/static/app.css">'
-        f'{scripts}<script type="module" src="/static/js/main.js"></script></head>'
+        '<script type="module" src="/static/js/main.js"></script></head>'
         f'<body data-page="{e(page)}"{attrs}>{header}<main id="main">{body}</main>'
         '<div id="toasts" class="toasts" aria-live="polite"></div>'
         '<footer class="foot">footfall — your data stays at home. Measures are estimates from insoles; '
@@ -128,8 +129,9 @@ async def trends_page(request: web.Request) -> web.Response:
         + _card(
             "wow",
             "This week vs last week",
-            "The 7 days up to your latest run against the 7 days before. Small week-to-week changes are "
-            "normal; look for trends that persist.",
+            "This week (since Monday, UTC — the weeks of the charts) up to your latest run against last week. "
+            "Totals compare with last week by the same day and time. Small week-to-week changes are normal; "
+            "look for trends that persist.",
             "wide",
         )
         + '<div class="charts">'
@@ -195,7 +197,7 @@ async def runs_page(request: web.Request) -> web.Response:
 async def run_page(request: web.Request) -> web.Response:
     run_id = request.match_info["run_id"]
     if not _ID_RE.fullmatch(run_id):
-        raise web.HTTPBadRequest(text="invalid run id")
+        return not_found_page(f"There is no run “{run_id}”: run ids are letters, digits, '-', '_', '.' and ':'.")
     body = (
         f'<div class="page-head"><h1 class="page-title"><span id="run-title">Run {e(run_id)}</span></h1>'
         f'<span><a class="btn" id="run-fit" href="/api/runs/{e(run_id)}/fit" download '
@@ -291,6 +293,29 @@ async def settings_page(request: web.Request) -> web.Response:
         '<a class="btn ghost" href="/api/export?format=json">JSON</a></p></section>'
     )
     return _page("settings", "Settings", body)
+
+
+def not_found_page(message: str = "There is no page at this address.") -> web.Response:
+    """The footfall page for an unknown address (status 404), with the navigation to find the way back."""
+    body = (
+        '<section class="card not-found" id="not-found"><h1 class="page-title">Page not found</h1>'
+        f'<p>{e(message)}</p><p><a class="btn" href="/">Overview</a> <a class="btn ghost" href="/runs">Runs</a></p>'
+        "</section>"
+    )
+    return web.Response(
+        status=404, text=render("not-found", "Not found", body), content_type="text/html", charset="utf-8"
+    )
+
+
+@web.middleware
+async def page_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Unknown page addresses get the footfall 404 page (the API answers JSON, static files stay plain)."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        if request.method != "GET" or request.path.startswith(("/api/", "/static/")):
+            raise
+        return not_found_page()
 
 
 # ---------------------------------------------------------------- login

@@ -15,7 +15,16 @@ from plugin.events import EventHub
 from plugin.history import RunnerModel, seed_history
 from plugin.store import Store
 from plugin.web import DashboardContext
-from tests.plugin.test_web_browser import CHROMIUM, POINTS_JS, SCREENSHOTS, Server, browser_context, goto, watch
+from tests.plugin.test_web_browser import (
+    CHROMIUM,
+    SCREENSHOTS,
+    Server,
+    browser_context,
+    draw_every_chart,
+    drawn_points,
+    goto,
+    watch,
+)
 from tests.support.dashboard import health
 
 __all__ = ["browser_context"]
@@ -46,10 +55,10 @@ async def test_journey_page_in_chromium(tmp_path: Path, browser_context: Any) ->
         assert await page.locator(".stages details li").count() >= 8, "sources under every stage"
         text = await page.text_content("#journey-stages")
         assert "Heiderscheit" in text and "Willy" in text and "Not yet:" in text  # type: ignore[operator]
-        cadence = await page.evaluate(POINTS_JS, "chart-journey-cadence")
+        cadence = await drawn_points(page, "chart-journey-cadence")
         assert cadence and cadence[0] >= 20, cadence  # one point per run since the program started
-        assert (await page.evaluate(POINTS_JS, "chart-journey-valr"))[0] >= 20
-        assert (await page.evaluate(POINTS_JS, "chart-journey-strike"))[0] >= 5
+        assert (await drawn_points(page, "chart-journey-valr") or [0])[0] >= 20
+        assert (await drawn_points(page, "chart-journey-strike") or [0])[0] >= 5
         rows = await page.locator("table.shoes tbody tr").evaluate_all("els => els.map(e => e.dataset.shoe)")
         assert rows == ["Daily trainer", "Carbon racer"]
         assert await page.locator('tr[data-shoe="Carbon racer"] .badge').count() == 1  # its shoe alert
@@ -62,7 +71,7 @@ async def test_journey_page_in_chromium(tmp_path: Path, browser_context: Any) ->
             "() => document.querySelector('#program-form [role=status]').textContent === 'Saved.'"
         )
         assert store.get_program("alex")["goals"] == "Half marathon in April"  # type: ignore[index]
-        await page.evaluate("window.scrollTo(0, 0)")  # the sticky bar at the top of the full-page shot
+        await draw_every_chart(page)  # and back to the top: the sticky bar where it belongs in a full-page shot
         await page.screenshot(path=str(SCREENSHOTS / "journey.png"), full_page=True)
 
         # another runner: no program yet → start it from the page

@@ -26,6 +26,7 @@ from plugin.notify import AlertDispatcher, Notifier
 from plugin.service import DashboardService
 from plugin.store import Store
 from tests.support.brokers import free_port
+from tests.support.dashboard import start_service
 
 
 class Receiver:
@@ -144,16 +145,7 @@ async def test_service_end_to_end_spike_reaches_phone_mqtt_and_api(
     broker: Any, tmp_path: Path, receiver: Receiver
 ) -> None:
     """Raw summaries in → stored → risk engine → Apprise push + MQTT alert + dashboard API."""
-    port = free_port()
-    cfg = load_config(
-        None,
-        mqtt={"url": broker.url, "client_id": "dash-e2e", "ha_discovery": False},
-        db_path=str(tmp_path / "e2e.db"),
-        listen=f"127.0.0.1:{port}",
-        notify_urls=[receiver.url],
-    )
-    svc = DashboardService(cfg)
-    await svc.start()
+    svc, port = await start_service(broker.url, tmp_path / "e2e.db", "dash-e2e", notify_urls=[receiver.url])
     try:
         pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="raw-agent")
         pub.connect("127.0.0.1", broker.port)

@@ -238,7 +238,7 @@ def test_level_follows_the_open_alerts_the_overview_lists(store: Store) -> None:
     store.insert_many(history(seed=1))
     end = store.list_runs(limit=1)[0]["ended_at"]
     s = risk_summary(store)
-    assert s["level"] == "low" and s["reasons"] == ["no open warnings in the last 28 days"]
+    assert s["level"] == "low" and s["reasons"] == ["no open warnings in the last 28 days"], s
     # An unacknowledged warning from 12 days ago: the 7-day rule called this "low" while the overview listed it.
     w12 = _open_alert(store, 1, "warning", end - 12 * DAY, "Loading-rate spike: 70 BW/s")
     s = risk_summary(store)
@@ -317,3 +317,43 @@ def test_two_workers_evaluating_one_runner_at_once_raise_one_alert(
             t.join(30)
         assert [a.rule for a in raised] == ["loading_spike"]
         assert [a["rule"] for a in one.list_alerts()] == ["loading_spike"]
+
+
+def test_acknowledged_is_not_resolved_while_the_latest_run_stays_high(store: Store) -> None:
+    """Acknowledging the only alert must not turn the level "low" while the latest run is ~35 % over baseline."""
+    steady = history(seed=1)
+    last = len({m.run_id for m in steady}) - 1
+    msgs = history(seed=1, scenario=Scenario(spike=(last, 0, 10_000, 1.35)))  # the whole latest run loads faster
+    fired = feed(store, RiskEngine(store), msgs)
+    assert [a.rule for _, a in fired if a.severity != "info"] == ["loading_spike"], fired
+    before = risk_summary(store)
+    assert before["level"] == "elevated" and before["latest_run"]["rise_pct"] > 25
+    for a in store.list_alerts(include_acked=False):
+        store.ack_alert(a["alert_id"], by="runner")
+    s = risk_summary(store)
+    assert s["level"] == "elevated" and s["open_alerts"] == 0
+    assert "latest run's loading rate" in s["headline"] and "28-day baseline" in s["headline"]
+    assert "7 days" not in s["headline"], "one time window per sentence"
+    assert any(r.startswith("latest run: VALR") and "above your 28-day baseline" in r for r in s["reasons"])
+    assert any(r.startswith("1 acknowledged alert in the last 7 days") for r in s["reasons"]), s["reasons"]
+    # the baseline it compares with leaves the latest run out
+    latest = store.list_runs(limit=1)[0]
+    assert s["latest_run"]["run_id"] == latest["run_id"]
+    assert s["latest_run"]["valr_mean"] == pytest.approx(latest["valr_mean"])
+
+
+def test_high_says_several_only_when_there_are_several(store: Store) -> None:
+    store.insert_many(history(seed=1))
+    end = store.list_runs(limit=1)[0]["ended_at"]
+    s = risk_summary(store)
+    assert s["level"] == "low" and s["headline"].startswith("No open warnings in the last 28 days")
+    crit = _open_alert(store, 1, "critical", end - 2 * DAY, "Spike")
+    s = risk_summary(store)
+    assert s["level"] == "high" and s["headline"] == "A critical alert in the last 7 days, not acknowledged."
+    store.ack_alert(crit)
+    _open_alert(store, 2, "warning", end - 2 * DAY, "Fatigue")
+    s = risk_summary(store)
+    assert s["level"] == "elevated" and s["headline"] == "1 open warning from the last 28 days."
+    _open_alert(store, 3, "warning", end - 1 * DAY, "Asymmetry")
+    s = risk_summary(store)
+    assert s["level"] == "high" and s["headline"] == "2 warnings in the last 7 days, not acknowledged."

@@ -127,3 +127,32 @@ def test_a_year_of_runs_is_served_from_sql_aggregates(store: Store) -> None:
     assert 52 <= len(doc["points"]) <= 53
     assert doc["baseline"]["status"] == "ok" and doc["training_load"]["status"] == "ok"
     assert 0.7 < doc["training_load"]["acwr"] < 1.4  # steady year: no load spike
+
+
+def test_week_over_week_uses_the_charts_monday_weeks(store: Store) -> None:
+    # T0 is a Thursday: day 3 = Sunday 4 Jan, day 4 = Monday 5 Jan, day 10 = Sunday 11, day 11 = Monday 12.
+    for i, (day, minutes, valr) in enumerate([(3, 30, 50.0), (4, 40, 55.0), (10, 30, 60.0), (11, 20, 70.0)]):
+        store.insert_message(make_run(i, T0 + day * DAY, minutes, valr=valr))
+    doc = trends(store, period="week")
+    wow = doc["week_over_week"]
+    assert wow["this_week_from"] == "2026-01-12T00:00:00Z" and wow["last_week_from"] == "2026-01-05T00:00:00Z"
+    m = wow["measures"]
+    # a rolling 7 days would hold Sunday's and Monday's runs; the Monday week holds Monday's only
+    assert m["runs"]["this_week"] == 1 and m["runs"]["last_week"] == 2
+    assert m["valr_mean"]["this_week"] == pytest.approx(70.0) and m["valr_mean"]["change_pct"] is not None
+    # the same numbers as the chart's weekly points
+    week = {p["t"]: p for p in doc["points"]}
+    assert week[wow["this_week_from"]]["runs"] == 1 and week[wow["last_week_from"]]["runs"] == 2
+    assert week[wow["last_week_from"]]["valr_mean"] == pytest.approx(m["valr_mean"]["last_week"])
+    # totals of a week in progress compare with last week up to the same moment (Monday's first 20 minutes)
+    assert m["runs"]["last_week_to_date"] == 1 and m["runs"]["change_pct"] == pytest.approx(0.0)
+    assert m["load_min"]["last_week_to_date"] == pytest.approx(40.0)
+
+
+def test_trend_baseline_band_leaves_the_latest_run_out(store: Store) -> None:
+    valrs = [50.0, 52.0, 48.0, 51.0, 90.0]  # the latest run is far above the others
+    for i, v in enumerate(valrs):
+        store.insert_message(make_run(i, T0 + i * 2 * DAY, 30, valr=v))
+    b = trends(store)["baseline"]
+    assert b["status"] == "ok" and b["runs"] == 4
+    assert b["measures"]["valr_mean"]["mean"] == pytest.approx(sum(valrs[:4]) / 4)

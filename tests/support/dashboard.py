@@ -44,6 +44,20 @@ def seed_store(target: Path | str, *, weeks: int = 8, alerts: int = 3) -> Store:
     return store
 
 
+async def start_service(broker_url: str, db_path: Path, client_id: str, **config: Any) -> tuple[Any, int]:
+    """A started ``DashboardService`` (ingest from ``broker_url``, web app on a free loopback port) and its port."""
+    from plugin.config import load_config
+    from plugin.service import DashboardService
+    from tests.support.brokers import free_port
+
+    port = free_port()
+    cfg = load_config(None, mqtt={"url": broker_url, "client_id": client_id, "ha_discovery": False},
+                      db_path=str(db_path), listen=f"127.0.0.1:{port}", **config)  # fmt: skip
+    svc = DashboardService(cfg)
+    await svc.start()
+    return svc, port
+
+
 def health() -> dict[str, Any]:
     return {
         "ingest": {"stored": 10, "duplicates": 1, "rejected": 2, "rejected_by_reason": {"not_json": 2}},

@@ -1,7 +1,9 @@
 /* The JSON API (docs/dashboard.md) and the live event stream (Server-Sent Events on /api/live). */
 import { $, h } from "./dom.js";
 
-export class ApiError extends Error {}
+export class ApiError extends Error {
+  constructor(message, status = 0) { super(message); this.status = status; }
+}
 
 /** GET (or POST with options.json) a JSON route; a 401 sends the browser to the login page. */
 export async function api(path, options = {}) {
@@ -15,11 +17,11 @@ export async function api(path, options = {}) {
   const resp = await fetch(path, init);
   if (resp.status === 401) {
     window.location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search)}`);
-    throw new ApiError("authentication required");
+    throw new ApiError("authentication required", 401);
   }
   let body = null;
   try { body = await resp.json(); } catch (_) { /* non-JSON error */ }
-  if (!resp.ok) throw new ApiError((body && body.error) || `${resp.status} ${resp.statusText}`);
+  if (!resp.ok) throw new ApiError((body && body.error) || `${resp.status} ${resp.statusText}`, resp.status);
   return body;
 }
 

@@ -34,6 +34,15 @@ export function showError(container, err) {
   fill(container, h("p", { class: "error", role: "alert", text: `Could not load: ${err.message}` }));
 }
 
+/** Replace the page's content with a "not found" message (an unknown or deleted run, a foreign id). */
+export function showNotFound(title, message, back) {
+  document.title = `${title} · footfall`;
+  fill(document.getElementById("main"),
+    h("section", { class: "card not-found", id: "not-found" },
+      h("h1", { class: "page-title", text: title }), h("p", { text: message }),
+      back ? h("p", {}, h("a", { class: "btn", href: back.href, text: back.text })) : null));
+}
+
 export const isNum = (v) => typeof v === "number" && Number.isFinite(v);
 export const num = (v, digits = 0) => (isNum(v) ? v.toLocaleString(undefined, { maximumFractionDigits: digits, minimumFractionDigits: digits }) : "–");
 export const pct = (v, digits = 0) => (isNum(v) ? `${num(v * 100, digits)} %` : "–");
@@ -75,13 +84,19 @@ const hasInterval = (r) => isNum(r.valr_mean) && isNum(r.valr_lo) && isNum(r.val
 export const valrValue = (r) => (hasInterval(r) ? `≈ ${num(r.valr_mean)}` : num(r.valr_mean));
 export const valrInterval = (r) => (hasInterval(r) ? `90 % interval ${num(r.valr_lo)}–${num(r.valr_hi)} BW/s` : null);
 export const valrCell = (r) => (hasInterval(r) ? `≈ ${num(r.valr_mean)} (${num(r.valr_lo)}–${num(r.valr_hi)})` : num(r.valr_mean));
+/** An address that may wrap only between its parts (after "://", "@", "/", before ":port"), never inside a
+ * host name or a number. */
+export function address(url) {
+  const parts = String(url).split(/(?<=:\/\/|@|[^/:]\/)|(?=:\d+(?:\/|$))/).filter(Boolean);
+  return h("span", { class: "address" }, parts.flatMap((p, i) => [i ? h("wbr") : null, h("span", { class: "nobr", text: p })]));
+}
 
 export function stat(label, value, unit, tipKey, sub) {
   const words = typeof value === "string" && /[a-z]{3,}/i.test(value) && value.length > 8;
   return h("div", { class: "stat", "data-tip": tipKey ? GLOSSARY[tipKey] : null, title: tipKey ? GLOSSARY[tipKey] : null },
     h("div", { class: "label" }, label),
     h("div", { class: words ? "value words" : "value" }, value, unit ? h("span", { class: "unit", text: unit }) : null),
-    sub ? h("div", { class: "sub", text: sub }) : null);
+    sub instanceof Node ? h("div", { class: "sub" }, sub) : sub ? h("div", { class: "sub", text: sub }) : null);
 }
 
 export function zoneBar(r, m, f) {

@@ -17,11 +17,16 @@ const PAGES = {
 };
 
 const page = document.body.dataset.page;
-if (page !== "login") startLive();
 const load = PAGES[page];
 if (load) {
   load()
-    .then((mod) => mod.render())
+    .then((mod) => {
+      // render() subscribes to the footfall:* events before its first await; only then open the stream, so
+      // the first events (the latest live update arrives at once) find their listeners.
+      const drawn = mod.render();
+      startLive();
+      return drawn;
+    })
     .catch((err) => console.error(err))
-    .finally(() => { document.body.dataset.ready = "1"; });
+    .finally(() => { performance.mark("footfall:ready"); document.body.dataset.ready = "1"; });
 }

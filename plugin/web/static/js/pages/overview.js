@@ -1,8 +1,8 @@
 /* Overview: live card, injury-risk context, latest run, open alerts, an 8-week glance chart. */
 import { alertItem } from "../alerts.js";
 import { api } from "../api.js";
-import { COLORS, plot } from "../charts.js";
-import { $, ago, css, fill, fmtDate, fmtDuration, h, isNum, num, showError, stat, toDate, valrInterval, valrValue, zoneBar } from "../dom.js";
+import { COLORS, plot, timeAxis, utcX } from "../charts.js";
+import { $, ago, css, fill, fmtDate, fmtDuration, h, isNum, num, showError, stat, valrInterval, valrValue, zoneBar } from "../dom.js";
 
 export async function render() {
   const liveBody = $("#live-card .card-body");
@@ -56,15 +56,10 @@ async function renderOverview(first = true) {
   try { data = await api("/api/overview"); } catch (err) { ["#risk-card", "#latest-run", "#recent-alerts"].forEach((s) => showError($(`${s} .card-body`), err)); return; }
 
   const level = data.risk_level || "unknown";
-  const riskText = {
-    // Mirrors plugin.risk.risk_summary: open (unacknowledged) alerts of the last 28 days count until acknowledged.
-    low: "No open warnings: nothing stands out against your own baseline. Acknowledged alerts no longer count.",
-    elevated: "An alert is still open, or your training load jumped — read the reasons, consider an easier week, and acknowledge the alert once you have.",
-    high: "Several warning signs in the last 7 days. Ease off and read the alerts.",
-    unknown: "Not enough history for a personal baseline yet — keep running with the insoles.",
-  }[level] || "";
+  // plugin.risk.risk_summary explains the level in one sentence naming its time window (headline).
+  const headline = (data.risk && data.risk.headline) || "";
   const reasons = ((data.risk && data.risk.reasons) || []).slice(0, 5);
-  fill($("#risk-card .card-body"), h("div", { class: `risk risk-${level}`, id: "risk-level", text: level }), h("p", { class: "muted", text: riskText }),
+  fill($("#risk-card .card-body"), h("div", { class: `risk risk-${level}`, id: "risk-level", text: level }), h("p", { class: "muted", id: "risk-headline", text: headline }),
     reasons.length ? h("ul", { class: "reasons" }, reasons.map((r) => h("li", { text: r }))) : null);
 
   const run = data.latest_run;
@@ -97,8 +92,8 @@ async function renderOverview(first = true) {
     const pts = tr.points || [];
     const c = COLORS();
     plot("chart-glance", [
-      { type: "bar", name: "Steps", x: pts.map((p) => toDate(p.t)), y: pts.map((p) => p.steps), marker: { color: c.accent, opacity: 0.55 }, hovertemplate: "%{y:,.0f} steps<extra></extra>" },
-      { type: "scatter", mode: "lines+markers", name: "VALR (BW/s)", yaxis: "y2", x: pts.map((p) => toDate(p.t)), y: pts.map((p) => p.valr_mean), line: { color: c.crit, width: 2 }, hovertemplate: "%{y:.0f} BW/s<extra></extra>" },
-    ], { yaxis: { title: { text: "steps / week" } }, yaxis2: { title: { text: "VALR (BW/s)" }, overlaying: "y", side: "right", showgrid: false, rangemode: "tozero", tickformat: ".0f", tickfont: { color: css("--muted") } }, margin: { l: 56, r: 52, t: 30, b: 40 } });
+      { type: "bar", name: "Steps", x: pts.map((p) => utcX(p.t)), y: pts.map((p) => p.steps), marker: { color: c.accent, opacity: 0.55 }, hovertemplate: "%{y:,.0f} steps<extra></extra>" },
+      { type: "scatter", mode: "lines+markers", name: "VALR (BW/s)", yaxis: "y2", x: pts.map((p) => utcX(p.t)), y: pts.map((p) => p.valr_mean), line: { color: c.crit, width: 2 }, hovertemplate: "%{y:.0f} BW/s<extra></extra>" },
+    ], { xaxis: timeAxis(pts.map((p) => p.t), "week"), yaxis: { title: { text: "steps / week" } }, yaxis2: { title: { text: "VALR (BW/s)" }, overlaying: "y", side: "right", showgrid: false, rangemode: "tozero", tickformat: ".0f", tickfont: { color: css("--muted") } }, margin: { l: 56, r: 52, t: 30, b: 40 } });
   } catch (err) { showError($("#week-glance .card-body"), err); }
 }

@@ -1,7 +1,7 @@
 /* One run: summary, per-step scatter, zones per foot, centre of pressure on the insole, windows through the run. */
 import { api } from "../api.js";
-import { COLORS, plot } from "../charts.js";
-import { $, fill, fmtDate, fmtDuration, h, isNum, num, showError, stat, toDate, valrInterval, valrValue, zoneBar } from "../dom.js";
+import { COLORS, MIN_SPAN, plot, rangeAtLeast } from "../charts.js";
+import { $, fill, fmtDate, fmtDuration, h, isNum, num, showError, showNotFound, stat, toDate, valrInterval, valrValue, zoneBar } from "../dom.js";
 
 /** Insole outline width at heel→toe position x, as a fraction of the widest point.
  * Ported from edge_agent.profiles.insole_width_fraction (kept in JS so the plugin never imports
@@ -43,7 +43,9 @@ function insoleSvg(side, steps, color) {
     svg.append(h("circle", { cx: px(my), cy: py(mx), r: 7, fill: "none", stroke: color, "stroke-width": 2.5 },
       h("title", { text: `mean CoP: ${num(mx, 2)} heel→toe, ${num(my, 2)} medial→lateral` })));
   }
-  svg.append(h("text", { class: "insole-title", x: pad + W / 2, y: L + 2 * pad + 12, "text-anchor": "middle", text: `${side === "left" ? "Left" : "Right"} · ${pts.length} steps` }));
+  const drawn = Math.ceil(pts.length / stride);
+  svg.append(h("text", { class: "insole-title", x: pad + W / 2, y: L + 2 * pad + 12, "text-anchor": "middle",
+    text: `${side === "left" ? "Left" : "Right"} · ${drawn < pts.length ? `${num(drawn)} of ` : ""}${num(pts.length)} sampled steps` }));
   return svg;
 }
 
@@ -63,7 +65,11 @@ export async function render() {
 
 async function drawRun(runId) {
   let run;
-  try { run = await api(`/api/runs/${encodeURIComponent(runId)}?steps=columns`); } catch (err) { showError($("#run-summary .card-body"), err); return; }
+  try { run = await api(`/api/runs/${encodeURIComponent(runId)}?steps=columns`); } catch (err) {
+    if (err.status === 404) showNotFound("Run not found", `There is no run “${runId}” — it may have been deleted, or it belongs to a runner you cannot see.`, { href: "/runs", text: "All runs" });
+    else document.querySelectorAll("#main .card-body[aria-busy], #main .chart").forEach((el) => showError(el, err));
+    return;
+  }
   const c = COLORS();
   const started = toDate(run.started_at);
   $("#run-title").textContent = `${fmtDate(run.started_at)}, ${started ? started.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" }) : ""}${run.runner ? " · " + run.runner : ""}`;
@@ -118,15 +124,20 @@ async function drawRun(runId) {
     marker: { color: [c.rear, c.mid, c.fore][i] }, hovertemplate: "%{x:.0f} %<extra>" + name + "</extra>",
   })), { barmode: "stack", hovermode: "closest", xaxis: { title: { text: "share of steps (%)" }, range: [0, 100] }, yaxis: { autorange: "reversed" } });
 
+  // Dots are the steps that came with a per-step record (the agent's step_records: all of a run's steps or a
+  // sample of them), thinned to ≤ 600 per foot for drawing: say so, next to the run's step count.
   fill($("#cop-map .card-body"),
-    h("div", { class: "insoles" }, insoleSvg("left", bySide("left"), c.left), insoleSvg("right", bySide("right"), c.right)));
+    h("div", { class: "insoles" }, insoleSvg("left", bySide("left"), c.left), insoleSvg("right", bySide("right"), c.right)),
+    h("p", { class: "muted", id: "cop-note", text: `Each dot is one sampled step: ${num(n)} of the run's ${num(stepCount)} steps came with a per-step record.` }));
 
   const wx = win.map((w) => (isNum(w.t_start) && isNum(run.started_at) ? (w.t_start - run.started_at) / 60 : w.window_index));
   const wl = (name, key, color, axis, unit) => ({ type: "scatter", mode: "lines", name: `${name} (${unit})`, x: wx, y: win.map((w) => w[key]), yaxis: axis, line: { color, width: 2 }, hovertemplate: `%{y:.0f} ${unit}` });
   plot("chart-windows", [wl("Cadence", "cadence_spm", c.accent, "y", "spm"), wl("VALR", "valr_mean", c.crit, "y2", "BW/s"), wl("Contact", "contact_ms", c.left, "y3", "ms")], {
     grid: { rows: 3, columns: 1, shared_xaxes: true, roworder: "top to bottom" },
     xaxis: { title: { text: "minutes into the run" } },
-    yaxis: { title: { text: "spm" }, domain: [0.7, 1] }, yaxis2: { title: { text: "BW/s" }, domain: [0.36, 0.64] }, yaxis3: { title: { text: "ms" }, domain: [0, 0.3] },
+    yaxis: { title: { text: "spm" }, domain: [0.7, 1], ...rangeAtLeast(win.map((w) => w.cadence_spm), MIN_SPAN.cadence_spm) },
+    yaxis2: { title: { text: "BW/s" }, domain: [0.36, 0.64] },
+    yaxis3: { title: { text: "ms" }, domain: [0, 0.3], ...rangeAtLeast(win.map((w) => w.contact_ms), MIN_SPAN.contact_ms) },
     margin: { l: 56, r: 16, t: 30, b: 40 },
   });
 }

@@ -1,6 +1,6 @@
 /* Settings: notification URLs and risk thresholds (schema-driven form), system health. */
 import { api } from "../api.js";
-import { $, fill, h, num, showError, stat } from "../dom.js";
+import { $, address, fill, h, num, showError, stat } from "../dom.js";
 
 export async function render() {
   const form = $("#settings-form");
@@ -59,7 +59,7 @@ async function renderSystem() {
       stat("Stored", num(ing.stored), null, null, "summaries and runs"),
       stat("Duplicates", num(ing.duplicates), null, null, "resent, stored once"),
       stat("Rejected", num(ing.rejected), null, null, reasons || "malformed payloads"),
-      stat("Broker", br.connected ? "connected" : br.connected === false ? "offline" : "–", null, null, br.url || ""),
+      stat("Broker", br.connected ? "connected" : br.connected === false ? "offline" : "–", null, null, br.url ? address(br.url) : ""),
       stat("Devices", num(hl.devices), null, null, hl.version ? `footfall ${hl.version}` : null),
       stat("Notifications", nt.configured ? `${num(nt.sent)} sent` : "not set up", null, null, nt.configured ? `${num(nt.failed)} failed` : null)),
     hl.web && hl.web.auth === "token"
