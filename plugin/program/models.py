@@ -138,6 +138,17 @@ class JourneyResponse(_Out):
     message: str | None = None
 
 
+class ProgramEnded(_Out):
+    ok: bool
+    runner: str
+
+
+class ShoeRetired(_Out):
+    ok: bool
+    shoe_id: str
+    already_retired: bool
+
+
 class TagResponse(_Out):
     run_id: str
     shoe: str | None

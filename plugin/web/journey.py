@@ -15,7 +15,15 @@ from pydantic import BaseModel, ValidationError
 
 from plugin.program import AssessmentError, ProgramService
 from plugin.program.journey import journey as build_journey
-from plugin.program.models import ChangeProgram, JourneyResponse, StartProgram, TagResponse, TagRun
+from plugin.program.models import (
+    ChangeProgram,
+    JourneyResponse,
+    ProgramEnded,
+    ShoeRetired,
+    StartProgram,
+    TagResponse,
+    TagRun,
+)
 from plugin.program.shoes import compare_shoes, current_shoe
 from plugin.store import StoreError
 from plugin.web.accounts import principal
@@ -109,7 +117,7 @@ async def end_program(request: web.Request) -> web.Response:
     runner = _runner(request, request.match_info["runner"])
     if not await _call(_ctx(request).store.delete_program, runner):
         raise ApiError(404, f"{runner!r} has no program")
-    return json_response({"ok": True, "runner": runner})
+    return json_response(ProgramEnded(ok=True, runner=runner).model_dump(mode="json"))
 
 
 async def tag_run(request: web.Request) -> web.Response:
@@ -146,7 +154,7 @@ async def retire_shoe(request: web.Request) -> web.Response:
     if shoe is None or not principal(request).can_see(shoe["runner"]):
         raise ApiError(404, f"shoe {shoe_id!r} not found")
     retired = await _call(ctx.store.retire_shoe, shoe_id)
-    return json_response({"ok": True, "shoe_id": shoe_id, "already_retired": not retired})
+    return json_response(ShoeRetired(ok=True, shoe_id=shoe_id, already_retired=not retired).model_dump(mode="json"))
 
 
 def add_routes(app: web.Application) -> None:

@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient
 from plugin.program.models import JourneyResponse
 from plugin.store import Store
 from tests.plugin.test_accounts import bearer, client, club, get
+from tests.plugin.test_api_schema import validator
 
 __all__ = ["client", "club"]
 
@@ -34,6 +35,8 @@ async def test_a_runner_runs_their_own_journey_only(client: TestClient, club: tu
     status, doc = await send(client, "POST", "/api/journey/alex/program", t, start)
     assert status == 201, doc
     JourneyResponse.model_validate(doc)
+    validator("POST", "/api/journey/{runner}/program").validate(doc)  # the committed docs/api-schema.json
+    validator("GET", "/api/journey").validate((await get(client, "/api/journey", t))[1])
     p = doc["program"]
     assert p["stage"] == 1 and p["goals"] == "sub-50 10 km" and p["cadence_goal_pct"] == 6
     assert p["targets"]["cadence_spm"] == round(p["assessment"]["cadence_spm"] * 1.025, 1)
@@ -60,7 +63,9 @@ async def test_a_runner_runs_their_own_journey_only(client: TestClient, club: tu
     assert (await send(client, "POST", f"/api/shoes/{sams_shoe['shoe_id']}/retire", t))[0] == 404
     assert (await send(client, "POST", f"/api/shoes/{road['shoe_id']}/retire", t))[1]["already_retired"] is False
 
-    assert (await send(client, "DELETE", "/api/journey/alex/program", t))[0] == 200
+    status, ended = await send(client, "DELETE", "/api/journey/alex/program", t)
+    assert status == 200 and ended == {"ok": True, "runner": "alex"}
+    validator("DELETE", "/api/journey/{runner}/program").validate(ended)
     assert store.get_program("alex") is None
 
 
