@@ -30,7 +30,7 @@ from edge_agent.common.config import (
     load_yaml,
 )
 from edge_agent.common.redact import redact_url
-from edge_agent.contract import DEFAULT_BASE_TOPIC, DEVICE_ID_PATTERN, RUNNER_ID_PATTERN
+from edge_agent.contract import DEFAULT_BASE_TOPIC, DEVICE_ID_PATTERN, RUNNER_ID_PATTERN, SHOE_NAME_PATTERN
 from edge_agent.runtime.feedback.settings import FEEDBACK_BATCH_MS, FeedbackConfig
 from edge_agent.sources import SourceConfig
 from edge_agent.sources.simulator import SimulatorSourceConfig
@@ -223,6 +223,14 @@ class AgentConfig(BaseSettings):
         default="insoles", pattern=DEVICE_ID_PATTERN, title="Device id", description="In topics and run ids."
     )
     runner: str | None = Field(default=None, max_length=64, title="Runner", description="Whose runs these are.")
+    shoe: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=SHOE_NAME_PATTERN,
+        title="Shoe pair",
+        description="The pair you run in: each run summary names it and the dashboard tags the run (docs/program.md).",
+    )
     profile: str = Field(
         default="moticon-opengo", title="Hardware profile", description="Bundled name or path to a profile YAML."
     )

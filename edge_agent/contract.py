@@ -54,6 +54,8 @@ _DEVICE_ID_RE = re.compile(DEVICE_ID_PATTERN)
 RUNNER_ID_PATTERN = DEVICE_ID_PATTERN
 #: Topic node under which per-runner topics live (not a valid device id, so never mistaken for one).
 RUNNERS_NODE = "_runners"
+#: A shoe pair's name (RunSummary.shoe, the agent's ``shoe:``): printable, no control characters.
+SHOE_NAME_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 #: Targets are small; anything bigger is rejected before parsing.
 MAX_TARGET_BYTES = 8 * 1024
 
@@ -231,6 +233,10 @@ class RunSummary(Envelope):
     body_mass_kg: NonNeg | None = None
     valr: LoadingRateEstimate | None = Field(default=None, title="VALR, both feet: bias-aware mean and interval")
     profile: str | None = Field(default=None, max_length=64, title="Hardware profile (insole model)")
+    shoe: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=SHOE_NAME_PATTERN,
+        title="Shoe pair the run was in (the agent's `shoe:`; optional)",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _ends_after_it_starts(self) -> RunSummary:
@@ -280,6 +286,7 @@ AlertKind = Literal[
     "fatigue_drift",
     "asymmetry",
     "training_load",
+    "shoe_change",
 ]
 
 

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -153,24 +154,19 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
     db = _target(args)
     scenario = Scenario()
+    weeks = args.weeks
     if args.demo_alerts:
-        weeks = args.weeks
         scenario = Scenario(spike=(4 * weeks - 2, 12, 2, 1.6), fatigue_runs=(4 * weeks - 4,),
                             forefoot_transition=(max(1, weeks - 4), weeks - 1, 0.6))  # fmt: skip
-    kwargs: dict[str, Any] = {"weeks": args.weeks, "seed": args.seed, "scenario": scenario,
+    if args.program:
+        if not 8 <= weeks <= 12:
+            raise ConfigError(f"seed-history --program: --weeks must be 8–12, not {weeks}")
+        scenario = program_scenario(weeks)
+    kwargs: dict[str, Any] = {"weeks": weeks, "seed": args.seed, "scenario": scenario,
                               "runner": RunnerModel(name=args.runner, device_id=args.device_id)}  # fmt: skip
     with Store(db) as store:
-        if args.demo_alerts:  # store message by message and run the risk rules, as the live service does
-            from edge_agent.contract import WindowSummary
-            from plugin.history import generate_history
-            from plugin.risk import RiskEngine
-
-            engine = RiskEngine(store)
-            n = 0
-            for msg in generate_history(**kwargs):
-                if store.insert_message(msg):
-                    n += 1
-                    engine.on_summary(msg) if isinstance(msg, WindowSummary) else engine.on_run(msg)
+        if args.demo_alerts or args.program:  # message by message through the rules, as the live service does
+            n = _seed_live(store, kwargs, program_week=PROGRAM_WEEK if args.program else None)
         else:
             n = seed_history(store, **kwargs)
         counts = store.counts()
@@ -178,6 +174,50 @@ def cmd_seed(args: argparse.Namespace) -> int:
     stats = f"{counts['runs']} runs, {counts['windows']} windows, {counts['alerts']} alerts"
     print(f"seeded {w}: {n} messages, {stats}")
     return 0
+
+
+#: The simulated runner starts the program after 4 weeks of running as usual (its assessment).
+PROGRAM_WEEK = 4
+
+
+def program_scenario(weeks: int) -> Any:
+    """A runner following the program: cadence +7.5 % over 3 weeks (VALR falling with it), then a slow midfoot
+    transition, and a new pair of shoes two weeks before the end whose first runs land further forward and load
+    faster (the shoe alert)."""
+    from plugin.history import Scenario
+
+    new_pair_run = 4 * (weeks - 2)  # 4 runs a week: the first run of the second-last week
+    return Scenario(program=(PROGRAM_WEEK, 0.075, 3), forefoot_transition=(PROGRAM_WEEK + 3, weeks + 4, 0.35),
+                    shoe_change=(new_pair_run, "Daily trainer", "Carbon racer", 1.35, 0.2))  # fmt: skip
+
+
+def _seed_live(store: Any, kwargs: dict[str, Any], *, program_week: int | None) -> int:
+    from edge_agent.contract import RunSummary, WindowSummary
+    from plugin.history import WEEK, generate_history, history_start
+    from plugin.program import ProgramService
+    from plugin.risk import RiskEngine
+
+    engine = RiskEngine(store)
+    clock = [0.0]
+    program = ProgramService(store, clock=lambda: clock[0])
+    runner = kwargs["runner"].name
+    end = kwargs.setdefault("end", time.time())
+    start = history_start(weeks=kwargs["weeks"], end=end) + (program_week or 0) * WEEK
+    started = program_week is None
+    n = 0
+    for msg in generate_history(**kwargs):
+        clock[0] = msg.t_end if isinstance(msg, WindowSummary) else msg.ended_at
+        if not started and clock[0] >= start:
+            clock[0] = start
+            program.start(runner, at=start, goals="A half marathon in spring, without knee pain",
+                          injury_note="Runner's knee (patellofemoral pain) two years ago; fine since.")  # fmt: skip
+            started = True
+        if store.insert_message(msg):
+            n += 1
+            engine.on_summary(msg) if isinstance(msg, WindowSummary) else engine.on_run(msg)
+            if isinstance(msg, RunSummary):
+                program.on_run(msg)
+    return n
 
 
 def cmd_users(args: argparse.Namespace) -> int:
@@ -288,6 +328,12 @@ def _when(t: float | None) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M")
 
 
+def _open_store(args: argparse.Namespace) -> Any:
+    from plugin.store import Store
+
+    return Store(_target(args))
+
+
 def _database_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", help="SQLite file or postgresql:// URL (default: the config's)")
     p.add_argument("--config", type=Path)
@@ -343,6 +389,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="inject a loading spike, fatigue drift and a fast forefoot transition, then run the rules",
     )
+    s.add_argument(
+        "--program",
+        action="store_true",
+        help="a runner following the retraining program from 4 weeks in (cadence up, loading down, a slow strike "
+        "transition) with a change of shoes that loads faster, run through the rules and the program (8–12 weeks)",
+    )
     s.set_defaults(func=cmd_seed)
 
     u = sub.add_parser("users", help="club accounts: admin, coach (their teams), runner (themself)")
@@ -371,6 +423,18 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("target", help="set, switch off or show a runner's in-run feedback target (retained MQTT)")
     targets.add_arguments(t)
     t.set_defaults(func=lambda a: targets.cmd_target(a, _config))
+
+    from plugin.program import cli as program_cli
+
+    pr = sub.add_parser("program", help="a runner's retraining program: start, show, change, end (docs/program.md)")
+    program_cli.add_program_arguments(pr)
+    _database_args(pr)
+    pr.set_defaults(func=lambda a: program_cli.cmd_program(a, _open_store))
+
+    sh = sub.add_parser("shoes", help="a runner's shoes: list with per-pair comparison, tag or untag a run, retire")
+    program_cli.add_shoes_arguments(sh)
+    _database_args(sh)
+    sh.set_defaults(func=lambda a: program_cli.cmd_shoes(a, _open_store))
     return p
 
 

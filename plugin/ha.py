@@ -2,7 +2,8 @@
 
 One retained QoS 1 message on ``<prefix>/device/footfall_dashboard/config`` declares the "footfall dashboard"
 device with its components (entities described as data, Home Assistant style): the risk level (enum sensor),
-the latest alert (an MQTT ``event`` entity whose ``event_types`` are the rule kinds), and 7-day trend sensors.
+the latest alert (an MQTT ``event`` entity whose ``event_types`` are the rule kinds), 7-day trend sensors, and the
+form journey (program stage, target cadence, progress, current shoe).
 State is one retained JSON document on ``<base>/_dashboard/state`` read by ``value_template``s; alerts are
 published (not retained) on ``<base>/_dashboard/event`` with ``event_type`` = the rule. Availability follows
 the plugin's retained status topic (last will ``offline``). Discovery is re-sent when ``homeassistant/status``
@@ -29,6 +30,8 @@ from edge_agent.contract import Alert, AlertKind
 from plugin import __version__
 from plugin.config import RiskConfig
 from plugin.ingest import PLUGIN_NODE
+from plugin.program.journey import journey
+from plugin.program.shoes import current_shoe
 from plugin.risk import risk_summary
 from plugin.store import Store
 from plugin.trends import DAY, period_summary, training_load
@@ -62,9 +65,41 @@ ENTITIES: tuple[EntityDescription, ...] = (
     EntityDescription("load_7d", "Running time (7 days)", "state", unit="min", device_class="duration",
                       state_class="total"),
     EntityDescription("acwr", "Acute:chronic load ratio", "state", icon="mdi:scale-balance", precision=2),
+    EntityDescription("program_stage", "Program stage", "state", state_class=None, icon="mdi:stairs-up"),
+    EntityDescription("program_target_cadence", "Target cadence", "state", unit="spm", icon="mdi:metronome",
+                      precision=0),
+    EntityDescription("program_progress", "Program progress", "state", unit="%", icon="mdi:progress-check",
+                      precision=0),
+    EntityDescription("current_shoe", "Current shoe", "state", state_class=None, icon="mdi:shoe-sneaker"),
     EntityDescription(ALERT_EVENT, "Running alert", "event", platform="event", state_class=None,
                       icon="mdi:alert-decagram", extra=(("event_types", list(get_args(AlertKind))),)),
 )  # fmt: skip
+
+
+def program_state(store: Store, now: float) -> dict[str, Any]:
+    """The program entities: the journey of the runner who ran most recently among those with a program (one
+    dashboard device for the household; the journey page shows every runner)."""
+    out: dict[str, Any] = {"program_stage": None, "program_target_cadence": None, "program_progress": None,
+                           "current_shoe": None, "program_runner": None}  # fmt: skip
+    latest = store.list_runs(limit=1)
+    programs = {p["runner"] for p in store.list_programs()}
+    runner = latest[0]["runner"] if latest and latest[0]["runner"] in programs else min(programs, default=None)
+    if latest and latest[0]["runner"]:
+        shoe = current_shoe(store, latest[0]["runner"])
+        out["current_shoe"] = shoe["name"] if shoe else None
+    if runner is None:
+        return out
+    doc = journey(store, runner, now=now)
+    if doc is None:
+        return out
+    stage = f"{doc['stage']}: {doc['stage_title']}" + (" (done)" if doc["done"] else "")
+    if doc["lock"]["locked"] and doc["stage"] == 1 and doc["completed"]:
+        stage += " (stage 2 locked)"
+    out.update(program_stage=stage[:255], program_target_cadence=doc["targets"]["cadence_spm"],
+               program_progress=doc["progress_pct"], program_runner=runner)  # fmt: skip
+    if out["current_shoe"] is None:
+        out["current_shoe"] = doc["current_shoe"]
+    return out
 
 
 class HaPublisher:
@@ -126,7 +161,9 @@ class HaPublisher:
         this = period_summary(self.store, since=now - 7 * DAY, until=now)  # the last 7 days, rolling
         risk = risk_summary(self.store, config=self.risk_config)
         tl = training_load(self.store, ref=now, with_series=False)
+        program = program_state(self.store, now)
         return {
+            **program,
             "risk_level": risk["level"], "risk_reasons": risk["reasons"][:5],
             "valr_7d": this["valr_mean"], "valr_p90_7d": this["valr_p90"], "cadence_7d": this["cadence_spm"],
             "contact_7d": this["contact_ms"], "forefoot_share_7d": this["forefoot_share_pct"],

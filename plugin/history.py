@@ -6,7 +6,8 @@ the numbers follow docs/design.md §4: cadence ~165–175 spm, contact ~250 ms, 
 loading ~30 % slower (meta-analysis, Sports Health 2021, PMC7734358), Herzog's SI% for asymmetry and
 Zifchock's symmetry angle, and the per-foot run statistics pooled from the windows, all as defined in
 :mod:`edge_agent.common.measures`. Scenarios inject what the risk rules look for: an in-run loading spike, a too-fast
-forefoot transition, fatigue drift, a persistent asymmetry, a training-load jump.
+forefoot transition, fatigue drift, a persistent asymmetry, a training-load jump — and what the program watches: a
+runner following it (cadence up, loading down) and a change of shoes.
 """
 
 from __future__ import annotations
@@ -69,6 +70,12 @@ class Scenario:
     asymmetry: tuple[int, float] | None = None
     #: (first week, volume factor) — a training-load jump from that week on.
     load_jump: tuple[int, float] | None = None
+    #: (first week, cadence rise reached, weeks to reach it) — a runner following the program: cadence rises
+    #: linearly week by week, VALR falls 2.5 % per 1 % of cadence (Willy 2016: +7.5 % step rate, VALR −19 %).
+    program: tuple[int, float, int] | None = None
+    #: (first run in the new pair, old pair, new pair, VALR factor, forefoot share added) — a shoe change whose
+    #: first 3 runs load faster and land further forward; every run names its pair (RunSummary.shoe).
+    shoe_change: tuple[int, str, str, float, float] | None = None
 
 
 @dataclass
@@ -118,6 +125,13 @@ def _foot(
     )
 
 
+def history_start(*, weeks: int, end: float | None = None) -> float:
+    """The Monday 00:00 UTC on which :func:`generate_history` starts ``weeks`` weeks of history before ``end``."""
+    end = time.time() if end is None else end
+    end_monday = math.floor((end - 4 * DAY) / WEEK) * WEEK + 4 * DAY  # Unix epoch was a Thursday
+    return end_monday - weeks * WEEK
+
+
 def generate_history(
     *,
     weeks: int = 8,
@@ -140,8 +154,7 @@ def generate_history(
     model = runner or RunnerModel()
     sc = scenario or Scenario()
     end = time.time() if end is None else end
-    end_monday = math.floor((end - 4 * DAY) / WEEK) * WEEK + 4 * DAY  # Unix epoch was a Thursday
-    start = end_monday - weeks * WEEK
+    start = history_start(weeks=weeks, end=end)
     counter = _Counter(stream_id or f"sim{rng.getrandbits(48):012x}", ids=random.Random(seed + 7919))
     days_by_count = {1: [6], 2: [2, 6], 3: [1, 3, 6], 4: [0, 2, 4, 6], 5: [0, 1, 3, 4, 6], 6: [0, 1, 2, 3, 4, 6]}
     schedule: list[tuple[int, float, float]] = []  # (week, start time, minutes)
@@ -165,6 +178,15 @@ def generate_history(
                 frac = min(1.0, (week - w0 + 1) / max(1, w1 - w0 + 1))
                 fore = model.forefoot_share + (target - model.forefoot_share) * frac
                 mid = min(mid, 1.0 - fore)
+        shoe = None
+        in_new_pair = False
+        if sc.shoe_change:
+            first_new, old_pair, new_pair, _, shoe_fore = sc.shoe_change
+            shoe = new_pair if run_no >= first_new else old_pair
+            in_new_pair = first_new <= run_no < first_new + 3
+            if in_new_pair:
+                fore = min(0.9, fore + shoe_fore)
+                mid = min(mid, 1.0 - fore)
         asym_base = model.asym_contact_pct
         if sc.asymmetry and run_no >= sc.asymmetry[0]:
             asym_base = sc.asymmetry[1]
@@ -173,6 +195,13 @@ def generate_history(
         with_steps = run_no >= n_runs - step_records_last_runs
         day_valr = model.valr_bw_s * rng.gauss(1.0, 0.03)
         day_cad = model.cadence_spm * rng.gauss(1.0, 0.01)
+        if sc.program and week >= sc.program[0]:
+            p0, goal, ramp_weeks = sc.program
+            rise = goal * min(1.0, (week - p0 + 1) / max(1, ramp_weeks))
+            day_cad *= 1.0 + rise
+            day_valr *= max(0.3, 1.0 - 2.5 * rise)
+        if in_new_pair and sc.shoe_change:
+            day_valr *= sc.shoe_change[3]
         windows: list[WindowSummary] = []
         for wi in range(n_windows):
             ws = t0 + wi * window_s
@@ -245,7 +274,7 @@ def generate_history(
                 )
             )
         yield from windows
-        yield _run_summary(counter, model, run_id, windows, schema_version)
+        yield _run_summary(counter, model, run_id, windows, schema_version, shoe)
 
 
 #: The simulated runner's loading-rate interval around the mean at 100 Hz (a typical width, docs/validation.md).
@@ -290,7 +319,12 @@ def _pool_foot(feet: list[FootStats]) -> FootStats:
 
 
 def _run_summary(
-    counter: _Counter, model: RunnerModel, run_id: str, windows: list[WindowSummary], schema_version: int
+    counter: _Counter,
+    model: RunnerModel,
+    run_id: str,
+    windows: list[WindowSummary],
+    schema_version: int,
+    shoe: str | None = None,
 ) -> RunSummary:
     left = _pool_foot([w.left for w in windows])
     right = _pool_foot([w.right for w in windows])
@@ -323,6 +357,7 @@ def _run_summary(
             frames=sum(w.quality.frames for w in windows), sample_rate_hz=100.0, loading_rate_low_confidence=True
         ),
         body_mass_kg=model.body_mass_kg,
+        shoe=shoe,
         **{"profile": model.profile, **_v2(schema_version, left, right, model.profile)},
     )
 

@@ -28,6 +28,7 @@ from plugin.ha import HaPublisher
 from plugin.ingest import Ingest
 from plugin.mdns import MdnsAnnouncer, should_announce
 from plugin.notify import AlertDispatcher, Notifier
+from plugin.program import ProgramService
 from plugin.risk import RiskEngine, risk_summary
 from plugin.store import Store, window_measures
 from plugin.summary import instance_id
@@ -64,10 +65,12 @@ class DashboardService:
         self.notifier = Notifier(config.notify_urls)
         self.ha: HaPublisher | None = None
         self.dispatcher: AlertDispatcher | None = None
+        self.program: ProgramService | None = None
         self.runner: web.AppRunner | None = None
         self.mdns: MdnsAnnouncer | None = None
         self.url: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._settings_seen: dict[str, Any] = {}
         self._listen_stop = threading.Event()
         self._listener: threading.Thread | None = None
@@ -77,6 +80,7 @@ class DashboardService:
     async def start(self) -> None:
         cfg = self.config
         loop = asyncio.get_running_loop()
+        self._loop = loop
         self.hub.bind(loop)
         self.store = store = await asyncio.to_thread(Store, cfg.store_target, shard=cfg.mqtt.client_id)
         if store.backend == "postgresql":  # browsers on every worker see what any worker stored
@@ -100,10 +104,19 @@ class DashboardService:
             publish=self.ingest.publish, base_topic=cfg.mqtt.base_topic, hub=self.hub, notifier=self.notifier,
             loop=loop, ha=self.ha,
         )  # fmt: skip
+        self.program = ProgramService(
+            store, publish=self.ingest.publish, base_topic=cfg.mqtt.base_topic, push=self._push_threadsafe
+        )
         self._apply_settings()
         if self.serve_web:  # before MQTT: a port in use fails the start before anything is received
             await self._start_web()
         await asyncio.to_thread(self.ingest.start, 0)
+        try:
+            published = await asyncio.to_thread(self.program.publish_all)
+            if published:
+                log.info("published the targets of %d program(s)", published)
+        except Exception:
+            log.exception("could not publish the program targets (they go out with the next runs)")
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="footfall-housekeeping"))
         log.info("footfall dashboard %s: database %s, broker %s%s", __version__, store.where, cfg.mqtt.redacted_url,
                  f", web {self.url}" if self.url else "")  # fmt: skip
@@ -120,6 +133,7 @@ class DashboardService:
             trusted_proxies=tuple(self.config.trusted_proxies),
             risk=lambda: risk_summary(self.store, config=self.engine.config if self.engine else None),  # type: ignore[arg-type]
             risk_config=lambda: self.engine.config if self.engine else self.config.risk,
+            program=self.program,
         )  # fmt: skip
         app = create_app(ctx)
         self.runner = web.AppRunner(app, access_log=None)
@@ -182,6 +196,15 @@ class DashboardService:
         assert self.engine is not None and self.dispatcher is not None
         for msg in msgs:
             alerts = self.engine.on_summary(msg) if isinstance(msg, WindowSummary) else self.engine.on_run(msg)
+            if isinstance(msg, RunSummary) and self.program is not None:
+                try:
+                    outcome = self.program.on_run(msg)
+                except Exception:  # the program must not stop ingest or the risk rules
+                    log.exception("program update failed on run %s", msg.run_id)
+                else:
+                    alerts = [*alerts, *outcome.alerts]
+                    if outcome.completed or outcome.published:
+                        self.hub.publish_threadsafe("program", {"runner": msg.runner, "completed": outcome.completed})
             for alert in alerts:
                 self.alerts_raised += 1
                 self.dispatcher.dispatch(alert)
@@ -263,6 +286,12 @@ class DashboardService:
             except Exception:
                 log.exception("housekeeping failed (will retry)")
             await asyncio.sleep(5.0)
+
+    def _push_threadsafe(self, title: str, body: str) -> None:
+        """A push (a completed program stage) through the Apprise URLs, from the ingest writer thread."""
+        loop = self._loop
+        if loop is not None and self.notifier.configured:
+            asyncio.run_coroutine_threadsafe(self.notifier.send(title, body, "info"), loop)
 
     async def notify_test(self) -> bool:
         await asyncio.to_thread(self._apply_settings)

@@ -30,6 +30,7 @@ ALERT_KINDS: Final = (
     "fatigue_drift",
     "asymmetry",
     "training_load",
+    "shoe_change",
 )
 RISK_LEVELS: Final = ["low", "elevated", "high", "unknown"]
 

@@ -250,6 +250,7 @@ class AgentRun:
                         self.profile,
                         device_id=cfg.device_id,
                         runner=cfg.runner,
+                        shoe=cfg.shoe,
                         sink=OutboxSink(outbox, topics),
                         settings=cfg.pipeline,
                         live=self._live_sink(conn),

@@ -112,6 +112,7 @@ class Pipeline:
         settings: PipelineConfig | None = None,
         live: LiveSink | None = None,
         runner: str | None = None,
+        shoe: str | None = None,
         body_mass_kg: float | None = None,
         analysis_overrides: dict[str, Any] | None = None,
         calibration: Calibration | None = None,
@@ -140,6 +141,7 @@ class Pipeline:
         self.recorder = RunRecorder(
             device_id=device_id,
             runner=runner,
+            shoe=shoe,
             profile_name=profile.name,
             sample_rate_hz=self.analyzer.sample_rate_hz,
             settings=self.settings,

@@ -53,6 +53,7 @@ class RunRecorder:
         runner: str | None,
         profile_name: str,
         sample_rate_hz: float,
+        shoe: str | None = None,
         settings: PipelineConfig,
         thresholds: ActivityThresholds,
         sink: Sink,
@@ -64,6 +65,7 @@ class RunRecorder:
     ) -> None:
         self.device_id = device_id
         self.runner = runner
+        self.shoe = shoe
         self.profile_name = profile_name
         self.sample_rate_hz = sample_rate_hz  # the rate the kernels assume: the steps' loading-rate basis
         self.settings = settings
@@ -221,6 +223,7 @@ class RunRecorder:
             quality=self.quality.since(self._run_quality0, self._calibration_age()),
             body_mass_kg=round(self.body.n / G, 2),
             profile=self.profile_name,
+            shoe=self.shoe,
             **stats.wire_fields(),  # type: ignore[arg-type]
         )
         await self._emit(run_msg)

@@ -69,12 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="keep the demo's databases here (default: a temporary folder removed at exit)",
     )
-    p.add_argument("--weeks", type=int, default=6, help="weeks of simulated history to seed (default 6)")
+    p.add_argument(
+        "--weeks", type=int, default=10,
+        help="weeks of simulated history to seed, 8–12: a runner mid-way through the retraining program (default 10)",
+    )  # fmt: skip
     p.add_argument("--speed", type=float, default=1.0, help="time factor for the simulated run (default 1 = real time)")
     p.add_argument("--run-minutes", type=float, default=6.0, help="length of the simulated run (default 6)")
     p.add_argument("--seed", type=int, default=7, help="random seed of the simulation")
     p.add_argument("--token", default=None, help="dashboard token (required when --listen is not loopback)")
     return p
+
+
+#: The pair the demo runner runs in now (plugin.cli.program_scenario's new pair).
+DEMO_SHOE = "Carbon racer"
 
 
 def agent_config(state_dir: Path, broker_url: str, run_s: float, seed: int) -> dict[str, object]:
@@ -83,6 +90,7 @@ def agent_config(state_dir: Path, broker_url: str, run_s: float, seed: int) -> d
     return {
         "device_id": DEVICE_ID,
         "runner": RUNNER,
+        "shoe": DEMO_SHOE,
         "profile": "moticon-opengo",
         "body_mass_kg": 68.0,
         "state_dir": str(state_dir / "agent"),
@@ -181,6 +189,7 @@ class Demo:
                     RUNNER,
                     "--seed",
                     str(args.seed),
+                    *(["--program"] if 8 <= args.weeks <= 12 else []),
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -11,6 +11,7 @@ One :class:`Store` object, composed of one part per responsibility:
 ``alerts``              alerts and their acknowledgement
 ``catalog``             devices, runners, settings, risk-engine state
 ``accounts``            users, teams, tokens, sessions
+``program``             the form journey: programs, shoes, which pair each run was in
 ``maintenance``         counts, the shared summary counter, checksums, health, integrity
 ``copy``                ``migrate-store``: copy one database into another, verified
 ======================  ==========================================================================================
@@ -36,6 +37,7 @@ from plugin.store.base import RUN_COLS, WINDOW_COLS, StoredMsg, run_filters
 from plugin.store.catalog import CatalogQueries
 from plugin.store.maintenance import Maintenance
 from plugin.store.migrations import migrate
+from plugin.store.program import ProgramQueries
 from plugin.store.runs import RunQueries
 from plugin.store.streams import MAX_MISSING_RANGES, StreamQueries
 from plugin.store.summaries import GAP_GIVE_UP_S, MAX_STREAMS_PER_DEVICE, MAX_WINDOWS_PER_RUN, SummaryWrites
@@ -66,7 +68,9 @@ def window_measures(msg: StoredMsg) -> dict[str, Any]:
     return {**pooled_measures(msg).as_dict(), "lr_basis": loading_rate_basis(msg)}
 
 
-class Store(SummaryWrites, StreamQueries, RunQueries, AlertQueries, CatalogQueries, Accounts, Maintenance):
+class Store(
+    SummaryWrites, StreamQueries, RunQueries, AlertQueries, CatalogQueries, Accounts, ProgramQueries, Maintenance
+):
     """The plugin's database. Thread-safe. ``target``: a path or ``sqlite:…`` (SQLite) or ``postgresql://…``.
 
     Opening migrates the schema. A SQLite file must pass ``PRAGMA quick_check`` first: a file corrupted

@@ -24,10 +24,10 @@ log = logging.getLogger(__name__)
 TABLES = (
     "devices", "runners", "settings", "risk_state", "streams", "messages", "runs", "windows", "window_steps",
     "alerts", "quarantine", "users", "teams", "team_members", "team_coaches", "api_tokens", "sessions",
-    "store_counters",
+    "programs", "shoes", "run_shoes", "store_counters",
 )  # fmt: skip
 #: Tables that must be empty in the target.
-DATA_TABLES = ("messages", "runs", "windows", "alerts", "users", "settings")
+DATA_TABLES = ("messages", "runs", "windows", "alerts", "users", "settings", "programs", "shoes")
 
 
 @dataclass

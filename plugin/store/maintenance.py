@@ -33,6 +33,10 @@ CHECKSUM_SQL = {
     "team_coaches": "SELECT team, username FROM team_coaches",
     "api_tokens": "SELECT token_hash, username, label, created_at, last_used_at FROM api_tokens",
     "quarantine": "SELECT tbl, key, run_id, reason, row_json, records, at FROM quarantine",
+    "programs": "SELECT runner, started_at, goals, injury_note, cadence_goal_pct, skip_transition, assessment, "
+    "notified_stage, target_json, updated_at FROM programs",
+    "shoes": "SELECT shoe_id, runner, name, added_at, retired_at, alerted_at FROM shoes",
+    "run_shoes": "SELECT run_id, shoe_id, source, tagged_at FROM run_shoes",
 }
 
 

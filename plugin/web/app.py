@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from plugin.web import api, live, pages
+from plugin.web import api, journey, live, pages
 from plugin.web.accounts import AccountsGate
 from plugin.web.auth import THROTTLE_KEY, auth_middleware, require_token_if_exposed, security_headers
 from plugin.web.context import DashboardContext
@@ -32,6 +32,7 @@ def create_app(ctx: DashboardContext) -> web.Application:
     app[api.CTX_KEY] = ctx
     app[THROTTLE_KEY] = throttle
     api.add_routes(app)
+    journey.add_routes(app)
     live.setup_live(app)
     pages.add_routes(app)
     app.on_response_prepare.append(_strip_server_header)

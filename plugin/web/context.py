@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:  # the web layer only calls the Store; importing it at runtime is the service's job
     from plugin.config import RiskConfig
     from plugin.events import EventHub
+    from plugin.program import ProgramService
     from plugin.store import Store
 
 SettingType = Literal["float", "int", "str", "url_list", "bool"]
@@ -138,4 +139,7 @@ class DashboardContext:
     title: str = "footfall"
     #: Reverse proxies (IPs or networks) whose X-Forwarded-Proto/-Host/-For are believed (plugin/web/proxy.py).
     trusted_proxies: tuple[str, ...] = ()
+    #: The form journey's service (start a program, retro-tag runs, publish targets); None = built on first use
+    #: without a broker (targets are stored, not published).
+    program: ProgramService | None = None
     extra: dict[str, Any] = field(default_factory=dict)

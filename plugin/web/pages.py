@@ -42,6 +42,7 @@ NAV = (
     ("/", "overview", "Overview"),
     ("/trends", "trends", "Trends"),
     ("/runs", "runs", "Runs"),
+    ("/journey", "journey", "Journey"),
     ("/alerts", "alerts", "Alerts"),
     ("/settings", "settings", "Settings"),
 )
@@ -225,6 +226,44 @@ async def run_page(request: web.Request) -> web.Response:
     return _page("run", f"Run {run_id}", body, run_id=run_id)
 
 
+async def journey_page(request: web.Request) -> web.Response:
+    body = (
+        '<div class="page-head"><h1 class="page-title">Journey</h1><div class="filters"><label>Runner '
+        '<select id="journey-runner"></select></label></div></div>'
+        '<div id="journey-messages" role="status"></div>'
+        + _card("journey-stage", "Where you are", "The program's stage, replayed from your runs since it started.",
+                "wide")
+        + '<div class="grid">'
+        + _card("journey-targets", "This week's targets",
+                "What the metronome and the cues on your Pi aim for this week (published to your agent).")
+        + _card("journey-assessment", "Starting assessment", "Your last 4 weeks before the program started.")
+        + "</div>"
+        + '<div class="charts">'
+        + "".join(
+            f'<section class="card chart-card" id="card-{cid}"><h2>{e(t)} '
+            f'<span class="tip" tabindex="0" data-tip="{e(tip)}">?</span></h2>'
+            f'<div class="chart" id="chart-{cid}" role="img" aria-label="{e(t)} chart"></div></section>'
+            for cid, t, tip in JOURNEY_CHARTS
+        )
+        + "</div>"
+        + _card("journey-stages", "The stages", "What to do in each stage, why, what not to do yet, and the sources.",
+                "wide")
+        + _card("journey-shoes", "Shoes",
+                "Each pair against your other runs at a similar cadence: loading rate, strike mix, cadence, contact "
+                "time, and running time in the pair (the insoles measure no distance).", "wide")
+        + _card("journey-program", "Your program", "Goals and injury history are yours to enter; they stay here.",
+                "wide")
+    )  # fmt: skip
+    return _page("journey", "Journey", body)
+
+
+JOURNEY_CHARTS = (
+    ("journey-cadence", "Cadence", "Each run's cadence against your baseline and this week's target band."),
+    ("journey-valr", "Loading rate", "Each run's mean VALR against your baseline and the ceiling (10 % under it)."),
+    ("journey-strike", "Midfoot + forefoot share", "Share of steps not landing on the heel, per week."),
+)
+
+
 async def alerts_page(request: web.Request) -> web.Response:
     body = (
         '<div class="page-head"><h1 class="page-title">Alerts</h1>'
@@ -387,6 +426,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/trends", trends_page)
     r.add_get("/runs", runs_page)
     r.add_get("/runs/{run_id}", run_page)
+    r.add_get("/journey", journey_page)
     r.add_get("/alerts", alerts_page)
     r.add_get("/settings", settings_page)
     r.add_get("/login", login_get)

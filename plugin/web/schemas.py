@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge_agent.contract import RunSummary
+from plugin.program import models as journey
 
 Severity = Literal["info", "warning", "critical"]
 RiskLevel = Literal["unknown", "low", "elevated", "high"]
@@ -488,7 +489,7 @@ class DashboardSummary(ApiModel):
 
 #: Route → response model (2xx). Routes answering something other than JSON (the FIT file, the CSV/JSON export,
 #: the live event stream) are not listed; every error is :class:`Error`.
-ROUTES: dict[tuple[str, str], type[ApiModel]] = {
+ROUTES: dict[tuple[str, str], type[BaseModel]] = {
     ("GET", "/api/health"): Health,
     ("GET", "/api/overview"): Overview,
     ("GET", "/api/meta"): Meta,
@@ -503,6 +504,13 @@ ROUTES: dict[tuple[str, str], type[ApiModel]] = {
     ("GET", "/api/settings"): Settings,
     ("POST", "/api/settings"): Settings,
     ("POST", "/api/settings/notify-test"): NotifyTestResult,
+    # the form journey (plugin/web/journey.py; its models live with the program, plugin/program/models.py)
+    ("GET", "/api/journey"): journey.JourneyResponse,
+    ("POST", "/api/journey/{runner}/program"): journey.JourneyResponse,
+    ("PATCH", "/api/journey/{runner}/program"): journey.JourneyResponse,
+    ("DELETE", "/api/journey/{runner}/program"): journey.ProgramEnded,
+    ("POST", "/api/runs/{run_id}/shoe"): journey.TagResponse,
+    ("POST", "/api/shoes/{shoe_id}/retire"): journey.ShoeRetired,
 }
 #: Routes whose body is not JSON (or not one document).
 NOT_JSON = frozenset({("GET", "/api/runs/{run_id}/fit"), ("GET", "/api/export"), ("GET", "/api/live")})
@@ -515,7 +523,7 @@ def dump(model: type[ApiModel], data: Any) -> Any:
 
 def openapi_like_schema() -> dict[str, Any]:
     """The JSON Schema of every route's response, for docs/api-schema.json."""
-    models: list[type[ApiModel]] = list(dict.fromkeys([*ROUTES.values(), Error]))
+    models: list[type[BaseModel]] = list(dict.fromkeys([*ROUTES.values(), Error]))
     defs: dict[str, Any] = {}
     for m in models:
         schema = m.model_json_schema(by_alias=True, ref_template="#/$defs/{model}", mode="serialization")

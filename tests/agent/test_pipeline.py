@@ -55,11 +55,13 @@ async def test_session_standing_walking_running_walking(profile) -> None:  # typ
     src = SimulatorSource(SimulatorSourceConfig(params=params, speed=0), profile)
     sink = Collect()
     # Configured mass deliberately wrong: the standing calibration must replace it.
-    pipe = Pipeline(profile, device_id="pi-test", sink=sink, settings=settings(run_stop_s=10), body_mass_kg=90.0)
+    pipe = Pipeline(profile, device_id="pi-test", sink=sink, settings=settings(run_stop_s=10), body_mass_kg=90.0,
+                    shoe="Daily trainer")  # fmt: skip
     async with src:
         await pipe.run(src, lossless=True)
     assert len(sink.runs) == 1, [m.kind for m in sink.messages]
     run = sink.runs[0]
+    assert run.shoe == "Daily trainer"  # the agent's `shoe:`, for the dashboard's per-pair comparison
     t0 = pipe.unix(pipe.t_first or 0.0)
     run_begin = params.standing_s + params.walking_s
     assert run.started_at - t0 == pytest.approx(run_begin, abs=3.0)

@@ -87,7 +87,7 @@ def test_demo_from_clean_venv(clean_venv: Path, tmp_path: Path) -> None:
                 "--run-minutes",
                 "2",
                 "--weeks",
-                "4",
+                "8",
                 "--state-dir",
                 str(tmp_path / "state"),
             ],
@@ -112,7 +112,8 @@ def test_demo_from_clean_venv(clean_venv: Path, tmp_path: Path) -> None:
         runs: list = []
         alerts: list = []
         deadline = time.monotonic() + 300  # a cold numba cache on a loaded 2-core machine compiles slowly
-        while time.monotonic() < deadline and not (runs and alerts):
+        # the seeded history has its own alerts (the new pair's): wait for the live run's loading spike
+        while time.monotonic() < deadline and not (runs and any(a["rule"] == "loading_spike" for a in alerts)):
             runs = _get(url + "api/runs")["runs"]
             alerts = _get(url + "api/alerts")["alerts"]
             time.sleep(1.0)
@@ -120,6 +121,13 @@ def test_demo_from_clean_venv(clean_venv: Path, tmp_path: Path) -> None:
         assert any(a["rule"] == "loading_spike" for a in alerts), f"no loading-spike alert: {alerts}\n{_logs(tmp_path)}"
         # The live run's windows arrived through MQTT, the broker and ingest (not only seeded history).
         assert _get(url + "api/health")["ingest"]["stored"] > 0
+        # The demo runner is mid-way through the program, with two pairs of shoes and the new pair's alert.
+        journey = _get(url + "api/journey?runner=Demo%20Runner")
+        program = journey["program"]
+        assert program is not None and not program["done"] and 1 in map(int, program["completed"]), program
+        assert 0 < program["progress_pct"] < 100 and program["stage"] in (2, 3)
+        assert {s["name"] for s in journey["shoes"]} == {"Daily trainer", "Carbon racer"}
+        assert [a["rule"] for a in _get(url + "api/alerts?limit=1000")["alerts"]].count("shoe_change") == 1
 
         descendants = _children(proc.pid)
         assert descendants, "the demo should run the broker, dashboard and agent as child processes"

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from plugin.cli import main as cli
+from plugin.program import ProgramService, journey
 from plugin.store import Store
 from plugin.trends import trends
 from tests.support.dashboard import seed_store
@@ -23,8 +24,16 @@ def test_a_home_store_copies_into_postgresql_and_back_verified(
         s.add_user("ada", "admin", password="correct horse battery")
         s.add_team("red")
         s.set_team_members("red", ["alex"])
+        ProgramService(s).start("alex", at=s.list_runs(runner="alex", limit=1)[0]["started_at"], goals="10 km")
+        newest = s.list_runs(runner="alex", limit=1)[0]
+        road = s.shoe("alex", "Road", create=True, at=newest["started_at"])
+        s.tag_run(newest["run_id"], road["shoe_id"], source="cli")  # type: ignore[index]
+        s.set_program_target("alex", {"target_id": "t1", "runner": "alex"})
         before = s.checksums()
-        api_before = (trends(s, period="week", runner="alex"), s.get_run(s.list_runs(limit=1)[0]["run_id"]))
+        assert all(before[t][0] == 1 for t in ("programs", "shoes", "run_shoes"))
+        now = newest["ended_at"] + 1
+        api_before = (trends(s, period="week", runner="alex"), s.get_run(s.list_runs(limit=1)[0]["run_id"]),
+                      journey(s, "alex", now=now))  # fmt: skip
     club = pg_cluster.create_db()
     assert cli(["migrate-store", "--from", f"sqlite:{home}", "--to", club]) == 0
     out = capsys.readouterr().out
@@ -33,7 +42,11 @@ def test_a_home_store_copies_into_postgresql_and_back_verified(
         assert pg.checksums() == before  # every table: same rows, same content
         assert pg.summaries() == before["windows"][0]
         run_id = pg.list_runs(limit=1)[0]["run_id"]
-        assert (trends(pg, period="week", runner="alex"), pg.get_run(run_id)) == api_before
+        assert (
+            trends(pg, period="week", runner="alex"),
+            pg.get_run(run_id),
+            journey(pg, "alex", now=now),
+        ) == api_before
         assert pg.verify_password("ada", "correct horse battery") is not None  # the hash travelled intact
     # a second copy into the same, now non-empty, database is refused and changes nothing
     assert cli(["migrate-store", "--from", f"sqlite:{home}", "--to", club]) == 2

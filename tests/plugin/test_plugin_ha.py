@@ -64,6 +64,11 @@ def test_discovery_payload_follows_device_based_discovery(tmp_path: Path) -> Non
             "runs_7d": ("footfall_dashboard_runs_7d", "sensor.footfall_dashboard_runs_7_days"),
             "load_7d": ("footfall_dashboard_load_7d", "sensor.footfall_dashboard_running_time_7_days"),
             "acwr": ("footfall_dashboard_acwr", "sensor.footfall_dashboard_acute_chronic_load_ratio"),
+            "program_stage": ("footfall_dashboard_program_stage", "sensor.footfall_dashboard_program_stage"),
+            "program_target_cadence": ("footfall_dashboard_program_target_cadence",
+                                       "sensor.footfall_dashboard_target_cadence"),
+            "program_progress": ("footfall_dashboard_program_progress", "sensor.footfall_dashboard_program_progress"),
+            "current_shoe": ("footfall_dashboard_current_shoe", "sensor.footfall_dashboard_current_shoe"),
             "latest_alert": ("footfall_dashboard_latest_alert", "event.footfall_dashboard_running_alert"),
         }  # fmt: skip
         assert doc["dev"]["name"] == "footfall dashboard" and all("dashboard" not in c["name"] for c in cmps.values())
@@ -74,7 +79,7 @@ def test_discovery_payload_follows_device_based_discovery(tmp_path: Path) -> Non
         assert cmps["contact_7d"]["device_class"] == "duration" and cmps["contact_7d"]["unit_of_measurement"] == "ms"
         assert cmps["cadence_7d"]["unit_of_measurement"] == "spm" and cmps["valr_7d"]["unit_of_measurement"] == "BW/s"
         assert all(c.get("state_class") in ("measurement", "total") for k, c in cmps.items()
-                   if c["p"] == "sensor" and k != "risk_level")  # fmt: skip
+                   if c["p"] == "sensor" and k not in ("risk_level", "program_stage", "current_shoe"))  # fmt: skip
         # state document: every value_template key exists, numbers from the last 7 days
         state_topic, state_payload, _, state_retain = rec.sent[1]
         state = json.loads(state_payload)

@@ -406,7 +406,9 @@ def test_migration_0008_fills_interval_and_basis_from_the_stored_json_on_both_ba
             for table in ("windows", "runs"):
                 for col in ("valr_lo", "valr_hi", "lr_basis"):
                     w.execute(f"ALTER TABLE {table} DROP COLUMN {col}")
-            w.execute("DELETE FROM schema_version WHERE version = 8")
+            for table in ("run_shoes", "shoes", "programs"):  # and 0009's tables
+                w.execute(f"DROP TABLE {table}")
+            w.execute("DELETE FROM schema_version WHERE version >= 8")
     with dbs.store() as s:
         assert s.schema_version() == LATEST
         got_w = {r["msg_id"]: r for r in s._rows(f"SELECT {cols} FROM windows")}

@@ -11,6 +11,7 @@ const PAGES = {
   trends: () => import("./pages/trends.js"),
   runs: () => import("./pages/runs.js"),
   run: () => import("./pages/run.js"),
+  journey: () => import("./pages/journey.js"),
   alerts: () => import("./pages/alerts.js"),
   settings: () => import("./pages/settings.js"),
 };
