@@ -3,8 +3,8 @@
 Each new dashboard alert fires exactly once, on the entity of its runner — pushed over the live stream the
 moment the risk engine raises it, or caught up after a gap in the stream. The event type is the rule
 (``loading_spike``, ``valr_absolute``, ``strike_transition``, ``fatigue_drift``, ``asymmetry``,
-``training_load``, ``shoe_change``); the attributes carry the alert's id (for the ``footfall.acknowledge_alert`` action), its
-severity, title, message and confidence, the runner, the device and the run.
+``training_load``, ``shoe_change``); the attributes carry the alert's id (for the
+``footfall.acknowledge_alert`` action), its severity, title, message and confidence, the runner, the device and the run.
 """
 
 from __future__ import annotations
